@@ -1,0 +1,10 @@
+//! Fleet's benchmark tools: synthetic inputs for the measurements of
+//! DESIGN.md §8, whose results are written up in docs/BENCHMARKS.md.
+//!
+//! - [`gen_fleet`]: a synthetic but valid fleet repo of any size.
+//!
+//! This crate makes inputs; it measures nothing by itself (the scripts under
+//! `scripts/` time the real binaries), and it is never a dependency of the
+//! shipped crates.
+
+pub mod gen_fleet;

@@ -1,0 +1,33 @@
+//! The typed model of a Fleet repository and everything that can be said
+//! about it without touching a network or a database.
+//!
+//! - [`model`]: the YAML sources (`fleet.yaml`, tenant base files, `store.yaml`).
+//! - [`state`]: the rendered desired state of one store and the signed
+//!   [`state::Release`] that carries it.
+//! - [`load`]: reads a fleet repo from any [`load::SourceTree`] (a directory
+//!   here, a Git tree in the reconciler) with size, file-type and YAML budgets.
+//! - [`render`]: tenant base + store overrides → one deterministic desired state.
+//! - [`validate`]: the semantic rules of POS-MODEL.md, each with a stable rule id.
+//! - [`diag`]: diagnostics that name rule, file, line and column.
+//! - [`json_schema`]: JSON Schemas generated from the types.
+//!
+//! This crate must not do network or database IO: the shells around it do.
+
+pub mod diag;
+pub mod json_schema;
+pub mod load;
+pub mod model;
+pub mod primitives;
+pub mod registry;
+pub mod render;
+pub mod state;
+pub mod validate;
+pub mod yaml;
+
+pub use diag::{Diagnostic, Rule};
+pub use load::{DirTree, FleetRepo, SourceTree, load_repo};
+pub use primitives::{Id, Money, Rate};
+pub use state::{Release, StoreState};
+
+/// The one `apiVersion` this build reads and writes.
+pub const API_VERSION: &str = "fleet/v1";

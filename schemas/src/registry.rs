@@ -1,0 +1,295 @@
+//! The registries that YAML cannot extend: setting keys with their types,
+//! and permissions. A new key or permission is added here, in code, with a
+//! test; a renamed one keeps its old name as an alias.
+
+use crate::model::SettingValue;
+use crate::primitives::Rate;
+
+/// The type a setting's value must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettingType {
+    Bool,
+    /// An integer in `min..=max`.
+    Int {
+        min: i64,
+        max: i64,
+    },
+    /// A string of at most `max_len` characters.
+    Text {
+        max_len: usize,
+    },
+    /// One of the listed strings.
+    Enum(&'static [&'static str]),
+    /// A list of rate strings (`"15"`, `"18.5"`).
+    RateList,
+    /// A BCP 47 language tag such as `en-US`.
+    Locale,
+    /// Any scalar (`custom.*`).
+    AnyScalar,
+}
+
+/// One registered setting.
+#[derive(Debug, Clone, Copy)]
+pub struct SettingSpec {
+    pub key: &'static str,
+    pub ty: SettingType,
+    /// Whether a store's `overrides.settings` may set it.
+    pub store_overridable: bool,
+    pub description: &'static str,
+}
+
+/// Every known setting key. `custom.*` keys are accepted in addition.
+pub const SETTINGS: &[SettingSpec] = &[
+    SettingSpec {
+        key: "tax.rounding",
+        ty: SettingType::Enum(&["half_even", "half_up"]),
+        store_overridable: true,
+        description: "How tax amounts are rounded to minor units.",
+    },
+    SettingSpec {
+        key: "receipt.header",
+        ty: SettingType::Text { max_len: 500 },
+        store_overridable: true,
+        description: "Text printed at the top of receipts.",
+    },
+    SettingSpec {
+        key: "receipt.footer",
+        ty: SettingType::Text { max_len: 500 },
+        store_overridable: true,
+        description: "Text printed at the bottom of receipts.",
+    },
+    SettingSpec {
+        key: "order.auto_close_minutes",
+        ty: SettingType::Int { min: 0, max: 1440 },
+        store_overridable: true,
+        description: "Minutes after which a settled order is closed; 0 never.",
+    },
+    SettingSpec {
+        key: "order.require_table",
+        ty: SettingType::Bool,
+        store_overridable: true,
+        description: "Whether dine-in orders need a table number.",
+    },
+    SettingSpec {
+        key: "tips.enabled",
+        ty: SettingType::Bool,
+        store_overridable: true,
+        description: "Whether guests are offered a tip.",
+    },
+    SettingSpec {
+        key: "tips.suggestions",
+        ty: SettingType::RateList,
+        store_overridable: true,
+        description: "Suggested tip percentages, as rate strings.",
+    },
+    SettingSpec {
+        key: "drawer.require_count",
+        ty: SettingType::Bool,
+        store_overridable: false,
+        description: "Whether closing a drawer needs a blind count (a cash-control policy set by head office).",
+    },
+    SettingSpec {
+        key: "locale",
+        ty: SettingType::Locale,
+        store_overridable: true,
+        description: "Language and region of receipts and screens (BCP 47).",
+    },
+];
+
+/// Old setting names that still work, with the name they now have.
+pub const SETTING_ALIASES: &[(&str, &str)] = &[("receipt.footer_text", "receipt.footer")];
+
+/// Every permission a role may grant.
+pub const PERMISSIONS: &[&str] = &[
+    "order.create",
+    "order.settle",
+    "order.void",
+    "order.refund",
+    "order.reopen",
+    "order.transfer",
+    "discount.apply",
+    "discount.restricted",
+    "drawer.open",
+    "drawer.payout",
+    "reports.view",
+    "shift.manage",
+    "kitchen.view",
+    "menu.sold_out",
+    "users.manage_local",
+    "settings.edit_local",
+    "admin.all",
+];
+
+/// Old permission names that still work, with the name they now have.
+pub const PERMISSION_ALIASES: &[(&str, &str)] = &[
+    ("order.return", "order.refund"),
+    ("discount.manager", "discount.restricted"),
+    ("reports.read", "reports.view"),
+];
+
+/// The permission that grants all others.
+pub const ADMIN_ALL: &str = "admin.all";
+
+/// The permission that makes a user a manager for rule 9.
+pub const MANAGER_PERMISSION: &str = "order.void";
+
+/// The current name of a permission, following aliases; `None` if unknown.
+pub fn canonical_permission(name: &str) -> Option<&'static str> {
+    PERMISSIONS
+        .iter()
+        .copied()
+        .find(|p| *p == name)
+        .or_else(|| {
+            PERMISSION_ALIASES
+                .iter()
+                .find(|(old, _)| *old == name)
+                .map(|(_, new)| *new)
+        })
+}
+
+/// What the registry says of a setting key.
+#[derive(Debug, Clone, Copy)]
+pub enum SettingLookup {
+    Known(&'static SettingSpec),
+    /// A `custom.*` key: any scalar, overridable.
+    Custom,
+    Unknown,
+}
+
+/// The spec of a key, following aliases.
+pub fn lookup_setting(key: &str) -> SettingLookup {
+    let canonical = canonical_setting_key(key);
+    if let Some(spec) = SETTINGS.iter().find(|s| s.key == canonical) {
+        SettingLookup::Known(spec)
+    } else if key
+        .strip_prefix("custom.")
+        .is_some_and(|rest| !rest.is_empty())
+    {
+        SettingLookup::Custom
+    } else {
+        SettingLookup::Unknown
+    }
+}
+
+/// The current name of a setting key (itself if it is no alias).
+pub fn canonical_setting_key(key: &str) -> &str {
+    SETTING_ALIASES
+        .iter()
+        .find(|(old, _)| *old == key)
+        .map(|(_, new)| *new)
+        .unwrap_or(key)
+}
+
+/// Check a value against a type; `Err` says what was expected.
+pub fn check_setting(ty: SettingType, value: &SettingValue) -> Result<(), String> {
+    match (ty, value) {
+        (SettingType::Bool, SettingValue::Bool(_)) => Ok(()),
+        (SettingType::Int { min, max }, SettingValue::Int(i)) => {
+            if (min..=max).contains(i) {
+                Ok(())
+            } else {
+                Err(format!("must be between {min} and {max}, got {i}"))
+            }
+        }
+        (SettingType::Text { max_len }, SettingValue::Str(s)) => {
+            let n = s.chars().count();
+            if n <= max_len {
+                Ok(())
+            } else {
+                Err(format!("must be at most {max_len} characters, got {n}"))
+            }
+        }
+        (SettingType::Enum(allowed), SettingValue::Str(s)) => {
+            if allowed.contains(&s.as_str()) {
+                Ok(())
+            } else {
+                Err(format!("must be one of {}, got {s:?}", allowed.join(", ")))
+            }
+        }
+        (SettingType::RateList, SettingValue::List(items)) => {
+            for v in items {
+                match v {
+                    SettingValue::Str(s) if Rate::parse(s).is_some() => {}
+                    other => {
+                        return Err(format!(
+                            "must be a list of quoted rates such as \"18\", got {other}"
+                        ));
+                    }
+                }
+            }
+            Ok(())
+        }
+        (SettingType::Locale, SettingValue::Str(s)) => {
+            if is_bcp47(s) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "must be a BCP 47 language tag such as en-US, got {s:?}"
+                ))
+            }
+        }
+        (SettingType::AnyScalar, SettingValue::List(_)) => {
+            Err("custom settings take a scalar, not a list".to_owned())
+        }
+        (SettingType::AnyScalar, _) => Ok(()),
+        (ty, v) => Err(format!("must be {}, got {}", describe(ty), v.type_name())),
+    }
+}
+
+fn describe(ty: SettingType) -> &'static str {
+    match ty {
+        SettingType::Bool => "a boolean",
+        SettingType::Int { .. } => "an integer",
+        SettingType::Text { .. } | SettingType::Enum(_) | SettingType::Locale => "a string",
+        SettingType::RateList => "a list of rate strings",
+        SettingType::AnyScalar => "a scalar",
+    }
+}
+
+/// The common shape of a BCP 47 tag: a 2–3 letter language, then subtags of
+/// 2–8 letters or digits.
+fn is_bcp47(s: &str) -> bool {
+    let mut parts = s.split('-');
+    let lang_ok = parts
+        .next()
+        .is_some_and(|l| (2..=3).contains(&l.len()) && l.bytes().all(|b| b.is_ascii_alphabetic()));
+    lang_ok
+        && parts.all(|p| (2..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aliases_point_at_registered_names() {
+        for (_, new) in PERMISSION_ALIASES {
+            assert!(PERMISSIONS.contains(new), "{new}");
+        }
+        for (_, new) in SETTING_ALIASES {
+            assert!(SETTINGS.iter().any(|s| s.key == *new), "{new}");
+        }
+    }
+
+    #[test]
+    fn setting_checks() {
+        let spec = |k| match lookup_setting(k) {
+            SettingLookup::Known(s) => s.ty,
+            _ => panic!("{k} not registered"),
+        };
+        assert!(check_setting(spec("order.auto_close_minutes"), &SettingValue::Int(1441)).is_err());
+        assert!(check_setting(spec("order.auto_close_minutes"), &SettingValue::Int(30)).is_ok());
+        assert!(check_setting(spec("tax.rounding"), &SettingValue::Str("up".into())).is_err());
+        assert!(check_setting(spec("locale"), &SettingValue::Str("en-US".into())).is_ok());
+        assert!(check_setting(spec("locale"), &SettingValue::Str("english".into())).is_err());
+        assert!(matches!(
+            lookup_setting("custom.banner"),
+            SettingLookup::Custom
+        ));
+        assert!(matches!(lookup_setting("custom."), SettingLookup::Unknown));
+        assert!(matches!(
+            lookup_setting("receipt.footer_text"),
+            SettingLookup::Known(_)
+        ));
+    }
+}

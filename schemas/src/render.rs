@@ -1,0 +1,223 @@
+//! Rendering: tenant base + one store's overrides → the store's complete
+//! desired state (POS-MODEL.md "Rendering a store").
+//!
+//! Pure and deterministic: the same inputs give the same value, and since
+//! every list is sorted by id and every map by key, the same bytes once
+//! serialized. Rendering assumes nothing about validity; it renders what it
+//! is given and leaves judgement to [`crate::validate`].
+
+use std::collections::BTreeSet;
+
+use crate::load::TenantBase;
+use crate::model::{
+    Access, Item, Menu, ModifierGroup, Role, SettingValue, Settings, StoreFile, User,
+};
+use crate::registry::{canonical_permission, canonical_setting_key};
+use crate::state::{KitchenState, StoreState};
+
+/// Settings every store gets from its identity rather than from `settings`.
+pub const DERIVED_SETTINGS: &[&str] = &["store.name", "store.timezone", "store.currency"];
+
+/// Render one store.
+pub fn render_store(base: &TenantBase, store: &StoreFile) -> StoreState {
+    StoreState {
+        settings: render_settings(base, store),
+        menu: render_menu(&base.menu, store),
+        access: render_access(&base.access, store),
+        kitchen: render_kitchen(base, store),
+    }
+}
+
+fn render_settings(base: &TenantBase, store: &StoreFile) -> Settings {
+    let mut out = Settings::new();
+    for layer in [&base.settings, &store.overrides.settings] {
+        // Within one layer a current name beats its old alias, whatever the
+        // key order (validation refuses both at once anyway).
+        let mut layer_out = Settings::new();
+        for (k, v) in layer {
+            let canonical = canonical_setting_key(k);
+            if canonical == k || !layer.contains_key(canonical) {
+                layer_out.insert(canonical.to_owned(), v.clone());
+            }
+        }
+        out.extend(layer_out);
+    }
+    let timezone = store
+        .store
+        .timezone
+        .clone()
+        .or_else(|| base.info.as_ref().map(|t| t.timezone.clone()));
+    out.insert(
+        "store.name".into(),
+        SettingValue::Str(store.store.name.clone()),
+    );
+    if let Some(tz) = timezone {
+        out.insert("store.timezone".into(), SettingValue::Str(tz));
+    }
+    if let Some(info) = &base.info {
+        out.insert(
+            "store.currency".into(),
+            SettingValue::Str(info.currency.clone()),
+        );
+    }
+    out
+}
+
+fn render_menu(menu: &Menu, store: &StoreFile) -> Menu {
+    let o = &store.overrides;
+    let absent: BTreeSet<&str> = o.absent.iter().map(|i| i.as_str()).collect();
+    let price = |id: &str, default| o.prices.get(id).copied().unwrap_or(default);
+
+    let mut taxes = menu.taxes.clone();
+    for t in &mut taxes {
+        if let Some(rate) = o.tax_rates.get(&t.id) {
+            t.rate = rate.clone();
+        }
+    }
+    let modifier_groups = menu
+        .modifier_groups
+        .iter()
+        .map(|g| {
+            let mut modifiers: Vec<_> = g
+                .modifiers
+                .iter()
+                .filter(|m| !absent.contains(m.id.as_str()))
+                .cloned()
+                .map(|mut m| {
+                    m.price = price(m.id.as_str(), m.price);
+                    m
+                })
+                .collect();
+            sort_by_id(&mut modifiers, |m| m.id.as_str());
+            ModifierGroup {
+                modifiers,
+                ..g.clone()
+            }
+        })
+        .collect();
+    let items = menu
+        .items
+        .iter()
+        .filter(|i| !absent.contains(i.id.as_str()))
+        .filter_map(|i| {
+            let mut variations: Vec<_> = i
+                .variations
+                .iter()
+                .filter(|v| !absent.contains(v.id.as_str()))
+                .cloned()
+                .map(|mut v| {
+                    v.price = price(v.id.as_str(), v.price);
+                    v
+                })
+                .collect();
+            if variations.is_empty() {
+                return None;
+            }
+            sort_by_id(&mut variations, |v| v.id.as_str());
+            Some(Item {
+                variations,
+                taxes: sorted_ids(&i.taxes),
+                modifier_groups: sorted_ids(&i.modifier_groups),
+                stations: sorted_ids(&i.stations),
+                ..i.clone()
+            })
+        })
+        .collect();
+    let discounts = menu
+        .discounts
+        .iter()
+        .filter(|d| !absent.contains(d.id.as_str()))
+        .cloned()
+        .map(|mut d| {
+            d.requires = d
+                .requires
+                .map(|p| canonical_permission(&p).map(str::to_owned).unwrap_or(p));
+            d
+        })
+        .collect();
+    let mut out = Menu {
+        taxes,
+        categories: menu.categories.clone(),
+        modifier_groups,
+        items,
+        discounts,
+    };
+    sort_by_id(&mut out.taxes, |t| t.id.as_str());
+    sort_by_id(&mut out.categories, |c| c.id.as_str());
+    sort_by_id(&mut out.modifier_groups, |g| g.id.as_str());
+    sort_by_id(&mut out.items, |i| i.id.as_str());
+    sort_by_id(&mut out.discounts, |d| d.id.as_str());
+    out
+}
+
+fn render_access(access: &Access, store: &StoreFile) -> Access {
+    let store_id = store.store.id.as_str();
+    let mut roles: Vec<Role> = access
+        .roles
+        .iter()
+        .map(|r| {
+            let permissions: BTreeSet<String> = r
+                .permissions
+                .iter()
+                .map(|p| {
+                    canonical_permission(p)
+                        .map(str::to_owned)
+                        .unwrap_or_else(|| p.clone())
+                })
+                .collect();
+            Role {
+                permissions: permissions.into_iter().collect(),
+                inherits: sorted_ids(&r.inherits),
+                ..r.clone()
+            }
+        })
+        .collect();
+    sort_by_id(&mut roles, |r| r.id.as_str());
+    let reaches = |u: &User| u.stores.iter().any(|s| s == "*" || s == store_id);
+    let mut users: Vec<User> = access
+        .users
+        .iter()
+        .filter(|u| reaches(u))
+        .chain(store.access.users.iter())
+        .map(|u| User {
+            stores: Vec::new(),
+            plaintext_pin: false,
+            ..u.clone()
+        })
+        .collect();
+    sort_by_id(&mut users, |u| u.id.as_str());
+    Access { roles, users }
+}
+
+fn render_kitchen(base: &TenantBase, store: &StoreFile) -> KitchenState {
+    let mut stations = base.kitchen.stations.clone();
+    sort_by_id(&mut stations, |s| s.id.as_str());
+    let mut devices = store.devices.clone();
+    sort_by_id(&mut devices, |d| d.id.as_str());
+    let mut routing = base.kitchen.routing.clone();
+    let o = &store.overrides.routing;
+    if let Some(default) = &o.default {
+        routing.default = default.clone();
+    }
+    for (category, targets) in &o.categories {
+        routing.categories.insert(category.clone(), targets.clone());
+    }
+    routing.default = sorted_ids(&routing.default);
+    for targets in routing.categories.values_mut() {
+        *targets = sorted_ids(targets);
+    }
+    KitchenState {
+        stations,
+        devices,
+        routing,
+    }
+}
+
+fn sort_by_id<T>(v: &mut [T], id: impl Fn(&T) -> &str) {
+    v.sort_by(|a, b| id(a).cmp(id(b)));
+}
+
+fn sorted_ids(ids: &[crate::Id]) -> Vec<crate::Id> {
+    let set: BTreeSet<_> = ids.iter().cloned().collect();
+    set.into_iter().collect()
+}

@@ -1,0 +1,1306 @@
+//! Semantic validation: the rules of POS-MODEL.md that need more than one
+//! value at a time. Every finding names its rule, file and the YAML path of
+//! the offending node; positions are resolved at the end, only for the files
+//! that have findings.
+//!
+//! [`check_repo`] is what `fleet validate` runs: load, then validate, with
+//! every problem of the repo in one sorted list.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use password_hash::PasswordHash;
+
+use crate::diag::{Diagnostic, Rule, Severity};
+use crate::load::{FleetRepo, SourceTree, StoreSource, TenantBase, TenantSources, load_repo};
+use crate::model::{DiscountKind, SettingValue, Settings, User};
+use crate::primitives::{Id, MONEY_LIMIT, Money, Rate};
+use crate::registry::{
+    ADMIN_ALL, MANAGER_PERMISSION, SettingLookup, canonical_permission, canonical_setting_key,
+    check_setting, lookup_setting,
+};
+use crate::render::{DERIVED_SETTINGS, render_store};
+use crate::yaml::{PathIndex, YamlPath};
+
+/// Most variations an item may have.
+pub const MAX_VARIATIONS: usize = 250;
+
+/// Load and validate a whole repo: every finding, sorted by file and position.
+pub fn check_repo(tree: &dyn SourceTree) -> (FleetRepo, Vec<Diagnostic>) {
+    let (repo, mut diags) = load_repo(tree);
+    diags.extend(validate_repo(&repo));
+    diags.sort();
+    diags.dedup();
+    (repo, diags)
+}
+
+/// Whether any finding is an error (warnings do not fail validation).
+pub fn has_errors(diags: &[Diagnostic]) -> bool {
+    diags.iter().any(|d| d.severity == Severity::Error)
+}
+
+/// Validate a loaded repo.
+pub fn validate_repo(repo: &FleetRepo) -> Vec<Diagnostic> {
+    let mut f = Findings::default();
+    for tenant in repo.tenants.values().filter(|t| !t.base_incomplete) {
+        validate_tenant(&mut f, tenant);
+    }
+    f.resolve(repo)
+}
+
+// ---------------------------------------------------------------- findings
+
+struct Finding {
+    rule: Rule,
+    file: String,
+    path: YamlPath,
+    /// Point at the key of the entry rather than its value.
+    at_key: bool,
+    message: String,
+    severity: Severity,
+}
+
+#[derive(Default)]
+struct Findings {
+    list: Vec<Finding>,
+}
+
+impl Findings {
+    fn err(&mut self, rule: Rule, file: &str, path: YamlPath, message: impl Into<String>) {
+        self.push(rule, file, path, false, message.into(), Severity::Error);
+    }
+
+    fn err_key(&mut self, rule: Rule, file: &str, path: YamlPath, message: impl Into<String>) {
+        self.push(rule, file, path, true, message.into(), Severity::Error);
+    }
+
+    fn warn(&mut self, rule: Rule, file: &str, path: YamlPath, message: impl Into<String>) {
+        self.push(rule, file, path, false, message.into(), Severity::Warning);
+    }
+
+    fn push(
+        &mut self,
+        rule: Rule,
+        file: &str,
+        path: YamlPath,
+        at_key: bool,
+        message: String,
+        severity: Severity,
+    ) {
+        self.list.push(Finding {
+            rule,
+            file: file.to_owned(),
+            path,
+            at_key,
+            message,
+            severity,
+        });
+    }
+
+    fn resolve(self, repo: &FleetRepo) -> Vec<Diagnostic> {
+        let mut indexes: HashMap<&str, PathIndex> = HashMap::new();
+        self.list
+            .into_iter()
+            .map(|f| {
+                let (line, column) = match repo.texts.get(&f.file) {
+                    Some(text) => {
+                        let idx = indexes
+                            .entry(
+                                repo.texts
+                                    .get_key_value(&f.file)
+                                    .map(|(k, _)| k.as_str())
+                                    .unwrap_or(""),
+                            )
+                            .or_insert_with(|| PathIndex::build(text));
+                        if f.at_key {
+                            idx.locate_key(&f.path)
+                        } else {
+                            idx.locate(&f.path)
+                        }
+                    }
+                    None => (0, 0),
+                };
+                Diagnostic {
+                    file: f.file,
+                    line,
+                    column,
+                    severity: f.severity,
+                    rule: f.rule,
+                    message: f.message,
+                }
+            })
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------- tenant
+
+/// Where a tenant catalog id was defined.
+#[derive(Clone)]
+struct Defined {
+    kind: &'static str,
+    path: YamlPath,
+}
+
+/// The tenant's id tables, built once and shared by the store checks.
+#[derive(Default)]
+struct Catalog {
+    /// One namespace for taxes, categories, groups, modifiers, items, variations, discounts.
+    ids: HashMap<String, Defined>,
+    /// Variation id → its item id.
+    variation_item: HashMap<String, String>,
+    roles: BTreeMap<String, Vec<String>>,
+    stations: BTreeSet<String>,
+    tenant_users: BTreeSet<String>,
+}
+
+impl Catalog {
+    fn kind_of(&self, id: &str) -> Option<&'static str> {
+        self.ids.get(id).map(|d| d.kind)
+    }
+}
+
+fn validate_tenant(f: &mut Findings, t: &TenantSources) {
+    let b = &t.base;
+    let mut cat = Catalog::default();
+    let file = |section: &str| b.file_of(section).unwrap_or("").to_owned();
+
+    match &b.info {
+        None => f.err(
+            "tenant/missing-info",
+            &format!("tenants/{}", t.dir),
+            YamlPath::root(),
+            "the tenant base has no `tenant:` section (id, name, currency, timezone)",
+        ),
+        Some(info) => {
+            let fl = file("tenant");
+            let p = YamlPath::of(&["tenant"]);
+            check_slug(f, &fl, p.key("id"), &info.id, "tenant id");
+            if info.id.as_str() != t.dir {
+                f.err(
+                    "id/dir-mismatch",
+                    &fl,
+                    p.key("id"),
+                    format!(
+                        "tenant id `{}` differs from its directory tenants/{}",
+                        info.id, t.dir
+                    ),
+                );
+            }
+            if !(info.currency.len() == 3 && info.currency.bytes().all(|c| c.is_ascii_uppercase()))
+            {
+                f.err(
+                    "tenant/currency",
+                    &fl,
+                    p.key("currency"),
+                    format!(
+                        "currency `{}` is not an ISO 4217 code such as USD or EUR",
+                        info.currency
+                    ),
+                );
+            }
+            check_timezone(f, &fl, p.key("timezone"), &info.timezone);
+        }
+    }
+
+    validate_settings(
+        f,
+        &file("settings"),
+        &YamlPath::of(&["settings"]),
+        &b.settings,
+        false,
+    );
+    validate_menu(f, b, &mut cat);
+    validate_kitchen(f, b, &mut cat);
+    validate_access(f, t, &mut cat);
+
+    let mut store_users: HashMap<String, String> = HashMap::new();
+    for store in t.stores.values() {
+        validate_store(f, t, &cat, store, &mut store_users);
+    }
+}
+
+fn check_slug(f: &mut Findings, file: &str, path: YamlPath, id: &Id, what: &str) {
+    if !id.is_slug() {
+        f.err(
+            "id/not-slug",
+            file,
+            path,
+            format!("{what} `{id}` is not a slug: use lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters"),
+        );
+    }
+}
+
+fn check_timezone(f: &mut Findings, file: &str, path: YamlPath, tz: &str) {
+    let ok = tz == "UTC"
+        || (tz.contains('/')
+            && tz.split('/').all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"_+-".contains(&c))
+            }));
+    if !ok {
+        f.err(
+            "tenant/timezone",
+            file,
+            path,
+            format!("time zone `{tz}` is not an IANA name such as America/New_York or UTC"),
+        );
+    }
+}
+
+fn check_money(f: &mut Findings, file: &str, path: YamlPath, m: Money) {
+    if m.0 >= MONEY_LIMIT {
+        f.err(
+            "money/too-large",
+            file,
+            path,
+            format!("{} is not below {MONEY_LIMIT} minor units", m.0),
+        );
+    }
+}
+
+/// Check a rate's shape, and that it lies in `(lo_exclusive?)..=100`.
+fn check_rate(
+    f: &mut Findings,
+    file: &str,
+    path: YamlPath,
+    rate: &Rate,
+    zero_ok: bool,
+    what: &str,
+) {
+    match rate.ten_thousandths() {
+        None => f.err(
+            "rate/format",
+            file,
+            path,
+            format!("{what} \"{rate}\" is not a decimal like \"8.875\" (up to 3 digits, up to 4 decimals)"),
+        ),
+        Some(v) if v > 1_000_000 => {
+            f.err("rate/range", file, path, format!("{what} \"{rate}\" is above 100 percent"))
+        }
+        Some(0) if !zero_ok => {
+            f.err("rate/range", file, path, format!("{what} \"{rate}\" must be above 0"))
+        }
+        Some(_) => {}
+    }
+}
+
+fn validate_settings(
+    f: &mut Findings,
+    file: &str,
+    base: &YamlPath,
+    settings: &Settings,
+    store: bool,
+) {
+    for (key, value) in settings {
+        let path = base.key(key.clone());
+        if DERIVED_SETTINGS.contains(&key.as_str()) {
+            f.err_key(
+                "settings/unknown-key",
+                file,
+                path,
+                format!("`{key}` is set from the tenant and store sections, not in settings"),
+            );
+            continue;
+        }
+        let canonical = canonical_setting_key(key);
+        if canonical != key {
+            if settings.contains_key(canonical) {
+                f.err_key("settings/duplicate", file, path.clone(), format!("`{key}` is the old name of `{canonical}`, which is set here too; keep only `{canonical}`"));
+            } else {
+                f.warn(
+                    "compat/renamed",
+                    file,
+                    path.clone(),
+                    format!("setting `{key}` was renamed `{canonical}`; the old name still works"),
+                );
+            }
+        }
+        match lookup_setting(key) {
+            SettingLookup::Unknown => f.err_key(
+                "settings/unknown-key",
+                file,
+                path,
+                format!("unknown setting `{key}`: use a registered key or a `custom.` prefix"),
+            ),
+            SettingLookup::Custom => {
+                if matches!(value, SettingValue::List(_)) {
+                    f.err(
+                        "settings/type",
+                        file,
+                        path,
+                        format!("`{key}` must be a scalar, not a list"),
+                    );
+                }
+            }
+            SettingLookup::Known(spec) => {
+                if store && !spec.store_overridable {
+                    f.err_key(
+                        "settings/not-overridable",
+                        file,
+                        path.clone(),
+                        format!("`{key}` is set by the tenant for every store; a store may not override it"),
+                    );
+                }
+                if let Err(why) = check_setting(spec.ty, value) {
+                    f.err("settings/type", file, path, format!("`{key}` {why}"));
+                }
+            }
+        }
+    }
+}
+
+fn define(
+    f: &mut Findings,
+    cat: &mut Catalog,
+    file: &str,
+    path: YamlPath,
+    id: &Id,
+    kind: &'static str,
+) {
+    check_slug(f, file, path.clone(), id, kind);
+    if let Some(prev) = cat.ids.get(id.as_str()) {
+        f.err(
+            "id/duplicate",
+            file,
+            path,
+            format!(
+                "{kind} id `{id}` is already used by a {} at {}; catalog ids share one namespace",
+                prev.kind, prev.path
+            ),
+        );
+    } else {
+        cat.ids.insert(id.0.clone(), Defined { kind, path });
+    }
+}
+
+fn validate_menu(f: &mut Findings, b: &TenantBase, cat: &mut Catalog) {
+    let Some(file) = b.file_of("menu").map(str::to_owned) else {
+        return;
+    };
+    let file = file.as_str();
+    let m = &b.menu;
+    let root = YamlPath::of(&["menu"]);
+
+    for (i, t) in m.taxes.iter().enumerate() {
+        let p = root.key("taxes").index(i);
+        define(f, cat, file, p.key("id"), &t.id, "tax");
+        check_rate(f, file, p.key("rate"), &t.rate, true, "tax rate");
+    }
+    for (i, c) in m.categories.iter().enumerate() {
+        define(
+            f,
+            cat,
+            file,
+            root.key("categories").index(i).key("id"),
+            &c.id,
+            "category",
+        );
+    }
+    for (i, g) in m.modifier_groups.iter().enumerate() {
+        let p = root.key("modifier_groups").index(i);
+        define(f, cat, file, p.key("id"), &g.id, "modifier group");
+        if g.modifiers.is_empty() {
+            f.err(
+                "modifier/empty-group",
+                file,
+                p.key("modifiers"),
+                format!("modifier group `{}` has no modifiers", g.id),
+            );
+        }
+        if g.min > g.max {
+            f.err(
+                "modifier/min-max",
+                file,
+                p.key("min"),
+                format!(
+                    "modifier group `{}` has min {} above max {}",
+                    g.id, g.min, g.max
+                ),
+            );
+        }
+        if !g.modifiers.is_empty() && g.min as usize > g.modifiers.len() {
+            f.err(
+                "modifier/min-exceeds-count",
+                file,
+                p.key("min"),
+                format!(
+                    "modifier group `{}` requires {} choices but has only {} modifiers",
+                    g.id,
+                    g.min,
+                    g.modifiers.len()
+                ),
+            );
+        }
+        let defaults = g.modifiers.iter().filter(|m| m.default).count();
+        if defaults > g.max as usize {
+            f.err(
+                "modifier/too-many-defaults",
+                file,
+                p.key("modifiers"),
+                format!(
+                    "modifier group `{}` has {defaults} defaults but allows at most {}",
+                    g.id, g.max
+                ),
+            );
+        }
+        for (j, md) in g.modifiers.iter().enumerate() {
+            let mp = p.key("modifiers").index(j);
+            define(f, cat, file, mp.key("id"), &md.id, "modifier");
+            check_money(f, file, mp.key("price"), md.price);
+        }
+    }
+    for (i, it) in m.items.iter().enumerate() {
+        let p = root.key("items").index(i);
+        define(f, cat, file, p.key("id"), &it.id, "item");
+        if it.variations.is_empty() || it.variations.len() > MAX_VARIATIONS {
+            f.err(
+                "item/variations",
+                file,
+                p.key("variations"),
+                format!(
+                    "item `{}` has {} variations; an item has 1 to {MAX_VARIATIONS}",
+                    it.id,
+                    it.variations.len()
+                ),
+            );
+        }
+        for (j, v) in it.variations.iter().enumerate() {
+            let vp = p.key("variations").index(j);
+            define(f, cat, file, vp.key("id"), &v.id, "variation");
+            check_money(f, file, vp.key("price"), v.price);
+            cat.variation_item.insert(v.id.0.clone(), it.id.0.clone());
+        }
+    }
+    for (i, d) in m.discounts.iter().enumerate() {
+        let p = root.key("discounts").index(i);
+        define(f, cat, file, p.key("id"), &d.id, "discount");
+        match d.kind {
+            DiscountKind::Percent => match &d.rate {
+                Some(rate) => check_rate(f, file, p.key("rate"), rate, false, "discount rate"),
+                None => f.err(
+                    "discount/kind-fields",
+                    file,
+                    p.key("kind"),
+                    format!("percent discount `{}` needs a `rate`", d.id),
+                ),
+            },
+            DiscountKind::Amount => match d.amount {
+                Some(Money(0)) => f.err(
+                    "money/zero-discount",
+                    file,
+                    p.key("amount"),
+                    format!("amount discount `{}` takes 0 off", d.id),
+                ),
+                Some(a) => check_money(f, file, p.key("amount"), a),
+                None => f.err(
+                    "discount/kind-fields",
+                    file,
+                    p.key("kind"),
+                    format!("amount discount `{}` needs an `amount`", d.id),
+                ),
+            },
+        }
+        if d.kind == DiscountKind::Percent && d.amount.is_some() {
+            f.err(
+                "discount/kind-fields",
+                file,
+                p.key("amount"),
+                format!(
+                    "percent discount `{}` takes a `rate`, not an `amount`",
+                    d.id
+                ),
+            );
+        }
+        if d.kind == DiscountKind::Amount && d.rate.is_some() {
+            f.err(
+                "discount/kind-fields",
+                file,
+                p.key("rate"),
+                format!("amount discount `{}` takes an `amount`, not a `rate`", d.id),
+            );
+        }
+        if let Some(req) = &d.requires
+            && canonical_permission(req).is_none()
+        {
+            f.err(
+                "ref/unknown-permission",
+                file,
+                p.key("requires"),
+                format!("discount `{}` requires unknown permission `{req}`", d.id),
+            );
+        }
+    }
+    // References need every id defined first.
+    for (i, it) in m.items.iter().enumerate() {
+        let p = root.key("items").index(i);
+        if cat.kind_of(it.category.as_str()) != Some("category") {
+            f.err(
+                "ref/unknown-category",
+                file,
+                p.key("category"),
+                format!(
+                    "item `{}` names category `{}`, which is not defined",
+                    it.id, it.category
+                ),
+            );
+        }
+        for (j, tax) in it.taxes.iter().enumerate() {
+            if cat.kind_of(tax.as_str()) != Some("tax") {
+                f.err(
+                    "ref/unknown-tax",
+                    file,
+                    p.key("taxes").index(j),
+                    format!("item `{}` names tax `{tax}`, which is not defined", it.id),
+                );
+            }
+        }
+        for (j, g) in it.modifier_groups.iter().enumerate() {
+            if cat.kind_of(g.as_str()) != Some("modifier group") {
+                f.err(
+                    "ref/unknown-modifier-group",
+                    file,
+                    p.key("modifier_groups").index(j),
+                    format!(
+                        "item `{}` names modifier group `{g}`, which is not defined",
+                        it.id
+                    ),
+                );
+            }
+        }
+    }
+}
+
+fn validate_kitchen(f: &mut Findings, b: &TenantBase, cat: &mut Catalog) {
+    let kfile = b.file_of("kitchen").unwrap_or("").to_owned();
+    let root = YamlPath::of(&["kitchen"]);
+    for (i, s) in b.kitchen.stations.iter().enumerate() {
+        let p = root.key("stations").index(i).key("id");
+        check_slug(f, &kfile, p.clone(), &s.id, "station");
+        if !cat.stations.insert(s.id.0.clone()) {
+            f.err(
+                "id/duplicate",
+                &kfile,
+                p,
+                format!("station id `{}` is defined twice", s.id),
+            );
+        }
+    }
+    let r = &b.kitchen.routing;
+    for (i, s) in r.default.iter().enumerate() {
+        if !cat.stations.contains(s.as_str()) {
+            f.err(
+                "ref/unknown-station",
+                &kfile,
+                root.key("routing").key("default").index(i),
+                format!("routing default names station `{s}`, which is not defined"),
+            );
+        }
+    }
+    for (c, targets) in &r.categories {
+        let p = root.key("routing").key("categories").key(c.0.clone());
+        if cat.kind_of(c.as_str()) != Some("category") {
+            f.err_key(
+                "ref/unknown-category",
+                &kfile,
+                p.clone(),
+                format!("routing names category `{c}`, which is not defined"),
+            );
+        }
+        for (i, s) in targets.iter().enumerate() {
+            if !cat.stations.contains(s.as_str()) {
+                f.err(
+                    "ref/unknown-station",
+                    &kfile,
+                    p.index(i),
+                    format!("routing for `{c}` names station `{s}`, which is not defined"),
+                );
+            }
+        }
+    }
+    // Item stations are checked here, once stations are known.
+    if let Some(mfile) = b.file_of("menu") {
+        for (i, it) in b.menu.items.iter().enumerate() {
+            for (j, s) in it.stations.iter().enumerate() {
+                if !cat.stations.contains(s.as_str()) {
+                    f.err(
+                        "ref/unknown-station",
+                        mfile,
+                        YamlPath::of(&["menu", "items"])
+                            .index(i)
+                            .key("stations")
+                            .index(j),
+                        format!("item `{}` names station `{s}`, which is not defined", it.id),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn validate_access(f: &mut Findings, t: &TenantSources, cat: &mut Catalog) {
+    let b = &t.base;
+    let afile = b.file_of("access").unwrap_or("").to_owned();
+    let root = YamlPath::of(&["access"]);
+    for (i, r) in b.access.roles.iter().enumerate() {
+        let p = root.key("roles").index(i);
+        check_slug(f, &afile, p.key("id"), &r.id, "role");
+        if cat.roles.contains_key(r.id.as_str()) {
+            f.err(
+                "id/duplicate",
+                &afile,
+                p.key("id"),
+                format!("role id `{}` is defined twice", r.id),
+            );
+        }
+        cat.roles.insert(
+            r.id.0.clone(),
+            r.inherits.iter().map(|i| i.0.clone()).collect(),
+        );
+        for (j, perm) in r.permissions.iter().enumerate() {
+            match canonical_permission(perm) {
+                None => f.err(
+                    "ref/unknown-permission",
+                    &afile,
+                    p.key("permissions").index(j),
+                    format!("role `{}` grants unknown permission `{perm}`", r.id),
+                ),
+                Some(canon) if canon != perm => f.warn(
+                    "compat/renamed",
+                    &afile,
+                    p.key("permissions").index(j),
+                    format!("permission `{perm}` was renamed `{canon}`; the old name still works"),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+    for (i, r) in b.access.roles.iter().enumerate() {
+        for (j, parent) in r.inherits.iter().enumerate() {
+            if !cat.roles.contains_key(parent.as_str()) {
+                f.err(
+                    "ref/unknown-role",
+                    &afile,
+                    root.key("roles").index(i).key("inherits").index(j),
+                    format!("role `{}` inherits `{parent}`, which is not defined", r.id),
+                );
+            }
+        }
+        if let Some(cycle) = find_cycle(&cat.roles, r.id.as_str()) {
+            f.err(
+                "ref/role-cycle",
+                &afile,
+                root.key("roles").index(i).key("inherits"),
+                format!(
+                    "role inheritance goes round in a circle: {}",
+                    cycle.join(" → ")
+                ),
+            );
+        }
+    }
+    let store_ids: BTreeSet<&str> = t.store_dirs.iter().map(String::as_str).collect();
+    for (i, u) in b.access.users.iter().enumerate() {
+        let p = root.key("users").index(i);
+        if !cat.tenant_users.insert(u.id.0.clone()) {
+            f.err(
+                "id/duplicate",
+                &afile,
+                p.key("id"),
+                format!("user id `{}` is defined twice", u.id),
+            );
+        }
+        validate_user(f, &afile, &p, u, cat);
+        if u.stores.is_empty() {
+            f.warn(
+                "ref/unknown-store",
+                &afile,
+                p.clone(),
+                format!(
+                    "user `{}` has no `stores` and so works nowhere; use [\"*\"] for every store",
+                    u.id
+                ),
+            );
+        }
+        for (j, s) in u.stores.iter().enumerate() {
+            if s != "*" && !store_ids.contains(s.as_str()) {
+                f.err(
+                    "ref/unknown-store",
+                    &afile,
+                    p.key("stores").index(j),
+                    format!(
+                        "user `{}` works at store `{s}`, which does not exist in tenant {}",
+                        u.id, t.dir
+                    ),
+                );
+            }
+        }
+    }
+}
+
+/// The first cycle reachable from `start` that comes back to `start`.
+fn find_cycle(roles: &BTreeMap<String, Vec<String>>, start: &str) -> Option<Vec<String>> {
+    fn walk(
+        roles: &BTreeMap<String, Vec<String>>,
+        start: &str,
+        at: &str,
+        path: &mut Vec<String>,
+        seen: &mut BTreeSet<String>,
+    ) -> bool {
+        for next in roles.get(at).into_iter().flatten() {
+            if next == start {
+                path.push(next.clone());
+                return true;
+            }
+            if seen.insert(next.clone()) {
+                path.push(next.clone());
+                if walk(roles, start, next, path, seen) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
+    }
+    let mut path = vec![start.to_owned()];
+    let mut seen = BTreeSet::new();
+    walk(roles, start, start, &mut path, &mut seen).then_some(path)
+}
+
+fn validate_user(f: &mut Findings, file: &str, p: &YamlPath, u: &User, cat: &Catalog) {
+    check_slug(f, file, p.key("id"), &u.id, "user");
+    if !cat.roles.contains_key(u.role.as_str()) {
+        f.err(
+            "ref/unknown-role",
+            file,
+            p.key("role"),
+            format!(
+                "user `{}` has role `{}`, which is not defined",
+                u.id, u.role
+            ),
+        );
+    }
+    if u.plaintext_pin {
+        f.err_key("user/plaintext-pin", file, p.key("pin"), format!("user `{}` has a plaintext `pin`; commit only `pin_hash` (make one with `fleet hash-pin`) and treat this PIN as leaked", u.id));
+    }
+    match &u.pin_hash {
+        None if !u.plaintext_pin => f.err(
+            "user/pin-hash",
+            file,
+            p.clone(),
+            format!(
+                "user `{}` has no `pin_hash` (make one with `fleet hash-pin`)",
+                u.id
+            ),
+        ),
+        None => {}
+        Some(h) => {
+            let ok = PasswordHash::new(h)
+                .is_ok_and(|ph| ph.algorithm.as_str() == "argon2id" && ph.hash.is_some());
+            if !ok {
+                f.err("user/pin-hash", file, p.key("pin_hash"), format!("user `{}` pin_hash is not an argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash)", u.id));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- store
+
+fn validate_store(
+    f: &mut Findings,
+    t: &TenantSources,
+    cat: &Catalog,
+    s: &StoreSource,
+    store_users: &mut HashMap<String, String>,
+) {
+    let file = s.path.as_str();
+    let sf = &s.file;
+    let root = YamlPath::root();
+    check_slug(
+        f,
+        file,
+        YamlPath::of(&["store", "id"]),
+        &sf.store.id,
+        "store id",
+    );
+    if sf.store.id.as_str() != s.dir {
+        f.err(
+            "id/dir-mismatch",
+            file,
+            YamlPath::of(&["store", "id"]),
+            format!(
+                "store id `{}` differs from its directory {}",
+                sf.store.id, s.dir
+            ),
+        );
+    }
+    if let Some(tz) = &sf.store.timezone {
+        check_timezone(f, file, YamlPath::of(&["store", "timezone"]), tz);
+    }
+    for (present, section) in [
+        (sf.menu.is_some(), "menu"),
+        (sf.kitchen.is_some(), "kitchen"),
+        (sf.settings.is_some(), "settings"),
+    ] {
+        if present {
+            let hint = if section == "settings" {
+                "put store settings under `overrides.settings`"
+            } else {
+                "define it in the tenant base and reference it from `overrides`"
+            };
+            f.err_key(
+                "store/creates-entity",
+                file,
+                root.key(section),
+                format!("a store file cannot define `{section}`: {hint}"),
+            );
+        }
+    }
+    if sf.access.roles.is_some() {
+        f.err_key(
+            "store/creates-entity",
+            file,
+            YamlPath::of(&["access", "roles"]),
+            "a store file cannot define roles: roles are tenant-wide",
+        );
+    }
+
+    let o = &sf.overrides;
+    let op = YamlPath::of(&["overrides"]);
+    validate_settings(f, file, &op.key("settings"), &o.settings, true);
+    for (id, price) in &o.prices {
+        let p = op.key("prices").key(id.0.clone());
+        match cat.kind_of(id.as_str()) {
+            Some("variation" | "modifier") => check_money(f, file, p, *price),
+            Some(kind) => f.err_key(
+                "ref/unknown-entity",
+                file,
+                p,
+                format!(
+                    "prices override `{id}`, a {kind}; prices are set on variations and modifiers"
+                ),
+            ),
+            None => f.err_key(
+                "ref/unknown-entity",
+                file,
+                p,
+                format!(
+                    "prices override `{id}`, which is no variation or modifier of tenant {}",
+                    t.dir
+                ),
+            ),
+        }
+    }
+    let mut absent: BTreeSet<&str> = BTreeSet::new();
+    for (i, id) in o.absent.iter().enumerate() {
+        if !absent.insert(id.as_str()) {
+            f.err(
+                "id/duplicate",
+                file,
+                op.key("absent").index(i),
+                format!("`{id}` is listed twice in absent"),
+            );
+        }
+        match cat.kind_of(id.as_str()) {
+            Some("item" | "variation" | "modifier" | "discount") => {}
+            Some(kind) => f.err("ref/unknown-entity", file, op.key("absent").index(i), format!("`{id}` is a {kind}; only items, variations, modifiers and discounts can be absent")),
+            None => f.err("ref/unknown-entity", file, op.key("absent").index(i), format!("absent names `{id}`, which is not in the catalog of tenant {}", t.dir)),
+        }
+    }
+    for (id, rate) in &o.tax_rates {
+        let p = op.key("tax_rates").key(id.0.clone());
+        if cat.kind_of(id.as_str()) == Some("tax") {
+            check_rate(f, file, p, rate, true, "tax rate");
+        } else {
+            f.err_key(
+                "ref/unknown-entity",
+                file,
+                p,
+                format!(
+                    "tax_rates names `{id}`, which is not a tax of tenant {}",
+                    t.dir
+                ),
+            );
+        }
+    }
+    let rp = op.key("routing");
+    for (i, st) in o.routing.default.iter().flatten().enumerate() {
+        if !cat.stations.contains(st.as_str()) {
+            f.err(
+                "ref/unknown-entity",
+                file,
+                rp.key("default").index(i),
+                format!("routing default names station `{st}`, which is not defined"),
+            );
+        }
+    }
+    for (c, targets) in &o.routing.categories {
+        if cat.kind_of(c.as_str()) != Some("category") {
+            f.err_key(
+                "ref/unknown-entity",
+                file,
+                rp.key("categories").key(c.0.clone()),
+                format!("routing names category `{c}`, which is not defined"),
+            );
+        }
+        for (i, st) in targets.iter().enumerate() {
+            if !cat.stations.contains(st.as_str()) {
+                f.err(
+                    "ref/unknown-entity",
+                    file,
+                    rp.key("categories").key(c.0.clone()).index(i),
+                    format!("routing for `{c}` names station `{st}`, which is not defined"),
+                );
+            }
+        }
+    }
+
+    for (i, u) in sf.access.users.iter().enumerate() {
+        let p = YamlPath::of(&["access", "users"]).index(i);
+        if cat.tenant_users.contains(u.id.as_str()) {
+            f.err("id/duplicate", file, p.key("id"), format!("user id `{}` is already a tenant user in {}; user ids are unique within the tenant", u.id, t.base.file_of("access").unwrap_or("the tenant base")));
+        } else if let Some(other) = store_users.get(u.id.as_str()) {
+            let where_ = if other == &s.dir {
+                "this store".to_owned()
+            } else {
+                format!("store {other}")
+            };
+            f.err("id/duplicate", file, p.key("id"), format!("user id `{}` is already used at {where_}; user ids are unique within the tenant", u.id));
+        } else {
+            store_users.insert(u.id.0.clone(), s.dir.clone());
+        }
+        validate_user(f, file, &p, u, cat);
+        if !u.stores.is_empty() {
+            f.err_key(
+                "schema/unknown-field",
+                file,
+                p.key("stores"),
+                "store users work at their own store; `stores` belongs to tenant users",
+            );
+        }
+    }
+    let mut device_ids = BTreeSet::new();
+    for (i, d) in sf.devices.iter().enumerate() {
+        let p = YamlPath::of(&["devices"]).index(i);
+        check_slug(f, file, p.key("id"), &d.id, "device");
+        if !device_ids.insert(d.id.as_str()) {
+            f.err(
+                "id/duplicate",
+                file,
+                p.key("id"),
+                format!("device id `{}` is defined twice", d.id),
+            );
+        }
+        if !cat.stations.contains(d.station.as_str()) {
+            f.err(
+                "ref/unknown-station",
+                file,
+                p.key("station"),
+                format!(
+                    "device `{}` is bound to station `{}`, which is not defined",
+                    d.id, d.station
+                ),
+            );
+        }
+    }
+
+    validate_rendered(f, t, cat, s, &absent);
+}
+
+/// Rules 7–9: what must hold of the store once rendered.
+fn validate_rendered(
+    f: &mut Findings,
+    t: &TenantSources,
+    cat: &Catalog,
+    s: &StoreSource,
+    absent: &BTreeSet<&str>,
+) {
+    let file = s.path.as_str();
+    let o = &s.file.overrides;
+    let op = YamlPath::of(&["overrides"]);
+
+    let state = render_store(&t.base, &s.file);
+    let sold_items: BTreeSet<&str> = state.menu.items.iter().map(|i| i.id.as_str()).collect();
+
+    // Rule 7: nothing priced where it, or its item, is not sold.
+    for id in o.prices.keys() {
+        let p = op.key("prices").key(id.0.clone());
+        if absent.contains(id.as_str()) {
+            f.err_key(
+                "render/absent-item-sold",
+                file,
+                p,
+                format!("`{id}` is priced here but listed absent"),
+            );
+        } else if let Some(item) = cat.variation_item.get(id.as_str())
+            && !sold_items.contains(item.as_str())
+        {
+            let why = if absent.contains(item.as_str()) {
+                "is absent"
+            } else {
+                "has no variation sold here"
+            };
+            f.err_key(
+                "render/absent-item-sold",
+                file,
+                p,
+                format!("variation `{id}` is priced here but its item `{item}` {why}"),
+            );
+        }
+    }
+    let used_groups: BTreeSet<&str> = state
+        .menu
+        .items
+        .iter()
+        .flat_map(|i| i.modifier_groups.iter().map(Id::as_str))
+        .collect();
+    for g in t
+        .base
+        .menu
+        .modifier_groups
+        .iter()
+        .filter(|g| used_groups.contains(g.id.as_str()))
+    {
+        let sold = g
+            .modifiers
+            .iter()
+            .filter(|m| !absent.contains(m.id.as_str()))
+            .count();
+        if g.min as usize > sold && sold < g.modifiers.len() {
+            f.err(
+                "render/modifier-group-starved",
+                file,
+                op.key("absent"),
+                format!("modifier group `{}` requires {} choices but only {sold} of its modifiers are sold here", g.id, g.min),
+            );
+        }
+    }
+
+    // Rule 8: every sellable item reaches a station that has a device.
+    let routing = &state.kitchen.routing;
+    let with_device: BTreeSet<&str> = state
+        .kitchen
+        .devices
+        .iter()
+        .map(|d| d.station.as_str())
+        .collect();
+    let mut used: BTreeMap<&str, &str> = BTreeMap::new();
+    for item in &state.menu.items {
+        let route: &[Id] = if !item.stations.is_empty() {
+            &item.stations
+        } else if let Some(r) = routing.categories.get(&item.category) {
+            r
+        } else {
+            &routing.default
+        };
+        if route.is_empty() {
+            f.err("routing/unrouted-item", file, YamlPath::root().key("store"), format!("item `{}` reaches no kitchen station at this store: route its category `{}` or set a default route", item.id, item.category));
+        }
+        for st in route {
+            used.entry(st.as_str()).or_insert(item.id.as_str());
+        }
+    }
+    for (st, item) in used {
+        if cat.stations.contains(st) && !with_device.contains(st) {
+            f.err("routing/station-without-device", file, YamlPath::root().key("devices"), format!("station `{st}` gets tickets here (e.g. for `{item}`) but this store has no device bound to it"));
+        }
+    }
+
+    // Rule 9: someone can void an order.
+    let can_void = |role: &str| role_grants(&cat.roles, &t.base, role, MANAGER_PERMISSION);
+    if !state.access.users.iter().any(|u| can_void(u.role.as_str())) {
+        f.err("user/no-manager", file, YamlPath::root().key("store"), format!("no user at this store can `{MANAGER_PERMISSION}`: add a manager (tenant user with this store in `stores`, or a store user)"));
+    }
+}
+
+/// Whether `role` grants `permission`, directly, by inheritance or by `admin.all`.
+fn role_grants(
+    graph: &BTreeMap<String, Vec<String>>,
+    base: &TenantBase,
+    role: &str,
+    permission: &str,
+) -> bool {
+    let mut stack = vec![role];
+    let mut seen = BTreeSet::new();
+    while let Some(r) = stack.pop() {
+        if !seen.insert(r) {
+            continue;
+        }
+        if let Some(def) = base.access.roles.iter().find(|x| x.id.as_str() == r)
+            && def
+                .permissions
+                .iter()
+                .filter_map(|p| canonical_permission(p))
+                .any(|p| p == permission || p == ADMIN_ALL)
+        {
+            return true;
+        }
+        stack.extend(graph.get(r).into_iter().flatten().map(String::as_str));
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    //! Regression tests for findings that were once wrong; the corpus in
+    //! reconciler/tests drives the real binary over every rule.
+
+    use super::*;
+    use crate::load::{Entry, EntryKind};
+    use std::collections::BTreeMap;
+    use std::io;
+
+    /// An in-memory tree: path → text.
+    struct Mem(BTreeMap<String, String>);
+
+    impl SourceTree for Mem {
+        fn list(&self, dir: &str) -> io::Result<Vec<Entry>> {
+            let prefix = if dir.is_empty() {
+                String::new()
+            } else {
+                format!("{dir}/")
+            };
+            let mut out: BTreeMap<String, Entry> = BTreeMap::new();
+            for (path, text) in &self.0 {
+                if let Some(rest) = path.strip_prefix(&prefix) {
+                    let (name, kind) = match rest.split_once('/') {
+                        Some((d, _)) => (d, EntryKind::Dir),
+                        None => (rest, EntryKind::File),
+                    };
+                    out.insert(
+                        name.to_owned(),
+                        Entry {
+                            name: name.to_owned(),
+                            kind,
+                            size: text.len() as u64,
+                        },
+                    );
+                }
+            }
+            if out.is_empty() {
+                return Err(io::Error::new(io::ErrorKind::NotFound, dir.to_owned()));
+            }
+            Ok(out.into_values().collect())
+        }
+        fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+            self.0
+                .get(path)
+                .map(|t| t.clone().into_bytes())
+                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        }
+    }
+
+    const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+
+    fn repo(tenant_extra: &str, soho: &str, noho: &str) -> Mem {
+        let mut m = BTreeMap::new();
+        m.insert(
+            "fleet.yaml".into(),
+            "apiVersion: fleet/v1\nkind: Fleet\n".into(),
+        );
+        m.insert(
+            "tenants/acme/tenant.yaml".into(),
+            format!(
+                "apiVersion: fleet/v1\nkind: Tenant\ntenant: {{id: acme, name: A, currency: USD, timezone: UTC}}\n\
+                 menu:\n  categories: [{{id: food, name: Food}}]\n  modifier_groups:\n    - {{id: side, name: Side, min: 1, max: 1, modifiers: [{{id: fries, name: Fries}}, {{id: salad, name: Salad}}]}}\n\
+                 \x20 items:\n    - {{id: burger, name: B, category: food, variations: [{{id: burger-s, name: S, price: 100}}, {{id: burger-l, name: L, price: 200}}]}}\n\
+                 access:\n  roles: [{{id: boss, name: Boss, permissions: [order.void]}}]\n  users:\n    - {{id: ann, name: Ann, role: boss, stores: [soho, noho], pin_hash: \"{HASH}\"}}\n\
+                 kitchen:\n  stations: [{{id: grill, name: Grill, kind: printer}}]\n  routing: {{default: [grill]}}\n{tenant_extra}"
+            ),
+        );
+        for (id, extra) in [("soho", soho), ("noho", noho)] {
+            m.insert(
+                format!("tenants/acme/stores/{id}/store.yaml"),
+                format!(
+                    "apiVersion: fleet/v1\nkind: Store\nstore: {{id: {id}, name: X}}\n\
+                     devices: [{{id: p, station: grill, type: escpos_net, address: \"10.0.0.1:9100\"}}]\n{extra}"
+                ),
+            );
+        }
+        Mem(m)
+    }
+
+    fn rules(tree: &Mem) -> Vec<(Rule, String, usize)> {
+        let (_, d) = check_repo(tree);
+        d.into_iter().map(|d| (d.rule, d.file, d.line)).collect()
+    }
+
+    #[test]
+    fn fixture_is_valid() {
+        assert_eq!(rules(&repo("", "", "")), vec![]);
+    }
+
+    /// Regression: a store.yaml that failed to decode made tenant users who
+    /// work there report `ref/unknown-store`.
+    #[test]
+    fn broken_store_does_not_cascade_into_unknown_store() {
+        let r = rules(&repo("", "store: {id: soho, name: dup}\n", ""));
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!(r[0].0, "yaml/duplicate-key");
+    }
+
+    /// Regression: an alias and its current name in one map passed silently
+    /// and the alias won the render.
+    #[test]
+    fn alias_and_current_setting_name_together_are_refused() {
+        let r = rules(&repo(
+            "settings: {receipt.footer: a, receipt.footer_text: b}\n",
+            "",
+            "",
+        ));
+        assert!(
+            r.iter().any(|(rule, ..)| *rule == "settings/duplicate"),
+            "{r:?}"
+        );
+        let r = rules(&repo("settings: {receipt.footer_text: b}\n", "", ""));
+        assert_eq!(
+            r.iter().map(|x| x.0).collect::<Vec<_>>(),
+            ["compat/renamed"]
+        );
+    }
+
+    /// Regression: the same store user id at two stores passed.
+    #[test]
+    fn store_user_ids_are_unique_across_the_tenant() {
+        let user = format!(
+            "access:\n  users: [{{id: sam, name: Sam, role: boss, pin_hash: \"{HASH}\"}}]\n"
+        );
+        let r = rules(&repo("", &user, &user));
+        assert_eq!(
+            r,
+            vec![(
+                "id/duplicate",
+                "tenants/acme/stores/soho/store.yaml".to_owned(),
+                6
+            )],
+            "{r:?}"
+        );
+    }
+
+    /// Regression: pricing an absent variation, or a variation of an item
+    /// whose variations are all absent, passed.
+    #[test]
+    fn prices_of_unsold_entities_are_refused() {
+        let r = rules(&repo(
+            "",
+            "overrides: {absent: [burger-s], prices: {burger-s: 5}}\n",
+            "",
+        ));
+        assert_eq!(
+            r.iter().map(|x| x.0).collect::<Vec<_>>(),
+            ["render/absent-item-sold"]
+        );
+        let r = rules(&repo(
+            "",
+            "overrides: {absent: [burger-s, burger-l], prices: {burger-l: 5}}\n",
+            "",
+        ));
+        assert!(r.iter().any(|x| x.0 == "render/absent-item-sold"), "{r:?}");
+    }
+
+    /// Regression: a starved group was reported even where no sold item uses it.
+    #[test]
+    fn starved_group_only_matters_where_it_is_used() {
+        let r = rules(&repo("", "overrides: {absent: [fries, salad]}\n", ""));
+        assert!(r.is_empty(), "no item uses `side`: {r:?}");
+    }
+}
