@@ -1,8 +1,8 @@
 //! `bench gen-fleet`: a synthetic fleet repo (DESIGN.md §3) of any size that
 //! `fleet validate` accepts, as input for the §8 benchmarks.
 //!
-//! Files are built as `schemas::model` values and serialized with
-//! serde-saphyr, so the generator follows the model: a renamed field breaks
+//! Files are built as `schemas::model` values and written with
+//! `schemas::yaml::to_canonical_yaml`, so the generator follows the model: a renamed field breaks
 //! this build, not the benchmark. The shapes follow POS-MODEL.md: every
 //! tenant has a base split over `tenant.yaml`, `menu.yaml`, `access.yaml` and
 //! `kitchen.yaml`; every store overrides a few prices and settings, leaves
@@ -160,10 +160,11 @@ impl Writer<'_> {
         header: &str,
     ) -> Result<u64, GenFleetError> {
         let path = self.root.join(rel);
-        let body = serde_saphyr::to_string(value).map_err(|e| GenFleetError::Serialize {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let body =
+            schemas::yaml::to_canonical_yaml(value).map_err(|e| GenFleetError::Serialize {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
         let text = format!("{header}# Synthetic benchmark data from `bench gen-fleet`.\n{body}");
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).map_err(|source| GenFleetError::Io {
@@ -702,7 +703,7 @@ impl TenantCatalog {
             Tax {
                 id: id(tax_id),
                 name: tax_name.to_owned(),
-                rate: rate(*rng.pick(tax_rates)),
+                rate: rate(rng.pick::<&str>(tax_rates)),
                 inclusion,
             },
             Tax {
@@ -969,7 +970,7 @@ impl TenantCatalog {
         let mut tax_rates = BTreeMap::new();
         if rng.chance(33) {
             let (tax_id, _, rates, _) = region.tax;
-            tax_rates.insert(id(tax_id), rate(*rng.pick(rates)));
+            tax_rates.insert(id(tax_id), rate(rng.pick::<&str>(rates)));
         }
         let routing = if rng.chance(5) {
             RoutingOverride {

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use bench::gen_fleet::{DEFAULT_ITEMS, DEFAULT_SEED, DEFAULT_TENANTS, GenFleet, gen_fleet};
+use bench::validate_phases::{ValidatePhases, validate_phases};
 use clap::{Parser, Subcommand};
 
 /// Fleet's benchmark tools.
@@ -37,6 +38,16 @@ enum Command {
         #[arg(long, default_value_t = DEFAULT_SEED)]
         seed: u64,
     },
+    /// Time the phases of `fleet validate` (read, decode, render, rules) on
+    /// a repo, in-process, and print a Markdown table of medians.
+    ValidatePhases {
+        /// The fleet repo.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Timed runs of each phase.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -58,7 +69,7 @@ fn main() -> anyhow::Result<()> {
             let started = Instant::now();
             // Progress every 1,000 stores, only when there are that many.
             let report = |done: usize| {
-                if stores >= 2000 && done % 1000 == 0 {
+                if stores >= 2000 && done.is_multiple_of(1000) {
                     eprintln!("bench gen-fleet: {done}/{stores} stores written");
                 }
             };
@@ -76,6 +87,13 @@ fn main() -> anyhow::Result<()> {
                 opts.out.display(),
                 started.elapsed().as_secs_f64(),
             );
+            Ok(())
+        }
+        Command::ValidatePhases { repo, runs } => {
+            let opts = ValidatePhases { repo, runs };
+            let phases = validate_phases(&opts)
+                .with_context(|| format!("reading {}", opts.repo.display()))?;
+            print!("{}", phases.to_markdown());
             Ok(())
         }
     }

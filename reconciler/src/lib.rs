@@ -1,10 +1,15 @@
 //! The store side of Fleet and the operator's CLI.
 //!
+//! - [`trust`]: the trust gate, a pure function that decides whether a
+//!   signed release may be applied (signature, store, rollback, expiry…).
+//! - [`applied`]: the last applied release record, written atomically.
 //! - [`ops`]: the operations behind `fleet` commands (validate, render,
-//!   scaffold, schema, hash-pin). Each takes an options struct and returns a
-//!   value; the binaries only parse flags and print.
+//!   scaffold, schema, hash-pin, keygen, sign, verify). Each takes an options
+//!   struct and returns a value; the binaries only parse flags and print.
 //!
-//! The reconciler proper (Git source, trust gate, planner, edge client,
-//! report outbox, agent loop) is built in later issues.
+//! The agent proper (Git source, planner, edge client, report outbox, loop)
+//! is built in later issues.
 
+pub mod applied;
 pub mod ops;
+pub mod trust;

@@ -419,11 +419,11 @@ fn unknown_format_exits_2() {
     assert_eq!(run.code, Some(2), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
 }
 
-// FIXME(validator): a store.yaml that fails to decode drops the store, and
-// then every tenant user listing it gets a false ref/unknown-store ("store
-// `soho` ... does not exist"): the store directory exists, its file is broken.
+/// Regression: a store.yaml that failed to decode dropped the store, and
+/// every tenant user listing it got a false ref/unknown-store ("store `soho`
+/// ... does not exist"), though only the store's file was broken.
 #[test]
-fn broken_store_file_reports_only_its_own_error() {
+fn broken_store_file_does_not_make_its_users_dangling() {
     let case = case_named("store_price_negative");
     let dir = broken_repo(&case.mutation);
     let report = validate_broken("broken store file", dir.path());

@@ -50,3 +50,57 @@ pub struct Release {
     pub expires_at: DateTime<Utc>,
     pub state: StoreState,
 }
+
+/// The trusted comment of a release signature: `store=<tenant>/<store> revision=<n>`.
+pub fn trusted_comment(store: &str, revision: u64) -> String {
+    format!("store={store} revision={revision}")
+}
+
+/// Parse a trusted comment strictly: exactly `store=<tenant>/<store> revision=<n>`.
+pub fn parse_trusted_comment(comment: &str) -> Option<(&str, u64)> {
+    let (store_part, rev_part) = comment.split_once(' ')?;
+    let store = store_part.strip_prefix("store=")?;
+    let rev = rev_part.strip_prefix("revision=")?;
+    let (tenant, store_id) = store.split_once('/')?;
+    if !crate::primitives::is_slug(tenant) || !crate::primitives::is_slug(store_id) {
+        return None;
+    }
+    if rev.is_empty() || !rev.bytes().all(|b| b.is_ascii_digit()) || (rev.len() > 1 && rev.starts_with('0')) {
+        return None;
+    }
+    Some((store, rev.parse().ok()?))
+}
+
+/// Just enough of a release to gate on its version before decoding the rest.
+#[derive(Debug, Deserialize)]
+pub struct ReleaseHeader {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trusted_comment_round_trips_and_is_strict() {
+        let c = trusted_comment("acme/soho", 18);
+        assert_eq!(c, "store=acme/soho revision=18");
+        assert_eq!(parse_trusted_comment(&c), Some(("acme/soho", 18)));
+        for bad in [
+            "",
+            "store=acme/soho",
+            "store=acme/soho revision=",
+            "store=acme/soho revision=018",
+            "store=acme/soho revision=1 extra=1",
+            "revision=1 store=acme/soho",
+            "store=acme revision=1",
+            "store=Acme/soho revision=1",
+            "store=acme/soho revision=-1",
+            "timestamp:1700000000",
+        ] {
+            assert_eq!(parse_trusted_comment(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -89,6 +89,54 @@ enum Command {
     },
     /// Hash a PIN for `pin_hash` (argon2id). Reads the PIN from standard input.
     HashPin,
+    /// Make a minisign key pair for signing releases: DIR/minisign.pub and
+    /// DIR/minisign.key.
+    ///
+    /// The secret key is encrypted with $FLEET_SIGNING_PASSWORD when it is
+    /// set (and `fleet sign` then reads the same variable); otherwise it is
+    /// written unencrypted, with a warning. Put minisign.pub in every store's
+    /// trust directory; keep minisign.key in the release job's secrets only.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Write signed releases for stores whose desired state changed or whose
+    /// release expires soon.
+    ///
+    /// Renders every store of a valid repo; a store gets a new release.yaml
+    /// (revision + 1, expiry, the HEAD commit) and release.yaml.minisig only
+    /// when its rendered state differs from its current release, or that
+    /// release expires within --refresh-within. Run it in the release job on
+    /// the main branch and commit the result.
+    Sign {
+        /// The minisign secret key (from `fleet keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// How long a new release is valid, e.g. 90d [default: fleet.yaml's release.expires_in_days].
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<std::time::Duration>,
+        /// Re-sign releases expiring within this, e.g. 30d [default: fleet.yaml's release.refresh_within_days].
+        #[arg(long, value_parser = humantime::parse_duration)]
+        refresh_within: Option<std::time::Duration>,
+        /// Re-sign every store, changed or not: after adding a new key and
+        /// before removing the old one from stores' trust directories.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Check that every store has a release that verifies, is unexpired and
+    /// matches what its sources render to.
+    ///
+    /// Lists each failing store and why. Exit 0 all good, 1 some store fails,
+    /// 2 usage or IO error.
+    Verify {
+        /// A minisign public key file, or a directory of *.pub files.
+        #[arg(long)]
+        pubkey: PathBuf,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -204,6 +252,96 @@ fn run(cli: Cli) -> i32 {
                 Err(e) => fail(e),
             }
         }
+        Command::Keygen { out } => keygen(&out),
+        Command::Sign { key, repo, expires_in, refresh_within, all } => {
+            sign(&key, repo, expires_in, refresh_within, all)
+        }
+        Command::Verify { pubkey, repo } => verify(&pubkey, &repo),
+    }
+}
+
+fn signing_password() -> Option<String> {
+    std::env::var(ops::keygen::PASSWORD_ENV).ok().filter(|p| !p.is_empty())
+}
+
+fn keygen(out: &std::path::Path) -> i32 {
+    let password = signing_password();
+    if password.is_none() {
+        eprintln!(
+            "warning: {} is not set, so the secret key is written UNENCRYPTED; keep it in a secret store only",
+            ops::keygen::PASSWORD_ENV
+        );
+    }
+    match ops::keygen::keygen(out, password) {
+        Ok(g) => {
+            println!("public key: {} (key id {})", g.public_key.display(), g.key_id);
+            println!(
+                "secret key: {} ({})",
+                g.secret_key.display(),
+                if g.encrypted { "encrypted" } else { "unencrypted" }
+            );
+            println!("Copy the public key into every store's trust directory; never commit the secret key.");
+            exit::OK
+        }
+        Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+fn sign(
+    key: &std::path::Path,
+    repo: PathBuf,
+    expires_in: Option<std::time::Duration>,
+    refresh_within: Option<std::time::Duration>,
+    all: bool,
+) -> i32 {
+    let key = match ops::keygen::load_secret_key(key, signing_password()) {
+        Ok(k) => k,
+        Err(e) => return fail(format!("{e:#}")),
+    };
+    let opts = ops::sign::SignOptions { repo, key, expires_in, refresh_within, all, now: chrono::Utc::now() };
+    let result = ops::sign::sign(&opts, |s| {
+        eprintln!("signed {} revision {} ({})", s.store, s.revision, s.reason);
+    });
+    match result {
+        Ok(report) => {
+            println!(
+                "{} release(s) signed, {} store(s) unchanged, from commit {}",
+                report.signed.len(),
+                report.unchanged,
+                report.source_commit
+            );
+            exit::OK
+        }
+        Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+fn verify(pubkey: &std::path::Path, repo: &std::path::Path) -> i32 {
+    let keys = match ops::verify::load_keys(pubkey) {
+        Ok(k) => k,
+        Err(e) => return fail(format!("{e:#}")),
+    };
+    match ops::verify::verify(repo, &keys, chrono::Utc::now(), chrono::Duration::days(30)) {
+        Ok(report) => {
+            for d in &report.validation_errors {
+                println!("{d}");
+            }
+            for v in &report.verdicts {
+                match (&v.problem, &v.note) {
+                    (Some(p), _) => println!("FAIL {}: {p}", v.store),
+                    (None, Some(n)) => println!("ok   {} revision {} ({n})", v.store, v.revision.unwrap_or(0)),
+                    (None, None) => println!("ok   {} revision {}", v.store, v.revision.unwrap_or(0)),
+                }
+            }
+            let failed = report.failures().count();
+            println!(
+                "{} store(s) verified, {failed} failed, {} validation error(s)",
+                report.verdicts.len() - failed,
+                report.validation_errors.len()
+            );
+            if report.ok() { exit::OK } else { exit::FINDINGS }
+        }
+        Err(e) => fail(format!("{e:#}")),
     }
 }
 

@@ -2,10 +2,13 @@
 //! an options struct and calls one of these.
 
 pub mod hash_pin;
+pub mod keygen;
 pub mod render;
 pub mod scaffold;
 pub mod schema;
+pub mod sign;
 pub mod validate;
+pub mod verify;
 
 /// Process exit codes shared by the operator commands (DESIGN.md §7).
 pub mod exit {

@@ -1,0 +1,219 @@
+//! `fleet sign`: render every store and write a new signed release for each
+//! store whose desired state changed or whose release expires soon.
+//!
+//! Revisions only go up: a new release is the previous revision + 1, where
+//! the previous revision is the one in `release.yaml`, or, if that file was
+//! deleted, the highest one in the Git history of that path. A revision is
+//! never reused, so stores never see two different releases with one number.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use chrono::{DateTime, SubsecRound as _, Utc};
+use schemas::Release;
+use schemas::load::{FleetRepo, StoreSource, TenantSources};
+use schemas::model::{ApiVersion, StoreReleaseKind};
+use schemas::render::render_store;
+use schemas::state::trusted_comment;
+
+use crate::applied::write_atomically;
+use crate::ops::validate::validate_dir;
+
+/// Options of `fleet sign`.
+#[derive(Debug)]
+pub struct SignOptions {
+    pub repo: PathBuf,
+    pub key: minisign::SecretKey,
+    /// Validity of a new release; default from fleet.yaml (90 days).
+    pub expires_in: Option<Duration>,
+    /// Re-sign releases that expire within this; default from fleet.yaml (30 days).
+    pub refresh_within: Option<Duration>,
+    /// Re-sign every store, changed or not (after a key rotation).
+    pub all: bool,
+    pub now: DateTime<Utc>,
+}
+
+/// Why a store got a new release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// It had no release.
+    First,
+    /// Its rendered state differs from its release.
+    Changed,
+    /// Its release expires within the refresh window.
+    Refresh,
+    /// `--all` was given.
+    Forced,
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Reason::First => "first release",
+            Reason::Changed => "desired state changed",
+            Reason::Refresh => "refreshed before expiry",
+            Reason::Forced => "re-signed on request (--all)",
+        })
+    }
+}
+
+/// One store that got a new release.
+#[derive(Debug, Clone)]
+pub struct Signed {
+    pub store: String,
+    pub revision: u64,
+    pub reason: Reason,
+}
+
+/// What `fleet sign` did.
+#[derive(Debug, Default)]
+pub struct SignReport {
+    pub signed: Vec<Signed>,
+    pub unchanged: usize,
+    pub source_commit: String,
+}
+
+/// File names of a store's release.
+pub const RELEASE_FILE: &str = "release.yaml";
+pub const SIGNATURE_FILE: &str = "release.yaml.minisig";
+
+/// Sign what needs signing in the repo at `opts.repo`.
+pub fn sign(opts: &SignOptions, mut progress: impl FnMut(&Signed)) -> anyhow::Result<SignReport> {
+    let validation = validate_dir(&opts.repo)?;
+    if !validation.is_valid() {
+        bail!(
+            "the fleet repo does not validate ({} error(s)); run `fleet validate` and fix them: an invalid repo is never signed",
+            validation.errors()
+        );
+    }
+    let repo = &validation.repo;
+    let git = git2::Repository::discover(&opts.repo)
+        .with_context(|| format!("{} is not in a Git repository; releases record the commit they were rendered from", opts.repo.display()))?;
+    let head = git.head().and_then(|h| h.peel_to_commit()).context("reading HEAD (is there a commit yet?)")?;
+    let source_commit = head.id().to_string();
+    let policy = repo.fleet.as_ref().map(|f| f.release).unwrap_or_default();
+    let day = Duration::from_secs(86_400);
+    let expires_in = opts.expires_in.unwrap_or(day * policy.expires_in_days);
+    let refresh_within = opts.refresh_within.unwrap_or(day * policy.refresh_within_days);
+    if refresh_within >= expires_in {
+        bail!("--refresh-within must be shorter than --expires-in, or every run would re-sign every store");
+    }
+    let now = opts.now.trunc_subsecs(0);
+    let expires_at = now + chrono::Duration::from_std(expires_in).context("--expires-in is too long")?;
+    let refresh_at = now + chrono::Duration::from_std(refresh_within).context("--refresh-within is too long")?;
+
+    let mut report = SignReport { source_commit: source_commit.clone(), ..SignReport::default() };
+    for tenant in repo.tenants.values() {
+        for store in tenant.stores.values() {
+            let store_dir = opts.repo.join(store_rel_dir(tenant, store));
+            let full_id = format!("{}/{}", tenant.dir, store.dir);
+            let state = render_store(&tenant.base, &store.file);
+            let current = read_release(&store_dir.join(RELEASE_FILE));
+            let (previous, reason) = match &current {
+                Some(Ok(r)) if opts.all => (r.revision, Reason::Forced),
+                Some(Ok(r)) if r.state == state && r.expires_at > refresh_at => {
+                    report.unchanged += 1;
+                    continue;
+                }
+                Some(Ok(r)) if r.state == state => (r.revision, Reason::Refresh),
+                Some(Ok(r)) => (r.revision, Reason::Changed),
+                // Unreadable or missing: continue numbering from history.
+                Some(Err(_)) => (history_revision(&git, &store_rel_dir(tenant, store))?, Reason::Changed),
+                None => {
+                    let prev = history_revision(&git, &store_rel_dir(tenant, store))?;
+                    (prev, if prev == 0 { Reason::First } else { Reason::Changed })
+                }
+            };
+            let release = Release {
+                api_version: ApiVersion,
+                kind: StoreReleaseKind,
+                store: full_id.clone(),
+                revision: previous + 1,
+                source_commit: source_commit.clone(),
+                issued_at: now,
+                expires_at,
+                state,
+            };
+            write_release(&store_dir, &release, &opts.key)?;
+            let signed = Signed { store: full_id, revision: release.revision, reason };
+            progress(&signed);
+            report.signed.push(signed);
+        }
+    }
+    Ok(report)
+}
+
+/// `tenants/<t>/stores/<s>` relative to the repo root.
+pub fn store_rel_dir(tenant: &TenantSources, store: &StoreSource) -> String {
+    format!("tenants/{}/stores/{}", tenant.dir, store.dir)
+}
+
+/// Every store of a loaded repo with its directory.
+pub fn stores(repo: &FleetRepo) -> impl Iterator<Item = (&TenantSources, &StoreSource)> {
+    repo.tenants.values().flat_map(|t| t.stores.values().map(move |s| (t, s)))
+}
+
+/// The release in `path`: `None` if there is none, `Err` if unreadable.
+fn read_release(path: &Path) -> Option<Result<Release, String>> {
+    let meta = path.symlink_metadata().ok()?;
+    if !meta.is_file() {
+        return Some(Err("not a regular file".to_owned()));
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return Some(Err(e.to_string())),
+    };
+    Some(schemas::yaml::decode::<Release>(&path.display().to_string(), &text).map_err(|d| d.to_string()))
+}
+
+/// The highest revision ever committed at `<dir>/release.yaml` (0 if none).
+fn history_revision(git: &git2::Repository, dir: &str) -> anyhow::Result<u64> {
+    let path = format!("{dir}/{RELEASE_FILE}");
+    let mut walk = git.revwalk().context("walking history")?;
+    if walk.push_head().is_err() {
+        return Ok(0);
+    }
+    let mut best = 0;
+    for oid in walk.take(100_000) {
+        let Ok(oid) = oid else { continue };
+        let Ok(commit) = git.find_commit(oid) else { continue };
+        let Ok(tree) = commit.tree() else { continue };
+        let Ok(entry) = tree.get_path(Path::new(&path)) else { continue };
+        let Ok(blob) = git.find_blob(entry.id()) else { continue };
+        if let Some(rev) = std::str::from_utf8(blob.content())
+            .ok()
+            .and_then(|t| t.lines().find_map(|l| l.strip_prefix("revision: ")))
+            .and_then(|r| r.trim().parse::<u64>().ok())
+        {
+            best = best.max(rev);
+        }
+    }
+    Ok(best)
+}
+
+/// Serialize, sign and write a release and its signature.
+pub fn write_release(store_dir: &Path, release: &Release, key: &minisign::SecretKey) -> anyhow::Result<()> {
+    let bytes = release_bytes(release);
+    let signature = sign_bytes(&bytes, &release.store, release.revision, key)?;
+    let rel = store_dir.join(RELEASE_FILE);
+    let sig = store_dir.join(SIGNATURE_FILE);
+    write_atomically(&rel, &bytes).with_context(|| format!("writing {}", rel.display()))?;
+    write_atomically(&sig, signature.as_bytes()).with_context(|| format!("writing {}", sig.display()))?;
+    Ok(())
+}
+
+/// The exact bytes of `release.yaml`.
+pub fn release_bytes(release: &Release) -> Vec<u8> {
+    let mut text = String::from("# Generated by `fleet sign`. Never edit by hand: the signature covers every byte.\n");
+    text.push_str(&schemas::yaml::to_canonical_yaml(release).expect("a release is plain data"));
+    text.into_bytes()
+}
+
+/// A prehashed minisign signature of `bytes` with Fleet's trusted comment.
+pub fn sign_bytes(bytes: &[u8], store: &str, revision: u64, key: &minisign::SecretKey) -> anyhow::Result<String> {
+    let comment = trusted_comment(store, revision);
+    let sig = minisign::sign(None, key, bytes, Some(&comment), Some("signature from fleet sign"))
+        .context("signing the release")?;
+    Ok(sig.to_string())
+}

@@ -1,0 +1,296 @@
+//! The trust gate: whether a store may apply a release (DESIGN.md §3,
+//! THREATS.md rows 1–11).
+//!
+//! [`check`] is a pure function of the release bytes, the signature text,
+//! the trusted public keys, the last applied record and the time. It reads
+//! no file, no clock and no network; the agent and `fleet verify` supply
+//! those. Nothing of the release is parsed before its signature verified,
+//! and the signature's trusted comment is read only after that, too.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use minisign_verify::{PublicKey, Signature};
+use schemas::Release;
+use schemas::state::{ReleaseHeader, parse_trusted_comment};
+use sha2::{Digest, Sha256};
+
+use crate::applied::AppliedRecord;
+
+/// Largest `release.yaml` a store accepts (a 5,000-item menu is about 1 MiB).
+pub const MAX_RELEASE_BYTES: usize = 16 * 1024 * 1024;
+/// Largest `release.yaml.minisig` (a real one is about 300 bytes).
+pub const MAX_SIGNATURE_BYTES: usize = 4096;
+
+/// A public key the store trusts, with where it came from.
+#[derive(Debug, Clone)]
+pub struct TrustedKey {
+    pub key: PublicKey,
+    /// Minisign key id, upper-case hex as `minisign` prints it.
+    pub key_id: String,
+    /// The file it was read from, for messages.
+    pub source: String,
+}
+
+/// The keys of a store's pinned trust directory. Several at once, so a key
+/// can be rotated by adding the new one before removing the old.
+#[derive(Debug, Clone, Default)]
+pub struct TrustedKeys {
+    keys: Vec<TrustedKey>,
+}
+
+/// Why a trust directory or key could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} is not a minisign public key: {reason}")]
+    Malformed { path: PathBuf, reason: String },
+    #[error("{0} holds no *.pub minisign public key; a store trusts nothing without one")]
+    Empty(PathBuf),
+}
+
+impl TrustedKeys {
+    /// Parse one public key in minisign's file format (or its bare base64 line).
+    pub fn parse_key(text: &str, source: &str) -> Result<TrustedKey, String> {
+        let trimmed = text.trim();
+        let key = if trimmed.lines().count() >= 2 {
+            PublicKey::decode(trimmed)
+        } else {
+            PublicKey::from_base64(trimmed)
+        }
+        .map_err(|e| e.to_string())?;
+        let b64 = trimmed.lines().last().unwrap_or("").trim();
+        let key_id = key_id_of_blob(b64, 2).ok_or("cannot read the key id")?;
+        Ok(TrustedKey { key, key_id, source: source.to_owned() })
+    }
+
+    /// Read every `*.pub` file of `dir`.
+    pub fn load_dir(dir: &Path) -> Result<TrustedKeys, KeyError> {
+        let io = |source| KeyError::Io { path: dir.to_path_buf(), source };
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(io)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "pub"))
+            .collect();
+        paths.sort();
+        let mut keys = TrustedKeys::default();
+        for path in paths {
+            keys.keys.push(Self::load_file(&path)?);
+        }
+        if keys.keys.is_empty() {
+            return Err(KeyError::Empty(dir.to_path_buf()));
+        }
+        Ok(keys)
+    }
+
+    /// Read one public key file.
+    pub fn load_file(path: &Path) -> Result<TrustedKey, KeyError> {
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.to_path_buf(), source })?;
+        Self::parse_key(&text, &path.display().to_string())
+            .map_err(|reason| KeyError::Malformed { path: path.to_path_buf(), reason })
+    }
+
+    pub fn from_keys(keys: Vec<TrustedKey>) -> Self {
+        TrustedKeys { keys }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &TrustedKey> {
+        self.keys.iter()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+/// The key id stored at `offset` of a base64 minisign blob (after the
+/// 2-byte algorithm), as `minisign` prints it.
+fn key_id_of_blob(b64: &str, offset: usize) -> Option<String> {
+    let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let id = bytes.get(offset..offset + 8)?;
+    Some(id.iter().rev().map(|b| format!("{b:02X}")).collect())
+}
+
+/// What a release is checked against besides its signature.
+#[derive(Debug, Clone, Copy)]
+pub struct Expectations<'a> {
+    /// This store's full id, `<tenant>/<store>`.
+    pub store: &'a str,
+    /// What this store applied last; `None` if nothing yet.
+    pub last: Option<&'a AppliedRecord>,
+    pub now: DateTime<Utc>,
+}
+
+/// A release that passed every check.
+#[derive(Debug, Clone)]
+pub struct Accepted {
+    pub release: Release,
+    /// SHA-256 of the exact release bytes, hex.
+    pub digest: String,
+    /// Which trusted key signed it.
+    pub key_id: String,
+    /// Same revision and bytes as the last applied release.
+    pub already_applied: bool,
+}
+
+/// Why a release was refused. Each has a stable [`Refusal::code`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("{what} is {size} bytes; the limit is {max}")]
+    TooLarge { what: &'static str, size: usize, max: usize },
+    #[error("the signature file is malformed: {0}")]
+    MalformedSignature(String),
+    #[error("signed by key {key_id}, which is not in the trust directory")]
+    UnknownKey { key_id: String },
+    #[error("legacy (non-prehashed) minisign signature; only prehashed signatures are accepted")]
+    LegacySignature,
+    #[error("the signature does not match the release bytes (modified after signing?)")]
+    BadSignature,
+    #[error("the trusted comment {0:?} is not `store=<tenant>/<store> revision=<n>`")]
+    BadTrustedComment(String),
+    #[error("the release is signed for store {signed_for}, not for this store {expected}")]
+    WrongStore { expected: String, signed_for: String },
+    #[error("the signed comment says {field} {comment} but release.yaml says {file}")]
+    CommentMismatch { field: &'static str, comment: String, file: String },
+    #[error("release apiVersion {found:?} is not understood by this reconciler (it reads fleet/v1): upgrade the reconciler")]
+    UnsupportedVersion { found: String },
+    #[error("release.yaml has a field this reconciler does not know ({0}): upgrade the reconciler")]
+    UnknownField(String),
+    #[error("release.yaml is malformed: {0}")]
+    Malformed(String),
+    #[error("rollback: revision {offered} is older than the applied revision {applied}")]
+    Rollback { offered: u64, applied: u64 },
+    #[error("equivocation: revision {revision} is already applied with other content")]
+    Equivocation { revision: u64 },
+    #[error("the release expired at {expires_at}; the store keeps its last applied state until a fresh release is signed")]
+    Expired { expires_at: DateTime<Utc> },
+    #[error("{0} is not a regular file (symlink, submodule or other); only regular files are read")]
+    NotRegularFile(String),
+}
+
+impl Refusal {
+    /// A stable machine-readable code, e.g. `signature/unknown-key`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Refusal::TooLarge { .. } => "input/too-large",
+            Refusal::MalformedSignature(_) => "signature/malformed",
+            Refusal::UnknownKey { .. } => "signature/unknown-key",
+            Refusal::LegacySignature => "signature/legacy",
+            Refusal::BadSignature => "signature/invalid",
+            Refusal::BadTrustedComment(_) => "signature/trusted-comment",
+            Refusal::WrongStore { .. } => "release/wrong-store",
+            Refusal::CommentMismatch { .. } => "release/comment-mismatch",
+            Refusal::UnsupportedVersion { .. } => "release/unsupported-version",
+            Refusal::UnknownField(_) => "release/unknown-field",
+            Refusal::Malformed(_) => "release/malformed",
+            Refusal::Rollback { .. } => "release/rollback",
+            Refusal::Equivocation { .. } => "release/equivocation",
+            Refusal::Expired { .. } => "release/expired",
+            Refusal::NotRegularFile(_) => "input/not-regular-file",
+        }
+    }
+}
+
+/// SHA-256 of `bytes`, lower-case hex.
+pub fn digest(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Decide whether `release` (with `signature`) may be applied at `expect.store`.
+pub fn check(
+    release: &[u8],
+    signature: &[u8],
+    keys: &TrustedKeys,
+    expect: Expectations<'_>,
+) -> Result<Accepted, Refusal> {
+    if release.len() > MAX_RELEASE_BYTES {
+        return Err(Refusal::TooLarge { what: "release.yaml", size: release.len(), max: MAX_RELEASE_BYTES });
+    }
+    if signature.len() > MAX_SIGNATURE_BYTES {
+        return Err(Refusal::TooLarge { what: "release.yaml.minisig", size: signature.len(), max: MAX_SIGNATURE_BYTES });
+    }
+    let sig_text = std::str::from_utf8(signature)
+        .map_err(|_| Refusal::MalformedSignature("not UTF-8 text".to_owned()))?;
+    let sig = Signature::decode(sig_text).map_err(|e| Refusal::MalformedSignature(e.to_string()))?;
+
+    let key_id = verify_with_any(keys, release, &sig, sig_text)?;
+
+    // Only now is the trusted comment authentic.
+    let comment = sig.trusted_comment();
+    let (signed_store, signed_revision) =
+        parse_trusted_comment(comment).ok_or_else(|| Refusal::BadTrustedComment(comment.to_owned()))?;
+    if signed_store != expect.store {
+        return Err(Refusal::WrongStore { expected: expect.store.to_owned(), signed_for: signed_store.to_owned() });
+    }
+
+    let text = std::str::from_utf8(release).map_err(|_| Refusal::Malformed("not UTF-8 text".to_owned()))?;
+    let header: ReleaseHeader = serde_saphyr::from_str_with_options(text, schemas::yaml::options())
+        .map_err(|e| Refusal::Malformed(schemas::yaml::classify("release.yaml", &e).to_string()))?;
+    if header.api_version != schemas::API_VERSION {
+        return Err(Refusal::UnsupportedVersion { found: header.api_version });
+    }
+    let parsed: Release = schemas::yaml::decode("release.yaml", text).map_err(|d| {
+        if d.rule == "schema/unknown-field" {
+            Refusal::UnknownField(d.to_string())
+        } else {
+            Refusal::Malformed(d.to_string())
+        }
+    })?;
+    if parsed.store != signed_store {
+        return Err(Refusal::CommentMismatch { field: "store", comment: signed_store.to_owned(), file: parsed.store });
+    }
+    if parsed.revision != signed_revision {
+        return Err(Refusal::CommentMismatch {
+            field: "revision",
+            comment: signed_revision.to_string(),
+            file: parsed.revision.to_string(),
+        });
+    }
+
+    let digest = digest(release);
+    let mut already_applied = false;
+    if let Some(last) = expect.last {
+        if parsed.revision < last.revision {
+            return Err(Refusal::Rollback { offered: parsed.revision, applied: last.revision });
+        }
+        if parsed.revision == last.revision {
+            if digest != last.digest {
+                return Err(Refusal::Equivocation { revision: parsed.revision });
+            }
+            already_applied = true;
+        }
+    }
+    if parsed.expires_at <= expect.now {
+        return Err(Refusal::Expired { expires_at: parsed.expires_at });
+    }
+    Ok(Accepted { release: parsed, digest, key_id, already_applied })
+}
+
+/// Verify against each trusted key; return the id of the one that signed.
+fn verify_with_any(keys: &TrustedKeys, release: &[u8], sig: &Signature, sig_text: &str) -> Result<String, Refusal> {
+    use minisign_verify::Error as E;
+    for k in keys.iter() {
+        match k.key.verify(release, sig, false) {
+            Ok(()) => return Ok(k.key_id.clone()),
+            Err(E::UnexpectedKeyId) => continue,
+            Err(E::UnexpectedAlgorithm) | Err(E::UnsupportedLegacyMode) => return Err(Refusal::LegacySignature),
+            Err(E::InvalidSignature) => return Err(Refusal::BadSignature),
+            Err(e) => return Err(Refusal::MalformedSignature(e.to_string())),
+        }
+    }
+    let key_id = sig_text
+        .lines()
+        .nth(1)
+        .and_then(|l| key_id_of_blob(l, 2))
+        .unwrap_or_else(|| "?".to_owned());
+    Err(Refusal::UnknownKey { key_id })
+}
+
+impl fmt::Display for Accepted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} revision {} (key {})", self.release.store, self.release.revision, self.key_id)
+    }
+}
