@@ -535,3 +535,38 @@ mod fuzz {
         }
     }
 }
+
+/// `FLEET_SIGNING_PASSWORD` encrypts the key at `keygen` and unlocks it at
+/// `sign`; without it, `sign` says what is missing instead of prompting.
+#[test]
+fn encrypted_signing_key_needs_the_password() {
+    let fx = Fixture::new();
+    let out = Command::new(FLEET)
+        .args(["keygen", "--out", "enc"])
+        .current_dir(&fx.root)
+        .env("FLEET_SIGNING_PASSWORD", "correct horse")
+        .output()
+        .expect("keygen");
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(encrypted)"));
+    let key = fx.root.join("enc/minisign.key").display().to_string();
+
+    let out = fleet(&["sign", "--all", "--key", &key], &fx.repo);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("FLEET_SIGNING_PASSWORD"));
+
+    let run = |password: &str| {
+        Command::new(FLEET)
+            .args(["sign", "--all", "--key", &key])
+            .current_dir(&fx.repo)
+            .env("FLEET_SIGNING_PASSWORD", password)
+            .output()
+            .expect("sign")
+    };
+    assert_eq!(run("wrong").status.code(), Some(2));
+    let out = run("correct horse");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let keys = TrustedKeys::from_keys(vec![TrustedKeys::load_file(&fx.root.join("enc/minisign.pub")).expect("pub")]);
+    let (rel, sig) = fx.files("soho");
+    assert_eq!(check(&rel, &sig, &keys, "acme/soho", None).expect("signed by the new key").release.revision, 2);
+}
