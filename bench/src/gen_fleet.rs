@@ -993,8 +993,9 @@ impl TenantCatalog {
             } else {
                 "cashier"
             };
+            // User ids are unique within the tenant, across its stores too.
             users.push(User {
-                id: id(format!("{first}-{initial}")),
+                id: id(format!("{first}-{initial}-{}", store.index + 1)),
                 name: format!(
                     "{}{} {}.",
                     first[..1].to_uppercase(),
@@ -1192,7 +1193,13 @@ mod tests {
 
     #[test]
     fn generated_fleet_validates_with_no_findings() {
-        for (stores, tenants, items) in [(60, 3, 30), (7, 2, 1), (5, 1, 200), (3, 6, 12)] {
+        for (stores, tenants, items) in [
+            (60, 3, 30),
+            (400, 1, 30),
+            (7, 2, 1),
+            (5, 1, 200),
+            (3, 6, 12),
+        ] {
             let dir = tempfile::tempdir().expect("tempdir");
             let done = generate(dir.path(), stores, tenants, items, 7);
             assert_eq!(done.stores, stores);

@@ -11,5 +11,6 @@
 //! is built in later issues.
 
 pub mod applied;
+pub mod git_tree;
 pub mod ops;
 pub mod trust;

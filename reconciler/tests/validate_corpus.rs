@@ -113,18 +113,33 @@ fn validate_broken(what: &str, dir: &Path) -> Report {
         run.stderr
     );
     let report = run.report();
-    let errors = report.diagnostics.iter().filter(|d| d.severity == "error").count();
+    let errors = report
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity == "error")
+        .count();
     assert!(!report.valid && errors > 0, "{what}: reported valid");
     assert_eq!(report.errors, errors, "{what}: error count");
-    assert_eq!(report.warnings, report.diagnostics.len() - errors, "{what}: warning count");
+    assert_eq!(
+        report.warnings,
+        report.diagnostics.len() - errors,
+        "{what}: warning count"
+    );
     for d in &report.diagnostics {
-        assert!(!d.file.is_empty() && d.rule.contains('/'), "{what}: malformed diagnostic {d}");
+        assert!(
+            !d.file.is_empty() && d.rule.contains('/'),
+            "{what}: malformed diagnostic {d}"
+        );
     }
     report
 }
 
 fn listing(report: &Report) -> String {
-    report.diagnostics.iter().map(|d| format!("  {d}\n")).collect()
+    report
+        .diagnostics
+        .iter()
+        .map(|d| format!("  {d}\n"))
+        .collect()
 }
 
 fn case_named(name: &str) -> Case {
@@ -139,10 +154,9 @@ fn check_case(name: &str) {
     let dir = broken_repo(&case.mutation);
     let report = validate_broken(name, dir.path());
     let line = case.expected_line(dir.path());
-    let hit = report
-        .diagnostics
-        .iter()
-        .any(|d| d.severity == "error" && d.rule == case.rule && d.file == case.file && d.line == line);
+    let hit = report.diagnostics.iter().any(|d| {
+        d.severity == "error" && d.rule == case.rule && d.file == case.file && d.line == line
+    });
     assert!(
         hit,
         "{name}: expected error[{}] at {}:{line}; got:\n{}",
@@ -264,33 +278,72 @@ fn every_corpus_case_has_a_test() {
     unique.sort_unstable();
     unique.dedup();
     assert_eq!(unique.len(), names.len(), "corpus case names repeat");
-    assert!(names.len() >= 45, "the corpus has only {} cases", names.len());
+    assert!(
+        names.len() >= 45,
+        "the corpus has only {} cases",
+        names.len()
+    );
     let mut tested = TESTED.to_vec();
     tested.sort_unstable();
-    assert_eq!(tested, unique, "corpus_tests! and corpus::cases() list different cases");
+    assert_eq!(
+        tested, unique,
+        "corpus_tests! and corpus::cases() list different cases"
+    );
 }
 
 #[test]
 fn corpus_covers_every_rule_group() {
     // One rule id of each of POS-MODEL.md's validation rule groups 1–12.
     let groups: [&[&str]; 12] = [
-        &["id/not-slug", "id/duplicate", "id/dir-mismatch", "yaml/duplicate-key"],
-        &["ref/unknown-category", "ref/unknown-tax", "ref/unknown-entity"],
-        &["money/not-integer", "money/negative", "money/too-large", "money/zero-discount"],
+        &[
+            "id/not-slug",
+            "id/duplicate",
+            "id/dir-mismatch",
+            "yaml/duplicate-key",
+        ],
+        &[
+            "ref/unknown-category",
+            "ref/unknown-tax",
+            "ref/unknown-entity",
+        ],
+        &[
+            "money/not-integer",
+            "money/negative",
+            "money/too-large",
+            "money/zero-discount",
+        ],
         &["rate/unquoted", "rate/format", "rate/range"],
-        &["modifier/empty-group", "modifier/min-max", "modifier/min-exceeds-count", "modifier/too-many-defaults"],
+        &[
+            "modifier/empty-group",
+            "modifier/min-max",
+            "modifier/min-exceeds-count",
+            "modifier/too-many-defaults",
+        ],
         &["item/variations"],
         &["render/absent-item-sold", "render/modifier-group-starved"],
         &["routing/unrouted-item", "routing/station-without-device"],
-        &["user/plaintext-pin", "user/pin-hash", "user/no-manager", "ref/unknown-store"],
-        &["settings/unknown-key", "settings/type", "settings/not-overridable"],
+        &[
+            "user/plaintext-pin",
+            "user/pin-hash",
+            "user/no-manager",
+            "ref/unknown-store",
+        ],
+        &[
+            "settings/unknown-key",
+            "settings/type",
+            "settings/not-overridable",
+        ],
         &["store/creates-entity"],
         &["file/too-large", "size/depth", "size/alias"],
     ];
     let rules: Vec<&str> = corpus::cases().iter().map(|c| c.rule).collect();
     for (i, group) in groups.iter().enumerate() {
         for rule in *group {
-            assert!(rules.contains(rule), "rule group {}: no case for {rule}", i + 1);
+            assert!(
+                rules.contains(rule),
+                "rule group {}: no case for {rule}",
+                i + 1
+            );
         }
     }
 }
@@ -298,11 +351,22 @@ fn corpus_covers_every_rule_group() {
 #[test]
 fn mini_repo_is_valid() {
     let run = validate(&mini_repo(), "json");
-    assert_eq!(run.code, Some(0), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code,
+        Some(0),
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
     let report = run.report();
     assert!(report.valid);
     assert_eq!(
-        (report.tenants, report.stores, report.errors, report.warnings),
+        (
+            report.tenants,
+            report.stores,
+            report.errors,
+            report.warnings
+        ),
         (1, 2, 0, 0),
         "{}",
         listing(&report)
@@ -314,9 +378,21 @@ fn mini_repo_is_valid() {
 /// one run reports all three.
 fn three_mistakes() -> Mutation {
     Mutation::All(vec![
-        Mutation::Edit { file: corpus::FLEET, from: "apiVersion: fleet/v1", to: b"apiVersion: fleet/v9".to_vec() },
-        Mutation::Edit { file: MENU, from: "category: drinks", to: b"category: drink".to_vec() },
-        Mutation::Edit { file: SOHO, from: "\"8.875\"", to: b"\"8.87501\"".to_vec() },
+        Mutation::Edit {
+            file: corpus::FLEET,
+            from: "apiVersion: fleet/v1",
+            to: b"apiVersion: fleet/v9".to_vec(),
+        },
+        Mutation::Edit {
+            file: MENU,
+            from: "category: drinks",
+            to: b"category: drink".to_vec(),
+        },
+        Mutation::Edit {
+            file: SOHO,
+            from: "\"8.875\"",
+            to: b"\"8.87501\"".to_vec(),
+        },
     ])
 }
 
@@ -331,7 +407,10 @@ fn one_run_reports_every_error() {
     ] {
         let line = line_of(&dir.path().join(file), needle);
         assert!(
-            report.diagnostics.iter().any(|d| d.rule == rule && d.file == file && d.line == line),
+            report
+                .diagnostics
+                .iter()
+                .any(|d| d.rule == rule && d.file == file && d.line == line),
             "missing {rule} at {file}:{line}; got:\n{}",
             listing(&report)
         );
@@ -370,7 +449,11 @@ fn github_format_annotates_each_error() {
     assert!(col.parse::<usize>().is_ok_and(|c| c >= 1), "col={col}");
     assert!(props.ends_with(",title=ref/unknown-category"), "{props}");
     assert!(message.contains("drink"), "{message}");
-    let annotations = run.stdout.lines().filter(|l| l.starts_with("::error file=")).count();
+    let annotations = run
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("::error file="))
+        .count();
     assert_eq!(annotations, 3, "one annotation per error:\n{}", run.stdout);
 }
 
@@ -395,7 +478,10 @@ fn text_format_is_file_line_col_rule_message() {
         .unwrap_or_else(|| panic!("not `error[rule]: message`: {rest}"));
     assert!(message.contains("drink"), "{message}");
     assert!(
-        run.stdout.lines().last().is_some_and(|l| l.starts_with("invalid:") && l.contains("3 error(s)")),
+        run.stdout
+            .lines()
+            .last()
+            .is_some_and(|l| l.starts_with("invalid:") && l.contains("3 error(s)")),
         "summary line:\n{}",
         run.stdout
     );
@@ -407,7 +493,13 @@ fn repo_that_does_not_exist_exits_2() {
     let missing = dir.path().join("no-such-repo");
     let run = validate(&missing, "json");
     assert_survived("missing repo", &run);
-    assert_eq!(run.code, Some(2), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code,
+        Some(2),
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
     assert!(run.stderr.contains("no-such-repo"), "{}", run.stderr);
 }
 
@@ -416,7 +508,13 @@ fn unknown_format_exits_2() {
     let repo = mini_repo();
     let run = validate(&repo, "yaml");
     assert_survived("unknown format", &run);
-    assert_eq!(run.code, Some(2), "stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert_eq!(
+        run.code,
+        Some(2),
+        "stdout:\n{}\nstderr:\n{}",
+        run.stdout,
+        run.stderr
+    );
 }
 
 /// Regression: a store.yaml that failed to decode dropped the store, and
@@ -447,7 +545,11 @@ fn symlinked_tenant_file_reports_only_the_symlink() {
 fn decode_error_in_tenant_base_skips_semantic_rules() {
     // The counterpart that works: a tenant file that does not decode marks
     // the base incomplete, so no reference into it is misreported.
-    let dir = broken_repo(&Mutation::Edit { file: TENANT, from: "level: 10", to: b"level: ten".to_vec() });
+    let dir = broken_repo(&Mutation::Edit {
+        file: TENANT,
+        from: "level: 10",
+        to: b"level: ten".to_vec(),
+    });
     let report = validate_broken("undecodable tenant file", dir.path());
     let rules: Vec<&str> = report.diagnostics.iter().map(|d| d.rule.as_str()).collect();
     assert_eq!(rules, ["schema/type"], "got:\n{}", listing(&report));

@@ -14,6 +14,7 @@
 //! This crate must not do network or database IO: the shells around it do.
 
 pub mod diag;
+pub mod diff;
 pub mod json_schema;
 pub mod load;
 pub mod model;

@@ -52,10 +52,18 @@ impl MemTree {
             for entry in std::fs::read_dir(&dir).expect("listing a test repo") {
                 let entry = entry.expect("a directory entry");
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let path = if rel.is_empty() { name } else { format!("{rel}/{name}") };
+                let path = if rel.is_empty() {
+                    name
+                } else {
+                    format!("{rel}/{name}")
+                };
                 let ft = entry.file_type().expect("a file type");
                 if ft.is_dir() {
-                    if std::fs::read_dir(entry.path()).expect("listing a test repo").next().is_none() {
+                    if std::fs::read_dir(entry.path())
+                        .expect("listing a test repo")
+                        .next()
+                        .is_none()
+                    {
                         tree.nodes.insert(path.clone(), Node::EmptyDir);
                     }
                     walk(tree, root, &path);
@@ -122,22 +130,47 @@ impl SourceTree for MemTree {
             Some(_) => return Err(io::Error::other(format!("{dir} is not a directory"))),
             None => {}
         }
-        let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
         let mut entries: BTreeMap<&str, Entry> = BTreeMap::new();
         for (path, node) in &self.nodes {
-            let Some(rest) = path.strip_prefix(&prefix) else { continue };
+            let Some(rest) = path.strip_prefix(&prefix) else {
+                continue;
+            };
             let entry = match rest.split_once('/') {
-                Some((name, _)) => Entry { name: name.to_owned(), kind: EntryKind::Dir, size: 0 },
+                Some((name, _)) => Entry {
+                    name: name.to_owned(),
+                    kind: EntryKind::Dir,
+                    size: 0,
+                },
                 None => match node {
-                    Node::File(b) => Entry { name: rest.to_owned(), kind: EntryKind::File, size: b.len() as u64 },
-                    Node::Special(kind) => Entry { name: rest.to_owned(), kind: *kind, size: 0 },
-                    Node::EmptyDir => Entry { name: rest.to_owned(), kind: EntryKind::Dir, size: 0 },
+                    Node::File(b) => Entry {
+                        name: rest.to_owned(),
+                        kind: EntryKind::File,
+                        size: b.len() as u64,
+                    },
+                    Node::Special(kind) => Entry {
+                        name: rest.to_owned(),
+                        kind: *kind,
+                        size: 0,
+                    },
+                    Node::EmptyDir => Entry {
+                        name: rest.to_owned(),
+                        kind: EntryKind::Dir,
+                        size: 0,
+                    },
                 },
             };
             entries.insert(rest.split('/').next().unwrap_or(rest), entry);
         }
         if entries.is_empty() && !dir.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{dir} does not exist")));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{dir} does not exist"),
+            ));
         }
         Ok(entries.into_values().collect())
     }
@@ -145,10 +178,14 @@ impl SourceTree for MemTree {
     fn read(&self, path: &str) -> io::Result<Vec<u8>> {
         match self.nodes.get(path) {
             Some(Node::File(b)) => Ok(b.clone()),
-            Some(Node::Special(_) | Node::EmptyDir) => {
-                Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"))
-            }
-            None => Err(io::Error::new(io::ErrorKind::NotFound, format!("{path} does not exist"))),
+            Some(Node::Special(_) | Node::EmptyDir) => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a regular file",
+            )),
+            None => Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{path} does not exist"),
+            )),
         }
     }
 }
@@ -158,7 +195,9 @@ impl SourceTree for MemTree {
 /// Whether `bytes` cannot be a valid source at `path` whatever the rest of
 /// the repo says: it is not UTF-8, or does not decode as its kind of file.
 fn fails_on_its_own(path: &str, bytes: &[u8]) -> bool {
-    let Ok(text) = std::str::from_utf8(bytes) else { return true };
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return true;
+    };
     if path == corpus::FLEET {
         yaml::decode::<FleetFile>(path, text).is_err()
     } else if path.ends_with("/store.yaml") && path.contains("/stores/") {
@@ -184,7 +223,10 @@ fn line_count(bytes: &[u8]) -> usize {
 /// inside its file.
 fn assert_well_formed(tree: &MemTree, diags: &[Diagnostic]) {
     for d in diags {
-        assert!(RULES.iter().any(|(r, _)| *r == d.rule), "unknown rule in {d}");
+        assert!(
+            RULES.iter().any(|(r, _)| *r == d.rule),
+            "unknown rule in {d}"
+        );
         assert!(!d.message.trim().is_empty(), "no message in {d}");
         assert!(
             !d.file.is_empty() && !d.file.starts_with('/') && !d.file.contains('\\'),
@@ -193,13 +235,19 @@ fn assert_well_formed(tree: &MemTree, diags: &[Diagnostic]) {
         if d.rule == "file/missing" {
             // Names what is missing, in a directory that is there.
             let parent = d.file.rsplit_once('/').map_or("", |(p, _)| p);
-            assert!(parent.is_empty() || tree.has(parent), "{d} names a missing file in a missing directory");
+            assert!(
+                parent.is_empty() || tree.has(parent),
+                "{d} names a missing file in a missing directory"
+            );
         } else {
             assert!(tree.has(&d.file), "{d} names a file the repo does not have");
         }
         assert_eq!(d.line == 0, d.column == 0, "half a position in {d}");
         if let Some(bytes) = tree.bytes(&d.file) {
-            assert!(d.line <= line_count(bytes), "{d} points past the end of the file");
+            assert!(
+                d.line <= line_count(bytes),
+                "{d} points past the end of the file"
+            );
         }
     }
 }
@@ -213,13 +261,19 @@ fn check(tree: &MemTree) -> Vec<Diagnostic> {
         let bytes = tree.bytes(&path).expect("sources are files");
         if fails_on_its_own(&path, bytes) {
             assert!(
-                diags.iter().any(|d| d.file == path && d.severity == Severity::Error),
+                diags
+                    .iter()
+                    .any(|d| d.file == path && d.severity == Severity::Error),
                 "{path} does not decode, yet no error names it; findings: {diags:#?}"
             );
         }
     }
     // The same sources give the same findings.
-    assert_eq!(check_repo(tree).1, diags, "findings differ between two runs");
+    assert_eq!(
+        check_repo(tree).1,
+        diags,
+        "findings differ between two runs"
+    );
     // Rendering assumes nothing about validity: it must not panic either.
     for t in repo.tenants.values() {
         for s in t.stores.values() {
@@ -261,16 +315,57 @@ enum Edit {
 
 /// Text that means something to YAML or to the fleet format.
 const TOKENS: &[&str] = &[
-    ": ", "- ", "[", "]", "{", "}", ",", "&a ", "*a", "*nope", "\"", "'", "\n", "\r", "\t", "  ", "# ", "---\n",
-    "...\n", "!!str ", "!!binary ", "!custom ", "<<: *a\n", "? ", "|\n", ">-\n", "%YAML 1.2\n", "-1", "1e999",
-    "10.99", "0x1F", ".nan", "~", "null", "\u{feff}", "\0", "é", "99999999999999999999999", "\"7.25\"",
-    "apiVersion: fleet/v2\n", "kind: Store\n", "pin: \"1234\"\n", "id: Bad_Id", "menu:\n  items: []\n",
+    ": ",
+    "- ",
+    "[",
+    "]",
+    "{",
+    "}",
+    ",",
+    "&a ",
+    "*a",
+    "*nope",
+    "\"",
+    "'",
+    "\n",
+    "\r",
+    "\t",
+    "  ",
+    "# ",
+    "---\n",
+    "...\n",
+    "!!str ",
+    "!!binary ",
+    "!custom ",
+    "<<: *a\n",
+    "? ",
+    "|\n",
+    ">-\n",
+    "%YAML 1.2\n",
+    "-1",
+    "1e999",
+    "10.99",
+    "0x1F",
+    ".nan",
+    "~",
+    "null",
+    "\u{feff}",
+    "\0",
+    "é",
+    "99999999999999999999999",
+    "\"7.25\"",
+    "apiVersion: fleet/v2\n",
+    "kind: Store\n",
+    "pin: \"1234\"\n",
+    "id: Bad_Id",
+    "menu:\n  items: []\n",
 ];
 
 fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         (any::<Index>(), 1usize..40).prop_map(|(at, len)| Edit::Delete { at, len }),
-        (any::<Index>(), prop::sample::select(TOKENS)).prop_map(|(at, text)| Edit::Insert { at, text }),
+        (any::<Index>(), prop::sample::select(TOKENS))
+            .prop_map(|(at, text)| Edit::Insert { at, text }),
         (any::<Index>(), any::<u8>()).prop_map(|(at, byte)| Edit::Byte { at, byte }),
         any::<Index>().prop_map(Edit::DropLine),
         any::<Index>().prop_map(Edit::DuplicateLine),
@@ -280,7 +375,10 @@ fn edit() -> impl Strategy<Value = Edit> {
 
 fn apply(bytes: &[u8], edit: &Edit) -> Vec<u8> {
     let mut out = bytes.to_vec();
-    let mut lines: Vec<Vec<u8>> = bytes.split_inclusive(|b| *b == b'\n').map(<[u8]>::to_vec).collect();
+    let mut lines: Vec<Vec<u8>> = bytes
+        .split_inclusive(|b| *b == b'\n')
+        .map(<[u8]>::to_vec)
+        .collect();
     match edit {
         Edit::Delete { at, len } if !out.is_empty() => {
             let start = at.index(out.len());
@@ -396,9 +494,17 @@ fn every_corpus_repo_is_reported_from_memory_and_disk_alike() {
         let dir = corpus::broken_repo(&case.mutation);
         let tree = MemTree::read_dir(dir.path());
         let diags = check(&tree);
-        assert!(has_errors(&diags), "{}: no error for a broken repo", case.name);
+        assert!(
+            has_errors(&diags),
+            "{}: no error for a broken repo",
+            case.name
+        );
         let (_, from_disk) = check_repo(&DirTree::new(dir.path()));
-        assert_eq!(from_disk, diags, "{}: the directory and the in-memory tree disagree", case.name);
+        assert_eq!(
+            from_disk, diags,
+            "{}: the directory and the in-memory tree disagree",
+            case.name
+        );
     }
 }
 
@@ -427,7 +533,9 @@ fn file_over_the_limit_is_refused_by_listed_size() {
     tree.set(corpus::MENU, big);
     let diags = check(&tree);
     assert!(
-        diags.iter().any(|d| d.file == corpus::MENU && d.rule == "file/too-large" && d.line == 0),
+        diags
+            .iter()
+            .any(|d| d.file == corpus::MENU && d.rule == "file/too-large" && d.line == 0),
         "{diags:#?}"
     );
 }
@@ -435,11 +543,21 @@ fn file_over_the_limit_is_refused_by_listed_size() {
 #[test]
 fn empty_repo_and_empty_files() {
     let diags = check(&MemTree::default());
-    assert!(diags.iter().any(|d| d.rule == "file/missing" && d.file == "fleet.yaml"), "{diags:#?}");
+    assert!(
+        diags
+            .iter()
+            .any(|d| d.rule == "file/missing" && d.file == "fleet.yaml"),
+        "{diags:#?}"
+    );
     for path in corpus::SOURCES {
         let mut tree = MemTree::mini_repo();
         tree.set(path, Vec::new());
         let diags = check(&tree);
-        assert!(diags.iter().any(|d| d.file == *path && d.severity == Severity::Error), "{path}: {diags:#?}");
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.file == *path && d.severity == Severity::Error),
+            "{path}: {diags:#?}"
+        );
     }
 }

@@ -26,6 +26,13 @@ enum FormatArg {
     Github,
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PlanFormatArg {
+    Text,
+    Markdown,
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check every source of the fleet repo: schema and semantic rules.
@@ -49,6 +56,26 @@ enum Command {
         store: String,
         #[arg(long, default_value = ".")]
         repo: PathBuf,
+    },
+    /// Show which stores change between two revisions and how: per store,
+    /// domain, entity and field, after each store's own overrides.
+    ///
+    /// Reads both revisions straight from Git (no checkout); without --head
+    /// the working tree is the head, so an author can preview before
+    /// committing. Exit 0 no change, 1 changes, 2 error (e.g. the head does
+    /// not validate: its errors are printed instead).
+    Plan {
+        /// The revision the change starts from, e.g. origin/main.
+        #[arg(long)]
+        base: String,
+        /// The revision with the change [default: the working tree].
+        #[arg(long)]
+        head: Option<String>,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// text for a terminal, markdown for a pull request comment, json for tools.
+        #[arg(long, value_enum, default_value = "text")]
+        format: PlanFormatArg,
     },
     /// Scaffold a tenant: tenants/<tenant>/tenant.yaml with roles, an owner
     /// user and one kitchen station.
@@ -253,6 +280,7 @@ fn run(cli: Cli) -> i32 {
             }
         }
         Command::Keygen { out } => keygen(&out),
+        Command::Plan { base, head, repo, format } => plan(ops::plan::PlanOptions { repo, base, head }, format),
         Command::Sign { key, repo, expires_in, refresh_within, all } => {
             sign(&key, repo, expires_in, refresh_within, all)
         }
@@ -342,6 +370,32 @@ fn verify(pubkey: &std::path::Path, repo: &std::path::Path) -> i32 {
             if report.ok() { exit::OK } else { exit::FINDINGS }
         }
         Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+fn plan(opts: ops::plan::PlanOptions, format: PlanFormatArg) -> i32 {
+    use ops::plan::{PlanError, format as f};
+    match ops::plan::plan(&opts) {
+        Ok(plan) => {
+            let text = match format {
+                PlanFormatArg::Text => f::text(&plan),
+                PlanFormatArg::Markdown => f::markdown(&plan),
+                PlanFormatArg::Json => f::json(&plan),
+            };
+            print!("{text}");
+            if plan.base_findings > 0 {
+                eprintln!("warning: the base revision has {} validation error(s); it was rendered as far as possible", plan.base_findings);
+            }
+            if plan.has_changes() { exit::FINDINGS } else { exit::OK }
+        }
+        Err(PlanError::HeadInvalid(diags)) => {
+            for d in &diags {
+                println!("{d}");
+            }
+            eprintln!("error: the head does not validate; fix the errors above to see the plan");
+            exit::USAGE
+        }
+        Err(e) => fail(e),
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod hash_pin;
 pub mod keygen;
+pub mod plan;
 pub mod render;
 pub mod scaffold;
 pub mod schema;

@@ -1,0 +1,321 @@
+//! The one diff model of Fleet: what differs between two desired states of
+//! a store, per domain, per entity, per field.
+//!
+//! `fleet plan` shows it for pull requests; the reconciler's planner turns
+//! the same [`EntityChange`]s into edge API operations, and reports drift in
+//! the same terms. Pure: no IO, deterministic order (domain, entity kind in
+//! dependency order, id).
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::state::StoreState;
+
+/// The four configuration domains of a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Domain {
+    Settings,
+    Menu,
+    Access,
+    Kitchen,
+}
+
+impl Domain {
+    pub const ALL: [Domain; 4] = [Domain::Settings, Domain::Menu, Domain::Access, Domain::Kitchen];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Domain::Settings => "settings",
+            Domain::Menu => "menu",
+            Domain::Access => "access",
+            Domain::Kitchen => "kitchen",
+        }
+    }
+}
+
+impl fmt::Display for Domain {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kinds of configuration entity, in the order they are created (a kind
+/// only references kinds before it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntityKind {
+    Setting,
+    Tax,
+    Category,
+    ModifierGroup,
+    Item,
+    Discount,
+    Role,
+    User,
+    Station,
+    Device,
+    Routing,
+}
+
+impl EntityKind {
+    pub fn domain(self) -> Domain {
+        match self {
+            EntityKind::Setting => Domain::Settings,
+            EntityKind::Tax
+            | EntityKind::Category
+            | EntityKind::ModifierGroup
+            | EntityKind::Item
+            | EntityKind::Discount => Domain::Menu,
+            EntityKind::Role | EntityKind::User => Domain::Access,
+            EntityKind::Station | EntityKind::Device | EntityKind::Routing => Domain::Kitchen,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntityKind::Setting => "setting",
+            EntityKind::Tax => "tax",
+            EntityKind::Category => "category",
+            EntityKind::ModifierGroup => "modifier group",
+            EntityKind::Item => "item",
+            EntityKind::Discount => "discount",
+            EntityKind::Role => "role",
+            EntityKind::User => "user",
+            EntityKind::Station => "station",
+            EntityKind::Device => "device",
+            EntityKind::Routing => "routing",
+        }
+    }
+}
+
+impl fmt::Display for EntityKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One field that differs. `field` is a dotted path inside the entity;
+/// list elements with an `id` are addressed by it
+/// (`variations.classic-single.price`). `None` means absent on that side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    pub field: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<Value>,
+}
+
+/// What happened to one entity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "change", rename_all = "snake_case")]
+pub enum Change {
+    Added { value: Value },
+    Removed { value: Value },
+    Changed { fields: Vec<FieldChange> },
+}
+
+/// One entity that differs between two states.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntityChange {
+    pub kind: EntityKind,
+    pub id: String,
+    #[serde(flatten)]
+    pub change: Change,
+}
+
+impl EntityChange {
+    pub fn domain(&self) -> Domain {
+        self.kind.domain()
+    }
+}
+
+/// Every entity that differs, in domain and dependency order, then by id.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct StateDiff {
+    pub changes: Vec<EntityChange>,
+}
+
+impl StateDiff {
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// The changes of one domain.
+    pub fn in_domain(&self, domain: Domain) -> impl Iterator<Item = &EntityChange> {
+        self.changes.iter().filter(move |c| c.domain() == domain)
+    }
+}
+
+/// Every entity of a state as `(kind, id) → value`.
+pub fn entities(state: &StoreState) -> BTreeMap<(EntityKind, String), Value> {
+    fn put<T: Serialize>(out: &mut BTreeMap<(EntityKind, String), Value>, kind: EntityKind, id: &str, v: &T) {
+        out.insert((kind, id.to_owned()), serde_json::to_value(v).expect("entities are plain data"));
+    }
+    let mut out = BTreeMap::new();
+    for (k, v) in &state.settings {
+        put(&mut out, EntityKind::Setting, k, v);
+    }
+    let m = &state.menu;
+    m.taxes.iter().for_each(|e| put(&mut out, EntityKind::Tax, e.id.as_str(), e));
+    m.categories.iter().for_each(|e| put(&mut out, EntityKind::Category, e.id.as_str(), e));
+    m.modifier_groups.iter().for_each(|e| put(&mut out, EntityKind::ModifierGroup, e.id.as_str(), e));
+    m.items.iter().for_each(|e| put(&mut out, EntityKind::Item, e.id.as_str(), e));
+    m.discounts.iter().for_each(|e| put(&mut out, EntityKind::Discount, e.id.as_str(), e));
+    state.access.roles.iter().for_each(|e| put(&mut out, EntityKind::Role, e.id.as_str(), e));
+    state.access.users.iter().for_each(|e| put(&mut out, EntityKind::User, e.id.as_str(), e));
+    let k = &state.kitchen;
+    k.stations.iter().for_each(|e| put(&mut out, EntityKind::Station, e.id.as_str(), e));
+    k.devices.iter().for_each(|e| put(&mut out, EntityKind::Device, e.id.as_str(), e));
+    put(&mut out, EntityKind::Routing, "routing", &k.routing);
+    out
+}
+
+/// What differs from `before` to `after`.
+pub fn diff_states(before: &StoreState, after: &StoreState) -> StateDiff {
+    diff_entities(&entities(before), &entities(after))
+}
+
+/// The diff of two entity maps (used with maps from other sources, such as
+/// what an edge backend reports it has applied).
+pub fn diff_entities(
+    before: &BTreeMap<(EntityKind, String), Value>,
+    after: &BTreeMap<(EntityKind, String), Value>,
+) -> StateDiff {
+    let mut changes = Vec::new();
+    let mut keys: Vec<&(EntityKind, String)> = before.keys().chain(after.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let change = match (before.get(key), after.get(key)) {
+            (None, Some(v)) => Change::Added { value: v.clone() },
+            (Some(v), None) => Change::Removed { value: v.clone() },
+            (Some(a), Some(b)) if a != b => {
+                let mut fields = Vec::new();
+                diff_values("", a, b, &mut fields);
+                Change::Changed { fields }
+            }
+            _ => continue,
+        };
+        changes.push(EntityChange { kind: key.0, id: key.1.clone(), change });
+    }
+    StateDiff { changes }
+}
+
+fn join(path: &str, seg: &str) -> String {
+    if path.is_empty() { seg.to_owned() } else { format!("{path}.{seg}") }
+}
+
+/// Lists whose elements all have a string `id`, keyed by it.
+fn by_id(list: &[Value]) -> Option<BTreeMap<&str, &Value>> {
+    let mut out = BTreeMap::new();
+    for v in list {
+        let id = v.get("id")?.as_str()?;
+        if out.insert(id, v).is_some() {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+fn diff_values(path: &str, a: &Value, b: &Value, out: &mut Vec<FieldChange>) {
+    if a == b {
+        return;
+    }
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                let p = join(path, k);
+                match (x.get(k), y.get(k)) {
+                    (Some(va), Some(vb)) => diff_values(&p, va, vb, out),
+                    (va, vb) => out.push(FieldChange { field: p, before: va.cloned(), after: vb.cloned() }),
+                }
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if !x.is_empty() && !y.is_empty() => {
+            match (by_id(x), by_id(y)) {
+                (Some(mx), Some(my)) => {
+                    let mut ids: Vec<&&str> = mx.keys().chain(my.keys()).collect();
+                    ids.sort();
+                    ids.dedup();
+                    for id in ids {
+                        let p = join(path, id);
+                        match (mx.get(*id), my.get(*id)) {
+                            (Some(va), Some(vb)) => diff_values(&p, va, vb, out),
+                            (va, vb) => out.push(FieldChange { field: p, before: va.cloned().cloned(), after: vb.cloned().cloned() }),
+                        }
+                    }
+                }
+                _ => out.push(FieldChange { field: path.to_owned(), before: Some(a.clone()), after: Some(b.clone()) }),
+            }
+        }
+        _ => out.push(FieldChange {
+            field: if path.is_empty() { "value".to_owned() } else { path.to_owned() },
+            before: Some(a.clone()),
+            after: Some(b.clone()),
+        }),
+    }
+}
+
+/// A value in one line for people: strings unquoted when plain, money and
+/// lists as written.
+pub fn show(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn state(items: Value) -> StoreState {
+        let mut s = StoreState::default();
+        s.menu.items = serde_json::from_value(items).expect("items");
+        s
+    }
+
+    #[test]
+    fn one_price_change_is_one_field_of_one_item() {
+        let a = state(json!([{"id": "burger", "name": "B", "category": "c",
+            "variations": [{"id": "s", "name": "S", "price": 100}, {"id": "l", "name": "L", "price": 200}]}]));
+        let b = state(json!([{"id": "burger", "name": "B", "category": "c",
+            "variations": [{"id": "s", "name": "S", "price": 100}, {"id": "l", "name": "L", "price": 250}]}]));
+        let d = diff_states(&a, &b);
+        assert_eq!(
+            d.changes,
+            vec![EntityChange {
+                kind: EntityKind::Item,
+                id: "burger".into(),
+                change: Change::Changed {
+                    fields: vec![FieldChange { field: "variations.l.price".into(), before: Some(json!(200)), after: Some(json!(250)) }]
+                }
+            }]
+        );
+        assert!(diff_states(&b, &b).is_empty());
+    }
+
+    #[test]
+    fn added_removed_and_nested_members() {
+        let a = state(json!([{"id": "x", "name": "X", "category": "c", "variations": [{"id": "x1", "name": "1", "price": 1}]}]));
+        let b = state(json!([{"id": "y", "name": "Y", "category": "c", "variations": [{"id": "y1", "name": "1", "price": 1}]}]));
+        let d = diff_states(&a, &b);
+        assert!(matches!(d.changes[0].change, Change::Removed { .. }) && d.changes[0].id == "x");
+        assert!(matches!(d.changes[1].change, Change::Added { .. }) && d.changes[1].id == "y");
+        let c = state(json!([{"id": "x", "name": "X", "category": "c",
+            "variations": [{"id": "x1", "name": "1", "price": 1}, {"id": "x2", "name": "2", "price": 2}]}]));
+        let d = diff_states(&a, &c);
+        let Change::Changed { fields } = &d.changes[0].change else { panic!("changed") };
+        assert_eq!(fields[0].field, "variations.x2");
+        assert_eq!(fields[0].before, None);
+    }
+}
