@@ -104,6 +104,21 @@ mod tests {
         assert_eq!(names, [FILE_NAME]);
     }
 
+    /// A crash between writing the temp file and the rename leaves a stray
+    /// temp file and the previous record intact.
+    #[test]
+    fn crash_before_rename_keeps_the_previous_record() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), &record(7)).expect("write");
+        let mut stray = tempfile::Builder::new().prefix(".tmp").tempfile_in(dir.path()).expect("tmp");
+        stray.write_all(b"{\"store\": \"acme/soho\", \"revision\": 8").expect("partial write");
+        let (_file, _path) = stray.keep().expect("leave it behind, as a crash would");
+        assert_eq!(read(dir.path()).expect("read"), Some(record(7)));
+        // The next write still succeeds.
+        write(dir.path(), &record(8)).expect("write");
+        assert_eq!(read(dir.path()).expect("read"), Some(record(8)));
+    }
+
     #[test]
     fn corrupt_record_is_an_error_not_a_reset() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -217,3 +217,40 @@ pub fn sign_bytes(bytes: &[u8], store: &str, revision: u64, key: &minisign::Secr
         .context("signing the release")?;
     Ok(sig.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::StoreState;
+
+    fn release() -> Release {
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).expect("date").with_timezone(&Utc);
+        Release {
+            api_version: ApiVersion,
+            kind: StoreReleaseKind,
+            store: "acme/soho".into(),
+            revision: 18,
+            source_commit: "3f2c".into(),
+            issued_at: at("2026-11-24T18:00:00Z"),
+            expires_at: at("2027-02-22T18:00:00Z"),
+            state: StoreState::default(),
+        }
+    }
+
+    #[test]
+    fn release_bytes_are_deterministic_and_decode_to_the_same_release() {
+        let a = release_bytes(&release());
+        assert_eq!(a, release_bytes(&release()));
+        let text = String::from_utf8(a).expect("utf8");
+        assert!(text.contains("\nrevision: 18\n") && text.contains("expires_at: \"2027-02-22T18:00:00Z\""), "{text}");
+        let back: Release = schemas::yaml::decode("release.yaml", &text).expect("decodes");
+        assert_eq!(back, release());
+    }
+
+    #[test]
+    fn signature_carries_the_trusted_comment() {
+        let pair = minisign::KeyPair::generate_unencrypted_keypair().expect("keys");
+        let sig = sign_bytes(b"x", "acme/soho", 18, &pair.sk).expect("sign");
+        assert!(sig.contains("trusted comment: store=acme/soho revision=18\n"), "{sig}");
+    }
+}
