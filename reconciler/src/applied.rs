@@ -31,14 +31,20 @@ pub struct AppliedRecord {
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(
         "{path} is corrupt ({reason}); refusing to guess the last applied revision, since that would re-open rollback. \
          Restore it from a backup, or remove it deliberately to accept the next release as the first"
     )]
     Corrupt { path: PathBuf, reason: String },
     #[error("cannot write {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// Read the record in `state_dir`: `Ok(None)` if none was ever written.
@@ -51,7 +57,10 @@ pub fn read(state_dir: &Path) -> Result<Option<AppliedRecord>, RecordError> {
     };
     serde_json::from_slice(&bytes)
         .map(Some)
-        .map_err(|e| RecordError::Corrupt { path, reason: e.to_string() })
+        .map_err(|e| RecordError::Corrupt {
+            path,
+            reason: e.to_string(),
+        })
 }
 
 /// Write the record atomically: a reader sees the old record or the new one,
@@ -65,7 +74,10 @@ pub fn write(state_dir: &Path, record: &AppliedRecord) -> Result<(), RecordError
 /// Write `bytes` to `path` via a synced temp file in the same directory and
 /// a rename, then sync the directory so the rename itself is durable.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
@@ -83,7 +95,9 @@ mod tests {
             revision,
             commit: "3f2c".into(),
             digest: "ab".repeat(32),
-            applied_at: DateTime::parse_from_rfc3339("2026-11-24T18:00:00Z").expect("date").with_timezone(&Utc),
+            applied_at: DateTime::parse_from_rfc3339("2026-11-24T18:00:00Z")
+                .expect("date")
+                .with_timezone(&Utc),
         }
     }
 
@@ -100,7 +114,10 @@ mod tests {
         write(dir.path(), &record(8)).expect("write");
         assert_eq!(read(dir.path()).expect("read"), Some(record(8)));
         // No temp files are left behind.
-        let names: Vec<_> = std::fs::read_dir(dir.path()).expect("ls").map(|e| e.expect("entry").file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
         assert_eq!(names, [FILE_NAME]);
     }
 
@@ -110,8 +127,13 @@ mod tests {
     fn crash_before_rename_keeps_the_previous_record() {
         let dir = tempfile::tempdir().expect("tempdir");
         write(dir.path(), &record(7)).expect("write");
-        let mut stray = tempfile::Builder::new().prefix(".tmp").tempfile_in(dir.path()).expect("tmp");
-        stray.write_all(b"{\"store\": \"acme/soho\", \"revision\": 8").expect("partial write");
+        let mut stray = tempfile::Builder::new()
+            .prefix(".tmp")
+            .tempfile_in(dir.path())
+            .expect("tmp");
+        stray
+            .write_all(b"{\"store\": \"acme/soho\", \"revision\": 8")
+            .expect("partial write");
         let (_file, _path) = stray.keep().expect("leave it behind, as a crash would");
         assert_eq!(read(dir.path()).expect("read"), Some(record(7)));
         // The next write still succeeds.

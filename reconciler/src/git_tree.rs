@@ -28,7 +28,13 @@ impl<'r> GitTree<'r> {
     pub fn at_revision(repo: &'r Repository, rev: &str) -> Result<(GitTree<'r>, Oid), git2::Error> {
         let commit = repo.revparse_single(rev)?.peel_to_commit()?;
         let id = commit.id();
-        Ok((GitTree { repo, tree: commit.tree()? }, id))
+        Ok((
+            GitTree {
+                repo,
+                tree: commit.tree()?,
+            },
+            id,
+        ))
     }
 
     pub fn new(repo: &'r Repository, tree: Tree<'r>) -> Self {
@@ -41,9 +47,15 @@ impl<'r> GitTree<'r> {
         }
         let entry = self.tree.get_path(Path::new(dir)).map_err(not_found)?;
         if entry.kind() != Some(ObjectType::Tree) {
-            return Err(io::Error::new(io::ErrorKind::NotFound, format!("{dir} is not a directory")));
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("{dir} is not a directory"),
+            ));
         }
-        entry.to_object(self.repo).and_then(|o| o.peel_to_tree()).map_err(other)
+        entry
+            .to_object(self.repo)
+            .and_then(|o| o.peel_to_tree())
+            .map_err(other)
     }
 }
 
@@ -85,7 +97,10 @@ impl SourceTree for GitTree<'_> {
     fn read(&self, path: &str) -> io::Result<Vec<u8>> {
         let entry = self.tree.get_path(Path::new(path)).map_err(not_found)?;
         if entry.filemode() == MODE_SYMLINK || entry.kind() != Some(ObjectType::Blob) {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{path} is not a regular file")));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{path} is not a regular file"),
+            ));
         }
         let blob = self.repo.find_blob(entry.id()).map_err(other)?;
         Ok(blob.content().to_vec())

@@ -45,7 +45,10 @@ pub struct TrustedKeys {
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path} is not a minisign public key: {reason}")]
     Malformed { path: PathBuf, reason: String },
     #[error("{0} holds no *.pub minisign public key; a store trusts nothing without one")]
@@ -64,12 +67,19 @@ impl TrustedKeys {
         .map_err(|e| e.to_string())?;
         let b64 = trimmed.lines().last().unwrap_or("").trim();
         let key_id = key_id_of_blob(b64, 2).ok_or("cannot read the key id")?;
-        Ok(TrustedKey { key, key_id, source: source.to_owned() })
+        Ok(TrustedKey {
+            key,
+            key_id,
+            source: source.to_owned(),
+        })
     }
 
     /// Read every `*.pub` file of `dir`.
     pub fn load_dir(dir: &Path) -> Result<TrustedKeys, KeyError> {
-        let io = |source| KeyError::Io { path: dir.to_path_buf(), source };
+        let io = |source| KeyError::Io {
+            path: dir.to_path_buf(),
+            source,
+        };
         let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)
             .map_err(io)?
             .filter_map(|e| e.ok().map(|e| e.path()))
@@ -88,9 +98,14 @@ impl TrustedKeys {
 
     /// Read one public key file.
     pub fn load_file(path: &Path) -> Result<TrustedKey, KeyError> {
-        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io { path: path.to_path_buf(), source })?;
-        Self::parse_key(&text, &path.display().to_string())
-            .map_err(|reason| KeyError::Malformed { path: path.to_path_buf(), reason })
+        let text = std::fs::read_to_string(path).map_err(|source| KeyError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse_key(&text, &path.display().to_string()).map_err(|reason| KeyError::Malformed {
+            path: path.to_path_buf(),
+            reason,
+        })
     }
 
     pub fn from_keys(keys: Vec<TrustedKey>) -> Self {
@@ -109,7 +124,9 @@ impl TrustedKeys {
 /// The key id stored at `offset` of a base64 minisign blob (after the
 /// 2-byte algorithm), as `minisign` prints it.
 fn key_id_of_blob(b64: &str, offset: usize) -> Option<String> {
-    let bytes = base64::engine::general_purpose::STANDARD.decode(b64.trim()).ok()?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .ok()?;
     let id = bytes.get(offset..offset + 8)?;
     Some(id.iter().rev().map(|b| format!("{b:02X}")).collect())
 }
@@ -140,7 +157,11 @@ pub struct Accepted {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Refusal {
     #[error("{what} is {size} bytes; the limit is {max}")]
-    TooLarge { what: &'static str, size: usize, max: usize },
+    TooLarge {
+        what: &'static str,
+        size: usize,
+        max: usize,
+    },
     #[error("the signature file is malformed: {0}")]
     MalformedSignature(String),
     #[error("signed by key {key_id}, which is not in the trust directory")]
@@ -152,10 +173,19 @@ pub enum Refusal {
     #[error("the trusted comment {0:?} is not `store=<tenant>/<store> revision=<n>`")]
     BadTrustedComment(String),
     #[error("the release is signed for store {signed_for}, not for this store {expected}")]
-    WrongStore { expected: String, signed_for: String },
+    WrongStore {
+        expected: String,
+        signed_for: String,
+    },
     #[error("the signed comment says {field} {comment} but release.yaml says {file}")]
-    CommentMismatch { field: &'static str, comment: String, file: String },
-    #[error("release apiVersion {found:?} is not understood by this reconciler (it reads fleet/v1): upgrade the reconciler")]
+    CommentMismatch {
+        field: &'static str,
+        comment: String,
+        file: String,
+    },
+    #[error(
+        "release apiVersion {found:?} is not understood by this reconciler (it reads fleet/v1): upgrade the reconciler"
+    )]
     UnsupportedVersion { found: String },
     #[error("release.yaml has a field this reconciler does not know ({0}): upgrade the reconciler")]
     UnknownField(String),
@@ -165,7 +195,9 @@ pub enum Refusal {
     Rollback { offered: u64, applied: u64 },
     #[error("equivocation: revision {revision} is already applied with other content")]
     Equivocation { revision: u64 },
-    #[error("the release expired at {expires_at}; the store keeps its last applied state until a fresh release is signed")]
+    #[error(
+        "the release expired at {expires_at}; the store keeps its last applied state until a fresh release is signed"
+    )]
     Expired { expires_at: DateTime<Utc> },
     #[error("{0} is not a regular file (symlink, submodule or other); only regular files are read")]
     NotRegularFile(String),
@@ -196,7 +228,10 @@ impl Refusal {
 
 /// SHA-256 of `bytes`, lower-case hex.
 pub fn digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Decide whether `release` (with `signature`) may be applied at `expect.store`.
@@ -207,30 +242,45 @@ pub fn check(
     expect: Expectations<'_>,
 ) -> Result<Accepted, Refusal> {
     if release.len() > MAX_RELEASE_BYTES {
-        return Err(Refusal::TooLarge { what: "release.yaml", size: release.len(), max: MAX_RELEASE_BYTES });
+        return Err(Refusal::TooLarge {
+            what: "release.yaml",
+            size: release.len(),
+            max: MAX_RELEASE_BYTES,
+        });
     }
     if signature.len() > MAX_SIGNATURE_BYTES {
-        return Err(Refusal::TooLarge { what: "release.yaml.minisig", size: signature.len(), max: MAX_SIGNATURE_BYTES });
+        return Err(Refusal::TooLarge {
+            what: "release.yaml.minisig",
+            size: signature.len(),
+            max: MAX_SIGNATURE_BYTES,
+        });
     }
     let sig_text = std::str::from_utf8(signature)
         .map_err(|_| Refusal::MalformedSignature("not UTF-8 text".to_owned()))?;
-    let sig = Signature::decode(sig_text).map_err(|e| Refusal::MalformedSignature(e.to_string()))?;
+    let sig =
+        Signature::decode(sig_text).map_err(|e| Refusal::MalformedSignature(e.to_string()))?;
 
     let key_id = verify_with_any(keys, release, &sig, sig_text)?;
 
     // Only now is the trusted comment authentic.
     let comment = sig.trusted_comment();
-    let (signed_store, signed_revision) =
-        parse_trusted_comment(comment).ok_or_else(|| Refusal::BadTrustedComment(comment.to_owned()))?;
+    let (signed_store, signed_revision) = parse_trusted_comment(comment)
+        .ok_or_else(|| Refusal::BadTrustedComment(comment.to_owned()))?;
     if signed_store != expect.store {
-        return Err(Refusal::WrongStore { expected: expect.store.to_owned(), signed_for: signed_store.to_owned() });
+        return Err(Refusal::WrongStore {
+            expected: expect.store.to_owned(),
+            signed_for: signed_store.to_owned(),
+        });
     }
 
-    let text = std::str::from_utf8(release).map_err(|_| Refusal::Malformed("not UTF-8 text".to_owned()))?;
+    let text = std::str::from_utf8(release)
+        .map_err(|_| Refusal::Malformed("not UTF-8 text".to_owned()))?;
     let header: ReleaseHeader = serde_saphyr::from_str_with_options(text, schemas::yaml::options())
         .map_err(|e| Refusal::Malformed(schemas::yaml::classify("release.yaml", &e).to_string()))?;
     if header.api_version != schemas::API_VERSION {
-        return Err(Refusal::UnsupportedVersion { found: header.api_version });
+        return Err(Refusal::UnsupportedVersion {
+            found: header.api_version,
+        });
     }
     let parsed: Release = schemas::yaml::decode("release.yaml", text).map_err(|d| {
         if d.rule == "schema/unknown-field" {
@@ -240,7 +290,11 @@ pub fn check(
         }
     })?;
     if parsed.store != signed_store {
-        return Err(Refusal::CommentMismatch { field: "store", comment: signed_store.to_owned(), file: parsed.store });
+        return Err(Refusal::CommentMismatch {
+            field: "store",
+            comment: signed_store.to_owned(),
+            file: parsed.store,
+        });
     }
     if parsed.revision != signed_revision {
         return Err(Refusal::CommentMismatch {
@@ -254,29 +308,48 @@ pub fn check(
     let mut already_applied = false;
     if let Some(last) = expect.last {
         if parsed.revision < last.revision {
-            return Err(Refusal::Rollback { offered: parsed.revision, applied: last.revision });
+            return Err(Refusal::Rollback {
+                offered: parsed.revision,
+                applied: last.revision,
+            });
         }
         if parsed.revision == last.revision {
             if digest != last.digest {
-                return Err(Refusal::Equivocation { revision: parsed.revision });
+                return Err(Refusal::Equivocation {
+                    revision: parsed.revision,
+                });
             }
             already_applied = true;
         }
     }
     if parsed.expires_at <= expect.now {
-        return Err(Refusal::Expired { expires_at: parsed.expires_at });
+        return Err(Refusal::Expired {
+            expires_at: parsed.expires_at,
+        });
     }
-    Ok(Accepted { release: parsed, digest, key_id, already_applied })
+    Ok(Accepted {
+        release: parsed,
+        digest,
+        key_id,
+        already_applied,
+    })
 }
 
 /// Verify against each trusted key; return the id of the one that signed.
-fn verify_with_any(keys: &TrustedKeys, release: &[u8], sig: &Signature, sig_text: &str) -> Result<String, Refusal> {
+fn verify_with_any(
+    keys: &TrustedKeys,
+    release: &[u8],
+    sig: &Signature,
+    sig_text: &str,
+) -> Result<String, Refusal> {
     use minisign_verify::Error as E;
     for k in keys.iter() {
         match k.key.verify(release, sig, false) {
             Ok(()) => return Ok(k.key_id.clone()),
             Err(E::UnexpectedKeyId) => continue,
-            Err(E::UnexpectedAlgorithm) | Err(E::UnsupportedLegacyMode) => return Err(Refusal::LegacySignature),
+            Err(E::UnexpectedAlgorithm) | Err(E::UnsupportedLegacyMode) => {
+                return Err(Refusal::LegacySignature);
+            }
             Err(E::InvalidSignature) => return Err(Refusal::BadSignature),
             Err(e) => return Err(Refusal::MalformedSignature(e.to_string())),
         }
@@ -291,6 +364,10 @@ fn verify_with_any(keys: &TrustedKeys, release: &[u8], sig: &Signature, sig_text
 
 impl fmt::Display for Accepted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} revision {} (key {})", self.release.store, self.release.revision, self.key_id)
+        write!(
+            f,
+            "{} revision {} (key {})",
+            self.release.store, self.release.revision, self.key_id
+        )
     }
 }

@@ -30,10 +30,19 @@ impl Repo {
     fn new(subdir: Option<&str>) -> Repo {
         let tmp = tempfile::tempdir().expect("tempdir");
         let git_root = tmp.path().join("repo");
-        let fleet = subdir.map(|s| git_root.join(s)).unwrap_or_else(|| git_root.clone());
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet-repo-template"), &fleet);
+        let fleet = subdir
+            .map(|s| git_root.join(s))
+            .unwrap_or_else(|| git_root.clone());
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet-repo-template"),
+            &fleet,
+        );
         git2::Repository::init(&git_root).expect("init");
-        let repo = Repo { _tmp: tmp, git_root, fleet };
+        let repo = Repo {
+            _tmp: tmp,
+            git_root,
+            fleet,
+        };
         repo.commit("base");
         repo
     }
@@ -41,14 +50,25 @@ impl Repo {
     fn commit(&self, message: &str) -> String {
         let git = git2::Repository::open(&self.git_root).expect("open");
         let mut index = git.index().expect("index");
-        index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).expect("add");
+        index
+            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+            .expect("add");
         index.update_all(["*"], None).expect("update");
         index.write().expect("write");
-        let tree = git.find_tree(index.write_tree().expect("tree")).expect("tree");
+        let tree = git
+            .find_tree(index.write_tree().expect("tree"))
+            .expect("tree");
         let sig = git2::Signature::now("Menu Editor", "menu@example.com").expect("sig");
-        let parents: Vec<git2::Commit> = git.head().ok().and_then(|h| h.peel_to_commit().ok()).into_iter().collect();
+        let parents: Vec<git2::Commit> = git
+            .head()
+            .ok()
+            .and_then(|h| h.peel_to_commit().ok())
+            .into_iter()
+            .collect();
         let parents: Vec<&git2::Commit> = parents.iter().collect();
-        git.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents).expect("commit").to_string()
+        git.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
+            .expect("commit")
+            .to_string()
     }
 
     fn edit(&self, rel: &str, from: &str, to: &str) {
@@ -61,14 +81,19 @@ impl Repo {
     /// Run `fleet plan` (head = working tree unless given).
     fn plan(&self, base: &str, head: Option<&str>, format: &str) -> (i32, String, String) {
         let mut cmd = Command::new(FLEET);
-        cmd.args(["plan", "--base", base, "--format", format, "--repo"]).arg(&self.fleet);
+        cmd.args(["plan", "--base", base, "--format", format, "--repo"])
+            .arg(&self.fleet);
         if let Some(h) = head {
             cmd.args(["--head", h]);
         }
         let out = cmd.output().expect("run fleet plan");
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         assert!(!stderr.contains("panicked"), "{stderr}");
-        (out.status.code().expect("exit code"), String::from_utf8_lossy(&out.stdout).into_owned(), stderr)
+        (
+            out.status.code().expect("exit code"),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr,
+        )
     }
 
     fn plan_json(&self, base: &str, head: Option<&str>) -> serde_json::Value {
@@ -79,11 +104,21 @@ impl Repo {
 }
 
 fn stores(plan: &serde_json::Value) -> Vec<String> {
-    plan["stores"].as_array().expect("stores").iter().map(|s| s["store"].as_str().expect("id").to_owned()).collect()
+    plan["stores"]
+        .as_array()
+        .expect("stores")
+        .iter()
+        .map(|s| s["store"].as_str().expect("id").to_owned())
+        .collect()
 }
 
 fn store<'a>(plan: &'a serde_json::Value, id: &str) -> &'a serde_json::Value {
-    plan["stores"].as_array().expect("stores").iter().find(|s| s["store"] == id).unwrap_or_else(|| panic!("{id} not in plan"))
+    plan["stores"]
+        .as_array()
+        .expect("stores")
+        .iter()
+        .find(|s| s["store"] == id)
+        .unwrap_or_else(|| panic!("{id} not in plan"))
 }
 
 #[test]
@@ -97,21 +132,38 @@ fn no_change_exits_zero() {
 #[test]
 fn tenant_change_reaches_every_store() {
     let r = Repo::new(None);
-    r.edit("tenants/acme/menu.yaml", "{id: burgers, name: Burgers, sort: 10}", "{id: burgers, name: Burgers, sort: 5}");
+    r.edit(
+        "tenants/acme/menu.yaml",
+        "{id: burgers, name: Burgers, sort: 10}",
+        "{id: burgers, name: Burgers, sort: 5}",
+    );
     let plan = r.plan_json("HEAD", None);
-    assert_eq!(stores(&plan), ["acme/brooklyn", "acme/jfk-airport", "acme/soho"]);
+    assert_eq!(
+        stores(&plan),
+        ["acme/brooklyn", "acme/jfk-airport", "acme/soho"]
+    );
     let change = &store(&plan, "acme/soho")["diff"]["changes"][0];
     assert_eq!(change["kind"], "category");
     assert_eq!(change["id"], "burgers");
     assert_eq!(change["fields"][0]["field"], "sort");
-    assert_eq!((change["fields"][0]["before"].clone(), change["fields"][0]["after"].clone()), (10.into(), 5.into()));
+    assert_eq!(
+        (
+            change["fields"][0]["before"].clone(),
+            change["fields"][0]["after"].clone()
+        ),
+        (10.into(), 5.into())
+    );
 }
 
 #[test]
 fn override_masks_a_tenant_price_change() {
     let r = Repo::new(None);
     // soho and jfk-airport override classic-single's price; brooklyn does not.
-    r.edit("tenants/acme/menu.yaml", "{id: classic-single, name: Single, sku: BRG-001, price: 1099}", "{id: classic-single, name: Single, sku: BRG-001, price: 1149}");
+    r.edit(
+        "tenants/acme/menu.yaml",
+        "{id: classic-single, name: Single, sku: BRG-001, price: 1099}",
+        "{id: classic-single, name: Single, sku: BRG-001, price: 1149}",
+    );
     let plan = r.plan_json("HEAD", None);
     assert_eq!(stores(&plan), ["acme/brooklyn"]);
     let fields = &store(&plan, "acme/brooklyn")["diff"]["changes"][0]["fields"];
@@ -122,26 +174,53 @@ fn override_masks_a_tenant_price_change() {
 #[test]
 fn store_only_change_shows_under_that_store_alone() {
     let r = Repo::new(None);
-    r.edit("tenants/acme/stores/soho/store.yaml", "receipt.footer: \"Thanks for visiting Acme SoHo!\"", "receipt.footer: \"See you soon!\"");
+    r.edit(
+        "tenants/acme/stores/soho/store.yaml",
+        "receipt.footer: \"Thanks for visiting Acme SoHo!\"",
+        "receipt.footer: \"See you soon!\"",
+    );
     let head = r.commit("soho footer");
     let plan = r.plan_json("HEAD~1", Some(&head));
     assert_eq!(stores(&plan), ["acme/soho"]);
     let c = &store(&plan, "acme/soho")["diff"]["changes"][0];
-    assert_eq!((c["kind"].as_str(), c["id"].as_str()), (Some("setting"), Some("receipt.footer")));
+    assert_eq!(
+        (c["kind"].as_str(), c["id"].as_str()),
+        (Some("setting"), Some("receipt.footer"))
+    );
 }
 
 #[test]
 fn added_and_removed_stores_are_shown_as_such() {
     let r = Repo::new(None);
-    copy_dir(&r.fleet.join("tenants/acme/stores/soho"), &r.fleet.join("tenants/acme/stores/tribeca"));
-    r.edit("tenants/acme/stores/tribeca/store.yaml", "id: soho ", "id: tribeca ");
+    copy_dir(
+        &r.fleet.join("tenants/acme/stores/soho"),
+        &r.fleet.join("tenants/acme/stores/tribeca"),
+    );
+    r.edit(
+        "tenants/acme/stores/tribeca/store.yaml",
+        "id: soho ",
+        "id: tribeca ",
+    );
     // Store users are unique within a tenant: the copy gets its own.
-    let text = std::fs::read_to_string(r.fleet.join("tenants/acme/stores/tribeca/store.yaml")).expect("read");
-    std::fs::write(r.fleet.join("tenants/acme/stores/tribeca/store.yaml"), text.replace("id: sam-rivera", "id: sam-rivera-2").replace("id: priya-shah", "id: priya-shah-2").replace("id: marco-bianchi", "id: marco-bianchi-2")).expect("write");
+    let text = std::fs::read_to_string(r.fleet.join("tenants/acme/stores/tribeca/store.yaml"))
+        .expect("read");
+    std::fs::write(
+        r.fleet.join("tenants/acme/stores/tribeca/store.yaml"),
+        text.replace("id: sam-rivera", "id: sam-rivera-2")
+            .replace("id: priya-shah", "id: priya-shah-2")
+            .replace("id: marco-bianchi", "id: marco-bianchi-2"),
+    )
+    .expect("write");
     std::fs::remove_dir_all(r.fleet.join("tenants/acme/stores/brooklyn")).expect("rm brooklyn");
     // Tenant users that named brooklyn must not any more.
     let access = std::fs::read_to_string(r.fleet.join("tenants/acme/access.yaml")).expect("access");
-    std::fs::write(r.fleet.join("tenants/acme/access.yaml"), access.replace("soho, brooklyn", "soho").replace("brooklyn, soho", "soho")).expect("write");
+    std::fs::write(
+        r.fleet.join("tenants/acme/access.yaml"),
+        access
+            .replace("soho, brooklyn", "soho")
+            .replace("brooklyn, soho", "soho"),
+    )
+    .expect("write");
     let (code, text, err) = r.plan("HEAD", None, "text");
     assert_eq!(code, 1, "{text}{err}");
     assert!(text.contains("acme/tribeca (new store)"), "{text}");
@@ -154,11 +233,20 @@ fn added_and_removed_stores_are_shown_as_such() {
 #[test]
 fn renamed_id_is_remove_plus_add_with_a_warning() {
     let r = Repo::new(None);
-    r.edit("tenants/acme/menu.yaml", "{id: coleslaw-regular,", "{id: coleslaw-cup,");
+    r.edit(
+        "tenants/acme/menu.yaml",
+        "{id: coleslaw-regular,",
+        "{id: coleslaw-cup,",
+    );
     let plan = r.plan_json("HEAD", None);
     let s = store(&plan, "acme/soho");
     let warnings = s["warnings"].as_array().expect("warnings");
-    assert!(warnings.iter().any(|w| w.as_str().is_some_and(|w| w.contains("coleslaw-regular") && w.contains("rename"))), "{warnings:?}");
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .is_some_and(|w| w.contains("coleslaw-regular") && w.contains("rename"))),
+        "{warnings:?}"
+    );
 }
 
 #[test]
@@ -192,10 +280,23 @@ fn fleet_repo_in_a_subdirectory() {
 fn snapshots_of_the_three_formats() {
     let r = Repo::new(None);
     let base = r.commit("noop").to_string();
-    r.edit("tenants/acme/menu.yaml", "{id: classic-single, name: Single, sku: BRG-001, price: 1099}", "{id: classic-single, name: Single, sku: BRG-001, price: 1399}");
-    r.edit("tenants/acme/menu.yaml", "{id: burgers, name: Burgers, sort: 10}", "{id: burgers, name: Burgers, sort: 5}");
+    r.edit(
+        "tenants/acme/menu.yaml",
+        "{id: classic-single, name: Single, sku: BRG-001, price: 1099}",
+        "{id: classic-single, name: Single, sku: BRG-001, price: 1399}",
+    );
+    r.edit(
+        "tenants/acme/menu.yaml",
+        "{id: burgers, name: Burgers, sort: 10}",
+        "{id: burgers, name: Burgers, sort: 5}",
+    );
     let head = r.commit("price change");
-    let redact = |s: String| s.replace(&base, "BASE").replace(&base[..7], "BASE").replace(&head, "HEAD").replace(&head[..7], "HEAD");
+    let redact = |s: String| {
+        s.replace(&base, "BASE")
+            .replace(&base[..7], "BASE")
+            .replace(&head, "HEAD")
+            .replace(&head[..7], "HEAD")
+    };
     for format in ["text", "markdown", "json"] {
         let (code, out, _) = r.plan(&base, Some(&head), format);
         assert_eq!(code, 1);

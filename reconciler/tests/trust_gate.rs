@@ -36,7 +36,12 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn fleet(args: &[&str], cwd: &Path) -> std::process::Output {
-    let out = Command::new(FLEET).args(args).current_dir(cwd).env_remove("FLEET_SIGNING_PASSWORD").output().expect("run fleet");
+    let out = Command::new(FLEET)
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("FLEET_SIGNING_PASSWORD")
+        .output()
+        .expect("run fleet");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "fleet panicked: {stderr}");
     out
@@ -45,13 +50,23 @@ fn fleet(args: &[&str], cwd: &Path) -> std::process::Output {
 fn commit_all(repo: &Path, message: &str) {
     let git = git2::Repository::open(repo).expect("open repo");
     let mut index = git.index().expect("index");
-    index.add_all(["*"], git2::IndexAddOption::DEFAULT, None).expect("add");
+    index
+        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
+        .expect("add");
     index.write().expect("write index");
-    let tree = git.find_tree(index.write_tree().expect("tree")).expect("find tree");
+    let tree = git
+        .find_tree(index.write_tree().expect("tree"))
+        .expect("find tree");
     let sig = git2::Signature::now("Release Bot", "bot@example.com").expect("sig");
-    let parents: Vec<git2::Commit> = git.head().ok().and_then(|h| h.peel_to_commit().ok()).into_iter().collect();
+    let parents: Vec<git2::Commit> = git
+        .head()
+        .ok()
+        .and_then(|h| h.peel_to_commit().ok())
+        .into_iter()
+        .collect();
     let parent_refs: Vec<&git2::Commit> = parents.iter().collect();
-    git.commit(Some("HEAD"), &sig, &sig, message, &tree, &parent_refs).expect("commit");
+    git.commit(Some("HEAD"), &sig, &sig, message, &tree, &parent_refs)
+        .expect("commit");
 }
 
 impl Fixture {
@@ -60,12 +75,23 @@ impl Fixture {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().to_path_buf();
         let repo = root.join("repo");
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet-repo-template"), &repo);
+        copy_dir(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet-repo-template"),
+            &repo,
+        );
         git2::Repository::init(&repo).expect("git init");
         commit_all(&repo, "initial");
         let out = fleet(&["keygen", "--out", "keys"], &root);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let fx = Fixture { _tmp: tmp, root, repo };
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let fx = Fixture {
+            _tmp: tmp,
+            root,
+            repo,
+        };
         fx.sign(&[]);
         fx
     }
@@ -79,13 +105,19 @@ impl Fixture {
         let mut args = vec!["sign", "--key", &key];
         args.extend_from_slice(extra);
         let out = fleet(&args, &self.repo);
-        assert!(out.status.success(), "fleet sign failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "fleet sign failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         commit_all(&self.repo, "release");
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     fn keys(&self) -> TrustedKeys {
-        TrustedKeys::from_keys(vec![TrustedKeys::load_file(&self.root.join("keys/minisign.pub")).expect("pubkey")])
+        TrustedKeys::from_keys(vec![
+            TrustedKeys::load_file(&self.root.join("keys/minisign.pub")).expect("pubkey"),
+        ])
     }
 
     fn store_dir(&self, store: &str) -> PathBuf {
@@ -110,12 +142,28 @@ impl Fixture {
     }
 
     fn secret_key(&self) -> minisign::SecretKey {
-        reconciler::ops::keygen::load_secret_key(&self.root.join("keys/minisign.key"), None).expect("secret key")
+        reconciler::ops::keygen::load_secret_key(&self.root.join("keys/minisign.key"), None)
+            .expect("secret key")
     }
 }
 
-fn check(release: &[u8], sig: &[u8], keys: &TrustedKeys, store: &str, last: Option<&AppliedRecord>) -> Result<trust::Accepted, Refusal> {
-    trust::check(release, sig, keys, Expectations { store, last, now: Utc::now() })
+fn check(
+    release: &[u8],
+    sig: &[u8],
+    keys: &TrustedKeys,
+    store: &str,
+    last: Option<&AppliedRecord>,
+) -> Result<trust::Accepted, Refusal> {
+    trust::check(
+        release,
+        sig,
+        keys,
+        Expectations {
+            store,
+            last,
+            now: Utc::now(),
+        },
+    )
 }
 
 /// The refusal, or a short failure naming what was accepted instead.
@@ -145,7 +193,8 @@ fn signed_release_is_accepted() {
     assert_eq!(ok.release.revision, 1);
     assert!(!ok.already_applied);
     // The same release again is "already applied", not a refusal.
-    let again = check(&rel, &sig, &fx.keys(), "acme/soho", Some(&record_of(&ok))).expect("accepted");
+    let again =
+        check(&rel, &sig, &fx.keys(), "acme/soho", Some(&record_of(&ok))).expect("accepted");
     assert!(again.already_applied);
 }
 
@@ -156,7 +205,10 @@ fn row01_flipped_byte_is_refused() {
     let (mut rel, sig) = fx.files("soho");
     let at = rel.len() / 2;
     rel[at] ^= 0x01;
-    assert_eq!(refused(check(&rel, &sig, &fx.keys(), "acme/soho", None)), Refusal::BadSignature);
+    assert_eq!(
+        refused(check(&rel, &sig, &fx.keys(), "acme/soho", None)),
+        Refusal::BadSignature
+    );
 }
 
 /// THREATS row 2: release signed by an unknown key.
@@ -167,7 +219,11 @@ fn row02_unknown_key_is_refused() {
     assert!(out.status.success());
     let rogue = fx.root.join("rogue/minisign.key").display().to_string();
     let out = fleet(&["sign", "--key", &rogue, "--all"], &fx.repo);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (rel, sig) = fx.files("soho");
     let err = refused(check(&rel, &sig, &fx.keys(), "acme/soho", None));
     assert!(matches!(err, Refusal::UnknownKey { .. }), "{err}");
@@ -180,22 +236,49 @@ fn row03_rollback_is_refused_also_after_restart() {
     let fx = Fixture::new();
     let (old_rel, old_sig) = fx.files("soho");
     for sort in ["11", "12"] {
-        let from = if sort == "11" { "{id: burgers, name: Burgers, sort: 10}" } else { "{id: burgers, name: Burgers, sort: 11}" };
-        fx.change_menu(from, &format!("{{id: burgers, name: Burgers, sort: {sort}}}"));
+        let from = if sort == "11" {
+            "{id: burgers, name: Burgers, sort: 10}"
+        } else {
+            "{id: burgers, name: Burgers, sort: 11}"
+        };
+        fx.change_menu(
+            from,
+            &format!("{{id: burgers, name: Burgers, sort: {sort}}}"),
+        );
         fx.sign(&[]);
     }
     let (rel, sig) = fx.files("soho");
     let applied = check(&rel, &sig, &fx.keys(), "acme/soho", None).expect("r3 accepted");
     assert_eq!(applied.release.revision, 3);
 
-    let err = refused(check(&old_rel, &old_sig, &fx.keys(), "acme/soho", Some(&record_of(&applied))));
-    assert_eq!(err, Refusal::Rollback { offered: 1, applied: 3 });
+    let err = refused(check(
+        &old_rel,
+        &old_sig,
+        &fx.keys(),
+        "acme/soho",
+        Some(&record_of(&applied)),
+    ));
+    assert_eq!(
+        err,
+        Refusal::Rollback {
+            offered: 1,
+            applied: 3
+        }
+    );
 
     // "Restart": the record is written to a state dir and read back.
     let state = tempfile::tempdir().expect("state dir");
     applied::write(state.path(), &record_of(&applied)).expect("write record");
-    let reloaded = applied::read(state.path()).expect("read record").expect("a record");
-    let err = refused(check(&old_rel, &old_sig, &fx.keys(), "acme/soho", Some(&reloaded)));
+    let reloaded = applied::read(state.path())
+        .expect("read record")
+        .expect("a record");
+    let err = refused(check(
+        &old_rel,
+        &old_sig,
+        &fx.keys(),
+        "acme/soho",
+        Some(&reloaded),
+    ));
     assert_eq!(err.code(), "release/rollback");
 }
 
@@ -208,10 +291,20 @@ fn row04_equivocation_is_refused() {
     // A second, different revision 1, validly signed by the trusted key.
     let text = std::str::from_utf8(&rel).expect("utf8");
     let mut other: Release = schemas::yaml::decode("release.yaml", text).expect("decode");
-    other.state.settings.insert("receipt.footer".into(), schemas::model::SettingValue::Str("forked".into()));
+    other.state.settings.insert(
+        "receipt.footer".into(),
+        schemas::model::SettingValue::Str("forked".into()),
+    );
     let bytes = release_bytes(&other);
-    let other_sig = sign_bytes(&bytes, &other.store, other.revision, &fx.secret_key()).expect("sign");
-    let err = refused(check(&bytes, other_sig.as_bytes(), &fx.keys(), "acme/soho", Some(&record_of(&first))));
+    let other_sig =
+        sign_bytes(&bytes, &other.store, other.revision, &fx.secret_key()).expect("sign");
+    let err = refused(check(
+        &bytes,
+        other_sig.as_bytes(),
+        &fx.keys(),
+        "acme/soho",
+        Some(&record_of(&first)),
+    ));
     assert_eq!(err, Refusal::Equivocation { revision: 1 });
 }
 
@@ -223,9 +316,21 @@ fn row05_expired_release_is_refused() {
     let (rel, sig) = fx.files("soho");
     // The gate takes the time as an argument: a day later it has expired.
     let later = Utc::now() + Duration::days(1);
-    let err = refused(trust::check(&rel, &sig, &fx.keys(), Expectations { store: "acme/soho", last: None, now: later }));
+    let err = refused(trust::check(
+        &rel,
+        &sig,
+        &fx.keys(),
+        Expectations {
+            store: "acme/soho",
+            last: None,
+            now: later,
+        },
+    ));
     assert!(matches!(err, Refusal::Expired { .. }), "{err}");
-    assert!(err.to_string().contains("keeps its last applied state"), "{err}");
+    assert!(
+        err.to_string().contains("keeps its last applied state"),
+        "{err}"
+    );
 }
 
 /// THREATS row 6: store A's release copied into store B's directory.
@@ -238,12 +343,21 @@ fn row06_release_of_another_store_is_refused() {
     std::fs::write(b.join("release.yaml.minisig"), &sig).expect("copy");
     let (rel, sig) = fx.files("brooklyn");
     let err = refused(check(&rel, &sig, &fx.keys(), "acme/brooklyn", None));
-    assert_eq!(err, Refusal::WrongStore { expected: "acme/brooklyn".into(), signed_for: "acme/soho".into() });
+    assert_eq!(
+        err,
+        Refusal::WrongStore {
+            expected: "acme/brooklyn".into(),
+            signed_for: "acme/soho".into()
+        }
+    );
     // `fleet verify` says the same of the repo.
     let out = fleet(&["verify", "--pubkey", "../keys/minisign.pub"], &fx.repo);
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("FAIL acme/brooklyn") && stdout.contains("release/wrong-store"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL acme/brooklyn") && stdout.contains("release/wrong-store"),
+        "{stdout}"
+    );
 }
 
 /// A validly signed release whose file disagrees with its trusted comment.
@@ -253,7 +367,16 @@ fn comment_and_file_must_agree() {
     let (rel, _) = fx.files("soho");
     let sig = sign_bytes(&rel, "acme/soho", 9, &fx.secret_key()).expect("sign");
     let err = refused(check(&rel, sig.as_bytes(), &fx.keys(), "acme/soho", None));
-    assert!(matches!(err, Refusal::CommentMismatch { field: "revision", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Refusal::CommentMismatch {
+                field: "revision",
+                ..
+            }
+        ),
+        "{err}"
+    );
     let sig = sign_bytes(&rel, "acme/soho", 1, &fx.secret_key()).expect("sign");
     assert!(check(&rel, sig.as_bytes(), &fx.keys(), "acme/soho", None).is_ok());
 }
@@ -280,7 +403,10 @@ fn row07_legacy_signature_is_refused() {
     assert!(status.success());
     let (rel, _) = fx.files("soho");
     let sig = std::fs::read(fx.root.join("legacy.minisig")).expect("legacy sig");
-    assert_eq!(refused(check(&rel, &sig, &fx.keys(), "acme/soho", None)), Refusal::LegacySignature);
+    assert_eq!(
+        refused(check(&rel, &sig, &fx.keys(), "acme/soho", None)),
+        Refusal::LegacySignature
+    );
 }
 
 /// THREATS row 8: malformed signature files never panic.
@@ -296,12 +422,31 @@ fn row08_malformed_signatures_are_refused() {
         lines[..1].join("\n").into_bytes(),
         lines[..2].join("\n").into_bytes(),
         lines[..3].join("\n").into_bytes(),
-        format!("{}\n{}!!notbase64\n{}\n{}\n", lines[0], lines[1], lines[2], lines[3]).into_bytes(),
-        format!("{}\n{}\ntrusted comment: \n{}\n", lines[0], lines[1], lines[3]).into_bytes(),
-        format!("{}\n{}\ntrusted comment: store=acme/soho\n{}\n", lines[0], lines[1], lines[3]).into_bytes(),
+        format!(
+            "{}\n{}!!notbase64\n{}\n{}\n",
+            lines[0], lines[1], lines[2], lines[3]
+        )
+        .into_bytes(),
+        format!(
+            "{}\n{}\ntrusted comment: \n{}\n",
+            lines[0], lines[1], lines[3]
+        )
+        .into_bytes(),
+        format!(
+            "{}\n{}\ntrusted comment: store=acme/soho\n{}\n",
+            lines[0], lines[1], lines[3]
+        )
+        .into_bytes(),
         format!("{}\nRWQ=\n{}\n{}\n", lines[0], lines[2], lines[3]).into_bytes(),
         text.replace("trusted comment: ", "trusted: ").into_bytes(),
-        format!("{}\n{}\n{}\n{}\n", lines[0], lines[1], lines[2], &lines[3][..10]).into_bytes(),
+        format!(
+            "{}\n{}\n{}\n{}\n",
+            lines[0],
+            lines[1],
+            lines[2],
+            &lines[3][..10]
+        )
+        .into_bytes(),
         vec![b'A'; trust::MAX_SIGNATURE_BYTES + 1],
     ];
     for (i, bad) in corpus.iter().enumerate() {
@@ -309,14 +454,26 @@ fn row08_malformed_signatures_are_refused() {
         assert!(
             matches!(
                 err,
-                Refusal::MalformedSignature(_) | Refusal::BadSignature | Refusal::TooLarge { .. } | Refusal::UnknownKey { .. }
+                Refusal::MalformedSignature(_)
+                    | Refusal::BadSignature
+                    | Refusal::TooLarge { .. }
+                    | Refusal::UnknownKey { .. }
             ),
             "case {i}: {err:?}"
         );
     }
     // A trusted comment edited by hand breaks the global signature.
     let edited = text.replace("revision=1", "revision=2");
-    assert_eq!(refused(check(&rel, edited.as_bytes(), &fx.keys(), "acme/soho", None)), Refusal::BadSignature);
+    assert_eq!(
+        refused(check(
+            &rel,
+            edited.as_bytes(),
+            &fx.keys(),
+            "acme/soho",
+            None
+        )),
+        Refusal::BadSignature
+    );
 }
 
 /// THREATS row 9: a symlink in place of a release file.
@@ -325,7 +482,8 @@ fn row09_symlinked_release_is_refused_by_verify() {
     let fx = Fixture::new();
     let soho = fx.store_dir("soho");
     std::fs::remove_file(soho.join("release.yaml")).expect("rm");
-    std::os::unix::fs::symlink("../brooklyn/release.yaml", soho.join("release.yaml")).expect("symlink");
+    std::os::unix::fs::symlink("../brooklyn/release.yaml", soho.join("release.yaml"))
+        .expect("symlink");
     let b = fx.store_dir("brooklyn");
     std::fs::remove_file(b.join("release.yaml.minisig")).expect("rm");
     std::os::unix::fs::symlink("/etc/passwd", b.join("release.yaml.minisig")).expect("symlink");
@@ -333,8 +491,14 @@ fn row09_symlinked_release_is_refused_by_verify() {
     assert_eq!(out.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&out.stdout);
     for store in ["acme/soho", "acme/brooklyn"] {
-        let line = stdout.lines().find(|l| l.contains(store)).expect("a line per store");
-        assert!(line.starts_with("FAIL") && line.contains("not a regular file"), "{line}");
+        let line = stdout
+            .lines()
+            .find(|l| l.contains(store))
+            .expect("a line per store");
+        assert!(
+            line.starts_with("FAIL") && line.contains("not a regular file"),
+            "{line}"
+        );
     }
 }
 
@@ -352,19 +516,40 @@ fn row10_oversized_and_hostile_yaml_is_refused_fast() {
     assert!(matches!(err, Refusal::TooLarge { .. }), "{err}");
     assert!(started.elapsed().as_secs_f64() < 1.0);
 
-    let deep = format!("{header}  settings: {}{}\n", "[".repeat(200), "]".repeat(200));
-    let mut bomb = format!("{header}  settings: {{}}\n  menu: {{}}\n  access: {{}}\n  kitchen: {{}}\nx0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n");
+    let deep = format!(
+        "{header}  settings: {}{}\n",
+        "[".repeat(200),
+        "]".repeat(200)
+    );
+    let mut bomb = format!(
+        "{header}  settings: {{}}\n  menu: {{}}\n  access: {{}}\n  kitchen: {{}}\nx0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
+    );
     for i in 1..12 {
         let p = i - 1;
-        bomb.push_str(&format!("x{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"));
+        bomb.push_str(&format!(
+            "x{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+        ));
     }
     for (name, text) in [("deep nesting", deep), ("alias bomb", bomb)] {
         // Signed by the trusted key: the budgets must hold even then.
         let sig = sign_bytes(text.as_bytes(), "acme/soho", 2, &key).expect("sign");
         let started = std::time::Instant::now();
-        let err = refused(check(text.as_bytes(), sig.as_bytes(), &keys, "acme/soho", None));
-        assert!(matches!(err, Refusal::Malformed(_) | Refusal::UnknownField(_)), "{name}: {err}");
-        assert!(started.elapsed().as_secs_f64() < 1.0, "{name} took {:?}", started.elapsed());
+        let err = refused(check(
+            text.as_bytes(),
+            sig.as_bytes(),
+            &keys,
+            "acme/soho",
+            None,
+        ));
+        assert!(
+            matches!(err, Refusal::Malformed(_) | Refusal::UnknownField(_)),
+            "{name}: {err}"
+        );
+        assert!(
+            started.elapsed().as_secs_f64() < 1.0,
+            "{name} took {:?}",
+            started.elapsed()
+        );
     }
 }
 
@@ -378,13 +563,30 @@ fn row11_unknown_version_or_fields_ask_for_an_upgrade() {
 
     let v2 = text.replace("apiVersion: fleet/v1", "apiVersion: fleet/v2");
     let sig = sign_bytes(v2.as_bytes(), "acme/soho", 1, &key).expect("sign");
-    let err = refused(check(v2.as_bytes(), sig.as_bytes(), &fx.keys(), "acme/soho", None));
-    assert_eq!(err, Refusal::UnsupportedVersion { found: "fleet/v2".into() });
+    let err = refused(check(
+        v2.as_bytes(),
+        sig.as_bytes(),
+        &fx.keys(),
+        "acme/soho",
+        None,
+    ));
+    assert_eq!(
+        err,
+        Refusal::UnsupportedVersion {
+            found: "fleet/v2".into()
+        }
+    );
     assert!(err.to_string().contains("upgrade the reconciler"));
 
     let extra = text.replace("state:\n", "state:\n  loyalty: {points: 2}\n");
     let sig = sign_bytes(extra.as_bytes(), "acme/soho", 1, &key).expect("sign");
-    let err = refused(check(extra.as_bytes(), sig.as_bytes(), &fx.keys(), "acme/soho", None));
+    let err = refused(check(
+        extra.as_bytes(),
+        sig.as_bytes(),
+        &fx.keys(),
+        "acme/soho",
+        None,
+    ));
     assert!(matches!(err, Refusal::UnknownField(_)), "{err}");
     assert!(err.to_string().contains("upgrade the reconciler"), "{err}");
 }
@@ -394,18 +596,35 @@ fn row11_unknown_version_or_fields_ask_for_an_upgrade() {
 #[test]
 fn sign_bumps_only_changed_stores_and_never_reuses_a_revision() {
     let fx = Fixture::new();
-    assert!(fx.sign(&[]).contains("0 release(s) signed, 3 store(s) unchanged"));
+    assert!(
+        fx.sign(&[])
+            .contains("0 release(s) signed, 3 store(s) unchanged")
+    );
     // A store-only change reaches that store alone.
     let path = fx.store_dir("soho").join("store.yaml");
     let text = std::fs::read_to_string(&path).expect("store.yaml");
-    std::fs::write(&path, text.replacen("name: Acme Burgers SoHo", "name: Acme Burgers SoHo West", 1)).expect("write");
-    assert_ne!(std::fs::read_to_string(&path).expect("store.yaml"), text, "the fixture names the store");
+    std::fs::write(
+        &path,
+        text.replacen("name: Acme Burgers SoHo", "name: Acme Burgers SoHo West", 1),
+    )
+    .expect("write");
+    assert_ne!(
+        std::fs::read_to_string(&path).expect("store.yaml"),
+        text,
+        "the fixture names the store"
+    );
     commit_all(&fx.repo, "rename soho");
     let out = fx.sign(&[]);
-    assert!(out.contains("1 release(s) signed, 2 store(s) unchanged"), "{out}");
+    assert!(
+        out.contains("1 release(s) signed, 2 store(s) unchanged"),
+        "{out}"
+    );
     let rev = |store: &str| -> u64 {
         let (rel, sig) = fx.files(store);
-        check(&rel, &sig, &fx.keys(), &format!("acme/{store}"), None).expect("valid").release.revision
+        check(&rel, &sig, &fx.keys(), &format!("acme/{store}"), None)
+            .expect("valid")
+            .release
+            .revision
     };
     assert_eq!((rev("soho"), rev("brooklyn")), (2, 1));
     // Deleting the release file does not restart the numbering at 1.
@@ -414,12 +633,22 @@ fn sign_bumps_only_changed_stores_and_never_reuses_a_revision() {
     assert_eq!(rev("soho"), 3);
     // Refresh: releases expiring within the window are re-signed.
     let out = fx.sign(&["--expires-in", "200d", "--refresh-within", "100d"]);
-    assert!(out.contains("3 release(s) signed, 0 store(s) unchanged"), "{out}");
+    assert!(
+        out.contains("3 release(s) signed, 0 store(s) unchanged"),
+        "{out}"
+    );
     assert_eq!((rev("soho"), rev("brooklyn")), (4, 2));
     let out = fx.sign(&["--expires-in", "200d", "--refresh-within", "100d"]);
-    assert!(out.contains("0 release(s) signed, 3 store(s) unchanged"), "{out}");
+    assert!(
+        out.contains("0 release(s) signed, 3 store(s) unchanged"),
+        "{out}"
+    );
     let verify = fleet(&["verify", "--pubkey", "../keys/minisign.pub"], &fx.repo);
-    assert!(verify.status.success(), "{}", String::from_utf8_lossy(&verify.stdout));
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
 }
 
 /// Interoperability: `minisign -V` verifies what `fleet sign` made, and the
@@ -435,7 +664,11 @@ fn minisign_tool_interoperates_both_ways() {
         .arg(dir.join("release.yaml"))
         .output()
         .expect("run minisign");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("store=acme/soho revision=1"));
 
     // The reference tool signs with its own (password-protected) key.
@@ -456,13 +689,21 @@ fn minisign_tool_interoperates_both_ways() {
         .status()
         .expect("minisign -S");
     assert!(status.success());
-    let cli_keys = TrustedKeys::from_keys(vec![TrustedKeys::load_file(&fx.root.join("cli.pub")).expect("cli pub")]);
+    let cli_keys = TrustedKeys::from_keys(vec![
+        TrustedKeys::load_file(&fx.root.join("cli.pub")).expect("cli pub"),
+    ]);
     let (rel, _) = fx.files("soho");
     let sig = std::fs::read(fx.root.join("cli.minisig")).expect("cli sig");
     check(&rel, &sig, &cli_keys, "acme/soho", None).expect("the gate accepts minisign's signature");
 
     // Several trusted keys at once (rotation): either key's release passes.
-    let both = TrustedKeys::from_keys(fx.keys().iter().cloned().chain(cli_keys.iter().cloned()).collect());
+    let both = TrustedKeys::from_keys(
+        fx.keys()
+            .iter()
+            .cloned()
+            .chain(cli_keys.iter().cloned())
+            .collect(),
+    );
     check(&rel, &sig, &both, "acme/soho", None).expect("new key accepted");
     let (rel, sig) = fx.files("soho");
     check(&rel, &sig, &both, "acme/soho", None).expect("old key accepted");
@@ -489,7 +730,12 @@ mod fuzz {
             let fx = Fixture::new();
             let (release, signature) = fx.files("soho");
             let keys = fx.keys();
-            Real { _fx: fx, release, signature, keys }
+            Real {
+                _fx: fx,
+                release,
+                signature,
+                keys,
+            }
         })
     }
 
@@ -565,8 +811,20 @@ fn encrypted_signing_key_needs_the_password() {
     };
     assert_eq!(run("wrong").status.code(), Some(2));
     let out = run("correct horse");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let keys = TrustedKeys::from_keys(vec![TrustedKeys::load_file(&fx.root.join("enc/minisign.pub")).expect("pub")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let keys = TrustedKeys::from_keys(vec![
+        TrustedKeys::load_file(&fx.root.join("enc/minisign.pub")).expect("pub"),
+    ]);
     let (rel, sig) = fx.files("soho");
-    assert_eq!(check(&rel, &sig, &keys, "acme/soho", None).expect("signed by the new key").release.revision, 2);
+    assert_eq!(
+        check(&rel, &sig, &keys, "acme/soho", None)
+            .expect("signed by the new key")
+            .release
+            .revision,
+        2
+    );
 }

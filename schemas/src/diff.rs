@@ -25,7 +25,12 @@ pub enum Domain {
 }
 
 impl Domain {
-    pub const ALL: [Domain; 4] = [Domain::Settings, Domain::Menu, Domain::Access, Domain::Kitchen];
+    pub const ALL: [Domain; 4] = [
+        Domain::Settings,
+        Domain::Menu,
+        Domain::Access,
+        Domain::Kitchen,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -153,24 +158,54 @@ impl StateDiff {
 
 /// Every entity of a state as `(kind, id) → value`.
 pub fn entities(state: &StoreState) -> BTreeMap<(EntityKind, String), Value> {
-    fn put<T: Serialize>(out: &mut BTreeMap<(EntityKind, String), Value>, kind: EntityKind, id: &str, v: &T) {
-        out.insert((kind, id.to_owned()), serde_json::to_value(v).expect("entities are plain data"));
+    fn put<T: Serialize>(
+        out: &mut BTreeMap<(EntityKind, String), Value>,
+        kind: EntityKind,
+        id: &str,
+        v: &T,
+    ) {
+        out.insert(
+            (kind, id.to_owned()),
+            serde_json::to_value(v).expect("entities are plain data"),
+        );
     }
     let mut out = BTreeMap::new();
     for (k, v) in &state.settings {
         put(&mut out, EntityKind::Setting, k, v);
     }
     let m = &state.menu;
-    m.taxes.iter().for_each(|e| put(&mut out, EntityKind::Tax, e.id.as_str(), e));
-    m.categories.iter().for_each(|e| put(&mut out, EntityKind::Category, e.id.as_str(), e));
-    m.modifier_groups.iter().for_each(|e| put(&mut out, EntityKind::ModifierGroup, e.id.as_str(), e));
-    m.items.iter().for_each(|e| put(&mut out, EntityKind::Item, e.id.as_str(), e));
-    m.discounts.iter().for_each(|e| put(&mut out, EntityKind::Discount, e.id.as_str(), e));
-    state.access.roles.iter().for_each(|e| put(&mut out, EntityKind::Role, e.id.as_str(), e));
-    state.access.users.iter().for_each(|e| put(&mut out, EntityKind::User, e.id.as_str(), e));
+    m.taxes
+        .iter()
+        .for_each(|e| put(&mut out, EntityKind::Tax, e.id.as_str(), e));
+    m.categories
+        .iter()
+        .for_each(|e| put(&mut out, EntityKind::Category, e.id.as_str(), e));
+    m.modifier_groups
+        .iter()
+        .for_each(|e| put(&mut out, EntityKind::ModifierGroup, e.id.as_str(), e));
+    m.items
+        .iter()
+        .for_each(|e| put(&mut out, EntityKind::Item, e.id.as_str(), e));
+    m.discounts
+        .iter()
+        .for_each(|e| put(&mut out, EntityKind::Discount, e.id.as_str(), e));
+    state
+        .access
+        .roles
+        .iter()
+        .for_each(|e| put(&mut out, EntityKind::Role, e.id.as_str(), e));
+    state
+        .access
+        .users
+        .iter()
+        .for_each(|e| put(&mut out, EntityKind::User, e.id.as_str(), e));
     let k = &state.kitchen;
-    k.stations.iter().for_each(|e| put(&mut out, EntityKind::Station, e.id.as_str(), e));
-    k.devices.iter().for_each(|e| put(&mut out, EntityKind::Device, e.id.as_str(), e));
+    k.stations
+        .iter()
+        .for_each(|e| put(&mut out, EntityKind::Station, e.id.as_str(), e));
+    k.devices
+        .iter()
+        .for_each(|e| put(&mut out, EntityKind::Device, e.id.as_str(), e));
     put(&mut out, EntityKind::Routing, "routing", &k.routing);
     out
 }
@@ -201,13 +236,21 @@ pub fn diff_entities(
             }
             _ => continue,
         };
-        changes.push(EntityChange { kind: key.0, id: key.1.clone(), change });
+        changes.push(EntityChange {
+            kind: key.0,
+            id: key.1.clone(),
+            change,
+        });
     }
     StateDiff { changes }
 }
 
 fn join(path: &str, seg: &str) -> String {
-    if path.is_empty() { seg.to_owned() } else { format!("{path}.{seg}") }
+    if path.is_empty() {
+        seg.to_owned()
+    } else {
+        format!("{path}.{seg}")
+    }
 }
 
 /// Lists whose elements all have a string `id`, keyed by it.
@@ -235,7 +278,11 @@ fn diff_values(path: &str, a: &Value, b: &Value, out: &mut Vec<FieldChange>) {
                 let p = join(path, k);
                 match (x.get(k), y.get(k)) {
                     (Some(va), Some(vb)) => diff_values(&p, va, vb, out),
-                    (va, vb) => out.push(FieldChange { field: p, before: va.cloned(), after: vb.cloned() }),
+                    (va, vb) => out.push(FieldChange {
+                        field: p,
+                        before: va.cloned(),
+                        after: vb.cloned(),
+                    }),
                 }
             }
         }
@@ -249,15 +296,27 @@ fn diff_values(path: &str, a: &Value, b: &Value, out: &mut Vec<FieldChange>) {
                         let p = join(path, id);
                         match (mx.get(*id), my.get(*id)) {
                             (Some(va), Some(vb)) => diff_values(&p, va, vb, out),
-                            (va, vb) => out.push(FieldChange { field: p, before: va.cloned().cloned(), after: vb.cloned().cloned() }),
+                            (va, vb) => out.push(FieldChange {
+                                field: p,
+                                before: va.cloned().cloned(),
+                                after: vb.cloned().cloned(),
+                            }),
                         }
                     }
                 }
-                _ => out.push(FieldChange { field: path.to_owned(), before: Some(a.clone()), after: Some(b.clone()) }),
+                _ => out.push(FieldChange {
+                    field: path.to_owned(),
+                    before: Some(a.clone()),
+                    after: Some(b.clone()),
+                }),
             }
         }
         _ => out.push(FieldChange {
-            field: if path.is_empty() { "value".to_owned() } else { path.to_owned() },
+            field: if path.is_empty() {
+                "value".to_owned()
+            } else {
+                path.to_owned()
+            },
             before: Some(a.clone()),
             after: Some(b.clone()),
         }),
@@ -297,7 +356,11 @@ mod tests {
                 kind: EntityKind::Item,
                 id: "burger".into(),
                 change: Change::Changed {
-                    fields: vec![FieldChange { field: "variations.l.price".into(), before: Some(json!(200)), after: Some(json!(250)) }]
+                    fields: vec![FieldChange {
+                        field: "variations.l.price".into(),
+                        before: Some(json!(200)),
+                        after: Some(json!(250))
+                    }]
                 }
             }]
         );
@@ -306,15 +369,21 @@ mod tests {
 
     #[test]
     fn added_removed_and_nested_members() {
-        let a = state(json!([{"id": "x", "name": "X", "category": "c", "variations": [{"id": "x1", "name": "1", "price": 1}]}]));
-        let b = state(json!([{"id": "y", "name": "Y", "category": "c", "variations": [{"id": "y1", "name": "1", "price": 1}]}]));
+        let a = state(
+            json!([{"id": "x", "name": "X", "category": "c", "variations": [{"id": "x1", "name": "1", "price": 1}]}]),
+        );
+        let b = state(
+            json!([{"id": "y", "name": "Y", "category": "c", "variations": [{"id": "y1", "name": "1", "price": 1}]}]),
+        );
         let d = diff_states(&a, &b);
         assert!(matches!(d.changes[0].change, Change::Removed { .. }) && d.changes[0].id == "x");
         assert!(matches!(d.changes[1].change, Change::Added { .. }) && d.changes[1].id == "y");
         let c = state(json!([{"id": "x", "name": "X", "category": "c",
             "variations": [{"id": "x1", "name": "1", "price": 1}, {"id": "x2", "name": "2", "price": 2}]}]));
         let d = diff_states(&a, &c);
-        let Change::Changed { fields } = &d.changes[0].change else { panic!("changed") };
+        let Change::Changed { fields } = &d.changes[0].change else {
+            panic!("changed")
+        };
         assert_eq!(fields[0].field, "variations.x2");
         assert_eq!(fields[0].before, None);
     }

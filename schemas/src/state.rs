@@ -65,7 +65,10 @@ pub fn parse_trusted_comment(comment: &str) -> Option<(&str, u64)> {
     if !crate::primitives::is_slug(tenant) || !crate::primitives::is_slug(store_id) {
         return None;
     }
-    if rev.is_empty() || !rev.bytes().all(|b| b.is_ascii_digit()) || (rev.len() > 1 && rev.starts_with('0')) {
+    if rev.is_empty()
+        || !rev.bytes().all(|b| b.is_ascii_digit())
+        || (rev.len() > 1 && rev.starts_with('0'))
+    {
         return None;
     }
     Some((store, rev.parse().ok()?))

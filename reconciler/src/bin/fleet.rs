@@ -280,16 +280,27 @@ fn run(cli: Cli) -> i32 {
             }
         }
         Command::Keygen { out } => keygen(&out),
-        Command::Plan { base, head, repo, format } => plan(ops::plan::PlanOptions { repo, base, head }, format),
-        Command::Sign { key, repo, expires_in, refresh_within, all } => {
-            sign(&key, repo, expires_in, refresh_within, all)
-        }
+        Command::Plan {
+            base,
+            head,
+            repo,
+            format,
+        } => plan(ops::plan::PlanOptions { repo, base, head }, format),
+        Command::Sign {
+            key,
+            repo,
+            expires_in,
+            refresh_within,
+            all,
+        } => sign(&key, repo, expires_in, refresh_within, all),
         Command::Verify { pubkey, repo } => verify(&pubkey, &repo),
     }
 }
 
 fn signing_password() -> Option<String> {
-    std::env::var(ops::keygen::PASSWORD_ENV).ok().filter(|p| !p.is_empty())
+    std::env::var(ops::keygen::PASSWORD_ENV)
+        .ok()
+        .filter(|p| !p.is_empty())
 }
 
 fn keygen(out: &std::path::Path) -> i32 {
@@ -302,13 +313,23 @@ fn keygen(out: &std::path::Path) -> i32 {
     }
     match ops::keygen::keygen(out, password) {
         Ok(g) => {
-            println!("public key: {} (key id {})", g.public_key.display(), g.key_id);
+            println!(
+                "public key: {} (key id {})",
+                g.public_key.display(),
+                g.key_id
+            );
             println!(
                 "secret key: {} ({})",
                 g.secret_key.display(),
-                if g.encrypted { "encrypted" } else { "unencrypted" }
+                if g.encrypted {
+                    "encrypted"
+                } else {
+                    "unencrypted"
+                }
             );
-            println!("Copy the public key into every store's trust directory; never commit the secret key.");
+            println!(
+                "Copy the public key into every store's trust directory; never commit the secret key."
+            );
             exit::OK
         }
         Err(e) => fail(format!("{e:#}")),
@@ -326,7 +347,14 @@ fn sign(
         Ok(k) => k,
         Err(e) => return fail(format!("{e:#}")),
     };
-    let opts = ops::sign::SignOptions { repo, key, expires_in, refresh_within, all, now: chrono::Utc::now() };
+    let opts = ops::sign::SignOptions {
+        repo,
+        key,
+        expires_in,
+        refresh_within,
+        all,
+        now: chrono::Utc::now(),
+    };
     let result = ops::sign::sign(&opts, |s| {
         eprintln!("signed {} revision {} ({})", s.store, s.revision, s.reason);
     });
@@ -357,8 +385,14 @@ fn verify(pubkey: &std::path::Path, repo: &std::path::Path) -> i32 {
             for v in &report.verdicts {
                 match (&v.problem, &v.note) {
                     (Some(p), _) => println!("FAIL {}: {p}", v.store),
-                    (None, Some(n)) => println!("ok   {} revision {} ({n})", v.store, v.revision.unwrap_or(0)),
-                    (None, None) => println!("ok   {} revision {}", v.store, v.revision.unwrap_or(0)),
+                    (None, Some(n)) => println!(
+                        "ok   {} revision {} ({n})",
+                        v.store,
+                        v.revision.unwrap_or(0)
+                    ),
+                    (None, None) => {
+                        println!("ok   {} revision {}", v.store, v.revision.unwrap_or(0))
+                    }
                 }
             }
             let failed = report.failures().count();
@@ -367,7 +401,11 @@ fn verify(pubkey: &std::path::Path, repo: &std::path::Path) -> i32 {
                 report.verdicts.len() - failed,
                 report.validation_errors.len()
             );
-            if report.ok() { exit::OK } else { exit::FINDINGS }
+            if report.ok() {
+                exit::OK
+            } else {
+                exit::FINDINGS
+            }
         }
         Err(e) => fail(format!("{e:#}")),
     }
@@ -384,9 +422,16 @@ fn plan(opts: ops::plan::PlanOptions, format: PlanFormatArg) -> i32 {
             };
             print!("{text}");
             if plan.base_findings > 0 {
-                eprintln!("warning: the base revision has {} validation error(s); it was rendered as far as possible", plan.base_findings);
+                eprintln!(
+                    "warning: the base revision has {} validation error(s); it was rendered as far as possible",
+                    plan.base_findings
+                );
             }
-            if plan.has_changes() { exit::FINDINGS } else { exit::OK }
+            if plan.has_changes() {
+                exit::FINDINGS
+            } else {
+                exit::OK
+            }
         }
         Err(PlanError::HeadInvalid(diags)) => {
             for d in &diags {

@@ -26,7 +26,10 @@ pub fn keygen(out: &Path, password: Option<String>) -> anyhow::Result<Generated>
     let secret_key = out.join("minisign.key");
     for p in [&public_key, &secret_key] {
         if p.exists() {
-            bail!("{} already exists; not overwriting a key (move it away first)", p.display());
+            bail!(
+                "{} already exists; not overwriting a key (move it away first)",
+                p.display()
+            );
         }
     }
     let encrypted = password.is_some();
@@ -35,14 +38,28 @@ pub fn keygen(out: &Path, password: Option<String>) -> anyhow::Result<Generated>
         None => KeyPair::generate_unencrypted_keypair(),
     }
     .context("generating the key pair")?;
-    let pk_text = pair.pk.to_box().context("encoding the public key")?.to_string();
-    let sk_text = pair.sk.to_box(None).context("encoding the secret key")?.to_string();
+    let pk_text = pair
+        .pk
+        .to_box()
+        .context("encoding the public key")?
+        .to_string();
+    let sk_text = pair
+        .sk
+        .to_box(None)
+        .context("encoding the secret key")?
+        .to_string();
     write_private(&secret_key, sk_text.as_bytes())?;
-    std::fs::write(&public_key, pk_text.as_bytes()).with_context(|| format!("writing {}", public_key.display()))?;
+    std::fs::write(&public_key, pk_text.as_bytes())
+        .with_context(|| format!("writing {}", public_key.display()))?;
     let key_id = crate::trust::TrustedKeys::parse_key(&pk_text, "minisign.pub")
         .map(|k| k.key_id)
         .unwrap_or_default();
-    Ok(Generated { public_key, secret_key, encrypted, key_id })
+    Ok(Generated {
+        public_key,
+        secret_key,
+        encrypted,
+        key_id,
+    })
 }
 
 /// Create `path` readable by its owner only.
@@ -55,15 +72,23 @@ fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         use std::os::unix::fs::OpenOptionsExt as _;
         options.mode(0o600);
     }
-    let mut f = options.open(path).with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
-    f.sync_all().with_context(|| format!("writing {}", path.display()))
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all()
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Load a secret key for signing, decrypting it with `password` if it is
 /// encrypted. Never prompts.
-pub fn load_secret_key(path: &Path, password: Option<String>) -> anyhow::Result<minisign::SecretKey> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading the signing key {}", path.display()))?;
+pub fn load_secret_key(
+    path: &Path,
+    password: Option<String>,
+) -> anyhow::Result<minisign::SecretKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the signing key {}", path.display()))?;
     let sk_box = minisign::SecretKeyBox::from_string(&text)
         .with_context(|| format!("{} is not a minisign secret key", path.display()))?;
     match password {
@@ -71,7 +96,10 @@ pub fn load_secret_key(path: &Path, password: Option<String>) -> anyhow::Result<
             .into_secret_key(Some(pw))
             .with_context(|| format!("decrypting {} (is {PASSWORD_ENV} right?)", path.display())),
         None => sk_box.into_unencrypted_secret_key().map_err(|e| {
-            anyhow::anyhow!("cannot use {} without a password ({e}); if it is encrypted, set {PASSWORD_ENV}", path.display())
+            anyhow::anyhow!(
+                "cannot use {} without a password ({e}); if it is encrypted, set {PASSWORD_ENV}",
+                path.display()
+            )
         }),
     }
 }

@@ -91,20 +91,34 @@ pub enum PlanError {
 
 /// Compute the plan of `opts`.
 pub fn plan(opts: &PlanOptions) -> Result<FleetPlan, PlanError> {
-    let repo = git2::Repository::discover(&opts.repo)
-        .map_err(|source| PlanError::NotARepo { path: opts.repo.display().to_string(), source })?;
+    let repo = git2::Repository::discover(&opts.repo).map_err(|source| PlanError::NotARepo {
+        path: opts.repo.display().to_string(),
+        source,
+    })?;
     // The fleet repo may be a subdirectory of the Git repository.
     let prefix = subdir_of(&repo, &opts.repo);
 
-    let (base_tree, base_id) = GitTree::at_revision(&repo, &opts.base)
-        .map_err(|source| PlanError::BadRevision { rev: opts.base.clone(), source })?;
-    let (base_repo, base_diags) = check_repo(&Prefixed { inner: &base_tree, prefix: &prefix });
+    let (base_tree, base_id) =
+        GitTree::at_revision(&repo, &opts.base).map_err(|source| PlanError::BadRevision {
+            rev: opts.base.clone(),
+            source,
+        })?;
+    let (base_repo, base_diags) = check_repo(&Prefixed {
+        inner: &base_tree,
+        prefix: &prefix,
+    });
 
     let (head_repo, head_diags, head_name) = match &opts.head {
         Some(rev) => {
-            let (tree, id) = GitTree::at_revision(&repo, rev)
-                .map_err(|source| PlanError::BadRevision { rev: rev.clone(), source })?;
-            let (r, d) = check_repo(&Prefixed { inner: &tree, prefix: &prefix });
+            let (tree, id) =
+                GitTree::at_revision(&repo, rev).map_err(|source| PlanError::BadRevision {
+                    rev: rev.clone(),
+                    source,
+                })?;
+            let (r, d) = check_repo(&Prefixed {
+                inner: &tree,
+                prefix: &prefix,
+            });
             (r, d, id.to_string())
         }
         None => {
@@ -115,12 +129,27 @@ pub fn plan(opts: &PlanOptions) -> Result<FleetPlan, PlanError> {
     if has_errors(&head_diags) {
         return Err(PlanError::HeadInvalid(head_diags));
     }
-    let base_findings = base_diags.iter().filter(|d| d.severity == schemas::diag::Severity::Error).count();
-    Ok(compare(&base_repo, &head_repo, base_id.to_string(), head_name, base_findings))
+    let base_findings = base_diags
+        .iter()
+        .filter(|d| d.severity == schemas::diag::Severity::Error)
+        .count();
+    Ok(compare(
+        &base_repo,
+        &head_repo,
+        base_id.to_string(),
+        head_name,
+        base_findings,
+    ))
 }
 
 /// The plan between two loaded repos (pure).
-pub fn compare(base: &FleetRepo, head: &FleetRepo, base_name: String, head_name: String, base_findings: usize) -> FleetPlan {
+pub fn compare(
+    base: &FleetRepo,
+    head: &FleetRepo,
+    base_name: String,
+    head_name: String,
+    base_findings: usize,
+) -> FleetPlan {
     let base_states = render_all(base);
     let head_states = render_all(head);
     let mut ids: Vec<&String> = base_states.keys().chain(head_states.keys()).collect();
@@ -143,12 +172,33 @@ pub fn compare(base: &FleetRepo, head: &FleetRepo, base_name: String, head_name:
             (Some(a), None) => (StoreStatus::Removed, diff_states(a, &empty)),
             (None, None) => continue,
         };
-        let risks = if status == StoreStatus::Changed { risks_of(&diff) } else { Vec::new() };
+        let risks = if status == StoreStatus::Changed {
+            risks_of(&diff)
+        } else {
+            Vec::new()
+        };
         let warnings = renames_in(&diff);
-        stores.push(StorePlan { store: id.clone(), status, diff, risks, warnings });
+        stores.push(StorePlan {
+            store: id.clone(),
+            status,
+            diff,
+            risks,
+            warnings,
+        });
     }
-    let stores_per_tenant = head.tenants.iter().map(|(t, ts)| (t.clone(), ts.stores.len())).collect();
-    FleetPlan { base: base_name, head: head_name, stores, stores_per_tenant, unchanged, base_findings }
+    let stores_per_tenant = head
+        .tenants
+        .iter()
+        .map(|(t, ts)| (t.clone(), ts.stores.len()))
+        .collect();
+    FleetPlan {
+        base: base_name,
+        head: head_name,
+        stores,
+        stores_per_tenant,
+        unchanged,
+        base_findings,
+    }
 }
 
 fn render_all(repo: &FleetRepo) -> BTreeMap<String, StoreState> {
@@ -169,19 +219,32 @@ fn risks_of(diff: &StateDiff) -> Vec<String> {
     let mut risks = Vec::new();
     for c in &diff.changes {
         match &c.change {
-            Change::Removed { .. } if matches!(c.kind, EntityKind::Item | EntityKind::User | EntityKind::Role | EntityKind::Tax) => {
+            Change::Removed { .. }
+                if matches!(
+                    c.kind,
+                    EntityKind::Item | EntityKind::User | EntityKind::Role | EntityKind::Tax
+                ) =>
+            {
                 risks.push(format!("deletes {} `{}`", c.kind, c.id));
             }
             Change::Changed { fields } => {
                 for f in fields {
                     let leaf = f.field.rsplit('.').next().unwrap_or(&f.field);
                     if matches!(leaf, "price" | "amount")
-                        && let (Some(a), Some(b)) = (f.before.as_ref().and_then(|v| v.as_u64()), f.after.as_ref().and_then(|v| v.as_u64()))
+                        && let (Some(a), Some(b)) = (
+                            f.before.as_ref().and_then(|v| v.as_u64()),
+                            f.after.as_ref().and_then(|v| v.as_u64()),
+                        )
                         && a.abs_diff(b) * 100 > a * RISKY_PRICE_CHANGE_PERCENT
                     {
-                        risks.push(format!("{} `{}` {} moves {} → {} (over {RISKY_PRICE_CHANGE_PERCENT}%)", c.kind, c.id, f.field, a, b));
+                        risks.push(format!(
+                            "{} `{}` {} moves {} → {} (over {RISKY_PRICE_CHANGE_PERCENT}%)",
+                            c.kind, c.id, f.field, a, b
+                        ));
                     }
-                    if c.kind == EntityKind::Role && (f.field.starts_with("permissions") || f.field.starts_with("inherits")) {
+                    if c.kind == EntityKind::Role
+                        && (f.field.starts_with("permissions") || f.field.starts_with("inherits"))
+                    {
                         risks.push(format!("role `{}` changes {}", c.id, f.field));
                     }
                     if c.kind == EntityKind::Tax && f.field == "rate" {
@@ -205,11 +268,17 @@ fn renames_in(diff: &StateDiff) -> Vec<String> {
         }
         v
     };
-    let removed: Vec<&EntityChange> = diff.changes.iter().filter(|c| matches!(c.change, Change::Removed { .. })).collect();
+    let removed: Vec<&EntityChange> = diff
+        .changes
+        .iter()
+        .filter(|c| matches!(c.change, Change::Removed { .. }))
+        .collect();
     let mut out = Vec::new();
     // Members renamed inside an entity (a variation or modifier id).
     for c in &diff.changes {
-        let Change::Changed { fields } = &c.change else { continue };
+        let Change::Changed { fields } = &c.change else {
+            continue;
+        };
         for gone in fields.iter().filter(|f| f.after.is_none()) {
             for new in fields.iter().filter(|f| f.before.is_none()) {
                 if let (Some(a), Some(b)) = (&gone.before, &new.after)
@@ -225,9 +294,13 @@ fn renames_in(diff: &StateDiff) -> Vec<String> {
         }
     }
     for added in diff.changes.iter() {
-        let Change::Added { value: new } = &added.change else { continue };
+        let Change::Added { value: new } = &added.change else {
+            continue;
+        };
         for r in &removed {
-            let Change::Removed { value: old } = &r.change else { continue };
+            let Change::Removed { value: old } = &r.change else {
+                continue;
+            };
             if r.kind == added.kind && r.kind != EntityKind::Setting && strip(old) == strip(new) {
                 out.push(format!(
                     "{} `{}` → `{}` looks like a rename: the store deletes `{}` and creates `{}`; anything keyed by the old id (sales history, local overrides) does not carry over",
@@ -241,9 +314,15 @@ fn renames_in(diff: &StateDiff) -> Vec<String> {
 
 /// The fleet repo's path inside the Git work tree, `""` at the top.
 fn subdir_of(repo: &git2::Repository, dir: &Path) -> String {
-    let (Some(workdir), Ok(dir)) = (repo.workdir(), dir.canonicalize()) else { return String::new() };
-    let Ok(workdir) = workdir.canonicalize() else { return String::new() };
-    dir.strip_prefix(&workdir).map(|p| p.to_string_lossy().replace('\\', "/")).unwrap_or_default()
+    let (Some(workdir), Ok(dir)) = (repo.workdir(), dir.canonicalize()) else {
+        return String::new();
+    };
+    let Ok(workdir) = workdir.canonicalize() else {
+        return String::new();
+    };
+    dir.strip_prefix(&workdir)
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_default()
 }
 
 /// A tree seen from a subdirectory.

@@ -88,22 +88,38 @@ pub fn sign(opts: &SignOptions, mut progress: impl FnMut(&Signed)) -> anyhow::Re
         );
     }
     let repo = &validation.repo;
-    let git = git2::Repository::discover(&opts.repo)
-        .with_context(|| format!("{} is not in a Git repository; releases record the commit they were rendered from", opts.repo.display()))?;
-    let head = git.head().and_then(|h| h.peel_to_commit()).context("reading HEAD (is there a commit yet?)")?;
+    let git = git2::Repository::discover(&opts.repo).with_context(|| {
+        format!(
+            "{} is not in a Git repository; releases record the commit they were rendered from",
+            opts.repo.display()
+        )
+    })?;
+    let head = git
+        .head()
+        .and_then(|h| h.peel_to_commit())
+        .context("reading HEAD (is there a commit yet?)")?;
     let source_commit = head.id().to_string();
     let policy = repo.fleet.as_ref().map(|f| f.release).unwrap_or_default();
     let day = Duration::from_secs(86_400);
     let expires_in = opts.expires_in.unwrap_or(day * policy.expires_in_days);
-    let refresh_within = opts.refresh_within.unwrap_or(day * policy.refresh_within_days);
+    let refresh_within = opts
+        .refresh_within
+        .unwrap_or(day * policy.refresh_within_days);
     if refresh_within >= expires_in {
-        bail!("--refresh-within must be shorter than --expires-in, or every run would re-sign every store");
+        bail!(
+            "--refresh-within must be shorter than --expires-in, or every run would re-sign every store"
+        );
     }
     let now = opts.now.trunc_subsecs(0);
-    let expires_at = now + chrono::Duration::from_std(expires_in).context("--expires-in is too long")?;
-    let refresh_at = now + chrono::Duration::from_std(refresh_within).context("--refresh-within is too long")?;
+    let expires_at =
+        now + chrono::Duration::from_std(expires_in).context("--expires-in is too long")?;
+    let refresh_at =
+        now + chrono::Duration::from_std(refresh_within).context("--refresh-within is too long")?;
 
-    let mut report = SignReport { source_commit: source_commit.clone(), ..SignReport::default() };
+    let mut report = SignReport {
+        source_commit: source_commit.clone(),
+        ..SignReport::default()
+    };
     for tenant in repo.tenants.values() {
         for store in tenant.stores.values() {
             let store_dir = opts.repo.join(store_rel_dir(tenant, store));
@@ -119,10 +135,20 @@ pub fn sign(opts: &SignOptions, mut progress: impl FnMut(&Signed)) -> anyhow::Re
                 Some(Ok(r)) if r.state == state => (r.revision, Reason::Refresh),
                 Some(Ok(r)) => (r.revision, Reason::Changed),
                 // Unreadable or missing: continue numbering from history.
-                Some(Err(_)) => (history_revision(&git, &store_rel_dir(tenant, store))?, Reason::Changed),
+                Some(Err(_)) => (
+                    history_revision(&git, &store_rel_dir(tenant, store))?,
+                    Reason::Changed,
+                ),
                 None => {
                     let prev = history_revision(&git, &store_rel_dir(tenant, store))?;
-                    (prev, if prev == 0 { Reason::First } else { Reason::Changed })
+                    (
+                        prev,
+                        if prev == 0 {
+                            Reason::First
+                        } else {
+                            Reason::Changed
+                        },
+                    )
                 }
             };
             let release = Release {
@@ -136,7 +162,11 @@ pub fn sign(opts: &SignOptions, mut progress: impl FnMut(&Signed)) -> anyhow::Re
                 state,
             };
             write_release(&store_dir, &release, &opts.key)?;
-            let signed = Signed { store: full_id, revision: release.revision, reason };
+            let signed = Signed {
+                store: full_id,
+                revision: release.revision,
+                reason,
+            };
             progress(&signed);
             report.signed.push(signed);
         }
@@ -151,7 +181,9 @@ pub fn store_rel_dir(tenant: &TenantSources, store: &StoreSource) -> String {
 
 /// Every store of a loaded repo with its directory.
 pub fn stores(repo: &FleetRepo) -> impl Iterator<Item = (&TenantSources, &StoreSource)> {
-    repo.tenants.values().flat_map(|t| t.stores.values().map(move |s| (t, s)))
+    repo.tenants
+        .values()
+        .flat_map(|t| t.stores.values().map(move |s| (t, s)))
 }
 
 /// The release in `path`: `None` if there is none, `Err` if unreadable.
@@ -164,7 +196,10 @@ fn read_release(path: &Path) -> Option<Result<Release, String>> {
         Ok(t) => t,
         Err(e) => return Some(Err(e.to_string())),
     };
-    Some(schemas::yaml::decode::<Release>(&path.display().to_string(), &text).map_err(|d| d.to_string()))
+    Some(
+        schemas::yaml::decode::<Release>(&path.display().to_string(), &text)
+            .map_err(|d| d.to_string()),
+    )
 }
 
 /// The highest revision ever committed at `<dir>/release.yaml` (0 if none).
@@ -177,10 +212,16 @@ fn history_revision(git: &git2::Repository, dir: &str) -> anyhow::Result<u64> {
     let mut best = 0;
     for oid in walk.take(100_000) {
         let Ok(oid) = oid else { continue };
-        let Ok(commit) = git.find_commit(oid) else { continue };
+        let Ok(commit) = git.find_commit(oid) else {
+            continue;
+        };
         let Ok(tree) = commit.tree() else { continue };
-        let Ok(entry) = tree.get_path(Path::new(&path)) else { continue };
-        let Ok(blob) = git.find_blob(entry.id()) else { continue };
+        let Ok(entry) = tree.get_path(Path::new(&path)) else {
+            continue;
+        };
+        let Ok(blob) = git.find_blob(entry.id()) else {
+            continue;
+        };
         if let Some(rev) = std::str::from_utf8(blob.content())
             .ok()
             .and_then(|t| t.lines().find_map(|l| l.strip_prefix("revision: ")))
@@ -193,28 +234,46 @@ fn history_revision(git: &git2::Repository, dir: &str) -> anyhow::Result<u64> {
 }
 
 /// Serialize, sign and write a release and its signature.
-pub fn write_release(store_dir: &Path, release: &Release, key: &minisign::SecretKey) -> anyhow::Result<()> {
+pub fn write_release(
+    store_dir: &Path,
+    release: &Release,
+    key: &minisign::SecretKey,
+) -> anyhow::Result<()> {
     let bytes = release_bytes(release);
     let signature = sign_bytes(&bytes, &release.store, release.revision, key)?;
     let rel = store_dir.join(RELEASE_FILE);
     let sig = store_dir.join(SIGNATURE_FILE);
     write_atomically(&rel, &bytes).with_context(|| format!("writing {}", rel.display()))?;
-    write_atomically(&sig, signature.as_bytes()).with_context(|| format!("writing {}", sig.display()))?;
+    write_atomically(&sig, signature.as_bytes())
+        .with_context(|| format!("writing {}", sig.display()))?;
     Ok(())
 }
 
 /// The exact bytes of `release.yaml`.
 pub fn release_bytes(release: &Release) -> Vec<u8> {
-    let mut text = String::from("# Generated by `fleet sign`. Never edit by hand: the signature covers every byte.\n");
+    let mut text = String::from(
+        "# Generated by `fleet sign`. Never edit by hand: the signature covers every byte.\n",
+    );
     text.push_str(&schemas::yaml::to_canonical_yaml(release).expect("a release is plain data"));
     text.into_bytes()
 }
 
 /// A prehashed minisign signature of `bytes` with Fleet's trusted comment.
-pub fn sign_bytes(bytes: &[u8], store: &str, revision: u64, key: &minisign::SecretKey) -> anyhow::Result<String> {
+pub fn sign_bytes(
+    bytes: &[u8],
+    store: &str,
+    revision: u64,
+    key: &minisign::SecretKey,
+) -> anyhow::Result<String> {
     let comment = trusted_comment(store, revision);
-    let sig = minisign::sign(None, key, bytes, Some(&comment), Some("signature from fleet sign"))
-        .context("signing the release")?;
+    let sig = minisign::sign(
+        None,
+        key,
+        bytes,
+        Some(&comment),
+        Some("signature from fleet sign"),
+    )
+    .context("signing the release")?;
     Ok(sig.to_string())
 }
 
@@ -224,7 +283,11 @@ mod tests {
     use schemas::StoreState;
 
     fn release() -> Release {
-        let at = |s: &str| DateTime::parse_from_rfc3339(s).expect("date").with_timezone(&Utc);
+        let at = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .expect("date")
+                .with_timezone(&Utc)
+        };
         Release {
             api_version: ApiVersion,
             kind: StoreReleaseKind,
@@ -242,7 +305,11 @@ mod tests {
         let a = release_bytes(&release());
         assert_eq!(a, release_bytes(&release()));
         let text = String::from_utf8(a).expect("utf8");
-        assert!(text.contains("\nrevision: 18\n") && text.contains("expires_at: \"2027-02-22T18:00:00Z\""), "{text}");
+        assert!(
+            text.contains("\nrevision: 18\n")
+                && text.contains("expires_at: \"2027-02-22T18:00:00Z\""),
+            "{text}"
+        );
         let back: Release = schemas::yaml::decode("release.yaml", &text).expect("decodes");
         assert_eq!(back, release());
     }
@@ -251,6 +318,9 @@ mod tests {
     fn signature_carries_the_trusted_comment() {
         let pair = minisign::KeyPair::generate_unencrypted_keypair().expect("keys");
         let sig = sign_bytes(b"x", "acme/soho", 18, &pair.sk).expect("sign");
-        assert!(sig.contains("trusted comment: store=acme/soho revision=18\n"), "{sig}");
+        assert!(
+            sig.contains("trusted comment: store=acme/soho revision=18\n"),
+            "{sig}"
+        );
     }
 }

@@ -49,7 +49,12 @@ pub fn load_keys(path: &Path) -> anyhow::Result<TrustedKeys> {
 }
 
 /// Verify every store of the repo at `repo`.
-pub fn verify(repo_dir: &Path, keys: &TrustedKeys, now: DateTime<Utc>, warn_within: chrono::Duration) -> anyhow::Result<VerifyReport> {
+pub fn verify(
+    repo_dir: &Path,
+    keys: &TrustedKeys,
+    now: DateTime<Utc>,
+    warn_within: chrono::Duration,
+) -> anyhow::Result<VerifyReport> {
     let validation = validate_dir(repo_dir)?;
     // An invalid repo fails verification, but every store that loaded is
     // still checked so the report says all that is wrong at once.
@@ -65,12 +70,28 @@ pub fn verify(repo_dir: &Path, keys: &TrustedKeys, now: DateTime<Utc>, warn_with
     for (tenant, store) in stores(&validation.repo) {
         let id = format!("{}/{}", tenant.dir, store.dir);
         let dir: PathBuf = repo_dir.join(store_rel_dir(tenant, store));
-        let mut verdict = Verdict { store: id.clone(), revision: None, problem: None, note: None };
+        let mut verdict = Verdict {
+            store: id.clone(),
+            revision: None,
+            problem: None,
+            note: None,
+        };
         match read_pair(&dir) {
             Err(problem) => verdict.problem = Some(problem),
             Ok((release, signature)) => {
-                match trust::check(&release, &signature, keys, Expectations { store: &id, last: None, now }) {
-                    Err(refusal) => verdict.problem = Some(format!("{refusal} [{}]", refusal.code())),
+                match trust::check(
+                    &release,
+                    &signature,
+                    keys,
+                    Expectations {
+                        store: &id,
+                        last: None,
+                        now,
+                    },
+                ) {
+                    Err(refusal) => {
+                        verdict.problem = Some(format!("{refusal} [{}]", refusal.code()))
+                    }
                     Ok(accepted) => {
                         verdict.revision = Some(accepted.release.revision);
                         if accepted.release.state != render_store(&tenant.base, &store.file) {
@@ -96,10 +117,13 @@ fn read_pair(dir: &Path) -> Result<(Vec<u8>, Vec<u8>), String> {
         let path = dir.join(name);
         match path.symlink_metadata() {
             Err(_) => Err(format!("no {name}: not released yet (run `fleet sign`)")),
-            Ok(m) if !m.is_file() => Err(format!("{name} is not a regular file (symlink or special file) [input/not-regular-file]")),
-            Ok(m) if m.len() as usize > trust::MAX_RELEASE_BYTES => {
-                Err(format!("{name} is {} bytes, over the limit [input/too-large]", m.len()))
-            }
+            Ok(m) if !m.is_file() => Err(format!(
+                "{name} is not a regular file (symlink or special file) [input/not-regular-file]"
+            )),
+            Ok(m) if m.len() as usize > trust::MAX_RELEASE_BYTES => Err(format!(
+                "{name} is {} bytes, over the limit [input/too-large]",
+                m.len()
+            )),
             Ok(_) => std::fs::read(&path).map_err(|e| format!("cannot read {name}: {e}")),
         }
     };

@@ -12,7 +12,11 @@ use super::{FleetPlan, StorePlan, StoreStatus};
 pub const COMMENT_MARKER: &str = "<!-- fleet-plan -->";
 
 fn short(commit: &str) -> &str {
-    if commit.len() == 40 { &commit[..7] } else { commit }
+    if commit.len() == 40 {
+        &commit[..7]
+    } else {
+        commit
+    }
 }
 
 fn sign(c: &EntityChange) -> char {
@@ -36,7 +40,12 @@ fn field_line(f: &FieldChange) -> String {
 fn entity_lines(c: &EntityChange) -> Vec<String> {
     match &c.change {
         Change::Changed { fields } if fields.len() == 1 => {
-            vec![format!("~ {} `{}`: {}", c.kind, c.id, field_line(&fields[0]))]
+            vec![format!(
+                "~ {} `{}`: {}",
+                c.kind,
+                c.id,
+                field_line(&fields[0])
+            )]
         }
         Change::Changed { fields } => {
             let mut v = vec![format!("~ {} `{}`", c.kind, c.id)];
@@ -64,12 +73,22 @@ fn status_word(s: StoreStatus) -> &'static str {
 /// Plain text for a terminal.
 pub fn text(plan: &FleetPlan) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "fleet plan: {} → {}", short(&plan.base), short(&plan.head));
+    let _ = writeln!(
+        out,
+        "fleet plan: {} → {}",
+        short(&plan.base),
+        short(&plan.head)
+    );
     if !plan.has_changes() {
         let _ = writeln!(out, "No store changes ({} unchanged).", plan.unchanged);
         return out;
     }
-    let _ = writeln!(out, "{} store(s) change, {} unchanged.", plan.stores.len(), plan.unchanged);
+    let _ = writeln!(
+        out,
+        "{} store(s) change, {} unchanged.",
+        plan.stores.len(),
+        plan.unchanged
+    );
     for s in &plan.stores {
         let _ = writeln!(out, "\n{} ({})", s.store, status_word(s.status));
         if s.status != StoreStatus::Changed {
@@ -115,18 +134,32 @@ fn summary_counts(s: &StorePlan) -> String {
 pub fn markdown(plan: &FleetPlan) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{COMMENT_MARKER}");
-    let _ = writeln!(out, "### Fleet plan: `{}` → `{}`\n", short(&plan.base), short(&plan.head));
+    let _ = writeln!(
+        out,
+        "### Fleet plan: `{}` → `{}`\n",
+        short(&plan.base),
+        short(&plan.head)
+    );
     if !plan.has_changes() {
-        let _ = writeln!(out, "No store changes. {} store(s) render exactly as before.", plan.unchanged);
+        let _ = writeln!(
+            out,
+            "No store changes. {} store(s) render exactly as before.",
+            plan.unchanged
+        );
         return out;
     }
 
     // Stores affected per tenant.
     let mut per_tenant: BTreeMap<&str, usize> = BTreeMap::new();
     for s in &plan.stores {
-        *per_tenant.entry(s.store.split('/').next().unwrap_or("")).or_default() += 1;
+        *per_tenant
+            .entry(s.store.split('/').next().unwrap_or(""))
+            .or_default() += 1;
     }
-    let _ = writeln!(out, "| tenant | stores affected | settings | menu | access | kitchen |");
+    let _ = writeln!(
+        out,
+        "| tenant | stores affected | settings | menu | access | kitchen |"
+    );
     let _ = writeln!(out, "| --- | --- | --- | --- | --- | --- |");
     for (tenant, n) in &per_tenant {
         let total = plan.stores_per_tenant.get(*tenant).copied().unwrap_or(0);
@@ -141,10 +174,24 @@ pub fn markdown(plan: &FleetPlan) -> String {
                     .to_string()
             })
             .collect();
-        let _ = writeln!(out, "| {tenant} | {n} of {total} | {} |", counts.join(" | "));
+        let _ = writeln!(
+            out,
+            "| {tenant} | {n} of {total} | {} |",
+            counts.join(" | ")
+        );
     }
-    let added: Vec<&str> = plan.stores.iter().filter(|s| s.status == StoreStatus::Added).map(|s| s.store.as_str()).collect();
-    let removed: Vec<&str> = plan.stores.iter().filter(|s| s.status == StoreStatus::Removed).map(|s| s.store.as_str()).collect();
+    let added: Vec<&str> = plan
+        .stores
+        .iter()
+        .filter(|s| s.status == StoreStatus::Added)
+        .map(|s| s.store.as_str())
+        .collect();
+    let removed: Vec<&str> = plan
+        .stores
+        .iter()
+        .filter(|s| s.status == StoreStatus::Removed)
+        .map(|s| s.store.as_str())
+        .collect();
     if !added.is_empty() {
         let _ = writeln!(out, "\n**New stores:** {}", code_list(&added));
     }
@@ -169,18 +216,40 @@ pub fn markdown(plan: &FleetPlan) -> String {
     // Details, stores with identical changes in one group.
     let mut groups: BTreeMap<String, (Vec<&StorePlan>, &StorePlan)> = BTreeMap::new();
     for s in &plan.stores {
-        let key = format!("{:?}{}", s.status, serde_json::to_string(&s.diff).expect("plain data"));
-        groups.entry(key).or_insert_with(|| (Vec::new(), s)).0.push(s);
+        let key = format!(
+            "{:?}{}",
+            s.status,
+            serde_json::to_string(&s.diff).expect("plain data")
+        );
+        groups
+            .entry(key)
+            .or_insert_with(|| (Vec::new(), s))
+            .0
+            .push(s);
     }
     let mut groups: Vec<(Vec<&StorePlan>, &StorePlan)> = groups.into_values().collect();
-    groups.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0[0].store.cmp(&b.0[0].store)));
+    groups.sort_by(|a, b| {
+        b.0.len()
+            .cmp(&a.0.len())
+            .then_with(|| a.0[0].store.cmp(&b.0[0].store))
+    });
     let _ = writeln!(out, "\n#### Changes per store\n");
     for (members, s) in groups {
         let names: Vec<&str> = members.iter().map(|m| m.store.as_str()).collect();
         let title = if names.len() == 1 {
-            format!("<code>{}</code> ({}): {}", names[0], status_word(s.status), summary_counts(s))
+            format!(
+                "<code>{}</code> ({}): {}",
+                names[0],
+                status_word(s.status),
+                summary_counts(s)
+            )
         } else {
-            format!("{} stores ({}): {}", names.len(), status_word(s.status), summary_counts(s))
+            format!(
+                "{} stores ({}): {}",
+                names.len(),
+                status_word(s.status),
+                summary_counts(s)
+            )
         };
         let _ = writeln!(out, "<details><summary>{title}</summary>\n");
         if names.len() > 1 {
@@ -208,7 +277,12 @@ pub fn markdown(plan: &FleetPlan) -> String {
 
 fn code_list(items: &[&str]) -> String {
     const SHOWN: usize = 20;
-    let mut s = items.iter().take(SHOWN).map(|i| format!("`{i}`")).collect::<Vec<_>>().join(", ");
+    let mut s = items
+        .iter()
+        .take(SHOWN)
+        .map(|i| format!("`{i}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
     if items.len() > SHOWN {
         let _ = write!(s, " and {} more", items.len() - SHOWN);
     }

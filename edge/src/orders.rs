@@ -1,0 +1,447 @@
+//! Local-first orders: pricing an order from the applied menu, routing its
+//! kitchen tickets, and storing both.
+//!
+//! An order is priced and stored in one write transaction, so it sees one
+//! consistent menu. Orders and tickets are kept as they were priced: later
+//! configuration writes never change them (and the reconciler never reads or
+//! writes them). The arithmetic is in [`crate::pricing`]; this module looks
+//! things up and routes.
+
+use std::collections::{BTreeMap, HashMap};
+
+use schemas::diff::EntityKind;
+use schemas::model::{Discount, DiscountKind, Item, ModifierGroup, Routing, Tax};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::{Row, SqliteConnection, SqlitePool};
+use utoipa::ToSchema;
+
+use crate::db::Db;
+use crate::model::{Invalid, MemberKind, ROUTING_ID, decode};
+use crate::pricing::{self, Line, LineTax, Rounding};
+use crate::store::{self, now_rfc3339};
+
+/// Most lines in one order.
+pub const MAX_LINES: usize = 500;
+/// Largest quantity of one line.
+pub const MAX_QUANTITY: u64 = 10_000;
+
+/// `POST /orders`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRequest {
+    pub lines: Vec<OrderLineRequest>,
+    /// Order discount ids, applied in this order.
+    #[serde(default)]
+    pub discounts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderLineRequest {
+    /// A variation id.
+    pub variation: String,
+    /// 1 to 10,000; 1 when left out.
+    #[serde(default = "one")]
+    pub quantity: u64,
+    /// Modifier ids from the item's modifier groups.
+    #[serde(default)]
+    pub modifiers: Vec<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// A priced order, as `POST /orders` and `GET /orders/{id}` answer it. All
+/// amounts are integer minor units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Order {
+    pub id: String,
+    pub lines: Vec<OrderLine>,
+    pub subtotal: i64,
+    pub discount_total: i64,
+    /// Exclusive and inclusive taxes.
+    pub tax_total: i64,
+    /// subtotal − discount_total + exclusive taxes.
+    pub total: i64,
+    pub tickets: Vec<Ticket>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OrderLine {
+    pub variation: String,
+    pub quantity: u64,
+    pub modifiers: Vec<String>,
+    /// Variation price + modifier prices.
+    pub unit_price: i64,
+    /// unit_price × quantity.
+    pub line_total: i64,
+}
+
+/// The lines of an order one station prepares.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Ticket {
+    pub station: String,
+    pub lines: Vec<TicketLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TicketLine {
+    pub variation: String,
+    pub quantity: u64,
+    pub modifiers: Vec<String>,
+}
+
+/// A ticket as `GET /tickets` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct StationTicket {
+    /// Position in the ticket list (pass as `after` to page).
+    pub seq: u64,
+    /// The order id.
+    pub order: String,
+    pub station: String,
+    pub created_at: String,
+    pub lines: Vec<TicketLine>,
+}
+
+/// `GET /tickets`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TicketList {
+    pub tickets: Vec<StationTicket>,
+}
+
+/// Why an order was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum OrderError {
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+    /// A stored entity that does not decode: the database was edited.
+    #[error("stored {kind} `{id}` does not decode: {message}")]
+    Corrupt {
+        kind: &'static str,
+        id: String,
+        message: String,
+    },
+}
+
+/// Looks menu entities up once per order.
+struct Menu<'c> {
+    conn: &'c mut SqliteConnection,
+    items: HashMap<String, Item>,
+    groups: HashMap<String, ModifierGroup>,
+    taxes: HashMap<String, Tax>,
+}
+
+impl Menu<'_> {
+    async fn entity<T: serde::de::DeserializeOwned>(
+        &mut self,
+        kind: EntityKind,
+        id: &str,
+    ) -> Result<Option<T>, OrderError> {
+        match store::body(self.conn, kind, id).await? {
+            None => Ok(None),
+            Some(v) => decode(v).map(Some).map_err(|e| OrderError::Corrupt {
+                kind: crate::model::kind_name(kind),
+                id: id.to_owned(),
+                message: e.to_string(),
+            }),
+        }
+    }
+
+    async fn item_of_variation(&mut self, variation: &str) -> Result<Option<Item>, OrderError> {
+        let Some(item_id) = store::member_parent(self.conn, MemberKind::Variation, variation).await?
+        else {
+            return Ok(None);
+        };
+        if !self.items.contains_key(&item_id) {
+            let Some(item) = self.entity::<Item>(EntityKind::Item, &item_id).await? else {
+                return Ok(None);
+            };
+            self.items.insert(item_id.clone(), item);
+        }
+        Ok(self.items.get(&item_id).cloned())
+    }
+
+    async fn group_of_modifier(
+        &mut self,
+        modifier: &str,
+    ) -> Result<Option<ModifierGroup>, OrderError> {
+        let Some(group_id) = store::member_parent(self.conn, MemberKind::Modifier, modifier).await?
+        else {
+            return Ok(None);
+        };
+        if !self.groups.contains_key(&group_id) {
+            let Some(g) = self
+                .entity::<ModifierGroup>(EntityKind::ModifierGroup, &group_id)
+                .await?
+            else {
+                return Ok(None);
+            };
+            self.groups.insert(group_id.clone(), g);
+        }
+        Ok(self.groups.get(&group_id).cloned())
+    }
+
+    async fn tax(&mut self, id: &str) -> Result<Option<Tax>, OrderError> {
+        if !self.taxes.contains_key(id) {
+            let Some(t) = self.entity::<Tax>(EntityKind::Tax, id).await? else {
+                return Ok(None);
+            };
+            self.taxes.insert(id.to_owned(), t);
+        }
+        Ok(self.taxes.get(id).cloned())
+    }
+}
+
+/// Where a line's tickets go: the item's stations, else its category's
+/// route, else the default route.
+pub fn stations_for<'a>(item: &'a Item, routing: &'a Routing) -> &'a [schemas::Id] {
+    if !item.stations.is_empty() {
+        return &item.stations;
+    }
+    match routing.categories.get(&item.category) {
+        Some(route) if !route.is_empty() => route,
+        _ => &routing.default,
+    }
+}
+
+/// Price, route and store an order.
+pub async fn place(db: &Db, req: OrderRequest) -> Result<Order, OrderError> {
+    if req.lines.is_empty() {
+        return Err(Invalid::new("lines", "an order needs at least one line").into());
+    }
+    if req.lines.len() > MAX_LINES {
+        return Err(Invalid::new("lines", format!("an order has at most {MAX_LINES} lines")).into());
+    }
+    let mut tx = db.writer.begin().await?;
+    let order = price_and_store(&mut tx, req).await?;
+    tx.commit().await?;
+    Ok(order)
+}
+
+async fn price_and_store(
+    conn: &mut SqliteConnection,
+    req: OrderRequest,
+) -> Result<Order, OrderError> {
+    let rounding = match store::body(conn, EntityKind::Setting, "tax.rounding").await? {
+        Some(Value::String(s)) => Rounding::from_setting(Some(&s)),
+        _ => Rounding::default(),
+    };
+    let routing: Routing = match store::body(conn, EntityKind::Routing, ROUTING_ID).await? {
+        Some(v) => decode(v).map_err(|e| OrderError::Corrupt {
+            kind: "routing",
+            id: ROUTING_ID.to_owned(),
+            message: e.to_string(),
+        })?,
+        None => Routing::default(),
+    };
+    let mut menu = Menu {
+        conn,
+        items: HashMap::new(),
+        groups: HashMap::new(),
+        taxes: HashMap::new(),
+    };
+
+    let mut lines = Vec::with_capacity(req.lines.len());
+    let mut priced_lines = Vec::with_capacity(req.lines.len());
+    let mut tickets: BTreeMap<String, Vec<TicketLine>> = BTreeMap::new();
+    for (i, l) in req.lines.iter().enumerate() {
+        if l.quantity == 0 || l.quantity > MAX_QUANTITY {
+            return Err(Invalid::new(
+                format!("lines[{i}].quantity"),
+                format!("quantity is 1 to {MAX_QUANTITY}, got {}", l.quantity),
+            )
+            .into());
+        }
+        let unknown_variation = || {
+            Invalid::new(
+                format!("lines[{i}].variation"),
+                format!("`{}` is no variation on the menu", l.variation),
+            )
+        };
+        let item = menu
+            .item_of_variation(&l.variation)
+            .await?
+            .ok_or_else(unknown_variation)?;
+        let variation = item
+            .variations
+            .iter()
+            .find(|v| v.id.as_str() == l.variation)
+            .ok_or_else(unknown_variation)?;
+        let mut unit_price = variation.price.0;
+        let mut per_group: BTreeMap<String, u32> = BTreeMap::new();
+        for (j, m) in l.modifiers.iter().enumerate() {
+            let field = format!("lines[{i}].modifiers[{j}]");
+            let group = menu.group_of_modifier(m).await?.ok_or_else(|| {
+                Invalid::new(field.clone(), format!("`{m}` is no modifier on the menu"))
+            })?;
+            if !item.modifier_groups.contains(&group.id) {
+                return Err(Invalid::new(
+                    field,
+                    format!(
+                        "modifier `{m}` (group `{}`) is not offered for item `{}`",
+                        group.id, item.id
+                    ),
+                )
+                .into());
+            }
+            let count = per_group.entry(group.id.0.clone()).or_default();
+            *count += 1;
+            if *count > group.max {
+                return Err(Invalid::new(
+                    format!("lines[{i}].modifiers"),
+                    format!(
+                        "at most {} modifier(s) from group `{}`",
+                        group.max, group.id
+                    ),
+                )
+                .into());
+            }
+            let price = group
+                .modifiers
+                .iter()
+                .find(|x| x.id.as_str() == m)
+                .map(|x| x.price.0)
+                .unwrap_or(0);
+            unit_price += price;
+        }
+        let mut taxes = Vec::with_capacity(item.taxes.len());
+        for t in &item.taxes {
+            // Referential integrity keeps item taxes resolvable.
+            if let Some(tax) = menu.tax(t.as_str()).await? {
+                taxes.push(LineTax {
+                    rate: tax.rate.ten_thousandths().unwrap_or(0),
+                    inclusion: tax.inclusion,
+                });
+            }
+        }
+        priced_lines.push(Line {
+            unit_price,
+            quantity: l.quantity,
+            taxes,
+        });
+        for s in stations_for(&item, &routing) {
+            tickets.entry(s.0.clone()).or_default().push(TicketLine {
+                variation: l.variation.clone(),
+                quantity: l.quantity,
+                modifiers: l.modifiers.clone(),
+            });
+        }
+        lines.push((l, unit_price));
+    }
+
+    let mut discounts = Vec::with_capacity(req.discounts.len());
+    for (k, d) in req.discounts.iter().enumerate() {
+        let field = format!("discounts[{k}]");
+        if req.discounts[..k].contains(d) {
+            return Err(Invalid::new(field, format!("discount `{d}` is given twice")).into());
+        }
+        let discount: Discount = menu
+            .entity(EntityKind::Discount, d)
+            .await?
+            .ok_or_else(|| Invalid::new(field, format!("`{d}` is no discount on the menu")))?;
+        discounts.push(match discount.kind {
+            DiscountKind::Percent => pricing::Discount::Percent(
+                discount
+                    .rate
+                    .and_then(|r| r.ten_thousandths())
+                    .unwrap_or(0),
+            ),
+            DiscountKind::Amount => pricing::Discount::Amount(discount.amount.map_or(0, |a| a.0)),
+        });
+    }
+
+    let priced = pricing::price(&priced_lines, &discounts, rounding)
+        .map_err(|e| Invalid::new("lines", e.to_string()))?;
+
+    let conn = menu.conn;
+    let next: i64 = sqlx::query_scalar(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'orders'), 0), \
+                COALESCE((SELECT MAX(seq) FROM orders), 0)) + 1",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let order = Order {
+        id: format!("o-{next}"),
+        lines: lines
+            .iter()
+            .zip(&priced.line_totals)
+            .map(|((l, unit), total)| OrderLine {
+                variation: l.variation.clone(),
+                quantity: l.quantity,
+                modifiers: l.modifiers.clone(),
+                unit_price: i64::try_from(*unit).unwrap_or(i64::MAX),
+                line_total: *total,
+            })
+            .collect(),
+        subtotal: priced.subtotal,
+        discount_total: priced.discount_total,
+        tax_total: priced.tax_total,
+        total: priced.total,
+        tickets: tickets
+            .into_iter()
+            .map(|(station, lines)| Ticket { station, lines })
+            .collect(),
+    };
+    let now = now_rfc3339();
+    let body = serde_json::to_string(&order).expect("orders serialize");
+    sqlx::query("INSERT INTO orders (seq, id, created_at, body) VALUES (?, ?, ?, ?)")
+        .bind(next)
+        .bind(&order.id)
+        .bind(&now)
+        .bind(body)
+        .execute(&mut *conn)
+        .await?;
+    for t in &order.tickets {
+        sqlx::query("INSERT INTO tickets (order_id, station, created_at, body) VALUES (?, ?, ?, ?)")
+            .bind(&order.id)
+            .bind(&t.station)
+            .bind(&now)
+            .bind(serde_json::to_string(&t.lines).expect("ticket lines serialize"))
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(order)
+}
+
+/// A stored order.
+pub async fn get(pool: &SqlitePool, id: &str) -> Result<Option<Value>, sqlx::Error> {
+    let body: Option<String> = sqlx::query_scalar("SELECT body FROM orders WHERE id = ?")
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(body.map(|b| serde_json::from_str(&b).unwrap_or(Value::String(b))))
+}
+
+/// Tickets, oldest first, for one station or all, after `after`.
+pub async fn tickets(
+    pool: &SqlitePool,
+    station: Option<&str>,
+    after: u64,
+    limit: u32,
+) -> Result<TicketList, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT seq, order_id, station, created_at, body FROM tickets \
+         WHERE (?1 IS NULL OR station = ?1) AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )
+    .bind(station)
+    .bind(i64::try_from(after).unwrap_or(i64::MAX))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let body: String = r.try_get("body")?;
+        out.push(StationTicket {
+            seq: u64::try_from(r.try_get::<i64, _>("seq")?).unwrap_or(0),
+            order: r.try_get("order_id")?,
+            station: r.try_get("station")?,
+            created_at: r.try_get("created_at")?,
+            lines: serde_json::from_str(&body).unwrap_or_default(),
+        });
+    }
+    Ok(TicketList { tickets: out })
+}

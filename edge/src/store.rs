@@ -1,0 +1,849 @@
+//! The applied configuration: reading entities and `/state`, and applying
+//! writes — one entity or an atomic batch — in one SQLite transaction with
+//! their preconditions, the business rules that span entities, versions and
+//! the audit log.
+//!
+//! Every write, single or batched, goes through [`write`]: ops are applied in
+//! order (each checks its precondition and its own values at once), then the
+//! rules between entities are checked on the result, like deferred SQL
+//! constraints: references resolve, nothing deleted is still referenced, a
+//! variation or modifier belongs to one parent, role inheritance has no
+//! cycle. Any failure rolls the whole transaction back: nothing applied, no
+//! version consumed, no audit entry. HTTP is not known here.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use schemas::diff::{Domain, EntityKind};
+use schemas::model::Routing;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
+use utoipa::ToSchema;
+
+use crate::audit::{self, Actor, NewEntry};
+use crate::db::Db;
+use crate::model::{
+    self, Invalid, MemberKind, ROUTING_ID, Reference, canonicalize, domain_name,
+    has_local_override, kind_name, parse_kind,
+};
+
+/// What a write expects of the entity's current version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precondition {
+    /// No `If-Match`/`If-None-Match`: allowed to create, refused (428) on an
+    /// existing entity.
+    None,
+    /// `If-Match: <version>`. For routing, version 0 means "never written".
+    IfMatch(u64),
+    /// `If-Match: *`: the entity must exist.
+    IfExists,
+    /// `If-None-Match: *`: the entity must not exist.
+    IfAbsent,
+}
+
+/// What a write does.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Create or replace with this body (POS-MODEL fields).
+    Upsert(Value),
+    Delete,
+    /// Set or clear `local_override` (users and roles).
+    SetOverride(bool),
+}
+
+/// One write to one entity.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Op {
+    pub kind: EntityKind,
+    pub id: String,
+    pub precondition: Precondition,
+    pub action: Action,
+}
+
+/// What one op did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OpResult {
+    pub kind: String,
+    pub id: String,
+    /// `created`, `updated`, `unchanged` or `deleted`.
+    pub result: String,
+    /// The entity's version after the op; null after a delete.
+    pub version: Option<u64>,
+    /// The entity as `GET` answers it after the op (not serialized).
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub view: Option<Value>,
+}
+
+/// Why a write was refused. Each maps to one HTTP status in `api::error`.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// A value the entity may not have (422).
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// A reference to an entity that does not exist (409).
+    #[error("{message}")]
+    MissingReference { field: String, message: String },
+    /// A delete of an entity others still reference (409).
+    #[error("{message}")]
+    InUse { message: String },
+    /// An id that belongs to another entity already (409).
+    #[error("{message}")]
+    Duplicate { field: String, message: String },
+    /// A write by the reconciler to a locally overridden user or role (409).
+    #[error("{message}")]
+    LocallyOverridden { message: String },
+    /// The emergency override is for local actors only (409).
+    #[error("the local override can only be set or cleared locally, not by the reconciler")]
+    OverrideIsLocal,
+    /// `If-Match`/`If-None-Match` did not hold (412).
+    #[error("{message}")]
+    PreconditionFailed { message: String, current: Option<u64> },
+    /// A write to an existing entity without `If-Match` (428).
+    #[error("{message}")]
+    PreconditionRequired { message: String },
+    #[error("{kind} `{id}` does not exist")]
+    NotFound { kind: &'static str, id: String },
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+/// A write refused, with the index of the op that caused it (`None` when
+/// the failure belongs to no op, such as a failed commit).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct BatchError {
+    pub index: Option<usize>,
+    pub error: WriteError,
+}
+
+impl From<sqlx::Error> for BatchError {
+    fn from(e: sqlx::Error) -> Self {
+        BatchError {
+            index: None,
+            error: WriteError::Db(e),
+        }
+    }
+}
+
+/// An entity as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub body: Value,
+    pub version: u64,
+    pub local_override: bool,
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn to_u64(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+fn parse_body(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+}
+
+/// The current time as the audit log and orders record it.
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+async fn load(
+    conn: &mut SqliteConnection,
+    kind: EntityKind,
+    id: &str,
+) -> Result<Option<Stored>, sqlx::Error> {
+    let row =
+        sqlx::query("SELECT body, version, local_override FROM entities WHERE kind = ? AND id = ?")
+            .bind(kind_name(kind))
+            .bind(id)
+            .fetch_optional(conn)
+            .await?;
+    row.map(|r| {
+        Ok(Stored {
+            body: parse_body(r.try_get::<&str, _>("body")?),
+            version: to_u64(r.try_get("version")?),
+            local_override: r.try_get::<i64, _>("local_override")? != 0,
+        })
+    })
+    .transpose()
+}
+
+fn empty_routing() -> Value {
+    serde_json::to_value(Routing::default()).expect("routing serializes")
+}
+
+/// The entity as `GET` answers it; `None` when it does not exist. Routing
+/// always exists: never written, it is empty at version 0.
+pub async fn get(pool: &SqlitePool, kind: EntityKind, id: &str) -> Result<Option<Value>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let stored = load(&mut conn, kind, id).await?;
+    Ok(match stored {
+        Some(s) => Some(model::view(kind, id, s.body, s.version, s.local_override)),
+        None if kind == EntityKind::Routing => {
+            Some(model::view(kind, ROUTING_ID, empty_routing(), 0, false))
+        }
+        None => None,
+    })
+}
+
+/// Which sections `/state` answers.
+pub fn domain_kinds(domain: Domain) -> &'static [EntityKind] {
+    match domain {
+        Domain::Settings => &[EntityKind::Setting],
+        Domain::Menu => &model::MENU_KINDS,
+        Domain::Access => &[EntityKind::Role, EntityKind::User],
+        Domain::Kitchen => &[EntityKind::Station, EntityKind::Device, EntityKind::Routing],
+    }
+}
+
+/// The list name of a kind inside its `/state` domain section.
+fn section_name(kind: EntityKind) -> &'static str {
+    match kind {
+        EntityKind::Setting => "settings",
+        EntityKind::Tax => "taxes",
+        EntityKind::Category => "categories",
+        EntityKind::ModifierGroup => "modifier_groups",
+        EntityKind::Item => "items",
+        EntityKind::Discount => "discounts",
+        EntityKind::Role => "roles",
+        EntityKind::User => "users",
+        EntityKind::Station => "stations",
+        EntityKind::Device => "devices",
+        EntityKind::Routing => "routing",
+    }
+}
+
+/// The applied configuration of every domain (or one), with versions:
+///
+/// ```json
+/// {"version": 42,
+///  "settings": {"tax.rounding": {"value": "half_even", "version": 3}},
+///  "menu": {"taxes": [...], "categories": [...], "modifier_groups": [...], "items": [...], "discounts": [...]},
+///  "access": {"roles": [...], "users": [...]},
+///  "kitchen": {"stations": [...], "devices": [...], "routing": {"default": [...], "categories": {...}, "version": 7}}}
+/// ```
+///
+/// Lists are sorted by id; every entity is its `GET` body. `version` is the
+/// newest version of the database (it changes with every write).
+pub async fn state(pool: &SqlitePool, domain: Option<Domain>) -> Result<Value, sqlx::Error> {
+    let domains: Vec<Domain> = match domain {
+        Some(d) => vec![d],
+        None => Domain::ALL.to_vec(),
+    };
+    let mut tx = pool.begin().await?;
+    let counter: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'version_counter'")
+        .fetch_one(&mut *tx)
+        .await?;
+    let mut out = Map::new();
+    out.insert("version".to_owned(), Value::from(to_u64(counter)));
+    for d in domains {
+        let mut section = Map::new();
+        for &kind in domain_kinds(d) {
+            let rows = sqlx::query(
+                "SELECT id, body, version, local_override FROM entities WHERE kind = ? ORDER BY id",
+            )
+            .bind(kind_name(kind))
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut views = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let id: &str = r.try_get("id")?;
+                let body = parse_body(r.try_get::<&str, _>("body")?);
+                let version = to_u64(r.try_get("version")?);
+                let lo = r.try_get::<i64, _>("local_override")? != 0;
+                views.push((id.to_owned(), body, version, lo));
+            }
+            match kind {
+                EntityKind::Setting => {
+                    for (id, body, version, _) in views {
+                        section.insert(id, json!({"value": body, "version": version}));
+                    }
+                }
+                EntityKind::Routing => {
+                    let v = match views.into_iter().next() {
+                        Some((id, body, version, lo)) => model::view(kind, &id, body, version, lo),
+                        None => model::view(kind, ROUTING_ID, empty_routing(), 0, false),
+                    };
+                    section.insert("routing".to_owned(), v);
+                }
+                _ => {
+                    let list = views
+                        .into_iter()
+                        .map(|(id, body, version, lo)| model::view(kind, &id, body, version, lo))
+                        .collect();
+                    section.insert(section_name(kind).to_owned(), Value::Array(list));
+                }
+            }
+        }
+        out.insert(d.as_str().to_owned(), Value::Object(section));
+    }
+    tx.commit().await?;
+    Ok(Value::Object(out))
+}
+
+/// What the deferred checks need to know of an entity a batch touched.
+#[derive(Debug)]
+struct Touch {
+    /// The last op that touched it.
+    index: usize,
+    /// Its references when it exists after the batch; `None` when deleted.
+    refs: Option<Vec<Reference>>,
+}
+
+/// Apply `ops` atomically as `actor`. On success every op's result, in
+/// order; on failure nothing is applied.
+pub async fn write(db: &Db, actor: &Actor, ops: Vec<Op>) -> Result<Vec<OpResult>, BatchError> {
+    let mut tx = db.writer.begin().await?;
+    let results = apply(&mut tx, actor, ops).await?;
+    tx.commit().await?;
+    Ok(results)
+}
+
+async fn apply(
+    conn: &mut SqliteConnection,
+    actor: &Actor,
+    ops: Vec<Op>,
+) -> Result<Vec<OpResult>, BatchError> {
+    let now = now_rfc3339();
+    let start: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'version_counter'")
+        .fetch_one(&mut *conn)
+        .await?;
+    let mut w = Writer {
+        actor,
+        now: &now,
+        counter: to_u64(start),
+        head: audit::head(conn).await?,
+        touched: BTreeMap::new(),
+    };
+    let mut results = Vec::with_capacity(ops.len());
+    for (index, op) in ops.into_iter().enumerate() {
+        let r = w.apply_one(conn, index, op).await.map_err(|error| BatchError {
+            index: Some(index),
+            error,
+        })?;
+        results.push(r);
+    }
+    w.deferred_checks(conn).await?;
+    if w.counter != to_u64(start) {
+        sqlx::query("UPDATE meta SET value = ? WHERE key = 'version_counter'")
+            .bind(to_i64(w.counter))
+            .execute(&mut *conn)
+            .await?;
+        audit::store_head(conn, &w.head).await?;
+    }
+    Ok(results)
+}
+
+struct Writer<'a> {
+    actor: &'a Actor,
+    now: &'a str,
+    counter: u64,
+    head: audit::Head,
+    touched: BTreeMap<(EntityKind, String), Touch>,
+}
+
+fn check_precondition(op: &Op, current: Option<&Stored>) -> Result<(), WriteError> {
+    let kind = kind_name(op.kind);
+    let id = &op.id;
+    let failed = |message: String| WriteError::PreconditionFailed {
+        message,
+        current: current.map(|c| c.version),
+    };
+    match (op.precondition, current) {
+        (_, None) if op.action == Action::Delete => Err(WriteError::NotFound {
+            kind,
+            id: id.clone(),
+        }),
+        (_, None) if matches!(op.action, Action::SetOverride(_)) => Err(WriteError::NotFound {
+            kind,
+            id: id.clone(),
+        }),
+        (Precondition::IfAbsent, Some(c)) => Err(failed(format!(
+            "{kind} `{id}` already exists (version {}); send If-Match: {} to replace it",
+            c.version, c.version
+        ))),
+        (Precondition::IfMatch(v), Some(c)) if c.version != v => Err(failed(format!(
+            "{kind} `{id}` is at version {}, not {v}",
+            c.version
+        ))),
+        (Precondition::IfMatch(0), None) if op.kind == EntityKind::Routing => Ok(()),
+        (Precondition::IfMatch(_) | Precondition::IfExists, None) => Err(failed(format!(
+            "{kind} `{id}` does not exist; send If-None-Match: * to create it"
+        ))),
+        (Precondition::None, Some(c)) if !matches!(op.action, Action::SetOverride(_)) => {
+            Err(WriteError::PreconditionRequired {
+                message: format!(
+                    "{kind} `{id}` exists (version {}): send If-Match: {} to change it",
+                    c.version, c.version
+                ),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+impl Writer<'_> {
+    fn next_version(&mut self) -> u64 {
+        self.counter += 1;
+        self.counter
+    }
+
+    async fn audit(
+        &mut self,
+        conn: &mut SqliteConnection,
+        op: &Op,
+        action: &str,
+        version: u64,
+        before: Option<&Value>,
+        after: Option<&Value>,
+    ) -> Result<(), sqlx::Error> {
+        let before = before.map(Value::to_string);
+        let after = after.map(Value::to_string);
+        audit::append(
+            conn,
+            &mut self.head,
+            NewEntry {
+                time: self.now,
+                actor: self.actor,
+                domain: domain_name(op.kind),
+                kind: kind_name(op.kind),
+                entity_id: &op.id,
+                action,
+                version,
+                before: before.as_deref(),
+                after: after.as_deref(),
+            },
+        )
+        .await
+    }
+
+    async fn apply_one(
+        &mut self,
+        conn: &mut SqliteConnection,
+        index: usize,
+        op: Op,
+    ) -> Result<OpResult, WriteError> {
+        let kind = op.kind;
+        let kind_s = kind_name(kind);
+        let current = load(conn, kind, &op.id).await?;
+        check_precondition(&op, current.as_ref())?;
+        if self.actor.is_reconciler() {
+            if matches!(op.action, Action::SetOverride(_)) {
+                return Err(WriteError::OverrideIsLocal);
+            }
+            if current.as_ref().is_some_and(|c| c.local_override) {
+                return Err(WriteError::LocallyOverridden {
+                    message: format!(
+                        "{kind_s} `{}` is under a local emergency override; it changes only after a local actor clears it",
+                        op.id
+                    ),
+                });
+            }
+        }
+        let before = current
+            .as_ref()
+            .map(|c| model::view(kind, &op.id, c.body.clone(), c.version, c.local_override));
+        let result = |result: &str, version: Option<u64>, view: Option<Value>| OpResult {
+            kind: kind_s.to_owned(),
+            id: op.id.clone(),
+            result: result.to_owned(),
+            version,
+            view,
+        };
+        match &op.action {
+            Action::Upsert(body) => {
+                let canon = canonicalize(kind, &op.id, body.clone())?;
+                if let Some(c) = &current
+                    && c.body == canon.body
+                {
+                    return Ok(result("unchanged", Some(c.version), before));
+                }
+                let version = self.next_version();
+                let local_override = current.as_ref().is_some_and(|c| c.local_override);
+                sqlx::query(
+                    "INSERT INTO entities (kind, id, body, version, local_override) VALUES (?, ?, ?, ?, ?) \
+                     ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, version = excluded.version",
+                )
+                .bind(kind_s)
+                .bind(&op.id)
+                .bind(canon.body.to_string())
+                .bind(to_i64(version))
+                .bind(i64::from(local_override))
+                .execute(&mut *conn)
+                .await?;
+                if current.is_some() {
+                    clear_derived(conn, kind, &op.id).await?;
+                }
+                insert_refs(conn, kind, &op.id, &canon.refs).await?;
+                insert_members(conn, kind, &op.id, &canon.members).await?;
+                let after = model::view(kind, &op.id, canon.body, version, local_override);
+                let action = if current.is_some() { "update" } else { "create" };
+                self.audit(conn, &op, action, version, before.as_ref(), Some(&after))
+                    .await?;
+                self.touched.insert(
+                    (kind, op.id.clone()),
+                    Touch {
+                        index,
+                        refs: Some(canon.refs),
+                    },
+                );
+                let r = if current.is_some() { "updated" } else { "created" };
+                Ok(result(r, Some(version), Some(after)))
+            }
+            Action::Delete => {
+                let version = self.next_version();
+                sqlx::query("DELETE FROM entities WHERE kind = ? AND id = ?")
+                    .bind(kind_s)
+                    .bind(&op.id)
+                    .execute(&mut *conn)
+                    .await?;
+                clear_derived(conn, kind, &op.id).await?;
+                self.audit(conn, &op, "delete", version, before.as_ref(), None)
+                    .await?;
+                self.touched
+                    .insert((kind, op.id.clone()), Touch { index, refs: None });
+                Ok(result("deleted", None, None))
+            }
+            Action::SetOverride(flag) => {
+                let Some(c) = &current else {
+                    return Err(WriteError::NotFound {
+                        kind: kind_s,
+                        id: op.id.clone(),
+                    });
+                };
+                if !has_local_override(kind) {
+                    return Err(Invalid::new(
+                        "local_override",
+                        format!("{kind_s} entities have no local override"),
+                    )
+                    .into());
+                }
+                if c.local_override == *flag {
+                    return Ok(result("unchanged", Some(c.version), before));
+                }
+                let version = self.next_version();
+                sqlx::query(
+                    "UPDATE entities SET local_override = ?, version = ? WHERE kind = ? AND id = ?",
+                )
+                .bind(i64::from(*flag))
+                .bind(to_i64(version))
+                .bind(kind_s)
+                .bind(&op.id)
+                .execute(&mut *conn)
+                .await?;
+                let after = model::view(kind, &op.id, c.body.clone(), version, *flag);
+                self.audit(conn, &op, "override", version, before.as_ref(), Some(&after))
+                    .await?;
+                Ok(result("updated", Some(version), Some(after)))
+            }
+        }
+    }
+
+    /// The rules between entities, on the state after every op.
+    async fn deferred_checks(&self, conn: &mut SqliteConnection) -> Result<(), BatchError> {
+        let at = |index: usize, error: WriteError| BatchError {
+            index: Some(index),
+            error,
+        };
+        let mut exists: HashMap<(EntityKind, String), bool> = HashMap::new();
+        for ((kind, id), touch) in &self.touched {
+            let kind_s = kind_name(*kind);
+            match &touch.refs {
+                Some(refs) => {
+                    for r in refs {
+                        let key = (r.kind, r.id.clone());
+                        let found = match exists.get(&key) {
+                            Some(f) => *f,
+                            None => {
+                                let f = entity_exists(conn, r.kind, &r.id).await?;
+                                exists.insert(key, f);
+                                f
+                            }
+                        };
+                        if !found {
+                            return Err(at(
+                                touch.index,
+                                WriteError::MissingReference {
+                                    field: r.field.clone(),
+                                    message: format!(
+                                        "{kind_s} `{id}`: {} names {} `{}`, which does not exist",
+                                        r.field,
+                                        kind_name(r.kind),
+                                        r.id
+                                    ),
+                                },
+                            ));
+                        }
+                    }
+                }
+                None => {
+                    let blockers = referrers(conn, *kind, id).await?;
+                    if !blockers.is_empty() {
+                        return Err(at(
+                            touch.index,
+                            WriteError::InUse {
+                                message: format!(
+                                    "{kind_s} `{id}` cannot be deleted: {}",
+                                    describe_referrers(&blockers)
+                                ),
+                            },
+                        ));
+                    }
+                }
+            }
+        }
+        if self
+            .touched
+            .iter()
+            .any(|((k, _), t)| t.refs.is_some() && matches!(k, EntityKind::Item | EntityKind::ModifierGroup))
+        {
+            self.check_members(conn).await?;
+        }
+        for ((kind, id), touch) in &self.touched {
+            if *kind == EntityKind::Role && touch.refs.is_some() {
+                if let Some(cycle) = inheritance_cycle(conn, id).await? {
+                    return Err(at(
+                        touch.index,
+                        Invalid::new(
+                            "inherits",
+                            format!("role inheritance forms a cycle: {}", cycle.join(" → ")),
+                        )
+                        .into(),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A variation belongs to one item, a modifier to one group.
+    async fn check_members(&self, conn: &mut SqliteConnection) -> Result<(), BatchError> {
+        let rows = sqlx::query(
+            "SELECT member_kind, member_id, parent_kind, parent_id FROM catalog_members \
+             WHERE (member_kind, member_id) IN ( \
+               SELECT member_kind, member_id FROM catalog_members \
+               GROUP BY member_kind, member_id HAVING COUNT(*) > 1) \
+             ORDER BY member_kind, member_id, parent_id",
+        )
+        .fetch_all(&mut *conn)
+        .await?;
+        let mut groups: BTreeMap<(String, String), Vec<(String, String)>> = BTreeMap::new();
+        for r in &rows {
+            groups
+                .entry((r.try_get("member_kind")?, r.try_get("member_id")?))
+                .or_default()
+                .push((r.try_get("parent_kind")?, r.try_get("parent_id")?));
+        }
+        for ((member_kind, member_id), parents) in groups {
+            // Blame the op that touched one of the parents last.
+            let blamed = parents
+                .iter()
+                .filter_map(|(pk, pid)| {
+                    let k = parse_kind(pk)?;
+                    self.touched
+                        .get(&(k, pid.clone()))
+                        .map(|t| (t.index, pk.clone(), pid.clone()))
+                })
+                .max();
+            let Some((index, pk, pid)) = blamed else {
+                continue;
+            };
+            let others: Vec<String> = parents
+                .iter()
+                .filter(|(k, i)| !(k == &pk && i == &pid))
+                .map(|(k, i)| format!("{k} `{i}`"))
+                .collect();
+            let field = if member_kind == MemberKind::Variation.as_str() {
+                "variations"
+            } else {
+                "modifiers"
+            };
+            return Err(BatchError {
+                index: Some(index),
+                error: WriteError::Duplicate {
+                    field: field.to_owned(),
+                    message: format!(
+                        "{pk} `{pid}`: {member_kind} `{member_id}` already belongs to {}",
+                        others.join(", ")
+                    ),
+                },
+            });
+        }
+        Ok(())
+    }
+}
+
+async fn entity_exists(
+    conn: &mut SqliteConnection,
+    kind: EntityKind,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM entities WHERE kind = ? AND id = ?")
+        .bind(kind_name(kind))
+        .bind(id)
+        .fetch_optional(conn)
+        .await?;
+    Ok(found.is_some())
+}
+
+/// Who references `(kind, id)`: `(kind, id, field)`, at most 21.
+async fn referrers(
+    conn: &mut SqliteConnection,
+    kind: EntityKind,
+    id: &str,
+) -> Result<Vec<(String, String, String)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT DISTINCT kind, id, field FROM entity_refs WHERE ref_kind = ? AND ref_id = ? \
+         ORDER BY kind, id, field LIMIT 21",
+    )
+    .bind(kind_name(kind))
+    .bind(id)
+    .fetch_all(conn)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("kind")?, r.try_get("id")?, r.try_get("field")?)))
+        .collect()
+}
+
+fn describe_referrers(blockers: &[(String, String, String)]) -> String {
+    let mut by_kind: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for (k, id, field) in blockers.iter().take(20) {
+        by_kind
+            .entry(k.as_str())
+            .or_default()
+            .insert(format!("`{id}` ({field})"));
+    }
+    let mut parts: Vec<String> = by_kind
+        .into_iter()
+        .map(|(k, ids)| {
+            let ids: Vec<String> = ids.into_iter().collect();
+            format!("{k} {}", ids.join(", "))
+        })
+        .collect();
+    if blockers.len() > 20 {
+        parts.push("and more".to_owned());
+    }
+    format!("still referenced by {}", parts.join("; "))
+}
+
+/// A cycle through `start` in role inheritance, as the ids along it.
+async fn inheritance_cycle(
+    conn: &mut SqliteConnection,
+    start: &str,
+) -> Result<Option<Vec<String>>, sqlx::Error> {
+    let mut stack: Vec<Vec<String>> = vec![vec![start.to_owned()]];
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    while let Some(path) = stack.pop() {
+        let last = path.last().map(String::as_str).unwrap_or(start);
+        let parents: Vec<String> = sqlx::query_scalar(
+            "SELECT ref_id FROM entity_refs WHERE kind = 'role' AND id = ? AND field = 'inherits'",
+        )
+        .bind(last)
+        .fetch_all(&mut *conn)
+        .await?;
+        for p in parents {
+            let mut next = path.clone();
+            next.push(p.clone());
+            if p == start {
+                return Ok(Some(next));
+            }
+            if seen.insert(p) {
+                stack.push(next);
+            }
+        }
+    }
+    Ok(None)
+}
+
+async fn clear_derived(
+    conn: &mut SqliteConnection,
+    kind: EntityKind,
+    id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM entity_refs WHERE kind = ? AND id = ?")
+        .bind(kind_name(kind))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    if matches!(kind, EntityKind::Item | EntityKind::ModifierGroup) {
+        sqlx::query("DELETE FROM catalog_members WHERE parent_kind = ? AND parent_id = ?")
+            .bind(kind_name(kind))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// SQLite's default limit on bound parameters is 32,766; stay well below.
+const ROWS_PER_INSERT: usize = 500;
+
+async fn insert_refs(
+    conn: &mut SqliteConnection,
+    kind: EntityKind,
+    id: &str,
+    refs: &[Reference],
+) -> Result<(), sqlx::Error> {
+    for chunk in refs.chunks(ROWS_PER_INSERT) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("INSERT INTO entity_refs (kind, id, field, ref_kind, ref_id) ");
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(kind_name(kind))
+                .push_bind(id)
+                .push_bind(&r.field)
+                .push_bind(kind_name(r.kind))
+                .push_bind(&r.id);
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+async fn insert_members(
+    conn: &mut SqliteConnection,
+    kind: EntityKind,
+    id: &str,
+    members: &[(MemberKind, String)],
+) -> Result<(), sqlx::Error> {
+    for chunk in members.chunks(ROWS_PER_INSERT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO catalog_members (member_kind, member_id, parent_kind, parent_id) ",
+        );
+        qb.push_values(chunk, |mut b, (mk, mid)| {
+            b.push_bind(mk.as_str())
+                .push_bind(mid)
+                .push_bind(kind_name(kind))
+                .push_bind(id);
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The parent of a variation or modifier, if any.
+pub async fn member_parent(
+    conn: &mut SqliteConnection,
+    member: MemberKind,
+    id: &str,
+) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT parent_id FROM catalog_members WHERE member_kind = ? AND member_id = ? LIMIT 1",
+    )
+    .bind(member.as_str())
+    .bind(id)
+    .fetch_optional(conn)
+    .await
+}
+
+/// An entity's stored body, if it exists (for order pricing).
+pub async fn body(
+    conn: &mut SqliteConnection,
+    kind: EntityKind,
+    id: &str,
+) -> Result<Option<Value>, sqlx::Error> {
+    Ok(load(conn, kind, id).await?.map(|s| s.body))
+}
