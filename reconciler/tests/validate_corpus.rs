@@ -183,7 +183,7 @@ corpus_tests!(
     yaml_syntax_error,
     duplicate_key,
     two_documents_in_one_file,
-    // FIXME(validator): reported as yaml/syntax, not size/alias.
+    // Regression: this was once misreported by the validator.
     alias_bomb,
     nesting_100_deep,
     file_over_4_mib,
@@ -198,13 +198,13 @@ corpus_tests!(
     wrong_api_version,
     wrong_kind,
     wrong_type,
-    // FIXME(validator): reported as yaml/syntax, not schema/type.
+    // Regression: this was once misreported by the validator.
     scalar_where_list_expected,
-    // FIXME(validator): reported as yaml/syntax, not schema/type.
+    // Regression: this was once misreported by the validator.
     scalar_where_mapping_expected,
-    // FIXME(validator): reported as yaml/syntax, not schema/type.
+    // Regression: this was once misreported by the validator.
     list_where_scalar_expected,
-    // FIXME(validator): reported as yaml/syntax, not schema/unknown-field.
+    // Regression: this was once misreported by the validator.
     unknown_field_via_alias,
     id_not_slug,
     catalog_id_shared_across_kinds,
@@ -239,7 +239,7 @@ corpus_tests!(
     store_price_negative,
     money_too_large,
     store_price_too_large,
-    // FIXME(validator): reported as money/not-integer, not money/too-large.
+    // Regression: this was once misreported by the validator.
     money_beyond_u64,
     zero_amount_discount,
     rate_unquoted,
@@ -529,9 +529,7 @@ fn broken_store_file_does_not_make_its_users_dangling() {
     assert_eq!(rules, ["money/negative"], "got:\n{}", listing(&report));
 }
 
-// FIXME(validator): a tenant file that is a symlink is skipped without
-// marking the tenant base incomplete (as a file that fails to decode does),
-// so every reference into the skipped menu is misreported as unknown.
+// Regression: this was once misreported by the validator.
 #[test]
 fn symlinked_tenant_file_reports_only_the_symlink() {
     let case = case_named("tenant_file_is_a_symlink");

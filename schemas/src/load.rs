@@ -252,7 +252,14 @@ impl Loader<'_> {
                 EntryKind::File => {}
                 EntryKind::Dir if e.name == "stores" => self.load_stores(&mut tenant, &path),
                 EntryKind::Dir => {}
-                kind => self.not_regular(&path, kind),
+                kind => {
+                    // A tenant file we cannot read leaves the base incomplete.
+                    if e.name.ends_with(".yaml") {
+                        saw_yaml = true;
+                        tenant.base_incomplete = true;
+                    }
+                    self.not_regular(&path, kind);
+                }
             }
         }
         if !saw_yaml {
@@ -328,10 +335,12 @@ impl Loader<'_> {
             };
             let mut store_yaml = None;
             let mut has_release = false;
+            let mut store_yaml_refused = false;
             for f in files {
                 let path = format!("{dir_path}/{}", f.name);
                 if f.kind != EntryKind::File {
                     if f.kind != EntryKind::Dir {
+                        store_yaml_refused |= f.name == "store.yaml";
                         self.not_regular(&path, f.kind);
                     }
                     continue;
@@ -343,6 +352,9 @@ impl Loader<'_> {
                 }
             }
             let Some((path, size)) = store_yaml else {
+                if store_yaml_refused {
+                    continue;
+                }
                 self.diags.push(Diagnostic::error(
                     "file/missing",
                     dir_path,

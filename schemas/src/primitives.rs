@@ -132,6 +132,13 @@ impl<'de> Deserialize<'de> for Money {
                 ))
             }
             fn visit_f64<E: de::Error>(self, v: f64) -> Result<Money, E> {
+                // An integer too long for u64 arrives as a float.
+                if v.is_finite() && v.fract() == 0.0 && v.abs() >= MONEY_LIMIT as f64 {
+                    return Err(rule_error(
+                        "money/too-large",
+                        format_args!("{v:.0} is not below {MONEY_LIMIT} minor units"),
+                    ));
+                }
                 Err(rule_error(
                     "money/not-integer",
                     format_args!(

@@ -350,6 +350,15 @@ fn validate_settings(
     }
 }
 
+/// "a" or "an" before a word.
+fn article(word: &str) -> &'static str {
+    if word.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
 fn define(
     f: &mut Findings,
     cat: &mut Catalog,
@@ -365,8 +374,10 @@ fn define(
             file,
             path,
             format!(
-                "{kind} id `{id}` is already used by a {} at {}; catalog ids share one namespace",
-                prev.kind, prev.path
+                "{kind} id `{id}` is already used by {} {} at {}; catalog ids share one namespace",
+                article(prev.kind),
+                prev.kind,
+                prev.path
             ),
         );
     } else {
@@ -876,7 +887,8 @@ fn validate_store(
                 file,
                 p,
                 format!(
-                    "prices override `{id}`, a {kind}; prices are set on variations and modifiers"
+                    "prices override `{id}`, {} {kind}; prices are set on variations and modifiers",
+                    article(kind)
                 ),
             ),
             None => f.err_key(
@@ -902,7 +914,7 @@ fn validate_store(
         }
         match cat.kind_of(id.as_str()) {
             Some("item" | "variation" | "modifier" | "discount") => {}
-            Some(kind) => f.err("ref/unknown-entity", file, op.key("absent").index(i), format!("`{id}` is a {kind}; only items, variations, modifiers and discounts can be absent")),
+            Some(kind) => f.err("ref/unknown-entity", file, op.key("absent").index(i), format!("`{id}` is {} {kind}; only items, variations, modifiers and discounts can be absent", article(kind))),
             None => f.err("ref/unknown-entity", file, op.key("absent").index(i), format!("absent names `{id}`, which is not in the catalog of tenant {}", t.dir)),
         }
     }

@@ -52,6 +52,20 @@ pub fn to_canonical_yaml<T: serde::Serialize>(
 
 /// Decode one YAML document into `T`, or say what is wrong and where.
 pub fn decode<T: DeserializeOwned>(file: &str, text: &str) -> Result<T, Box<Diagnostic>> {
+    let blank = text.lines().all(|l| {
+        let t = l.trim();
+        t.is_empty() || t.starts_with('#')
+    });
+    if blank {
+        return Err(Box::new(
+            Diagnostic::error(
+                "schema/missing-field",
+                file,
+                "the file is empty: every source starts with `apiVersion: fleet/v1` and a `kind`",
+            )
+            .at(1, 1),
+        ));
+    }
     serde_saphyr::from_str_with_options(text, options()).map_err(|e| Box::new(classify(file, &e)))
 }
 
@@ -68,7 +82,15 @@ pub fn classify(file: &str, err: &Error) -> Diagnostic {
 fn rule_of(err: &Error) -> (Rule, String) {
     let text = first_line(&err.to_string());
     let rule: Rule = match err {
-        Error::WithSnippet { error, .. } => return rule_of(error),
+        Error::WithSnippet { error, .. } | Error::AliasError { error, .. } => {
+            return rule_of(error);
+        }
+        Error::Unexpected { expected, .. } => {
+            return (
+                "schema/type",
+                format!("wrong shape of value: expected {expected}"),
+            );
+        }
         Error::DuplicateMappingKey { key, .. } => {
             let key = key.as_deref().unwrap_or("?");
             return (

@@ -293,10 +293,7 @@ pub fn cases() -> Vec<Case> {
                 "kind: Fleet\n---\napiVersion: fleet/v1\nkind: Fleet\n",
             ),
         ),
-        // FIXME(validator): the alias budget breach is reported as yaml/syntax
-        // ("alias replay limit exceeded"), not size/alias: the error arrives
-        // wrapped in serde-saphyr's Error::AliasError, which the classifier
-        // does not unwrap.
+        // Regression: this was once misreported by the validator.
         case(
             "alias_bomb",
             "size/alias",
@@ -430,9 +427,7 @@ pub fn cases() -> Vec<Case> {
             Line("level: ten"),
             edit(TENANT, "level: 10", "level: ten"),
         ),
-        // FIXME(validator): a value of the wrong YAML shape (scalar, list or
-        // mapping where another is expected) is reported as yaml/syntax
-        // ("expected sequence start"); the YAML is well-formed, the type is wrong.
+        // Regression: this was once misreported by the validator.
         case(
             "scalar_where_list_expected",
             "schema/type",
@@ -440,7 +435,7 @@ pub fn cases() -> Vec<Case> {
             Line("taxes: vat"),
             edit(MENU, "taxes: [vat]", "taxes: vat"),
         ),
-        // FIXME(validator): reported as yaml/syntax ("expected mapping start").
+        // Regression: this was once misreported by the validator.
         case(
             "scalar_where_mapping_expected",
             "schema/type",
@@ -452,7 +447,7 @@ pub fn cases() -> Vec<Case> {
                 "store: midtown",
             ),
         ),
-        // FIXME(validator): reported as yaml/syntax ("expected string scalar").
+        // Regression: this was once misreported by the validator.
         case(
             "list_where_scalar_expected",
             "schema/type",
@@ -460,9 +455,7 @@ pub fn cases() -> Vec<Case> {
             Line("level: [10]"),
             edit(TENANT, "level: 10", "level: [10]"),
         ),
-        // FIXME(validator): a decode error met while replaying an alias is
-        // reported as yaml/syntax: it arrives wrapped in serde-saphyr's
-        // Error::AliasError, which the classifier does not unwrap.
+        // Regression: this was once misreported by the validator.
         case(
             "unknown_field_via_alias",
             "schema/unknown-field",
@@ -746,9 +739,7 @@ pub fn cases() -> Vec<Case> {
                 "classic-single: 1000000000000",
             ),
         ),
-        // FIXME(validator): an integer beyond u64 is decoded as a float and
-        // reported as money/not-integer ("write 9999999999999999000000000 for
-        // 99999999999999991611392.00"), not money/too-large.
+        // Regression: this was once misreported by the validator.
         case(
             "money_beyond_u64",
             "money/too-large",
