@@ -159,7 +159,14 @@ fn tagged(msg: &str) -> Option<(Rule, &str)> {
     let rule = rule_named(&rest[..end])?;
     let message = rest[end + 1..].trim_start();
     // The decoder may append its own position text; ours is in the fields.
-    Some((rule, message.split(" at line ").next().unwrap_or(message)))
+    Some((rule, without_position(message)))
+}
+
+/// The decoder appends "at line L column C" (and, through aliases, "(defined
+/// at line …)"); the diagnostic carries the position in its own fields.
+fn without_position(s: &str) -> &str {
+    let s = s.split(" at line ").next().unwrap_or(s);
+    s.trim_end().trim_end_matches("(defined").trim_end()
 }
 
 fn first_line(s: &str) -> String {
@@ -167,7 +174,7 @@ fn first_line(s: &str) -> String {
 }
 
 fn strip_location(s: &str) -> String {
-    s.split(" at line ").next().unwrap_or(s).trim().to_owned()
+    without_position(s).to_owned()
 }
 
 /// One step of a path into a YAML document.
