@@ -229,13 +229,10 @@ pub async fn head(conn: &mut SqliteConnection) -> Result<Head, sqlx::Error> {
     })
 }
 
-/// Append one entry after `head` and advance `head`. The caller writes the
-/// head back with [`store_head`] before committing.
-pub async fn append(
-    conn: &mut SqliteConnection,
-    head: &mut Head,
-    e: NewEntry<'_>,
-) -> Result<(), sqlx::Error> {
+/// Number and hash one entry after `head`, and advance `head`. Nothing is
+/// written: the caller inserts staged entries with [`insert`] and writes the
+/// head back with [`store_head`] in the same transaction.
+pub fn stage(head: &mut Head, e: NewEntry<'_>) -> StagedEntry {
     let seq = to_i64(head.seq + 1);
     let revision = e.actor.revision.map(to_i64);
     let version = to_i64(e.version);
@@ -254,29 +251,60 @@ pub async fn append(
         e.after,
         &head.hash,
     );
-    sqlx::query(
-        "INSERT INTO audit_log (seq, time, actor, revision, source_commit, domain, kind, \
-         entity_id, action, version, before, after, prev_hash, hash) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(seq)
-    .bind(e.time)
-    .bind(&e.actor.name)
-    .bind(revision)
-    .bind(e.actor.commit.as_deref())
-    .bind(e.domain)
-    .bind(e.kind)
-    .bind(e.entity_id)
-    .bind(e.action)
-    .bind(version)
-    .bind(e.before)
-    .bind(e.after)
-    .bind(&head.hash)
-    .bind(&hash)
-    .execute(conn)
-    .await?;
+    let staged = StagedEntry(StoredEntry {
+        seq,
+        time: e.time.to_owned(),
+        actor: e.actor.name.clone(),
+        revision,
+        commit: e.actor.commit.clone(),
+        domain: e.domain.to_owned(),
+        kind: e.kind.to_owned(),
+        entity_id: e.entity_id.to_owned(),
+        action: e.action.to_owned(),
+        version,
+        before: e.before.map(str::to_owned),
+        after: e.after.map(str::to_owned),
+        prev_hash: std::mem::replace(&mut head.hash, hash.clone()),
+        hash,
+    });
     head.seq += 1;
-    head.hash = hash;
+    staged
+}
+
+/// An entry numbered and hashed by [`stage`], not yet written.
+#[derive(Debug, Clone)]
+pub struct StagedEntry(StoredEntry);
+
+/// Rows per multi-row INSERT: 14 columns × 500 stays far below SQLite's
+/// limit of 32,766 bound parameters.
+const ENTRIES_PER_INSERT: usize = 500;
+
+/// Insert staged entries, in order.
+pub async fn insert(
+    conn: &mut SqliteConnection,
+    entries: &[StagedEntry],
+) -> Result<(), sqlx::Error> {
+    for chunk in entries.chunks(ENTRIES_PER_INSERT) {
+        let mut qb: sqlx::QueryBuilder<sqlx::Sqlite> =
+            sqlx::QueryBuilder::new(format!("INSERT INTO audit_log ({COLUMNS}) "));
+        qb.push_values(chunk, |mut b, StagedEntry(e)| {
+            b.push_bind(e.seq)
+                .push_bind(&e.time)
+                .push_bind(&e.actor)
+                .push_bind(e.revision)
+                .push_bind(&e.commit)
+                .push_bind(&e.domain)
+                .push_bind(&e.kind)
+                .push_bind(&e.entity_id)
+                .push_bind(&e.action)
+                .push_bind(e.version)
+                .push_bind(&e.before)
+                .push_bind(&e.after)
+                .push_bind(&e.prev_hash)
+                .push_bind(&e.hash);
+        });
+        qb.build().execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

@@ -10,9 +10,9 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use sqlx::SqlitePool;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::SqlitePool;
 
 /// The migrations of `migrations/edge/`, embedded in the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations/edge");
@@ -142,9 +142,7 @@ impl DbLock {
                 path: database.to_owned(),
                 lock,
             }),
-            Err(std::fs::TryLockError::Error(source)) => {
-                Err(OpenError::LockFile { lock, source })
-            }
+            Err(std::fs::TryLockError::Error(source)) => Err(OpenError::LockFile { lock, source }),
         }
     }
 }

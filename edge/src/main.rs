@@ -1,21 +1,130 @@
 //! `fleet-edge`: the reference edge backend a store runs on its Pi.
 //!
-//! Not built yet: this binary only describes itself. The POS API of
-//! DESIGN.md §4 (settings, menu, access, kitchen, orders, audit) arrives with
-//! the edge-backend issue; until then nothing here pretends to serve.
+//! Parses flags, installs logging and calls into the `edge` library. The
+//! bound address is printed to stdout as exactly one line,
+//! `listening on <addr>`, so that tests and scripts can use port 0; logs go
+//! to stderr.
 
-use clap::Parser;
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use edge::server::{ServeOptions, serve};
 
 /// The store's POS backend: local HTTP API over SQLite, kept in shape by
-/// `fleet-reconciler`. Not implemented in this build yet: it only prints this help.
+/// `fleet-reconciler`.
 #[derive(Debug, Parser)]
-#[command(name = "fleet-edge", version, arg_required_else_help = false)]
-struct Cli {}
+#[command(name = "fleet-edge", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    let mut cmd = <Cli as clap::CommandFactory>::command();
-    // Printing help is the only behaviour this placeholder has.
-    let _ = cmd.print_long_help();
-    std::process::exit(2);
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the POS API until SIGTERM or Ctrl-C.
+    Serve {
+        /// Address to listen on; port 0 picks a free port (printed on stdout).
+        #[arg(long, default_value = "127.0.0.1:7070")]
+        listen: String,
+        /// The SQLite database (created and migrated when missing).
+        #[arg(long, default_value = "./edge.db")]
+        database: PathBuf,
+        /// File holding the bearer token (surrounding whitespace trimmed).
+        #[arg(long)]
+        token_file: PathBuf,
+    },
+    /// Take a consistent copy of the database, also while it is served.
+    Backup {
+        #[arg(long, default_value = "./edge.db")]
+        database: PathBuf,
+        /// Where to write the backup (replaced atomically when it exists).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replace the database with a checked backup. Stop the service first.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long, default_value = "./edge.db")]
+        database: PathBuf,
+    },
+    /// Print the OpenAPI document (as served at GET /openapi.json).
+    Openapi,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(run(cli.command))
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Serve {
+            listen,
+            database,
+            token_file,
+        } => {
+            let opts = ServeOptions {
+                listen,
+                database: database.clone(),
+                token_file,
+            };
+            serve(opts, |addr| {
+                let mut out = std::io::stdout().lock();
+                // Tests and scripts wait for this line; a closed stdout must not stop the server.
+                let _ = writeln!(out, "listening on {addr}");
+                let _ = out.flush();
+            })
+            .await
+            .with_context(|| format!("serving {}", database.display()))
+        }
+        Command::Backup { database, out } => {
+            let report = edge::backup::backup(&database, &out)
+                .await
+                .with_context(|| format!("backing up {}", database.display()))?;
+            eprintln!(
+                "backup written to {} ({} entities, {} orders, {} audit entries; audit chain verified)",
+                out.display(),
+                report.entities,
+                report.orders,
+                report.audit_entries
+            );
+            Ok(())
+        }
+        Command::Restore { from, database } => {
+            let report = edge::backup::restore(&from, &database)
+                .await
+                .with_context(|| format!("restoring {}", database.display()))?;
+            eprintln!(
+                "restored {} from {} ({} entities, {} orders, {} audit entries; audit chain verified); the previous database is kept as {}.before-restore",
+                database.display(),
+                from.display(),
+                report.entities,
+                report.orders,
+                report.audit_entries,
+                database.display()
+            );
+            Ok(())
+        }
+        Command::Openapi => {
+            let doc = serde_json::to_string_pretty(&edge::api::openapi_document())
+                .context("serializing the OpenAPI document")?;
+            writeln!(std::io::stdout().lock(), "{doc}").context("writing to stdout")
+        }
+    }
 }

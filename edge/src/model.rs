@@ -323,10 +323,7 @@ fn percent(field: &str, rate: &Rate) -> Result<u64, Invalid> {
         )
     })?;
     if tt > 1_000_000 {
-        return Err(Invalid::new(
-            field,
-            format!("{rate} is above 100 percent"),
-        ));
+        return Err(Invalid::new(field, format!("{rate} is above 100 percent")));
     }
     Ok(tt)
 }
@@ -609,13 +606,7 @@ fn routing_refs(r: &Routing) -> Vec<Reference> {
 /// The body a `GET` answers for a stored entity: its POS-MODEL fields plus
 /// `version`, and `local_override` for users and roles. Settings answer
 /// `{"key", "value", "version"}`.
-pub fn view(
-    kind: EntityKind,
-    id: &str,
-    body: Value,
-    version: u64,
-    local_override: bool,
-) -> Value {
+pub fn view(kind: EntityKind, id: &str, body: Value, version: u64, local_override: bool) -> Value {
     if kind == EntityKind::Setting {
         let mut m = Map::new();
         m.insert("key".to_owned(), Value::String(id.to_owned()));
@@ -666,7 +657,10 @@ mod tests {
         let c = canonicalize(EntityKind::Item, "b", ok.clone()).expect("valid item");
         assert_eq!(c.refs[0].kind, EntityKind::Category);
         assert_eq!(c.members, vec![(MemberKind::Variation, "b1".to_owned())]);
-        assert_eq!(field_of(canonicalize(EntityKind::Item, "x", ok.clone())), "id");
+        assert_eq!(
+            field_of(canonicalize(EntityKind::Item, "x", ok.clone())),
+            "id"
+        );
         let mut neg = ok.clone();
         neg["variations"][0]["price"] = json!(-1);
         assert_eq!(
@@ -708,11 +702,18 @@ mod tests {
 
     #[test]
     fn settings_follow_the_registry() {
-        assert_eq!(setting_key("receipt.footer_text").as_deref(), Ok("receipt.footer"));
+        assert_eq!(
+            setting_key("receipt.footer_text").as_deref(),
+            Ok("receipt.footer")
+        );
         assert!(setting_key("nope").is_err());
         assert!(canonicalize(EntityKind::Setting, "tax.rounding", json!("half_up")).is_ok());
         assert_eq!(
-            field_of(canonicalize(EntityKind::Setting, "tax.rounding", json!("up"))),
+            field_of(canonicalize(
+                EntityKind::Setting,
+                "tax.rounding",
+                json!("up")
+            )),
             "value"
         );
         assert_eq!(

@@ -152,7 +152,8 @@ impl Menu<'_> {
     }
 
     async fn item_of_variation(&mut self, variation: &str) -> Result<Option<Item>, OrderError> {
-        let Some(item_id) = store::member_parent(self.conn, MemberKind::Variation, variation).await?
+        let Some(item_id) =
+            store::member_parent(self.conn, MemberKind::Variation, variation).await?
         else {
             return Ok(None);
         };
@@ -169,7 +170,8 @@ impl Menu<'_> {
         &mut self,
         modifier: &str,
     ) -> Result<Option<ModifierGroup>, OrderError> {
-        let Some(group_id) = store::member_parent(self.conn, MemberKind::Modifier, modifier).await?
+        let Some(group_id) =
+            store::member_parent(self.conn, MemberKind::Modifier, modifier).await?
         else {
             return Ok(None);
         };
@@ -214,7 +216,9 @@ pub async fn place(db: &Db, req: OrderRequest) -> Result<Order, OrderError> {
         return Err(Invalid::new("lines", "an order needs at least one line").into());
     }
     if req.lines.len() > MAX_LINES {
-        return Err(Invalid::new("lines", format!("an order has at most {MAX_LINES} lines")).into());
+        return Err(
+            Invalid::new("lines", format!("an order has at most {MAX_LINES} lines")).into(),
+        );
     }
     let mut tx = db.writer.begin().await?;
     let order = price_and_store(&mut tx, req).await?;
@@ -345,10 +349,7 @@ async fn price_and_store(
             .ok_or_else(|| Invalid::new(field, format!("`{d}` is no discount on the menu")))?;
         discounts.push(match discount.kind {
             DiscountKind::Percent => pricing::Discount::Percent(
-                discount
-                    .rate
-                    .and_then(|r| r.ten_thousandths())
-                    .unwrap_or(0),
+                discount.rate.and_then(|r| r.ten_thousandths()).unwrap_or(0),
             ),
             DiscountKind::Amount => pricing::Discount::Amount(discount.amount.map_or(0, |a| a.0)),
         });
@@ -396,13 +397,15 @@ async fn price_and_store(
         .execute(&mut *conn)
         .await?;
     for t in &order.tickets {
-        sqlx::query("INSERT INTO tickets (order_id, station, created_at, body) VALUES (?, ?, ?, ?)")
-            .bind(&order.id)
-            .bind(&t.station)
-            .bind(&now)
-            .bind(serde_json::to_string(&t.lines).expect("ticket lines serialize"))
-            .execute(&mut *conn)
-            .await?;
+        sqlx::query(
+            "INSERT INTO tickets (order_id, station, created_at, body) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&order.id)
+        .bind(&t.station)
+        .bind(&now)
+        .bind(serde_json::to_string(&t.lines).expect("ticket lines serialize"))
+        .execute(&mut *conn)
+        .await?;
     }
     Ok(order)
 }

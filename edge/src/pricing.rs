@@ -141,7 +141,7 @@ pub fn allocate(amount: i128, weights: &[i128]) -> Vec<i128> {
         .map(|(i, w)| (i, amount * w % total))
         .collect();
     // Largest remainder first; equal remainders keep index order (stable sort).
-    order.sort_by(|a, b| b.1.cmp(&a.1));
+    order.sort_by_key(|&(_, remainder)| std::cmp::Reverse(remainder));
     for (i, _) in order {
         if left == 0 {
             break;
@@ -273,8 +273,7 @@ mod tests {
     #[test]
     fn inclusive_tax_is_only_reported() {
         // 1190 including 19 %: 1190 × 0.19 / 1.19 = 190.
-        let p = price(&[line(1190, 1, &[(190_000, IN)])], &[], Rounding::HalfEven)
-            .expect("priced");
+        let p = price(&[line(1190, 1, &[(190_000, IN)])], &[], Rounding::HalfEven).expect("priced");
         assert_eq!((p.tax_total, p.total), (190, 1190));
     }
 

@@ -98,7 +98,10 @@ pub enum WriteError {
     OverrideIsLocal,
     /// `If-Match`/`If-None-Match` did not hold (412).
     #[error("{message}")]
-    PreconditionFailed { message: String, current: Option<u64> },
+    PreconditionFailed {
+        message: String,
+        current: Option<u64>,
+    },
     /// A write to an existing entity without `If-Match` (428).
     #[error("{message}")]
     PreconditionRequired { message: String },
@@ -178,7 +181,11 @@ fn empty_routing() -> Value {
 
 /// The entity as `GET` answers it; `None` when it does not exist. Routing
 /// always exists: never written, it is empty at version 0.
-pub async fn get(pool: &SqlitePool, kind: EntityKind, id: &str) -> Result<Option<Value>, sqlx::Error> {
+pub async fn get(
+    pool: &SqlitePool,
+    kind: EntityKind,
+    id: &str,
+) -> Result<Option<Value>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let stored = load(&mut conn, kind, id).await?;
     Ok(match stored {
@@ -285,6 +292,9 @@ pub async fn state(pool: &SqlitePool, domain: Option<Domain>) -> Result<Value, s
     Ok(Value::Object(out))
 }
 
+/// An entity's kind and id.
+type Key = (EntityKind, String);
+
 /// What the deferred checks need to know of an entity a batch touched.
 #[derive(Debug)]
 struct Touch {
@@ -292,6 +302,26 @@ struct Touch {
     index: usize,
     /// Its references when it exists after the batch; `None` when deleted.
     refs: Option<Vec<Reference>>,
+}
+
+/// The derived rows of an entity (see the migration): its references and
+/// its members.
+#[derive(Debug, Clone)]
+struct Derived {
+    refs: Vec<Reference>,
+    members: Vec<(MemberKind, String)>,
+}
+
+/// An entity's state after the ops so far, not yet written.
+#[derive(Debug, Clone)]
+enum Staged {
+    Deleted,
+    Written {
+        row: Stored,
+        /// `None`: the derived rows in the database are still right (an
+        /// override toggle of an entity this batch did not otherwise write).
+        derived: Option<Derived>,
+    },
 }
 
 /// Apply `ops` atomically as `actor`. On success every op's result, in
@@ -303,6 +333,10 @@ pub async fn write(db: &Db, actor: &Actor, ops: Vec<Op>) -> Result<Vec<OpResult>
     Ok(results)
 }
 
+/// Ops are applied to an in-memory overlay of the entities they touch
+/// (loaded up front, a few queries per 500 ops), then the overlay is written
+/// with multi-row statements and the cross-entity rules run on the result.
+/// A 5,000-item batch costs tens of statements, not tens of thousands.
 async fn apply(
     conn: &mut SqliteConnection,
     actor: &Actor,
@@ -312,23 +346,28 @@ async fn apply(
     let start: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'version_counter'")
         .fetch_one(&mut *conn)
         .await?;
+    let keys: BTreeSet<Key> = ops.iter().map(|o| (o.kind, o.id.clone())).collect();
     let mut w = Writer {
         actor,
         now: &now,
         counter: to_u64(start),
         head: audit::head(conn).await?,
         touched: BTreeMap::new(),
+        loaded: load_many(conn, &keys).await?,
+        staged: HashMap::new(),
+        audit: Vec::new(),
     };
     let mut results = Vec::with_capacity(ops.len());
     for (index, op) in ops.into_iter().enumerate() {
-        let r = w.apply_one(conn, index, op).await.map_err(|error| BatchError {
+        let r = w.apply_one(index, op).map_err(|error| BatchError {
             index: Some(index),
             error,
         })?;
         results.push(r);
     }
-    w.deferred_checks(conn).await?;
     if w.counter != to_u64(start) {
+        w.flush(conn).await?;
+        w.deferred_checks(conn).await?;
         sqlx::query("UPDATE meta SET value = ? WHERE key = 'version_counter'")
             .bind(to_i64(w.counter))
             .execute(&mut *conn)
@@ -343,7 +382,53 @@ struct Writer<'a> {
     now: &'a str,
     counter: u64,
     head: audit::Head,
-    touched: BTreeMap<(EntityKind, String), Touch>,
+    touched: BTreeMap<Key, Touch>,
+    /// The database's rows of every entity the ops name (`None`: absent).
+    loaded: HashMap<Key, Option<Stored>>,
+    /// Entities changed by the ops so far.
+    staged: HashMap<Key, Staged>,
+    audit: Vec<audit::StagedEntry>,
+}
+
+/// Rows per multi-row statement: at most 5 bound values per row keeps
+/// statements far below SQLite's limit of 32,766 bound parameters.
+const ROWS_PER_STATEMENT: usize = 500;
+
+/// The stored rows of `keys`.
+async fn load_many(
+    conn: &mut SqliteConnection,
+    keys: &BTreeSet<Key>,
+) -> Result<HashMap<Key, Option<Stored>>, sqlx::Error> {
+    let keys: Vec<&Key> = keys.iter().collect();
+    let mut out: HashMap<Key, Option<Stored>> = keys.iter().map(|k| ((*k).clone(), None)).collect();
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT kind, id, body, version, local_override FROM entities WHERE (kind, id) IN (VALUES ",
+        );
+        let mut sep = qb.separated(", ");
+        for (kind, id) in chunk {
+            sep.push("(")
+                .push_bind_unseparated(kind_name(*kind))
+                .push_unseparated(", ")
+                .push_bind_unseparated(id.as_str())
+                .push_unseparated(")");
+        }
+        qb.push(")");
+        for r in qb.build().fetch_all(&mut *conn).await? {
+            let Some(kind) = parse_kind(r.try_get("kind")?) else {
+                continue;
+            };
+            out.insert(
+                (kind, r.try_get("id")?),
+                Some(Stored {
+                    body: parse_body(r.try_get::<&str, _>("body")?),
+                    version: to_u64(r.try_get("version")?),
+                    local_override: r.try_get::<i64, _>("local_override")? != 0,
+                }),
+            );
+        }
+    }
+    Ok(out)
 }
 
 fn check_precondition(op: &Op, current: Option<&Stored>) -> Result<(), WriteError> {
@@ -392,19 +477,26 @@ impl Writer<'_> {
         self.counter
     }
 
-    async fn audit(
+    /// The entity as the ops so far left it.
+    fn current(&self, key: &Key) -> Option<Stored> {
+        match self.staged.get(key) {
+            Some(Staged::Deleted) => None,
+            Some(Staged::Written { row, .. }) => Some(row.clone()),
+            None => self.loaded.get(key).cloned().flatten(),
+        }
+    }
+
+    fn audit(
         &mut self,
-        conn: &mut SqliteConnection,
         op: &Op,
         action: &str,
         version: u64,
         before: Option<&Value>,
         after: Option<&Value>,
-    ) -> Result<(), sqlx::Error> {
+    ) {
         let before = before.map(Value::to_string);
         let after = after.map(Value::to_string);
-        audit::append(
-            conn,
+        let entry = audit::stage(
             &mut self.head,
             NewEntry {
                 time: self.now,
@@ -417,19 +509,15 @@ impl Writer<'_> {
                 before: before.as_deref(),
                 after: after.as_deref(),
             },
-        )
-        .await
+        );
+        self.audit.push(entry);
     }
 
-    async fn apply_one(
-        &mut self,
-        conn: &mut SqliteConnection,
-        index: usize,
-        op: Op,
-    ) -> Result<OpResult, WriteError> {
+    fn apply_one(&mut self, index: usize, op: Op) -> Result<OpResult, WriteError> {
         let kind = op.kind;
         let kind_s = kind_name(kind);
-        let current = load(conn, kind, &op.id).await?;
+        let key = (kind, op.id.clone());
+        let current = self.current(&key);
         check_precondition(&op, current.as_ref())?;
         if self.actor.is_reconciler() {
             if matches!(op.action, Action::SetOverride(_)) {
@@ -464,52 +552,51 @@ impl Writer<'_> {
                 }
                 let version = self.next_version();
                 let local_override = current.as_ref().is_some_and(|c| c.local_override);
-                sqlx::query(
-                    "INSERT INTO entities (kind, id, body, version, local_override) VALUES (?, ?, ?, ?, ?) \
-                     ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body, version = excluded.version",
-                )
-                .bind(kind_s)
-                .bind(&op.id)
-                .bind(canon.body.to_string())
-                .bind(to_i64(version))
-                .bind(i64::from(local_override))
-                .execute(&mut *conn)
-                .await?;
-                if current.is_some() {
-                    clear_derived(conn, kind, &op.id).await?;
-                }
-                insert_refs(conn, kind, &op.id, &canon.refs).await?;
-                insert_members(conn, kind, &op.id, &canon.members).await?;
-                let after = model::view(kind, &op.id, canon.body, version, local_override);
-                let action = if current.is_some() { "update" } else { "create" };
-                self.audit(conn, &op, action, version, before.as_ref(), Some(&after))
-                    .await?;
+                let after = model::view(kind, &op.id, canon.body.clone(), version, local_override);
+                let action = if current.is_some() {
+                    "update"
+                } else {
+                    "create"
+                };
+                self.audit(&op, action, version, before.as_ref(), Some(&after));
                 self.touched.insert(
-                    (kind, op.id.clone()),
+                    key.clone(),
                     Touch {
                         index,
-                        refs: Some(canon.refs),
+                        refs: Some(canon.refs.clone()),
                     },
                 );
-                let r = if current.is_some() { "updated" } else { "created" };
+                self.staged.insert(
+                    key,
+                    Staged::Written {
+                        row: Stored {
+                            body: canon.body,
+                            version,
+                            local_override,
+                        },
+                        derived: Some(Derived {
+                            refs: canon.refs,
+                            members: canon.members,
+                        }),
+                    },
+                );
+                let r = if current.is_some() {
+                    "updated"
+                } else {
+                    "created"
+                };
                 Ok(result(r, Some(version), Some(after)))
             }
             Action::Delete => {
                 let version = self.next_version();
-                sqlx::query("DELETE FROM entities WHERE kind = ? AND id = ?")
-                    .bind(kind_s)
-                    .bind(&op.id)
-                    .execute(&mut *conn)
-                    .await?;
-                clear_derived(conn, kind, &op.id).await?;
-                self.audit(conn, &op, "delete", version, before.as_ref(), None)
-                    .await?;
+                self.audit(&op, "delete", version, before.as_ref(), None);
                 self.touched
-                    .insert((kind, op.id.clone()), Touch { index, refs: None });
+                    .insert(key.clone(), Touch { index, refs: None });
+                self.staged.insert(key, Staged::Deleted);
                 Ok(result("deleted", None, None))
             }
             Action::SetOverride(flag) => {
-                let Some(c) = &current else {
+                let Some(c) = current else {
                     return Err(WriteError::NotFound {
                         kind: kind_s,
                         id: op.id.clone(),
@@ -526,21 +613,124 @@ impl Writer<'_> {
                     return Ok(result("unchanged", Some(c.version), before));
                 }
                 let version = self.next_version();
-                sqlx::query(
-                    "UPDATE entities SET local_override = ?, version = ? WHERE kind = ? AND id = ?",
-                )
-                .bind(i64::from(*flag))
-                .bind(to_i64(version))
-                .bind(kind_s)
-                .bind(&op.id)
-                .execute(&mut *conn)
-                .await?;
                 let after = model::view(kind, &op.id, c.body.clone(), version, *flag);
-                self.audit(conn, &op, "override", version, before.as_ref(), Some(&after))
-                    .await?;
+                self.audit(&op, "override", version, before.as_ref(), Some(&after));
+                // Keep derived rows staged by an earlier op of this batch.
+                let derived = match self.staged.remove(&key) {
+                    Some(Staged::Written { derived, .. }) => derived,
+                    _ => None,
+                };
+                self.staged.insert(
+                    key,
+                    Staged::Written {
+                        row: Stored {
+                            body: c.body,
+                            version,
+                            local_override: *flag,
+                        },
+                        derived,
+                    },
+                );
                 Ok(result("updated", Some(version), Some(after)))
             }
         }
+    }
+
+    /// Write the staged entities, their derived rows and the audit entries.
+    async fn flush(&mut self, conn: &mut SqliteConnection) -> Result<(), sqlx::Error> {
+        let mut staged: Vec<(&Key, &Staged)> = self.staged.iter().collect();
+        staged.sort_by(|a, b| a.0.cmp(b.0));
+        let keys: Vec<&Key> = staged.iter().map(|(k, _)| *k).collect();
+        let rederive: Vec<&Key> = staged
+            .iter()
+            .filter(|(_, s)| {
+                matches!(
+                    s,
+                    Staged::Deleted
+                        | Staged::Written {
+                            derived: Some(_),
+                            ..
+                        }
+                )
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        delete_keys(
+            conn,
+            "DELETE FROM entities WHERE (kind, id) IN (VALUES ",
+            &keys,
+        )
+        .await?;
+        delete_keys(
+            conn,
+            "DELETE FROM entity_refs WHERE (kind, id) IN (VALUES ",
+            &rederive,
+        )
+        .await?;
+        delete_keys(
+            conn,
+            "DELETE FROM catalog_members WHERE (parent_kind, parent_id) IN (VALUES ",
+            &rederive,
+        )
+        .await?;
+
+        let rows: Vec<(&Key, &Stored)> = staged
+            .iter()
+            .filter_map(|(k, s)| match s {
+                Staged::Written { row, .. } => Some((*k, row)),
+                Staged::Deleted => None,
+            })
+            .collect();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO entities (kind, id, body, version, local_override) ",
+            );
+            qb.push_values(chunk, |mut b, ((kind, id), row)| {
+                b.push_bind(kind_name(*kind))
+                    .push_bind(id.as_str())
+                    .push_bind(row.body.to_string())
+                    .push_bind(to_i64(row.version))
+                    .push_bind(i64::from(row.local_override));
+            });
+            qb.build().execute(&mut *conn).await?;
+        }
+
+        let mut refs: Vec<(&Key, &Reference)> = Vec::new();
+        let mut members: Vec<(&Key, &(MemberKind, String))> = Vec::new();
+        for (k, s) in &staged {
+            if let Staged::Written {
+                derived: Some(d), ..
+            } = s
+            {
+                refs.extend(d.refs.iter().map(|r| (*k, r)));
+                members.extend(d.members.iter().map(|m| (*k, m)));
+            }
+        }
+        for chunk in refs.chunks(ROWS_PER_STATEMENT) {
+            let mut qb: QueryBuilder<Sqlite> =
+                QueryBuilder::new("INSERT INTO entity_refs (kind, id, field, ref_kind, ref_id) ");
+            qb.push_values(chunk, |mut b, ((kind, id), r)| {
+                b.push_bind(kind_name(*kind))
+                    .push_bind(id.as_str())
+                    .push_bind(r.field.as_str())
+                    .push_bind(kind_name(r.kind))
+                    .push_bind(r.id.as_str());
+            });
+            qb.build().execute(&mut *conn).await?;
+        }
+        for chunk in members.chunks(ROWS_PER_STATEMENT) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO catalog_members (member_kind, member_id, parent_kind, parent_id) ",
+            );
+            qb.push_values(chunk, |mut b, ((kind, id), (mk, mid))| {
+                b.push_bind(mk.as_str())
+                    .push_bind(mid.as_str())
+                    .push_bind(kind_name(*kind))
+                    .push_bind(id.as_str());
+            });
+            qb.build().execute(&mut *conn).await?;
+        }
+        audit::insert(conn, &self.audit).await
     }
 
     /// The rules between entities, on the state after every op.
@@ -549,7 +739,7 @@ impl Writer<'_> {
             index: Some(index),
             error,
         };
-        let mut exists: HashMap<(EntityKind, String), bool> = HashMap::new();
+        let mut exists: HashMap<Key, bool> = HashMap::new();
         for ((kind, id), touch) in &self.touched {
             let kind_s = kind_name(*kind);
             match &touch.refs {
@@ -596,25 +786,24 @@ impl Writer<'_> {
                 }
             }
         }
-        if self
-            .touched
-            .iter()
-            .any(|((k, _), t)| t.refs.is_some() && matches!(k, EntityKind::Item | EntityKind::ModifierGroup))
-        {
+        if self.touched.iter().any(|((k, _), t)| {
+            t.refs.is_some() && matches!(k, EntityKind::Item | EntityKind::ModifierGroup)
+        }) {
             self.check_members(conn).await?;
         }
         for ((kind, id), touch) in &self.touched {
-            if *kind == EntityKind::Role && touch.refs.is_some() {
-                if let Some(cycle) = inheritance_cycle(conn, id).await? {
-                    return Err(at(
-                        touch.index,
-                        Invalid::new(
-                            "inherits",
-                            format!("role inheritance forms a cycle: {}", cycle.join(" → ")),
-                        )
-                        .into(),
-                    ));
-                }
+            if *kind == EntityKind::Role
+                && touch.refs.is_some()
+                && let Some(cycle) = inheritance_cycle(conn, id).await?
+            {
+                return Err(at(
+                    touch.index,
+                    Invalid::new(
+                        "inherits",
+                        format!("role inheritance forms a cycle: {}", cycle.join(" → ")),
+                    )
+                    .into(),
+                ));
             }
         }
         Ok(())
@@ -759,66 +948,23 @@ async fn inheritance_cycle(
     Ok(None)
 }
 
-async fn clear_derived(
+/// `<delete statement prefix> (kind, id) pairs )`, in chunks.
+async fn delete_keys(
     conn: &mut SqliteConnection,
-    kind: EntityKind,
-    id: &str,
+    prefix: &str,
+    keys: &[&Key],
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("DELETE FROM entity_refs WHERE kind = ? AND id = ?")
-        .bind(kind_name(kind))
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    if matches!(kind, EntityKind::Item | EntityKind::ModifierGroup) {
-        sqlx::query("DELETE FROM catalog_members WHERE parent_kind = ? AND parent_id = ?")
-            .bind(kind_name(kind))
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
-}
-
-/// SQLite's default limit on bound parameters is 32,766; stay well below.
-const ROWS_PER_INSERT: usize = 500;
-
-async fn insert_refs(
-    conn: &mut SqliteConnection,
-    kind: EntityKind,
-    id: &str,
-    refs: &[Reference],
-) -> Result<(), sqlx::Error> {
-    for chunk in refs.chunks(ROWS_PER_INSERT) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("INSERT INTO entity_refs (kind, id, field, ref_kind, ref_id) ");
-        qb.push_values(chunk, |mut b, r| {
-            b.push_bind(kind_name(kind))
-                .push_bind(id)
-                .push_bind(&r.field)
-                .push_bind(kind_name(r.kind))
-                .push_bind(&r.id);
-        });
-        qb.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-async fn insert_members(
-    conn: &mut SqliteConnection,
-    kind: EntityKind,
-    id: &str,
-    members: &[(MemberKind, String)],
-) -> Result<(), sqlx::Error> {
-    for chunk in members.chunks(ROWS_PER_INSERT) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO catalog_members (member_kind, member_id, parent_kind, parent_id) ",
-        );
-        qb.push_values(chunk, |mut b, (mk, mid)| {
-            b.push_bind(mk.as_str())
-                .push_bind(mid)
-                .push_bind(kind_name(kind))
-                .push_bind(id);
-        });
+    for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(prefix);
+        let mut sep = qb.separated(", ");
+        for (kind, id) in chunk {
+            sep.push("(")
+                .push_bind_unseparated(kind_name(*kind))
+                .push_unseparated(", ")
+                .push_bind_unseparated(id.as_str())
+                .push_unseparated(")");
+        }
+        qb.push(")");
         qb.build().execute(&mut *conn).await?;
     }
     Ok(())

@@ -5,8 +5,9 @@
 //! (160000) is reported as such and refused by the loader; only blobs with a
 //! regular mode are files.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::io;
-use std::path::Path;
 
 use git2::{ObjectType, Oid, Repository, Tree};
 use schemas::load::{Entry, EntryKind, SourceTree};
@@ -15,6 +16,10 @@ use schemas::load::{Entry, EntryKind, SourceTree};
 pub struct GitTree<'r> {
     repo: &'r Repository,
     tree: Tree<'r>,
+    /// Directories already looked up: a fleet repo lists each store directory
+    /// once and reads its files, and walking from the root for every file
+    /// would unpack the large `stores` tree thousands of times.
+    dirs: RefCell<HashMap<String, Tree<'r>>>,
 }
 
 impl std::fmt::Debug for GitTree<'_> {
@@ -28,39 +33,43 @@ impl<'r> GitTree<'r> {
     pub fn at_revision(repo: &'r Repository, rev: &str) -> Result<(GitTree<'r>, Oid), git2::Error> {
         let commit = repo.revparse_single(rev)?.peel_to_commit()?;
         let id = commit.id();
-        Ok((
-            GitTree {
-                repo,
-                tree: commit.tree()?,
-            },
-            id,
-        ))
+        Ok((GitTree::new(repo, commit.tree()?), id))
     }
 
     pub fn new(repo: &'r Repository, tree: Tree<'r>) -> Self {
-        GitTree { repo, tree }
+        GitTree {
+            repo,
+            tree,
+            dirs: RefCell::new(HashMap::new()),
+        }
     }
 
+    /// The tree at `dir`, found from its (cached) parent.
     fn subtree(&self, dir: &str) -> io::Result<Tree<'r>> {
         if dir.is_empty() {
             return Ok(self.tree.clone());
         }
-        let entry = self.tree.get_path(Path::new(dir)).map_err(not_found)?;
+        if let Some(t) = self.dirs.borrow().get(dir) {
+            return Ok(t.clone());
+        }
+        let (parent, name) = dir.rsplit_once('/').unwrap_or(("", dir));
+        let parent = self.subtree(parent)?;
+        let entry = parent.get_name(name).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{dir} does not exist"))
+        })?;
         if entry.kind() != Some(ObjectType::Tree) {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("{dir} is not a directory"),
             ));
         }
-        entry
+        let tree = entry
             .to_object(self.repo)
             .and_then(|o| o.peel_to_tree())
-            .map_err(other)
+            .map_err(other)?;
+        self.dirs.borrow_mut().insert(dir.to_owned(), tree.clone());
+        Ok(tree)
     }
-}
-
-fn not_found(e: git2::Error) -> io::Error {
-    io::Error::new(io::ErrorKind::NotFound, e.message().to_owned())
 }
 
 fn other(e: git2::Error) -> io::Error {
@@ -95,7 +104,11 @@ impl SourceTree for GitTree<'_> {
     }
 
     fn read(&self, path: &str) -> io::Result<Vec<u8>> {
-        let entry = self.tree.get_path(Path::new(path)).map_err(not_found)?;
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        let parent = self.subtree(dir)?;
+        let entry = parent.get_name(name).ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{path} does not exist"))
+        })?;
         if entry.filemode() == MODE_SYMLINK || entry.kind() != Some(ObjectType::Blob) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,

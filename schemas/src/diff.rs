@@ -210,9 +210,89 @@ pub fn entities(state: &StoreState) -> BTreeMap<(EntityKind, String), Value> {
     out
 }
 
-/// What differs from `before` to `after`.
+/// A borrowed entity of a state, compared without serializing it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum EntityRef<'a> {
+    Setting(&'a crate::model::SettingValue),
+    Tax(&'a crate::model::Tax),
+    Category(&'a crate::model::Category),
+    ModifierGroup(&'a crate::model::ModifierGroup),
+    Item(&'a crate::model::Item),
+    Discount(&'a crate::model::Discount),
+    Role(&'a crate::model::Role),
+    User(&'a crate::model::User),
+    Station(&'a crate::model::Station),
+    Device(&'a crate::model::Device),
+    Routing(&'a crate::model::Routing),
+}
+
+impl EntityRef<'_> {
+    fn to_value(self) -> Value {
+        let v = match self {
+            EntityRef::Setting(e) => serde_json::to_value(e),
+            EntityRef::Tax(e) => serde_json::to_value(e),
+            EntityRef::Category(e) => serde_json::to_value(e),
+            EntityRef::ModifierGroup(e) => serde_json::to_value(e),
+            EntityRef::Item(e) => serde_json::to_value(e),
+            EntityRef::Discount(e) => serde_json::to_value(e),
+            EntityRef::Role(e) => serde_json::to_value(e),
+            EntityRef::User(e) => serde_json::to_value(e),
+            EntityRef::Station(e) => serde_json::to_value(e),
+            EntityRef::Device(e) => serde_json::to_value(e),
+            EntityRef::Routing(e) => serde_json::to_value(e),
+        };
+        v.expect("entities are plain data")
+    }
+}
+
+fn entity_refs(state: &StoreState) -> BTreeMap<(EntityKind, &str), EntityRef<'_>> {
+    let mut out = BTreeMap::new();
+    for (k, v) in &state.settings {
+        out.insert((EntityKind::Setting, k.as_str()), EntityRef::Setting(v));
+    }
+    let m = &state.menu;
+    m.taxes.iter().for_each(|e| _ = out.insert((EntityKind::Tax, e.id.as_str()), EntityRef::Tax(e)));
+    m.categories.iter().for_each(|e| _ = out.insert((EntityKind::Category, e.id.as_str()), EntityRef::Category(e)));
+    m.modifier_groups
+        .iter()
+        .for_each(|e| _ = out.insert((EntityKind::ModifierGroup, e.id.as_str()), EntityRef::ModifierGroup(e)));
+    m.items.iter().for_each(|e| _ = out.insert((EntityKind::Item, e.id.as_str()), EntityRef::Item(e)));
+    m.discounts.iter().for_each(|e| _ = out.insert((EntityKind::Discount, e.id.as_str()), EntityRef::Discount(e)));
+    state.access.roles.iter().for_each(|e| _ = out.insert((EntityKind::Role, e.id.as_str()), EntityRef::Role(e)));
+    state.access.users.iter().for_each(|e| _ = out.insert((EntityKind::User, e.id.as_str()), EntityRef::User(e)));
+    let k = &state.kitchen;
+    k.stations.iter().for_each(|e| _ = out.insert((EntityKind::Station, e.id.as_str()), EntityRef::Station(e)));
+    k.devices.iter().for_each(|e| _ = out.insert((EntityKind::Device, e.id.as_str()), EntityRef::Device(e)));
+    out.insert((EntityKind::Routing, "routing"), EntityRef::Routing(&k.routing));
+    out
+}
+
+/// What differs from `before` to `after`. Entities are compared as typed
+/// values; only those that differ are serialized to find their fields.
 pub fn diff_states(before: &StoreState, after: &StoreState) -> StateDiff {
-    diff_entities(&entities(before), &entities(after))
+    if before == after {
+        return StateDiff::default();
+    }
+    let a = entity_refs(before);
+    let b = entity_refs(after);
+    let mut changes = Vec::new();
+    let mut keys: Vec<&(EntityKind, &str)> = a.keys().chain(b.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    for key in keys {
+        let change = match (a.get(key), b.get(key)) {
+            (None, Some(v)) => Change::Added { value: v.to_value() },
+            (Some(v), None) => Change::Removed { value: v.to_value() },
+            (Some(x), Some(y)) if x != y => {
+                let mut fields = Vec::new();
+                diff_values("", &x.to_value(), &y.to_value(), &mut fields);
+                Change::Changed { fields }
+            }
+            _ => continue,
+        };
+        changes.push(EntityChange { kind: key.0, id: key.1.to_owned(), change });
+    }
+    StateDiff { changes }
 }
 
 /// The diff of two entity maps (used with maps from other sources, such as

@@ -183,7 +183,10 @@ impl IntoResponse for AppError {
                 },
             ),
             AppError::Internal(e) => {
-                tracing::error!(error = format!("{e:#}"), "Request failed on an internal error.");
+                tracing::error!(
+                    error = format!("{e:#}"),
+                    "Request failed on an internal error."
+                );
                 (
                     StatusCode::INTERNAL_SERVER_ERROR,
                     ErrorDetail {

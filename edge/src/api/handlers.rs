@@ -8,11 +8,11 @@
 
 use std::collections::HashMap;
 
+use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use schemas::diff::{Domain, EntityKind};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -98,8 +98,10 @@ pub fn actor(headers: &HeaderMap) -> Result<Actor, AppError> {
                     .with_field("X-Fleet-Revision")
             })?;
             if c.is_empty() || c.len() > 200 {
-                return Err(AppError::bad_request("X-Fleet-Commit must be 1 to 200 characters")
-                    .with_field("X-Fleet-Commit"));
+                return Err(
+                    AppError::bad_request("X-Fleet-Commit must be 1 to 200 characters")
+                        .with_field("X-Fleet-Commit"),
+                );
             }
             Ok(Actor {
                 name: Actor::RECONCILER.to_owned(),
@@ -151,9 +153,9 @@ fn version_of(view: &Value) -> Option<u64> {
 async fn write_one(app: &App, actor: &Actor, op: Op) -> Result<OpResult, AppError> {
     let (kind, id) = (op.kind, op.id.clone());
     let mut results = store::write(&app.db, actor, vec![op]).await?;
-    let r = results
-        .pop()
-        .ok_or_else(|| AppError::internal(anyhow::anyhow!("a write of one op returned no result")))?;
+    let r = results.pop().ok_or_else(|| {
+        AppError::internal(anyhow::anyhow!("a write of one op returned no result"))
+    })?;
     if r.result != "unchanged" {
         info!(
             actor = %actor.name,
@@ -202,7 +204,11 @@ pub async fn put_entity(
     } else {
         StatusCode::OK
     };
-    Ok(entity_response(status, r.view.unwrap_or(Value::Null), r.version))
+    Ok(entity_response(
+        status,
+        r.view.unwrap_or(Value::Null),
+        r.version,
+    ))
 }
 
 /// `DELETE` of one entity: 204.
@@ -686,7 +692,11 @@ fn batch_op(i: usize, op: BatchOp) -> Result<Op, AppError> {
         })?;
     let precondition = match (op.if_match, op.if_none_match.as_deref()) {
         (Some(_), Some(_)) => {
-            return Err(Invalid::new(field("if_match"), "send if_match or if_none_match, not both").into());
+            return Err(Invalid::new(
+                field("if_match"),
+                "send if_match or if_none_match, not both",
+            )
+            .into());
         }
         (Some(v), None) => Precondition::IfMatch(v),
         (None, Some("*")) => Precondition::IfAbsent,
@@ -774,7 +784,10 @@ pub async fn post_batch(
     if req.ops.len() > MAX_BATCH_OPS {
         return Err(Invalid::new(
             "ops",
-            format!("a batch has at most {MAX_BATCH_OPS} ops, got {}", req.ops.len()),
+            format!(
+                "a batch has at most {MAX_BATCH_OPS} ops, got {}",
+                req.ops.len()
+            ),
         )
         .into());
     }
@@ -796,10 +809,12 @@ pub async fn post_batch(
         Err(e) => {
             let index = e.index;
             let app_err = AppError::from(e);
-            Err(match index.and_then(|i| names.get(i).map(|(k, id)| (i, *k, id))) {
-                Some((i, kind, id)) => in_batch(app_err, i, kind, id),
-                None => app_err,
-            })
+            Err(
+                match index.and_then(|i| names.get(i).map(|(k, id)| (i, *k, id))) {
+                    Some((i, kind, id)) => in_batch(app_err, i, kind, id),
+                    None => app_err,
+                },
+            )
         }
     }
 }
@@ -823,8 +838,8 @@ pub async fn post_order(State(app): State<App>, body: Bytes) -> Result<Response,
     let req: OrderRequest = model::decode(parse_json(&body)?)?;
     let order = orders::place(&app.db, req).await?;
     info!(order = %order.id, total = order.total, "Order placed.");
-    let location = HeaderValue::from_str(&format!("/orders/{}", order.id))
-        .map_err(AppError::internal)?;
+    let location =
+        HeaderValue::from_str(&format!("/orders/{}", order.id)).map_err(AppError::internal)?;
     let mut r = (StatusCode::CREATED, Json(order)).into_response();
     r.headers_mut().insert(header::LOCATION, location);
     Ok(r)

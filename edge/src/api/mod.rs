@@ -1,0 +1,326 @@
+//! The HTTP API of DESIGN.md §4: the router, bearer-token authentication
+//! and the OpenAPI document.
+//!
+//! Routes and their OpenAPI operations come from the same declarations
+//! (`utoipa-axum`), so the document cannot list a route the server lacks.
+//! Entity body schemas are generated from the `schemas` crate's types
+//! (schemars) and merged into the document's components, so the API and the
+//! fleet repo share one definition of every entity.
+
+pub mod error;
+pub mod handlers;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Router};
+use serde_json::{Map, Value, json};
+use subtle::ConstantTimeEq;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::db::Db;
+use error::AppError;
+use handlers as h;
+
+/// Largest request body: a 20,000-op menu batch fits.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub db: Db,
+    /// The serialized OpenAPI document.
+    pub openapi: Arc<str>,
+}
+
+/// The bearer token every route but `/healthz` and `/openapi.json` needs.
+#[derive(Clone)]
+pub struct BearerToken(Arc<[u8]>);
+
+impl BearerToken {
+    /// The token from a token file's content: surrounding whitespace trimmed.
+    /// `None` when nothing is left.
+    pub fn from_file_content(content: &str) -> Option<BearerToken> {
+        let t = content.trim();
+        (!t.is_empty()).then(|| BearerToken(Arc::from(t.as_bytes())))
+    }
+
+    fn matches(&self, presented: &[u8]) -> bool {
+        // Constant time in the token's content; the length is not secret.
+        presented.len() == self.0.len() && bool::from(presented.ct_eq(&self.0))
+    }
+}
+
+impl std::fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("BearerToken(<redacted>)")
+    }
+}
+
+async fn require_token(req: Request, next: Next) -> Response {
+    let Some(token) = req.extensions().get::<BearerToken>() else {
+        return AppError::internal(anyhow::anyhow!("no bearer token configured")).into_response();
+    };
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, rest) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
+        });
+    match presented {
+        Some(p) if token.matches(p.as_bytes()) => next.run(req).await,
+        _ => {
+            let mut r = AppError::unauthorized().into_response();
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+            r
+        }
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "fleet-edge",
+        description = "The store edge backend of Fleet (DESIGN.md §4): applied configuration with versions, local-first orders and a hash-chained audit log. Every route but /healthz and /openapi.json needs `Authorization: Bearer <token>`. Errors are `{\"error\": {\"code\", \"message\", \"field\"?}}`."
+    ),
+    tags(
+        (name = "state", description = "The applied configuration in one call."),
+        (name = "settings"), (name = "menu"), (name = "access"), (name = "kitchen"),
+        (name = "orders"), (name = "audit"), (name = "service")
+    )
+)]
+struct ApiDoc;
+
+/// Every route with its OpenAPI operation, before state and layers.
+fn api() -> OpenApiRouter<App> {
+    let protected = OpenApiRouter::new()
+        .routes(routes!(h::get_state))
+        .routes(routes!(h::get_setting, h::put_setting, h::delete_setting))
+        .routes(routes!(h::taxes::get, h::taxes::put, h::taxes::delete))
+        .routes(routes!(
+            h::categories::get,
+            h::categories::put,
+            h::categories::delete
+        ))
+        .routes(routes!(
+            h::modifier_groups::get,
+            h::modifier_groups::put,
+            h::modifier_groups::delete
+        ))
+        .routes(routes!(h::items::get, h::items::put, h::items::delete))
+        .routes(routes!(
+            h::discounts::get,
+            h::discounts::put,
+            h::discounts::delete
+        ))
+        .routes(routes!(h::post_batch))
+        .routes(routes!(h::roles::get, h::roles::put, h::roles::delete))
+        .routes(routes!(h::role_override))
+        .routes(routes!(h::users::get, h::users::put, h::users::delete))
+        .routes(routes!(h::user_override))
+        .routes(routes!(
+            h::stations::get,
+            h::stations::put,
+            h::stations::delete
+        ))
+        .routes(routes!(
+            h::devices::get,
+            h::devices::put,
+            h::devices::delete
+        ))
+        .routes(routes!(h::get_routing, h::put_routing))
+        .routes(routes!(h::post_order))
+        .routes(routes!(h::get_order))
+        .routes(routes!(h::get_tickets))
+        .routes(routes!(h::get_audit))
+        .routes(routes!(h::verify_audit))
+        .layer(middleware::from_fn(require_token));
+    let public = OpenApiRouter::new()
+        .routes(routes!(h::healthz))
+        .routes(routes!(h::openapi_json));
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(protected)
+        .merge(public)
+}
+
+/// The OpenAPI document, with the entity schemas of the `schemas` crate.
+pub fn openapi_document() -> Value {
+    let (_, doc) = api().split_for_parts();
+    let mut doc = serde_json::to_value(&doc).expect("an OpenAPI document serializes");
+    let components = doc
+        .as_object_mut()
+        .expect("an OpenAPI document is an object")
+        .entry("components")
+        .or_insert_with(|| json!({}));
+    let components = components.as_object_mut().expect("components is an object");
+    components.insert(
+        "securitySchemes".to_owned(),
+        json!({"bearer": {"type": "http", "scheme": "bearer",
+            "description": "The content of the token file given to `fleet-edge serve --token-file`, whitespace trimmed."}}),
+    );
+    let schemas = components
+        .entry("schemas")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .expect("components.schemas is an object");
+    for (name, schema) in model_schemas() {
+        schemas.insert(name, schema);
+    }
+    // Setting values are any registry scalar or list, not only objects.
+    for view in ["SettingView", "SettingPut"] {
+        if let Some(Value::Object(props)) =
+            schemas.get_mut(view).and_then(|v| v.get_mut("properties"))
+        {
+            props.insert(
+                "value".to_owned(),
+                json!({"$ref": "#/components/schemas/SettingValue"}),
+            );
+        }
+    }
+    doc
+}
+
+/// JSON Schemas of the entity types (from `schemas`, via schemars), with
+/// `<Name>Entity` variants that add `version` (and `local_override`), and
+/// `AppliedState` for `GET /state`.
+fn model_schemas() -> Map<String, Value> {
+    use schemas::model::{
+        Category, Device, Discount, Item, ModifierGroup, Role, Routing, SettingValue, Station, Tax,
+        User,
+    };
+    let mut generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| {
+            s.definitions_path = "/components/schemas".into();
+            s.meta_schema = None;
+        })
+        .into_generator();
+    macro_rules! add {
+        ($($t:ty),*) => { $( generator.subschema_for::<$t>(); )* };
+    }
+    add!(
+        Tax,
+        Category,
+        ModifierGroup,
+        Item,
+        Discount,
+        Role,
+        User,
+        Station,
+        Device,
+        Routing,
+        SettingValue
+    );
+    let mut defs = generator.take_definitions(true);
+    let versioned = |base: &Value, with_override: bool| {
+        let mut s = base.clone();
+        if let Some(obj) = s.as_object_mut() {
+            obj.remove("additionalProperties");
+            if let Some(Value::Object(props)) = obj.get_mut("properties") {
+                props.insert(
+                    "version".to_owned(),
+                    json!({"type": "integer", "minimum": 0,
+                        "description": "Bumped on every write; one counter for the whole database."}),
+                );
+                if with_override {
+                    props.insert(
+                        "local_override".to_owned(),
+                        json!({"type": "boolean",
+                            "description": "The store's emergency override: the reconciler leaves the entity alone while true."}),
+                    );
+                }
+            }
+            let required = obj.entry("required").or_insert_with(|| json!([]));
+            if let Some(r) = required.as_array_mut() {
+                r.push(json!("version"));
+                if with_override {
+                    r.push(json!("local_override"));
+                }
+            }
+        }
+        s
+    };
+    for (name, with_override) in [
+        ("Tax", false),
+        ("Category", false),
+        ("ModifierGroup", false),
+        ("Item", false),
+        ("Discount", false),
+        ("Role", true),
+        ("User", true),
+        ("Station", false),
+        ("Device", false),
+        ("Routing", false),
+    ] {
+        if let Some(base) = defs.get(name) {
+            let mut v = versioned(base, with_override);
+            if name == "User" {
+                // Users are applied as rendered for one store: no `stores`.
+                if let Some(Value::Object(props)) = v.get_mut("properties") {
+                    props.remove("stores");
+                }
+            }
+            defs.insert(format!("{name}Entity"), v);
+        }
+    }
+    let list = |name: &str| json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{name}Entity")}});
+    defs.insert(
+        "AppliedState".to_owned(),
+        json!({
+            "type": "object",
+            "description": "GET /state: every domain (or the one asked for); lists sorted by id.",
+            "required": ["version"],
+            "properties": {
+                "version": {"type": "integer", "minimum": 0, "description": "The newest version in the database."},
+                "settings": {"type": "object", "additionalProperties": {
+                    "type": "object", "required": ["value", "version"],
+                    "properties": {"value": {"$ref": "#/components/schemas/SettingValue"}, "version": {"type": "integer"}}}},
+                "menu": {"type": "object", "properties": {
+                    "taxes": list("Tax"), "categories": list("Category"),
+                    "modifier_groups": list("ModifierGroup"), "items": list("Item"),
+                    "discounts": list("Discount")}},
+                "access": {"type": "object", "properties": {"roles": list("Role"), "users": list("User")}},
+                "kitchen": {"type": "object", "properties": {
+                    "stations": list("Station"), "devices": list("Device"),
+                    "routing": {"$ref": "#/components/schemas/RoutingEntity"}}}
+            }
+        }),
+    );
+    defs
+}
+
+async fn not_found() -> Response {
+    AppError::not_found("no such route").into_response()
+}
+
+async fn method_not_allowed() -> Response {
+    AppError::client(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not take that method",
+    )
+    .into_response()
+}
+
+/// The service: every route, authentication, tracing and body limits.
+pub fn router(db: Db, token: BearerToken) -> Router {
+    let (router, _) = api().split_for_parts();
+    let openapi: Arc<str> = Arc::from(openapi_document().to_string());
+    router
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(Extension(token))
+        .layer(TraceLayer::new_for_http())
+        .with_state(App { db, openapi })
+}
