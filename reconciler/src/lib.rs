@@ -11,6 +11,7 @@
 //! is built in later issues.
 
 pub mod applied;
+pub mod config;
 pub mod git_tree;
 pub mod ops;
 pub mod trust;
