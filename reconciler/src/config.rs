@@ -74,17 +74,27 @@ fn default_fetch_timeout() -> u64 {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read the config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("{path}: `{field}` {problem}")]
-    Invalid { path: PathBuf, field: &'static str, problem: String },
+    Invalid {
+        path: PathBuf,
+        field: &'static str,
+        problem: String,
+    },
 }
 
 impl Config {
     /// Read and check the configuration at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
@@ -99,32 +109,63 @@ impl Config {
     }
 
     fn check(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |field, problem: String| ConfigError::Invalid { path: path.to_path_buf(), field, problem };
+        let invalid = |field, problem: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            field,
+            problem,
+        };
         match self.store.split_once('/') {
             Some((t, s)) if is_slug(t) && is_slug(s) => {}
-            _ => return Err(invalid("store", format!("is {:?}; it must be <tenant>/<store>, e.g. acme/soho", self.store))),
+            _ => {
+                return Err(invalid(
+                    "store",
+                    format!(
+                        "is {:?}; it must be <tenant>/<store>, e.g. acme/soho",
+                        self.store
+                    ),
+                ));
+            }
         }
         if self.repo_url.trim().is_empty() {
             return Err(invalid("repo_url", "is empty".into()));
         }
-        if self.branch.is_empty() || self.branch.contains("..") || self.branch.starts_with('-') || self.branch.contains(char::is_whitespace) {
-            return Err(invalid("branch", format!("{:?} is not a branch name", self.branch)));
+        if self.branch.is_empty()
+            || self.branch.contains("..")
+            || self.branch.starts_with('-')
+            || self.branch.contains(char::is_whitespace)
+        {
+            return Err(invalid(
+                "branch",
+                format!("{:?} is not a branch name", self.branch),
+            ));
         }
-        for (field, url) in [("edge_url", Some(&self.edge_url)), ("status_url", self.status_url.as_ref())] {
+        for (field, url) in [
+            ("edge_url", Some(&self.edge_url)),
+            ("status_url", self.status_url.as_ref()),
+        ] {
             if let Some(url) = url
                 && !(url.starts_with("http://") || url.starts_with("https://"))
             {
-                return Err(invalid(field, format!("{url:?} is not an http:// or https:// URL")));
+                return Err(invalid(
+                    field,
+                    format!("{url:?} is not an http:// or https:// URL"),
+                ));
             }
         }
         if self.interval_secs == 0 || self.interval_secs > 86_400 {
-            return Err(invalid("interval_secs", format!("is {}; use 1 to 86400", self.interval_secs)));
+            return Err(invalid(
+                "interval_secs",
+                format!("is {}; use 1 to 86400", self.interval_secs),
+            ));
         }
         if self.fetch_timeout_secs == 0 {
             return Err(invalid("fetch_timeout_secs", "must be above 0".into()));
         }
         if self.git_token_file.is_some() && self.git_ssh_key_file.is_some() {
-            return Err(invalid("git_token_file", "and git_ssh_key_file are both set; use one".into()));
+            return Err(invalid(
+                "git_token_file",
+                "and git_ssh_key_file are both set; use one".into(),
+            ));
         }
         Ok(())
     }
@@ -150,7 +191,10 @@ pub fn read_secret(path: &Path, what: &str) -> Result<String, std::io::Error> {
     let text = std::fs::read_to_string(path)?;
     let secret = text.trim().to_owned();
     if secret.is_empty() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("the {what} file {} is empty", path.display())));
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("the {what} file {} is empty", path.display()),
+        ));
     }
     Ok(secret)
 }
@@ -171,7 +215,10 @@ state_dir = "/var/lib/fleet"
     #[test]
     fn good_config_with_defaults() {
         let c = Config::parse(GOOD, Path::new("r.toml")).expect("valid");
-        assert_eq!((c.branch.as_str(), c.interval_secs, c.fetch_timeout_secs), ("main", 60, 60));
+        assert_eq!(
+            (c.branch.as_str(), c.interval_secs, c.fetch_timeout_secs),
+            ("main", 60, 60)
+        );
         assert_eq!(c.release_dir(), "tenants/acme/stores/soho");
         assert_eq!(c.status_url, None);
     }
@@ -180,11 +227,17 @@ state_dir = "/var/lib/fleet"
     fn every_problem_names_its_field() {
         let cases = [
             (GOOD.replace("acme/soho", "soho"), "`store`"),
-            (GOOD.replace("http://127.0.0.1:7070", "127.0.0.1:7070"), "`edge_url`"),
+            (
+                GOOD.replace("http://127.0.0.1:7070", "127.0.0.1:7070"),
+                "`edge_url`",
+            ),
             (format!("{GOOD}interval_secs = 0\n"), "`interval_secs`"),
             (format!("{GOOD}branch = \"a..b\"\n"), "`branch`"),
             (format!("{GOOD}colour = \"blue\"\n"), "colour"),
-            (GOOD.replace("state_dir = \"/var/lib/fleet\"\n", ""), "state_dir"),
+            (
+                GOOD.replace("state_dir = \"/var/lib/fleet\"\n", ""),
+                "state_dir",
+            ),
             ("store = [".to_owned(), "r.toml"),
         ];
         for (text, needle) in cases {

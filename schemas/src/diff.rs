@@ -251,19 +251,51 @@ fn entity_refs(state: &StoreState) -> BTreeMap<(EntityKind, &str), EntityRef<'_>
         out.insert((EntityKind::Setting, k.as_str()), EntityRef::Setting(v));
     }
     let m = &state.menu;
-    m.taxes.iter().for_each(|e| _ = out.insert((EntityKind::Tax, e.id.as_str()), EntityRef::Tax(e)));
-    m.categories.iter().for_each(|e| _ = out.insert((EntityKind::Category, e.id.as_str()), EntityRef::Category(e)));
-    m.modifier_groups
+    m.taxes
         .iter()
-        .for_each(|e| _ = out.insert((EntityKind::ModifierGroup, e.id.as_str()), EntityRef::ModifierGroup(e)));
-    m.items.iter().for_each(|e| _ = out.insert((EntityKind::Item, e.id.as_str()), EntityRef::Item(e)));
-    m.discounts.iter().for_each(|e| _ = out.insert((EntityKind::Discount, e.id.as_str()), EntityRef::Discount(e)));
-    state.access.roles.iter().for_each(|e| _ = out.insert((EntityKind::Role, e.id.as_str()), EntityRef::Role(e)));
-    state.access.users.iter().for_each(|e| _ = out.insert((EntityKind::User, e.id.as_str()), EntityRef::User(e)));
+        .for_each(|e| _ = out.insert((EntityKind::Tax, e.id.as_str()), EntityRef::Tax(e)));
+    m.categories.iter().for_each(|e| {
+        _ = out.insert(
+            (EntityKind::Category, e.id.as_str()),
+            EntityRef::Category(e),
+        )
+    });
+    m.modifier_groups.iter().for_each(|e| {
+        _ = out.insert(
+            (EntityKind::ModifierGroup, e.id.as_str()),
+            EntityRef::ModifierGroup(e),
+        )
+    });
+    m.items
+        .iter()
+        .for_each(|e| _ = out.insert((EntityKind::Item, e.id.as_str()), EntityRef::Item(e)));
+    m.discounts.iter().for_each(|e| {
+        _ = out.insert(
+            (EntityKind::Discount, e.id.as_str()),
+            EntityRef::Discount(e),
+        )
+    });
+    state
+        .access
+        .roles
+        .iter()
+        .for_each(|e| _ = out.insert((EntityKind::Role, e.id.as_str()), EntityRef::Role(e)));
+    state
+        .access
+        .users
+        .iter()
+        .for_each(|e| _ = out.insert((EntityKind::User, e.id.as_str()), EntityRef::User(e)));
     let k = &state.kitchen;
-    k.stations.iter().for_each(|e| _ = out.insert((EntityKind::Station, e.id.as_str()), EntityRef::Station(e)));
-    k.devices.iter().for_each(|e| _ = out.insert((EntityKind::Device, e.id.as_str()), EntityRef::Device(e)));
-    out.insert((EntityKind::Routing, "routing"), EntityRef::Routing(&k.routing));
+    k.stations
+        .iter()
+        .for_each(|e| _ = out.insert((EntityKind::Station, e.id.as_str()), EntityRef::Station(e)));
+    k.devices
+        .iter()
+        .for_each(|e| _ = out.insert((EntityKind::Device, e.id.as_str()), EntityRef::Device(e)));
+    out.insert(
+        (EntityKind::Routing, "routing"),
+        EntityRef::Routing(&k.routing),
+    );
     out
 }
 
@@ -281,8 +313,12 @@ pub fn diff_states(before: &StoreState, after: &StoreState) -> StateDiff {
     keys.dedup();
     for key in keys {
         let change = match (a.get(key), b.get(key)) {
-            (None, Some(v)) => Change::Added { value: v.to_value() },
-            (Some(v), None) => Change::Removed { value: v.to_value() },
+            (None, Some(v)) => Change::Added {
+                value: v.to_value(),
+            },
+            (Some(v), None) => Change::Removed {
+                value: v.to_value(),
+            },
             (Some(x), Some(y)) if x != y => {
                 let mut fields = Vec::new();
                 diff_values("", &x.to_value(), &y.to_value(), &mut fields);
@@ -290,7 +326,11 @@ pub fn diff_states(before: &StoreState, after: &StoreState) -> StateDiff {
             }
             _ => continue,
         };
-        changes.push(EntityChange { kind: key.0, id: key.1.to_owned(), change });
+        changes.push(EntityChange {
+            kind: key.0,
+            id: key.1.to_owned(),
+            change,
+        });
     }
     StateDiff { changes }
 }
