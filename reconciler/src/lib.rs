@@ -13,5 +13,7 @@
 pub mod applied;
 pub mod config;
 pub mod git_tree;
+pub mod source;
 pub mod ops;
+pub mod planner;
 pub mod trust;

@@ -1,0 +1,201 @@
+//! The Git source: fetch the fleet repo outbound into a bare mirror in
+//! `state_dir`, and read this store's release straight from the fetched
+//! commit's tree, with no checkout.
+//!
+//! Only regular blobs are read (a symlink or submodule in place of a release
+//! file is refused), and their size is checked from the object header before
+//! they are loaded. A fetch that takes longer than its timeout is abandoned.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use git2::{FetchOptions, ObjectType, RemoteCallbacks, Repository};
+
+use crate::trust::{MAX_RELEASE_BYTES, MAX_SIGNATURE_BYTES};
+
+/// How to reach the Git host.
+#[derive(Debug, Clone, Default)]
+pub enum Credentials {
+    /// Local path, `git://` or a public HTTPS repo.
+    #[default]
+    None,
+    /// HTTPS with a token as the password.
+    Token(String),
+    /// SSH with a deploy key file.
+    SshKey(PathBuf),
+}
+
+/// Why a fetch or read failed (the pass is retried later).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot open the mirror {path}: {source}")]
+    Mirror { path: PathBuf, source: git2::Error },
+    #[error("fetching {url}: {message}")]
+    Fetch { url: String, message: String },
+    #[error("fetching {url} took over {secs} s; gave up")]
+    Timeout { url: String, secs: u64 },
+    #[error("branch `{branch}` is not in {url}")]
+    NoBranch { url: String, branch: String },
+    #[error("reading {path} at {commit}: {message}")]
+    Read { path: String, commit: String, message: String },
+}
+
+/// A fetched commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub commit: String,
+}
+
+/// What the store's release directory holds at a commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReleaseFiles {
+    /// Both files are regular blobs of acceptable size.
+    Found { release: Vec<u8>, signature: Vec<u8> },
+    /// No `release.yaml` (the store was never released).
+    Missing,
+    /// Present but not acceptable: the reason is a [`crate::trust::Refusal`] message.
+    Refused(crate::trust::Refusal),
+}
+
+/// The bare mirror of the fleet repo in `state_dir/mirror.git`.
+#[derive(Debug)]
+pub struct Mirror {
+    path: PathBuf,
+    url: String,
+    branch: String,
+    credentials: Credentials,
+    timeout: Duration,
+}
+
+impl Mirror {
+    pub fn new(state_dir: &Path, url: &str, branch: &str, credentials: Credentials, timeout: Duration) -> Mirror {
+        Mirror { path: state_dir.join("mirror.git"), url: url.to_owned(), branch: branch.to_owned(), credentials, timeout }
+    }
+
+    fn open(&self) -> Result<Repository, SourceError> {
+        let err = |source| SourceError::Mirror { path: self.path.clone(), source };
+        match Repository::open_bare(&self.path) {
+            Ok(r) => Ok(r),
+            Err(_) => {
+                std::fs::create_dir_all(&self.path).map_err(|e| err(git2::Error::from_str(&e.to_string())))?;
+                Repository::init_bare(&self.path).map_err(err)
+            }
+        }
+    }
+
+    fn tracking_ref(&self) -> String {
+        format!("refs/remotes/origin/{}", self.branch)
+    }
+
+    /// Fetch the branch; answers the commit it now points at.
+    pub fn fetch(&self) -> Result<Fetched, SourceError> {
+        let repo = self.open()?;
+        let fetch_err = |message: String| SourceError::Fetch { url: self.url.clone(), message };
+        let mut remote = repo.remote_anonymous(&self.url).map_err(|e| fetch_err(e.message().to_owned()))?;
+        let cancelled = Arc::new(AtomicBool::new(false));
+        let deadline = Instant::now() + self.timeout;
+        let mut callbacks = RemoteCallbacks::new();
+        {
+            let cancelled = cancelled.clone();
+            callbacks.transfer_progress(move |_| {
+                if Instant::now() > deadline {
+                    cancelled.store(true, Ordering::SeqCst);
+                    return false;
+                }
+                true
+            });
+        }
+        let credentials = self.credentials.clone();
+        callbacks.credentials(move |_url, username, allowed| match &credentials {
+            Credentials::Token(token) if allowed.is_user_pass_plaintext() => {
+                git2::Cred::userpass_plaintext(username.unwrap_or("x-access-token"), token)
+            }
+            Credentials::SshKey(key) if allowed.is_ssh_key() => {
+                git2::Cred::ssh_key(username.unwrap_or("git"), None, key, None)
+            }
+            _ => Err(git2::Error::from_str("the repository needs credentials: set git_token_file or git_ssh_key_file")),
+        });
+        let mut options = FetchOptions::new();
+        options.remote_callbacks(callbacks);
+        options.download_tags(git2::AutotagOption::None);
+        options.depth(0);
+        let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking_ref());
+        let result = remote.fetch(&[refspec.as_str()], Some(&mut options), None);
+        if cancelled.load(Ordering::SeqCst) || Instant::now() > deadline + Duration::from_secs(1) {
+            return Err(SourceError::Timeout { url: self.url.clone(), secs: self.timeout.as_secs() });
+        }
+        result.map_err(|e| fetch_err(e.message().to_owned()))?;
+        let commit = repo
+            .find_reference(&self.tracking_ref())
+            .and_then(|r| r.peel_to_commit())
+            .map_err(|_| SourceError::NoBranch { url: self.url.clone(), branch: self.branch.clone() })?;
+        Ok(Fetched { commit: commit.id().to_string() })
+    }
+
+    /// The commit of the last successful fetch, if any (for offline passes).
+    pub fn last_fetched(&self) -> Option<Fetched> {
+        let repo = Repository::open_bare(&self.path).ok()?;
+        let commit = repo.find_reference(&self.tracking_ref()).ok()?.peel_to_commit().ok()?;
+        Some(Fetched { commit: commit.id().to_string() })
+    }
+
+    /// This store's release files at `commit`, read as regular blobs only.
+    pub fn read_release(&self, commit: &str, release_dir: &str) -> Result<ReleaseFiles, SourceError> {
+        let repo = self.open()?;
+        let read_err = |path: &str, message: String| SourceError::Read { path: path.to_owned(), commit: commit.to_owned(), message };
+        let oid = git2::Oid::from_str(commit).map_err(|e| read_err(release_dir, e.message().to_owned()))?;
+        let tree = repo.find_commit(oid).and_then(|c| c.tree()).map_err(|e| read_err(release_dir, e.message().to_owned()))?;
+        let release_path = format!("{release_dir}/release.yaml");
+        let signature_path = format!("{release_dir}/release.yaml.minisig");
+        let release = match read_blob(&repo, &tree, &release_path, MAX_RELEASE_BYTES)? {
+            Blob::Missing => return Ok(ReleaseFiles::Missing),
+            Blob::Refused(r) => return Ok(ReleaseFiles::Refused(r)),
+            Blob::Bytes(b) => b,
+        };
+        let signature = match read_blob(&repo, &tree, &signature_path, MAX_SIGNATURE_BYTES)? {
+            Blob::Missing => {
+                return Ok(ReleaseFiles::Refused(crate::trust::Refusal::MalformedSignature(
+                    "release.yaml has no release.yaml.minisig beside it".to_owned(),
+                )));
+            }
+            Blob::Refused(r) => return Ok(ReleaseFiles::Refused(r)),
+            Blob::Bytes(b) => b,
+        };
+        Ok(ReleaseFiles::Found { release, signature })
+    }
+}
+
+enum Blob {
+    Missing,
+    Refused(crate::trust::Refusal),
+    Bytes(Vec<u8>),
+}
+
+const MODE_BLOB: i32 = 0o100644;
+const MODE_BLOB_EXECUTABLE: i32 = 0o100755;
+
+fn read_blob(repo: &Repository, tree: &git2::Tree<'_>, path: &str, max: usize) -> Result<Blob, SourceError> {
+    let entry = match tree.get_path(Path::new(path)) {
+        Ok(e) => e,
+        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(Blob::Missing),
+        Err(e) => return Err(SourceError::Read { path: path.to_owned(), commit: String::new(), message: e.message().to_owned() }),
+    };
+    let mode = entry.filemode();
+    if entry.kind() != Some(ObjectType::Blob) || !(mode == MODE_BLOB || mode == MODE_BLOB_EXECUTABLE) {
+        return Ok(Blob::Refused(crate::trust::Refusal::NotRegularFile(path.to_owned())));
+    }
+    let odb = repo.odb().map_err(|e| SourceError::Read { path: path.to_owned(), commit: String::new(), message: e.message().to_owned() })?;
+    let (size, _) = odb
+        .read_header(entry.id())
+        .map_err(|e| SourceError::Read { path: path.to_owned(), commit: String::new(), message: e.message().to_owned() })?;
+    if size > max {
+        let what = if path.ends_with(".minisig") { "release.yaml.minisig" } else { "release.yaml" };
+        return Ok(Blob::Refused(crate::trust::Refusal::TooLarge { what, size, max }));
+    }
+    let blob = repo
+        .find_blob(entry.id())
+        .map_err(|e| SourceError::Read { path: path.to_owned(), commit: String::new(), message: e.message().to_owned() })?;
+    Ok(Blob::Bytes(blob.content().to_vec()))
+}
