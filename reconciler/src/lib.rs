@@ -10,10 +10,15 @@
 //! The agent proper (Git source, planner, edge client, report outbox, loop)
 //! is built in later issues.
 
+pub mod agent;
 pub mod applied;
 pub mod config;
+pub mod daemon;
+pub mod edge_client;
 pub mod git_tree;
-pub mod source;
 pub mod ops;
+pub mod outbox;
 pub mod planner;
+pub mod report;
+pub mod source;
 pub mod trust;

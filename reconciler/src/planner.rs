@@ -38,49 +38,89 @@ pub struct StateFormatError {
 impl AppliedState {
     /// Read the JSON of the edge's `GET /state`.
     pub fn from_edge_json(json: &Value) -> Result<AppliedState, StateFormatError> {
-        let err = |at: &str, message: String| StateFormatError { at: at.to_owned(), message };
+        let err = |at: &str, message: String| StateFormatError {
+            at: at.to_owned(),
+            message,
+        };
         let mut out = AppliedState::default();
-        let settings = json.get("settings").and_then(Value::as_object).ok_or_else(|| err("settings", "missing".into()))?;
+        let settings = json
+            .get("settings")
+            .and_then(Value::as_object)
+            .ok_or_else(|| err("settings", "missing".into()))?;
         for (key, entry) in settings {
-            let value = entry.get("value").ok_or_else(|| err(&format!("settings.{key}"), "no value".into()))?;
-            let value = serde_json::from_value(value.clone()).map_err(|e| err(&format!("settings.{key}"), e.to_string()))?;
+            let value = entry
+                .get("value")
+                .ok_or_else(|| err(&format!("settings.{key}"), "no value".into()))?;
+            let value = serde_json::from_value(value.clone())
+                .map_err(|e| err(&format!("settings.{key}"), e.to_string()))?;
             out.state.settings.insert(key.clone(), value);
-            out.versions.insert((EntityKind::Setting, key.clone()), version_of(entry));
+            out.versions
+                .insert((EntityKind::Setting, key.clone()), version_of(entry));
         }
-        let menu = json.get("menu").ok_or_else(|| err("menu", "missing".into()))?;
+        let menu = json
+            .get("menu")
+            .ok_or_else(|| err("menu", "missing".into()))?;
         out.state.menu.taxes = out.entities(menu, "taxes", EntityKind::Tax)?;
         out.state.menu.categories = out.entities(menu, "categories", EntityKind::Category)?;
-        out.state.menu.modifier_groups = out.entities(menu, "modifier_groups", EntityKind::ModifierGroup)?;
+        out.state.menu.modifier_groups =
+            out.entities(menu, "modifier_groups", EntityKind::ModifierGroup)?;
         out.state.menu.items = out.entities(menu, "items", EntityKind::Item)?;
         out.state.menu.discounts = out.entities(menu, "discounts", EntityKind::Discount)?;
-        let access = json.get("access").ok_or_else(|| err("access", "missing".into()))?;
+        let access = json
+            .get("access")
+            .ok_or_else(|| err("access", "missing".into()))?;
         out.state.access.roles = out.entities(access, "roles", EntityKind::Role)?;
         out.state.access.users = out.entities(access, "users", EntityKind::User)?;
-        let kitchen = json.get("kitchen").ok_or_else(|| err("kitchen", "missing".into()))?;
+        let kitchen = json
+            .get("kitchen")
+            .ok_or_else(|| err("kitchen", "missing".into()))?;
         out.state.kitchen.stations = out.entities(kitchen, "stations", EntityKind::Station)?;
         out.state.kitchen.devices = out.entities(kitchen, "devices", EntityKind::Device)?;
         let routing = kitchen.get("routing").cloned().unwrap_or(Value::Null);
         if !routing.is_null() {
-            out.versions.insert((EntityKind::Routing, "routing".into()), version_of(&routing));
-            out.state.kitchen.routing = serde_json::from_value(strip(routing)).map_err(|e| err("kitchen.routing", e.to_string()))?;
+            out.versions.insert(
+                (EntityKind::Routing, "routing".into()),
+                version_of(&routing),
+            );
+            out.state.kitchen.routing = serde_json::from_value(strip(routing))
+                .map_err(|e| err("kitchen.routing", e.to_string()))?;
         }
         Ok(out)
     }
 
-    fn entities<T: serde::de::DeserializeOwned>(&mut self, section: &Value, name: &str, kind: EntityKind) -> Result<Vec<T>, StateFormatError> {
+    fn entities<T: serde::de::DeserializeOwned>(
+        &mut self,
+        section: &Value,
+        name: &str,
+        kind: EntityKind,
+    ) -> Result<Vec<T>, StateFormatError> {
         let list = match section.get(name) {
             None | Some(Value::Null) => return Ok(Vec::new()),
             Some(Value::Array(list)) => list,
-            Some(_) => return Err(StateFormatError { at: name.to_owned(), message: "not a list".into() }),
+            Some(_) => {
+                return Err(StateFormatError {
+                    at: name.to_owned(),
+                    message: "not a list".into(),
+                });
+            }
         };
         let mut out = Vec::with_capacity(list.len());
         for (i, e) in list.iter().enumerate() {
-            let id = e.get("id").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let id = e
+                .get("id")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             if e.get("local_override").and_then(Value::as_bool) == Some(true) {
                 self.overridden.insert((kind, id.clone()));
             }
             self.versions.insert((kind, id), version_of(e));
-            out.push(serde_json::from_value(strip(e.clone())).map_err(|err| StateFormatError { at: format!("{name}[{i}]"), message: err.to_string() })?);
+            out.push(
+                serde_json::from_value(strip(e.clone())).map_err(|err| StateFormatError {
+                    at: format!("{name}[{i}]"),
+                    message: err.to_string(),
+                })?,
+            );
         }
         Ok(out)
     }
@@ -118,7 +158,9 @@ pub enum Precondition {
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
     /// Create or replace with this body (POS-MODEL fields).
-    Upsert { body: Value },
+    Upsert {
+        body: Value,
+    },
     Delete,
 }
 
@@ -164,7 +206,10 @@ const ORDER: [EntityKind; 11] = [
 ];
 
 fn rank(kind: EntityKind) -> usize {
-    ORDER.iter().position(|k| *k == kind).expect("every kind is ordered")
+    ORDER
+        .iter()
+        .position(|k| *k == kind)
+        .expect("every kind is ordered")
 }
 
 /// Plan the writes that take `applied` to `desired`.
@@ -190,38 +235,99 @@ pub fn plan(desired: &StoreState, applied: &AppliedState) -> Plan {
         };
         match &change.change {
             Change::Removed { .. } if change.kind == EntityKind::Routing => {
-                upserts.push(Op { kind: change.kind, id: change.id.clone(), action: Action::Upsert { body: serde_json::json!({}) }, precondition });
+                upserts.push(Op {
+                    kind: change.kind,
+                    id: change.id.clone(),
+                    action: Action::Upsert {
+                        body: serde_json::json!({}),
+                    },
+                    precondition,
+                });
             }
-            Change::Removed { .. } => deletes.push(Op { kind: change.kind, id: change.id.clone(), action: Action::Delete, precondition }),
+            Change::Removed { .. } => deletes.push(Op {
+                kind: change.kind,
+                id: change.id.clone(),
+                action: Action::Delete,
+                precondition,
+            }),
             Change::Added { .. } | Change::Changed { .. } => {
-                let body = desired_entities.get(&key).cloned().expect("an added or changed entity is desired");
-                upserts.push(Op { kind: change.kind, id: change.id.clone(), action: Action::Upsert { body }, precondition });
+                let body = desired_entities
+                    .get(&key)
+                    .cloned()
+                    .expect("an added or changed entity is desired");
+                upserts.push(Op {
+                    kind: change.kind,
+                    id: change.id.clone(),
+                    action: Action::Upsert { body },
+                    precondition,
+                });
             }
         }
     }
-    let depth = |op: &Op| if op.kind == EntityKind::Role { role_depth.get(&op.id).copied().unwrap_or(0) } else { 0 };
-    upserts.sort_by(|a, b| rank(a.kind).cmp(&rank(b.kind)).then(depth(a).cmp(&depth(b))).then(a.id.cmp(&b.id)));
-    deletes.sort_by(|a, b| rank(b.kind).cmp(&rank(a.kind)).then(depth(b).cmp(&depth(a))).then(a.id.cmp(&b.id)));
+    let depth = |op: &Op| {
+        if op.kind == EntityKind::Role {
+            role_depth.get(&op.id).copied().unwrap_or(0)
+        } else {
+            0
+        }
+    };
+    upserts.sort_by(|a, b| {
+        rank(a.kind)
+            .cmp(&rank(b.kind))
+            .then(depth(a).cmp(&depth(b)))
+            .then(a.id.cmp(&b.id))
+    });
+    deletes.sort_by(|a, b| {
+        rank(b.kind)
+            .cmp(&rank(a.kind))
+            .then(depth(b).cmp(&depth(a)))
+            .then(a.id.cmp(&b.id))
+    });
     upserts.extend(deletes);
-    Plan { ops: upserts, diff, overridden }
+    Plan {
+        ops: upserts,
+        diff,
+        overridden,
+    }
 }
 
 /// How deep each role sits in the inheritance graph (parents first), over
 /// the roles of both states so creates and deletes are both ordered.
 fn role_depths(desired: &StoreState, applied: &StoreState) -> BTreeMap<String, usize> {
     let mut parents: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-    for r in desired.access.roles.iter().chain(applied.access.roles.iter()) {
-        parents.entry(r.id.as_str()).or_default().extend(r.inherits.iter().map(|i| i.as_str()));
+    for r in desired
+        .access
+        .roles
+        .iter()
+        .chain(applied.access.roles.iter())
+    {
+        parents
+            .entry(r.id.as_str())
+            .or_default()
+            .extend(r.inherits.iter().map(|i| i.as_str()));
     }
-    fn depth<'a>(id: &'a str, parents: &BTreeMap<&'a str, Vec<&'a str>>, seen: &mut BTreeSet<&'a str>) -> usize {
+    fn depth<'a>(
+        id: &'a str,
+        parents: &BTreeMap<&'a str, Vec<&'a str>>,
+        seen: &mut BTreeSet<&'a str>,
+    ) -> usize {
         if !seen.insert(id) {
             return 0; // a cycle; the edge refuses it anyway
         }
-        let d = parents.get(id).into_iter().flatten().map(|p| depth(p, parents, seen) + 1).max().unwrap_or(0);
+        let d = parents
+            .get(id)
+            .into_iter()
+            .flatten()
+            .map(|p| depth(p, parents, seen) + 1)
+            .max()
+            .unwrap_or(0);
         seen.remove(id);
         d
     }
-    parents.keys().map(|id| (id.to_string(), depth(id, &parents, &mut BTreeSet::new()))).collect()
+    parents
+        .keys()
+        .map(|id| (id.to_string(), depth(id, &parents, &mut BTreeSet::new())))
+        .collect()
 }
 
 #[cfg(test)]

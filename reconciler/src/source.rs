@@ -39,7 +39,11 @@ pub enum SourceError {
     #[error("branch `{branch}` is not in {url}")]
     NoBranch { url: String, branch: String },
     #[error("reading {path} at {commit}: {message}")]
-    Read { path: String, commit: String, message: String },
+    Read {
+        path: String,
+        commit: String,
+        message: String,
+    },
 }
 
 /// A fetched commit.
@@ -52,7 +56,10 @@ pub struct Fetched {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReleaseFiles {
     /// Both files are regular blobs of acceptable size.
-    Found { release: Vec<u8>, signature: Vec<u8> },
+    Found {
+        release: Vec<u8>,
+        signature: Vec<u8>,
+    },
     /// No `release.yaml` (the store was never released).
     Missing,
     /// Present but not acceptable: the reason is a [`crate::trust::Refusal`] message.
@@ -70,16 +77,32 @@ pub struct Mirror {
 }
 
 impl Mirror {
-    pub fn new(state_dir: &Path, url: &str, branch: &str, credentials: Credentials, timeout: Duration) -> Mirror {
-        Mirror { path: state_dir.join("mirror.git"), url: url.to_owned(), branch: branch.to_owned(), credentials, timeout }
+    pub fn new(
+        state_dir: &Path,
+        url: &str,
+        branch: &str,
+        credentials: Credentials,
+        timeout: Duration,
+    ) -> Mirror {
+        Mirror {
+            path: state_dir.join("mirror.git"),
+            url: url.to_owned(),
+            branch: branch.to_owned(),
+            credentials,
+            timeout,
+        }
     }
 
     fn open(&self) -> Result<Repository, SourceError> {
-        let err = |source| SourceError::Mirror { path: self.path.clone(), source };
+        let err = |source| SourceError::Mirror {
+            path: self.path.clone(),
+            source,
+        };
         match Repository::open_bare(&self.path) {
             Ok(r) => Ok(r),
             Err(_) => {
-                std::fs::create_dir_all(&self.path).map_err(|e| err(git2::Error::from_str(&e.to_string())))?;
+                std::fs::create_dir_all(&self.path)
+                    .map_err(|e| err(git2::Error::from_str(&e.to_string())))?;
                 Repository::init_bare(&self.path).map_err(err)
             }
         }
@@ -92,8 +115,13 @@ impl Mirror {
     /// Fetch the branch; answers the commit it now points at.
     pub fn fetch(&self) -> Result<Fetched, SourceError> {
         let repo = self.open()?;
-        let fetch_err = |message: String| SourceError::Fetch { url: self.url.clone(), message };
-        let mut remote = repo.remote_anonymous(&self.url).map_err(|e| fetch_err(e.message().to_owned()))?;
+        let fetch_err = |message: String| SourceError::Fetch {
+            url: self.url.clone(),
+            message,
+        };
+        let mut remote = repo
+            .remote_anonymous(&self.url)
+            .map_err(|e| fetch_err(e.message().to_owned()))?;
         let cancelled = Arc::new(AtomicBool::new(false));
         let deadline = Instant::now() + self.timeout;
         let mut callbacks = RemoteCallbacks::new();
@@ -115,7 +143,9 @@ impl Mirror {
             Credentials::SshKey(key) if allowed.is_ssh_key() => {
                 git2::Cred::ssh_key(username.unwrap_or("git"), None, key, None)
             }
-            _ => Err(git2::Error::from_str("the repository needs credentials: set git_token_file or git_ssh_key_file")),
+            _ => Err(git2::Error::from_str(
+                "the repository needs credentials: set git_token_file or git_ssh_key_file",
+            )),
         });
         let mut options = FetchOptions::new();
         options.remote_callbacks(callbacks);
@@ -124,29 +154,55 @@ impl Mirror {
         let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking_ref());
         let result = remote.fetch(&[refspec.as_str()], Some(&mut options), None);
         if cancelled.load(Ordering::SeqCst) || Instant::now() > deadline + Duration::from_secs(1) {
-            return Err(SourceError::Timeout { url: self.url.clone(), secs: self.timeout.as_secs() });
+            return Err(SourceError::Timeout {
+                url: self.url.clone(),
+                secs: self.timeout.as_secs(),
+            });
         }
         result.map_err(|e| fetch_err(e.message().to_owned()))?;
         let commit = repo
             .find_reference(&self.tracking_ref())
             .and_then(|r| r.peel_to_commit())
-            .map_err(|_| SourceError::NoBranch { url: self.url.clone(), branch: self.branch.clone() })?;
-        Ok(Fetched { commit: commit.id().to_string() })
+            .map_err(|_| SourceError::NoBranch {
+                url: self.url.clone(),
+                branch: self.branch.clone(),
+            })?;
+        Ok(Fetched {
+            commit: commit.id().to_string(),
+        })
     }
 
     /// The commit of the last successful fetch, if any (for offline passes).
     pub fn last_fetched(&self) -> Option<Fetched> {
         let repo = Repository::open_bare(&self.path).ok()?;
-        let commit = repo.find_reference(&self.tracking_ref()).ok()?.peel_to_commit().ok()?;
-        Some(Fetched { commit: commit.id().to_string() })
+        let commit = repo
+            .find_reference(&self.tracking_ref())
+            .ok()?
+            .peel_to_commit()
+            .ok()?;
+        Some(Fetched {
+            commit: commit.id().to_string(),
+        })
     }
 
     /// This store's release files at `commit`, read as regular blobs only.
-    pub fn read_release(&self, commit: &str, release_dir: &str) -> Result<ReleaseFiles, SourceError> {
+    pub fn read_release(
+        &self,
+        commit: &str,
+        release_dir: &str,
+    ) -> Result<ReleaseFiles, SourceError> {
         let repo = self.open()?;
-        let read_err = |path: &str, message: String| SourceError::Read { path: path.to_owned(), commit: commit.to_owned(), message };
-        let oid = git2::Oid::from_str(commit).map_err(|e| read_err(release_dir, e.message().to_owned()))?;
-        let tree = repo.find_commit(oid).and_then(|c| c.tree()).map_err(|e| read_err(release_dir, e.message().to_owned()))?;
+        let read_err = |path: &str, message: String| SourceError::Read {
+            path: path.to_owned(),
+            commit: commit.to_owned(),
+            message,
+        };
+        let oid = git2::Oid::from_str(commit)
+            .map_err(|e| read_err(release_dir, e.message().to_owned()))?;
+        let tree = repo
+            .find_commit(oid)
+            .and_then(|c| c.tree())
+            .map_err(|e| read_err(release_dir, e.message().to_owned()))?;
         let release_path = format!("{release_dir}/release.yaml");
         let signature_path = format!("{release_dir}/release.yaml.minisig");
         let release = match read_blob(&repo, &tree, &release_path, MAX_RELEASE_BYTES)? {
@@ -156,9 +212,11 @@ impl Mirror {
         };
         let signature = match read_blob(&repo, &tree, &signature_path, MAX_SIGNATURE_BYTES)? {
             Blob::Missing => {
-                return Ok(ReleaseFiles::Refused(crate::trust::Refusal::MalformedSignature(
-                    "release.yaml has no release.yaml.minisig beside it".to_owned(),
-                )));
+                return Ok(ReleaseFiles::Refused(
+                    crate::trust::Refusal::MalformedSignature(
+                        "release.yaml has no release.yaml.minisig beside it".to_owned(),
+                    ),
+                ));
             }
             Blob::Refused(r) => return Ok(ReleaseFiles::Refused(r)),
             Blob::Bytes(b) => b,
@@ -176,26 +234,57 @@ enum Blob {
 const MODE_BLOB: i32 = 0o100644;
 const MODE_BLOB_EXECUTABLE: i32 = 0o100755;
 
-fn read_blob(repo: &Repository, tree: &git2::Tree<'_>, path: &str, max: usize) -> Result<Blob, SourceError> {
+fn read_blob(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    path: &str,
+    max: usize,
+) -> Result<Blob, SourceError> {
     let entry = match tree.get_path(Path::new(path)) {
         Ok(e) => e,
         Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(Blob::Missing),
-        Err(e) => return Err(SourceError::Read { path: path.to_owned(), commit: String::new(), message: e.message().to_owned() }),
+        Err(e) => {
+            return Err(SourceError::Read {
+                path: path.to_owned(),
+                commit: String::new(),
+                message: e.message().to_owned(),
+            });
+        }
     };
     let mode = entry.filemode();
-    if entry.kind() != Some(ObjectType::Blob) || !(mode == MODE_BLOB || mode == MODE_BLOB_EXECUTABLE) {
-        return Ok(Blob::Refused(crate::trust::Refusal::NotRegularFile(path.to_owned())));
+    if entry.kind() != Some(ObjectType::Blob)
+        || !(mode == MODE_BLOB || mode == MODE_BLOB_EXECUTABLE)
+    {
+        return Ok(Blob::Refused(crate::trust::Refusal::NotRegularFile(
+            path.to_owned(),
+        )));
     }
-    let odb = repo.odb().map_err(|e| SourceError::Read { path: path.to_owned(), commit: String::new(), message: e.message().to_owned() })?;
-    let (size, _) = odb
-        .read_header(entry.id())
-        .map_err(|e| SourceError::Read { path: path.to_owned(), commit: String::new(), message: e.message().to_owned() })?;
+    let odb = repo.odb().map_err(|e| SourceError::Read {
+        path: path.to_owned(),
+        commit: String::new(),
+        message: e.message().to_owned(),
+    })?;
+    let (size, _) = odb.read_header(entry.id()).map_err(|e| SourceError::Read {
+        path: path.to_owned(),
+        commit: String::new(),
+        message: e.message().to_owned(),
+    })?;
     if size > max {
-        let what = if path.ends_with(".minisig") { "release.yaml.minisig" } else { "release.yaml" };
-        return Ok(Blob::Refused(crate::trust::Refusal::TooLarge { what, size, max }));
+        let what = if path.ends_with(".minisig") {
+            "release.yaml.minisig"
+        } else {
+            "release.yaml"
+        };
+        return Ok(Blob::Refused(crate::trust::Refusal::TooLarge {
+            what,
+            size,
+            max,
+        }));
     }
-    let blob = repo
-        .find_blob(entry.id())
-        .map_err(|e| SourceError::Read { path: path.to_owned(), commit: String::new(), message: e.message().to_owned() })?;
+    let blob = repo.find_blob(entry.id()).map_err(|e| SourceError::Read {
+        path: path.to_owned(),
+        commit: String::new(),
+        message: e.message().to_owned(),
+    })?;
     Ok(Blob::Bytes(blob.content().to_vec()))
 }

@@ -35,6 +35,9 @@ pub struct SettingSpec {
     pub ty: SettingType,
     /// Whether a store's `overrides.settings` may set it.
     pub store_overridable: bool,
+    /// Set by rendering from the tenant and store sections, never written
+    /// in a `settings:` map (see `render::DERIVED_SETTINGS`).
+    pub derived: bool,
     pub description: &'static str,
 }
 
@@ -44,55 +47,85 @@ pub const SETTINGS: &[SettingSpec] = &[
         key: "tax.rounding",
         ty: SettingType::Enum(&["half_even", "half_up"]),
         store_overridable: true,
+        derived: false,
         description: "How tax amounts are rounded to minor units.",
     },
     SettingSpec {
         key: "receipt.header",
         ty: SettingType::Text { max_len: 500 },
         store_overridable: true,
+        derived: false,
         description: "Text printed at the top of receipts.",
     },
     SettingSpec {
         key: "receipt.footer",
         ty: SettingType::Text { max_len: 500 },
         store_overridable: true,
+        derived: false,
         description: "Text printed at the bottom of receipts.",
     },
     SettingSpec {
         key: "order.auto_close_minutes",
         ty: SettingType::Int { min: 0, max: 1440 },
         store_overridable: true,
+        derived: false,
         description: "Minutes after which a settled order is closed; 0 never.",
     },
     SettingSpec {
         key: "order.require_table",
         ty: SettingType::Bool,
         store_overridable: true,
+        derived: false,
         description: "Whether dine-in orders need a table number.",
     },
     SettingSpec {
         key: "tips.enabled",
         ty: SettingType::Bool,
         store_overridable: true,
+        derived: false,
         description: "Whether guests are offered a tip.",
     },
     SettingSpec {
         key: "tips.suggestions",
         ty: SettingType::RateList,
         store_overridable: true,
+        derived: false,
         description: "Suggested tip percentages, as rate strings.",
     },
     SettingSpec {
         key: "drawer.require_count",
         ty: SettingType::Bool,
         store_overridable: false,
+        derived: false,
         description: "Whether closing a drawer needs a blind count (a cash-control policy set by head office).",
     },
     SettingSpec {
         key: "locale",
         ty: SettingType::Locale,
         store_overridable: true,
+        derived: false,
         description: "Language and region of receipts and screens (BCP 47).",
+    },
+    SettingSpec {
+        key: "store.name",
+        ty: SettingType::Text { max_len: 200 },
+        store_overridable: false,
+        derived: true,
+        description: "The store's name, from `store.name` of store.yaml.",
+    },
+    SettingSpec {
+        key: "store.timezone",
+        ty: SettingType::Text { max_len: 64 },
+        store_overridable: false,
+        derived: true,
+        description: "The store's IANA time zone: store.yaml's, else the tenant's.",
+    },
+    SettingSpec {
+        key: "store.currency",
+        ty: SettingType::Text { max_len: 3 },
+        store_overridable: false,
+        derived: true,
+        description: "The tenant's ISO 4217 currency.",
     },
 ];
 
@@ -260,6 +293,16 @@ fn is_bcp47(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn derived_settings_are_registered() {
+        for key in crate::render::DERIVED_SETTINGS {
+            assert!(
+                matches!(lookup_setting(key), SettingLookup::Known(s) if s.derived),
+                "{key}"
+            );
+        }
+    }
 
     #[test]
     fn aliases_point_at_registered_names() {

@@ -23,8 +23,15 @@ fn soho() -> StoreState {
 
 /// `state` as the edge would report it, every entity at `version`.
 fn applied(state: &StoreState, version: u64) -> AppliedState {
-    let versions = schemas::diff::entities(state).into_keys().map(|k| (k, version)).collect();
-    AppliedState { state: state.clone(), versions, overridden: Default::default() }
+    let versions = schemas::diff::entities(state)
+        .into_keys()
+        .map(|k| (k, version))
+        .collect();
+    AppliedState {
+        state: state.clone(),
+        versions,
+        overridden: Default::default(),
+    }
 }
 
 /// Apply ops to an applied state the way the edge does (the model of the
@@ -39,11 +46,19 @@ fn apply(mut a: AppliedState, plan: &Plan) -> AppliedState {
                 entities.insert(key, body.clone());
             }
             (Action::Upsert { body }, Precondition::Version(v)) => {
-                assert_eq!(a.versions.get(&key).copied().unwrap_or(0), v, "stale If-Match for {key:?}");
+                assert_eq!(
+                    a.versions.get(&key).copied().unwrap_or(0),
+                    v,
+                    "stale If-Match for {key:?}"
+                );
                 entities.insert(key, body.clone());
             }
             (Action::Delete, Precondition::Version(v)) => {
-                assert_eq!(a.versions.get(&key).copied(), Some(v), "stale If-Match for {key:?}");
+                assert_eq!(
+                    a.versions.get(&key).copied(),
+                    Some(v),
+                    "stale If-Match for {key:?}"
+                );
                 entities.remove(&key);
             }
             (Action::Delete, Precondition::Absent) => panic!("delete without a version: {key:?}"),
@@ -54,14 +69,24 @@ fn apply(mut a: AppliedState, plan: &Plan) -> AppliedState {
 }
 
 fn from_entities(entities: &BTreeMap<(EntityKind, String), Value>) -> StoreState {
-    fn list<T: serde::de::DeserializeOwned>(entities: &BTreeMap<(EntityKind, String), Value>, kind: EntityKind) -> Vec<T> {
-        let values = entities.iter().filter(|((k, _), _)| *k == kind).map(|(_, v)| v.clone()).collect();
+    fn list<T: serde::de::DeserializeOwned>(
+        entities: &BTreeMap<(EntityKind, String), Value>,
+        kind: EntityKind,
+    ) -> Vec<T> {
+        let values = entities
+            .iter()
+            .filter(|((k, _), _)| *k == kind)
+            .map(|(_, v)| v.clone())
+            .collect();
         serde_json::from_value(Value::Array(values)).expect("entities")
     }
     let mut s = StoreState::default();
     for ((k, id), v) in entities {
         if *k == EntityKind::Setting {
-            s.settings.insert(id.clone(), serde_json::from_value(v.clone()).expect("setting"));
+            s.settings.insert(
+                id.clone(),
+                serde_json::from_value(v.clone()).expect("setting"),
+            );
         }
     }
     s.menu.taxes = list(entities, EntityKind::Tax);
@@ -80,22 +105,41 @@ fn from_entities(entities: &BTreeMap<(EntityKind, String), Value>) -> StoreState
 }
 
 fn position(plan: &Plan, kind: EntityKind, id: &str) -> usize {
-    plan.ops.iter().position(|o| o.kind == kind && o.id == id).unwrap_or_else(|| panic!("no op for {kind} {id}"))
+    plan.ops
+        .iter()
+        .position(|o| o.kind == kind && o.id == id)
+        .unwrap_or_else(|| panic!("no op for {kind} {id}"))
 }
 
 #[test]
 fn converge_from_empty_creates_in_dependency_order() {
     let desired = soho();
     let plan = plan(&desired, &AppliedState::default());
-    assert!(plan.ops.iter().all(|o| matches!(o.action, Action::Upsert { .. })));
+    assert!(
+        plan.ops
+            .iter()
+            .all(|o| matches!(o.action, Action::Upsert { .. }))
+    );
     let entities = schemas::diff::entities(&desired).len();
     assert_eq!(plan.ops.len(), entities, "one op per entity");
     let ranks: Vec<usize> = plan.ops.iter().map(|o| rank(o.kind)).collect();
-    assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "creates in kind order");
+    assert!(
+        ranks.windows(2).all(|w| w[0] <= w[1]),
+        "creates in kind order"
+    );
     // Parents before heirs: manager inherits shift-lead inherits cashier.
-    assert!(position(&plan, EntityKind::Role, "cashier") < position(&plan, EntityKind::Role, "shift-lead"));
-    assert!(position(&plan, EntityKind::Role, "shift-lead") < position(&plan, EntityKind::Role, "manager"));
-    assert!(position(&plan, EntityKind::Station, "grill") < position(&plan, EntityKind::Item, "classic-burger"));
+    assert!(
+        position(&plan, EntityKind::Role, "cashier")
+            < position(&plan, EntityKind::Role, "shift-lead")
+    );
+    assert!(
+        position(&plan, EntityKind::Role, "shift-lead")
+            < position(&plan, EntityKind::Role, "manager")
+    );
+    assert!(
+        position(&plan, EntityKind::Station, "grill")
+            < position(&plan, EntityKind::Item, "classic-burger")
+    );
     assert_eq!(apply(AppliedState::default(), &plan).state, desired);
 }
 
@@ -107,7 +151,10 @@ fn one_price_change_is_one_write() {
     let plan = plan(&desired, &applied(&before, 7));
     assert_eq!(plan.ops.len(), 1);
     let op = &plan.ops[0];
-    assert_eq!((op.kind, op.precondition), (EntityKind::Item, Precondition::Version(7)));
+    assert_eq!(
+        (op.kind, op.precondition),
+        (EntityKind::Item, Precondition::Version(7))
+    );
     assert_eq!(op.id, desired.menu.items[0].id.as_str());
 }
 
@@ -128,12 +175,22 @@ fn overridden_users_and_roles_are_left_alone_and_reported() {
     let mut extra = desired.access.users[0].clone();
     extra.id = schemas::Id::new("night-manager");
     edge.state.access.users.push(extra);
-    edge.versions.insert((EntityKind::User, "night-manager".into()), 9);
-    edge.overridden.insert((EntityKind::User, "night-manager".into()));
+    edge.versions
+        .insert((EntityKind::User, "night-manager".into()), 9);
+    edge.overridden
+        .insert((EntityKind::User, "night-manager".into()));
     let plan = plan(&desired, &edge);
     assert!(plan.is_empty(), "{:?}", plan.ops);
     let ids: Vec<&str> = plan.overridden.iter().map(|c| c.id.as_str()).collect();
-    assert_eq!(ids, [user.as_str(), "night-manager"].iter().copied().collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>());
+    assert_eq!(
+        ids,
+        [user.as_str(), "night-manager"]
+            .iter()
+            .copied()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -142,17 +199,29 @@ fn deletes_run_after_upserts_in_reverse_order() {
     let mut desired_less = desired.clone();
     // Drop a whole category with its items, and the routes to it.
     let cat = "desserts";
-    desired_less.menu.items.retain(|i| i.category.as_str() != cat);
-    desired_less.menu.categories.retain(|c| c.id.as_str() != cat);
+    desired_less
+        .menu
+        .items
+        .retain(|i| i.category.as_str() != cat);
+    desired_less
+        .menu
+        .categories
+        .retain(|c| c.id.as_str() != cat);
     desired_less.kitchen.routing.categories.remove(cat);
     let plan = plan(&desired_less, &applied(&desired, 4));
     let cat_pos = position(&plan, EntityKind::Category, cat);
     let routing_pos = position(&plan, EntityKind::Routing, "routing");
     for op in plan.ops.iter().filter(|o| o.kind == EntityKind::Item) {
         assert!(matches!(op.action, Action::Delete));
-        assert!(position(&plan, EntityKind::Item, &op.id) < cat_pos, "items go before their category");
+        assert!(
+            position(&plan, EntityKind::Item, &op.id) < cat_pos,
+            "items go before their category"
+        );
     }
-    assert!(routing_pos < cat_pos, "the route goes before the category it names");
+    assert!(
+        routing_pos < cat_pos,
+        "the route goes before the category it names"
+    );
     assert_eq!(apply(applied(&desired, 4), &plan).state, desired_less);
 }
 
@@ -161,15 +230,29 @@ fn snapshot_of_a_small_plan() {
     let desired = soho();
     let mut edge = desired.clone();
     edge.menu.items[1].variations[0].price = Money(999);
-    edge.settings.insert("receipt.footer".into(), schemas::model::SettingValue::Str("Local edit".into()));
+    edge.settings.insert(
+        "receipt.footer".into(),
+        schemas::model::SettingValue::Str("Local edit".into()),
+    );
     edge.menu.discounts.pop();
     let mut a = applied(&edge, 5);
-    a.versions.insert((EntityKind::Setting, "receipt.footer".into()), 11);
+    a.versions
+        .insert((EntityKind::Setting, "receipt.footer".into()), 11);
     let p = plan(&desired, &a);
     let summary: Vec<String> = p
         .ops
         .iter()
-        .map(|o| format!("{:?} {} {} {:?}", o.kind, o.id, matches!(o.action, Action::Delete).then_some("delete").unwrap_or("upsert"), o.precondition))
+        .map(|o| {
+            format!(
+                "{:?} {} {} {:?}",
+                o.kind,
+                o.id,
+                matches!(o.action, Action::Delete)
+                    .then_some("delete")
+                    .unwrap_or("upsert"),
+                o.precondition
+            )
+        })
         .collect();
     insta::assert_snapshot!("small_plan_ops", summary.join("\n"));
     insta::assert_json_snapshot!("small_plan_diff", p.diff);
@@ -188,7 +271,10 @@ fn perturb(base: &StoreState, seed: &[u8]) -> StoreState {
                 s.menu.items[n].variations[0].price = Money(*b as u64 * 13);
             }
             2 => {
-                s.settings.insert(format!("custom.k{b}"), schemas::model::SettingValue::Int(i as i64));
+                s.settings.insert(
+                    format!("custom.k{b}"),
+                    schemas::model::SettingValue::Int(i as i64),
+                );
             }
             3 if !s.access.users.is_empty() => {
                 let n = (*b as usize) % s.access.users.len();

@@ -1,0 +1,323 @@
+//! One reconcile pass, and the pieces the daemon loop is built from.
+//!
+//! A pass: fetch → read this store's release from the fetched commit (no
+//! checkout) → trust gate → `GET /state` → plan → apply → record → report.
+//! It returns a [`Report`] whatever happens; the caller queues it and picks
+//! the exit code or the next delay. Every pass is idempotent: killed at any
+//! point, the next one reads the edge's state again and finishes the job,
+//! and the last applied record is written only after the edge has it all.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+
+use crate::applied::{self, AppliedRecord};
+use crate::config::Config;
+use crate::edge_client::{EdgeClient, EdgeError, Writer};
+use crate::planner::{self, Plan};
+use crate::report::{Drift, Outcome, RefusalReport, Report, human_diff};
+use crate::source::{Credentials, Mirror, ReleaseFiles};
+use crate::trust::{self, Expectations, TrustedKeys};
+
+/// How many times a pass re-reads and re-plans after a 412.
+pub const MAX_CONFLICT_RETRIES: usize = 3;
+
+/// Why the agent cannot even start (exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    #[error(transparent)]
+    Keys(#[from] trust::KeyError),
+    #[error("reading {what} {path}: {source}")]
+    Secret {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("creating the state directory {path}: {source}")]
+    StateDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Everything a pass needs.
+#[derive(Debug)]
+pub struct Agent {
+    pub config: Config,
+    pub keys: TrustedKeys,
+    pub mirror: Mirror,
+    pub edge: EdgeClient,
+}
+
+impl Agent {
+    /// Set up from a checked configuration: trust keys, secrets, state dir.
+    pub fn new(config: Config) -> Result<Agent, SetupError> {
+        let keys = TrustedKeys::load_dir(&config.trust_dir)?;
+        std::fs::create_dir_all(&config.state_dir).map_err(|source| SetupError::StateDir {
+            path: config.state_dir.clone(),
+            source,
+        })?;
+        let edge = EdgeClient::from_token_file(
+            &config.edge_url,
+            &config.edge_token_file,
+            Duration::from_secs(60),
+        )
+        .map_err(|source| SetupError::Secret {
+            what: "the edge token file",
+            path: config.edge_token_file.clone(),
+            source,
+        })?;
+        let credentials = if let Some(path) = &config.git_token_file {
+            let token = crate::config::read_secret(path, "Git token").map_err(|source| {
+                SetupError::Secret {
+                    what: "the Git token file",
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            Credentials::Token(token)
+        } else if let Some(key) = &config.git_ssh_key_file {
+            Credentials::SshKey(key.clone())
+        } else {
+            Credentials::None
+        };
+        let mirror = Mirror::new(
+            &config.state_dir,
+            &config.repo_url,
+            &config.branch,
+            credentials,
+            Duration::from_secs(config.fetch_timeout_secs),
+        );
+        Ok(Agent {
+            config,
+            keys,
+            mirror,
+            edge,
+        })
+    }
+
+    fn report(&self, started_at: DateTime<Utc>, clock: Instant, outcome: Outcome) -> Report {
+        Report {
+            store: self.config.store.clone(),
+            outcome,
+            desired_revision: None,
+            applied_revision: None,
+            commit: None,
+            fetched_commit: None,
+            changes: Vec::new(),
+            drift: Vec::new(),
+            overridden: Vec::new(),
+            refusal: None,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            started_at,
+            duration_ms: clock.elapsed().as_millis() as u64,
+            reconciler_version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
+
+    /// Fetch in a worker thread, abandoning it at the deadline (libgit2 has
+    /// no timeout that safe Rust can set for a stalled connection).
+    async fn fetch(&self) -> Result<crate::source::Fetched, String> {
+        let mirror_path = self.config.state_dir.clone();
+        let url = self.config.repo_url.clone();
+        let branch = self.config.branch.clone();
+        let credentials = match (&self.config.git_token_file, &self.config.git_ssh_key_file) {
+            (Some(p), _) => crate::config::read_secret(p, "Git token")
+                .map(Credentials::Token)
+                .map_err(|e| e.to_string())?,
+            (None, Some(k)) => Credentials::SshKey(k.clone()),
+            _ => Credentials::None,
+        };
+        let timeout = Duration::from_secs(self.config.fetch_timeout_secs);
+        let task = tokio::task::spawn_blocking(move || {
+            Mirror::new(&mirror_path, &url, &branch, credentials, timeout).fetch()
+        });
+        match tokio::time::timeout(timeout + Duration::from_secs(5), task).await {
+            Ok(Ok(Ok(fetched))) => Ok(fetched),
+            Ok(Ok(Err(e))) => Err(e.to_string()),
+            Ok(Err(e)) => Err(format!("the fetch task failed: {e}")),
+            Err(_) => Err(format!(
+                "fetching {} took over {} s; gave up",
+                self.config.repo_url,
+                timeout.as_secs()
+            )),
+        }
+    }
+
+    /// One pass. `apply = false` plans only (for `fleet-reconciler plan`).
+    pub async fn pass(&self, now: DateTime<Utc>, apply: bool) -> (Report, Option<Plan>) {
+        let clock = Instant::now();
+        let mut r = self.report(now, clock, Outcome::Failed);
+        let fetched = match self.fetch().await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(store = %self.config.store, error = %e, "Fetch failed; keeping the last applied state.");
+                r.errors.push(e);
+                r.applied_revision = applied::read(&self.config.state_dir)
+                    .ok()
+                    .flatten()
+                    .map(|a| a.revision);
+                r.duration_ms = clock.elapsed().as_millis() as u64;
+                return (r, None);
+            }
+        };
+        r.fetched_commit = Some(fetched.commit.clone());
+        let last = match applied::read(&self.config.state_dir) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(store = %self.config.store, error = %e, "The last applied record is unreadable.");
+                r.errors.push(e.to_string());
+                return (r, None);
+            }
+        };
+        r.applied_revision = last.as_ref().map(|l| l.revision);
+        let (release, signature) = match self
+            .mirror
+            .read_release(&fetched.commit, &self.config.release_dir())
+        {
+            Ok(ReleaseFiles::Found { release, signature }) => (release, signature),
+            Ok(ReleaseFiles::Missing) => {
+                let w = format!(
+                    "no release for {} at {} yet (not signed): nothing to apply",
+                    self.config.store,
+                    short(&fetched.commit)
+                );
+                tracing::warn!(store = %self.config.store, commit = %fetched.commit, "Store not yet released.");
+                r.warnings.push(w);
+                r.outcome = Outcome::NoChange;
+                r.duration_ms = clock.elapsed().as_millis() as u64;
+                return (r, None);
+            }
+            Ok(ReleaseFiles::Refused(refusal)) => return (self.refused(r, refusal, clock), None),
+            Err(e) => {
+                r.errors.push(e.to_string());
+                return (r, None);
+            }
+        };
+        let accepted = match trust::check(
+            &release,
+            &signature,
+            &self.keys,
+            Expectations {
+                store: &self.config.store,
+                last: last.as_ref(),
+                now,
+            },
+        ) {
+            Ok(a) => a,
+            Err(refusal) => return (self.refused(r, refusal, clock), None),
+        };
+        r.desired_revision = Some(accepted.release.revision);
+        r.commit = Some(accepted.release.source_commit.clone());
+        let writer = Writer {
+            revision: accepted.release.revision,
+            commit: accepted.release.source_commit.clone(),
+        };
+
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let applied_state = match self.edge.state().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(store = %self.config.store, error = %e, "Edge backend unavailable.");
+                    r.errors.push(e.to_string());
+                    r.duration_ms = clock.elapsed().as_millis() as u64;
+                    return (r, None);
+                }
+            };
+            let plan = planner::plan(&accepted.release.state, &applied_state);
+            r.overridden = plan.overridden.clone();
+            if !apply {
+                r.outcome = if plan.is_empty() {
+                    Outcome::NoChange
+                } else {
+                    Outcome::Converged
+                };
+                r.changes = plan.diff.changes.clone();
+                r.duration_ms = clock.elapsed().as_millis() as u64;
+                return (r, Some(plan));
+            }
+            if !plan.is_empty() {
+                match self.edge.apply(&plan.ops, &writer).await {
+                    Ok(n) => {
+                        tracing::info!(store = %self.config.store, revision = writer.revision, writes = n, "Applied.")
+                    }
+                    Err(e) if e.is_conflict() && attempt <= MAX_CONFLICT_RETRIES => {
+                        tracing::warn!(store = %self.config.store, error = %e, attempt, "Edited locally meanwhile; re-reading and re-planning.");
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!(store = %self.config.store, error = %e, "Apply failed.");
+                        r.errors.push(e.to_string());
+                        if let EdgeError::Refused { .. } = e {
+                            r.changes = plan.diff.changes.clone();
+                        }
+                        r.duration_ms = clock.elapsed().as_millis() as u64;
+                        return (r, Some(plan));
+                    }
+                }
+            }
+            let changes: Vec<_> = plan
+                .diff
+                .changes
+                .iter()
+                .filter(|c| !plan.overridden.contains(c))
+                .cloned()
+                .collect();
+            if accepted.already_applied {
+                r.outcome = if changes.is_empty() {
+                    Outcome::NoChange
+                } else {
+                    Outcome::DriftCorrected
+                };
+                r.drift = changes
+                    .iter()
+                    .map(|c| Drift {
+                        change: c.clone(),
+                        diff: human_diff(c),
+                    })
+                    .collect();
+                for d in &r.drift {
+                    tracing::warn!(store = %self.config.store, kind = %d.change.kind, id = %d.change.id, "Drift reverted.");
+                }
+            } else {
+                r.outcome = Outcome::Converged;
+                r.changes = changes;
+                let record = AppliedRecord {
+                    store: self.config.store.clone(),
+                    revision: accepted.release.revision,
+                    commit: accepted.release.source_commit.clone(),
+                    digest: accepted.digest.clone(),
+                    applied_at: Utc::now(),
+                };
+                if let Err(e) = applied::write(&self.config.state_dir, &record) {
+                    r.outcome = Outcome::Failed;
+                    r.errors.push(e.to_string());
+                    return (r, Some(plan));
+                }
+                tracing::info!(store = %self.config.store, revision = record.revision, commit = %record.commit, "Release applied.");
+            }
+            r.applied_revision = Some(accepted.release.revision);
+            r.duration_ms = clock.elapsed().as_millis() as u64;
+            return (r, Some(plan));
+        }
+    }
+
+    fn refused(&self, mut r: Report, refusal: trust::Refusal, clock: Instant) -> Report {
+        tracing::error!(store = %self.config.store, code = refusal.code(), reason = %refusal, "Release refused; keeping the last applied state.");
+        r.outcome = Outcome::Refused;
+        r.refusal = Some(RefusalReport {
+            code: refusal.code().to_owned(),
+            message: refusal.to_string(),
+        });
+        r.duration_ms = clock.elapsed().as_millis() as u64;
+        r
+    }
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..7).unwrap_or(commit)
+}

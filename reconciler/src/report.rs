@@ -1,0 +1,120 @@
+//! What a reconcile pass reports: outcome, revisions, changes, drift,
+//! overrides, refusals, errors and durations (DESIGN.md §6 reports).
+
+use chrono::{DateTime, Utc};
+use schemas::diff::{Change, EntityChange};
+use serde::{Deserialize, Serialize};
+
+/// The outcome of a pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// A new revision was applied.
+    Converged,
+    /// Nothing to do.
+    NoChange,
+    /// The revision was already applied but local edits were reverted.
+    DriftCorrected,
+    /// Something failed; the pass will be retried.
+    Failed,
+    /// The release was refused; the last applied state stays.
+    Refused,
+}
+
+impl Outcome {
+    /// The process exit code of `fleet-reconciler once` (DESIGN.md §5).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Outcome::Converged | Outcome::NoChange | Outcome::DriftCorrected => 0,
+            Outcome::Failed => 1,
+            Outcome::Refused => 3,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Converged => "converged",
+            Outcome::NoChange => "no_change",
+            Outcome::DriftCorrected => "drift_corrected",
+            Outcome::Failed => "failed",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// A refusal as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalReport {
+    pub code: String,
+    pub message: String,
+}
+
+/// One drifted entity: what the store had, what the repo says, and a
+/// human-readable diff.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Drift {
+    #[serde(flatten)]
+    pub change: EntityChange,
+    /// Unified diff of the entity, store's version → repo's version.
+    pub diff: String,
+}
+
+/// A report of one pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Report {
+    pub store: String,
+    pub outcome: Outcome,
+    /// The revision the repo offers (if a release was read).
+    pub desired_revision: Option<u64>,
+    /// The revision applied at the end of the pass.
+    pub applied_revision: Option<u64>,
+    /// The commit the release was rendered from.
+    pub commit: Option<String>,
+    /// The commit fetched.
+    pub fetched_commit: Option<String>,
+    /// Entities written, applied → desired.
+    pub changes: Vec<EntityChange>,
+    pub drift: Vec<Drift>,
+    /// Users and roles left alone under a local override.
+    pub overridden: Vec<EntityChange>,
+    pub refusal: Option<RefusalReport>,
+    pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    pub started_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub reconciler_version: String,
+}
+
+/// A unified diff of one entity change for people.
+pub fn human_diff(change: &EntityChange) -> String {
+    let (before, after) = match &change.change {
+        Change::Added { value } => (String::new(), pretty(value)),
+        Change::Removed { value } => (pretty(value), String::new()),
+        Change::Changed { fields } => {
+            let mut b = String::new();
+            let mut a = String::new();
+            for f in fields {
+                if let Some(v) = &f.before {
+                    b.push_str(&format!("{}: {}\n", f.field, v));
+                }
+                if let Some(v) = &f.after {
+                    a.push_str(&format!("{}: {}\n", f.field, v));
+                }
+            }
+            (b, a)
+        }
+    };
+    similar::TextDiff::from_lines(&before, &after)
+        .unified_diff()
+        .header(
+            &format!("{} {} (store)", change.kind, change.id),
+            &format!("{} {} (repo)", change.kind, change.id),
+        )
+        .to_string()
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    let mut s = serde_json::to_string_pretty(v).unwrap_or_default();
+    s.push('\n');
+    s
+}
