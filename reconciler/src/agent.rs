@@ -98,23 +98,9 @@ impl Agent {
     }
 
     fn report(&self, started_at: DateTime<Utc>, clock: Instant, outcome: Outcome) -> Report {
-        Report {
-            store: self.config.store.clone(),
-            outcome,
-            desired_revision: None,
-            applied_revision: None,
-            commit: None,
-            fetched_commit: None,
-            changes: Vec::new(),
-            drift: Vec::new(),
-            overridden: Vec::new(),
-            refusal: None,
-            errors: Vec::new(),
-            warnings: Vec::new(),
-            started_at,
-            duration_ms: clock.elapsed().as_millis() as u64,
-            reconciler_version: env!("CARGO_PKG_VERSION").to_owned(),
-        }
+        let mut r = blank_report(&self.config.store, started_at, outcome);
+        r.duration_ms = clock.elapsed().as_millis() as u64;
+        r
     }
 
     /// Fetch in a worker thread, abandoning it at the deadline (libgit2 has
@@ -315,6 +301,27 @@ impl Agent {
         });
         r.duration_ms = clock.elapsed().as_millis() as u64;
         r
+    }
+}
+
+/// A report with nothing in it yet.
+pub fn blank_report(store: &str, started_at: DateTime<Utc>, outcome: Outcome) -> Report {
+    Report {
+        store: store.to_owned(),
+        outcome,
+        desired_revision: None,
+        applied_revision: None,
+        commit: None,
+        fetched_commit: None,
+        changes: Vec::new(),
+        drift: Vec::new(),
+        overridden: Vec::new(),
+        refusal: None,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        started_at,
+        duration_ms: 0,
+        reconciler_version: env!("CARGO_PKG_VERSION").to_owned(),
     }
 }
 

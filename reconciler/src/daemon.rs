@@ -4,6 +4,12 @@
 //!
 //! The loop itself decides nothing about a pass: [`next_delay`] is the
 //! error policy, a pure function of the outcome and the failure streak.
+//!
+//! Under systemd (`Type=notify`) it reports `READY=1` once set up, pings the
+//! watchdog while it waits and before each pass, and bounds every pass by
+//! [`PASS_TIMEOUT`], so a hung pass is a watchdog restart, not a silent stall.
+//! Edits to the config file or the trust directory (seen through `notify`)
+//! wake it at once: the next pass runs with the reloaded files.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,6 +24,48 @@ use crate::report::{Outcome, Report};
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 /// First wait after a failure.
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest a pass may take before it is abandoned and counted as failed.
+pub const PASS_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+
+/// Tell systemd something; a no-op when not run by systemd.
+fn sd(state: &[sd_notify::NotifyState<'_>]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some()
+        && let Err(e) = sd_notify::notify(state)
+    {
+        tracing::warn!(error = %e, "Cannot notify systemd.");
+    }
+}
+
+/// Watch the config file's directory and the trust directory; each event
+/// sends a unit on the channel. `None` when watching is not possible (the
+/// loop then still notices edits by fingerprint before each pass).
+fn watch(
+    config_path: &Path,
+    trust_dir: &Path,
+) -> Option<(
+    notify::RecommendedWatcher,
+    tokio::sync::mpsc::UnboundedReceiver<()>,
+)> {
+    use notify::Watcher as _;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok_and(|e| !e.kind.is_access()) {
+            let _ = tx.send(());
+        }
+    })
+    .map_err(|e| tracing::warn!(error = %e, "Cannot watch the config; edits are noticed before each pass."))
+    .ok()?;
+    let config_dir = config_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    for dir in [config_dir, trust_dir] {
+        if let Err(e) = watcher.watch(dir, notify::RecursiveMode::NonRecursive) {
+            tracing::warn!(dir = %dir.display(), error = %e, "Cannot watch a directory; edits are noticed before each pass.");
+        }
+    }
+    Some((watcher, rx))
+}
 
 /// When to run the next pass: the interval (±10 % jitter from `jitter`,
 /// a number in 0..1) after success or a refusal, and 5 s, 10 s, 20 s … up
@@ -93,7 +141,9 @@ pub async fn run(config_path: PathBuf) -> i32 {
         }
     };
     let mut seen = fingerprint(&config_path, &agent.config.trust_dir);
+    let mut watcher = watch(&config_path, &agent.config.trust_dir);
     let mut failures: u32 = 0;
+    let watchdog = sd_notify::watchdog_enabled();
     let mut terminate =
         match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
             Ok(s) => s,
@@ -103,7 +153,12 @@ pub async fn run(config_path: PathBuf) -> i32 {
             }
         };
     tracing::info!(store = %agent.config.store, interval_secs = agent.config.interval_secs, "Reconciler started.");
+    sd(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("started"),
+    ]);
     loop {
+        sd(&[sd_notify::NotifyState::Watchdog]);
         let now = fingerprint(&config_path, &agent.config.trust_dir);
         if now != seen {
             match Config::load(&config_path)
@@ -112,6 +167,9 @@ pub async fn run(config_path: PathBuf) -> i32 {
             {
                 Ok(a) => {
                     tracing::info!(store = %a.config.store, "Config or trust keys changed; reloaded.");
+                    if a.config.trust_dir != agent.config.trust_dir {
+                        watcher = watch(&config_path, &a.config.trust_dir);
+                    }
                     agent = a;
                 }
                 Err(e) => {
@@ -120,8 +178,28 @@ pub async fn run(config_path: PathBuf) -> i32 {
             }
             seen = fingerprint(&config_path, &agent.config.trust_dir);
         }
-        let (report, _) = agent.pass(chrono::Utc::now(), true).await;
+        let report =
+            match tokio::time::timeout(PASS_TIMEOUT, agent.pass(chrono::Utc::now(), true)).await {
+                Ok((report, _)) => report,
+                Err(_) => {
+                    tracing::error!(
+                        timeout_secs = PASS_TIMEOUT.as_secs(),
+                        "A pass took too long and was abandoned."
+                    );
+                    let started = chrono::Utc::now()
+                        - chrono::Duration::from_std(PASS_TIMEOUT).unwrap_or_default();
+                    let mut r =
+                        crate::agent::blank_report(&agent.config.store, started, Outcome::Failed);
+                    r.duration_ms = PASS_TIMEOUT.as_millis() as u64;
+                    r.errors.push(format!(
+                        "the pass took over {} s and was abandoned",
+                        PASS_TIMEOUT.as_secs()
+                    ));
+                    r
+                }
+            };
         record(&agent.config.state_dir, &report);
+        sd(&[sd_notify::NotifyState::Status(report.outcome.as_str())]);
         failures = if report.outcome == Outcome::Failed {
             failures + 1
         } else {
@@ -138,15 +216,46 @@ pub async fn run(config_path: PathBuf) -> i32 {
             next_in_secs = delay.as_secs(),
             "Pass finished."
         );
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = terminate.recv() => {
-                tracing::info!("SIGTERM: stopping after the pass.");
-                return 0;
-            }
-            _ = tokio::signal::ctrl_c() => {
-                tracing::info!("Interrupted: stopping after the pass.");
-                return 0;
+        let wake_at = tokio::time::Instant::now() + delay;
+        loop {
+            // Ping the watchdog at half its period while waiting.
+            let tick = watchdog
+                .map(|w| w / 2)
+                .unwrap_or(delay)
+                .min(delay)
+                .max(Duration::from_millis(100));
+            let changed = async {
+                match watcher.as_mut() {
+                    Some((_, rx)) => {
+                        rx.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake_at.min(tokio::time::Instant::now() + tick)) => {
+                    sd(&[sd_notify::NotifyState::Watchdog]);
+                    if tokio::time::Instant::now() >= wake_at {
+                        break;
+                    }
+                }
+                _ = changed => {
+                    // Let an editor finish writing, then pass with the new files.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if fingerprint(&config_path, &agent.config.trust_dir) != seen {
+                        break;
+                    }
+                }
+                _ = terminate.recv() => {
+                    tracing::info!("SIGTERM: stopping.");
+                    sd(&[sd_notify::NotifyState::Stopping]);
+                    return 0;
+                }
+                _ = tokio::signal::ctrl_c() => {
+                    tracing::info!("Interrupted: stopping.");
+                    sd(&[sd_notify::NotifyState::Stopping]);
+                    return 0;
+                }
             }
         }
     }

@@ -117,23 +117,9 @@ mod tests {
     use crate::report::Outcome;
 
     fn report(n: u64) -> Report {
-        Report {
-            store: "acme/soho".into(),
-            outcome: Outcome::NoChange,
-            desired_revision: Some(n),
-            applied_revision: Some(n),
-            commit: None,
-            fetched_commit: None,
-            changes: vec![],
-            drift: vec![],
-            overridden: vec![],
-            refusal: None,
-            errors: vec![],
-            warnings: vec![],
-            started_at: chrono::Utc::now(),
-            duration_ms: 1,
-            reconciler_version: "test".into(),
-        }
+        let mut r = crate::agent::blank_report("acme/soho", chrono::Utc::now(), Outcome::NoChange);
+        r.desired_revision = Some(n);
+        r
     }
 
     #[test]
