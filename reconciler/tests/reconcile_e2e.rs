@@ -323,7 +323,10 @@ fn local_edit_is_reported_as_drift_and_reverted() {
     assert_eq!(r.status, 200, "{}", r.text);
     let seen = fx.edge.audit();
     assert!(
-        seen.iter().rev().take(2).all(|e| e["actor"] == "local:jane"),
+        seen.iter()
+            .rev()
+            .take(2)
+            .all(|e| e["actor"] == "local:jane"),
         "the local edits are audited as local:jane"
     );
 
@@ -549,11 +552,7 @@ fn row06_release_of_another_store_is_refused_end_to_end() {
     fx.set_base_price(VARIATION, 1399);
     fx.sign_files(&[]);
     for file in ["release.yaml", "release.yaml.minisig"] {
-        std::fs::copy(
-            fx.store_file("brooklyn", file),
-            fx.store_file("soho", file),
-        )
-        .expect("copy");
+        std::fs::copy(fx.store_file("brooklyn", file), fx.store_file("soho", file)).expect("copy");
     }
     fx.commit_and_publish("brooklyn's release in soho's place");
     let before = fx.snapshot();
@@ -594,8 +593,8 @@ fn row08_malformed_signatures_are_refused_end_to_end() {
     fx.sign_files(&[]);
     fx.commit("valid revision 2, not published");
     let base = fx.head();
-    let sig = std::fs::read_to_string(fx.store_file("soho", "release.yaml.minisig"))
-        .expect("signature");
+    let sig =
+        std::fs::read_to_string(fx.store_file("soho", "release.yaml.minisig")).expect("signature");
     let lines: Vec<&str> = sig.lines().collect();
     assert_eq!(lines.len(), 4, "a minisign signature has four lines");
     let cases: Vec<(&str, Vec<u8>)> = vec![
@@ -620,7 +619,10 @@ fn row08_malformed_signatures_are_refused_end_to_end() {
             )
             .into_bytes(),
         ),
-        ("not UTF-8", b"\xff\xfe\x00\x80 untrusted comment\n".to_vec()),
+        (
+            "not UTF-8",
+            b"\xff\xfe\x00\x80 untrusted comment\n".to_vec(),
+        ),
     ];
     for (name, bytes) in cases {
         fx.reset_to(&base);
@@ -793,8 +795,7 @@ fn row10_oversized_and_hostile_yaml_is_refused_fast_end_to_end() {
                 std::fs::write(fx.store_file("soho", "release.yaml"), bytes).expect("write")
             }
             Attack::Signature(bytes) => {
-                std::fs::write(fx.store_file("soho", "release.yaml.minisig"), bytes)
-                    .expect("write")
+                std::fs::write(fx.store_file("soho", "release.yaml.minisig"), bytes).expect("write")
             }
             Attack::Signed(text) => write_signed_release(&fx, text.as_bytes(), 2),
         }
@@ -807,7 +808,9 @@ fn row10_oversized_and_hostile_yaml_is_refused_fast_end_to_end() {
             "{name}: the refusing pass took {:?}\n{run}",
             run.elapsed
         );
-        let ms = fx.newest_report()["duration_ms"].as_u64().expect("duration");
+        let ms = fx.newest_report()["duration_ms"]
+            .as_u64()
+            .expect("duration");
         assert!(ms < 1000, "{name}: the report says {ms} ms");
     }
 }
@@ -819,7 +822,10 @@ fn row11_unknown_version_or_field_is_refused_end_to_end() {
     let fx = Fixture::converged();
     let base = fx.head();
     let text = soho_release_text(&fx).replace("\nrevision: 1\n", "\nrevision: 2\n");
-    assert!(text.contains("\nrevision: 2\n"), "the release names its revision");
+    assert!(
+        text.contains("\nrevision: 2\n"),
+        "the release names its revision"
+    );
     let cases = [
         (
             "apiVersion fleet/v2",
@@ -900,7 +906,11 @@ fn edge_down_fails_the_pass_then_recovers_on_the_same_database() {
     let run = fx.once();
     run.expect_code(1, "edge down");
     assert_eq!(run.outcome(), "failed", "{run}");
-    assert_eq!(fx.applied_text(), before.applied, "applied record unchanged");
+    assert_eq!(
+        fx.applied_text(),
+        before.applied,
+        "applied record unchanged"
+    );
     assert_eq!(fx.applied_revision(), Some(1));
     let report = fx.newest_report();
     assert_eq!(report["outcome"], "failed", "{report:#}");
@@ -932,8 +942,8 @@ fn edge_down_fails_the_pass_then_recovers_on_the_same_database() {
         .outbox()
         .iter()
         .map(|(_, p)| {
-            let v: Value = serde_json::from_slice(&std::fs::read(p).expect("report"))
-                .expect("report JSON");
+            let v: Value =
+                serde_json::from_slice(&std::fs::read(p).expect("report")).expect("report JSON");
             v["outcome"].as_str().unwrap_or_default().to_owned()
         })
         .collect();
@@ -964,10 +974,16 @@ fn local_edit_racing_the_apply_is_re_read_re_planned_and_retried() {
     let fx = Fixture::converged();
     sign_two_setting_change(&fx);
     let edge = fx.edge.base();
-    let proxy = e2e::Proxy::start(fx.edge.port, b"PUT /settings/receipt.footer ", 1, move |_| {
-        let r = e2e::local_setting_edit(&edge, "receipt.footer", &json!("Jane was here"), "jane");
-        assert_eq!(r.status, 200, "{}", r.text);
-    });
+    let proxy = e2e::Proxy::start(
+        fx.edge.port,
+        b"PUT /settings/receipt.footer ",
+        1,
+        move |_| {
+            let r =
+                e2e::local_setting_edit(&edge, "receipt.footer", &json!("Jane was here"), "jane");
+            assert_eq!(r.status, 200, "{}", r.text);
+        },
+    );
     std::fs::write(
         &fx.config,
         fx.config_text().replace(&fx.edge.base(), &proxy.base()),
@@ -978,7 +994,11 @@ fn local_edit_racing_the_apply_is_re_read_re_planned_and_retried() {
     let run = fx.once();
     run.expect_code(0, "pass with a 412 on the way");
     assert_eq!(run.outcome(), "converged", "{run}");
-    assert_eq!(proxy.hits(), 2, "the footer was written twice: 412, then retried");
+    assert_eq!(
+        proxy.hits(),
+        2,
+        "the footer was written twice: 412, then retried"
+    );
     fx.assert_converged();
     assert_eq!(fx.applied_revision(), Some(2));
     let new = entries_after(&fx, seen);
@@ -1140,7 +1160,10 @@ fn killed_at_random_moments_the_next_pass_finishes_without_duplicate_writes() {
             fx.config_text_for(&scratch, &fx.root.join("scratch-state")),
         )
         .expect("scratch config");
-        let run = run_process(&mut e2e::reconciler_cmd(&config, &["once"]), e2e::PROCESS_TIMEOUT);
+        let run = run_process(
+            &mut e2e::reconciler_cmd(&config, &["once"]),
+            e2e::PROCESS_TIMEOUT,
+        );
         run.expect_code(0, "calibration pass");
         run.elapsed
     };
@@ -1274,7 +1297,10 @@ fn daemon_converges_new_releases_and_stops_on_sigterm() {
     let render = fx.render();
     let output = |fx: &Fixture| {
         let (out, err) = fx.spawned_output("daemon");
-        format!("--- stdout\n{out}\n--- stderr\n{}", &err[err.len().saturating_sub(4000)..])
+        format!(
+            "--- stdout\n{out}\n--- stderr\n{}",
+            &err[err.len().saturating_sub(4000)..]
+        )
     };
     assert!(
         wait_until(Duration::from_secs(20), || fx.edge.pos_state() == render),
@@ -1365,7 +1391,8 @@ fn plan_exit_codes_and_status() {
         "{run}"
     );
     assert!(run.stdout.contains("last pass: converged"), "{run}");
-    fx.reconciler(&["plan"]).expect_code(0, "plan in sync again");
+    fx.reconciler(&["plan"])
+        .expect_code(0, "plan in sync again");
 }
 
 /// DESIGN.md §5: a bad configuration exits 2 and says what is wrong, for

@@ -111,9 +111,14 @@ fn edge_is_stale(bin: &Path) -> bool {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .expect("the reconciler crate is in the workspace");
-    ["edge/src", "edge/Cargo.toml", "schemas/src", "migrations/edge"]
-        .iter()
-        .any(|p| newest_mtime(&workspace.join(p)).is_some_and(|t| t > built))
+    [
+        "edge/src",
+        "edge/Cargo.toml",
+        "schemas/src",
+        "migrations/edge",
+    ]
+    .iter()
+    .any(|p| newest_mtime(&workspace.join(p)).is_some_and(|t| t > built))
 }
 
 fn newest_mtime(path: &Path) -> Option<SystemTime> {
@@ -217,7 +222,11 @@ impl fmt::Display for Run {
 impl Run {
     /// Panic with the whole output unless the exit code is `code`.
     pub fn expect_code(&self, code: i32, what: &str) -> &Run {
-        assert_eq!(self.code, Some(code), "{what}: expected exit {code}\n{self}");
+        assert_eq!(
+            self.code,
+            Some(code),
+            "{what}: expected exit {code}\n{self}"
+        );
         self
     }
 
@@ -782,7 +791,10 @@ pub fn entities(pos: &Value) -> BTreeMap<(String, String), Value> {
     }
     let routing = &pos["kitchen"]["routing"];
     if !routing.is_null() {
-        out.insert(("routing".to_owned(), "routing".to_owned()), routing.clone());
+        out.insert(
+            ("routing".to_owned(), "routing".to_owned()),
+            routing.clone(),
+        );
     }
     out
 }
@@ -803,7 +815,10 @@ pub fn json_differences(a: &Value, b: &Value) -> Vec<String> {
     fn short(v: Option<&Value>) -> String {
         let s = v.map(Value::to_string).unwrap_or_else(|| "(absent)".into());
         if s.len() > 160 {
-            let cut = (0..=160).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+            let cut = (0..=160)
+                .rev()
+                .find(|i| s.is_char_boundary(*i))
+                .unwrap_or(0);
             format!("{}…", &s[..cut])
         } else {
             s
@@ -1011,7 +1026,10 @@ impl Fixture {
         );
         git(&work, &["init", "-q", "-b", "main"]);
         git(&work, &["add", "-A"]);
-        git(&work, &["commit", "-q", "-m", "fleet repo from the template"]);
+        git(
+            &work,
+            &["commit", "-q", "-m", "fleet repo from the template"],
+        );
         fleet(&root, &["keygen", "--out", "keys"]);
         let keys = root.join("keys");
         let trust = root.join("trust");
@@ -1079,7 +1097,10 @@ impl Fixture {
                 &self.edge.token_file.display().to_string(),
                 &edge.token_file.display().to_string(),
             )
-            .replace(&self.state.display().to_string(), &state.display().to_string())
+            .replace(
+                &self.state.display().to_string(),
+                &state.display().to_string(),
+            )
     }
 
     /// Write `reconciler.toml` for the current edge and daemon addresses.
@@ -1104,8 +1125,11 @@ impl Fixture {
 
     /// Start the reconciler without waiting (output to files in the root).
     pub fn spawn_reconciler(&self, args: &[&str], name: &str) -> Guarded {
-        let out = std::fs::File::create(self.root.join(format!("{name}.stdout"))).expect("out");
-        let err = std::fs::File::create(self.root.join(format!("{name}.stderr"))).expect("err");
+        // Not beside the config: the daemon watches that directory.
+        let logs = self.root.join("logs");
+        std::fs::create_dir_all(&logs).expect("logs dir");
+        let out = std::fs::File::create(logs.join(format!("{name}.stdout"))).expect("out");
+        let err = std::fs::File::create(logs.join(format!("{name}.stderr"))).expect("err");
         Guarded::new(
             self.reconciler_cmd(args)
                 .stdin(Stdio::null())
@@ -1118,7 +1142,8 @@ impl Fixture {
 
     pub fn spawned_output(&self, name: &str) -> (String, String) {
         let read = |ext: &str| {
-            std::fs::read_to_string(self.root.join(format!("{name}.{ext}"))).unwrap_or_default()
+            std::fs::read_to_string(self.root.join("logs").join(format!("{name}.{ext}")))
+                .unwrap_or_default()
         };
         (read("stdout"), read("stderr"))
     }
@@ -1131,10 +1156,7 @@ impl Fixture {
 
     /// `tenants/acme/stores/<store>/<file>` in the work repo.
     pub fn store_file(&self, store: &str, file: &str) -> PathBuf {
-        self.work
-            .join("tenants/acme/stores")
-            .join(store)
-            .join(file)
+        self.work.join("tenants/acme/stores").join(store).join(file)
     }
 
     /// Replace the first `from` by `to` in a work repo file.
@@ -1175,7 +1197,10 @@ impl Fixture {
     /// `git add -A` and commit in the work repo.
     pub fn commit(&self, message: &str) {
         git(&self.work, &["add", "-A"]);
-        git(&self.work, &["commit", "-q", "--allow-empty", "-m", message]);
+        git(
+            &self.work,
+            &["commit", "-q", "--allow-empty", "-m", message],
+        );
     }
 
     /// The Git host gets the work repo's HEAD as `main` (force-push).
@@ -1249,8 +1274,8 @@ impl Fixture {
 
     /// A release file of the work repo, parsed.
     pub fn release(&self, store: &str) -> Value {
-        let text = std::fs::read_to_string(self.store_file(store, "release.yaml"))
-            .expect("release.yaml");
+        let text =
+            std::fs::read_to_string(self.store_file(store, "release.yaml")).expect("release.yaml");
         serde_saphyr::from_str::<Value>(&text).expect("release.yaml is YAML")
     }
 
