@@ -31,49 +31,19 @@ pub const MAX_VARIATIONS: usize = 250;
 
 /// The stable name of a kind in the database, the audit log and batch ops.
 pub fn kind_name(kind: EntityKind) -> &'static str {
-    match kind {
-        EntityKind::Setting => "setting",
-        EntityKind::Tax => "tax",
-        EntityKind::Category => "category",
-        EntityKind::ModifierGroup => "modifier_group",
-        EntityKind::Item => "item",
-        EntityKind::Discount => "discount",
-        EntityKind::Role => "role",
-        EntityKind::User => "user",
-        EntityKind::Station => "station",
-        EntityKind::Device => "device",
-        EntityKind::Routing => "routing",
-    }
+    kind.code()
 }
 
 /// The inverse of [`kind_name`].
 pub fn parse_kind(name: &str) -> Option<EntityKind> {
-    ALL_KINDS.into_iter().find(|k| kind_name(*k) == name)
+    EntityKind::from_code(name)
 }
 
 /// Every kind, in the order a planner creates them.
-pub const ALL_KINDS: [EntityKind; 11] = [
-    EntityKind::Setting,
-    EntityKind::Tax,
-    EntityKind::Category,
-    EntityKind::ModifierGroup,
-    EntityKind::Item,
-    EntityKind::Discount,
-    EntityKind::Role,
-    EntityKind::User,
-    EntityKind::Station,
-    EntityKind::Device,
-    EntityKind::Routing,
-];
+pub const ALL_KINDS: [EntityKind; 11] = EntityKind::ALL;
 
 /// The kinds `POST /menu/batch` takes.
-pub const MENU_KINDS: [EntityKind; 5] = [
-    EntityKind::Tax,
-    EntityKind::Category,
-    EntityKind::ModifierGroup,
-    EntityKind::Item,
-    EntityKind::Discount,
-];
+pub const MENU_KINDS: [EntityKind; 5] = EntityKind::MENU;
 
 /// Whether entities of this kind carry `local_override` (users and roles).
 pub fn has_local_override(kind: EntityKind) -> bool {

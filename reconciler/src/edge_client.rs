@@ -70,14 +70,7 @@ pub fn entity_path(kind: EntityKind, id: &str) -> String {
 
 /// The batch `kind` name of a menu entity kind.
 fn batch_kind(kind: EntityKind) -> Option<&'static str> {
-    Some(match kind {
-        EntityKind::Tax => "tax",
-        EntityKind::Category => "category",
-        EntityKind::ModifierGroup => "modifier_group",
-        EntityKind::Item => "item",
-        EntityKind::Discount => "discount",
-        _ => return None,
-    })
+    EntityKind::MENU.contains(&kind).then(|| kind.code())
 }
 
 impl EdgeClient {

@@ -67,6 +67,44 @@ pub enum EntityKind {
 }
 
 impl EntityKind {
+    /// Every kind, in the order the rendered state lists them.
+    pub const ALL: [EntityKind; 11] = [
+        EntityKind::Setting,
+        EntityKind::Tax,
+        EntityKind::Category,
+        EntityKind::ModifierGroup,
+        EntityKind::Item,
+        EntityKind::Discount,
+        EntityKind::Role,
+        EntityKind::User,
+        EntityKind::Station,
+        EntityKind::Device,
+        EntityKind::Routing,
+    ];
+
+    /// The kinds of the menu domain, which the edge writes in batches.
+    pub const MENU: [EntityKind; 5] = [
+        EntityKind::Tax,
+        EntityKind::Category,
+        EntityKind::ModifierGroup,
+        EntityKind::Item,
+        EntityKind::Discount,
+    ];
+
+    /// The stable machine name (`modifier_group`), as serialized: used in
+    /// the edge's batch ops, its database and its audit log.
+    pub fn code(self) -> &'static str {
+        match self {
+            EntityKind::ModifierGroup => "modifier_group",
+            other => other.as_str(),
+        }
+    }
+
+    /// The inverse of [`EntityKind::code`].
+    pub fn from_code(code: &str) -> Option<EntityKind> {
+        EntityKind::ALL.into_iter().find(|k| k.code() == code)
+    }
+
     pub fn domain(self) -> Domain {
         match self {
             EntityKind::Setting => Domain::Settings,
@@ -461,6 +499,14 @@ mod tests {
         let mut s = StoreState::default();
         s.menu.items = serde_json::from_value(items).expect("items");
         s
+    }
+
+    #[test]
+    fn codes_are_the_serialized_names() {
+        for k in EntityKind::ALL {
+            assert_eq!(serde_json::to_value(k).expect("kind"), json!(k.code()));
+            assert_eq!(EntityKind::from_code(k.code()), Some(k));
+        }
     }
 
     #[test]
