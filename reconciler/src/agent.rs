@@ -136,6 +136,32 @@ impl Agent {
     pub async fn pass(&self, now: DateTime<Utc>, apply: bool) -> (Report, Option<Plan>) {
         let clock = Instant::now();
         let mut r = self.report(now, clock, Outcome::Failed);
+        let _lock = match crate::source::StateLock::try_acquire(&self.config.state_dir) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                r.errors.push(format!(
+                    "another reconciler pass holds {}; not running a second one",
+                    self.config.state_dir.join("pass.lock").display()
+                ));
+                return (r, None);
+            }
+            Err(e) => {
+                r.errors.push(format!(
+                    "cannot lock {}: {e}",
+                    self.config.state_dir.display()
+                ));
+                return (r, None);
+            }
+        };
+        match self.mirror.clear_stale_locks() {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(store = %self.config.store, removed = n, "Removed lock files a killed fetch left in the mirror.")
+            }
+            Err(e) => {
+                tracing::warn!(store = %self.config.store, error = %e, "Cannot clear stale lock files in the mirror.")
+            }
+        }
         let fetched = match self.fetch().await {
             Ok(f) => f,
             Err(e) => {
@@ -203,6 +229,10 @@ impl Agent {
         };
 
         let mut attempt = 0;
+        // What earlier attempts may have written before a 412 stopped them:
+        // the report names every entity the pass touched, not only the last
+        // attempt's.
+        let mut earlier: Vec<schemas::diff::EntityChange> = Vec::new();
         loop {
             attempt += 1;
             let applied_state = match self.edge.state().await {
@@ -233,6 +263,13 @@ impl Agent {
                     }
                     Err(e) if e.is_conflict() && attempt <= MAX_CONFLICT_RETRIES => {
                         tracing::warn!(store = %self.config.store, error = %e, attempt, "Edited locally meanwhile; re-reading and re-planning.");
+                        earlier.extend(
+                            plan.diff
+                                .changes
+                                .iter()
+                                .filter(|c| !plan.overridden.contains(c))
+                                .cloned(),
+                        );
                         continue;
                     }
                     Err(e) => {
@@ -246,13 +283,19 @@ impl Agent {
                     }
                 }
             }
-            let changes: Vec<_> = plan
+            let mut changes: Vec<_> = plan
                 .diff
                 .changes
                 .iter()
                 .filter(|c| !plan.overridden.contains(c))
                 .cloned()
                 .collect();
+            for c in earlier.drain(..) {
+                if !changes.iter().any(|x| x.kind == c.kind && x.id == c.id) {
+                    changes.push(c);
+                }
+            }
+            changes.sort_by(|a, b| (a.kind, &a.id).cmp(&(b.kind, &b.id)));
             if accepted.already_applied {
                 r.outcome = if changes.is_empty() {
                     Outcome::NoChange

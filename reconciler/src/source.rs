@@ -150,7 +150,6 @@ impl Mirror {
         let mut options = FetchOptions::new();
         options.remote_callbacks(callbacks);
         options.download_tags(git2::AutotagOption::None);
-        options.depth(0);
         let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking_ref());
         let result = remote.fetch(&[refspec.as_str()], Some(&mut options), None);
         if cancelled.load(Ordering::SeqCst) || Instant::now() > deadline + Duration::from_secs(1) {
@@ -170,6 +169,35 @@ impl Mirror {
         Ok(Fetched {
             commit: commit.id().to_string(),
         })
+    }
+
+    /// Remove lock files that a killed fetch left in the mirror. Call only
+    /// while holding the state directory's lock ([`StateLock`]): then no
+    /// other process can be writing the mirror, and a leftover `*.lock`
+    /// would otherwise fail every later fetch.
+    pub fn clear_stale_locks(&self) -> std::io::Result<usize> {
+        fn walk(dir: &Path, removed: &mut usize) -> std::io::Result<()> {
+            let entries = match std::fs::read_dir(dir) {
+                Ok(e) => e,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(e),
+            };
+            for entry in entries {
+                let entry = entry?;
+                let path = entry.path();
+                let kind = entry.file_type()?;
+                if kind.is_dir() {
+                    walk(&path, removed)?;
+                } else if path.extension().is_some_and(|e| e == "lock") {
+                    std::fs::remove_file(&path)?;
+                    *removed += 1;
+                }
+            }
+            Ok(())
+        }
+        let mut removed = 0;
+        walk(&self.path, &mut removed)?;
+        Ok(removed)
     }
 
     /// The commit of the last successful fetch, if any (for offline passes).
@@ -225,6 +253,29 @@ impl Mirror {
     }
 }
 
+/// An exclusive lock on `state_dir` for the duration of a pass, so two
+/// reconcilers (a timer and a daemon, say) never work on one store at once.
+#[derive(Debug)]
+pub struct StateLock {
+    _file: std::fs::File,
+}
+
+impl StateLock {
+    /// Take the lock; `Ok(None)` when another process holds it.
+    pub fn try_acquire(state_dir: &Path) -> std::io::Result<Option<StateLock>> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(state_dir.join("pass.lock"))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(StateLock { _file: file })),
+            Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+            Err(std::fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+}
+
 enum Blob {
     Missing,
     Refused(crate::trust::Refusal),
@@ -234,6 +285,26 @@ enum Blob {
 const MODE_BLOB: i32 = 0o100644;
 const MODE_BLOB_EXECUTABLE: i32 = 0o100755;
 
+/// Whether some directory on `path` is a symlink or a submodule: libgit2
+/// answers "not found" for paths through them, which must not read as "no
+/// release yet".
+fn path_through_special(tree: &git2::Tree<'_>, path: &str) -> Option<String> {
+    let mut prefix = String::new();
+    for part in path.split('/') {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        match tree.get_path(Path::new(&prefix)) {
+            Ok(e) if e.kind() == Some(ObjectType::Tree) => continue,
+            Ok(e) if e.kind() == Some(ObjectType::Blob) && e.filemode() != 0o120000 => return None,
+            Ok(_) => return Some(prefix),
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
 fn read_blob(
     repo: &Repository,
     tree: &git2::Tree<'_>,
@@ -242,7 +313,12 @@ fn read_blob(
 ) -> Result<Blob, SourceError> {
     let entry = match tree.get_path(Path::new(path)) {
         Ok(e) => e,
-        Err(e) if e.code() == git2::ErrorCode::NotFound => return Ok(Blob::Missing),
+        Err(e) if e.code() == git2::ErrorCode::NotFound => {
+            return Ok(match path_through_special(tree, path) {
+                Some(special) => Blob::Refused(crate::trust::Refusal::NotRegularFile(special)),
+                None => Blob::Missing,
+            });
+        }
         Err(e) => {
             return Err(SourceError::Read {
                 path: path.to_owned(),
@@ -287,4 +363,46 @@ fn read_blob(
         message: e.message().to_owned(),
     })?;
     Ok(Blob::Bytes(blob.content().to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: a store directory replaced by a symlink or a submodule
+    /// read as "no release yet" instead of being refused.
+    #[test]
+    fn paths_through_symlinks_and_submodules_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = Repository::init_bare(dir.path()).expect("repo");
+        let blob = repo.blob(b"brooklyn").expect("blob");
+        let mut stores = repo.treebuilder(None).expect("tb");
+        stores.insert("soho", blob, 0o120000).expect("symlink");
+        stores.insert("midtown", blob, 0o160000).expect("gitlink");
+        let stores = stores.write().expect("write");
+        let mut acme = repo.treebuilder(None).expect("tb");
+        acme.insert("stores", stores, 0o040000).expect("dir");
+        let acme = acme.write().expect("write");
+        let mut tenants = repo.treebuilder(None).expect("tb");
+        tenants.insert("acme", acme, 0o040000).expect("dir");
+        let tenants = tenants.write().expect("write");
+        let mut root = repo.treebuilder(None).expect("tb");
+        root.insert("tenants", tenants, 0o040000).expect("dir");
+        let tree = repo.find_tree(root.write().expect("write")).expect("tree");
+        for store in ["soho", "midtown"] {
+            let path = format!("tenants/acme/stores/{store}/release.yaml");
+            match read_blob(&repo, &tree, &path, 1000).expect("read") {
+                Blob::Refused(crate::trust::Refusal::NotRegularFile(p)) => {
+                    assert_eq!(p, format!("tenants/acme/stores/{store}"))
+                }
+                Blob::Refused(other) => panic!("{store}: refused for {other}"),
+                Blob::Missing => panic!("{store}: read as missing"),
+                Blob::Bytes(_) => panic!("{store}: read as a file"),
+            }
+        }
+        assert!(matches!(
+            read_blob(&repo, &tree, "tenants/acme/stores/none/release.yaml", 1000).expect("read"),
+            Blob::Missing
+        ));
+    }
 }

@@ -153,6 +153,18 @@ pub struct FieldChange {
     pub after: Option<Value>,
 }
 
+impl fmt::Display for FieldChange {
+    /// `field: before → after`, `field: added x`, `field: removed (was x)`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (&self.before, &self.after) {
+            (Some(a), Some(b)) => write!(f, "{}: {} → {}", self.field, show(a), show(b)),
+            (None, Some(b)) => write!(f, "{}: added {}", self.field, show(b)),
+            (Some(a), None) => write!(f, "{}: removed (was {})", self.field, show(a)),
+            (None, None) => f.write_str(&self.field),
+        }
+    }
+}
+
 /// What happened to one entity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "change", rename_all = "snake_case")]

@@ -11,6 +11,7 @@ use reconciler::config::{Config, DEFAULT_PATH};
 use reconciler::outbox::{DEFAULT_BOUND, Outbox};
 use reconciler::report::Report;
 use reconciler::{applied, daemon};
+use schemas::diff::Change;
 
 /// Pulls this store's signed release from the fleet repo (outbound only),
 /// verifies it, and converges the local edge backend to it.
@@ -122,7 +123,20 @@ async fn run(cli: Cli) -> i32 {
                             } else {
                                 ""
                             };
-                            println!("  {} {} `{}`{note}", c.kind.domain(), c.kind, c.id);
+                            match &c.change {
+                                Change::Changed { fields } => {
+                                    println!("  {} {} `{}`{note}", c.kind.domain(), c.kind, c.id);
+                                    for f in fields {
+                                        println!("      {f}");
+                                    }
+                                }
+                                Change::Added { .. } => {
+                                    println!("  {} + {} `{}`{note}", c.kind.domain(), c.kind, c.id)
+                                }
+                                Change::Removed { .. } => {
+                                    println!("  {} - {} `{}`{note}", c.kind.domain(), c.kind, c.id)
+                                }
+                            }
                         }
                         1
                     }

@@ -28,12 +28,7 @@ fn sign(c: &EntityChange) -> char {
 }
 
 fn field_line(f: &FieldChange) -> String {
-    match (&f.before, &f.after) {
-        (Some(a), Some(b)) => format!("{}: {} → {}", f.field, show(a), show(b)),
-        (None, Some(b)) => format!("{}: added {}", f.field, show(b)),
-        (Some(a), None) => format!("{}: removed (was {})", f.field, show(a)),
-        (None, None) => f.field.clone(),
-    }
+    f.to_string()
 }
 
 /// One line per entity change (and per field for changed ones).
