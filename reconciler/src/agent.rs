@@ -191,12 +191,24 @@ impl Agent {
         {
             Ok(ReleaseFiles::Found { release, signature }) => (release, signature),
             Ok(ReleaseFiles::Missing) => {
-                let w = format!(
-                    "no release for {} at {} yet (not signed): nothing to apply",
-                    self.config.store,
-                    short(&fetched.commit)
-                );
-                tracing::warn!(store = %self.config.store, commit = %fetched.commit, "Store not yet released.");
+                // Not a refusal (DESIGN.md §3), but say plainly when a store
+                // that had a release finds none: someone deleted it, or the
+                // branch went back to before the store was released.
+                let w = match &last {
+                    None => format!(
+                        "no release for {} at {} yet (not signed): nothing to apply",
+                        self.config.store,
+                        short(&fetched.commit)
+                    ),
+                    Some(l) => format!(
+                        "no release for {} at {}, although revision {} was applied: was release.yaml deleted or the branch reset? Keeping revision {}",
+                        self.config.store,
+                        short(&fetched.commit),
+                        l.revision,
+                        l.revision
+                    ),
+                };
+                tracing::warn!(store = %self.config.store, commit = %fetched.commit, warning = %w, "No release to apply.");
                 r.warnings.push(w);
                 r.outcome = Outcome::NoChange;
                 r.duration_ms = clock.elapsed().as_millis() as u64;
