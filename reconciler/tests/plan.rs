@@ -4,20 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
+mod common;
+use common::copy_dir;
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
+const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
 
 /// A Git repository holding the template (optionally in a subdirectory).
 struct Repo {
@@ -48,27 +38,7 @@ impl Repo {
     }
 
     fn commit(&self, message: &str) -> String {
-        let git = git2::Repository::open(&self.git_root).expect("open");
-        let mut index = git.index().expect("index");
-        index
-            .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-            .expect("add");
-        index.update_all(["*"], None).expect("update");
-        index.write().expect("write");
-        let tree = git
-            .find_tree(index.write_tree().expect("tree"))
-            .expect("tree");
-        let sig = git2::Signature::now("Menu Editor", "menu@example.com").expect("sig");
-        let parents: Vec<git2::Commit> = git
-            .head()
-            .ok()
-            .and_then(|h| h.peel_to_commit().ok())
-            .into_iter()
-            .collect();
-        let parents: Vec<&git2::Commit> = parents.iter().collect();
-        git.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
-            .expect("commit")
-            .to_string()
+        common::commit_all(&self.git_root, message)
     }
 
     fn edit(&self, rel: &str, from: &str, to: &str) {

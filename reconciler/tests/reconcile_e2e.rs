@@ -24,6 +24,7 @@
 //! Tests whose comment starts "Regression:" once failed against the
 //! reconciler; the comment says what broke.
 
+mod common;
 mod e2e;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -743,21 +744,8 @@ fn row09_symlinked_or_submodule_store_directory_is_refused_end_to_end() {
 fn row10_oversized_and_hostile_yaml_is_refused_fast_end_to_end() {
     let fx = Fixture::converged();
     let base = fx.head();
-    let header = "apiVersion: fleet/v1\nkind: StoreRelease\nstore: acme/soho\nrevision: 2\nsource_commit: x\nissued_at: 2026-01-01T00:00:00Z\nexpires_at: 2099-01-01T00:00:00Z\nstate:\n";
-    let deep = format!(
-        "{header}  settings: {}{}\n",
-        "[".repeat(200),
-        "]".repeat(200)
-    );
-    let mut bomb = format!(
-        "{header}  settings: {{}}\n  menu: {{}}\n  access: {{}}\n  kitchen: {{}}\nx0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
-    );
-    for i in 1..12 {
-        let p = i - 1;
-        bomb.push_str(&format!(
-            "x{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
-        ));
-    }
+    let hostile = common::hostile_releases("acme/soho", 2);
+    let (deep, bomb) = (&hostile[0].1, &hostile[1].1);
     // 20 MiB of comment lines, above the 16 MiB limit: the size is read
     // from the object header, never by loading the blob. Not the 100 MB of
     // THREATS.md: the pass must first fetch the blob, and with 100 MB the
@@ -785,12 +773,12 @@ fn row10_oversized_and_hostile_yaml_is_refused_fast_end_to_end() {
         ),
         (
             "deep nesting",
-            Attack::Signed(&deep),
+            Attack::Signed(deep),
             &["release/malformed", "release/unknown-field"],
         ),
         (
             "alias bomb",
-            Attack::Signed(&bomb),
+            Attack::Signed(bomb),
             &["release/malformed", "release/unknown-field"],
         ),
     ];

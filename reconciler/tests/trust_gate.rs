@@ -14,25 +14,15 @@ use reconciler::ops::sign::{release_bytes, sign_bytes};
 use reconciler::trust::{self, Expectations, Refusal, TrustedKeys};
 use schemas::Release;
 
+mod common;
+use common::{commit_all, copy_dir};
+
 const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
 
 struct Fixture {
     _tmp: tempfile::TempDir,
     root: PathBuf,
     repo: PathBuf,
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 fn fleet(args: &[&str], cwd: &Path) -> std::process::Output {
@@ -45,28 +35,6 @@ fn fleet(args: &[&str], cwd: &Path) -> std::process::Output {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains("panicked"), "fleet panicked: {stderr}");
     out
-}
-
-fn commit_all(repo: &Path, message: &str) {
-    let git = git2::Repository::open(repo).expect("open repo");
-    let mut index = git.index().expect("index");
-    index
-        .add_all(["*"], git2::IndexAddOption::DEFAULT, None)
-        .expect("add");
-    index.write().expect("write index");
-    let tree = git
-        .find_tree(index.write_tree().expect("tree"))
-        .expect("find tree");
-    let sig = git2::Signature::now("Release Bot", "bot@example.com").expect("sig");
-    let parents: Vec<git2::Commit> = git
-        .head()
-        .ok()
-        .and_then(|h| h.peel_to_commit().ok())
-        .into_iter()
-        .collect();
-    let parent_refs: Vec<&git2::Commit> = parents.iter().collect();
-    git.commit(Some("HEAD"), &sig, &sig, message, &tree, &parent_refs)
-        .expect("commit");
 }
 
 impl Fixture {
@@ -508,29 +476,13 @@ fn row10_oversized_and_hostile_yaml_is_refused_fast() {
     let fx = Fixture::new();
     let keys = fx.keys();
     let key = fx.secret_key();
-    let header = "apiVersion: fleet/v1\nkind: StoreRelease\nstore: acme/soho\nrevision: 2\nsource_commit: x\nissued_at: 2026-01-01T00:00:00Z\nexpires_at: 2099-01-01T00:00:00Z\nstate:\n";
-
     let huge = vec![b'#'; 100 * 1024 * 1024];
     let started = std::time::Instant::now();
     let err = refused(check(&huge, b"", &keys, "acme/soho", None));
     assert!(matches!(err, Refusal::TooLarge { .. }), "{err}");
     assert!(started.elapsed().as_secs_f64() < 1.0);
 
-    let deep = format!(
-        "{header}  settings: {}{}\n",
-        "[".repeat(200),
-        "]".repeat(200)
-    );
-    let mut bomb = format!(
-        "{header}  settings: {{}}\n  menu: {{}}\n  access: {{}}\n  kitchen: {{}}\nx0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
-    );
-    for i in 1..12 {
-        let p = i - 1;
-        bomb.push_str(&format!(
-            "x{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
-        ));
-    }
-    for (name, text) in [("deep nesting", deep), ("alias bomb", bomb)] {
+    for (name, text) in common::hostile_releases("acme/soho", 2) {
         // Signed by the trusted key: the budgets must hold even then.
         let sig = sign_bytes(text.as_bytes(), "acme/soho", 2, &key).expect("sign");
         let started = std::time::Instant::now();

@@ -45,6 +45,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::Method;
+
+pub use crate::common::copy_dir;
 use serde_json::{Map, Value};
 
 pub const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
@@ -330,19 +332,6 @@ pub fn git(cwd: &Path, args: &[&str]) -> String {
     let run = run_process(git_cmd(cwd).args(args), PROCESS_TIMEOUT);
     run.expect_code(0, &format!("git {}", args.join(" ")));
     run.stdout
-}
-
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
 }
 
 // ------------------------------------------------------------ HTTP
