@@ -29,6 +29,7 @@ mod e2e;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use e2e::{
@@ -1614,4 +1615,66 @@ fn bad_config_exits_2_naming_the_problem() {
     assert_eq!(fx.edge.state_text(), before.state);
     assert_eq!(fx.edge.audit(), before.audit);
     assert_eq!(fx.applied_text(), before.applied);
+}
+
+/// `fleet-reconciler run` under systemd (`Type=notify`, `WatchdogSec=`):
+/// it sends `READY=1` once set up and keeps pinging `WATCHDOG=1` at half
+/// the watchdog period while it waits between passes. The test plays
+/// systemd's part with a real datagram socket in `NOTIFY_SOCKET`.
+#[test]
+fn daemon_speaks_the_systemd_notify_protocol() {
+    use std::os::unix::net::UnixDatagram;
+    let mut fx = Fixture::converged();
+    fx.interval_secs = 30;
+    fx.write_config();
+    let socket_path = fx.root.join("notify.sock");
+    let socket = UnixDatagram::bind(&socket_path).expect("bind the notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .expect("timeout");
+    let logs = fx.root.join("logs");
+    std::fs::create_dir_all(&logs).expect("logs dir");
+    let mut daemon = e2e::Guarded::new(
+        fx.reconciler_cmd(&["run"])
+            .env("NOTIFY_SOCKET", &socket_path)
+            .env("WATCHDOG_USEC", "400000")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(logs.join("notify.stderr")).expect("stderr"))
+            .spawn()
+            .expect("spawn fleet-reconciler run"),
+    );
+    let mut messages = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut buf = [0u8; 512];
+    while Instant::now() < deadline {
+        if let Ok(n) = socket.recv(&mut buf) {
+            messages.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        let pings = messages
+            .iter()
+            .filter(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+            .count();
+        if messages.iter().any(|m| m.lines().any(|l| l == "READY=1")) && pings >= 4 {
+            break;
+        }
+    }
+    let stderr = std::fs::read_to_string(logs.join("notify.stderr")).unwrap_or_default();
+    assert!(
+        messages.iter().any(|m| m.lines().any(|l| l == "READY=1")),
+        "no READY=1: {messages:?}\n{stderr}"
+    );
+    let pings = messages
+        .iter()
+        .filter(|m| m.lines().any(|l| l == "WATCHDOG=1"))
+        .count();
+    assert!(
+        pings >= 4,
+        "the watchdog is pinged while waiting (30 s interval, 0.4 s watchdog): {messages:?}\n{stderr}"
+    );
+    daemon.terminate();
+    let status = daemon
+        .wait_timeout(Duration::from_secs(10))
+        .expect("exits after SIGTERM");
+    assert_eq!(status.code(), Some(0));
 }
