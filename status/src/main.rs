@@ -1,21 +1,185 @@
-//! `fleet-status`: the fleet status service and dashboard.
-//!
-//! Not built yet: this binary only describes itself. The status service of
-//! DESIGN.md §6 (enrollment, signed reports, dashboard) arrives with
-//! the status-service issue; until then nothing here pretends to serve.
+//! `fleet-status`: the fleet status service (DESIGN.md §6). Parses flags
+//! and calls into the library; logs go to stderr, and stdout carries only
+//! what a command answers (`listening on ADDR`, a token).
 
-use clap::Parser;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use status::{admin, server};
 
 /// Head office view of the fleet: desired vs applied revisions per store.
-/// Not implemented in this build yet: it only prints this help.
 #[derive(Debug, Parser)]
-#[command(name = "fleet-status", version, arg_required_else_help = false)]
-struct Cli {}
+#[command(name = "fleet-status", version)]
+struct Cli {
+    /// `sqlite://FILE` or `postgres://…`.
+    #[arg(
+        long,
+        global = true,
+        env = "FLEET_STATUS_DATABASE_URL",
+        default_value = "sqlite://status.db"
+    )]
+    database_url: String,
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
-    let mut cmd = <Cli as clap::CommandFactory>::command();
-    // Printing help is the only behaviour this placeholder has.
-    let _ = cmd.print_long_help();
-    std::process::exit(2);
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the API.
+    Serve(ServeArgs),
+    /// Bootstrap tokens for enrolling a store's node.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Operator bearer tokens.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Node keys.
+    #[command(subcommand)]
+    Node(NodeCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// The fleet repo (URL or local path) to read desired revisions from.
+    #[arg(long)]
+    repo_url: Option<String>,
+    #[arg(long, default_value = "main")]
+    branch: String,
+    /// Minisign public key file, or a directory of `*.pub`.
+    #[arg(long)]
+    pubkey: Option<PathBuf>,
+    /// Where the bare mirror of the fleet repo is kept.
+    #[arg(long, default_value = "status-state")]
+    state_dir: PathBuf,
+    /// File holding an HTTPS token for a private fleet repo.
+    #[arg(long)]
+    git_token_file: Option<PathBuf>,
+    /// SSH deploy key for a private fleet repo.
+    #[arg(long)]
+    git_ssh_key_file: Option<PathBuf>,
+    #[arg(long, default_value_t = 60)]
+    fetch_interval_secs: u64,
+    /// File holding the HMAC secret of `POST /api/v1/hooks/git`; the hook is off without it.
+    #[arg(long)]
+    hook_secret_file: Option<PathBuf>,
+    /// The reconcilers' pass interval; a store is offline after three without a report.
+    #[arg(long, default_value_t = 60)]
+    report_interval_secs: u64,
+    /// A release expiring within this many days makes its store `stale`.
+    #[arg(long, default_value_t = 14)]
+    stale_within_days: i64,
+    /// Reports older than this many days are deleted; 0 keeps them all.
+    #[arg(long, default_value_t = 90)]
+    retain_reports_days: i64,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Print a single-use bootstrap token for `<tenant>/<store>`.
+    Create {
+        store: String,
+        /// How long the token is valid (`1h`, `30m`, `2d`).
+        #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+        ttl: Duration,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorCommand {
+    /// Print an operator bearer token scoped to the given tenants.
+    Create {
+        #[arg(long = "tenant", required = true)]
+        tenants: Vec<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum NodeCommand {
+    /// Revoke every node key of `<tenant>/<store>`.
+    Revoke { store: String },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FLEET_LOG")
+                .or_else(|_| tracing_subscriber::EnvFilter::try_from_default_env())
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn println_flush(line: &str) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").context("writing to stdout")?;
+    out.flush().context("writing to stdout")
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let db = cli.database_url;
+    match cli.command {
+        Command::Serve(a) => {
+            let opts = server::ServeOptions {
+                listen: a.listen,
+                database_url: db,
+                repo_url: a.repo_url,
+                branch: a.branch,
+                pubkey: a.pubkey,
+                state_dir: a.state_dir,
+                git_token_file: a.git_token_file,
+                git_ssh_key_file: a.git_ssh_key_file,
+                fetch_interval: Duration::from_secs(a.fetch_interval_secs.max(1)),
+                hook_secret_file: a.hook_secret_file,
+                report_interval: Duration::from_secs(a.report_interval_secs.max(1)),
+                stale_within_days: a.stale_within_days,
+                retain_reports_days: a.retain_reports_days,
+            };
+            server::serve(opts, |addr| {
+                if let Err(e) = println_flush(&format!("listening on {addr}")) {
+                    tracing::warn!(error = %e, "Cannot announce the address on stdout.");
+                }
+            })
+            .await
+            .context("fleet-status serve")
+        }
+        Command::Token(TokenCommand::Create { store, ttl }) => {
+            let token = admin::token_create(&db, &store, ttl)
+                .await
+                .with_context(|| format!("creating a bootstrap token for {store}"))?;
+            println_flush(&token)
+        }
+        Command::Operator(OperatorCommand::Create { tenants }) => {
+            let token = admin::operator_create(&db, &tenants)
+                .await
+                .context("creating an operator token")?;
+            println_flush(&token)
+        }
+        Command::Node(NodeCommand::Revoke { store }) => {
+            let n = admin::node_revoke(&db, &store)
+                .await
+                .with_context(|| format!("revoking the node keys of {store}"))?;
+            println_flush(&format!("revoked {n} node key(s) of {store}"))
+        }
+    }
 }

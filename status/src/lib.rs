@@ -1,0 +1,23 @@
+//! The status service of DESIGN.md §6: enrollment of store nodes, signed
+//! reports, desired revisions read from the fleet repo, store states and
+//! the operator API.
+//!
+//! - [`node_auth`]: the node request signature, pure; the reconciler reuses it.
+//! - [`state`]: a store's state, a pure function of its inputs.
+//! - [`store`]: the storage trait and its SQLite and PostgreSQL backends.
+//! - [`desired`]: fetch the fleet repo and verify every store's release
+//!   with the reconciler's own trust gate.
+//! - [`api`]: the HTTP API; [`dashboard`]: its HTML pages; [`server`]: `serve`; [`admin`]: the admin
+//!   commands; [`tokens`]: bootstrap and operator tokens.
+//!
+//! The binary (`src/main.rs`) only parses flags and calls into these.
+
+pub mod admin;
+pub mod api;
+pub mod dashboard;
+pub mod desired;
+pub mod node_auth;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod tokens;

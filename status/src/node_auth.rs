@@ -1,0 +1,287 @@
+//! Node request signatures: how a store's reconciler proves which store it
+//! is on every request to the status service (DESIGN.md §6, THREATS.md
+//! rows 13–15).
+//!
+//! A node signs, with its enrolled Ed25519 key, the canonical string
+//!
+//! ```text
+//! METHOD\nPATH_AND_QUERY\nTIMESTAMP\nNONCE\nSHA256_HEX(body)
+//! ```
+//!
+//! and sends it in four headers ([`HEADER_KEY`], [`HEADER_TIMESTAMP`],
+//! [`HEADER_NONCE`], [`HEADER_SIGNATURE`]). This module is pure: it takes
+//! the time as an argument and keeps no nonce memory; the server checks
+//! nonce reuse and revocation against its database. The reconciler can
+//! reuse [`sign_request`] as it is.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use chrono::{DateTime, Utc};
+use ed25519_dalek::{Signature, Signer as _, SigningKey, Verifier as _, VerifyingKey};
+use sha2::{Digest, Sha256};
+
+/// The node's key id or its base64 public key.
+pub const HEADER_KEY: &str = "X-Fleet-Node-Key";
+/// RFC 3339 or unix seconds.
+pub const HEADER_TIMESTAMP: &str = "X-Fleet-Timestamp";
+/// Any string of 8 to 128 visible ASCII characters, never reused.
+pub const HEADER_NONCE: &str = "X-Fleet-Nonce";
+/// Base64 Ed25519 signature over [`canonical_string`].
+pub const HEADER_SIGNATURE: &str = "X-Fleet-Signature";
+
+/// Largest accepted distance between the node's clock and the server's.
+pub const MAX_SKEW_SECS: i64 = 300;
+
+/// The headers of one signed request, in the order they are sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHeaders {
+    pub key: String,
+    pub timestamp: String,
+    pub nonce: String,
+    pub signature: String,
+}
+
+impl SignedHeaders {
+    /// `(name, value)` pairs to put on the request.
+    pub fn pairs(&self) -> [(&'static str, &str); 4] {
+        [
+            (HEADER_KEY, self.key.as_str()),
+            (HEADER_TIMESTAMP, self.timestamp.as_str()),
+            (HEADER_NONCE, self.nonce.as_str()),
+            (HEADER_SIGNATURE, self.signature.as_str()),
+        ]
+    }
+}
+
+/// Why a signed request was refused. Every variant answers 401.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeAuthError {
+    #[error("missing header {0}")]
+    MissingHeader(&'static str),
+    #[error("{HEADER_TIMESTAMP} {0:?} is neither RFC 3339 nor unix seconds")]
+    BadTimestamp(String),
+    #[error(
+        "the request was signed {skew_secs} s away from the server's clock (limit {MAX_SKEW_SECS} s)"
+    )]
+    Skew { skew_secs: i64 },
+    #[error("{HEADER_NONCE} must be 8 to 128 visible ASCII characters")]
+    BadNonce,
+    #[error("{HEADER_SIGNATURE} is not a base64 Ed25519 signature")]
+    MalformedSignature,
+    #[error("the signature does not verify with the node's key")]
+    BadSignature,
+    #[error("not a base64 Ed25519 public key")]
+    BadPublicKey,
+}
+
+/// SHA-256 of `bytes`, lower-case hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// What is signed.
+pub fn canonical_string(
+    method: &str,
+    path_and_query: &str,
+    timestamp: &str,
+    nonce: &str,
+    body: &[u8],
+) -> String {
+    format!(
+        "{}\n{}\n{}\n{}\n{}",
+        method.to_ascii_uppercase(),
+        path_and_query,
+        timestamp,
+        nonce,
+        sha256_hex(body)
+    )
+}
+
+/// A node public key's id: the first 16 hex digits of SHA-256 of its bytes.
+pub fn key_id(key: &VerifyingKey) -> String {
+    sha256_hex(key.as_bytes())[..16].to_owned()
+}
+
+/// Base64 of a public key, as enrolled and as sent in [`HEADER_KEY`].
+pub fn encode_public_key(key: &VerifyingKey) -> String {
+    B64.encode(key.as_bytes())
+}
+
+/// Parse a base64 Ed25519 public key.
+pub fn decode_public_key(text: &str) -> Result<VerifyingKey, NodeAuthError> {
+    let bytes = B64
+        .decode(text.trim())
+        .map_err(|_| NodeAuthError::BadPublicKey)?;
+    let bytes: [u8; 32] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| NodeAuthError::BadPublicKey)?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| NodeAuthError::BadPublicKey)
+}
+
+/// Sign a request with `key` at `now`. `nonce` must be fresh for every
+/// request (16 random bytes, hex or base64, are plenty).
+pub fn sign_request(
+    key: &SigningKey,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+    nonce: &str,
+) -> SignedHeaders {
+    let timestamp = now.timestamp().to_string();
+    let text = canonical_string(method, path_and_query, &timestamp, nonce, body);
+    let signature = key.sign(text.as_bytes());
+    SignedHeaders {
+        key: key_id(&key.verifying_key()),
+        timestamp,
+        nonce: nonce.to_owned(),
+        signature: B64.encode(signature.to_bytes()),
+    }
+}
+
+/// Parse [`HEADER_TIMESTAMP`].
+pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, NodeAuthError> {
+    let t = text.trim();
+    if let Ok(secs) = t.parse::<i64>() {
+        return DateTime::from_timestamp(secs, 0)
+            .ok_or_else(|| NodeAuthError::BadTimestamp(t.to_owned()));
+    }
+    DateTime::parse_from_rfc3339(t)
+        .map(|d| d.with_timezone(&Utc))
+        .map_err(|_| NodeAuthError::BadTimestamp(t.to_owned()))
+}
+
+/// Check the signature, the clock skew and the nonce's shape of a request
+/// whose node key the caller already looked up. Nonce reuse and
+/// revocation are the caller's to check (they need the database).
+pub fn verify_request(
+    key: &VerifyingKey,
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    headers: &SignedHeaders,
+    now: DateTime<Utc>,
+) -> Result<(), NodeAuthError> {
+    let at = parse_timestamp(&headers.timestamp)?;
+    let skew = now - at;
+    if skew.num_milliseconds().abs() > MAX_SKEW_SECS * 1000 {
+        return Err(NodeAuthError::Skew {
+            skew_secs: skew.num_seconds(),
+        });
+    }
+    let n = &headers.nonce;
+    if n.len() < 8 || n.len() > 128 || !n.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(NodeAuthError::BadNonce);
+    }
+    let sig_bytes = B64
+        .decode(headers.signature.trim())
+        .map_err(|_| NodeAuthError::MalformedSignature)?;
+    let sig_bytes: [u8; 64] = sig_bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| NodeAuthError::MalformedSignature)?;
+    let signature = Signature::from_bytes(&sig_bytes);
+    let text = canonical_string(method, path_and_query, &headers.timestamp, n, body);
+    key.verify(text.as_bytes(), &signature)
+        .map_err(|_| NodeAuthError::BadSignature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key() -> SigningKey {
+        SigningKey::from_bytes(&[7u8; 32])
+    }
+
+    fn now() -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).expect("valid time")
+    }
+
+    #[test]
+    fn a_signed_request_verifies() {
+        let k = key();
+        let h = sign_request(&k, "POST", "/api/v1/reports", b"{}", now(), "nonce-0001");
+        assert_eq!(
+            verify_request(
+                &k.verifying_key(),
+                "POST",
+                "/api/v1/reports",
+                b"{}",
+                &h,
+                now()
+            ),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn any_change_breaks_the_signature() {
+        let k = key();
+        let vk = k.verifying_key();
+        let h = sign_request(&k, "POST", "/api/v1/reports", b"{}", now(), "nonce-0001");
+        let bad =
+            |m: &str, p: &str, b: &[u8], h: &SignedHeaders| verify_request(&vk, m, p, b, h, now());
+        assert_eq!(
+            bad("GET", "/api/v1/reports", b"{}", &h),
+            Err(NodeAuthError::BadSignature)
+        );
+        assert_eq!(
+            bad("POST", "/api/v1/reportz", b"{}", &h),
+            Err(NodeAuthError::BadSignature)
+        );
+        assert_eq!(
+            bad("POST", "/api/v1/reports", b"{ }", &h),
+            Err(NodeAuthError::BadSignature)
+        );
+        let mut other_nonce = h.clone();
+        other_nonce.nonce = "nonce-0002".into();
+        assert_eq!(
+            bad("POST", "/api/v1/reports", b"{}", &other_nonce),
+            Err(NodeAuthError::BadSignature)
+        );
+        let other = SigningKey::from_bytes(&[8u8; 32]).verifying_key();
+        assert_eq!(
+            verify_request(&other, "POST", "/api/v1/reports", b"{}", &h, now()),
+            Err(NodeAuthError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn skew_over_five_minutes_is_refused() {
+        let k = key();
+        let h = sign_request(&k, "GET", "/x", b"", now(), "nonce-0001");
+        let vk = k.verifying_key();
+        let later = now() + chrono::Duration::seconds(MAX_SKEW_SECS);
+        assert_eq!(verify_request(&vk, "GET", "/x", b"", &h, later), Ok(()));
+        let too_late = now() + chrono::Duration::seconds(MAX_SKEW_SECS + 1);
+        assert!(matches!(
+            verify_request(&vk, "GET", "/x", b"", &h, too_late),
+            Err(NodeAuthError::Skew { .. })
+        ));
+        let too_early = now() - chrono::Duration::seconds(MAX_SKEW_SECS + 1);
+        assert!(matches!(
+            verify_request(&vk, "GET", "/x", b"", &h, too_early),
+            Err(NodeAuthError::Skew { .. })
+        ));
+    }
+
+    #[test]
+    fn timestamps_in_rfc3339_and_unix_seconds() {
+        assert_eq!(parse_timestamp("1800000000"), Ok(now()));
+        assert_eq!(parse_timestamp("2027-01-15T08:00:00Z"), Ok(now()));
+        assert!(parse_timestamp("yesterday").is_err());
+    }
+
+    #[test]
+    fn public_keys_round_trip_and_garbage_is_refused() {
+        let vk = key().verifying_key();
+        assert_eq!(decode_public_key(&encode_public_key(&vk)), Ok(vk));
+        assert_eq!(decode_public_key("AAAA"), Err(NodeAuthError::BadPublicKey));
+        assert_eq!(decode_public_key("%%%"), Err(NodeAuthError::BadPublicKey));
+    }
+}

@@ -1,0 +1,328 @@
+//! `fleet-status serve`: open and migrate the database, load the pinned
+//! release keys, start the fleet repo fetch loop, bind, announce the bound
+//! address, serve until SIGTERM or Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use reconciler::source::{Credentials, Mirror};
+use reconciler::trust::{KeyError, TrustedKeys};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+
+use crate::api::{self, AppState, Metrics};
+use crate::desired;
+use crate::store::{self, StoreError};
+
+/// What `serve` needs; built by the binary from its flags.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// `host:port`; port 0 picks a free port.
+    pub listen: String,
+    pub database_url: String,
+    /// The fleet repo; without it no desired revisions are known.
+    pub repo_url: Option<String>,
+    pub branch: String,
+    /// A minisign public key file or a directory of `*.pub`.
+    pub pubkey: Option<PathBuf>,
+    /// Where the bare mirror of the fleet repo lives.
+    pub state_dir: PathBuf,
+    /// HTTPS token (file) or SSH deploy key for a private fleet repo.
+    pub git_token_file: Option<PathBuf>,
+    pub git_ssh_key_file: Option<PathBuf>,
+    pub fetch_interval: Duration,
+    pub hook_secret_file: Option<PathBuf>,
+    /// The reconcilers' pass interval: offline after three without a report.
+    pub report_interval: Duration,
+    /// Releases expiring within this many days are `stale`.
+    pub stale_within_days: i64,
+    /// Reports older than this many days are deleted (0 keeps them all).
+    pub retain_reports_days: i64,
+}
+
+/// Why the server could not start or stopped on an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Database(#[from] StoreError),
+    #[error("reading the release public key(s): {0}")]
+    Keys(#[from] KeyError),
+    #[error("--repo-url needs --pubkey: the service verifies every release it reports")]
+    NoPubkey,
+    #[error("reading hook secret file {path}: {source}")]
+    HookSecret {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("hook secret file {0} is empty")]
+    EmptyHookSecret(PathBuf),
+    #[error("reading Git token file {path}: {source}")]
+    GitToken {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("give --git-token-file or --git-ssh-key-file, not both")]
+    TwoGitCredentials,
+    #[error("listening on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("serving HTTP: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Run the server until a shutdown signal. `on_listening` is called once
+/// with the bound address, before the first request is accepted.
+pub async fn serve(
+    opts: ServeOptions,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), ServeError> {
+    let keys = match (&opts.repo_url, &opts.pubkey) {
+        (Some(_), None) => return Err(ServeError::NoPubkey),
+        (_, Some(p)) if p.is_dir() => Some(TrustedKeys::load_dir(p)?),
+        (_, Some(p)) => Some(TrustedKeys::from_keys(vec![TrustedKeys::load_file(p)?])),
+        (None, None) => None,
+    };
+    let hook_secret = match &opts.hook_secret_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|source| ServeError::HookSecret {
+                path: path.clone(),
+                source,
+            })?;
+            let secret = text.trim().as_bytes().to_vec();
+            if secret.is_empty() {
+                return Err(ServeError::EmptyHookSecret(path.clone()));
+            }
+            Some(Arc::new(secret))
+        }
+    };
+    let credentials = match (&opts.git_token_file, &opts.git_ssh_key_file) {
+        (Some(_), Some(_)) => return Err(ServeError::TwoGitCredentials),
+        (Some(path), None) => Credentials::Token(
+            std::fs::read_to_string(path)
+                .map_err(|source| ServeError::GitToken {
+                    path: path.clone(),
+                    source,
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        (None, Some(key)) => Credentials::SshKey(key.clone()),
+        (None, None) => Credentials::None,
+    };
+    let db = store::open(&opts.database_url).await?;
+    info!("Database open and migrated.");
+    let (desired_changed, _) = watch::channel(0u64);
+    let (stop, stopping) = watch::channel(false);
+    let state = AppState {
+        store: db.clone(),
+        desired_changed,
+        stopping,
+        fetch_now: Arc::new(Notify::new()),
+        hook_secret,
+        report_interval: chrono::Duration::from_std(opts.report_interval)
+            .unwrap_or(chrono::Duration::seconds(60)),
+        stale_within: chrono::Duration::days(opts.stale_within_days),
+        metrics: Arc::new(Metrics::default()),
+    };
+    let fetcher = match (&opts.repo_url, keys) {
+        (Some(url), Some(keys)) => Some(tokio::spawn(fetch_loop(
+            state.clone(),
+            FetchConfig {
+                url: url.clone(),
+                branch: opts.branch.clone(),
+                state_dir: opts.state_dir.clone(),
+                interval: opts.fetch_interval,
+                keys,
+                credentials,
+            },
+        ))),
+        _ => {
+            warn!("No --repo-url: desired revisions are unknown.");
+            None
+        }
+    };
+    let pruner = tokio::spawn(housekeeping(db.clone(), opts.retain_reports_days));
+    let listener = TcpListener::bind(&opts.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: opts.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: opts.listen.clone(),
+        source,
+    })?;
+    on_listening(addr);
+    info!(%addr, "fleet-status listening on {addr}.");
+    let result = axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Long-polls answer now rather than hold the stop up.
+            stop.send_replace(true);
+        })
+        .await
+        .map_err(ServeError::Serve);
+    if let Some(f) = fetcher {
+        f.abort();
+    }
+    pruner.abort();
+    if let Err(e) = db.close().await {
+        warn!(error = %e, "Closing the database failed.");
+    }
+    info!("fleet-status stopped.");
+    result
+}
+
+#[derive(Debug)]
+struct FetchConfig {
+    url: String,
+    branch: String,
+    state_dir: PathBuf,
+    interval: Duration,
+    keys: TrustedKeys,
+    credentials: Credentials,
+}
+
+/// What one fetch found.
+enum Fetch {
+    /// The same commit as last time and no release has expired since:
+    /// the recorded rows still hold.
+    Unchanged,
+    Scanned {
+        commit: String,
+        rows: Vec<crate::store::DesiredRow>,
+    },
+}
+
+/// The last scan: its commit and when its verdicts must be redone (the
+/// earliest expiry of a release that verified).
+type LastScan = Option<(String, Option<i64>)>;
+
+fn fetch_and_scan(cfg: &FetchConfig, last: &LastScan) -> Result<Fetch, desired::ScanError> {
+    let mirror = Mirror::new(
+        &cfg.state_dir,
+        &cfg.url,
+        &cfg.branch,
+        cfg.credentials.clone(),
+        Duration::from_secs(120),
+    );
+    let fetched = mirror.fetch()?;
+    let now = chrono::Utc::now();
+    if let Some((commit, recheck_at)) = last
+        && *commit == fetched.commit
+        && recheck_at.is_none_or(|t| now.timestamp() < t)
+    {
+        return Ok(Fetch::Unchanged);
+    }
+    // `Mirror` keeps its bare repo in `<state_dir>/mirror.git`.
+    let rows = desired::read_stores(
+        &mirror,
+        &cfg.state_dir.join("mirror.git"),
+        &fetched.commit,
+        &cfg.keys,
+        now,
+    )?;
+    Ok(Fetch::Scanned {
+        commit: fetched.commit,
+        rows,
+    })
+}
+
+/// Fetch every `interval`, or at once when the hook asks; record each
+/// store's desired release and wake the long-polls.
+async fn fetch_loop(state: AppState, cfg: FetchConfig) {
+    let cfg = Arc::new(cfg);
+    let mut last: LastScan = None;
+    loop {
+        let (c, l) = (cfg.clone(), last.clone());
+        let result = tokio::task::spawn_blocking(move || fetch_and_scan(&c, &l)).await;
+        state.metrics.fetches.fetch_add(1, Ordering::Relaxed);
+        let failed = match result {
+            Ok(Ok(Fetch::Unchanged)) => None,
+            Ok(Ok(Fetch::Scanned { commit, rows })) => match state.store.set_desired(&rows).await {
+                Ok(()) => {
+                    info!(%commit, stores = rows.len(), "Fleet repo fetched; desired revisions recorded.");
+                    let recheck_at = rows
+                        .iter()
+                        .filter(|r| r.valid)
+                        .filter_map(|r| r.expires_at)
+                        .min();
+                    last = Some((commit, recheck_at));
+                    state.desired_changed.send_modify(|g| *g += 1);
+                    None
+                }
+                Err(e) => Some(format!("recording desired revisions: {e}")),
+            },
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(format!("the fetch task died: {e}")),
+        };
+        if let Some(error) = failed {
+            state.metrics.fetch_errors.fetch_add(1, Ordering::Relaxed);
+            warn!(url = %cfg.url, %error, "Fetching the fleet repo failed; retrying later.");
+        }
+        tokio::select! {
+            () = tokio::time::sleep(cfg.interval) => {}
+            () = state.fetch_now.notified() => {}
+        }
+    }
+}
+
+/// Every minute, forget nonces older than twice the allowed skew (a
+/// request that old fails the timestamp check before its nonce is looked
+/// at) and reports older than the retention.
+async fn housekeeping(db: std::sync::Arc<dyn crate::store::Store>, retain_reports_days: i64) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        let now = chrono::Utc::now().timestamp();
+        if let Err(e) = db
+            .forget_nonces(now - 2 * crate::node_auth::MAX_SKEW_SECS)
+            .await
+        {
+            warn!(error = %e, "Forgetting old nonces failed; retrying in a minute.");
+        }
+        if retain_reports_days > 0 {
+            match db.forget_reports(now - retain_reports_days * 86_400).await {
+                Ok(0) => {}
+                Ok(n) => info!(deleted = n, retain_reports_days, "Old reports deleted."),
+                Err(e) => warn!(error = %e, "Deleting old reports failed; retrying in a minute."),
+            }
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            warn!(error = %e, "Cannot listen for Ctrl-C.");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                warn!(error = %e, "Cannot listen for SIGTERM.");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    info!("Shutdown requested: finishing requests in flight.");
+}

@@ -1,0 +1,343 @@
+//! A store's state on the dashboard (DESIGN.md §6), computed by a pure
+//! function of what the repo offers, what the store last reported, when it
+//! was last seen and the time. No IO, no clock.
+
+use chrono::{DateTime, Duration, Utc};
+use reconciler::report::Outcome;
+use serde::{Deserialize, Serialize};
+
+/// The states of DESIGN.md §6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreState {
+    Synced,
+    OutOfSync,
+    Drifted,
+    Overridden,
+    Failed,
+    Refused,
+    Offline,
+    Stale,
+    Unenrolled,
+}
+
+impl StoreState {
+    pub const ALL: [StoreState; 9] = [
+        StoreState::Synced,
+        StoreState::OutOfSync,
+        StoreState::Drifted,
+        StoreState::Overridden,
+        StoreState::Failed,
+        StoreState::Refused,
+        StoreState::Offline,
+        StoreState::Stale,
+        StoreState::Unenrolled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StoreState::Synced => "synced",
+            StoreState::OutOfSync => "out_of_sync",
+            StoreState::Drifted => "drifted",
+            StoreState::Overridden => "overridden",
+            StoreState::Failed => "failed",
+            StoreState::Refused => "refused",
+            StoreState::Offline => "offline",
+            StoreState::Stale => "stale",
+            StoreState::Unenrolled => "unenrolled",
+        }
+    }
+}
+
+/// What the fleet repo offers a store, as the status service verified it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DesiredInfo {
+    /// Revision of a release that verified; `None` if none did.
+    pub revision: Option<u64>,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Whether the release verified (signature, store, expiry…).
+    pub valid: bool,
+}
+
+/// The parts of the last report that decide the state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastReport {
+    pub outcome: Outcome,
+    pub applied_revision: Option<u64>,
+    pub drift: usize,
+    pub overridden: usize,
+}
+
+/// Everything the state depends on.
+#[derive(Debug, Clone)]
+pub struct StateInputs<'a> {
+    /// Whether a node key that is not revoked is enrolled for the store.
+    pub enrolled: bool,
+    pub desired: &'a DesiredInfo,
+    pub last_report: Option<&'a LastReport>,
+    pub last_seen: Option<DateTime<Utc>>,
+    pub now: DateTime<Utc>,
+    /// The reconcilers' pass interval: a store is offline after three
+    /// intervals without a report.
+    pub interval: Duration,
+    /// A release expiring within this window makes the store `stale`.
+    pub stale_within: Duration,
+}
+
+/// The state of one store. The first rule that holds wins:
+///
+/// 1. no enrolled node → `unenrolled`;
+/// 2. no report ever, or none for 3 intervals → `offline`;
+/// 3. the release expired or expires within `stale_within` → `stale`;
+/// 4. last outcome `refused` / `failed` → `refused` / `failed`;
+/// 5. applied revision below the desired one → `out_of_sync`;
+/// 6. overrides reported → `overridden`; drift reported → `drifted`;
+/// 7. otherwise `synced`.
+pub fn store_state(i: &StateInputs<'_>) -> StoreState {
+    if !i.enrolled {
+        return StoreState::Unenrolled;
+    }
+    let (Some(report), Some(seen)) = (i.last_report, i.last_seen) else {
+        return StoreState::Offline;
+    };
+    if i.now - seen > i.interval * 3 {
+        return StoreState::Offline;
+    }
+    if let Some(expires) = i.desired.expires_at
+        && expires - i.now <= i.stale_within
+    {
+        return StoreState::Stale;
+    }
+    match report.outcome {
+        Outcome::Refused => return StoreState::Refused,
+        Outcome::Failed => return StoreState::Failed,
+        Outcome::Converged | Outcome::NoChange | Outcome::DriftCorrected => {}
+    }
+    if let Some(desired) = i.desired.revision
+        && report.applied_revision.is_none_or(|a| a < desired)
+    {
+        return StoreState::OutOfSync;
+    }
+    if report.overridden > 0 {
+        return StoreState::Overridden;
+    }
+    if report.drift > 0 || report.outcome == Outcome::DriftCorrected {
+        return StoreState::Drifted;
+    }
+    StoreState::Synced
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + secs, 0).expect("valid time")
+    }
+
+    fn report(
+        outcome: Outcome,
+        applied: Option<u64>,
+        drift: usize,
+        overridden: usize,
+    ) -> LastReport {
+        LastReport {
+            outcome,
+            applied_revision: applied,
+            drift,
+            overridden,
+        }
+    }
+
+    /// (name, enrolled, desired, last report, seen secs ago, expected)
+    type Row = (
+        &'static str,
+        bool,
+        DesiredInfo,
+        Option<LastReport>,
+        Option<i64>,
+        StoreState,
+    );
+
+    #[test]
+    fn state_table() {
+        let day = 86_400;
+        let desired = |rev: Option<u64>, expires_in: i64| DesiredInfo {
+            revision: rev,
+            expires_at: Some(t(expires_in)),
+            valid: true,
+        };
+        let fresh = desired(Some(5), 90 * day);
+        let no_release = DesiredInfo::default();
+        use Outcome as O;
+        use StoreState as S;
+        // (name, enrolled, desired, last report, seen secs ago, expected)
+        let rows: Vec<Row> = vec![
+            ("no node", false, fresh.clone(), None, None, S::Unenrolled),
+            (
+                "no node but old reports",
+                false,
+                fresh.clone(),
+                Some(report(O::Converged, Some(5), 0, 0)),
+                Some(10),
+                S::Unenrolled,
+            ),
+            (
+                "enrolled, never reported",
+                true,
+                fresh.clone(),
+                None,
+                None,
+                S::Offline,
+            ),
+            (
+                "silent for 3 intervals and a second",
+                true,
+                fresh.clone(),
+                Some(report(O::Converged, Some(5), 0, 0)),
+                Some(181),
+                S::Offline,
+            ),
+            (
+                "silent for exactly 3 intervals",
+                true,
+                fresh.clone(),
+                Some(report(O::Converged, Some(5), 0, 0)),
+                Some(180),
+                S::Synced,
+            ),
+            (
+                "synced",
+                true,
+                fresh.clone(),
+                Some(report(O::Converged, Some(5), 0, 0)),
+                Some(10),
+                S::Synced,
+            ),
+            (
+                "no change at desired",
+                true,
+                fresh.clone(),
+                Some(report(O::NoChange, Some(5), 0, 0)),
+                Some(10),
+                S::Synced,
+            ),
+            (
+                "behind",
+                true,
+                fresh.clone(),
+                Some(report(O::NoChange, Some(4), 0, 0)),
+                Some(10),
+                S::OutOfSync,
+            ),
+            (
+                "nothing applied yet",
+                true,
+                fresh.clone(),
+                Some(report(O::NoChange, None, 0, 0)),
+                Some(10),
+                S::OutOfSync,
+            ),
+            (
+                "refused",
+                true,
+                fresh.clone(),
+                Some(report(O::Refused, Some(4), 0, 0)),
+                Some(10),
+                S::Refused,
+            ),
+            (
+                "failed",
+                true,
+                fresh.clone(),
+                Some(report(O::Failed, Some(4), 0, 0)),
+                Some(10),
+                S::Failed,
+            ),
+            (
+                "drift corrected",
+                true,
+                fresh.clone(),
+                Some(report(O::DriftCorrected, Some(5), 2, 0)),
+                Some(10),
+                S::Drifted,
+            ),
+            (
+                "overridden",
+                true,
+                fresh.clone(),
+                Some(report(O::NoChange, Some(5), 0, 1)),
+                Some(10),
+                S::Overridden,
+            ),
+            (
+                "overridden wins over drift",
+                true,
+                fresh.clone(),
+                Some(report(O::DriftCorrected, Some(5), 1, 1)),
+                Some(10),
+                S::Overridden,
+            ),
+            (
+                "expired release",
+                true,
+                desired(Some(5), -10),
+                Some(report(O::NoChange, Some(5), 0, 0)),
+                Some(10),
+                S::Stale,
+            ),
+            (
+                "expires within 14 days",
+                true,
+                desired(Some(5), 13 * day),
+                Some(report(O::NoChange, Some(5), 0, 0)),
+                Some(10),
+                S::Stale,
+            ),
+            (
+                "expires in 15 days",
+                true,
+                desired(Some(5), 15 * day),
+                Some(report(O::NoChange, Some(5), 0, 0)),
+                Some(10),
+                S::Synced,
+            ),
+            (
+                "stale wins over refused",
+                true,
+                desired(None, -10),
+                Some(report(O::Refused, Some(5), 0, 0)),
+                Some(10),
+                S::Stale,
+            ),
+            (
+                "offline wins over stale",
+                true,
+                desired(Some(5), -10),
+                Some(report(O::NoChange, Some(5), 0, 0)),
+                Some(1000),
+                S::Offline,
+            ),
+            (
+                "not released yet",
+                true,
+                no_release,
+                Some(report(O::NoChange, None, 0, 0)),
+                Some(10),
+                S::Synced,
+            ),
+        ];
+        for (name, enrolled, desired, last, seen_ago, expected) in rows {
+            let inputs = StateInputs {
+                enrolled,
+                desired: &desired,
+                last_report: last.as_ref(),
+                last_seen: seen_ago.map(|s| t(-s)),
+                now: t(0),
+                interval: Duration::seconds(60),
+                stale_within: Duration::days(14),
+            };
+            assert_eq!(store_state(&inputs), expected, "{name}");
+        }
+    }
+}
