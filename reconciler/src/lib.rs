@@ -3,6 +3,8 @@
 //! - [`trust`]: the trust gate, a pure function that decides whether a
 //!   signed release may be applied (signature, store, rollback, expiry…).
 //! - [`applied`]: the last applied release record, written atomically.
+//! - [`node_auth`]: the signature of node requests to the status service,
+//!   made here and checked by `fleet-status` with the same code.
 //! - [`ops`]: the operations behind `fleet` commands (validate, render,
 //!   scaffold, schema, hash-pin, keygen, sign, verify). Each takes an options
 //!   struct and returns a value; the binaries only parse flags and print.
@@ -16,6 +18,7 @@ pub mod config;
 pub mod daemon;
 pub mod edge_client;
 pub mod git_tree;
+pub mod node_auth;
 pub mod ops;
 pub mod outbox;
 pub mod planner;

@@ -16,7 +16,9 @@ pub mod admin;
 pub mod api;
 pub mod dashboard;
 pub mod desired;
-pub mod node_auth;
+/// The node request signature lives in the reconciler library, which both
+/// sides use; re-exported so status code says `crate::node_auth`.
+pub use reconciler::node_auth;
 pub mod server;
 pub mod state;
 pub mod store;
