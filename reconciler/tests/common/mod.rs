@@ -11,19 +11,7 @@ pub fn template() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet-repo-template")
 }
 
-/// Copy a directory tree (regular files and directories only).
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read dir") {
-        let entry = entry.expect("dir entry");
-        let target = to.join(entry.file_name());
-        if entry.file_type().expect("file type").is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
+pub use testkit::copy_dir;
 
 /// Stage everything (additions, edits, deletions) and commit on HEAD with
 /// git2; returns the commit id.

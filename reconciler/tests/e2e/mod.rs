@@ -42,7 +42,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use reqwest::Method;
 
@@ -60,79 +60,23 @@ pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(90);
 
 // ------------------------------------------------------------ binaries
 
-/// The `fleet-edge` binary of this build profile, built once if missing or stale.
+/// The `fleet-edge` binary of this build profile, built once if missing or
+/// stale (see `testkit::workspace_binary`).
 pub fn edge_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
-        let profile_dir = Path::new(FLEET)
-            .parent()
-            .expect("the fleet binary lives in a directory");
-        let bin = profile_dir.join(format!("fleet-edge{}", std::env::consts::EXE_SUFFIX));
-        if bin.exists() && !edge_is_stale(&bin) {
-            return bin;
-        }
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .parent()
-            .expect("the reconciler crate is in the workspace");
-        let cargo = std::env::var_os("CARGO")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(option_env!("CARGO").unwrap_or("cargo")));
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "edge", "--bin", "fleet-edge"])
-            .arg("--manifest-path")
-            .arg(workspace.join("Cargo.toml"));
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("release") => {
-                cmd.arg("--release");
-            }
-            Some("debug") | None => {}
-            Some(other) => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        if let Some(target_dir) = profile_dir.parent() {
-            cmd.arg("--target-dir").arg(target_dir);
-        }
-        let out = cmd.output().expect("run cargo to build fleet-edge");
-        assert!(
-            out.status.success() && bin.exists(),
-            "building fleet-edge for the end-to-end tests failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        bin
+        testkit::workspace_binary(
+            Path::new(FLEET),
+            "edge",
+            "fleet-edge",
+            &[
+                "edge/src",
+                "edge/Cargo.toml",
+                "schemas/src",
+                "migrations/edge",
+            ],
+        )
     })
-}
-
-/// Whether a source of the edge (or of `schemas`, which it embeds) is newer
-/// than the binary: an old binary would test old code.
-fn edge_is_stale(bin: &Path) -> bool {
-    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
-        return true;
-    };
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the reconciler crate is in the workspace");
-    [
-        "edge/src",
-        "edge/Cargo.toml",
-        "schemas/src",
-        "migrations/edge",
-    ]
-    .iter()
-    .any(|p| newest_mtime(&workspace.join(p)).is_some_and(|t| t > built))
-}
-
-fn newest_mtime(path: &Path) -> Option<SystemTime> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_dir() {
-        return meta.modified().ok();
-    }
-    std::fs::read_dir(path)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| newest_mtime(&e.path()))
-        .max()
 }
 
 // ------------------------------------------------------------ processes

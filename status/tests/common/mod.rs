@@ -23,7 +23,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use chrono::Utc;
@@ -467,68 +467,18 @@ pub fn entity_change(kind: &str, id: &str) -> Value {
 
 // ------------------------------------------------------------ fleet repo
 
-/// The `fleet` binary of this build profile, built once if missing or stale.
+/// The `fleet` binary of this build profile, built once if missing or
+/// stale (see `testkit::workspace_binary`).
 pub fn fleet_bin() -> &'static Path {
     static BIN_PATH: OnceLock<PathBuf> = OnceLock::new();
     BIN_PATH.get_or_init(|| {
-        let profile_dir = Path::new(BIN)
-            .parent()
-            .expect("binaries live in a directory");
-        let bin = profile_dir.join(format!("fleet{}", std::env::consts::EXE_SUFFIX));
-        if bin.exists() && !fleet_is_stale(&bin) {
-            return bin;
-        }
-        let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let cargo = std::env::var_os("CARGO")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("cargo"));
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "--quiet", "-p", "reconciler", "--bin", "fleet"])
-            .arg("--manifest-path")
-            .arg(workspace.join("Cargo.toml"));
-        match profile_dir.file_name().and_then(|n| n.to_str()) {
-            Some("release") => {
-                cmd.arg("--release");
-            }
-            Some("debug") | None => {}
-            Some(other) => {
-                cmd.args(["--profile", other]);
-            }
-        }
-        if let Some(target_dir) = profile_dir.parent() {
-            cmd.arg("--target-dir").arg(target_dir);
-        }
-        let out = cmd.output().expect("run cargo to build fleet");
-        assert!(
-            out.status.success() && bin.exists(),
-            "building fleet for the status tests failed ({}):\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        bin
+        testkit::workspace_binary(
+            Path::new(BIN),
+            "reconciler",
+            "fleet",
+            &["reconciler/src", "reconciler/Cargo.toml", "schemas/src"],
+        )
     })
-}
-
-fn fleet_is_stale(bin: &Path) -> bool {
-    let Ok(built) = std::fs::metadata(bin).and_then(|m| m.modified()) else {
-        return true;
-    };
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    ["reconciler/src", "reconciler/Cargo.toml", "schemas/src"]
-        .iter()
-        .any(|p| newest_mtime(&workspace.join(p)).is_some_and(|t| t > built))
-}
-
-fn newest_mtime(path: &Path) -> Option<SystemTime> {
-    let meta = std::fs::metadata(path).ok()?;
-    if !meta.is_dir() {
-        return meta.modified().ok();
-    }
-    std::fs::read_dir(path)
-        .ok()?
-        .filter_map(|e| e.ok())
-        .filter_map(|e| newest_mtime(&e.path()))
-        .max()
 }
 
 /// A real fleet repo made from `fleet-repo-template/`, signed by the real
@@ -620,15 +570,4 @@ pub fn git(cwd: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
+pub use testkit::copy_dir;

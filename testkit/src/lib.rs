@@ -1,0 +1,92 @@
+//! Test support shared by the integration tests of several crates: finding
+//! (and if needed building) another crate's binary, and copying fixture
+//! trees. A dev-dependency only; nothing here ships.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::SystemTime;
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit lives in the workspace root")
+        .to_path_buf()
+}
+
+/// Binary `bin` of package `package`, from the same build profile as
+/// `beside` (a binary Cargo built for the calling test, e.g.
+/// `env!("CARGO_BIN_EXE_fleet")`). A crate's tests only get their own
+/// crate's binaries built, so another crate's is built here with
+/// `$CARGO build` when it is missing or older than any of `sources`
+/// (workspace-relative paths): an old binary would test old code. Cargo
+/// releases its build lock before it runs test binaries, so this does not
+/// deadlock. Call it once per process (behind a `OnceLock`).
+pub fn workspace_binary(beside: &Path, package: &str, bin: &str, sources: &[&str]) -> PathBuf {
+    let profile_dir = beside.parent().expect("a binary lives in a directory");
+    let path = profile_dir.join(format!("{bin}{}", std::env::consts::EXE_SUFFIX));
+    let root = workspace();
+    let stale = match std::fs::metadata(&path).and_then(|m| m.modified()) {
+        Err(_) => true,
+        Ok(built) => sources
+            .iter()
+            .any(|p| newest_mtime(&root.join(p)).is_some_and(|t| t > built)),
+    };
+    if !stale {
+        return path;
+    }
+    let cargo = std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("cargo"));
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "-p", package, "--bin", bin])
+        .arg("--manifest-path")
+        .arg(root.join("Cargo.toml"));
+    match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("release") => {
+            cmd.arg("--release");
+        }
+        Some("debug") | None => {}
+        Some(other) => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    if let Some(target_dir) = profile_dir.parent() {
+        cmd.arg("--target-dir").arg(target_dir);
+    }
+    let out = cmd.output().expect("run cargo to build a workspace binary");
+    assert!(
+        out.status.success() && path.exists(),
+        "building {bin} for the tests failed ({}):\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    path
+}
+
+/// The newest modification time of a file or of anything below a directory.
+pub fn newest_mtime(path: &Path) -> Option<SystemTime> {
+    let meta = std::fs::metadata(path).ok()?;
+    if !meta.is_dir() {
+        return meta.modified().ok();
+    }
+    std::fs::read_dir(path)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| newest_mtime(&e.path()))
+        .max()
+}
+
+/// Copy a directory tree (regular files and directories only).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
