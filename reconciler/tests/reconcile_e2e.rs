@@ -50,6 +50,30 @@ const ITEM: &str = "bacon-cheeseburger";
 /// entry and a chain that verifies, the applied record untouched, and the
 /// refusal as the newest report in the outbox (what the status service
 /// receives). Answers the code found (one of `codes`).
+/// Snapshot the edge, run one pass, and assert it was refused with one of
+/// `codes` and changed nothing; answers the code.
+fn run_refused(fx: &Fixture, codes: &[&str]) -> String {
+    let before = fx.snapshot();
+    let run = fx.once();
+    assert_refused(fx, &before, &run, codes)
+}
+
+/// Replace `rel` in the work repo by a gitlink (a submodule entry) pointing
+/// at `commit`, commit and publish it.
+fn commit_gitlink(fx: &Fixture, rel: &str, commit: &str, message: &str) {
+    git(
+        &fx.work,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("160000,{commit},{rel}"),
+        ],
+    );
+    git(&fx.work, &["commit", "-q", "-m", message]);
+    fx.publish();
+}
+
 fn assert_refused(fx: &Fixture, before: &Snapshot, run: &Run, codes: &[&str]) -> String {
     assert_eq!(run.code, Some(3), "expected exit 3 (refused)\n{run}");
     assert_eq!(run.outcome(), "refused", "{run}");
@@ -468,9 +492,7 @@ fn row01_flipped_byte_is_refused_end_to_end() {
     bytes[at] ^= 0x01;
     std::fs::write(&path, bytes).expect("tamper");
     fx.commit_and_publish("tampered release");
-    let before = fx.snapshot();
-    let run = fx.once();
-    assert_refused(&fx, &before, &run, &["signature/invalid"]);
+    run_refused(&fx, &["signature/invalid"]);
 }
 
 /// THREATS row 2: a release signed by a key not in the trust dir.
@@ -483,9 +505,7 @@ fn row02_unknown_key_is_refused_end_to_end() {
     let repo = fx.work.display().to_string();
     fleet(&fx.root, &["sign", "--key", &rogue, "--repo", &repo]);
     fx.commit_and_publish("release by a rogue key");
-    let before = fx.snapshot();
-    let run = fx.once();
-    assert_refused(&fx, &before, &run, &["signature/unknown-key"]);
+    run_refused(&fx, &["signature/unknown-key"]);
 }
 
 /// THREATS row 3: revision 2 applied, then the branch is force-pushed back
@@ -527,9 +547,7 @@ fn row04_equivocation_is_refused_end_to_end() {
     );
     write_signed_release(&fx, &release_bytes(&other), 1);
     fx.commit_and_publish("other revision 1");
-    let before = fx.snapshot();
-    let run = fx.once();
-    assert_refused(&fx, &before, &run, &["release/equivocation"]);
+    run_refused(&fx, &["release/equivocation"]);
 }
 
 /// THREATS row 5: a release past its expiry.
@@ -547,9 +565,7 @@ fn row05_expired_release_is_refused_end_to_end() {
         chrono::Utc::now() > expires + chrono::Duration::milliseconds(200)
     });
     assert!(expired, "the release should expire within 2 s");
-    let before = fx.snapshot();
-    let run = fx.once();
-    assert_refused(&fx, &before, &run, &["release/expired"]);
+    run_refused(&fx, &["release/expired"]);
 }
 
 /// THREATS row 6: brooklyn's (newer, validly signed) release copied into
@@ -563,9 +579,7 @@ fn row06_release_of_another_store_is_refused_end_to_end() {
         std::fs::copy(fx.store_file("brooklyn", file), fx.store_file("soho", file)).expect("copy");
     }
     fx.commit_and_publish("brooklyn's release in soho's place");
-    let before = fx.snapshot();
-    let run = fx.once();
-    assert_refused(&fx, &before, &run, &["release/wrong-store"]);
+    run_refused(&fx, &["release/wrong-store"]);
 }
 
 /// THREATS row 7: a legacy (non-prehashed) signature by the trusted key,
@@ -588,9 +602,7 @@ fn row07_legacy_signature_is_refused_end_to_end() {
     );
     run.expect_code(0, "minisign -S -l (install Debian's minisign)");
     fx.commit_and_publish("legacy signature");
-    let before = fx.snapshot();
-    let run = fx.once();
-    assert_refused(&fx, &before, &run, &["signature/legacy"]);
+    run_refused(&fx, &["signature/legacy"]);
 }
 
 /// THREATS row 8: malformed signature files over a valid new release.
@@ -636,9 +648,7 @@ fn row08_malformed_signatures_are_refused_end_to_end() {
         fx.reset_to(&base);
         std::fs::write(fx.store_file("soho", "release.yaml.minisig"), bytes).expect("write");
         fx.commit_and_publish(name);
-        let before = fx.snapshot();
-        let run = fx.once();
-        let code = assert_refused(&fx, &before, &run, &["signature/malformed"]);
+        let code = run_refused(&fx, &["signature/malformed"]);
         assert_eq!(code, "signature/malformed", "{name}");
     }
 }
@@ -670,9 +680,7 @@ fn row09_symlinks_and_submodules_are_refused_end_to_end() {
         fx.commit_and_publish(name);
         let ls = git(&fx.work, &["ls-files", "-s", &format!("{soho}/{file}")]);
         assert!(ls.starts_with("120000 "), "{name}: committed as {ls}");
-        let before = fx.snapshot();
-        let run = fx.once();
-        assert_refused(&fx, &before, &run, &["input/not-regular-file"]);
+        run_refused(&fx, &["input/not-regular-file"]);
     }
 
     // A submodule (gitlink) where release.yaml should be.
@@ -680,20 +688,8 @@ fn row09_symlinks_and_submodules_are_refused_end_to_end() {
     let rel = format!("{soho}/release.yaml");
     git(&fx.work, &["rm", "-q", "--cached", &rel]);
     std::fs::remove_file(fx.path(&rel)).expect("rm");
-    git(
-        &fx.work,
-        &[
-            "update-index",
-            "--add",
-            "--cacheinfo",
-            &format!("160000,{base},{rel}"),
-        ],
-    );
-    git(&fx.work, &["commit", "-q", "-m", "submodule release"]);
-    fx.publish();
-    let before = fx.snapshot();
-    let run = fx.once();
-    assert_refused(&fx, &before, &run, &["input/not-regular-file"]);
+    commit_gitlink(&fx, &rel, &base, "submodule release");
+    run_refused(&fx, &["input/not-regular-file"]);
 }
 
 /// THREATS row 9 and DESIGN.md §3 ("only regular files count: symlinks,
@@ -716,24 +712,14 @@ fn row09_symlinked_or_submodule_store_directory_is_refused_end_to_end() {
         fx.reset_to(&base);
         git(&fx.work, &["rm", "-rq", soho]);
         if case == "submodule" {
-            git(
-                &fx.work,
-                &[
-                    "update-index",
-                    "--add",
-                    "--cacheinfo",
-                    &format!("160000,{base},{soho}"),
-                ],
-            );
+            commit_gitlink(&fx, soho, &base, case);
         } else {
             std::os::unix::fs::symlink("brooklyn", fx.path(soho)).expect("symlink");
             git(&fx.work, &["add", soho]);
+            git(&fx.work, &["commit", "-q", "-m", case]);
+            fx.publish();
         }
-        git(&fx.work, &["commit", "-q", "-m", case]);
-        fx.publish();
-        let before = fx.snapshot();
-        let run = fx.once();
-        assert_refused(&fx, &before, &run, &["input/not-regular-file"]);
+        run_refused(&fx, &["input/not-regular-file"]);
     }
 }
 
