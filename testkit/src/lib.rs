@@ -90,3 +90,29 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The first line a server child prints on its stdout, `listening on ADDR`
+/// (the convention of `fleet-edge` and `fleet-status`): `Ok(ADDR)`, or
+/// `Err` with the line it printed instead (empty when nothing came within
+/// `timeout`). Takes the child's piped stdout.
+pub fn listening_addr(
+    child: &mut std::process::Child,
+    timeout: std::time::Duration,
+) -> Result<String, String> {
+    use std::io::{BufRead as _, BufReader};
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| "stdout is not piped".to_owned())?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(timeout).unwrap_or_default();
+    line.trim()
+        .strip_prefix("listening on ")
+        .map(str::to_owned)
+        .ok_or(line)
+}

@@ -36,7 +36,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -514,17 +514,12 @@ impl Edge {
                 .spawn()
                 .expect("spawn fleet-edge"),
         );
-        let stdout = child.child().stdout.take().expect("piped stdout");
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx
-            .recv_timeout(Duration::from_secs(60))
-            .map_err(|_| "fleet-edge printed no address within 60 s".to_owned())?;
-        let Some(addr) = line.trim().strip_prefix("listening on ") else {
+        let result = testkit::listening_addr(child.child(), Duration::from_secs(60));
+        if matches!(&result, Err(line) if line.is_empty()) {
+            return Err("fleet-edge printed no address within 60 s".to_owned());
+        }
+        let line = result.clone().err().unwrap_or_default();
+        let Ok(addr) = result else {
             let log = std::fs::read_to_string(dir.join("edge.log")).unwrap_or_default();
             return Err(format!(
                 "unexpected first line {line:?}; edge.log:\n{}",
