@@ -377,6 +377,7 @@ pub fn blank_report(store: &str, started_at: DateTime<Utc>, outcome: Outcome) ->
         started_at,
         duration_ms: 0,
         reconciler_version: env!("CARGO_PKG_VERSION").to_owned(),
+        dropped_reports: 0,
     }
 }
 

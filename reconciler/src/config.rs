@@ -10,6 +10,9 @@
 //! status_url = "https://status.example.com"
 //! state_dir = "/var/lib/fleet"
 //! interval_secs = 60
+//! # optional:
+//! outbox_max_reports = 1000   # reports kept while the status service is unreachable
+//! long_poll = true            # ask the status service for newer revisions between passes
 //! ```
 //!
 //! Secrets are never in this file: the edge token is read from
@@ -56,6 +59,23 @@ pub struct Config {
     /// Give up a fetch after this long.
     #[serde(default = "default_fetch_timeout")]
     pub fetch_timeout_secs: u64,
+    /// Most reports kept while the status service is unreachable; beyond
+    /// it the oldest are dropped and the loss is reported.
+    #[serde(default = "default_outbox_max")]
+    pub outbox_max_reports: usize,
+    /// Ask the status service (long-poll) for a newer revision between
+    /// passes, so a signed change applies in seconds. Needs `status_url`
+    /// and an enrolled node; on by default.
+    #[serde(default = "default_true")]
+    pub long_poll: bool,
+}
+
+fn default_outbox_max() -> usize {
+    crate::outbox::DEFAULT_BOUND
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_branch() -> String {
@@ -161,6 +181,9 @@ impl Config {
         if self.fetch_timeout_secs == 0 {
             return Err(invalid("fetch_timeout_secs", "must be above 0".into()));
         }
+        if self.outbox_max_reports == 0 {
+            return Err(invalid("outbox_max_reports", "must be above 0".into()));
+        }
         if self.git_token_file.is_some() && self.git_ssh_key_file.is_some() {
             return Err(invalid(
                 "git_token_file",
@@ -232,6 +255,10 @@ state_dir = "/var/lib/fleet"
                 "`edge_url`",
             ),
             (format!("{GOOD}interval_secs = 0\n"), "`interval_secs`"),
+            (
+                format!("{GOOD}outbox_max_reports = 0\n"),
+                "`outbox_max_reports`",
+            ),
             (format!("{GOOD}branch = \"a..b\"\n"), "`branch`"),
             (format!("{GOOD}colour = \"blue\"\n"), "colour"),
             (

@@ -10,15 +10,26 @@
 //! [`PASS_TIMEOUT`], so a hung pass is a watchdog restart, not a silent stall.
 //! Edits to the config file or the trust directory (seen through `notify`)
 //! wake it at once: the next pass runs with the reloaded files.
+//!
+//! With a `status_url` and an enrolled node, two tasks run beside the
+//! passes ([`delivery_loop`], [`long_poll_loop`]): one delivers the report
+//! outbox after every pass and retries with backoff while the service is
+//! unreachable; the other long-polls the service for a newer revision and
+//! wakes the loop for an immediate pass, so a signed change reaches the
+//! store in seconds while the store still only makes outbound calls.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 use crate::agent::Agent;
 use crate::applied::write_atomically;
 use crate::config::Config;
-use crate::outbox::{DEFAULT_BOUND, Outbox};
+use crate::outbox::Outbox;
 use crate::report::{Outcome, Report};
+use crate::status_client::{StatusClient, StatusError};
 
 /// Longest wait after repeated failures.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
@@ -26,6 +37,11 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(5);
 /// Longest a pass may take before it is abandoned and counted as failed.
 pub const PASS_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+/// Longest wait between tries to reach the status service.
+pub const MAX_STATUS_BACKOFF: Duration = Duration::from_secs(5 * 60);
+/// How long one long-poll asks the service to hold the request: under the
+/// 60 s idle timeout of common proxies.
+pub const LONG_POLL_WAIT: Duration = Duration::from_secs(50);
 
 /// Tell systemd something; a no-op when not run by systemd.
 fn sd(state: &[sd_notify::NotifyState<'_>]) {
@@ -79,14 +95,166 @@ pub fn next_delay(outcome: Outcome, failures: u32, interval: Duration, jitter: f
     Duration::from_secs_f64((interval.as_secs_f64() + spread).max(1.0))
 }
 
-/// Save the report as the last pass and queue it for the status service.
-pub fn record(state_dir: &Path, report: &Report) {
+/// Save the report as the last pass and queue it for the status service
+/// (keeping at most `outbox_bound` reports).
+pub fn record(state_dir: &Path, outbox_bound: usize, report: &Report) {
     let bytes = serde_json::to_vec_pretty(report).expect("a report is plain data");
     if let Err(e) = write_atomically(&state_dir.join("last_pass.json"), &bytes) {
         tracing::error!(error = %e, "Cannot write last_pass.json.");
     }
-    if let Err(e) = Outbox::new(state_dir, DEFAULT_BOUND).push(report) {
+    if let Err(e) = Outbox::new(state_dir, outbox_bound).push(report) {
         tracing::error!(error = %e, "Cannot queue the report in the outbox.");
+    }
+}
+
+/// The wait before the next try to reach the status service after
+/// `failures` failed ones: 5 s, 10 s, 20 s … up to [`MAX_STATUS_BACKOFF`].
+pub fn status_backoff(failures: u32) -> Duration {
+    next_delay(Outcome::Failed, failures.max(1), MAX_STATUS_BACKOFF, 0.5)
+}
+
+/// The client of an enrolled node, or `None` (logged once per streak) when
+/// the node is not enrolled or its key is unusable.
+fn client_or_log(config: &Config, quiet: &mut bool) -> Option<StatusClient> {
+    match StatusClient::open(&config.state_dir, config.status_url.as_deref()) {
+        Ok(c) => {
+            *quiet = false;
+            Some(c)
+        }
+        Err(e) => {
+            if !*quiet {
+                match e {
+                    StatusError::NotEnrolled { .. } => {
+                        tracing::warn!(store = %config.store, "Not enrolled with the status service: reports stay queued. Run `fleet-reconciler enroll`.")
+                    }
+                    e => {
+                        tracing::error!(store = %config.store, error = %e, "Cannot use the node key: reports stay queued.")
+                    }
+                }
+                *quiet = true;
+            }
+            None
+        }
+    }
+}
+
+/// Deliver the outbox whenever `new_report` is notified, retrying with
+/// backoff while the service is unreachable. Never returns.
+pub async fn delivery_loop(config: Config, new_report: Arc<Notify>) {
+    let outbox = Outbox::new(&config.state_dir, config.outbox_max_reports);
+    let mut failures: u32 = 0;
+    let mut quiet = false;
+    loop {
+        let Some(client) = client_or_log(&config, &mut quiet) else {
+            // Enrollment may happen while the daemon runs: look again at
+            // the next report, or in a minute.
+            tokio::select! {
+                () = new_report.notified() => {}
+                () = tokio::time::sleep(Duration::from_secs(60)) => {}
+            }
+            continue;
+        };
+        let d = client.deliver(&outbox).await;
+        if d.delivered > 0 || d.rejected > 0 {
+            tracing::info!(delivered = d.delivered, rejected = d.rejected, pending = d.pending, url = %client.url(), "Reports delivered to the status service.");
+        }
+        match d.error {
+            Some(error) => {
+                failures += 1;
+                let wait = status_backoff(failures);
+                tracing::warn!(pending = d.pending, retry_in_secs = wait.as_secs(), %error, "Report delivery failed; the reports stay queued.");
+                tokio::time::sleep(wait).await;
+            }
+            None => {
+                if failures > 0 {
+                    tracing::info!(failures, "The status service is reachable again.");
+                }
+                failures = 0;
+                new_report.notified().await;
+            }
+        }
+    }
+}
+
+/// Long-poll the status service for a revision newer than the applied
+/// one; notify `wake` when one is announced. Never returns.
+pub async fn long_poll_loop(config: Config, wake: Arc<Notify>) {
+    let mut announced: Option<u64> = None;
+    let mut failures: u32 = 0;
+    let mut quiet = false;
+    loop {
+        let Some(client) = client_or_log(&config, &mut quiet) else {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            continue;
+        };
+        let applied = crate::applied::read(&config.state_dir)
+            .ok()
+            .flatten()
+            .map(|a| a.revision);
+        // Once announced, a revision is not announced again while the
+        // pass it woke is still applying it.
+        let after = applied.max(announced);
+        match client.desired(after, LONG_POLL_WAIT).await {
+            Ok(d) => {
+                failures = 0;
+                if d.changed {
+                    tracing::info!(store = %config.store, revision = d.desired_revision, "The status service announced a newer revision; passing now.");
+                    announced = d.desired_revision;
+                    wake.notify_one();
+                }
+            }
+            Err(e) => {
+                failures += 1;
+                let wait = status_backoff(failures);
+                if failures == 1 {
+                    tracing::warn!(error = %e, retry_in_secs = wait.as_secs(), "Long-poll to the status service failed; passes keep their interval.");
+                } else {
+                    tracing::debug!(error = %e, failures, retry_in_secs = wait.as_secs(), "Long-poll failed again.");
+                }
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+}
+
+/// The tasks that talk to the status service, restarted with the config.
+#[derive(Debug)]
+struct StatusLinks {
+    new_report: Arc<Notify>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl StatusLinks {
+    fn start(config: &Config, wake: &Arc<Notify>) -> StatusLinks {
+        let new_report = Arc::new(Notify::new());
+        let mut tasks = Vec::new();
+        let enrolled = crate::status_client::enrollment(&config.state_dir)
+            .ok()
+            .flatten()
+            .is_some();
+        if config.status_url.is_some() || enrolled {
+            tasks.push(tokio::spawn(delivery_loop(
+                config.clone(),
+                new_report.clone(),
+            )));
+            if config.long_poll {
+                tasks.push(tokio::spawn(long_poll_loop(config.clone(), wake.clone())));
+            }
+        }
+        StatusLinks { new_report, tasks }
+    }
+
+    /// A report was queued: deliver it.
+    fn reported(&self) {
+        self.new_report.notify_one();
+    }
+}
+
+impl Drop for StatusLinks {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
     }
 }
 
@@ -142,6 +310,8 @@ pub async fn run(config_path: PathBuf) -> i32 {
     };
     let mut seen = fingerprint(&config_path, &agent.config.trust_dir);
     let mut watcher = watch(&config_path, &agent.config.trust_dir);
+    let wake = Arc::new(Notify::new());
+    let mut links = StatusLinks::start(&agent.config, &wake);
     let mut failures: u32 = 0;
     let watchdog = sd_notify::watchdog_enabled();
     let mut terminate =
@@ -169,6 +339,10 @@ pub async fn run(config_path: PathBuf) -> i32 {
                     tracing::info!(store = %a.config.store, "Config or trust keys changed; reloaded.");
                     if a.config.trust_dir != agent.config.trust_dir {
                         watcher = watch(&config_path, &a.config.trust_dir);
+                    }
+                    if a.config != agent.config {
+                        drop(links);
+                        links = StatusLinks::start(&a.config, &wake);
                     }
                     agent = a;
                 }
@@ -198,7 +372,12 @@ pub async fn run(config_path: PathBuf) -> i32 {
                     r
                 }
             };
-        record(&agent.config.state_dir, &report);
+        record(
+            &agent.config.state_dir,
+            agent.config.outbox_max_reports,
+            &report,
+        );
+        links.reported();
         sd(&[sd_notify::NotifyState::Status(report.outcome.as_str())]);
         failures = if report.outcome == Outcome::Failed {
             failures + 1
@@ -239,6 +418,7 @@ pub async fn run(config_path: PathBuf) -> i32 {
                         break;
                     }
                 }
+                () = wake.notified() => break,
                 _ = changed => {
                     // Let an editor finish writing, then pass with the new files.
                     tokio::time::sleep(Duration::from_millis(200)).await;

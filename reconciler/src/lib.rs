@@ -9,8 +9,11 @@
 //!   scaffold, schema, hash-pin, keygen, sign, verify). Each takes an options
 //!   struct and returns a value; the binaries only parse flags and print.
 //!
-//! The agent proper (Git source, planner, edge client, report outbox, loop)
-//! is built in later issues.
+//! - [`agent`], [`daemon`]: one reconcile pass, and the loop of
+//!   `fleet-reconciler run` around it; [`source`], [`planner`],
+//!   [`edge_client`]: the Git source, the pure planner, the edge's API.
+//! - [`outbox`], [`status_client`]: reports queued on disk and delivered,
+//!   signed, to the status service; enrollment and the long-poll.
 
 pub mod agent;
 pub mod applied;
@@ -24,4 +27,5 @@ pub mod outbox;
 pub mod planner;
 pub mod report;
 pub mod source;
+pub mod status_client;
 pub mod trust;

@@ -93,6 +93,22 @@ impl Outbox {
         }
     }
 
+    /// Set a report aside in `outbox/rejected/` (the status service refused
+    /// it for good): kept for a person to read, never sent again.
+    pub fn reject(&self, q: &Queued) -> std::io::Result<()> {
+        let dir = self.dir.join("rejected");
+        std::fs::create_dir_all(&dir)?;
+        let name = q.path.file_name().unwrap_or_default();
+        std::fs::rename(&q.path, dir.join(name))
+    }
+
+    /// Reports set aside in `outbox/rejected/`.
+    pub fn rejected(&self) -> usize {
+        std::fs::read_dir(self.dir.join("rejected"))
+            .map(|e| e.count())
+            .unwrap_or(0)
+    }
+
     /// Reports dropped because the bound was reached and not yet reported.
     pub fn dropped(&self) -> std::io::Result<u64> {
         match std::fs::read_to_string(self.dir.join("dropped")) {

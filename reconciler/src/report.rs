@@ -83,6 +83,14 @@ pub struct Report {
     pub started_at: DateTime<Utc>,
     pub duration_ms: u64,
     pub reconciler_version: String,
+    /// Reports lost before this one because the outbox was full while the
+    /// status service was unreachable (DESIGN.md §5: a loss is reported).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub dropped_reports: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A unified diff of one entity change for people.

@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use reconciler::agent::Agent;
 use reconciler::config::{Config, DEFAULT_PATH};
-use reconciler::outbox::{DEFAULT_BOUND, Outbox};
+use reconciler::outbox::Outbox;
 use reconciler::report::Report;
+use reconciler::status_client::{self, StatusClient, StatusError};
 use reconciler::{applied, daemon};
 use schemas::diff::Change;
 
@@ -39,9 +40,31 @@ enum Command {
     ///
     /// Exit 0 in sync, 1 would change, 2 or more on error (3 refused).
     Plan,
-    /// Show the last applied revision and commit, the last pass, and pending reports.
+    /// Enroll this store's node with the status service: make an Ed25519
+    /// node key in state_dir and bind it to the store with a single-use
+    /// bootstrap token (`fleet-status token create <tenant>/<store>`).
+    ///
+    /// Re-enrolling (a new token) replaces the key; the service then
+    /// revokes the old one. Exit 0 enrolled, 1 refused or unreachable, 2
+    /// bad config.
+    Enroll {
+        /// The status service, e.g. https://status.example.com (default: the config's status_url).
+        #[arg(long)]
+        status_url: Option<String>,
+        /// The bootstrap token (or use --token-file / $FLEET_BOOTSTRAP_TOKEN).
+        #[arg(long, env = "FLEET_BOOTSTRAP_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// A file holding the bootstrap token (keeps it out of `ps`).
+        #[arg(long, conflicts_with = "token")]
+        token_file: Option<PathBuf>,
+    },
+    /// Show the last applied revision and commit, the last pass, the node's
+    /// enrollment and pending reports.
     Status,
 }
+
+/// How long `once` spends delivering queued reports at most.
+const ONCE_DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -81,10 +104,26 @@ async fn run(cli: Cli) -> i32 {
                 Err(code) => return code,
             };
             let (report, _) = agent.pass(chrono::Utc::now(), true).await;
-            daemon::record(&agent.config.state_dir, &report);
+            daemon::record(
+                &agent.config.state_dir,
+                agent.config.outbox_max_reports,
+                &report,
+            );
             print_summary(&report);
+            deliver_once(&agent.config).await;
             report.outcome.exit_code()
         }
+        Command::Enroll {
+            status_url,
+            token,
+            token_file,
+        } => match Config::load(&cli.config) {
+            Ok(config) => enroll(&config, status_url, token, token_file).await,
+            Err(e) => {
+                eprintln!("error: {e}");
+                2
+            }
+        },
         Command::Run => match Config::load(&cli.config) {
             Ok(_) => daemon::run(cli.config.clone()).await,
             Err(e) => {
@@ -161,6 +200,111 @@ async fn run(cli: Cli) -> i32 {
     }
 }
 
+/// After `once`: deliver what the outbox holds (bounded in time); a
+/// failure leaves the reports queued and does not change the exit code.
+async fn deliver_once(config: &Config) {
+    let client = match StatusClient::open(&config.state_dir, config.status_url.as_deref()) {
+        Ok(c) => c,
+        Err(StatusError::NotEnrolled { .. }) => {
+            if config.status_url.is_some() {
+                println!(
+                    "reports: queued; this node is not enrolled with the status service (run `fleet-reconciler enroll`)"
+                );
+            }
+            return;
+        }
+        Err(e) => {
+            println!("reports: queued; {e}");
+            return;
+        }
+    };
+    let outbox = Outbox::new(&config.state_dir, config.outbox_max_reports);
+    match tokio::time::timeout(ONCE_DELIVERY_TIMEOUT, client.deliver(&outbox)).await {
+        Ok(d) => {
+            let mut line = format!(
+                "reports: {} delivered to {}, {} pending",
+                d.delivered,
+                client.url(),
+                d.pending
+            );
+            if d.rejected > 0 {
+                line.push_str(&format!(
+                    ", {} refused by the service and set aside in {}",
+                    d.rejected,
+                    config.state_dir.join("outbox/rejected").display()
+                ));
+            }
+            if let Some(e) = d.error {
+                line.push_str(&format!(" (will retry: {e})"));
+            }
+            println!("{line}");
+        }
+        Err(_) => println!(
+            "reports: delivery took over {} s; the rest stay queued",
+            ONCE_DELIVERY_TIMEOUT.as_secs()
+        ),
+    }
+}
+
+async fn enroll(
+    config: &Config,
+    status_url: Option<String>,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+) -> i32 {
+    let Some(url) = status_url.or_else(|| config.status_url.clone()) else {
+        eprintln!(
+            "error: no status service: pass --status-url or set status_url in {}",
+            reconciler::config::DEFAULT_PATH
+        );
+        return 2;
+    };
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        eprintln!("error: --status-url {url:?} is not an http:// or https:// URL");
+        return 2;
+    }
+    let token = match (token, token_file) {
+        (Some(t), _) => t,
+        (None, Some(path)) => match reconciler::config::read_secret(&path, "bootstrap token") {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("error: reading {}: {e}", path.display());
+                return 2;
+            }
+        },
+        (None, None) => {
+            eprintln!(
+                "error: give the bootstrap token with --token, --token-file or $FLEET_BOOTSTRAP_TOKEN"
+            );
+            return 2;
+        }
+    };
+    match status_client::enroll(&config.state_dir, &url, &token, &config.store).await {
+        Ok(e) => {
+            println!(
+                "enrolled {} with {} as node key {}",
+                e.store, e.status_url, e.key_id
+            );
+            if config
+                .status_url
+                .as_deref()
+                .map(|u| u.trim_end_matches('/'))
+                != Some(e.status_url.as_str())
+            {
+                println!(
+                    "note: the config's status_url is {}; reports go there when it is set",
+                    config.status_url.as_deref().unwrap_or("unset")
+                );
+            }
+            0
+        }
+        Err(e) => {
+            eprintln!("error: enrollment failed: {e}");
+            1
+        }
+    }
+}
+
 fn print_summary(r: &Report) {
     let rev = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
     println!(
@@ -210,11 +354,20 @@ fn status(config: &Config) -> i32 {
         ),
         None => println!("last pass: none yet"),
     }
-    let outbox = Outbox::new(&config.state_dir, DEFAULT_BOUND);
+    match status_client::enrollment(&config.state_dir) {
+        Ok(Some(e)) => println!(
+            "node: enrolled as {} with {} (key {}) at {}",
+            e.store, e.status_url, e.key_id, e.enrolled_at
+        ),
+        Ok(None) => println!("node: not enrolled"),
+        Err(e) => println!("node: {e}"),
+    }
+    let outbox = Outbox::new(&config.state_dir, config.outbox_max_reports);
     let pending = outbox.pending().map(|p| p.len()).unwrap_or(0);
     println!(
-        "pending reports: {pending} (dropped: {})",
-        outbox.dropped().unwrap_or(0)
+        "pending reports: {pending} (dropped: {}, set aside: {})",
+        outbox.dropped().unwrap_or(0),
+        outbox.rejected()
     );
     0
 }

@@ -1271,3 +1271,236 @@ impl Fixture {
         }
     }
 }
+
+// ------------------------------------------------------------ fleet-status
+
+/// The `fleet-status` binary of this build profile, built once if missing
+/// or stale (the reconciler crate does not depend on the status crate).
+pub fn status_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        testkit::workspace_binary(
+            Path::new(FLEET),
+            "status",
+            "fleet-status",
+            &[
+                "status/src",
+                "status/Cargo.toml",
+                "migrations/status",
+                "reconciler/src",
+                "schemas/src",
+            ],
+        )
+    })
+}
+
+/// The real `fleet-status` on a SQLite file, reading the fixture's Git
+/// host and trusting its release key; killed on drop.
+#[derive(Debug)]
+pub struct StatusService {
+    pub dir: PathBuf,
+    pub database_url: String,
+    pub repo_url: String,
+    pub pubkey: PathBuf,
+    pub port: u16,
+    child: Option<Guarded>,
+}
+
+impl StatusService {
+    /// Start it on `dir/status.db`; it fetches `repo_url` every second.
+    pub fn start(dir: &Path, repo_url: &str, pubkey: &Path) -> StatusService {
+        let database_url = format!("sqlite://{}", dir.join("status.db").display());
+        StatusService::try_start(dir, &database_url, repo_url, pubkey, 0)
+            .unwrap_or_else(|e| panic!("fleet-status: {e}"))
+    }
+
+    /// Started next to a fixture: its Git host, its trusted key.
+    pub fn for_fixture(fx: &Fixture) -> StatusService {
+        StatusService::start(
+            &fx.root.join("status"),
+            &fx.daemon.url(),
+            &fx.keys.join("minisign.pub"),
+        )
+    }
+
+    fn try_start(
+        dir: &Path,
+        database_url: &str,
+        repo_url: &str,
+        pubkey: &Path,
+        port: u16,
+    ) -> Result<StatusService, String> {
+        std::fs::create_dir_all(dir).expect("status dir");
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(dir.join("status.log"))
+            .expect("status log");
+        let mut child = Guarded::new(
+            Command::new(status_bin())
+                .args(["--database-url", database_url])
+                .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+                .args(["--repo-url", repo_url])
+                .arg("--pubkey")
+                .arg(pubkey)
+                .arg("--state-dir")
+                .arg(dir.join("state"))
+                .args(["--fetch-interval-secs", "1"])
+                .args(["--report-interval-secs", "60"])
+                .env("FLEET_LOG", "info")
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::from(log))
+                .spawn()
+                .expect("spawn fleet-status"),
+        );
+        let addr = testkit::listening_addr(child.child(), Duration::from_secs(60))
+            .map_err(|line| format!("first line {line:?}"))?;
+        let port = addr
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .ok_or_else(|| format!("no port in {addr:?}"))?;
+        Ok(StatusService {
+            dir: dir.to_path_buf(),
+            database_url: database_url.to_owned(),
+            repo_url: repo_url.to_owned(),
+            pubkey: pubkey.to_path_buf(),
+            port,
+            child: Some(child),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("status.log")).unwrap_or_default()
+    }
+
+    /// SIGKILL: the service becomes unreachable.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill();
+        }
+    }
+
+    /// Start again on the same database and port.
+    pub fn restart(&mut self) {
+        self.kill();
+        let mut last = String::new();
+        for _ in 0..50 {
+            match StatusService::try_start(
+                &self.dir,
+                &self.database_url,
+                &self.repo_url,
+                &self.pubkey,
+                self.port,
+            ) {
+                Ok(s) => {
+                    *self = s;
+                    return;
+                }
+                Err(e) => last = e,
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "fleet-status did not come back on port {}: {last}",
+            self.port
+        );
+    }
+
+    /// An admin command on the same database; answers its stdout.
+    pub fn admin(&self, args: &[&str]) -> String {
+        let run = run_process(
+            Command::new(status_bin())
+                .args(["--database-url", &self.database_url])
+                .args(args),
+            PROCESS_TIMEOUT,
+        );
+        run.expect_code(0, &format!("fleet-status {}", args.join(" ")));
+        run.stdout.trim().to_owned()
+    }
+
+    /// A single-use bootstrap token for `store`.
+    pub fn bootstrap_token(&self, store: &str) -> String {
+        self.admin(&["token", "create", store, "--ttl", "1h"])
+    }
+
+    /// An operator token for `tenant`.
+    pub fn operator(&self, tenant: &str) -> String {
+        self.admin(&["operator", "create", "--tenant", tenant])
+    }
+
+    /// `GET path` with an operator token, expecting 200.
+    pub fn get(&self, operator: &str, path: &str) -> Value {
+        let http = client();
+        let r = runtime().block_on(async {
+            let resp = http
+                .get(format!("{}{path}", self.url()))
+                .bearer_auth(operator)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+            let status = resp.status().as_u16();
+            Resp {
+                status,
+                text: resp.text().await.unwrap_or_default(),
+            }
+        });
+        assert_eq!(r.status, 200, "GET {path}: {}", r.text);
+        r.json()
+    }
+
+    /// The operator view of one store (`GET /api/v1/stores/{store}`).
+    pub fn store_view(&self, operator: &str, store: &str) -> Value {
+        self.get(operator, &format!("/api/v1/stores/{store}"))
+    }
+
+    /// Poll `check` on the store view until it holds (bounded).
+    pub fn wait_for_store(
+        &self,
+        operator: &str,
+        store: &str,
+        timeout: Duration,
+        what: &str,
+        check: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let view = self.store_view(operator, store);
+            if check(&view) {
+                return view;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "{what}: not within {timeout:?}; the status service shows:\n{view:#}\nlog:\n{}",
+                    tail(&self.log(), 3000)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Fixture {
+    /// Point the reconciler at `status` (and keep everything else).
+    pub fn write_config_with_status(&self, status: &StatusService, extra: &str) {
+        let text = format!(
+            "{}status_url = \"{}\"\n{extra}",
+            self.config_text(),
+            status.url()
+        );
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
+    /// `fleet-reconciler enroll` with a fresh bootstrap token; must succeed.
+    pub fn enroll(&self, status: &StatusService) -> Run {
+        let token = status.bootstrap_token(STORE);
+        let run = self.reconciler(&["enroll", "--status-url", &status.url(), "--token", &token]);
+        run.expect_code(0, "enroll");
+        run
+    }
+}
