@@ -327,7 +327,14 @@ fn wait_converged(fx: &Fixture, timeout: Duration) -> Duration {
 
 #[test]
 fn the_daemon_applies_a_signed_change_within_seconds_by_long_poll() {
-    let (fx, status, operator) = enrolled("");
+    // The status service fetches Git only when the hook says so (else
+    // hourly), as behind a Git host that calls it on every push.
+    let fx = Fixture::new();
+    let status = StatusService::with_hook(&fx);
+    fx.write_config_with_status(&status, "");
+    fx.enroll(&status);
+    let operator = status.operator("acme");
+    status.hook();
     // An hour between passes: only the long-poll can explain a fast apply.
     let config = std::fs::read_to_string(&fx.config).expect("config");
     std::fs::write(
@@ -336,6 +343,7 @@ fn the_daemon_applies_a_signed_change_within_seconds_by_long_poll() {
     )
     .expect("edit config");
     let mut daemon = fx.spawn_reconciler(&["run"], "daemon");
+    let started = Instant::now();
     status.wait_for_store(
         &operator,
         STORE,
@@ -344,10 +352,14 @@ fn the_daemon_applies_a_signed_change_within_seconds_by_long_poll() {
         |v| v["applied_revision"] == 1,
     );
 
+    eprintln!("first pass reported after {:?}", started.elapsed());
     fx.set_base_price(VARIATION, 1399);
     let published = Instant::now();
     fx.sign(&[]);
+    eprintln!("signed and published in {:?}", published.elapsed());
+    status.hook();
     let took = wait_converged(&fx, Duration::from_secs(30));
+    eprintln!("converged {took:?} after the hook");
     let view = status.wait_for_store(
         &operator,
         STORE,

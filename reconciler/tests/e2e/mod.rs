@@ -1303,15 +1303,78 @@ pub struct StatusService {
     pub repo_url: String,
     pub pubkey: PathBuf,
     pub port: u16,
+    /// Flags of `serve` beyond the fixed ones.
+    pub extra: Vec<String>,
     child: Option<Guarded>,
 }
+
+/// The HMAC secret of the status service's Git hook in these tests.
+pub const HOOK_SECRET: &str = "e2e-hook-secret-0123456789";
 
 impl StatusService {
     /// Start it on `dir/status.db`; it fetches `repo_url` every second.
     pub fn start(dir: &Path, repo_url: &str, pubkey: &Path) -> StatusService {
+        StatusService::start_with(dir, repo_url, pubkey, &["--fetch-interval-secs", "1"])
+    }
+
+    /// Start it with other `serve` flags (`--fetch-interval-secs` among them).
+    pub fn start_with(
+        dir: &Path,
+        repo_url: &str,
+        pubkey: &Path,
+        extra: &[&str],
+    ) -> StatusService {
         let database_url = format!("sqlite://{}", dir.join("status.db").display());
-        StatusService::try_start(dir, &database_url, repo_url, pubkey, 0)
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        StatusService::try_start(dir, &database_url, repo_url, pubkey, 0, &extra)
             .unwrap_or_else(|e| panic!("fleet-status: {e}"))
+    }
+
+    /// Started with the Git hook on (secret [`HOOK_SECRET`]) and a fetch
+    /// only every hour otherwise: what a push triggers is the hook's doing.
+    pub fn with_hook(fx: &Fixture) -> StatusService {
+        let dir = fx.root.join("status");
+        std::fs::create_dir_all(&dir).expect("status dir");
+        let secret = dir.join("hook.secret");
+        std::fs::write(&secret, HOOK_SECRET).expect("hook secret");
+        let secret = secret.display().to_string();
+        StatusService::start_with(
+            &dir,
+            &fx.daemon.url(),
+            &fx.keys.join("minisign.pub"),
+            &[
+                "--fetch-interval-secs",
+                "3600",
+                "--hook-secret-file",
+                &secret,
+            ],
+        )
+    }
+
+    /// Call the Git hook as a Git host does after a push; expects 202.
+    pub fn hook(&self) {
+        use hmac::Mac as _;
+        let body = br#"{"ref":"refs/heads/main"}"#;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(HOOK_SECRET.as_bytes())
+            .expect("HMAC takes any key");
+        mac.update(body);
+        let signature: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let http = client();
+        let status = runtime().block_on(async {
+            http.post(format!("{}/api/v1/hooks/git", self.url()))
+                .header("X-Hub-Signature-256", format!("sha256={signature}"))
+                .body(body.to_vec())
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or_else(|e| panic!("POST /api/v1/hooks/git: {e}"))
+        });
+        assert_eq!(status, 202, "the Git hook");
     }
 
     /// Started next to a fixture: its Git host, its trusted key.
@@ -1329,6 +1392,7 @@ impl StatusService {
         repo_url: &str,
         pubkey: &Path,
         port: u16,
+        extra: &[String],
     ) -> Result<StatusService, String> {
         std::fs::create_dir_all(dir).expect("status dir");
         let log = std::fs::File::options()
@@ -1345,8 +1409,8 @@ impl StatusService {
                 .arg(pubkey)
                 .arg("--state-dir")
                 .arg(dir.join("state"))
-                .args(["--fetch-interval-secs", "1"])
                 .args(["--report-interval-secs", "60"])
+                .args(extra)
                 .env("FLEET_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -1367,6 +1431,7 @@ impl StatusService {
             repo_url: repo_url.to_owned(),
             pubkey: pubkey.to_path_buf(),
             port,
+            extra: extra.to_vec(),
             child: Some(child),
         })
     }
@@ -1397,6 +1462,7 @@ impl StatusService {
                 &self.repo_url,
                 &self.pubkey,
                 self.port,
+                &self.extra,
             ) {
                 Ok(s) => {
                     *self = s;
