@@ -23,10 +23,8 @@
 //! `interval_secs = --poll-interval`, the same rounds without the hook.
 
 #[path = "../tests/common/mod.rs"]
-#[allow(dead_code)]
 mod common;
 #[path = "../tests/e2e/mod.rs"]
-#[allow(dead_code)]
 mod e2e;
 
 use std::path::PathBuf;
@@ -198,7 +196,9 @@ fn main() {
     );
     let fx = Fixture::new();
     let repo = fx.work.display().to_string();
-    let ids: Vec<String> = (1..=o.stores).map(|i| format!("acme/bench-{i:03}")).collect();
+    let ids: Vec<String> = (1..=o.stores)
+        .map(|i| format!("acme/bench-{i:03}"))
+        .collect();
     for id in &ids {
         e2e::fleet(&fx.root, &["new-store", id, "--repo", &repo]);
     }
@@ -258,10 +258,7 @@ fn main() {
         if ready == ids.len() {
             break;
         }
-        assert!(
-            Instant::now() < deadline,
-            "only {ready} stores converged"
-        );
+        assert!(Instant::now() < deadline, "only {ready} stores converged");
         std::thread::sleep(Duration::from_millis(200));
     }
     eprintln!(

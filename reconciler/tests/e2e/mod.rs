@@ -1318,12 +1318,7 @@ impl StatusService {
     }
 
     /// Start it with other `serve` flags (`--fetch-interval-secs` among them).
-    pub fn start_with(
-        dir: &Path,
-        repo_url: &str,
-        pubkey: &Path,
-        extra: &[&str],
-    ) -> StatusService {
+    pub fn start_with(dir: &Path, repo_url: &str, pubkey: &Path, extra: &[&str]) -> StatusService {
         let database_url = format!("sqlite://{}", dir.join("status.db").display());
         let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         StatusService::try_start(dir, &database_url, repo_url, pubkey, 0, &extra)
