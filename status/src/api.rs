@@ -65,6 +65,8 @@ pub struct Metrics {
     pub reports_ingested: AtomicU64,
     pub fetches: AtomicU64,
     pub fetch_errors: AtomicU64,
+    /// Latency per method and route.
+    pub requests: Arc<crate::http_metrics::RequestLatencies>,
 }
 
 // ------------------------------------------------------------ errors
@@ -141,6 +143,7 @@ type ApiResult<T> = Result<T, AppError>;
 // ------------------------------------------------------------ router
 
 pub fn router(state: AppState) -> Router {
+    let latencies = state.metrics.requests.clone();
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
@@ -154,6 +157,10 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::dashboard::routes())
         // A first converge of a 5,000-item menu reports ~1 MiB of changes.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(axum::middleware::from_fn_with_state(
+            latencies,
+            crate::http_metrics::track,
+        ))
         .with_state(state)
 }
 
@@ -826,6 +833,7 @@ async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
         m.fetches.load(Ordering::Relaxed),
         m.fetch_errors.load(Ordering::Relaxed),
     ));
+    out.push_str(&m.requests.render());
     Ok((
         [(
             axum::http::header::CONTENT_TYPE,

@@ -211,6 +211,19 @@ async fn story(db: TestDb) {
         "{text}"
     );
     assert!(text.contains("fleet_status_fetch_errors_total 0"), "{text}");
+    // Latencies per route template: eight reports were posted, and no
+    // store name appears in a label.
+    assert!(
+        text.contains(
+            "fleet_status_http_request_duration_seconds_count{method=\"POST\",route=\"/api/v1/reports\"} 8"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("route=\"/api/v1/stores/{tenant}/{store}\""),
+        "{text}"
+    );
+    assert!(!text.contains(STORE), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
