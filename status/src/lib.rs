@@ -7,6 +7,7 @@
 //! - [`store`]: the storage trait and its SQLite and PostgreSQL backends.
 //! - [`desired`]: fetch the fleet repo and verify every store's release
 //!   with the reconciler's own trust gate.
+//! - [`listing`]: the overview's filter, sort and paging, pure.
 //! - [`api`]: the HTTP API; [`dashboard`]: its HTML pages; [`server`]: `serve`; [`admin`]: the admin
 //!   commands; [`tokens`]: bootstrap and operator tokens.
 //!
@@ -16,6 +17,7 @@ pub mod admin;
 pub mod api;
 pub mod dashboard;
 pub mod desired;
+pub mod listing;
 /// The node request signature lives in the reconciler library, which both
 /// sides use; re-exported so status code says `crate::node_auth`.
 pub use reconciler::node_auth;

@@ -227,6 +227,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn report_count(&self) -> StoreFuture<'_, u64>;
 
     fn close(&self) -> StoreFuture<'_, ()>;
+
+    /// Every node key ever enrolled for a store, revoked ones included,
+    /// newest first (the store page shows who reported and when keys were
+    /// revoked).
+    fn store_nodes<'a>(&'a self, store: &'a str) -> StoreFuture<'a, Vec<Node>>;
 }
 
 /// Open the database named by `url` and migrate it: `sqlite://…` (created
@@ -735,6 +740,23 @@ macro_rules! sql_store {
                 Box::pin(async move {
                     self.pool.close().await;
                     Ok(())
+                })
+            }
+
+            fn store_nodes<'a>(&'a self, store: &'a str) -> StoreFuture<'a, Vec<Node>> {
+                Box::pin(async move {
+                    let rows = sqlx::query(
+                        "SELECT key_id, public_key, store, enrolled_at, revoked_at FROM status_nodes \
+                         WHERE store = $1 ORDER BY enrolled_at DESC, key_id",
+                    )
+                    .bind(store)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for r in rows {
+                        out.push(node_row!(r));
+                    }
+                    Ok(out)
                 })
             }
         }
