@@ -208,7 +208,7 @@ fn diff_html(diff: &str) -> String {
 }
 
 fn progress_html(done: u64, of: u64) -> String {
-    let pct = if of == 0 { 0 } else { done * 100 / of };
+    let pct = (done * 100).checked_div(of).unwrap_or(0);
     format!(
         "<div class=\"progress\" role=\"progressbar\" aria-valuenow=\"{pct}\" aria-valuemin=\"0\" \
          aria-valuemax=\"100\"><div style=\"width:{pct}%\"></div></div>\

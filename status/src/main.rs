@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Bootstrap tokens for enrolling a store's node.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -144,6 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let db = cli.database_url;
     match cli.command {
         Command::Serve(a) => {
+            let a = *a;
             let opts = server::ServeOptions {
                 listen: a.listen,
                 database_url: db,
