@@ -201,7 +201,9 @@ fn diff_html(diff: &str) -> String {
         } else {
             "ctx"
         };
-        out.push_str(&format!("<span class=\"{class}\">{}</span>\n", esc(line)));
+        // Block spans, one per line: no newline between them (it would
+        // show as an empty line inside `<pre>`).
+        out.push_str(&format!("<span class=\"{class}\">{}</span>", esc(line)));
     }
     out.push_str("</pre>");
     out
@@ -233,9 +235,11 @@ const CSS: &str = r#"
 *{box-sizing:border-box}
 body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:var(--fg);background:var(--bg)}
 a{color:var(--accent)}
-header.top{background:#1f2328;color:#fff;padding:.55rem 1rem;display:flex;align-items:center;gap:1rem;flex-wrap:wrap}
+header.top{background:#1f2328;color:#fff;padding:.55rem 1rem;display:flex;align-items:center;gap:1rem}
 header.top a{color:#fff;text-decoration:none;font-weight:600}
-header.top .who{margin-left:auto;color:#d1d9e0;font-size:.85rem}
+header.top a{white-space:nowrap}
+header.top .who{margin-left:auto;color:#d1d9e0;font-size:.85rem;min-width:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+header.top form{flex:none}
 header.top button{background:transparent;color:#fff;border:1px solid #59636e;border-radius:6px;padding:.2rem .6rem;cursor:pointer}
 main{max-width:1240px;margin:0 auto;padding:1rem}
 h1{font-size:1.45rem;margin:.2rem 0 .8rem;display:flex;align-items:center;gap:.6rem;flex-wrap:wrap;word-break:break-all}
@@ -243,7 +247,7 @@ h2{font-size:1.1rem;margin:1.4rem 0 .6rem}
 .muted{color:var(--muted)}
 .crumbs{font-size:.9rem;margin:0 0 .3rem;color:var(--muted)}
 .card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:.8rem 1rem}
-.counts{display:grid;grid-template-columns:repeat(auto-fill,minmax(8.2rem,1fr));gap:.5rem;margin:0 0 1rem}
+.counts{display:grid;grid-template-columns:repeat(auto-fill,minmax(6.9rem,1fr));gap:.5rem;margin:0 0 1rem}
 .count{display:block;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:.45rem .7rem;text-decoration:none;color:inherit}
 .count .n{display:block;font-size:1.35rem;font-weight:650;font-variant-numeric:tabular-nums}
 .count.on{outline:2px solid var(--accent);outline-offset:-1px}
@@ -319,9 +323,14 @@ details.revoke p{margin:.4rem 0}
  table.stores td::before{content:attr(data-label);color:var(--muted);font-size:.8rem;text-align:left}
  table.stores td.store{font-weight:600;font-size:1.02rem}
  table.stores td.store::before{content:none}
+ .facts{grid-template-columns:1fr 1fr}
+ .progress{width:35vw}
+ h1{font-size:1.25rem}
  form.filters label{flex:1 1 45%}
  form.filters input,form.filters select{min-width:0;width:100%}
- .counts{grid-template-columns:repeat(3,1fr)}
+ .counts{grid-template-columns:repeat(3,1fr);gap:.35rem}
+ .count{padding:.3rem .5rem}
+ .count .n{font-size:1.1rem}
 }
 "#;
 
@@ -951,12 +960,13 @@ async fn store_page(
         body.push_str("<div class=\"card\"><p class=\"muted\">No node key was ever enrolled for this store.</p></div>");
     } else {
         body.push_str(
-            "<div class=\"tablewrap\"><table class=\"nodes\"><thead><tr><th>Key id</th><th>Status</th>\
+            "<div class=\"tablewrap\"><table class=\"stores nodes\"><thead><tr><th>Key id</th><th>Status</th>\
              <th>Enrolled</th><th>Revoked</th></tr></thead><tbody>",
         );
         for n in nodes {
             body.push_str(&format!(
-                "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td class=\"store\"><code>{}</code></td><td data-label=\"Status\">{}</td>\
+                 <td data-label=\"Enrolled\">{}</td><td data-label=\"Revoked\">{}</td></tr>",
                 text(&n["key_id"]),
                 if n["active"] == true {
                     "<span class=\"badge s-synced\">active</span>"
@@ -1024,7 +1034,7 @@ fn pending_table(now: DateTime<Utc>, title: &str, rows: &[Value], more_href: &st
         return String::new();
     }
     let mut out = format!(
-        "<h2>{} <span class=\"muted\">({})</span></h2><div class=\"tablewrap\"><table class=\"pending\">\
+        "<h2>{} <span class=\"muted\">({})</span></h2><div class=\"tablewrap\"><table class=\"stores pending\">\
          <thead><tr><th>Store</th><th>State</th><th class=\"num\">Applied</th><th class=\"num\">Desired</th>\
          <th>Last seen</th></tr></thead><tbody>",
         esc(title),
@@ -1033,7 +1043,9 @@ fn pending_table(now: DateTime<Utc>, title: &str, rows: &[Value], more_href: &st
     for s in rows.iter().take(PENDING_SHOWN) {
         let id = s["store"].as_str().unwrap_or("");
         out.push_str(&format!(
-            "<tr><td><a href=\"{}\">{}</a></td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            "<tr><td class=\"store\" data-label=\"Store\"><a href=\"{}\">{}</a></td><td data-label=\"State\">{}</td>\
+             <td class=\"num\" data-label=\"Applied\">{}</td><td class=\"num\" data-label=\"Desired\">{}</td>\
+             <td data-label=\"Last seen\">{}</td></tr>",
             esc(&store_href(id)),
             esc(id),
             state_badge(s["state"].as_str().unwrap_or("")),

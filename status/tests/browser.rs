@@ -153,10 +153,14 @@ async fn dashboard_in_a_real_browser() {
     assert_eq!(server.report(&jfk, &r).await.status, 201);
 
     let dir = screenshot_dir();
+    // What the window shows, and the whole page as `NAME-full.png`.
     let shot = move |b: &Browser, name: &str| {
-        let path = dir.join(name);
+        let path = dir.join(format!("{name}.png"));
         b.screenshot(&path);
         println!("screenshot: {}", path.display());
+        let full = dir.join(format!("{name}-full.png"));
+        b.screenshot_full_page(&full);
+        println!("screenshot: {}", full.display());
     };
 
     let counts = server.get_as(&operator, "/api/v1/stores").await.body["counts"].clone();
@@ -171,7 +175,7 @@ async fn dashboard_in_a_real_browser() {
         // Not signed in: the sign-in form; sign in through it.
         b.goto(&format!("{base}/"));
         assert!(b.url().ends_with("/login"), "{}", b.url());
-        shot(&b, "login.png");
+        shot(&b, "login");
         b.type_into(&b.find("input[name=token]"), &operator);
         b.click(&b.find("form[action='/login'] button"));
         b.wait_until("the overview", Duration::from_secs(10), |b| {
@@ -192,7 +196,7 @@ async fn dashboard_in_a_real_browser() {
         );
         assert_eq!(b.text(&b.find("b.total")), "123");
         assert_eq!(b.find_all("table.stores tbody tr").len(), 100);
-        shot(&b, "overview-desktop.png");
+        shot(&b, "overview-desktop");
 
         // The store row.
         b.goto(&format!("{base}/?q=soho"));
@@ -244,11 +248,11 @@ async fn dashboard_in_a_real_browser() {
         );
         assert_eq!(b.text(&link), commit[..10]);
         assert_eq!(b.find_all("ol.timeline > li").len(), 2);
-        shot(&b, "store-desktop.png");
+        shot(&b, "store-desktop");
 
         b.goto(&format!("{base}/tenants/acme"));
         assert!(b.text(&b.find(".big")).contains("2 of 3"));
-        shot(&b, "tenant-desktop.png");
+        shot(&b, "tenant-desktop");
 
         // A phone: no sideways scrolling, the table becomes cards.
         b.set_window(390, 844);
@@ -264,21 +268,21 @@ async fn dashboard_in_a_real_browser() {
             "overview is {} px wide",
             page_width(&b)
         );
-        shot(&b, "overview-phone.png");
+        shot(&b, "overview-phone");
         b.goto(&format!("{base}/stores/acme/soho"));
         assert!(
             page_width(&b) <= 390,
             "store page is {} px wide",
             page_width(&b)
         );
-        shot(&b, "store-phone.png");
+        shot(&b, "store-phone");
         b.goto(&format!("{base}/tenants/globex"));
         assert!(
             page_width(&b) <= 390,
             "tenant page is {} px wide",
             page_width(&b)
         );
-        shot(&b, "tenant-phone.png");
+        shot(&b, "tenant-phone");
     })
     .await
     .unwrap();

@@ -82,7 +82,9 @@ fn http(
         }
         let n = stream.read(&mut buf)?;
         if n == 0 {
-            return Err(std::io::Error::other("connection closed before the headers ended"));
+            return Err(std::io::Error::other(
+                "connection closed before the headers ended",
+            ));
         }
         raw.extend_from_slice(&buf[..n]);
     };
@@ -341,25 +343,22 @@ impl Browser {
         )
     }
 
-    /// Save a PNG of the whole page (beyond the viewport, through
-    /// Chromium's DevTools command) to `path`.
+    /// Save a PNG of what the window shows to `path`.
     pub fn screenshot(&self, path: &Path) {
+        let v = self.call("GET", "/screenshot", None);
+        write_png(path, &v);
+    }
+
+    /// Save a PNG of the whole page, beyond the window (through
+    /// Chromium's DevTools command), to `path`.
+    pub fn screenshot_full_page(&self, path: &Path) {
         let v = self.call(
             "POST",
             "/goog/cdp/execute",
             Some(json!({"cmd": "Page.captureScreenshot",
                          "params": {"format": "png", "captureBeyondViewport": true}})),
         );
-        let data = v["data"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no screenshot data: {v}"));
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(data)
-            .expect("screenshot base64");
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).expect("screenshot directory");
-        }
-        std::fs::write(path, png).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
+        write_png(path, &v["data"]);
     }
 
     /// Poll `cond` on this browser until it holds, at most `timeout`.
@@ -374,6 +373,19 @@ impl Browser {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+fn write_png(path: &Path, data: &Value) {
+    let data = data
+        .as_str()
+        .unwrap_or_else(|| panic!("no screenshot data: {data}"));
+    let png = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .expect("screenshot base64");
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).expect("screenshot directory");
+    }
+    std::fs::write(path, png).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
 }
 
 impl Drop for Browser {
