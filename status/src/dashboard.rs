@@ -38,6 +38,9 @@ pub const PAGE_REPORTS: i64 = 50;
 /// Entity changes listed per domain and report before "and N more".
 const CHANGES_SHOWN: usize = 25;
 
+/// Domains with more changes than this start folded on the store page.
+const CHANGES_OPEN: usize = 8;
+
 /// Stores listed per group on the tenant page before a link to the overview.
 const PENDING_SHOWN: usize = 100;
 
@@ -299,6 +302,8 @@ ol.timeline>li{background:var(--card);border:1px solid var(--line);border-radius
 .rhead{display:flex;flex-wrap:wrap;gap:.3rem .9rem;align-items:center}
 .rhead .when{font-weight:600}
 .rbody h4{margin:.7rem 0 .25rem;font-size:.85rem;color:var(--muted);font-weight:600}
+details.domain summary{cursor:pointer}
+details.domain summary h4{display:inline-block}
 .rbody ul{margin:.1rem 0;padding-left:1.2rem}
 .rbody li{overflow-wrap:anywhere}
 .refusal,.errors{background:#fff5f5;border:1px solid #ffcecb;border-radius:6px;padding:.4rem .6rem;margin:.5rem 0 0}
@@ -831,8 +836,14 @@ fn report_html(now: DateTime<Utc>, r: &Value) -> String {
         if of.is_empty() {
             continue;
         }
+        // Long lists (a first converge writes everything) start folded.
         out.push_str(&format!(
-            "<h4>{} · {} change{} from {}</h4><ul>",
+            "<details class=\"domain\"{}><summary><h4>{} · {} change{} from {}</h4></summary><ul>",
+            if of.len() <= CHANGES_OPEN {
+                " open"
+            } else {
+                ""
+            },
             d.as_str(),
             of.len(),
             if of.len() == 1 { "" } else { "s" },
@@ -847,7 +858,7 @@ fn report_html(now: DateTime<Utc>, r: &Value) -> String {
                 of.len() - CHANGES_SHOWN
             ));
         }
-        out.push_str("</ul>");
+        out.push_str("</ul></details>");
     }
     other.extend(
         changes
