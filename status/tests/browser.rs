@@ -8,8 +8,9 @@
 //! Fails, never skips, when Chromium or ChromeDriver is missing.
 //!
 //! The reports come from the test's own signed node requests
-//! (`common::Server::report`); the end-to-end suite of the reconciler crate
-//! covers reports from the real `fleet-reconciler`.
+//! (`common::Server::report`), so every badge colour and a second page of
+//! stores can be shown; `reconciler/tests/dashboard_browser.rs` shows
+//! reports of the real `fleet-reconciler` and `fleet-edge` the same way.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
