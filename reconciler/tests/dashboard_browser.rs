@@ -11,10 +11,9 @@
 mod common;
 mod e2e;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use e2e::{Fixture, Guarded, STORE, StatusService};
+use e2e::{Fixture, STORE, StatusService};
 use serde_json::json;
 use testkit::browser::{Browser, screenshot_dir};
 
@@ -24,7 +23,18 @@ const TEMPLATE: &str = "https://git.example.com/acme/fleet/-/commit/{commit}";
 #[test]
 fn the_dashboard_shows_real_reconciler_reports_in_a_browser() {
     let fx = Fixture::new();
-    let mut status = StatusService::for_fixture(&fx);
+    // Commit ids become links to the (made-up) Git host's pages.
+    let status = StatusService::start_with(
+        &fx.root.join("status"),
+        &fx.daemon.url(),
+        &fx.keys.join("minisign.pub"),
+        &[
+            "--fetch-interval-secs",
+            "1",
+            "--commit-url-template",
+            TEMPLATE,
+        ],
+    );
     fx.write_config_with_status(&status, "");
     fx.enroll(&status);
     let run = fx.once();
@@ -61,27 +71,7 @@ fn the_dashboard_shows_real_reconciler_reports_in_a_browser() {
         .expect("the converge names its commit")
         .to_owned();
 
-    // The same database behind a server that links commits to the Git host.
-    status.kill();
-    let mut child = Guarded::new(
-        Command::new(e2e::status_bin())
-            .args(["--database-url", &status.database_url])
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .args(["--repo-url", &status.repo_url])
-            .arg("--pubkey")
-            .arg(&status.pubkey)
-            .arg("--state-dir")
-            .arg(status.dir.join("state"))
-            .args(["--commit-url-template", TEMPLATE])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn fleet-status"),
-    );
-    let addr = testkit::listening_addr(child.child(), Duration::from_secs(60))
-        .expect("fleet-status announces its address");
-    let base = format!("http://{addr}");
+    let base = status.url();
 
     let dir = screenshot_dir();
     let shot = |b: &Browser, name: &str| {
@@ -141,6 +131,4 @@ fn the_dashboard_shows_real_reconciler_reports_in_a_browser() {
         "{links:?}"
     );
     shot(&b, "store");
-    drop(b);
-    child.kill();
 }
