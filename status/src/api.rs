@@ -30,6 +30,7 @@ use sha2::Sha256;
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
+use crate::listing::{self, ListQuery, RawQuery};
 use crate::node_auth::{self, SignedHeaders};
 use crate::state::{DesiredInfo, LastReport, StateInputs, StoreState, store_state};
 use crate::store::{NewAudit, NewReport, Node, Store, StoreError, StoreRow};
@@ -57,6 +58,9 @@ pub struct AppState {
     /// Releases expiring within this are `stale`.
     pub stale_within: chrono::Duration,
     pub metrics: Arc<Metrics>,
+    /// `--commit-url-template`: a web address with `{commit}`; commit ids
+    /// are links on the dashboard when set.
+    pub commit_url_template: Option<Arc<str>>,
 }
 
 /// Counters for `GET /metrics`.
@@ -153,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/stores", get(list_stores))
         .route("/api/v1/stores/{tenant}/{store}", get(get_store))
         .route("/api/v1/stores/{tenant}/{store}/revoke", post(revoke_store))
+        .route("/api/v1/tenants/{tenant}", get(get_tenant))
         .route("/api/v1/hooks/git", post(git_hook))
         .merge(crate::dashboard::routes())
         // A first converge of a 5,000-item menu reports ~1 MiB of changes.
@@ -585,16 +590,33 @@ pub fn row_state(state: &AppState, row: &StoreRow, now: DateTime<Utc>) -> StoreS
     })
 }
 
-fn store_json(state: &AppState, row: &StoreRow, now: DateTime<Utc>) -> Value {
+/// The web address of `commit` on the Git host, from
+/// `--commit-url-template`; `None` without a template or for a value that
+/// is not a commit id (the id is put into a link, so only hex passes).
+pub fn commit_url(state: &AppState, commit: &str) -> Option<String> {
+    let template = state.commit_url_template.as_deref()?;
+    let hex = (7..=64).contains(&commit.len()) && commit.bytes().all(|b| b.is_ascii_hexdigit());
+    hex.then(|| template.replace("{commit}", commit))
+}
+
+fn commit_url_json(state: &AppState, commit: Option<&str>) -> Value {
+    commit
+        .and_then(|c| commit_url(state, c))
+        .map(Value::String)
+        .unwrap_or(Value::Null)
+}
+
+fn store_json(state: &AppState, row: &StoreRow, s: StoreState) -> Value {
     json!({
         "store": row.store,
         "tenant": row.tenant,
-        "state": row_state(state, row, now).as_str(),
+        "state": s.as_str(),
         "desired_revision": row.desired_revision,
         "applied_revision": row.applied_revision,
         "last_seen": ts(row.last_seen),
         "last_outcome": row.last_outcome,
         "desired_commit": row.desired_commit,
+        "desired_commit_url": commit_url_json(state, row.desired_commit.as_deref()),
         "release_valid": row.release_valid,
         "release_error": row.release_error,
         "release_expires_at": ts(row.expires_at),
@@ -604,56 +626,62 @@ fn store_json(state: &AppState, row: &StoreRow, now: DateTime<Utc>) -> Value {
     })
 }
 
-#[derive(Debug, Deserialize)]
-struct StoresQuery {
-    tenant: Option<String>,
-    state: Option<String>,
+/// Whether a store runs the revision the repo offers it.
+fn at_desired(row: &StoreRow) -> bool {
+    row.desired_revision.is_some() && row.applied_revision >= row.desired_revision
 }
 
-/// The fleet overview an operator may see: each store, counts per state
-/// and per-tenant rollout progress (stores whose applied revision is the
-/// desired one), optionally filtered by `tenant` and `state`.
-pub async fn overview(
-    state: &AppState,
-    op: &Operator,
-    tenant: Option<&str>,
-    only: Option<&str>,
-) -> ApiResult<Value> {
+/// The fleet overview an operator may see, for `GET /api/v1/stores` and
+/// the `/` page: the stores `q` selects (every one unless a page is asked
+/// for), the total they are, the counts per state (of the stores passing
+/// the tenant and search filters, whatever the state filter) and per-tenant
+/// rollout progress (stores whose applied revision is the desired one).
+/// Only the operator's tenants are ever looked at.
+pub async fn overview(state: &AppState, op: &Operator, q: &ListQuery) -> ApiResult<Value> {
     let t = now();
-    let mut counts: BTreeMap<&'static str, u64> =
-        StoreState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
     let mut rollout: BTreeMap<String, (u64, u64)> = BTreeMap::new();
-    let mut stores = Vec::new();
+    let mut rows = Vec::new();
     for row in state.store.list_stores().await? {
-        if !op.sees(&row.tenant) || tenant.is_some_and(|x| x != row.tenant) {
+        if !op.sees(&row.tenant) || q.tenant.as_deref().is_some_and(|x| x != row.tenant) {
             continue;
         }
-        let s = row_state(state, &row, t).as_str();
         let r = rollout.entry(row.tenant.clone()).or_default();
         r.0 += 1;
-        if row.desired_revision.is_some() && row.applied_revision == row.desired_revision {
+        if at_desired(&row) {
             r.1 += 1;
         }
-        if only.is_some_and(|x| x != s) {
-            continue;
-        }
-        *counts.entry(s).or_default() += 1;
-        stores.push(store_json(state, &row, t));
+        let s = row_state(state, &row, t);
+        rows.push((row, s));
     }
+    let selection = listing::select(rows, q);
+    let stores: Vec<Value> = selection
+        .rows
+        .iter()
+        .map(|(row, s)| store_json(state, row, *s))
+        .collect();
     let tenants: BTreeMap<String, Value> = rollout
         .into_iter()
         .map(|(k, (n, at))| (k, json!({"stores": n, "at_desired_revision": at})))
         .collect();
-    Ok(json!({"stores": stores, "counts": counts, "tenants": tenants}))
+    Ok(json!({
+        "stores": stores,
+        "counts": selection.counts,
+        "tenants": tenants,
+        "total": selection.total,
+        "page": q.page.map(|p| p.number),
+        "per_page": q.page.map(|p| p.size),
+        "pages": selection.pages,
+    }))
 }
 
 async fn list_stores(
     State(state): State<AppState>,
     headers: HeaderMap,
-    Query(q): Query<StoresQuery>,
+    Query(raw): Query<RawQuery>,
 ) -> ApiResult<Response> {
     let op = operator(&state, &headers).await?;
-    let body = overview(&state, &op, q.tenant.as_deref(), q.state.as_deref()).await?;
+    let q = ListQuery::parse(&raw).map_err(|e| AppError::bad_request(e.to_string()))?;
+    let body = overview(&state, &op, &q).await?;
     Ok(axum::Json(body).into_response())
 }
 
@@ -673,6 +701,144 @@ pub async fn visible_store(
         .get_store(&format!("{tenant}/{store}"))
         .await?
         .ok_or_else(AppError::not_found)
+}
+
+/// Reports on the store page and in `GET /api/v1/stores/{tenant}/{store}`.
+pub const STORE_REPORTS: i64 = 100;
+
+/// Everything known of one store the operator may see, for
+/// `GET /api/v1/stores/{tenant}/{store}` and the store page: the overview
+/// fields, what its state means and what to do, its node keys, and its
+/// newest `reports` reports (newest first) with links to their commits.
+pub async fn store_detail(
+    state: &AppState,
+    op: &Operator,
+    tenant: &str,
+    store: &str,
+    reports: i64,
+) -> ApiResult<Value> {
+    let row = visible_store(state, op, tenant, store).await?;
+    let s = row_state(state, &row, now());
+    let mut j = store_json(state, &row, s);
+    j["explanation"] = json!({"meaning": s.meaning(), "action": s.action()});
+    let nodes: Vec<Value> = state
+        .store
+        .store_nodes(&row.store)
+        .await?
+        .into_iter()
+        .map(|n| {
+            json!({
+                "key_id": n.key_id,
+                "public_key": n.public_key,
+                "enrolled_at": ts(Some(n.enrolled_at)),
+                "revoked_at": ts(n.revoked_at),
+                "active": n.revoked_at.is_none(),
+            })
+        })
+        .collect();
+    j["nodes"] = Value::Array(nodes);
+    let reports: Vec<Value> = state
+        .store
+        .reports(&row.store, reports)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "received_at": ts(Some(r.received_at)),
+                "key_id": r.key_id,
+                "outcome": r.outcome,
+                "desired_revision": r.desired_revision,
+                "applied_revision": r.applied_revision,
+                "commit_url": commit_url_json(state, r.commit.as_deref()),
+                "commit": r.commit,
+                "report": serde_json::from_str::<Value>(&r.body).unwrap_or(Value::Null),
+            })
+        })
+        .collect();
+    j["reports"] = Value::Array(reports);
+    Ok(j)
+}
+
+fn no_such_tenant() -> AppError {
+    AppError::client(StatusCode::NOT_FOUND, "not_found", "no such tenant")
+}
+
+/// The rollout of one tenant the operator may see, for
+/// `GET /api/v1/tenants/{tenant}` and the tenant page: how many of its
+/// stores run their desired (latest verified) revision, the same per
+/// desired revision, the counts per state, and the stores still behind,
+/// failing or refused. Another tenant, or one without stores, is 404.
+pub async fn tenant_rollout(state: &AppState, op: &Operator, tenant: &str) -> ApiResult<Value> {
+    if !op.sees(tenant) {
+        return Err(no_such_tenant());
+    }
+    let t = now();
+    let mut counts: BTreeMap<&'static str, u64> =
+        StoreState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    // Verified desired revision (None: no release verifies) → (stores, applied).
+    let mut by_revision: BTreeMap<Option<u64>, (u64, u64)> = BTreeMap::new();
+    let (mut stores, mut applied) = (0u64, 0u64);
+    let (mut behind, mut failing, mut refused) = (Vec::new(), Vec::new(), Vec::new());
+    for row in state.store.list_stores().await? {
+        if row.tenant != tenant {
+            continue;
+        }
+        let s = row_state(state, &row, t);
+        *counts.entry(s.as_str()).or_default() += 1;
+        stores += 1;
+        let desired = row.release_valid.then_some(row.desired_revision).flatten();
+        let g = by_revision.entry(desired).or_default();
+        g.0 += 1;
+        let done = desired.is_some() && row.applied_revision >= desired;
+        if done {
+            g.1 += 1;
+            applied += 1;
+        }
+        let entry = || {
+            json!({
+                "store": row.store,
+                "state": s.as_str(),
+                "desired_revision": desired,
+                "applied_revision": row.applied_revision,
+                "last_seen": ts(row.last_seen),
+            })
+        };
+        match s {
+            StoreState::Failed => failing.push(entry()),
+            StoreState::Refused => refused.push(entry()),
+            _ if desired.is_some() && !done => behind.push(entry()),
+            _ => {}
+        }
+    }
+    if stores == 0 {
+        return Err(no_such_tenant());
+    }
+    // Newest revision first; stores without a verified release last.
+    let revisions: Vec<Value> = by_revision
+        .into_iter()
+        .rev()
+        .map(|(rev, (n, at))| json!({"desired_revision": rev, "stores": n, "applied": at}))
+        .collect();
+    Ok(json!({
+        "tenant": tenant,
+        "stores": stores,
+        "applied": applied,
+        "counts": counts,
+        "revisions": revisions,
+        "behind": behind,
+        "failing": failing,
+        "refused": refused,
+    }))
+}
+
+async fn get_tenant(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(tenant): Path<String>,
+) -> ApiResult<Response> {
+    let op = operator(&state, &headers).await?;
+    Ok(axum::Json(tenant_rollout(&state, &op, &tenant).await?).into_response())
 }
 
 /// Revoke a store's node keys on an operator's behalf.
@@ -700,27 +866,7 @@ async fn get_store(
     Path((tenant, store)): Path<(String, String)>,
 ) -> ApiResult<Response> {
     let op = operator(&state, &headers).await?;
-    let row = visible_store(&state, &op, &tenant, &store).await?;
-    let mut j = store_json(&state, &row, now());
-    let reports: Vec<Value> = state
-        .store
-        .reports(&row.store, 100)
-        .await?
-        .into_iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "received_at": ts(Some(r.received_at)),
-                "key_id": r.key_id,
-                "outcome": r.outcome,
-                "desired_revision": r.desired_revision,
-                "applied_revision": r.applied_revision,
-                "commit": r.commit,
-                "report": serde_json::from_str::<Value>(&r.body).unwrap_or(Value::Null),
-            })
-        })
-        .collect();
-    j["reports"] = Value::Array(reports);
+    let j = store_detail(&state, &op, &tenant, &store, STORE_REPORTS).await?;
     Ok(axum::Json(j).into_response())
 }
 

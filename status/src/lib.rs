@@ -8,6 +8,7 @@
 //! - [`desired`]: fetch the fleet repo and verify every store's release
 //!   with the reconciler's own trust gate.
 //! - [`http_metrics`]: request latency histograms for `/metrics`.
+//! - [`listing`]: the overview's filter, sort and paging, pure.
 //! - [`api`]: the HTTP API; [`dashboard`]: its HTML pages; [`server`]: `serve`; [`admin`]: the admin
 //!   commands; [`tokens`]: bootstrap and operator tokens.
 //!
@@ -18,6 +19,7 @@ pub mod api;
 pub mod dashboard;
 pub mod desired;
 pub mod http_metrics;
+pub mod listing;
 /// The node request signature lives in the reconciler library, which both
 /// sides use; re-exported so status code says `crate::node_auth`.
 pub use reconciler::node_auth;

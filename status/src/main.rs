@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Bootstrap tokens for enrolling a store's node.
     #[command(subcommand)]
     Token(TokenCommand),
@@ -76,6 +76,10 @@ struct ServeArgs {
     /// Reports older than this many days are deleted; 0 keeps them all.
     #[arg(long, default_value_t = 90)]
     retain_reports_days: i64,
+    /// Link commit ids on the dashboard to this address; `{commit}` is
+    /// replaced by the full id (`https://git.example.com/acme/fleet/-/commit/{commit}`).
+    #[arg(long)]
+    commit_url_template: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -140,6 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let db = cli.database_url;
     match cli.command {
         Command::Serve(a) => {
+            let a = *a;
             let opts = server::ServeOptions {
                 listen: a.listen,
                 database_url: db,
@@ -154,6 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 report_interval: Duration::from_secs(a.report_interval_secs.max(1)),
                 stale_within_days: a.stale_within_days,
                 retain_reports_days: a.retain_reports_days,
+                commit_url_template: a.commit_url_template,
             };
             server::serve(opts, |addr| {
                 if let Err(e) = println_flush(&format!("listening on {addr}")) {

@@ -42,6 +42,9 @@ pub struct ServeOptions {
     pub stale_within_days: i64,
     /// Reports older than this many days are deleted (0 keeps them all).
     pub retain_reports_days: i64,
+    /// A web address with `{commit}` (`https://git.example.com/acme/fleet/-/commit/{commit}`):
+    /// the dashboard links commit ids to it.
+    pub commit_url_template: Option<String>,
 }
 
 /// Why the server could not start or stopped on an error.
@@ -72,6 +75,10 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
+    #[error(
+        "--commit-url-template {0:?}: write an http:// or https:// address containing {{commit}}"
+    )]
+    CommitUrlTemplate(String),
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
 }
@@ -116,6 +123,11 @@ pub async fn serve(
         (None, Some(key)) => Credentials::SshKey(key.clone()),
         (None, None) => Credentials::None,
     };
+    let commit_url_template = match &opts.commit_url_template {
+        None => None,
+        Some(t) if commit_url_template_ok(t) => Some(Arc::<str>::from(t.as_str())),
+        Some(t) => return Err(ServeError::CommitUrlTemplate(t.clone())),
+    };
     let db = store::open(&opts.database_url).await?;
     info!("Database open and migrated.");
     let (desired_changed, _) = watch::channel(0u64);
@@ -130,6 +142,7 @@ pub async fn serve(
             .unwrap_or(chrono::Duration::seconds(60)),
         stale_within: chrono::Duration::days(opts.stale_within_days),
         metrics: Arc::new(Metrics::default()),
+        commit_url_template,
     };
     let fetcher = match (&opts.repo_url, keys) {
         (Some(url), Some(keys)) => Some(tokio::spawn(fetch_loop(
@@ -178,6 +191,12 @@ pub async fn serve(
     }
     info!("fleet-status stopped.");
     result
+}
+
+/// A commit link template must be a web address (no `javascript:`) with
+/// the `{commit}` placeholder.
+fn commit_url_template_ok(t: &str) -> bool {
+    (t.starts_with("https://") || t.starts_with("http://")) && t.contains("{commit}")
 }
 
 #[derive(Debug)]
@@ -325,4 +344,20 @@ async fn shutdown_signal() {
         () = terminate => {},
     }
     info!("Shutdown requested: finishing requests in flight.");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commit_url_templates() {
+        assert!(commit_url_template_ok(
+            "https://git.example.com/acme/fleet/-/commit/{commit}"
+        ));
+        assert!(!commit_url_template_ok(
+            "https://git.example.com/acme/fleet"
+        ));
+        assert!(!commit_url_template_ok("javascript:alert('{commit}')"));
+    }
 }

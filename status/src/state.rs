@@ -47,6 +47,68 @@ impl StoreState {
             StoreState::Unenrolled => "unenrolled",
         }
     }
+
+    /// What the state means, for the store page.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            StoreState::Synced => {
+                "The store runs its desired revision, and its last pass found no drift and no overrides."
+            }
+            StoreState::OutOfSync => {
+                "The store has not applied its desired revision yet: its applied revision is below the one the repo offers."
+            }
+            StoreState::Drifted => {
+                "The last pass found local edits on the store's POS and put the repo's version back."
+            }
+            StoreState::Overridden => {
+                "Some users or roles are under a local override: the reconciler leaves them as the store set them."
+            }
+            StoreState::Failed => {
+                "The last pass failed; the store keeps its last applied configuration and retries."
+            }
+            StoreState::Refused => {
+                "The reconciler refused the release (signature, expiry, rollback or store mismatch) and keeps its last applied configuration."
+            }
+            StoreState::Offline => {
+                "No report for three report intervals, or never since it was enrolled."
+            }
+            StoreState::Stale => {
+                "The store's release in the repo has expired or expires soon; stores refuse expired releases."
+            }
+            StoreState::Unenrolled => {
+                "No active node key: the store was never enrolled, or its key was revoked."
+            }
+        }
+    }
+
+    /// What an operator should do about it.
+    pub fn action(self) -> &'static str {
+        match self {
+            StoreState::Synced => "Nothing to do.",
+            StoreState::OutOfSync => {
+                "It usually catches up on its next pass. If it stays behind, read the errors of its latest report."
+            }
+            StoreState::Drifted => {
+                "Read the drift diffs below. If the local edit was wanted, make it in the fleet repo instead."
+            }
+            StoreState::Overridden => {
+                "Check the overrides below: end the override on the store, or move the change into the fleet repo."
+            }
+            StoreState::Failed => {
+                "Read the errors of the latest report; check the store's edge backend and its network."
+            }
+            StoreState::Refused => {
+                "Read the refusal below. Usually: re-sign the release (fleet sign) and push, or fix the store's pinned keys."
+            }
+            StoreState::Offline => {
+                "Check that the store's server and reconciler run and can reach fleet-status."
+            }
+            StoreState::Stale => "Refresh the release: run fleet sign and push.",
+            StoreState::Unenrolled => {
+                "Create a bootstrap token (fleet-status token create TENANT/STORE) and enroll the store's reconciler with it."
+            }
+        }
+    }
 }
 
 /// What the fleet repo offers a store, as the status service verified it.

@@ -227,6 +227,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn report_count(&self) -> StoreFuture<'_, u64>;
 
     fn close(&self) -> StoreFuture<'_, ()>;
+
+    /// Every node key ever enrolled for a store, revoked ones included,
+    /// newest first (the store page shows who reported and when keys were
+    /// revoked).
+    fn store_nodes<'a>(&'a self, store: &'a str) -> StoreFuture<'a, Vec<Node>>;
 }
 
 /// Open the database named by `url` and migrate it: `sqlite://…` (created
@@ -291,6 +296,17 @@ const STORE_COLUMNS: &str = "s.store, s.tenant, s.in_repo, s.desired_revision, s
      s.expires_at, s.release_valid, s.release_error, s.checked_at, s.last_seen, s.last_outcome, \
      s.applied_revision, s.last_drift, s.last_overridden, s.reconciler_version, \
      (SELECT COUNT(*) FROM status_nodes n WHERE n.store = s.store AND n.revoked_at IS NULL) AS active_nodes";
+
+/// [`STORE_COLUMNS`] for every store at once: the active node counts come
+/// from one grouped scan of `status_nodes` joined in, instead of a
+/// subquery per row (the overview reads all 10,000 rows on every request;
+/// docs/BENCHMARKS.md, "Status dashboard").
+const ALL_STORES: &str = "SELECT s.store, s.tenant, s.in_repo, s.desired_revision, s.desired_commit, \
+     s.expires_at, s.release_valid, s.release_error, s.checked_at, s.last_seen, s.last_outcome, \
+     s.applied_revision, s.last_drift, s.last_overridden, s.reconciler_version, \
+     COALESCE(n.active, 0) AS active_nodes \
+     FROM status_stores s LEFT JOIN (SELECT store, COUNT(*) AS active FROM status_nodes \
+     WHERE revoked_at IS NULL GROUP BY store) n ON n.store = s.store ORDER BY s.store";
 
 fn tenant_of(store: &str) -> &str {
     store.split_once('/').map(|(t, _)| t).unwrap_or(store)
@@ -664,8 +680,7 @@ macro_rules! sql_store {
 
             fn list_stores(&self) -> StoreFuture<'_, Vec<StoreRow>> {
                 Box::pin(async move {
-                    let sql = format!("SELECT {STORE_COLUMNS} FROM status_stores s ORDER BY s.store");
-                    let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+                    let rows = sqlx::query(ALL_STORES).fetch_all(&self.pool).await?;
                     let mut out = Vec::with_capacity(rows.len());
                     for r in rows {
                         out.push(store_row!(r));
@@ -735,6 +750,23 @@ macro_rules! sql_store {
                 Box::pin(async move {
                     self.pool.close().await;
                     Ok(())
+                })
+            }
+
+            fn store_nodes<'a>(&'a self, store: &'a str) -> StoreFuture<'a, Vec<Node>> {
+                Box::pin(async move {
+                    let rows = sqlx::query(
+                        "SELECT key_id, public_key, store, enrolled_at, revoked_at FROM status_nodes \
+                         WHERE store = $1 ORDER BY enrolled_at DESC, key_id",
+                    )
+                    .bind(store)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    let mut out = Vec::with_capacity(rows.len());
+                    for r in rows {
+                        out.push(node_row!(r));
+                    }
+                    Ok(out)
                 })
             }
         }

@@ -1,91 +1,159 @@
-//! The dashboard pages through the real binary: sign-in, the overview, a
-//! store page, revoke — and THREATS row 16 for pages: another tenant's
-//! store page and revoke answer 404.
+//! The dashboard pages and their JSON twins through the real binary, on
+//! SQLite and on PostgreSQL: sign-in, the overview's counts, filters,
+//! sorting and paging, the store page (summary, node keys, revoke, report
+//! timeline with commit links and drift diffs), the tenant rollout page —
+//! and THREATS row 16 for pages: another tenant's store and tenant answer
+//! 404. (Row 16 for the API routes is in `threats.rs`.)
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{Server, ServerOpts, TestDb, report};
+use chrono::Utc;
+use common::{Server, ServerOpts, TestDb, entity_change, report};
+use serde_json::{Value, json};
+use status::store::{DesiredRow, NewReport, Node};
 
-struct Page {
-    status: u16,
-    location: String,
-    set_cookie: String,
-    body: String,
-}
+const COMMIT: &str = "3f2c000000000000000000000000000000000000";
+const TEMPLATE: &str = "https://git.example.com/acme/fleet/-/commit/{commit}";
 
-async fn call(
-    server: &Server,
-    method: &str,
-    path: &str,
-    cookie: Option<&str>,
-    form: Option<&str>,
-) -> Page {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut rb = client.request(m, format!("{}{path}", server.base));
-    if let Some(c) = cookie {
-        rb = rb.header("cookie", format!("fleet_operator={c}"));
-    }
-    if let Some(f) = form {
-        rb = rb
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(f.to_owned());
-    }
-    let r = rb.send().await.unwrap();
-    let header = |n: &str| {
-        r.headers()
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_owned()
+macro_rules! on_both {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test(super::TestDb::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test(super::TestDb::postgres()).await;
+                }
+            )*
+        }
     };
-    let (location, set_cookie) = (header("location"), header("set-cookie"));
-    Page {
-        status: r.status().as_u16(),
-        location,
-        set_cookie,
-        body: r.text().await.unwrap(),
+}
+
+on_both!(
+    pages_are_tenant_scoped,
+    overview_counts_filters_sorts_and_pages,
+    store_page_shows_nodes_timeline_and_commit_links,
+    tenant_page_shows_rollout,
+);
+
+fn with_commit_links() -> ServerOpts {
+    ServerOpts {
+        extra: vec!["--commit-url-template".into(), TEMPLATE.into()],
+        ..ServerOpts::default()
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn pages_are_tenant_scoped() {
-    let db = TestDb::sqlite();
+/// `acme/s000`…`acme/s249` at desired revision 2 and `globex/g1` at 1,
+/// written through the storage layer: s000–s009 synced, s010–s014 behind
+/// (applied 1), s015 failed, the rest unenrolled.
+async fn fleet_of_250(db: &TestDb) {
+    let store = db.open().await;
+    let now = Utc::now().timestamp();
+    let desired = |s: String, rev| DesiredRow {
+        store: s,
+        revision: Some(rev),
+        commit: COMMIT.to_owned(),
+        expires_at: Some(now + 90 * 86_400),
+        valid: true,
+        error: None,
+        checked_at: now,
+    };
+    let mut rows: Vec<DesiredRow> = (0..250)
+        .map(|i| desired(format!("acme/s{i:03}"), 2))
+        .collect();
+    rows.push(desired("globex/g1".to_owned(), 1));
+    store.set_desired(&rows).await.unwrap();
+    for i in 0..16 {
+        let s = format!("acme/s{i:03}");
+        let key_id = format!("{i:016x}");
+        assert!(
+            store
+                .enroll_node(&Node {
+                    key_id: key_id.clone(),
+                    public_key: format!("test-key-{i}"),
+                    store: s.clone(),
+                    enrolled_at: now - 3600,
+                    revoked_at: None,
+                })
+                .await
+                .unwrap()
+        );
+        let (outcome, applied) = match i {
+            0..10 => ("converged", 2),
+            10..15 => ("no_change", 1),
+            _ => ("failed", 1),
+        };
+        let body = report(&s, outcome, Some(2), Some(applied));
+        store
+            .insert_report(&NewReport {
+                store: s.clone(),
+                key_id,
+                received_at: now - i64::from(i) * 10,
+                outcome: outcome.to_owned(),
+                desired_revision: Some(2),
+                applied_revision: Some(applied),
+                commit: Some(COMMIT.to_owned()),
+                drift: 0,
+                overridden: 0,
+                reconciler_version: format!("0.1.{i}"),
+                body: body.to_string(),
+            })
+            .await
+            .unwrap();
+    }
+    store.close().await.unwrap();
+}
+
+fn store_names(v: &Value) -> Vec<String> {
+    v["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["store"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn pages_are_tenant_scoped(db: TestDb) {
     let server = Server::start(&db.url, ServerOpts::default());
     let node = server.enrolled_node("acme/soho").await;
     let _other = server.enrolled_node("globex/uptown").await;
     let mut r = report("acme/soho", "drift_corrected", Some(1), Some(1));
-    r["drift"] = serde_json::json!([{"kind": "item", "id": "classic-burger", "change": "changed",
+    r["drift"] = json!([{"kind": "item", "id": "classic-burger", "change": "changed",
         "fields": [], "diff": "-<script>alert(1)</script>\n"}]);
     assert_eq!(server.report(&node, &r).await.status, 201);
     let acme = server.operator(&["acme"]);
 
     // Not signed in: to the sign-in page.
-    let p = call(&server, "GET", "/", None, None).await;
+    let p = server.page("GET", "/", None, None).await;
     assert_eq!((p.status, p.location.as_str()), (303, "/login"));
-    let p = call(&server, "GET", "/", Some("fso_made-up"), None).await;
+    for path in ["/stores/acme/soho", "/tenants/acme"] {
+        let p = server.page("GET", path, None, None).await;
+        assert_eq!((p.status, p.location.as_str()), (303, "/login"), "{path}");
+    }
+    let p = server.page("GET", "/", Some("fso_made-up"), None).await;
     assert_eq!(p.status, 303);
-    let p = call(&server, "POST", "/login", None, Some("token=fso_made-up")).await;
+    let p = server
+        .page("POST", "/login", None, Some("token=fso_made-up"))
+        .await;
     assert_eq!(p.status, 401);
 
     // Sign in: an HttpOnly, SameSite=Strict cookie.
-    let p = call(
-        &server,
-        "POST",
-        "/login",
-        None,
-        Some(&format!("token={acme}")),
-    )
-    .await;
+    let p = server
+        .page("POST", "/login", None, Some(&format!("token={acme}")))
+        .await;
     assert_eq!(p.status, 303);
     assert!(p.set_cookie.contains("HttpOnly") && p.set_cookie.contains("SameSite=Strict"));
 
-    let p = call(&server, "GET", "/", Some(&acme), None).await;
+    let p = server.page("GET", "/", Some(&acme), None).await;
     assert_eq!(p.status, 200);
     assert!(p.body.contains("acme/soho"), "{}", p.body);
     assert!(
@@ -93,46 +161,365 @@ async fn pages_are_tenant_scoped() {
         "another tenant's store is listed: {}",
         p.body
     );
-    let p = call(&server, "GET", "/?state=drifted", Some(&acme), None).await;
+    // Asking for another tenant's stores shows none of them.
+    let p = server
+        .page("GET", "/?tenant=globex", Some(&acme), None)
+        .await;
+    assert_eq!(p.status, 200);
+    assert!(!p.body.contains("uptown"), "{}", p.body);
+    let p = server
+        .page("GET", "/?state=drifted", Some(&acme), None)
+        .await;
     assert!(p.body.contains("acme/soho"));
-    let p = call(&server, "GET", "/?state=synced", Some(&acme), None).await;
+    let p = server
+        .page("GET", "/?state=synced", Some(&acme), None)
+        .await;
     assert!(!p.body.contains("href=\"/stores/acme/soho\""));
 
-    let p = call(&server, "GET", "/stores/acme/soho", Some(&acme), None).await;
+    let p = server
+        .page("GET", "/stores/acme/soho", Some(&acme), None)
+        .await;
     assert_eq!(p.status, 200);
     assert!(p.body.contains("drifted") && p.body.contains("classic-burger"));
     assert!(!p.body.contains("<script>"), "report text is escaped");
     assert!(p.body.contains("&lt;script&gt;"));
 
-    // THREATS row 16 for pages.
-    let p = call(&server, "GET", "/stores/globex/uptown", Some(&acme), None).await;
+    // THREATS row 16 for pages: another tenant's store, its revoke and its
+    // tenant page answer 404, exactly like ones that do not exist.
+    let p = server
+        .page("GET", "/stores/globex/uptown", Some(&acme), None)
+        .await;
     assert_eq!(p.status, 404);
-    let p = call(
-        &server,
-        "POST",
-        "/stores/globex/uptown/revoke",
-        Some(&acme),
-        None,
-    )
-    .await;
+    let missing = server
+        .page("GET", "/stores/acme/nowhere", Some(&acme), None)
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        p.body, missing.body,
+        "indistinguishable from a missing store"
+    );
+    let p = server
+        .page("POST", "/stores/globex/uptown/revoke", Some(&acme), None)
+        .await;
     assert_eq!(p.status, 404);
+    let p = server
+        .page("GET", "/tenants/globex", Some(&acme), None)
+        .await;
+    assert_eq!(p.status, 404);
+    let missing = server
+        .page("GET", "/tenants/nowhere", Some(&acme), None)
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        p.body, missing.body,
+        "indistinguishable from a missing tenant"
+    );
+    assert_eq!(
+        server
+            .page("GET", "/tenants/acme", Some(&acme), None)
+            .await
+            .status,
+        200
+    );
     let globex = server.operator(&["globex"]);
-    let p = call(&server, "GET", "/stores/globex/uptown", Some(&globex), None).await;
+    let p = server
+        .page("GET", "/stores/globex/uptown", Some(&globex), None)
+        .await;
     assert_eq!(p.status, 200, "still there and still enrolled");
-    assert!(p.body.contains("enrolled"));
+    assert!(p.body.contains("badge s-synced\">active"), "{}", p.body);
 
     // Revoke from the page.
-    let p = call(
-        &server,
-        "POST",
-        "/stores/acme/soho/revoke",
-        Some(&acme),
-        None,
-    )
-    .await;
+    let p = server
+        .page("POST", "/stores/acme/soho/revoke", Some(&acme), None)
+        .await;
     assert_eq!((p.status, p.location.as_str()), (303, "/stores/acme/soho"));
     let again = server
         .report(&node, &report("acme/soho", "no_change", Some(1), Some(1)))
         .await;
     assert_eq!(again.status, 401);
+    let p = server
+        .page("GET", "/stores/acme/soho", Some(&acme), None)
+        .await;
+    assert!(p.body.contains("badge s-offline\">revoked"), "{}", p.body);
+    assert!(
+        !p.body.contains("Revoke node key…"),
+        "nothing left to revoke"
+    );
+}
+
+async fn overview_counts_filters_sorts_and_pages(db: TestDb) {
+    fleet_of_250(&db).await;
+    let server = Server::start(&db.url, ServerOpts::default());
+    let acme = server.operator(&["acme"]);
+
+    // The API without paging parameters answers every store, as before.
+    let all = server.get_as(&acme, "/api/v1/stores").await;
+    assert_eq!(all.status, 200);
+    assert_eq!(store_names(&all.body).len(), 250);
+    assert_eq!(all.body["total"], 250);
+    let c = &all.body["counts"];
+    assert_eq!(
+        (
+            &c["synced"],
+            &c["out_of_sync"],
+            &c["failed"],
+            &c["unenrolled"]
+        ),
+        (&json!(10), &json!(5), &json!(1), &json!(234))
+    );
+    assert_eq!(all.body["tenants"]["acme"]["stores"], 250);
+    assert_eq!(all.body["tenants"]["acme"]["at_desired_revision"], 10);
+
+    // Paging, sorting, filtering.
+    let v = server
+        .get_as(&acme, "/api/v1/stores?per_page=100&page=3")
+        .await
+        .body;
+    assert_eq!(
+        (v["total"].clone(), v["pages"].clone(), v["page"].clone()),
+        (json!(250), json!(3), json!(3))
+    );
+    let names = store_names(&v);
+    assert_eq!((names.len(), names[0].as_str()), (50, "acme/s200"));
+    let v = server
+        .get_as(&acme, "/api/v1/stores?sort=applied&dir=desc&per_page=3")
+        .await
+        .body;
+    assert_eq!(store_names(&v), ["acme/s000", "acme/s001", "acme/s002"]);
+    let v = server
+        .get_as(&acme, "/api/v1/stores?sort=last_seen&dir=desc&per_page=2")
+        .await
+        .body;
+    assert_eq!(store_names(&v), ["acme/s000", "acme/s001"]);
+    let v = server.get_as(&acme, "/api/v1/stores?q=S01").await.body;
+    assert_eq!(store_names(&v).len(), 10, "search is case-insensitive");
+    assert_eq!(v["counts"]["out_of_sync"], 5, "counts follow the search");
+    let v = server
+        .get_as(&acme, "/api/v1/stores?state=out_of_sync")
+        .await
+        .body;
+    assert_eq!(store_names(&v).len(), 5);
+    assert_eq!(v["counts"]["synced"], 10, "counts ignore the state filter");
+    let r = server.get_as(&acme, "/api/v1/stores?state=happy").await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    let r = server.get_as(&acme, "/api/v1/stores?per_page=5000").await;
+    assert_eq!(r.status, 400);
+    // The tenant filter cannot widen what an operator sees.
+    let v = server
+        .get_as(&acme, "/api/v1/stores?tenant=globex")
+        .await
+        .body;
+    assert_eq!((store_names(&v).len(), v["total"].clone()), (0, json!(0)));
+
+    // The page: 100 rows of 250, counts that filter, sortable columns.
+    let p = server.page("GET", "/", Some(&acme), None).await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("name=\"viewport\""));
+    assert_eq!(p.body.matches("data-label=\"Store\"").count(), 100);
+    assert!(
+        p.body
+            .contains("1–100 of <b class=\"total\">250</b> stores · page 1 of 3"),
+        "{}",
+        p.body
+    );
+    assert!(p.body.contains("href=\"/?page=2\" rel=\"next\""));
+    assert!(p.body.contains("acme/s099") && !p.body.contains("acme/s100"));
+    assert!(
+        p.body
+            .contains("href=\"/?state=synced\" data-state=\"synced\"><span class=\"n\">10</span>")
+    );
+    assert!(p.body.contains("<span class=\"n\">234</span>"));
+    assert!(p.body.contains("href=\"/?sort=last_seen\""));
+    assert!(p.body.contains("title=\""), "exact times in titles");
+    assert!(p.body.contains("min ago"), "relative last-seen times");
+    assert!(p.body.contains("href=\"/tenants/acme\""));
+    let p = server.page("GET", "/?page=3", Some(&acme), None).await;
+    assert_eq!(p.body.matches("data-label=\"Store\"").count(), 50);
+    assert!(p.body.contains("acme/s249") && !p.body.contains("rel=\"next\""));
+    assert!(p.body.contains("href=\"/?page=2\" rel=\"prev\""));
+    let p = server
+        .page(
+            "GET",
+            "/?sort=store&dir=desc&per_page=10",
+            Some(&acme),
+            None,
+        )
+        .await;
+    let first = p.body.find("acme/s249").unwrap();
+    let second = p.body.find("acme/s248").unwrap();
+    assert!(first < second, "descending store order");
+    // A second click on the sorted column reverses it.
+    assert!(p.body.contains("href=\"/?per_page=10\""), "{}", p.body);
+    let p = server
+        .page("GET", "/?tenant=&state=failed&q=", Some(&acme), None)
+        .await;
+    assert_eq!(p.body.matches("data-label=\"Store\"").count(), 1);
+    assert!(p.body.contains("acme/s015"));
+    let p = server
+        .page("GET", "/?q=s01&sort=state", Some(&acme), None)
+        .await;
+    assert_eq!(p.body.matches("data-label=\"Store\"").count(), 10);
+    let p = server.page("GET", "/?state=happy", Some(&acme), None).await;
+    assert_eq!(p.status, 400);
+    assert!(p.body.contains("is not a store state"));
+}
+
+async fn store_page_shows_nodes_timeline_and_commit_links(db: TestDb) {
+    let server = Server::start(&db.url, with_commit_links());
+    let store = "acme/soho";
+    let node = server.enrolled_node(store).await;
+    let acme = server.operator(&["acme"]);
+
+    let mut converged = report(store, "converged", Some(2), Some(2));
+    converged["changes"] = json!([
+        entity_change("item", "classic-burger"),
+        {"kind": "user", "id": "maria", "change": "added", "value": {"name": "Maria"}},
+        {"kind": "setting", "id": "tipping", "change": "removed", "value": true},
+    ]);
+    converged["duration_ms"] = json!(1530);
+    let mut drift = report(store, "drift_corrected", Some(2), Some(2));
+    let mut d = entity_change("item", "classic-burger");
+    d["diff"] = json!(
+        "--- item classic-burger (store)\n+++ item classic-burger (repo)\n@@ -1 +1 @@\n-price: 1099\n+price: 1199\n"
+    );
+    drift["drift"] = json!([d]);
+    drift["overridden"] = json!([entity_change("role", "night-manager")]);
+    let mut failed = report(store, "failed", Some(3), Some(2));
+    failed["warnings"] = json!(["menu item without a category"]);
+    let refused = report(store, "refused", Some(3), Some(2));
+    for r in [&converged, &drift, &failed, &refused] {
+        assert_eq!(server.report(&node, r).await.status, 201);
+    }
+
+    // The API: nodes, the explanation, commit links.
+    let v = server.store_view(&acme, store).await;
+    assert_eq!(v["state"], "refused");
+    assert!(
+        v["explanation"]["meaning"]
+            .as_str()
+            .unwrap()
+            .contains("refused")
+    );
+    assert!(
+        v["explanation"]["action"]
+            .as_str()
+            .unwrap()
+            .contains("fleet sign")
+    );
+    let nodes = v["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0]["active"], true);
+    assert!(nodes[0]["enrolled_at"].is_string() && nodes[0]["revoked_at"].is_null());
+    let key_id = nodes[0]["key_id"].as_str().unwrap().to_owned();
+    let reports = v["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 4);
+    assert_eq!(reports[0]["outcome"], "refused", "newest first");
+    let url = format!("https://git.example.com/acme/fleet/-/commit/{COMMIT}");
+    assert_eq!(reports[0]["commit_url"], url.as_str());
+
+    // The page.
+    let p = server
+        .page("GET", "/stores/acme/soho", Some(&acme), None)
+        .await;
+    assert_eq!(p.status, 200);
+    let b = &p.body;
+    assert!(b.contains("<span class=\"badge s-refused\">refused</span>"));
+    assert!(b.contains("re-sign the release"), "what to do");
+    assert!(b.contains(&key_id), "node key id");
+    assert!(b.contains("Revoke node key…") && b.contains("action=\"/stores/acme/soho/revoke\""));
+    let first_refused = b.find("badge o-refused").unwrap();
+    let first_converged = b.find("badge o-converged").unwrap();
+    assert!(first_refused < first_converged, "timeline newest first");
+    assert!(b.contains(&format!("href=\"{url}\"")), "commit link");
+    assert!(b.contains("<h4>menu · 1 change from"), "{b}");
+    assert!(b.contains("<h4>access · 1 change from"));
+    assert!(b.contains("<h4>settings · 1 change from"));
+    assert!(b.contains("price: 1099 → 1199"));
+    assert!(b.contains("<span class=\"del\">-price: 1099</span>"));
+    assert!(b.contains("<span class=\"add\">+price: 1199</span>"));
+    assert!(b.contains("night-manager"), "overrides");
+    assert!(b.contains("the release expired"), "refusal reason");
+    assert!(b.contains("edge unreachable"), "errors");
+    assert!(b.contains("menu item without a category"), "warnings");
+    assert!(b.contains("1.5 s"), "duration");
+
+    // Without a template: the short id, no link.
+    let plain = Server::start(&db.url, ServerOpts::default());
+    let v = plain.store_view(&acme, store).await;
+    assert!(v["reports"][0]["commit_url"].is_null());
+    let p = plain
+        .page("GET", "/stores/acme/soho", Some(&acme), None)
+        .await;
+    assert!(!p.body.contains("git.example.com"));
+    assert!(p.body.contains("<code class=\"commit\" title=\"3f2c000000000000000000000000000000000000\">3f2c000000</code>"));
+
+    // Revoked: the node shows when.
+    let r = server
+        .post_as(&acme, "/api/v1/stores/acme/soho/revoke")
+        .await;
+    assert_eq!(r.status, 200);
+    let v = server.store_view(&acme, store).await;
+    assert_eq!(v["nodes"][0]["active"], false);
+    assert!(v["nodes"][0]["revoked_at"].is_string());
+    assert_eq!(v["state"], "unenrolled");
+}
+
+async fn tenant_page_shows_rollout(db: TestDb) {
+    fleet_of_250(&db).await;
+    let server = Server::start(&db.url, ServerOpts::default());
+    let acme = server.operator(&["acme"]);
+    let r = server.get_as(&acme, "/api/v1/tenants/acme").await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let v = r.body;
+    assert_eq!(
+        (v["stores"].clone(), v["applied"].clone()),
+        (json!(250), json!(10))
+    );
+    assert_eq!(
+        v["revisions"],
+        json!([{"desired_revision": 2, "stores": 250, "applied": 10}])
+    );
+    assert_eq!(v["failing"].as_array().unwrap().len(), 1);
+    assert_eq!(v["failing"][0]["store"], "acme/s015");
+    assert_eq!(v["refused"].as_array().unwrap().len(), 0);
+    // Behind: the 5 out of sync and the 234 unenrolled stores.
+    assert_eq!(v["behind"].as_array().unwrap().len(), 239);
+    assert_eq!(v["counts"]["unenrolled"], 234);
+
+    let p = server.page("GET", "/tenants/acme", Some(&acme), None).await;
+    assert_eq!(p.status, 200);
+    assert!(p.body.contains("10 of 250 (4%)"), "{}", p.body);
+    assert!(p.body.contains("aria-valuenow=\"4\""));
+    assert!(p.body.contains("Failing") && p.body.contains("acme/s015"));
+    assert!(p.body.contains("All 239 on the overview"));
+    assert!(p.body.contains("href=\"/?tenant=acme&amp;state=failed\""));
+}
+
+/// A template that is not an http(s) address with `{commit}` stops the
+/// server at start (it would become a link on every page).
+#[test]
+fn bad_commit_url_templates_are_refused_at_start() {
+    let db = TestDb::sqlite();
+    for t in [
+        "javascript:alert('{commit}')",
+        "https://git.example.com/no-placeholder",
+    ] {
+        let out = std::process::Command::new(common::BIN)
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database-url",
+                &db.url,
+            ])
+            .args(["--commit-url-template", t])
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{t}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--commit-url-template"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

@@ -315,9 +315,44 @@ async fn row16_operator_of_another_tenant(db: TestDb) {
     );
     let all = server.get_as(&both, "/api/v1/stores").await;
     assert_eq!(all.body["stores"].as_array().unwrap().len(), 2);
+    // The tenant rollout: another tenant's answers 404 like a missing one.
+    let r = server.get_as(&globex, "/api/v1/tenants/acme").await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    let missing = server.get_as(&globex, "/api/v1/tenants/nowhere").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        r.body, missing.body,
+        "indistinguishable from a missing tenant"
+    );
+    let r = server.get_as(&acme, "/api/v1/tenants/acme").await;
+    assert_eq!((r.status, r.body["stores"].clone()), (200, json!(1)));
+    // Filters and paging cannot widen what a token sees.
+    let r = server
+        .get_as(&globex, "/api/v1/stores?tenant=acme&per_page=10")
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["stores"], json!([]));
+    assert_eq!(r.body["total"], 0);
+    assert_eq!(r.body["tenants"], json!({}));
+    let r = server.get_as(&globex, "/api/v1/stores?q=soho").await;
+    assert_eq!(r.body["stores"], json!([]));
+    // The store detail's node keys are the store's own.
+    let v = server.store_view(&acme, STORE).await;
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        v["nodes"][0]["key_id"].as_str().unwrap(),
+        status::node_auth::key_id(&node.key.verifying_key())
+    );
     // No token, or a made-up one: 401.
     assert_eq!(
         server.get_as("fso_made-up", "/api/v1/stores").await.status,
+        401
+    );
+    assert_eq!(
+        server
+            .get_as("fso_made-up", "/api/v1/tenants/acme")
+            .await
+            .status,
         401
     );
     let r = common::send(server.client.get(format!("{}/api/v1/stores", server.base))).await;

@@ -1,6 +1,9 @@
 //! Test support shared by the integration tests of several crates: finding
 //! (and if needed building) another crate's binary, and copying fixture
-//! trees. A dev-dependency only; nothing here ships.
+//! trees, reading a server's announced address, and a headless browser
+//! ([`browser`]). A dev-dependency only; nothing here ships.
+
+pub mod browser;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -321,6 +321,47 @@ impl Server {
         .await
     }
 
+    /// A dashboard request as a browser sends it: the operator cookie (if
+    /// any), an optional form body, redirects not followed.
+    pub async fn page(
+        &self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        form: Option<&str>,
+    ) -> Page {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(90))
+            .build()
+            .unwrap();
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut rb = client.request(m, format!("{}{path}", self.base));
+        if let Some(c) = cookie {
+            rb = rb.header("cookie", format!("fleet_operator={c}"));
+        }
+        if let Some(f) = form {
+            rb = rb
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(f.to_owned());
+        }
+        let r = rb.send().await.unwrap();
+        let header = |n: &str| {
+            r.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        let (location, set_cookie) = (header("location"), header("set-cookie"));
+        Page {
+            status: r.status().as_u16(),
+            location,
+            set_cookie,
+            body: r.text().await.unwrap(),
+        }
+    }
+
     /// The store as an operator of its tenant sees it.
     pub async fn store_view(&self, operator: &str, store: &str) -> Value {
         let r = self
@@ -380,6 +421,15 @@ pub fn admin(db_url: &str, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A dashboard answer.
+#[derive(Debug)]
+pub struct Page {
+    pub status: u16,
+    pub location: String,
+    pub set_cookie: String,
+    pub body: String,
 }
 
 /// An answer: status and JSON body (a string when not JSON).
