@@ -96,6 +96,18 @@ pub struct NewReport {
     pub body: String,
 }
 
+/// What became of a report offered with [`Store::ingest_report`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// Nonce, report and store summary were written together; the report's id.
+    Stored(i64),
+    /// The key used this nonce before: nothing was written.
+    NonceReused,
+    /// The key is revoked (or unknown) at the moment of writing: nothing
+    /// was written.
+    NodeRevoked,
+}
+
 /// One row of the fleet overview.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreRow {
@@ -207,6 +219,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Store a report and update the store's last-seen summary.
     fn insert_report<'a>(&'a self, report: &'a NewReport) -> StoreFuture<'a, i64>;
+
+    /// The whole write of one signed report, in one transaction: remember
+    /// the nonce of `report.key_id`, store the report and update the
+    /// store's summary — all of it or none. Nothing is written when the key
+    /// used `nonce` before ([`Ingested::NonceReused`]) or is not an active
+    /// key when the transaction writes ([`Ingested::NodeRevoked`]), so a
+    /// revocation committed after the caller looked the node up still wins.
+    fn ingest_report<'a>(
+        &'a self,
+        nonce: &'a str,
+        report: &'a NewReport,
+    ) -> StoreFuture<'a, Ingested>;
 
     /// Record what the repo offers each store at a fetched commit; stores
     /// absent from `rows` are marked as no longer in the repo.
@@ -335,7 +359,49 @@ macro_rules! node_row {
 
 /// The one implementation of [`Store`], compiled for each backend.
 macro_rules! sql_store {
-    ($name:ident) => {
+    ($name:ident, $db:ty) => {
+        impl $name {
+            /// Insert a report and update its store's summary, inside `tx`.
+            async fn add_report(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                rep: &NewReport,
+            ) -> StoreResult<i64> {
+                let row = sqlx::query(
+                    "INSERT INTO status_reports (store, key_id, received_at, outcome, desired_revision, \
+                     applied_revision, source_commit, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                )
+                .bind(&rep.store)
+                .bind(&rep.key_id)
+                .bind(rep.received_at)
+                .bind(&rep.outcome)
+                .bind(rev_db(rep.desired_revision))
+                .bind(rev_db(rep.applied_revision))
+                .bind(&rep.commit)
+                .bind(&rep.body)
+                .fetch_one(&mut **tx)
+                .await?;
+                let id: i64 = row.try_get("id")?;
+                sqlx::query(
+                    "INSERT INTO status_stores (store, tenant, last_seen, last_outcome, applied_revision, \
+                     last_drift, last_overridden, reconciler_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (store) DO UPDATE SET last_seen = $3, last_outcome = $4, \
+                     applied_revision = COALESCE($5, status_stores.applied_revision), last_drift = $6, \
+                     last_overridden = $7, reconciler_version = $8",
+                )
+                .bind(&rep.store)
+                .bind(tenant_of(&rep.store))
+                .bind(rep.received_at)
+                .bind(&rep.outcome)
+                .bind(rev_db(rep.applied_revision))
+                .bind(rep.drift as i64)
+                .bind(rep.overridden as i64)
+                .bind(&rep.reconciler_version)
+                .execute(&mut **tx)
+                .await?;
+                Ok(id)
+            }
+        }
+
         impl Store for $name {
             fn create_bootstrap_token<'a>(
                 &'a self,
@@ -594,40 +660,52 @@ macro_rules! sql_store {
             fn insert_report<'a>(&'a self, rep: &'a NewReport) -> StoreFuture<'a, i64> {
                 Box::pin(async move {
                     let mut tx = self.pool.begin().await?;
-                    let row = sqlx::query(
-                        "INSERT INTO status_reports (store, key_id, received_at, outcome, desired_revision, \
-                         applied_revision, source_commit, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                    )
-                    .bind(&rep.store)
-                    .bind(&rep.key_id)
-                    .bind(rep.received_at)
-                    .bind(&rep.outcome)
-                    .bind(rev_db(rep.desired_revision))
-                    .bind(rev_db(rep.applied_revision))
-                    .bind(&rep.commit)
-                    .bind(&rep.body)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let id: i64 = row.try_get("id")?;
-                    sqlx::query(
-                        "INSERT INTO status_stores (store, tenant, last_seen, last_outcome, applied_revision, \
-                         last_drift, last_overridden, reconciler_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                         ON CONFLICT (store) DO UPDATE SET last_seen = $3, last_outcome = $4, \
-                         applied_revision = COALESCE($5, status_stores.applied_revision), last_drift = $6, \
-                         last_overridden = $7, reconciler_version = $8",
-                    )
-                    .bind(&rep.store)
-                    .bind(tenant_of(&rep.store))
-                    .bind(rep.received_at)
-                    .bind(&rep.outcome)
-                    .bind(rev_db(rep.applied_revision))
-                    .bind(rep.drift as i64)
-                    .bind(rep.overridden as i64)
-                    .bind(&rep.reconciler_version)
-                    .execute(&mut *tx)
-                    .await?;
+                    let id = Self::add_report(&mut tx, rep).await?;
                     tx.commit().await?;
                     Ok(id)
+                })
+            }
+
+            fn ingest_report<'a>(
+                &'a self,
+                nonce: &'a str,
+                rep: &'a NewReport,
+            ) -> StoreFuture<'a, Ingested> {
+                Box::pin(async move {
+                    let mut tx = self.pool.begin().await?;
+                    // The first statement writes, so on SQLite the transaction
+                    // takes the write lock at once instead of failing to
+                    // upgrade a read snapshot later.
+                    let fresh = sqlx::query(
+                        "INSERT INTO status_nonces (key_id, nonce, seen_at) SELECT $1, $2, $3 \
+                         WHERE EXISTS (SELECT 1 FROM status_nodes WHERE key_id = $1 AND revoked_at IS NULL) \
+                         ON CONFLICT (key_id, nonce) DO NOTHING",
+                    )
+                    .bind(&rep.key_id)
+                    .bind(nonce)
+                    .bind(rep.received_at)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+                        == 1;
+                    if !fresh {
+                        let active = sqlx::query(
+                            "SELECT 1 AS one FROM status_nodes WHERE key_id = $1 AND revoked_at IS NULL",
+                        )
+                        .bind(&rep.key_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some();
+                        tx.rollback().await?;
+                        return Ok(if active {
+                            Ingested::NonceReused
+                        } else {
+                            Ingested::NodeRevoked
+                        });
+                    }
+                    let id = Self::add_report(&mut tx, rep).await?;
+                    tx.commit().await?;
+                    Ok(Ingested::Stored(id))
                 })
             }
 
@@ -741,5 +819,5 @@ macro_rules! sql_store {
     };
 }
 
-sql_store!(SqliteStore);
-sql_store!(PgStore);
+sql_store!(SqliteStore, sqlx::Sqlite);
+sql_store!(PgStore, sqlx::Postgres);
