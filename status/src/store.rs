@@ -253,6 +253,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn close(&self) -> StoreFuture<'_, ()>;
 }
 
+/// Reading connections of the SQLite backend (besides its one writer).
+const SQLITE_READERS: u32 = 8;
+
 /// Open the database named by `url` and migrate it: `sqlite://…` (created
 /// when missing) or `postgres://…` / `postgresql://…`.
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
@@ -266,15 +269,22 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
             // reports are lost, and the reconciler's outbox resends them).
             .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            // Queued writes wait here, in order, rather than in the busy timeout.
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
             .await
             .map_err(StoreError::Connect)?;
         sqlx::migrate!("../migrations/status/sqlite")
-            .run(&pool)
+            .run(&write)
             .await?;
-        Ok(Arc::new(SqliteStore { pool }))
+        let read = SqlitePoolOptions::new()
+            .max_connections(SQLITE_READERS)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Connect)?;
+        Ok(Arc::new(SqliteStore { write, read }))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -285,22 +295,33 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
         sqlx::migrate!("../migrations/status/postgres")
             .run(&pool)
             .await?;
-        Ok(Arc::new(PgStore { pool }))
+        Ok(Arc::new(PgStore {
+            write: pool.clone(),
+            read: pool,
+        }))
     } else {
         Err(StoreError::UnknownScheme(url.to_owned()))
     }
 }
 
-/// The SQLite backend.
+/// The SQLite backend: one connection writes, the others read.
+///
+/// SQLite lets one writer in at a time. Eight pooled connections that all
+/// write only queue on the file lock, each waiting out busy-timeout sleeps;
+/// one writer connection makes them queue, in order, in the pool instead,
+/// and the readers (WAL) never wait for it. Other processes (the admin
+/// commands) still meet the busy timeout.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    write: SqlitePool,
+    read: SqlitePool,
 }
 
-/// The PostgreSQL backend.
+/// The PostgreSQL backend (`write` and `read` are the same pool).
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    write: PgPool,
+    read: PgPool,
 }
 
 fn rev(v: Option<i64>) -> Option<u64> {
@@ -411,7 +432,7 @@ macro_rules! sql_store {
                 expires_at: i64,
             ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.write.begin().await?;
                     sqlx::query(
                         "INSERT INTO status_bootstrap_tokens (token_hash, store, created_at, expires_at) \
                          VALUES ($1, $2, $3, $4)",
@@ -451,7 +472,7 @@ macro_rules! sql_store {
                     .bind(hash)
                     .bind(now)
                     .bind(for_store)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.write)
                     .await?;
                     if let Some(row) = used {
                         return Ok(Ok(row.try_get("store")?));
@@ -460,7 +481,7 @@ macro_rules! sql_store {
                         "SELECT store, expires_at, used_at FROM status_bootstrap_tokens WHERE token_hash = $1",
                     )
                     .bind(hash)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.read)
                     .await?;
                     let Some(row) = row else {
                         return Ok(Err(TokenProblem::Unknown));
@@ -484,12 +505,12 @@ macro_rules! sql_store {
                     let exists = sqlx::query("SELECT key_id FROM status_nodes WHERE key_id = $1 OR public_key = $2")
                         .bind(&node.key_id)
                         .bind(&node.public_key)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.read)
                         .await?;
                     if exists.is_some() {
                         return Ok(false);
                     }
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.write.begin().await?;
                     sqlx::query(
                         "UPDATE status_nodes SET revoked_at = $2 WHERE store = $1 AND revoked_at IS NULL",
                     )
@@ -531,7 +552,7 @@ macro_rules! sql_store {
                          WHERE key_id = $1 OR public_key = $1",
                     )
                     .bind(key)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.read)
                     .await?;
                     Ok(match row {
                         Some(r) => Some(node_row!(r)),
@@ -547,7 +568,7 @@ macro_rules! sql_store {
                     )
                     .bind(store)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.write)
                     .await?;
                     Ok(done.rows_affected())
                 })
@@ -567,7 +588,7 @@ macro_rules! sql_store {
                     .bind(key_id)
                     .bind(nonce)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.write)
                     .await?;
                     Ok(done.rows_affected() == 1)
                 })
@@ -577,7 +598,7 @@ macro_rules! sql_store {
                 Box::pin(async move {
                     let done = sqlx::query("DELETE FROM status_nonces WHERE seen_at < $1")
                         .bind(before)
-                        .execute(&self.pool)
+                        .execute(&self.write)
                         .await?;
                     Ok(done.rows_affected())
                 })
@@ -594,7 +615,7 @@ macro_rules! sql_store {
                         .bind(hash)
                         .bind(tenants.join(","))
                         .bind(now)
-                        .execute(&self.pool)
+                        .execute(&self.write)
                         .await?;
                     Ok(())
                 })
@@ -604,7 +625,7 @@ macro_rules! sql_store {
                 Box::pin(async move {
                     let row = sqlx::query("SELECT tenants FROM status_operators WHERE token_hash = $1")
                         .bind(hash)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.read)
                         .await?;
                     Ok(match row {
                         Some(r) => {
@@ -628,7 +649,7 @@ macro_rules! sql_store {
                     .bind(e.store)
                     .bind(e.result)
                     .bind(e.detail)
-                    .execute(&self.pool)
+                    .execute(&self.write)
                     .await?;
                     Ok(())
                 })
@@ -639,7 +660,7 @@ macro_rules! sql_store {
                     let rows = sqlx::query(
                         "SELECT id, at, actor, action, store, result, detail FROM status_audit ORDER BY id",
                     )
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.read)
                     .await?;
                     let mut out = Vec::with_capacity(rows.len());
                     for r in rows {
@@ -659,7 +680,7 @@ macro_rules! sql_store {
 
             fn insert_report<'a>(&'a self, rep: &'a NewReport) -> StoreFuture<'a, i64> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.write.begin().await?;
                     let id = Self::add_report(&mut tx, rep).await?;
                     tx.commit().await?;
                     Ok(id)
@@ -671,47 +692,12 @@ macro_rules! sql_store {
                 nonce: &'a str,
                 rep: &'a NewReport,
             ) -> StoreFuture<'a, Ingested> {
-                Box::pin(async move {
-                    let mut tx = self.pool.begin().await?;
-                    // The first statement writes, so on SQLite the transaction
-                    // takes the write lock at once instead of failing to
-                    // upgrade a read snapshot later.
-                    let fresh = sqlx::query(
-                        "INSERT INTO status_nonces (key_id, nonce, seen_at) SELECT $1, $2, $3 \
-                         WHERE EXISTS (SELECT 1 FROM status_nodes WHERE key_id = $1 AND revoked_at IS NULL) \
-                         ON CONFLICT (key_id, nonce) DO NOTHING",
-                    )
-                    .bind(&rep.key_id)
-                    .bind(nonce)
-                    .bind(rep.received_at)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected()
-                        == 1;
-                    if !fresh {
-                        let active = sqlx::query(
-                            "SELECT 1 AS one FROM status_nodes WHERE key_id = $1 AND revoked_at IS NULL",
-                        )
-                        .bind(&rep.key_id)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .is_some();
-                        tx.rollback().await?;
-                        return Ok(if active {
-                            Ingested::NonceReused
-                        } else {
-                            Ingested::NodeRevoked
-                        });
-                    }
-                    let id = Self::add_report(&mut tx, rep).await?;
-                    tx.commit().await?;
-                    Ok(Ingested::Stored(id))
-                })
+                Box::pin(self.ingest(nonce, rep))
             }
 
             fn set_desired<'a>(&'a self, rows: &'a [DesiredRow]) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.write.begin().await?;
                     sqlx::query("UPDATE status_stores SET in_repo = 0")
                         .execute(&mut *tx)
                         .await?;
@@ -743,7 +729,7 @@ macro_rules! sql_store {
             fn list_stores(&self) -> StoreFuture<'_, Vec<StoreRow>> {
                 Box::pin(async move {
                     let sql = format!("SELECT {STORE_COLUMNS} FROM status_stores s ORDER BY s.store");
-                    let rows = sqlx::query(&sql).fetch_all(&self.pool).await?;
+                    let rows = sqlx::query(&sql).fetch_all(&self.read).await?;
                     let mut out = Vec::with_capacity(rows.len());
                     for r in rows {
                         out.push(store_row!(r));
@@ -755,7 +741,7 @@ macro_rules! sql_store {
             fn get_store<'a>(&'a self, store: &'a str) -> StoreFuture<'a, Option<StoreRow>> {
                 Box::pin(async move {
                     let sql = format!("SELECT {STORE_COLUMNS} FROM status_stores s WHERE s.store = $1");
-                    let row = sqlx::query(&sql).bind(store).fetch_optional(&self.pool).await?;
+                    let row = sqlx::query(&sql).bind(store).fetch_optional(&self.read).await?;
                     Ok(match row {
                         Some(r) => Some(store_row!(r)),
                         None => None,
@@ -771,7 +757,7 @@ macro_rules! sql_store {
                     )
                     .bind(store)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.read)
                     .await?;
                     let mut out = Vec::with_capacity(rows.len());
                     for r in rows {
@@ -794,7 +780,7 @@ macro_rules! sql_store {
                 Box::pin(async move {
                     let done = sqlx::query("DELETE FROM status_reports WHERE received_at < $1")
                         .bind(before)
-                        .execute(&self.pool)
+                        .execute(&self.write)
                         .await?;
                     Ok(done.rows_affected())
                 })
@@ -803,7 +789,7 @@ macro_rules! sql_store {
             fn report_count(&self) -> StoreFuture<'_, u64> {
                 Box::pin(async move {
                     let row = sqlx::query("SELECT COUNT(*) AS n FROM status_reports")
-                        .fetch_one(&self.pool)
+                        .fetch_one(&self.read)
                         .await?;
                     Ok(row.try_get::<i64, _>("n")?.max(0) as u64)
                 })
@@ -811,12 +797,105 @@ macro_rules! sql_store {
 
             fn close(&self) -> StoreFuture<'_, ()> {
                 Box::pin(async move {
-                    self.pool.close().await;
+                    self.read.close().await;
+                    self.write.close().await;
                     Ok(())
                 })
             }
         }
     };
+}
+
+impl SqliteStore {
+    /// [`Store::ingest_report`]: SQLite has no data-modifying CTEs, so the
+    /// three writes are three statements in one transaction.
+    async fn ingest(&self, nonce: &str, rep: &NewReport) -> StoreResult<Ingested> {
+        let mut tx = self.write.begin().await?;
+        // The first statement writes, so the transaction takes the write
+        // lock at once instead of failing to upgrade a read snapshot later.
+        let fresh = sqlx::query(
+            "INSERT INTO status_nonces (key_id, nonce, seen_at) SELECT $1, $2, $3 \
+             WHERE EXISTS (SELECT 1 FROM status_nodes WHERE key_id = $1 AND revoked_at IS NULL) \
+             ON CONFLICT (key_id, nonce) DO NOTHING",
+        )
+        .bind(&rep.key_id)
+        .bind(nonce)
+        .bind(rep.received_at)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if !fresh {
+            let active = sqlx::query(
+                "SELECT 1 AS one FROM status_nodes WHERE key_id = $1 AND revoked_at IS NULL",
+            )
+            .bind(&rep.key_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .is_some();
+            tx.rollback().await?;
+            return Ok(if active {
+                Ingested::NonceReused
+            } else {
+                Ingested::NodeRevoked
+            });
+        }
+        let id = Self::add_report(&mut tx, rep).await?;
+        tx.commit().await?;
+        Ok(Ingested::Stored(id))
+    }
+}
+
+/// [`Store::ingest_report`] on PostgreSQL: one statement, so one round trip
+/// and one commit. The nonce is inserted only for an active key; the report
+/// and the summary only if the nonce was new.
+const PG_INGEST: &str = "WITH node AS ( \
+        SELECT key_id FROM status_nodes WHERE key_id = $2 AND revoked_at IS NULL \
+    ), fresh AS ( \
+        INSERT INTO status_nonces (key_id, nonce, seen_at) SELECT key_id, $9, $3 FROM node \
+        ON CONFLICT (key_id, nonce) DO NOTHING RETURNING key_id \
+    ), report AS ( \
+        INSERT INTO status_reports (store, key_id, received_at, outcome, desired_revision, \
+        applied_revision, source_commit, body) \
+        SELECT $1, key_id, $3, $4, $5, $6, $7, $8 FROM fresh RETURNING id \
+    ), summary AS ( \
+        INSERT INTO status_stores (store, tenant, last_seen, last_outcome, applied_revision, \
+        last_drift, last_overridden, reconciler_version) \
+        SELECT $1, $10, $3, $4, $6, $11, $12, $13 FROM fresh \
+        ON CONFLICT (store) DO UPDATE SET last_seen = EXCLUDED.last_seen, \
+        last_outcome = EXCLUDED.last_outcome, \
+        applied_revision = COALESCE(EXCLUDED.applied_revision, status_stores.applied_revision), \
+        last_drift = EXCLUDED.last_drift, last_overridden = EXCLUDED.last_overridden, \
+        reconciler_version = EXCLUDED.reconciler_version \
+    ) \
+    SELECT (SELECT id FROM report) AS id, EXISTS (SELECT 1 FROM node) AS active";
+
+impl PgStore {
+    async fn ingest(&self, nonce: &str, rep: &NewReport) -> StoreResult<Ingested> {
+        let row = sqlx::query(PG_INGEST)
+            .bind(&rep.store)
+            .bind(&rep.key_id)
+            .bind(rep.received_at)
+            .bind(&rep.outcome)
+            .bind(rev_db(rep.desired_revision))
+            .bind(rev_db(rep.applied_revision))
+            .bind(&rep.commit)
+            .bind(&rep.body)
+            .bind(nonce)
+            .bind(tenant_of(&rep.store))
+            .bind(rep.drift as i64)
+            .bind(rep.overridden as i64)
+            .bind(&rep.reconciler_version)
+            .fetch_one(&self.write)
+            .await?;
+        let id: Option<i64> = row.try_get("id")?;
+        let active: bool = row.try_get("active")?;
+        Ok(match (id, active) {
+            (Some(id), _) => Ingested::Stored(id),
+            (None, true) => Ingested::NonceReused,
+            (None, false) => Ingested::NodeRevoked,
+        })
+    }
 }
 
 sql_store!(SqliteStore, sqlx::Sqlite);
