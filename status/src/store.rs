@@ -18,6 +18,7 @@ use std::time::Duration;
 use sqlx::Row as _;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use tokio::sync::{mpsc, oneshot};
 
 /// A storage failure. Always internal: the API answers 500 and logs it.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("the database writer stopped")]
+    WriterStopped,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -256,6 +259,10 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 /// Reading connections of the SQLite backend (besides its one writer).
 const SQLITE_READERS: u32 = 8;
 
+/// Group-commit writers on PostgreSQL, each with a connection of the pool
+/// while it writes (SQLite has one: it has one writer connection).
+const PG_WRITERS: usize = 4;
+
 /// Open the database named by `url` and migrate it: `sqlite://…` (created
 /// when missing) or `postgres://…` / `postgresql://…`.
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
@@ -284,7 +291,11 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
             .connect_with(options)
             .await
             .map_err(StoreError::Connect)?;
-        Ok(Arc::new(SqliteStore { write, read }))
+        Ok(Arc::new(SqliteStore {
+            batches: GroupCommit::start(write.clone(), 1),
+            write,
+            read,
+        }))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -296,6 +307,7 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
             .run(&pool)
             .await?;
         Ok(Arc::new(PgStore {
+            batches: GroupCommit::start(pool.clone(), PG_WRITERS),
             write: pool.clone(),
             read: pool,
         }))
@@ -315,6 +327,7 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
 pub struct SqliteStore {
     write: SqlitePool,
     read: SqlitePool,
+    batches: GroupCommit,
 }
 
 /// The PostgreSQL backend (`write` and `read` are the same pool).
@@ -322,6 +335,7 @@ pub struct SqliteStore {
 pub struct PgStore {
     write: PgPool,
     read: PgPool,
+    batches: GroupCommit,
 }
 
 fn rev(v: Option<i64>) -> Option<u64> {
@@ -692,7 +706,7 @@ macro_rules! sql_store {
                 nonce: &'a str,
                 rep: &'a NewReport,
             ) -> StoreFuture<'a, Ingested> {
-                Box::pin(self.ingest(nonce, rep))
+                Box::pin(self.batches.ingest(nonce, rep))
             }
 
             fn set_desired<'a>(&'a self, rows: &'a [DesiredRow]) -> StoreFuture<'a, ()> {
@@ -806,43 +820,56 @@ macro_rules! sql_store {
     };
 }
 
-impl SqliteStore {
-    /// [`Store::ingest_report`]: SQLite has no data-modifying CTEs, so the
-    /// three writes are three statements in one transaction.
-    async fn ingest(&self, nonce: &str, rep: &NewReport) -> StoreResult<Ingested> {
-        let mut tx = self.write.begin().await?;
-        // The first statement writes, so the transaction takes the write
-        // lock at once instead of failing to upgrade a read snapshot later.
-        let fresh = sqlx::query(
-            "INSERT INTO status_nonces (key_id, nonce, seen_at) SELECT $1, $2, $3 \
-             WHERE EXISTS (SELECT 1 FROM status_nodes WHERE key_id = $1 AND revoked_at IS NULL) \
-             ON CONFLICT (key_id, nonce) DO NOTHING",
+/// One ingest of a SQLite batch, inside its transaction. SQLite has no
+/// data-modifying CTEs, so the three writes are three statements; the
+/// first one writes, so a transaction takes the write lock at once instead
+/// of failing to upgrade a read snapshot later.
+async fn sqlite_ingest_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    nonce: &str,
+    rep: &NewReport,
+) -> StoreResult<Ingested> {
+    let fresh = sqlx::query(
+        "INSERT INTO status_nonces (key_id, nonce, seen_at) SELECT $1, $2, $3 \
+         WHERE EXISTS (SELECT 1 FROM status_nodes WHERE key_id = $1 AND revoked_at IS NULL) \
+         ON CONFLICT (key_id, nonce) DO NOTHING",
+    )
+    .bind(&rep.key_id)
+    .bind(nonce)
+    .bind(rep.received_at)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !fresh {
+        // Nothing was written for this one; the rest of the batch stands.
+        let active = sqlx::query(
+            "SELECT 1 AS one FROM status_nodes WHERE key_id = $1 AND revoked_at IS NULL",
         )
         .bind(&rep.key_id)
-        .bind(nonce)
-        .bind(rep.received_at)
-        .execute(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?
-        .rows_affected()
-            == 1;
-        if !fresh {
-            let active = sqlx::query(
-                "SELECT 1 AS one FROM status_nodes WHERE key_id = $1 AND revoked_at IS NULL",
-            )
-            .bind(&rep.key_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .is_some();
-            tx.rollback().await?;
-            return Ok(if active {
-                Ingested::NonceReused
-            } else {
-                Ingested::NodeRevoked
-            });
-        }
-        let id = Self::add_report(&mut tx, rep).await?;
-        tx.commit().await?;
-        Ok(Ingested::Stored(id))
+        .is_some();
+        return Ok(if active {
+            Ingested::NonceReused
+        } else {
+            Ingested::NodeRevoked
+        });
+    }
+    Ok(Ingested::Stored(SqliteStore::add_report(tx, rep).await?))
+}
+
+impl BatchWrite for SqlitePool {
+    fn write_batch<'a>(&'a self, batch: &'a [Queued]) -> StoreFuture<'a, Vec<Ingested>> {
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            let mut out = Vec::with_capacity(batch.len());
+            for q in batch {
+                out.push(sqlite_ingest_in(&mut tx, &q.nonce, &q.report).await?);
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
     }
 }
 
@@ -870,31 +897,142 @@ const PG_INGEST: &str = "WITH node AS ( \
     ) \
     SELECT (SELECT id FROM report) AS id, EXISTS (SELECT 1 FROM node) AS active";
 
-impl PgStore {
-    async fn ingest(&self, nonce: &str, rep: &NewReport) -> StoreResult<Ingested> {
-        let row = sqlx::query(PG_INGEST)
-            .bind(&rep.store)
-            .bind(&rep.key_id)
-            .bind(rep.received_at)
-            .bind(&rep.outcome)
-            .bind(rev_db(rep.desired_revision))
-            .bind(rev_db(rep.applied_revision))
-            .bind(&rep.commit)
-            .bind(&rep.body)
-            .bind(nonce)
-            .bind(tenant_of(&rep.store))
-            .bind(rep.drift as i64)
-            .bind(rep.overridden as i64)
-            .bind(&rep.reconciler_version)
-            .fetch_one(&self.write)
-            .await?;
-        let id: Option<i64> = row.try_get("id")?;
-        let active: bool = row.try_get("active")?;
-        Ok(match (id, active) {
-            (Some(id), _) => Ingested::Stored(id),
-            (None, true) => Ingested::NonceReused,
-            (None, false) => Ingested::NodeRevoked,
+impl BatchWrite for PgPool {
+    fn write_batch<'a>(&'a self, batch: &'a [Queued]) -> StoreFuture<'a, Vec<Ingested>> {
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            let mut out = Vec::with_capacity(batch.len());
+            for q in batch {
+                let rep = &q.report;
+                let row = sqlx::query(PG_INGEST)
+                    .bind(&rep.store)
+                    .bind(&rep.key_id)
+                    .bind(rep.received_at)
+                    .bind(&rep.outcome)
+                    .bind(rev_db(rep.desired_revision))
+                    .bind(rev_db(rep.applied_revision))
+                    .bind(&rep.commit)
+                    .bind(&rep.body)
+                    .bind(&q.nonce)
+                    .bind(tenant_of(&rep.store))
+                    .bind(rep.drift as i64)
+                    .bind(rep.overridden as i64)
+                    .bind(&rep.reconciler_version)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let id: Option<i64> = row.try_get("id")?;
+                let active: bool = row.try_get("active")?;
+                out.push(match (id, active) {
+                    (Some(id), _) => Ingested::Stored(id),
+                    (None, true) => Ingested::NonceReused,
+                    (None, false) => Ingested::NodeRevoked,
+                });
+            }
+            tx.commit().await?;
+            Ok(out)
         })
+    }
+}
+
+// ------------------------------------------------------------ group commit
+
+/// Most reports one transaction of a writer commits.
+const MAX_BATCH: usize = 64;
+
+/// Ingests waiting for a writer, at most (then callers wait to queue).
+const QUEUE_LEN: usize = 4096;
+
+/// One report waiting for a writer.
+#[derive(Debug)]
+struct Queued {
+    nonce: String,
+    report: NewReport,
+    answer: oneshot::Sender<StoreResult<Ingested>>,
+}
+
+/// Writes a batch of ingests in one transaction: all or, on an error,
+/// none of them.
+trait BatchWrite: Clone + Send + Sync + 'static {
+    fn write_batch<'a>(&'a self, batch: &'a [Queued]) -> StoreFuture<'a, Vec<Ingested>>;
+}
+
+/// Group commit of [`Store::ingest_report`]: each caller queues its report
+/// and awaits its own answer; `writers` tasks each take whatever has queued
+/// (up to [`MAX_BATCH`]) and commit it in one transaction, so the cost of a
+/// commit (SQLite's WAL append, PostgreSQL's WAL flush and round trips) is
+/// shared by every report that arrived while the previous one ran. Nobody
+/// waits for a batch to fill: an idle writer takes the first report alone.
+#[derive(Debug, Clone)]
+struct GroupCommit {
+    queue: mpsc::Sender<Queued>,
+}
+
+impl GroupCommit {
+    fn start(pool: impl BatchWrite, writers: usize) -> GroupCommit {
+        let (queue, rx) = mpsc::channel(QUEUE_LEN);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(run_writer(pool.clone(), rx.clone()));
+        }
+        GroupCommit { queue }
+    }
+
+    async fn ingest(&self, nonce: &str, report: &NewReport) -> StoreResult<Ingested> {
+        let (answer, answered) = oneshot::channel();
+        let queued = Queued {
+            nonce: nonce.to_owned(),
+            report: report.clone(),
+            answer,
+        };
+        self.queue
+            .send(queued)
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        answered.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
+/// One writer: take a batch, commit it, answer each caller; until every
+/// sender is gone.
+async fn run_writer(pool: impl BatchWrite, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Queued>>>) {
+    loop {
+        let batch = {
+            let mut rx = queue.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(q) => batch.push(q),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        match pool.write_batch(&batch).await {
+            Ok(results) => {
+                for (q, r) in batch.into_iter().zip(results) {
+                    let _ = q.answer.send(Ok(r));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                if let Some(q) = batch.into_iter().next() {
+                    let _ = q.answer.send(Err(e));
+                }
+            }
+            Err(_) => {
+                // One failed and took the transaction with it: write each
+                // alone, so that only the one at fault fails.
+                for q in batch {
+                    let r = pool
+                        .write_batch(std::slice::from_ref(&q))
+                        .await
+                        .and_then(|v| v.into_iter().next().ok_or(StoreError::WriterStopped));
+                    let _ = q.answer.send(r);
+                }
+            }
+        }
     }
 }
 
