@@ -145,6 +145,11 @@ pub struct Measurement {
     pub peak_rss_kb: Option<u64>,
     /// CPU time (user + system) of `fleet-status` per report in the timed runs.
     pub server_cpu_us_per_report: Option<f64>,
+    /// The same of every `postgres` process (all of the machine's, so
+    /// only meaningful for the PostgreSQL rows).
+    pub pg_cpu_us_per_report: f64,
+    /// The same of this client (HTTP only: requests are signed beforehand).
+    pub client_cpu_us_per_report: f64,
     pub enroll_secs: f64,
     pub body_bytes_mean: usize,
 }
@@ -180,16 +185,23 @@ impl Measurement {
 pub fn to_markdown(rows: &[Measurement]) -> String {
     let mut out = String::from(
         "| backend | nodes | in flight | reports/run | runs | median reports/s | spread (min–max) | \
-         baseline raw INSERT/s (same conns) | ratio | baseline, 1 conn | server CPU/report | \
-         peak RSS | budget | result |\n\
+         baseline raw INSERT/s (same conns) | ratio | baseline, 1 conn | CPU/report: fleet-status, \
+         postgres, client | peak RSS | budget | result |\n\
          | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | --- |\n",
     );
     for m in rows {
         let (lo, hi) = min_max(&m.rates);
         let base = median(&m.baseline);
         let base1 = median(&m.baseline_one);
+        let shown = |v: f64| {
+            if v > 0.0 {
+                format!("{v:.0}")
+            } else {
+                "—".to_owned()
+            }
+        };
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.0} | {:.0}–{:.0} | {:.0} | {:.2} | {:.0} | {} | {} | ≥ {:.0}/s | {} |\n",
+            "| {} | {} | {} | {} | {} | {:.0} | {:.0}–{:.0} | {} | {} | {} | {} | {} | ≥ {:.0}/s | {} |\n",
             m.backend.as_str(),
             m.nodes,
             m.concurrency,
@@ -198,12 +210,24 @@ pub fn to_markdown(rows: &[Measurement]) -> String {
             m.median(),
             lo,
             hi,
-            base,
-            if base > 0.0 { m.median() / base } else { 0.0 },
-            base1,
-            m.server_cpu_us_per_report
-                .map(|us| format!("{us:.0} µs"))
-                .unwrap_or_else(|| "—".into()),
+            shown(base),
+            if base > 0.0 {
+                format!("{:.2}", m.median() / base)
+            } else {
+                "—".to_owned()
+            },
+            shown(base1),
+            format!(
+                "{}, {}, {:.0} µs",
+                m.server_cpu_us_per_report
+                    .map(|us| format!("{us:.0}"))
+                    .unwrap_or_else(|| "—".into()),
+                match m.backend {
+                    Backend::Postgres => format!("{:.0}", m.pg_cpu_us_per_report),
+                    Backend::Sqlite => "—".into(),
+                },
+                m.client_cpu_us_per_report
+            ),
             m.peak_rss_kb
                 .map(|kb| format!("{kb} kB"))
                 .unwrap_or_else(|| "—".into()),
@@ -351,16 +375,9 @@ impl Server {
             .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
     }
 
-    /// User + system CPU time so far, in clock ticks (100 per second on Linux).
+    /// User + system CPU time so far, in clock ticks.
     fn cpu_ticks(&self) -> Option<u64> {
-        let text = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).ok()?;
-        // Fields after the parenthesised command name; utime and stime are
-        // fields 14 and 15 of the whole line.
-        let rest = text.rsplit_once(')')?.1;
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let utime: u64 = fields.get(11)?.parse().ok()?;
-        let stime: u64 = fields.get(12)?.parse().ok()?;
-        Some(utime + stime)
+        pid_cpu_ticks(&self.child.id().to_string()).map(|(_, t)| t)
     }
 
     /// SIGTERM, then SIGKILL if it has not stopped within 10 s.
@@ -386,6 +403,43 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// User + system CPU time of a process, in clock ticks (100 per second on Linux).
+fn pid_cpu_ticks(pid: &str) -> Option<(String, u64)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (head, rest) = text.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_owned();
+    // Fields after the parenthesised command name; utime and stime are
+    // fields 14 and 15 of the whole line.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some((comm, utime + stime))
+}
+
+/// CPU ticks of every `postgres` process (the server and its backends)
+/// and of this process.
+fn other_cpu_ticks() -> (u64, u64) {
+    let mut pg = 0;
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for e in dir.flatten() {
+            let name = e.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            if let Some((comm, ticks)) = pid_cpu_ticks(pid)
+                && comm == "postgres"
+            {
+                pg += ticks;
+            }
+        }
+    }
+    let me = pid_cpu_ticks("self").map(|(_, t)| t).unwrap_or(0);
+    (pg, me)
 }
 
 // ------------------------------------------------------------ nodes and reports
@@ -805,9 +859,10 @@ pub async fn status_ingest(
     }
     let mut rows = Vec::new();
     for &backend in &opts.backends {
-        for &nodes in &opts.nodes {
+        for (row, &nodes) in opts.nodes.iter().enumerate() {
             let db = FreshDb::new(backend, &opts.postgres_url, "status").await?;
-            let result = measure(opts, backend, nodes, &db.url, &progress).await;
+            // The baseline does not depend on the node count: measured once.
+            let result = measure(opts, backend, nodes, &db.url, row == 0, &progress).await;
             db.remove().await;
             rows.push(result?);
         }
@@ -820,6 +875,7 @@ async fn measure(
     backend: Backend,
     nodes: usize,
     db_url: &str,
+    with_baseline: bool,
     progress: &impl Fn(&str),
 ) -> Result<Measurement> {
     let server = Server::start(&opts.fleet_status, db_url)?;
@@ -849,11 +905,13 @@ async fn measure(
     let mut body_bytes = 0;
     let mut cpu_ticks = 0;
     let mut cpu_known = true;
+    let (mut pg_ticks, mut client_ticks) = (0, 0);
     for run in 0..opts.runs.max(1) {
         let prepared = prepare(&enrolled, opts.reports, offset)?;
         offset += opts.reports;
         body_bytes += prepared.iter().map(|p| p.body.len()).sum::<usize>();
         let before = server.cpu_ticks();
+        let (pg_before, client_before) = other_cpu_ticks();
         let rate = send_all(
             &http,
             &server.base,
@@ -862,6 +920,9 @@ async fn measure(
             opts.run_timeout,
         )
         .await?;
+        let (pg_after, client_after) = other_cpu_ticks();
+        pg_ticks += pg_after.saturating_sub(pg_before);
+        client_ticks += client_after.saturating_sub(client_before);
         match (before, server.cpu_ticks()) {
             (Some(a), Some(b)) => cpu_ticks += b.saturating_sub(a),
             _ => cpu_known = false,
@@ -888,8 +949,15 @@ async fn measure(
     );
     let mut base = Vec::new();
     let mut base_one = Vec::new();
+    // One connection is slow on PostgreSQL (a WAL flush per row): fewer rows.
+    let few: Arc<Vec<(String, Vec<u8>)>> = Arc::new(bodies.iter().take(5000).cloned().collect());
     // At most three: each needs a fresh database.
-    for run in 0..opts.runs.clamp(1, 3) {
+    let baseline_runs = if with_baseline {
+        opts.runs.clamp(1, 3)
+    } else {
+        0
+    };
+    for run in 0..baseline_runs {
         let r = baseline(
             backend,
             &opts.postgres_url,
@@ -897,7 +965,7 @@ async fn measure(
             opts.concurrency,
         )
         .await?;
-        let r1 = baseline(backend, &opts.postgres_url, bodies.clone(), 1).await?;
+        let r1 = baseline(backend, &opts.postgres_url, few.clone(), 1).await?;
         progress(&format!(
             "{}: baseline run {}: {r:.0} INSERT/s ({} conns), {r1:.0} INSERT/s (1 conn)",
             backend.as_str(),
@@ -919,6 +987,8 @@ async fn measure(
         // 100 clock ticks per second: 10,000 µs per tick.
         server_cpu_us_per_report: (cpu_known && timed > 0)
             .then(|| cpu_ticks as f64 * 10_000.0 / timed as f64),
+        pg_cpu_us_per_report: pg_ticks as f64 * 10_000.0 / timed.max(1) as f64,
+        client_cpu_us_per_report: client_ticks as f64 * 10_000.0 / timed.max(1) as f64,
         enroll_secs,
         body_bytes_mean: body_bytes.checked_div(timed).unwrap_or(0),
     })
