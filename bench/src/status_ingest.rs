@@ -193,6 +193,17 @@ pub fn to_markdown(rows: &[Measurement]) -> String {
         let (lo, hi) = min_max(&m.rates);
         let base = median(&m.baseline);
         let base1 = median(&m.baseline_one);
+        let cpu = format!(
+            "{}, {}, {:.0} µs",
+            m.server_cpu_us_per_report
+                .map(|us| format!("{us:.0}"))
+                .unwrap_or_else(|| "—".into()),
+            match m.backend {
+                Backend::Postgres => format!("{:.0}", m.pg_cpu_us_per_report),
+                Backend::Sqlite => "—".into(),
+            },
+            m.client_cpu_us_per_report
+        );
         let shown = |v: f64| {
             if v > 0.0 {
                 format!("{v:.0}")
@@ -217,17 +228,7 @@ pub fn to_markdown(rows: &[Measurement]) -> String {
                 "—".to_owned()
             },
             shown(base1),
-            format!(
-                "{}, {}, {:.0} µs",
-                m.server_cpu_us_per_report
-                    .map(|us| format!("{us:.0}"))
-                    .unwrap_or_else(|| "—".into()),
-                match m.backend {
-                    Backend::Postgres => format!("{:.0}", m.pg_cpu_us_per_report),
-                    Backend::Sqlite => "—".into(),
-                },
-                m.client_cpu_us_per_report
-            ),
+            cpu,
             m.peak_rss_kb
                 .map(|kb| format!("{kb} kB"))
                 .unwrap_or_else(|| "—".into()),
@@ -458,7 +459,7 @@ fn store_of(i: usize) -> String {
 /// A report as the reconciler serializes it: nine in ten `no_change`, one
 /// in ten `converged` with eight changed prices.
 fn report_body(store: &str, i: usize) -> Result<Vec<u8>> {
-    let converged = i % 10 == 0;
+    let converged = i.is_multiple_of(10);
     let changes = if converged {
         (0..8)
             .map(|k| EntityChange {
@@ -492,7 +493,7 @@ fn report_body(store: &str, i: usize) -> Result<Vec<u8>> {
         overridden: Vec::new(),
         refusal: None,
         errors: Vec::new(),
-        warnings: if i % 7 == 0 {
+        warnings: if i.is_multiple_of(7) {
             vec!["release expires in 20 days; sign a fresh one".into()]
         } else {
             Vec::new()

@@ -5,9 +5,13 @@
 //!
 //! Both backends run the same SQL text (`$n` placeholders work in both),
 //! written once in the `sql_store!` macro; only the schema files differ.
-//! Times are unix seconds and booleans 0/1 so that one row decoder serves
-//! both. Nothing here knows HTTP or policy: the caller decides what a
-//! missing row means.
+//! The one exception is the hot path, [`Store::ingest_report`]: one
+//! statement of data-modifying CTEs on PostgreSQL, three statements on
+//! SQLite (which has no such CTEs), both inside a transaction that a
+//! group-commit writer shares between the reports that queued together
+//! (ADR 24). Times are unix seconds and booleans 0/1 so that one row
+//! decoder serves both. Nothing here knows HTTP or policy: the caller
+//! decides what a missing row means.
 
 use std::future::Future;
 use std::pin::Pin;
