@@ -904,9 +904,16 @@ const PG_INGEST: &str = "WITH node AS ( \
 impl BatchWrite for PgPool {
     fn write_batch<'a>(&'a self, batch: &'a [Queued]) -> StoreFuture<'a, Vec<Ingested>> {
         Box::pin(async move {
+            // Writers lock store summary rows in store order, so two
+            // batches that share stores wait for each other instead of
+            // deadlocking (which PostgreSQL breaks only after a second).
+            // The sort is stable: one store's reports keep their order.
+            let mut order: Vec<usize> = (0..batch.len()).collect();
+            order.sort_by(|&a, &b| batch[a].report.store.cmp(&batch[b].report.store));
             let mut tx = self.begin().await?;
-            let mut out = Vec::with_capacity(batch.len());
-            for q in batch {
+            let mut out = vec![Ingested::NonceReused; batch.len()];
+            for i in order {
+                let q = &batch[i];
                 let rep = &q.report;
                 let row = sqlx::query(PG_INGEST)
                     .bind(&rep.store)
@@ -926,11 +933,11 @@ impl BatchWrite for PgPool {
                     .await?;
                 let id: Option<i64> = row.try_get("id")?;
                 let active: bool = row.try_get("active")?;
-                out.push(match (id, active) {
+                out[i] = match (id, active) {
                     (Some(id), _) => Ingested::Stored(id),
                     (None, true) => Ingested::NonceReused,
                     (None, false) => Ingested::NodeRevoked,
-                });
+                };
             }
             tx.commit().await?;
             Ok(out)
