@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use bench::gen_fleet::{DEFAULT_ITEMS, DEFAULT_SEED, DEFAULT_TENANTS, GenFleet, gen_fleet};
+use bench::status_ingest::{Backend, StatusIngest, status_ingest, to_markdown};
 use bench::validate_phases::{ValidatePhases, validate_phases};
 use clap::{Parser, Subcommand};
 
@@ -48,10 +49,48 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         runs: usize,
     },
+    /// Signed reports per second into the real `fleet-status serve`
+    /// (DESIGN.md §8), against the raw INSERT rate of the same database,
+    /// on a fresh database per backend; prints a Markdown table and exits 1
+    /// if a backend misses the budget.
+    StatusIngest(StatusIngestArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct StatusIngestArgs {
+    /// Backends to measure.
+    #[arg(long = "backend", value_enum, default_values_t = [Backend::Sqlite, Backend::Postgres])]
+    backends: Vec<Backend>,
+    /// Maintenance connection of the PostgreSQL server; a fresh database
+    /// `bench_status_<random>` is created beside it and dropped afterwards.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    postgres_url: String,
+    /// Enrolled nodes (one store each) the reports are spread over.
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Also measure at these node counts (the scaling row), e.g. `100,10000`.
+    #[arg(long, value_delimiter = ',')]
+    scaling: Vec<usize>,
+    /// Reports per timed run.
+    #[arg(long, default_value_t = 20_000)]
+    reports: usize,
+    /// Requests in flight (and connections of the baseline).
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Timed runs per measurement.
+    #[arg(long, default_value_t = 5)]
+    runs: usize,
+    /// Fewer, shorter runs: 5,000 reports, 3 runs.
+    #[arg(long)]
+    quick: bool,
+    /// The `fleet-status` binary; default: beside this one (target/release).
+    #[arg(long)]
+    fleet_status: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::StatusIngest(a) => run_status_ingest(a),
         Command::GenFleet {
             stores,
             out,
@@ -96,5 +135,45 @@ fn main() -> anyhow::Result<()> {
             print!("{}", phases.to_markdown());
             Ok(())
         }
+    }
+}
+
+fn run_status_ingest(a: StatusIngestArgs) -> anyhow::Result<()> {
+    let fleet_status = match a.fleet_status {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .context("finding this executable")?
+            .with_file_name("fleet-status"),
+    };
+    let (reports, runs) = if a.quick {
+        (a.reports.min(5000), a.runs.min(3))
+    } else {
+        (a.reports, a.runs)
+    };
+    let mut nodes = vec![a.nodes];
+    nodes.extend(a.scaling.iter().filter(|&&n| n != a.nodes));
+    let opts = StatusIngest {
+        fleet_status,
+        backends: a.backends,
+        postgres_url: a.postgres_url,
+        nodes,
+        reports,
+        concurrency: a.concurrency.max(1),
+        runs: runs.max(1),
+        warmup: (reports / 10).max(a.nodes.min(2000)),
+        run_timeout: std::time::Duration::from_secs(300),
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let rows = runtime
+        .block_on(status_ingest(&opts, |line| {
+            eprintln!("bench status-ingest: {line}")
+        }))
+        .context("measuring fleet-status ingestion")?;
+    print!("{}", to_markdown(&rows));
+    if rows.iter().all(|m| m.passes()) {
+        Ok(())
+    } else {
+        eprintln!("bench status-ingest: a backend is below the budget");
+        std::process::exit(1)
     }
 }

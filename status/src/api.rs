@@ -33,7 +33,7 @@ use tracing::{info, warn};
 use crate::listing::{self, ListQuery, RawQuery};
 use crate::node_auth::{self, SignedHeaders};
 use crate::state::{DesiredInfo, LastReport, StateInputs, StoreState, store_state};
-use crate::store::{NewAudit, NewReport, Node, Store, StoreError, StoreRow};
+use crate::store::{Ingested, NewAudit, NewReport, Node, Store, StoreError, StoreRow};
 use crate::tokens;
 
 /// Largest request body (a report) accepted.
@@ -316,6 +316,34 @@ async fn authenticate_node(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<Node> {
+    let (node, signed) = verify_node(state, method, uri, headers, body).await?;
+    if !state
+        .store
+        .use_nonce(&node.key_id, &signed.nonce, now().timestamp())
+        .await?
+    {
+        return refuse_nonce(
+            state,
+            &signed.key,
+            &format!("{method} {}", uri.path()),
+            &node,
+        )
+        .await;
+    }
+    Ok(node)
+}
+
+/// The node that signed this request, if its key is known and not revoked
+/// and the signature and timestamp verify; the nonce is the caller's to
+/// record ([`authenticate_node`], or with the report in
+/// [`Store::ingest_report`]). Each refusal leaves an audit entry.
+async fn verify_node(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<(Node, SignedHeaders)> {
     let signed = SignedHeaders {
         key: header(headers, node_auth::HEADER_KEY)?.to_owned(),
         timestamp: header(headers, node_auth::HEADER_TIMESTAMP)?.to_owned(),
@@ -335,19 +363,11 @@ async fn authenticate_node(
         .await;
     };
     if node.revoked_at.is_some() {
-        return refuse(
-            state,
-            &signed.key,
-            &action,
-            Some(&node.store),
-            "node key revoked".to_owned(),
-        )
-        .await;
+        return refuse_revoked(state, &signed.key, &action, &node).await;
     }
     let key = node_auth::decode_public_key(&node.public_key)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("stored key of {}: {e}", node.key_id)))?;
-    let t = now();
-    if let Err(e) = node_auth::verify_request(&key, method.as_str(), path, body, &signed, t) {
+    if let Err(e) = node_auth::verify_request(&key, method.as_str(), path, body, &signed, now()) {
         return refuse(
             state,
             &signed.key,
@@ -357,31 +377,39 @@ async fn authenticate_node(
         )
         .await;
     }
-    if !state
-        .store
-        .use_nonce(&node.key_id, &signed.nonce, t.timestamp())
-        .await?
-    {
-        return refuse(
-            state,
-            &signed.key,
-            &action,
-            Some(&node.store),
-            "nonce reused (replayed request)".to_owned(),
-        )
-        .await;
-    }
-    Ok(node)
+    Ok((node, signed))
+}
+
+async fn refuse_revoked<T>(state: &AppState, key: &str, action: &str, node: &Node) -> ApiResult<T> {
+    refuse(
+        state,
+        key,
+        action,
+        Some(&node.store),
+        "node key revoked".to_owned(),
+    )
+    .await
+}
+
+async fn refuse_nonce<T>(state: &AppState, key: &str, action: &str, node: &Node) -> ApiResult<T> {
+    refuse(
+        state,
+        key,
+        action,
+        Some(&node.store),
+        "nonce reused (replayed request)".to_owned(),
+    )
+    .await
 }
 
 /// Log, audit and answer 401 for a refused node request.
-async fn refuse(
+async fn refuse<T>(
     state: &AppState,
     key: &str,
     action: &str,
     store: Option<&str>,
     why: String,
-) -> ApiResult<Node> {
+) -> ApiResult<T> {
     // The header is the caller's text: keep what is logged and stored short.
     let key: String = key.chars().take(64).collect();
     let key = key.as_str();
@@ -400,6 +428,10 @@ async fn refuse(
 
 // ------------------------------------------------------------ reports
 
+/// `POST /api/v1/reports`. The signature is checked first; the nonce is
+/// recorded together with the report, in one transaction
+/// ([`Store::ingest_report`]), which also checks once more, as it writes,
+/// that the key is not revoked.
 async fn post_report(
     State(state): State<AppState>,
     method: Method,
@@ -407,7 +439,7 @@ async fn post_report(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let node = authenticate_node(&state, &method, &uri, &headers, &body).await?;
+    let (node, signed) = verify_node(&state, &method, &uri, &headers, &body).await?;
     let report: Report = serde_json::from_slice(&body)
         .map_err(|e| AppError::bad_request(format!("report body: {e}")))?;
     if report.store != node.store {
@@ -436,13 +468,19 @@ async fn post_report(
         outcome: report.outcome.as_str().to_owned(),
         desired_revision: report.desired_revision,
         applied_revision: report.applied_revision,
-        commit: report.commit.clone(),
+        commit: report.commit,
         drift: report.drift.len(),
         overridden: report.overridden.len(),
-        reconciler_version: report.reconciler_version.clone(),
+        reconciler_version: report.reconciler_version,
+        // Valid UTF-8: it just parsed as JSON.
         body: String::from_utf8_lossy(&body).into_owned(),
     };
-    let id = state.store.insert_report(&new).await?;
+    let action = "POST /api/v1/reports";
+    let id = match state.store.ingest_report(&signed.nonce, &new).await? {
+        Ingested::Stored(id) => id,
+        Ingested::NonceReused => return refuse_nonce(&state, &signed.key, action, &node).await,
+        Ingested::NodeRevoked => return refuse_revoked(&state, &signed.key, action, &node).await,
+    };
     tracing::debug!(store = %node.store, outcome = %new.outcome, id, "Report stored.");
     state
         .metrics

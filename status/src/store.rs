@@ -5,9 +5,13 @@
 //!
 //! Both backends run the same SQL text (`$n` placeholders work in both),
 //! written once in the `sql_store!` macro; only the schema files differ.
-//! Times are unix seconds and booleans 0/1 so that one row decoder serves
-//! both. Nothing here knows HTTP or policy: the caller decides what a
-//! missing row means.
+//! The one exception is the hot path, [`Store::ingest_report`]: one
+//! statement of data-modifying CTEs on PostgreSQL, three statements on
+//! SQLite (which has no such CTEs), both inside a transaction that a
+//! group-commit writer shares between the reports that queued together
+//! (ADR 24). Times are unix seconds and booleans 0/1 so that one row
+//! decoder serves both. Nothing here knows HTTP or policy: the caller
+//! decides what a missing row means.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +22,7 @@ use std::time::Duration;
 use sqlx::Row as _;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use tokio::sync::{mpsc, oneshot};
 
 /// A storage failure. Always internal: the API answers 500 and logs it.
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +35,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database: {0}")]
     Sql(#[from] sqlx::Error),
+    #[error("the database writer stopped")]
+    WriterStopped,
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -94,6 +101,18 @@ pub struct NewReport {
     pub reconciler_version: String,
     /// The report JSON.
     pub body: String,
+}
+
+/// What became of a report offered with [`Store::ingest_report`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// Nonce, report and store summary were written together; the report's id.
+    Stored(i64),
+    /// The key used this nonce before: nothing was written.
+    NonceReused,
+    /// The key is revoked (or unknown) at the moment of writing: nothing
+    /// was written.
+    NodeRevoked,
 }
 
 /// One row of the fleet overview.
@@ -208,6 +227,18 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Store a report and update the store's last-seen summary.
     fn insert_report<'a>(&'a self, report: &'a NewReport) -> StoreFuture<'a, i64>;
 
+    /// The whole write of one signed report, in one transaction: remember
+    /// the nonce of `report.key_id`, store the report and update the
+    /// store's summary — all of it or none. Nothing is written when the key
+    /// used `nonce` before ([`Ingested::NonceReused`]) or is not an active
+    /// key when the transaction writes ([`Ingested::NodeRevoked`]), so a
+    /// revocation committed after the caller looked the node up still wins.
+    fn ingest_report<'a>(
+        &'a self,
+        nonce: &'a str,
+        report: &'a NewReport,
+    ) -> StoreFuture<'a, Ingested>;
+
     /// Record what the repo offers each store at a fetched commit; stores
     /// absent from `rows` are marked as no longer in the repo.
     fn set_desired<'a>(&'a self, rows: &'a [DesiredRow]) -> StoreFuture<'a, ()>;
@@ -234,6 +265,13 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn store_nodes<'a>(&'a self, store: &'a str) -> StoreFuture<'a, Vec<Node>>;
 }
 
+/// Reading connections of the SQLite backend (besides its one writer).
+const SQLITE_READERS: u32 = 8;
+
+/// Group-commit writers on PostgreSQL, each with a connection of the pool
+/// while it writes (SQLite has one: it has one writer connection).
+const PG_WRITERS: usize = 4;
+
 /// Open the database named by `url` and migrate it: `sqlite://…` (created
 /// when missing) or `postgres://…` / `postgresql://…`.
 pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
@@ -247,15 +285,26 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
             // reports are lost, and the reconciler's outbox resends them).
             .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
             .foreign_keys(true);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+        let write = SqlitePoolOptions::new()
+            .max_connections(1)
+            // Queued writes wait here, in order, rather than in the busy timeout.
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options.clone())
             .await
             .map_err(StoreError::Connect)?;
         sqlx::migrate!("../migrations/status/sqlite")
-            .run(&pool)
+            .run(&write)
             .await?;
-        Ok(Arc::new(SqliteStore { pool }))
+        let read = SqlitePoolOptions::new()
+            .max_connections(SQLITE_READERS)
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Connect)?;
+        Ok(Arc::new(SqliteStore {
+            batches: GroupCommit::start(write.clone(), 1),
+            write,
+            read,
+        }))
     } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -266,22 +315,36 @@ pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
         sqlx::migrate!("../migrations/status/postgres")
             .run(&pool)
             .await?;
-        Ok(Arc::new(PgStore { pool }))
+        Ok(Arc::new(PgStore {
+            batches: GroupCommit::start(pool.clone(), PG_WRITERS),
+            write: pool.clone(),
+            read: pool,
+        }))
     } else {
         Err(StoreError::UnknownScheme(url.to_owned()))
     }
 }
 
-/// The SQLite backend.
+/// The SQLite backend: one connection writes, the others read.
+///
+/// SQLite lets one writer in at a time. Eight pooled connections that all
+/// write only queue on the file lock, each waiting out busy-timeout sleeps;
+/// one writer connection makes them queue, in order, in the pool instead,
+/// and the readers (WAL) never wait for it. Other processes (the admin
+/// commands) still meet the busy timeout.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    write: SqlitePool,
+    read: SqlitePool,
+    batches: GroupCommit,
 }
 
-/// The PostgreSQL backend.
+/// The PostgreSQL backend (`write` and `read` are the same pool).
 #[derive(Debug, Clone)]
 pub struct PgStore {
-    pool: PgPool,
+    write: PgPool,
+    read: PgPool,
+    batches: GroupCommit,
 }
 
 fn rev(v: Option<i64>) -> Option<u64> {
@@ -351,7 +414,49 @@ macro_rules! node_row {
 
 /// The one implementation of [`Store`], compiled for each backend.
 macro_rules! sql_store {
-    ($name:ident) => {
+    ($name:ident, $db:ty) => {
+        impl $name {
+            /// Insert a report and update its store's summary, inside `tx`.
+            async fn add_report(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                rep: &NewReport,
+            ) -> StoreResult<i64> {
+                let row = sqlx::query(
+                    "INSERT INTO status_reports (store, key_id, received_at, outcome, desired_revision, \
+                     applied_revision, source_commit, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+                )
+                .bind(&rep.store)
+                .bind(&rep.key_id)
+                .bind(rep.received_at)
+                .bind(&rep.outcome)
+                .bind(rev_db(rep.desired_revision))
+                .bind(rev_db(rep.applied_revision))
+                .bind(&rep.commit)
+                .bind(&rep.body)
+                .fetch_one(&mut **tx)
+                .await?;
+                let id: i64 = row.try_get("id")?;
+                sqlx::query(
+                    "INSERT INTO status_stores (store, tenant, last_seen, last_outcome, applied_revision, \
+                     last_drift, last_overridden, reconciler_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                     ON CONFLICT (store) DO UPDATE SET last_seen = $3, last_outcome = $4, \
+                     applied_revision = COALESCE($5, status_stores.applied_revision), last_drift = $6, \
+                     last_overridden = $7, reconciler_version = $8",
+                )
+                .bind(&rep.store)
+                .bind(tenant_of(&rep.store))
+                .bind(rep.received_at)
+                .bind(&rep.outcome)
+                .bind(rev_db(rep.applied_revision))
+                .bind(rep.drift as i64)
+                .bind(rep.overridden as i64)
+                .bind(&rep.reconciler_version)
+                .execute(&mut **tx)
+                .await?;
+                Ok(id)
+            }
+        }
+
         impl Store for $name {
             fn create_bootstrap_token<'a>(
                 &'a self,
@@ -361,7 +466,7 @@ macro_rules! sql_store {
                 expires_at: i64,
             ) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.write.begin().await?;
                     sqlx::query(
                         "INSERT INTO status_bootstrap_tokens (token_hash, store, created_at, expires_at) \
                          VALUES ($1, $2, $3, $4)",
@@ -401,7 +506,7 @@ macro_rules! sql_store {
                     .bind(hash)
                     .bind(now)
                     .bind(for_store)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.write)
                     .await?;
                     if let Some(row) = used {
                         return Ok(Ok(row.try_get("store")?));
@@ -410,7 +515,7 @@ macro_rules! sql_store {
                         "SELECT store, expires_at, used_at FROM status_bootstrap_tokens WHERE token_hash = $1",
                     )
                     .bind(hash)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.read)
                     .await?;
                     let Some(row) = row else {
                         return Ok(Err(TokenProblem::Unknown));
@@ -434,12 +539,12 @@ macro_rules! sql_store {
                     let exists = sqlx::query("SELECT key_id FROM status_nodes WHERE key_id = $1 OR public_key = $2")
                         .bind(&node.key_id)
                         .bind(&node.public_key)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.read)
                         .await?;
                     if exists.is_some() {
                         return Ok(false);
                     }
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.write.begin().await?;
                     sqlx::query(
                         "UPDATE status_nodes SET revoked_at = $2 WHERE store = $1 AND revoked_at IS NULL",
                     )
@@ -481,7 +586,7 @@ macro_rules! sql_store {
                          WHERE key_id = $1 OR public_key = $1",
                     )
                     .bind(key)
-                    .fetch_optional(&self.pool)
+                    .fetch_optional(&self.read)
                     .await?;
                     Ok(match row {
                         Some(r) => Some(node_row!(r)),
@@ -497,7 +602,7 @@ macro_rules! sql_store {
                     )
                     .bind(store)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.write)
                     .await?;
                     Ok(done.rows_affected())
                 })
@@ -517,7 +622,7 @@ macro_rules! sql_store {
                     .bind(key_id)
                     .bind(nonce)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&self.write)
                     .await?;
                     Ok(done.rows_affected() == 1)
                 })
@@ -527,7 +632,7 @@ macro_rules! sql_store {
                 Box::pin(async move {
                     let done = sqlx::query("DELETE FROM status_nonces WHERE seen_at < $1")
                         .bind(before)
-                        .execute(&self.pool)
+                        .execute(&self.write)
                         .await?;
                     Ok(done.rows_affected())
                 })
@@ -544,7 +649,7 @@ macro_rules! sql_store {
                         .bind(hash)
                         .bind(tenants.join(","))
                         .bind(now)
-                        .execute(&self.pool)
+                        .execute(&self.write)
                         .await?;
                     Ok(())
                 })
@@ -554,7 +659,7 @@ macro_rules! sql_store {
                 Box::pin(async move {
                     let row = sqlx::query("SELECT tenants FROM status_operators WHERE token_hash = $1")
                         .bind(hash)
-                        .fetch_optional(&self.pool)
+                        .fetch_optional(&self.read)
                         .await?;
                     Ok(match row {
                         Some(r) => {
@@ -578,7 +683,7 @@ macro_rules! sql_store {
                     .bind(e.store)
                     .bind(e.result)
                     .bind(e.detail)
-                    .execute(&self.pool)
+                    .execute(&self.write)
                     .await?;
                     Ok(())
                 })
@@ -589,7 +694,7 @@ macro_rules! sql_store {
                     let rows = sqlx::query(
                         "SELECT id, at, actor, action, store, result, detail FROM status_audit ORDER BY id",
                     )
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.read)
                     .await?;
                     let mut out = Vec::with_capacity(rows.len());
                     for r in rows {
@@ -609,47 +714,24 @@ macro_rules! sql_store {
 
             fn insert_report<'a>(&'a self, rep: &'a NewReport) -> StoreFuture<'a, i64> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin().await?;
-                    let row = sqlx::query(
-                        "INSERT INTO status_reports (store, key_id, received_at, outcome, desired_revision, \
-                         applied_revision, source_commit, body) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
-                    )
-                    .bind(&rep.store)
-                    .bind(&rep.key_id)
-                    .bind(rep.received_at)
-                    .bind(&rep.outcome)
-                    .bind(rev_db(rep.desired_revision))
-                    .bind(rev_db(rep.applied_revision))
-                    .bind(&rep.commit)
-                    .bind(&rep.body)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                    let id: i64 = row.try_get("id")?;
-                    sqlx::query(
-                        "INSERT INTO status_stores (store, tenant, last_seen, last_outcome, applied_revision, \
-                         last_drift, last_overridden, reconciler_version) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                         ON CONFLICT (store) DO UPDATE SET last_seen = $3, last_outcome = $4, \
-                         applied_revision = COALESCE($5, status_stores.applied_revision), last_drift = $6, \
-                         last_overridden = $7, reconciler_version = $8",
-                    )
-                    .bind(&rep.store)
-                    .bind(tenant_of(&rep.store))
-                    .bind(rep.received_at)
-                    .bind(&rep.outcome)
-                    .bind(rev_db(rep.applied_revision))
-                    .bind(rep.drift as i64)
-                    .bind(rep.overridden as i64)
-                    .bind(&rep.reconciler_version)
-                    .execute(&mut *tx)
-                    .await?;
+                    let mut tx = self.write.begin().await?;
+                    let id = Self::add_report(&mut tx, rep).await?;
                     tx.commit().await?;
                     Ok(id)
                 })
             }
 
+            fn ingest_report<'a>(
+                &'a self,
+                nonce: &'a str,
+                rep: &'a NewReport,
+            ) -> StoreFuture<'a, Ingested> {
+                Box::pin(self.batches.ingest(nonce, rep))
+            }
+
             fn set_desired<'a>(&'a self, rows: &'a [DesiredRow]) -> StoreFuture<'a, ()> {
                 Box::pin(async move {
-                    let mut tx = self.pool.begin().await?;
+                    let mut tx = self.write.begin().await?;
                     sqlx::query("UPDATE status_stores SET in_repo = 0")
                         .execute(&mut *tx)
                         .await?;
@@ -680,7 +762,7 @@ macro_rules! sql_store {
 
             fn list_stores(&self) -> StoreFuture<'_, Vec<StoreRow>> {
                 Box::pin(async move {
-                    let rows = sqlx::query(ALL_STORES).fetch_all(&self.pool).await?;
+                    let rows = sqlx::query(ALL_STORES).fetch_all(&self.read).await?;
                     let mut out = Vec::with_capacity(rows.len());
                     for r in rows {
                         out.push(store_row!(r));
@@ -692,7 +774,7 @@ macro_rules! sql_store {
             fn get_store<'a>(&'a self, store: &'a str) -> StoreFuture<'a, Option<StoreRow>> {
                 Box::pin(async move {
                     let sql = format!("SELECT {STORE_COLUMNS} FROM status_stores s WHERE s.store = $1");
-                    let row = sqlx::query(&sql).bind(store).fetch_optional(&self.pool).await?;
+                    let row = sqlx::query(&sql).bind(store).fetch_optional(&self.read).await?;
                     Ok(match row {
                         Some(r) => Some(store_row!(r)),
                         None => None,
@@ -708,7 +790,7 @@ macro_rules! sql_store {
                     )
                     .bind(store)
                     .bind(limit)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.read)
                     .await?;
                     let mut out = Vec::with_capacity(rows.len());
                     for r in rows {
@@ -731,7 +813,7 @@ macro_rules! sql_store {
                 Box::pin(async move {
                     let done = sqlx::query("DELETE FROM status_reports WHERE received_at < $1")
                         .bind(before)
-                        .execute(&self.pool)
+                        .execute(&self.write)
                         .await?;
                     Ok(done.rows_affected())
                 })
@@ -740,7 +822,7 @@ macro_rules! sql_store {
             fn report_count(&self) -> StoreFuture<'_, u64> {
                 Box::pin(async move {
                     let row = sqlx::query("SELECT COUNT(*) AS n FROM status_reports")
-                        .fetch_one(&self.pool)
+                        .fetch_one(&self.read)
                         .await?;
                     Ok(row.try_get::<i64, _>("n")?.max(0) as u64)
                 })
@@ -748,7 +830,8 @@ macro_rules! sql_store {
 
             fn close(&self) -> StoreFuture<'_, ()> {
                 Box::pin(async move {
-                    self.pool.close().await;
+                    self.read.close().await;
+                    self.write.close().await;
                     Ok(())
                 })
             }
@@ -760,7 +843,7 @@ macro_rules! sql_store {
                          WHERE store = $1 ORDER BY enrolled_at DESC, key_id",
                     )
                     .bind(store)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&self.read)
                     .await?;
                     let mut out = Vec::with_capacity(rows.len());
                     for r in rows {
@@ -773,5 +856,228 @@ macro_rules! sql_store {
     };
 }
 
-sql_store!(SqliteStore);
-sql_store!(PgStore);
+/// One ingest of a SQLite batch, inside its transaction. SQLite has no
+/// data-modifying CTEs, so the three writes are three statements; the
+/// first one writes, so a transaction takes the write lock at once instead
+/// of failing to upgrade a read snapshot later.
+async fn sqlite_ingest_in(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    nonce: &str,
+    rep: &NewReport,
+) -> StoreResult<Ingested> {
+    let fresh = sqlx::query(
+        "INSERT INTO status_nonces (key_id, nonce, seen_at) SELECT $1, $2, $3 \
+         WHERE EXISTS (SELECT 1 FROM status_nodes WHERE key_id = $1 AND revoked_at IS NULL) \
+         ON CONFLICT (key_id, nonce) DO NOTHING",
+    )
+    .bind(&rep.key_id)
+    .bind(nonce)
+    .bind(rep.received_at)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if !fresh {
+        // Nothing was written for this one; the rest of the batch stands.
+        let active = sqlx::query(
+            "SELECT 1 AS one FROM status_nodes WHERE key_id = $1 AND revoked_at IS NULL",
+        )
+        .bind(&rep.key_id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+        return Ok(if active {
+            Ingested::NonceReused
+        } else {
+            Ingested::NodeRevoked
+        });
+    }
+    Ok(Ingested::Stored(SqliteStore::add_report(tx, rep).await?))
+}
+
+impl BatchWrite for SqlitePool {
+    fn write_batch<'a>(&'a self, batch: &'a [Queued]) -> StoreFuture<'a, Vec<Ingested>> {
+        Box::pin(async move {
+            let mut tx = self.begin().await?;
+            let mut out = Vec::with_capacity(batch.len());
+            for q in batch {
+                out.push(sqlite_ingest_in(&mut tx, &q.nonce, &q.report).await?);
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+}
+
+/// [`Store::ingest_report`] on PostgreSQL: one statement, so one round trip
+/// and one commit. The nonce is inserted only for an active key; the report
+/// and the summary only if the nonce was new.
+const PG_INGEST: &str = "WITH node AS ( \
+        SELECT key_id FROM status_nodes WHERE key_id = $2 AND revoked_at IS NULL \
+    ), fresh AS ( \
+        INSERT INTO status_nonces (key_id, nonce, seen_at) SELECT key_id, $9, $3 FROM node \
+        ON CONFLICT (key_id, nonce) DO NOTHING RETURNING key_id \
+    ), report AS ( \
+        INSERT INTO status_reports (store, key_id, received_at, outcome, desired_revision, \
+        applied_revision, source_commit, body) \
+        SELECT $1, key_id, $3, $4, $5, $6, $7, $8 FROM fresh RETURNING id \
+    ), summary AS ( \
+        INSERT INTO status_stores (store, tenant, last_seen, last_outcome, applied_revision, \
+        last_drift, last_overridden, reconciler_version) \
+        SELECT $1, $10, $3, $4, $6, $11, $12, $13 FROM fresh \
+        ON CONFLICT (store) DO UPDATE SET last_seen = EXCLUDED.last_seen, \
+        last_outcome = EXCLUDED.last_outcome, \
+        applied_revision = COALESCE(EXCLUDED.applied_revision, status_stores.applied_revision), \
+        last_drift = EXCLUDED.last_drift, last_overridden = EXCLUDED.last_overridden, \
+        reconciler_version = EXCLUDED.reconciler_version \
+    ) \
+    SELECT (SELECT id FROM report) AS id, EXISTS (SELECT 1 FROM node) AS active";
+
+impl BatchWrite for PgPool {
+    fn write_batch<'a>(&'a self, batch: &'a [Queued]) -> StoreFuture<'a, Vec<Ingested>> {
+        Box::pin(async move {
+            // Writers lock store summary rows in store order, so two
+            // batches that share stores wait for each other instead of
+            // deadlocking (which PostgreSQL breaks only after a second).
+            // The sort is stable: one store's reports keep their order.
+            let mut order: Vec<usize> = (0..batch.len()).collect();
+            order.sort_by(|&a, &b| batch[a].report.store.cmp(&batch[b].report.store));
+            let mut tx = self.begin().await?;
+            let mut out = vec![Ingested::NonceReused; batch.len()];
+            for i in order {
+                let q = &batch[i];
+                let rep = &q.report;
+                let row = sqlx::query(PG_INGEST)
+                    .bind(&rep.store)
+                    .bind(&rep.key_id)
+                    .bind(rep.received_at)
+                    .bind(&rep.outcome)
+                    .bind(rev_db(rep.desired_revision))
+                    .bind(rev_db(rep.applied_revision))
+                    .bind(&rep.commit)
+                    .bind(&rep.body)
+                    .bind(&q.nonce)
+                    .bind(tenant_of(&rep.store))
+                    .bind(rep.drift as i64)
+                    .bind(rep.overridden as i64)
+                    .bind(&rep.reconciler_version)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                let id: Option<i64> = row.try_get("id")?;
+                let active: bool = row.try_get("active")?;
+                out[i] = match (id, active) {
+                    (Some(id), _) => Ingested::Stored(id),
+                    (None, true) => Ingested::NonceReused,
+                    (None, false) => Ingested::NodeRevoked,
+                };
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+}
+
+// ------------------------------------------------------------ group commit
+
+/// Most reports one transaction of a writer commits.
+const MAX_BATCH: usize = 64;
+
+/// Ingests waiting for a writer, at most (then callers wait to queue).
+const QUEUE_LEN: usize = 4096;
+
+/// One report waiting for a writer.
+#[derive(Debug)]
+struct Queued {
+    nonce: String,
+    report: NewReport,
+    answer: oneshot::Sender<StoreResult<Ingested>>,
+}
+
+/// Writes a batch of ingests in one transaction: all or, on an error,
+/// none of them.
+trait BatchWrite: Clone + Send + Sync + 'static {
+    fn write_batch<'a>(&'a self, batch: &'a [Queued]) -> StoreFuture<'a, Vec<Ingested>>;
+}
+
+/// Group commit of [`Store::ingest_report`]: each caller queues its report
+/// and awaits its own answer; `writers` tasks each take whatever has queued
+/// (up to [`MAX_BATCH`]) and commit it in one transaction, so the cost of a
+/// commit (SQLite's WAL append, PostgreSQL's WAL flush and round trips) is
+/// shared by every report that arrived while the previous one ran. Nobody
+/// waits for a batch to fill: an idle writer takes the first report alone.
+#[derive(Debug, Clone)]
+struct GroupCommit {
+    queue: mpsc::Sender<Queued>,
+}
+
+impl GroupCommit {
+    fn start(pool: impl BatchWrite, writers: usize) -> GroupCommit {
+        let (queue, rx) = mpsc::channel(QUEUE_LEN);
+        let rx = Arc::new(tokio::sync::Mutex::new(rx));
+        for _ in 0..writers.max(1) {
+            tokio::spawn(run_writer(pool.clone(), rx.clone()));
+        }
+        GroupCommit { queue }
+    }
+
+    async fn ingest(&self, nonce: &str, report: &NewReport) -> StoreResult<Ingested> {
+        let (answer, answered) = oneshot::channel();
+        let queued = Queued {
+            nonce: nonce.to_owned(),
+            report: report.clone(),
+            answer,
+        };
+        self.queue
+            .send(queued)
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        answered.await.map_err(|_| StoreError::WriterStopped)?
+    }
+}
+
+/// One writer: take a batch, commit it, answer each caller; until every
+/// sender is gone.
+async fn run_writer(pool: impl BatchWrite, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Queued>>>) {
+    loop {
+        let batch = {
+            let mut rx = queue.lock().await;
+            let Some(first) = rx.recv().await else {
+                return;
+            };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(q) => batch.push(q),
+                    Err(_) => break,
+                }
+            }
+            batch
+        };
+        match pool.write_batch(&batch).await {
+            Ok(results) => {
+                for (q, r) in batch.into_iter().zip(results) {
+                    let _ = q.answer.send(Ok(r));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                if let Some(q) = batch.into_iter().next() {
+                    let _ = q.answer.send(Err(e));
+                }
+            }
+            Err(_) => {
+                // One failed and took the transaction with it: write each
+                // alone, so that only the one at fault fails.
+                for q in batch {
+                    let r = pool
+                        .write_batch(std::slice::from_ref(&q))
+                        .await
+                        .and_then(|v| v.into_iter().next().ok_or(StoreError::WriterStopped));
+                    let _ = q.answer.send(r);
+                }
+            }
+        }
+    }
+}
+
+sql_store!(SqliteStore, sqlx::Sqlite);
+sql_store!(PgStore, sqlx::Postgres);
