@@ -486,11 +486,7 @@ fn row01_flipped_byte_is_refused_end_to_end() {
     let fx = Fixture::converged();
     fx.set_base_price(VARIATION, 1399);
     fx.sign_files(&[]);
-    let path = fx.store_file("soho", "release.yaml");
-    let mut bytes = std::fs::read(&path).expect("release");
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x01;
-    std::fs::write(&path, bytes).expect("tamper");
+    fx.flip_release_byte();
     fx.commit_and_publish("tampered release");
     run_refused(&fx, &["signature/invalid"]);
 }

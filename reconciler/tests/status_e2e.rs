@@ -288,11 +288,7 @@ fn a_refused_release_reaches_the_status_service() {
     fx.once().expect_code(0, "revision 1");
     fx.set_base_price(VARIATION, 1399);
     fx.sign_files(&[]);
-    let path = fx.store_file("soho", "release.yaml");
-    let mut bytes = std::fs::read(&path).expect("release");
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x01;
-    std::fs::write(&path, bytes).expect("tamper");
+    fx.flip_release_byte();
     fx.commit_and_publish("tampered release");
     let run = fx.once();
     run.expect_code(3, "tampered release");

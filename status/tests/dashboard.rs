@@ -7,6 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
 use chrono::Utc;
@@ -16,27 +17,6 @@ use status::store::{DesiredRow, NewReport, Node};
 
 const COMMIT: &str = "3f2c000000000000000000000000000000000000";
 const TEMPLATE: &str = "https://git.example.com/acme/fleet/-/commit/{commit}";
-
-macro_rules! on_both {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test(super::TestDb::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test(super::TestDb::postgres()).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both!(
     pages_are_tenant_scoped,

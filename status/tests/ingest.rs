@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
 use std::sync::Arc;
@@ -15,27 +16,6 @@ use common::{Server, ServerOpts, TestDb, report};
 use status::store::{Ingested, NewReport, Node};
 
 const STORE: &str = "acme/soho";
-
-macro_rules! on_both {
-    ($($test:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test(super::TestDb::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $test() {
-                    super::$test(super::TestDb::postgres()).await;
-                }
-            )*
-        }
-    };
-}
 
 on_both!(
     concurrent_copies_of_one_request_store_one_report,

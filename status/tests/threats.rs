@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
 mod common;
 
 use std::time::Duration;
@@ -15,28 +16,6 @@ const STORE: &str = "acme/soho";
 
 fn start(db: &TestDb) -> Server {
     Server::start(&db.url, ServerOpts::default())
-}
-
-/// Each row as a test on each backend.
-macro_rules! on_both {
-    ($($row:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $row() {
-                    super::$row(super::TestDb::sqlite()).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread")]
-                async fn $row() {
-                    super::$row(super::TestDb::postgres()).await;
-                }
-            )*
-        }
-    };
 }
 
 on_both!(

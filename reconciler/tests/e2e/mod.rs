@@ -1547,6 +1547,16 @@ impl StatusService {
 }
 
 impl Fixture {
+    /// THREATS row 1: flip one bit in the middle of soho's signed
+    /// release.yaml in the work repo (not committed).
+    pub fn flip_release_byte(&self) {
+        let path = self.store_file("soho", "release.yaml");
+        let mut bytes = std::fs::read(&path).expect("release");
+        let at = bytes.len() / 2;
+        bytes[at] ^= 0x01;
+        std::fs::write(&path, bytes).expect("tamper");
+    }
+
     /// Point the reconciler at `status` (and keep everything else).
     pub fn write_config_with_status(&self, status: &StatusService, extra: &str) {
         let text = format!(

@@ -34,6 +34,30 @@ use sqlx::Connection as _;
 pub const BIN: &str = env!("CARGO_BIN_EXE_fleet-status");
 pub const HOOK_SECRET: &str = "hook-secret-0123456789";
 
+/// `on_both!(test_a, test_b)`: each `async fn test_a(db: TestDb)` of the
+/// calling file runs twice, as `sqlite::test_a` and `postgres::test_a`.
+#[allow(unused_macros)]
+macro_rules! on_both {
+    ($($test:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test(super::TestDb::sqlite()).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread")]
+                async fn $test() {
+                    super::$test(super::TestDb::postgres()).await;
+                }
+            )*
+        }
+    };
+}
+
 // ------------------------------------------------------------ databases
 
 /// A fresh database for one test; a PostgreSQL one is dropped on drop.
