@@ -159,7 +159,16 @@ pub fn write_bundle(opts: &DiagnoseOptions) -> Result<Bundle, DiagnoseError> {
     if let Some(dir) = opts.out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(werr)?;
     }
-    let file = std::fs::File::create(&opts.out).map_err(werr)?;
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&opts.out)
+            .map_err(werr)?
+    };
     let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     let root = format!("fleet-diagnose-{}", opts.now.format("%Y%m%dT%H%M%SZ"));

@@ -3,7 +3,11 @@
 //! config (parsed by the reconciler's own loader), that a second run keeps
 //! the edge token and drops a rotated-out trust key, and that `--dry-run`
 //! changes nothing. The units are checked with `systemd-analyze verify`
-//! (`deploy/pi/verify-units.sh`) where systemd-analyze exists.
+//! (`deploy/pi/verify-units.sh`) where systemd-analyze exists, and the
+//! backup unit's commands are run as written against a real, served edge.
+
+mod common;
+mod e2e;
 
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
@@ -273,4 +277,76 @@ fn the_pi_units_pass_systemd_analyze_verify() {
     }
     let o = sh(Command::new("bash").arg(deploy_dir().join("verify-units.sh")));
     assert!(o.status.success(), "{}", text(&o));
+}
+
+/// The value of `Key=` in a unit, `%%` unescaped.
+fn unit_value(unit: &str, key: &str) -> String {
+    unit.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{key}= in the unit"))
+        .replace("%%", "%")
+}
+
+#[test]
+fn the_backup_unit_backs_up_a_served_edge_and_deletes_old_backups() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db_dir = tmp.path().join("var/lib/fleet-edge");
+    let backups = tmp.path().join("var/backups/fleet-edge");
+    std::fs::create_dir_all(&backups).expect("backup dir");
+    let edge = e2e::Edge::start(&db_dir, &db_dir.join("edge.db"));
+    let old = backups.join("edge-20200101T000000Z.db");
+    std::fs::write(&old, "old").expect("old backup");
+    let month_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .and_then(|f| f.set_modified(month_ago))
+        .expect("age the old backup");
+
+    let unit = std::fs::read_to_string(deploy_dir().join("fleet-edge-backup.service"))
+        .expect("backup unit");
+    let map = |v: String| {
+        v.replace(
+            "/usr/local/bin/fleet-edge",
+            &e2e::edge_bin().display().to_string(),
+        )
+        .replace("/var/lib/fleet-edge", &db_dir.display().to_string())
+        .replace("/var/backups/fleet-edge", &backups.display().to_string())
+        .replace("${FLEET_BACKUP_KEEP_DAYS}", "14")
+    };
+    // ExecStart= is `/bin/sh -c '…'`: run its script with sh.
+    let start = map(unit_value(&unit, "ExecStart"));
+    let script = start
+        .strip_prefix("/bin/sh -c '")
+        .and_then(|s| s.strip_suffix('\''))
+        .expect("ExecStart=/bin/sh -c '…'");
+    let o = sh(Command::new("sh").args(["-c", script]));
+    assert!(o.status.success(), "backup: {}", text(&o));
+    let post = map(unit_value(&unit, "ExecStartPost"));
+    let words: Vec<&str> = post.split_whitespace().collect();
+    let o = sh(Command::new(words[0]).args(&words[1..]));
+    assert!(o.status.success(), "prune: {}", text(&o));
+
+    let names: Vec<String> = std::fs::read_dir(&backups)
+        .expect("backups")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(
+        names[0].starts_with("edge-") && names[0].ends_with("Z.db"),
+        "{names:?}"
+    );
+    assert!(
+        !old.exists(),
+        "a backup older than the kept days is deleted"
+    );
+    // The copy is a database `fleet-edge restore` accepts.
+    let restored = tmp.path().join("restored.db");
+    let o = sh(Command::new(e2e::edge_bin())
+        .args(["restore", "--from"])
+        .arg(backups.join(&names[0]))
+        .arg("--database")
+        .arg(&restored));
+    assert!(o.status.success(), "restore: {}", text(&o));
+    drop(edge);
 }

@@ -53,6 +53,16 @@ fn a_bundle_holds_versions_config_state_outbox_and_mirror_but_no_secret() {
     let run = fx.reconciler(&["diagnose", "--out", out.to_str().expect("utf-8 path")]);
     run.expect_code(0, "diagnose");
     assert!(run.stdout.contains("support bundle: "), "{run}");
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(&out)
+        .expect("bundle")
+        .permissions()
+        .mode();
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "the bundle is the owner's only: {mode:o}"
+    );
     let entries = unpack(&out);
     for name in [
         "versions.txt",

@@ -7,6 +7,8 @@
 //! and `%d` to temporary directories, the `db` host to the test database,
 //! the listen address to a free loopback port, and the repo to a local one.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::io::{BufRead as _, BufReader};
