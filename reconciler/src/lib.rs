@@ -14,11 +14,13 @@
 //!   [`edge_client`]: the Git source, the pure planner, the edge's API.
 //! - [`outbox`], [`status_client`]: reports queued on disk and delivered,
 //!   signed, to the status service; enrollment and the long-poll.
+//! - [`diagnose`]: the support bundle of `fleet-reconciler diagnose`.
 
 pub mod agent;
 pub mod applied;
 pub mod config;
 pub mod daemon;
+pub mod diagnose;
 pub mod edge_client;
 pub mod git_tree;
 pub mod node_auth;

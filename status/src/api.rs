@@ -61,6 +61,8 @@ pub struct AppState {
     /// `--commit-url-template`: a web address with `{commit}`; commit ids
     /// are links on the dashboard when set.
     pub commit_url_template: Option<Arc<str>>,
+    /// Where uploaded support bundles are kept ([`crate::support`]).
+    pub support_bundles: Option<Arc<std::path::PathBuf>>,
 }
 
 /// Counters for `GET /metrics`.
@@ -159,6 +161,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/stores/{tenant}/{store}/revoke", post(revoke_store))
         .route("/api/v1/tenants/{tenant}", get(get_tenant))
         .route("/api/v1/hooks/git", post(git_hook))
+        .route("/api/v1/support-bundles", post(crate::support::post_bundle))
         .merge(crate::dashboard::routes())
         // A first converge of a 5,000-item menu reports ~1 MiB of changes.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -309,7 +312,7 @@ fn header<'h>(headers: &'h HeaderMap, name: &'static str) -> ApiResult<&'h str> 
 
 /// The node that signed this request, after every check of THREATS.md
 /// rows 14 and 15. Each refusal leaves an audit entry.
-async fn authenticate_node(
+pub(crate) async fn authenticate_node(
     state: &AppState,
     method: &Method,
     uri: &Uri,
@@ -795,6 +798,7 @@ pub async fn store_detail(
         })
         .collect();
     j["reports"] = Value::Array(reports);
+    j["support_bundles"] = crate::support::list_json(state, &row.store).await;
     Ok(j)
 }
 

@@ -10,7 +10,7 @@
 //! - [`http_metrics`]: request latency histograms for `/metrics`.
 //! - [`listing`]: the overview's filter, sort and paging, pure.
 //! - [`api`]: the HTTP API; [`dashboard`]: its HTML pages; [`server`]: `serve`; [`admin`]: the admin
-//!   commands; [`tokens`]: bootstrap and operator tokens.
+//!   commands; [`tokens`]: bootstrap and operator tokens; [`support`]: uploaded support bundles.
 //!
 //! The binary (`src/main.rs`) only parses flags and calls into these.
 
@@ -26,4 +26,5 @@ pub use reconciler::node_auth;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod support;
 pub mod tokens;

@@ -143,6 +143,7 @@ pub async fn serve(
         stale_within: chrono::Duration::days(opts.stale_within_days),
         metrics: Arc::new(Metrics::default()),
         commit_url_template,
+        support_bundles: Some(Arc::new(opts.state_dir.join("support-bundles"))),
     };
     let fetcher = match (&opts.repo_url, keys) {
         (Some(url), Some(keys)) => Some(tokio::spawn(fetch_loop(

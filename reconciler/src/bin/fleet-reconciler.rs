@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use reconciler::agent::Agent;
 use reconciler::config::{Config, DEFAULT_PATH};
+use reconciler::diagnose::{self, DiagnoseOptions};
 use reconciler::outbox::Outbox;
 use reconciler::report::Report;
 use reconciler::status_client::{self, StatusClient, StatusError};
@@ -61,6 +62,25 @@ enum Command {
     /// Show the last applied revision and commit, the last pass, the node's
     /// enrollment and pending reports.
     Status,
+    /// Write a support bundle (.tar.gz): versions, the config with secrets
+    /// redacted, recent logs, state, outbox, Git mirror refs. Never the
+    /// edge token or the node key.
+    ///
+    /// Exit 0 written (and uploaded), 1 failed.
+    Diagnose {
+        /// Where to write the bundle (default: ./fleet-diagnose-<time>.tar.gz).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also send it to the status service, signed with the node key.
+        #[arg(long)]
+        upload: bool,
+        /// The systemd unit whose journal is included.
+        #[arg(long, default_value = "fleet-reconciler")]
+        journal_unit: String,
+        /// Leave the journal out.
+        #[arg(long)]
+        no_journal: bool,
+    },
 }
 
 /// How long `once` spends delivering queued reports at most.
@@ -190,6 +210,12 @@ async fn run(cli: Cli) -> i32 {
                 }
             }
         }
+        Command::Diagnose {
+            out,
+            upload,
+            journal_unit,
+            no_journal,
+        } => diagnose(&cli.config, out, upload, journal_unit, no_journal).await,
         Command::Status => match Config::load(&cli.config) {
             Ok(config) => status(&config),
             Err(e) => {
@@ -303,6 +329,50 @@ async fn enroll(
             1
         }
     }
+}
+
+async fn diagnose(
+    config: &Path,
+    out: Option<PathBuf>,
+    upload: bool,
+    journal_unit: String,
+    no_journal: bool,
+) -> i32 {
+    let now = chrono::Utc::now();
+    let opts = DiagnoseOptions {
+        config_path: config.to_path_buf(),
+        out: out.unwrap_or_else(|| {
+            PathBuf::from(format!(
+                "fleet-diagnose-{}.tar.gz",
+                now.format("%Y%m%dT%H%M%SZ")
+            ))
+        }),
+        journal_unit: (!no_journal).then_some(journal_unit),
+        now,
+    };
+    let bundle = match diagnose::write_bundle(&opts) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    println!(
+        "support bundle: {} ({} bytes, {} entries)",
+        bundle.path.display(),
+        bundle.bytes,
+        bundle.entries.len()
+    );
+    if upload {
+        match diagnose::upload(&bundle).await {
+            Ok(u) => println!("uploaded to {} as {} for {}", u.url, u.id, u.store),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return 1;
+            }
+        }
+    }
+    0
 }
 
 fn print_summary(r: &Report) {
