@@ -32,7 +32,9 @@ fn binaries_ready() {
 
 fn quickstart(args: &[&str]) -> Command {
     let mut cmd = Command::new(FLEET);
-    cmd.arg("quickstart").args(args).env_remove("FLEET_SIGNING_PASSWORD");
+    cmd.arg("quickstart")
+        .args(args)
+        .env_remove("FLEET_SIGNING_PASSWORD");
     cmd
 }
 
@@ -45,7 +47,10 @@ fn processes_under(dir: &Path) -> Vec<String> {
     };
     for e in entries.flatten() {
         let name = e.file_name();
-        let Some(pid) = name.to_str().filter(|n| n.chars().all(|c| c.is_ascii_digit())) else {
+        let Some(pid) = name
+            .to_str()
+            .filter(|n| n.chars().all(|c| c.is_ascii_digit()))
+        else {
             continue;
         };
         if pid == std::process::id().to_string() {
@@ -102,10 +107,7 @@ fn assert_ports_closed(stdout: &str) {
 
 fn assert_demo_ran(run: &Run, dir: &Path) {
     let out = &run.stdout;
-    assert!(
-        out.contains("Dashboard:        http://127.0.0.1:"),
-        "{run}"
-    );
+    assert!(out.contains("Dashboard:        http://127.0.0.1:"), "{run}");
     assert!(out.contains("Operator token:   fso_"), "{run}");
     for store in ["acme/soho", "acme/brooklyn"] {
         assert!(
@@ -135,17 +137,29 @@ fn quickstart_converges_the_demo_exits_clean_and_reruns_on_its_directory() {
     let dir = tmp.path().join("qs");
     let d = dir.display().to_string();
 
-    let run = run_process(&mut quickstart(&["--dir", &d, "--exit-after-demo"]), RUN_TIMEOUT);
+    let run = run_process(
+        &mut quickstart(&["--dir", &d, "--exit-after-demo"]),
+        RUN_TIMEOUT,
+    );
     run.expect_code(0, "first quickstart");
     assert_demo_ran(&run, &dir);
-    assert!(run.stdout.contains("everything the quickstart started has stopped"), "{run}");
+    assert!(
+        run.stdout
+            .contains("everything the quickstart started has stopped"),
+        "{run}"
+    );
     assert_nothing_left(&dir, Duration::from_secs(5));
     assert_ports_closed(&run.stdout);
 
-    let again = run_process(&mut quickstart(&["--dir", &d, "--exit-after-demo"]), RUN_TIMEOUT);
+    let again = run_process(
+        &mut quickstart(&["--dir", &d, "--exit-after-demo"]),
+        RUN_TIMEOUT,
+    );
     again.expect_code(0, "second quickstart on the same directory");
     assert!(
-        again.stdout.contains("replaced the one of an earlier quickstart"),
+        again
+            .stdout
+            .contains("replaced the one of an earlier quickstart"),
         "{again}"
     );
     assert_demo_ran(&again, &dir);
@@ -161,14 +175,19 @@ fn quickstart_refuses_a_directory_it_did_not_make() {
     let run = run_process(&mut quickstart(&["--dir", &d]), Duration::from_secs(60));
     run.expect_code(2, "a foreign directory");
     assert!(
-        run.stderr.contains("refusing to use") && run.stderr.contains("only deletes directories it made"),
+        run.stderr.contains("refusing to use")
+            && run.stderr.contains("only deletes directories it made"),
         "{run}"
     );
     assert_eq!(
         std::fs::read_to_string(tmp.path().join("notes.txt")).expect("still there"),
         "keep me"
     );
-    assert_eq!(std::fs::read_dir(tmp.path()).expect("ls").count(), 1, "nothing added");
+    assert_eq!(
+        std::fs::read_dir(tmp.path()).expect("ls").count(),
+        1,
+        "nothing added"
+    );
 }
 
 /// A quickstart left running; its stdout lines arrive on a channel.
@@ -241,7 +260,8 @@ fn ctrl_c_stops_every_part_and_a_second_quickstart_is_refused_meanwhile() {
         "{rest:?}"
     );
     assert!(
-        rest.iter().any(|l| l.contains("everything the quickstart started has stopped")),
+        rest.iter()
+            .any(|l| l.contains("everything the quickstart started has stopped")),
         "{rest:?}"
     );
     assert_nothing_left(&dir, Duration::from_secs(5));

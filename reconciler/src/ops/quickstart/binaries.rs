@@ -35,12 +35,17 @@ pub fn workspace(exe: &Path) -> Option<PathBuf> {
             && std::fs::read_to_string(d.join("Cargo.toml"))
                 .is_ok_and(|t| t.contains("[workspace]"))
     };
-    let built_from = Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf);
+    let built_from = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf);
     let cwd = std::env::current_dir().ok();
     built_from
         .into_iter()
         .chain(exe.ancestors().map(Path::to_path_buf))
-        .chain(cwd.iter().flat_map(|c| c.ancestors().map(Path::to_path_buf)))
+        .chain(
+            cwd.iter()
+                .flat_map(|c| c.ancestors().map(Path::to_path_buf)),
+        )
         .find(|d| is_workspace(d))
 }
 
@@ -78,9 +83,18 @@ pub fn build_command(exe: &Path, workspace: &Path) -> Command {
     let dir = exe.parent().unwrap_or(Path::new("."));
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "-p", "edge", "-p", "status", "-p", "reconciler", "--bins"])
-        .arg("--manifest-path")
-        .arg(workspace.join("Cargo.toml"));
+    cmd.args([
+        "build",
+        "-p",
+        "edge",
+        "-p",
+        "status",
+        "-p",
+        "reconciler",
+        "--bins",
+    ])
+    .arg("--manifest-path")
+    .arg(workspace.join("Cargo.toml"));
     match dir.file_name().and_then(|n| n.to_str()) {
         Some("release") => {
             cmd.arg("--release");
@@ -131,7 +145,9 @@ pub async fn locate(exe: &Path, building: impl FnOnce(&str)) -> Result<Binaries,
                 let _ = child.wait();
             }
             Err(QuickstartError::Build {
-                status: other.map(|s| s.to_string()).unwrap_or_else(|| "timed out".into()),
+                status: other
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "timed out".into()),
             })
         }
     }

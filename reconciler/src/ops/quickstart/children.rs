@@ -158,7 +158,10 @@ impl Children {
             None => Err(QuickstartError::Part {
                 part: name.to_owned(),
                 problem: if line.trim().is_empty() {
-                    format!("printed no `listening on` line within {} s", LISTEN_TIMEOUT.as_secs())
+                    format!(
+                        "printed no `listening on` line within {} s",
+                        LISTEN_TIMEOUT.as_secs()
+                    )
                 } else {
                     format!("printed {:?} instead of `listening on ADDR`", line.trim())
                 },

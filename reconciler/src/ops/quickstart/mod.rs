@@ -150,24 +150,77 @@ pub struct Summary {
 /// One step done, for the operator to read.
 #[derive(Debug, Clone)]
 pub enum Event {
-    Building { command: String },
-    WorkDir { dir: PathBuf, replaced: bool },
-    RepoCreated { repo: PathBuf, template: PathBuf, commit: String },
-    KeyMade { public_key: PathBuf, key_id: String },
-    Signed { releases: usize, commit: String },
-    Pushed { git_host: PathBuf },
-    Listening { part: String, url: String, log: PathBuf },
-    Enrolled { store: String },
-    Running { part: String, log: PathBuf },
-    Waiting { revision: u64, timeout: Duration },
-    Converged { store: String, revision: u64, state: String, after: Duration },
-    DemoChange { file: String, variation: String, from: u64, to: u64, commit: String },
+    Building {
+        command: String,
+    },
+    WorkDir {
+        dir: PathBuf,
+        replaced: bool,
+    },
+    RepoCreated {
+        repo: PathBuf,
+        template: PathBuf,
+        commit: String,
+    },
+    KeyMade {
+        public_key: PathBuf,
+        key_id: String,
+    },
+    Signed {
+        releases: usize,
+        commit: String,
+    },
+    Pushed {
+        git_host: PathBuf,
+    },
+    Listening {
+        part: String,
+        url: String,
+        log: PathBuf,
+    },
+    Enrolled {
+        store: String,
+    },
+    Running {
+        part: String,
+        log: PathBuf,
+    },
+    Waiting {
+        revision: u64,
+        timeout: Duration,
+    },
+    Converged {
+        store: String,
+        revision: u64,
+        state: String,
+        after: Duration,
+    },
+    DemoChange {
+        file: String,
+        variation: String,
+        from: u64,
+        to: u64,
+        commit: String,
+    },
     HookCalled,
-    EdgePrice { store: String, variation: String, price: u64 },
+    EdgePrice {
+        store: String,
+        variation: String,
+        price: u64,
+    },
     Ready(Box<Summary>),
-    PartExited { part: String, status: String, log: PathBuf },
-    Stopping { why: String },
-    Stopped { part: String, forced: bool },
+    PartExited {
+        part: String,
+        status: String,
+        log: PathBuf,
+    },
+    Stopping {
+        why: String,
+    },
+    Stopped {
+        part: String,
+        forced: bool,
+    },
     AllStopped,
 }
 
@@ -186,15 +239,25 @@ impl std::fmt::Display for Event {
                 f,
                 "building fleet-edge, fleet-status and fleet-reconciler (first run only; this takes a few minutes)…\n  {command}"
             ),
-            Event::WorkDir { dir, replaced: true } => write!(
+            Event::WorkDir {
+                dir,
+                replaced: true,
+            } => write!(
                 f,
                 "working directory {}: replaced the one of an earlier quickstart",
                 dir.display()
             ),
-            Event::WorkDir { dir, replaced: false } => {
+            Event::WorkDir {
+                dir,
+                replaced: false,
+            } => {
                 write!(f, "working directory {}", dir.display())
             }
-            Event::RepoCreated { repo, template, commit } => write!(
+            Event::RepoCreated {
+                repo,
+                template,
+                commit,
+            } => write!(
                 f,
                 "fleet repo {} made from {} (commit {})",
                 repo.display(),
@@ -229,12 +292,23 @@ impl std::fmt::Display for Event {
                 STORES.join(" and "),
                 timeout.as_secs()
             ),
-            Event::Converged { store, revision, state, after } => write!(
+            Event::Converged {
+                store,
+                revision,
+                state,
+                after,
+            } => write!(
                 f,
                 "  {store} applied revision {revision} ({state}) after {:.1} s",
                 after.as_secs_f64()
             ),
-            Event::DemoChange { file, variation, from, to, commit } => write!(
+            Event::DemoChange {
+                file,
+                variation,
+                from,
+                to,
+                commit,
+            } => write!(
                 f,
                 "demo change: {file}: {variation} {} -> {} (commit {})",
                 money(*from),
@@ -242,19 +316,24 @@ impl std::fmt::Display for Event {
                 short(commit)
             ),
             Event::HookCalled => write!(f, "called the status service's Git hook: it fetches now"),
-            Event::EdgePrice { store, variation, price } => write!(
+            Event::EdgePrice {
+                store,
+                variation,
+                price,
+            } => write!(
                 f,
                 "  {store}: fleet-edge now sells {variation} at {}",
                 money(*price)
             ),
             Event::Ready(s) => write_summary(f, s),
-            Event::PartExited { part, status, log } => write!(
-                f,
-                "error: {part} exited ({status}); see {}",
-                log.display()
-            ),
+            Event::PartExited { part, status, log } => {
+                write!(f, "error: {part} exited ({status}); see {}", log.display())
+            }
             Event::Stopping { why } => write!(f, "stopping ({why})…"),
-            Event::Stopped { part, forced: false } => write!(f, "  stopped {part}"),
+            Event::Stopped {
+                part,
+                forced: false,
+            } => write!(f, "  stopped {part}"),
             Event::Stopped { part, forced: true } => write!(
                 f,
                 "  killed {part} (it did not stop within {} s of SIGTERM)",
@@ -280,7 +359,12 @@ fn write_summary(f: &mut std::fmt::Formatter<'_>, s: &Summary) -> std::fmt::Resu
     for (store, url) in &s.edges {
         writeln!(f, "  Store {store:<14} fleet-edge {url}")?;
     }
-    writeln!(f, "  Fleet repo:       {}   (origin: {})", d(&s.repo), d(&s.git_host))?;
+    writeln!(
+        f,
+        "  Fleet repo:       {}   (origin: {})",
+        d(&s.repo),
+        d(&s.git_host)
+    )?;
     writeln!(f, "  Release key:      {}", d(&s.secret_key))?;
     writeln!(f, "  Logs:             {}", d(&s.logs))?;
     writeln!(f, "  Working dir:      {}", d(&s.dir))?;
@@ -289,8 +373,16 @@ fn write_summary(f: &mut std::fmt::Formatter<'_>, s: &Summary) -> std::fmt::Resu
     writeln!(f, "  cd {}", d(&s.repo))?;
     writeln!(f, "  $EDITOR {DEMO_FILE}              # change a price")?;
     writeln!(f, "  git commit -qam \"New price\"")?;
-    writeln!(f, "  {} sign --key {} --repo .", d(&s.fleet), d(&s.secret_key))?;
-    writeln!(f, "  git add -A && git commit -qm Release && git push -q origin main")?;
+    writeln!(
+        f,
+        "  {} sign --key {} --repo .",
+        d(&s.fleet),
+        d(&s.secret_key)
+    )?;
+    writeln!(
+        f,
+        "  git add -A && git commit -qm Release && git push -q origin main"
+    )?;
     writeln!(
         f,
         "The status service fetches every 5 s and the stores apply the change within seconds."
@@ -310,17 +402,17 @@ pub async fn run(
 ) -> Result<(), QuickstartError> {
     let mut stop = Stop::new()?;
     let template = binaries::template(&opts.exe)?;
+    let dir = workdir::prepare(&opts.dir)?;
+    progress(Event::WorkDir {
+        dir: dir.path.clone(),
+        replaced: dir.replaced,
+    });
     let bins = binaries::locate(&opts.exe, |command| {
         progress(Event::Building {
             command: command.to_owned(),
         })
     })
     .await?;
-    let dir = workdir::prepare(&opts.dir)?;
-    progress(Event::WorkDir {
-        dir: dir.path.clone(),
-        replaced: dir.replaced,
-    });
     let mut kids = Children::new(&bins.fleet, &dir.path)?;
     let result = tokio::select! {
         r = bring_up(opts, &dir.path, &template, &bins, &mut kids, progress) => r,
@@ -431,7 +523,10 @@ async fn run_git(cwd: &Path, args: &[&str]) -> Result<String, QuickstartError> {
 async fn commit_all(repo: &Path, message: &str) -> Result<String, QuickstartError> {
     run_git(repo, &["add", "-A"]).await?;
     run_git(repo, &["commit", "-q", "-m", message]).await?;
-    Ok(run_git(repo, &["rev-parse", "HEAD"]).await?.trim().to_owned())
+    Ok(run_git(repo, &["rev-parse", "HEAD"])
+        .await?
+        .trim()
+        .to_owned())
 }
 
 /// A random secret (tokens, the hook secret), base64 without padding.
@@ -546,6 +641,9 @@ async fn bring_up(
     let repo = dir.join("repo");
     copy_tree(template, &repo)?;
     run_git(&repo, &["init", "-q", "-b", "main"]).await?;
+    // So that the operator's own commits work on a machine without a Git identity.
+    run_git(&repo, &["config", "user.name", "Fleet Quickstart"]).await?;
+    run_git(&repo, &["config", "user.email", "quickstart@fleet.invalid"]).await?;
     let commit = commit_all(&repo, "Fleet repo from the template").await?;
     progress(Event::RepoCreated {
         repo: repo.clone(),
@@ -660,12 +758,15 @@ async fn bring_up(
             toml_str(&s.root.join("state")),
         );
         write_file(&s.config(), &config)?;
-        let token = children::output(&mut admin(&["token", "create", id, "--ttl", "10m"]), COMMAND_TIMEOUT)
-            .await
-            .map_err(|problem| QuickstartError::Command {
-                what: format!("fleet-status token create {id}"),
-                problem,
-            })?;
+        let token = children::output(
+            &mut admin(&["token", "create", id, "--ttl", "10m"]),
+            COMMAND_TIMEOUT,
+        )
+        .await
+        .map_err(|problem| QuickstartError::Command {
+            what: format!("fleet-status token create {id}"),
+            problem,
+        })?;
         let token_file = s.root.join("bootstrap.token");
         write_file(&token_file, token.trim())?;
         let mut enroll = Command::new(&bins.reconciler);
@@ -681,7 +782,9 @@ async fn bring_up(
             what: format!("fleet-reconciler enroll ({id})"),
             problem,
         })?;
-        progress(Event::Enrolled { store: id.to_owned() });
+        progress(Event::Enrolled {
+            store: id.to_owned(),
+        });
         edges.insert(id.to_owned(), edge_url);
         stores.push(s);
     }
@@ -724,16 +827,21 @@ async fn bring_up(
         what: format!("reading {}", menu.display()),
         source,
     })?;
-    let (changed, from, to) = raise_price(&text, DEMO_VARIATION, DEMO_INCREASE).ok_or_else(|| {
-        QuickstartError::Command {
-            what: format!("the demo change in {}", menu.display()),
-            problem: format!("no `{{id: {DEMO_VARIATION}, … price: N}}` line to change"),
-        }
-    })?;
+    let (changed, from, to) =
+        raise_price(&text, DEMO_VARIATION, DEMO_INCREASE).ok_or_else(|| {
+            QuickstartError::Command {
+                what: format!("the demo change in {}", menu.display()),
+                problem: format!("no `{{id: {DEMO_VARIATION}, … price: N}}` line to change"),
+            }
+        })?;
     write_file(&menu, &changed)?;
     let commit = commit_all(
         &repo,
-        &format!("Demo: {DEMO_VARIATION} costs {} (was {})", money(to), money(from)),
+        &format!(
+            "Demo: {DEMO_VARIATION} costs {} (was {})",
+            money(to),
+            money(from)
+        ),
     )
     .await?;
     progress(Event::DemoChange {
