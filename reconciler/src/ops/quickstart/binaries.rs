@@ -124,7 +124,11 @@ pub async fn locate(exe: &Path, building: impl FnOnce(&str)) -> Result<Binaries,
         });
     };
     let mut cmd = build_command(exe, &ws);
-    building(&format!("{cmd:?}"));
+    let shown: Vec<String> = std::iter::once(cmd.get_program())
+        .chain(cmd.get_args())
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    building(&shown.join(" "));
     // Cargo's own progress goes to the operator's terminal.
     cmd.stdin(Stdio::null())
         .stdout(Stdio::inherit())
