@@ -6,7 +6,7 @@
 //! - [`node_auth`]: the signature of node requests to the status service,
 //!   made here and checked by `fleet-status` with the same code.
 //! - [`ops`]: the operations behind `fleet` commands (validate, render,
-//!   scaffold, schema, hash-pin, keygen, sign, verify). Each takes an options
+//!   scaffold, schema, hash-pin, keygen, sign, verify, quickstart). Each takes an options
 //!   struct and returns a value; the binaries only parse flags and print.
 //!
 //! - [`agent`], [`daemon`]: one reconcile pass, and the loop of

@@ -164,6 +164,38 @@ enum Command {
         #[arg(long, default_value = ".")]
         repo: PathBuf,
     },
+    /// Run the whole system on this machine and watch a change converge.
+    ///
+    /// In DIR: a fleet repo made from fleet-repo-template/ (Git, signed
+    /// with a new key), a bare repo as its Git host, fleet-status with its
+    /// dashboard, and two stores (acme/soho, acme/brooklyn), each a
+    /// fleet-edge and an enrolled fleet-reconciler daemon. Then it commits,
+    /// signs and pushes a price change and shows both stores applying it,
+    /// prints the dashboard URL and an operator token, and keeps running
+    /// until Ctrl-C, when it stops everything it started.
+    ///
+    /// Needs `git`. fleet-edge, fleet-status and fleet-reconciler are taken
+    /// from beside this `fleet` (built there on the first run when this is
+    /// a Fleet source tree). Running it again on the same DIR replaces it;
+    /// a non-empty DIR that a quickstart did not make is refused. Logs are
+    /// in DIR/logs. Exit 0 after Ctrl-C (or the demo with
+    /// --exit-after-demo), 1 when something failed, 2 for a DIR it refuses.
+    Quickstart {
+        /// The working directory.
+        #[arg(long, default_value = "fleet-quickstart")]
+        dir: PathBuf,
+        /// Stop everything and exit 0 once the demo change converged.
+        #[arg(long)]
+        exit_after_demo: bool,
+    },
+    /// Internal: started by `fleet quickstart`; stops the quickstart's
+    /// processes if the quickstart dies without stopping them.
+    #[command(hide = true)]
+    QuickstartGuard {
+        /// The quickstart's directory (only to tell the process apart in `ps`).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -294,6 +326,49 @@ fn run(cli: Cli) -> i32 {
             all,
         } => sign(&key, repo, expires_in, refresh_within, all),
         Command::Verify { pubkey, repo } => verify(&pubkey, &repo),
+        Command::Quickstart {
+            dir,
+            exit_after_demo,
+        } => quickstart(dir, exit_after_demo),
+        Command::QuickstartGuard { dir: _ } => {
+            ops::quickstart::guard(std::io::stdin().lock());
+            exit::OK
+        }
+    }
+}
+
+fn quickstart(dir: PathBuf, exit_after_demo: bool) -> i32 {
+    use ops::quickstart::{QuickstartError, QuickstartOptions, run};
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => return fail(format!("cannot tell where this fleet binary is: {e}")),
+    };
+    let opts = QuickstartOptions {
+        dir,
+        exit_after_demo,
+        exe,
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    let result = runtime.block_on(run(&opts, &mut |event| {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{event}");
+        let _ = out.flush();
+    }));
+    match result {
+        Ok(()) => exit::OK,
+        Err(e @ QuickstartError::Interrupted { .. }) => {
+            eprintln!("error: {e}");
+            130
+        }
+        Err(e) if e.is_usage() => fail(e),
+        Err(e) => {
+            eprintln!("error: {e}");
+            exit::FINDINGS
+        }
     }
 }
 

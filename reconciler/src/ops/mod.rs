@@ -4,6 +4,7 @@
 pub mod hash_pin;
 pub mod keygen;
 pub mod plan;
+pub mod quickstart;
 pub mod render;
 pub mod scaffold;
 pub mod schema;
