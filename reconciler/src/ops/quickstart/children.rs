@@ -109,33 +109,15 @@ impl Children {
         &mut self,
         name: &str,
         tier: u8,
-        mut cmd: Command,
+        cmd: Command,
         log: &Path,
     ) -> Result<String, QuickstartError> {
         let file = open_log(log)?;
-        let err = file.try_clone().map_err(|source| QuickstartError::Io {
-            what: format!("opening {}", log.display()),
-            source,
-        })?;
-        self.grouped(&mut cmd);
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(err))
-            .spawn()
-            .map_err(|source| QuickstartError::Io {
-                what: format!("starting {name}"),
-                source,
-            })?;
-        self.joined(&child)?;
-        let stdout = child.stdout.take().expect("stdout is piped");
-        self.parts.push(Part {
-            name: name.to_owned(),
-            log: log.to_path_buf(),
-            tier,
-            child,
-            exited: None,
-        });
+        let stdout = self
+            .start(name, tier, cmd, log, Stdio::piped())?
+            .stdout
+            .take()
+            .expect("stdout is piped");
         let (tx, rx) = tokio::sync::oneshot::channel();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
@@ -175,18 +157,29 @@ impl Children {
         &mut self,
         name: &str,
         tier: u8,
-        mut cmd: Command,
+        cmd: Command,
         log: &Path,
     ) -> Result<(), QuickstartError> {
-        let file = open_log(log)?;
-        let err = file.try_clone().map_err(|source| QuickstartError::Io {
-            what: format!("opening {}", log.display()),
-            source,
-        })?;
+        let out = open_log(log)?;
+        self.start(name, tier, cmd, log, Stdio::from(out))?;
+        Ok(())
+    }
+
+    /// Start `cmd` in the group, its stderr appended to `log` and its
+    /// stdout as given, and keep it as a part to stop later.
+    fn start(
+        &mut self,
+        name: &str,
+        tier: u8,
+        mut cmd: Command,
+        log: &Path,
+        stdout: Stdio,
+    ) -> Result<&mut Child, QuickstartError> {
+        let err = open_log(log)?;
         self.grouped(&mut cmd);
         let child = cmd
             .stdin(Stdio::null())
-            .stdout(Stdio::from(file))
+            .stdout(stdout)
             .stderr(Stdio::from(err))
             .spawn()
             .map_err(|source| QuickstartError::Io {
@@ -201,7 +194,7 @@ impl Children {
             child,
             exited: None,
         });
-        Ok(())
+        Ok(&mut self.parts.last_mut().expect("a part was just pushed").child)
     }
 
     /// The first part that exited since the last look, if any.
