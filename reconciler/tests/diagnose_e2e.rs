@@ -152,27 +152,9 @@ fn post_signed(state: &Path, url: &str, body: Vec<u8>) -> (u16, String) {
     })
 }
 
-#[test]
-fn an_enrolled_node_uploads_a_bundle_and_a_revoked_or_unenrolled_one_cannot() {
-    let fx = Fixture::new();
-    let status = StatusService::for_fixture(&fx);
-    fx.write_config_with_status(&status, "");
-
-    // Not enrolled: no key to sign with, nothing sent.
-    let b0 = fx.root.join("b0.tar.gz");
-    let run = fx.reconciler(&[
-        "diagnose",
-        "--no-journal",
-        "--upload",
-        "--out",
-        b0.to_str().expect("utf-8 path"),
-    ]);
-    run.expect_code(1, "upload before enrollment");
-    assert!(run.stderr.contains("not enrolled"), "{run}");
-
-    fx.enroll(&status);
-    fx.once().expect_code(0, "a pass");
-    let out = fx.root.join("b1.tar.gz");
+/// `fleet-reconciler diagnose --no-journal --upload --out ROOT/<name>.tar.gz`.
+fn upload(fx: &Fixture, name: &str) -> (std::path::PathBuf, e2e::Run) {
+    let out = fx.root.join(format!("{name}.tar.gz"));
     let run = fx.reconciler(&[
         "diagnose",
         "--no-journal",
@@ -180,6 +162,23 @@ fn an_enrolled_node_uploads_a_bundle_and_a_revoked_or_unenrolled_one_cannot() {
         "--out",
         out.to_str().expect("utf-8 path"),
     ]);
+    (out, run)
+}
+
+#[test]
+fn an_enrolled_node_uploads_a_bundle_and_a_revoked_or_unenrolled_one_cannot() {
+    let fx = Fixture::new();
+    let status = StatusService::for_fixture(&fx);
+    fx.write_config_with_status(&status, "");
+
+    // Not enrolled: no key to sign with, nothing sent.
+    let (_, run) = upload(&fx, "b0");
+    run.expect_code(1, "upload before enrollment");
+    assert!(run.stderr.contains("not enrolled"), "{run}");
+
+    fx.enroll(&status);
+    fx.once().expect_code(0, "a pass");
+    let (out, run) = upload(&fx, "b1");
     run.expect_code(0, "upload");
     assert!(run.stdout.contains("uploaded to "), "{run}");
     let entries = unpack(&out);
@@ -232,14 +231,7 @@ fn an_enrolled_node_uploads_a_bundle_and_a_revoked_or_unenrolled_one_cannot() {
     assert_eq!(code, 422, "{text}");
 
     status.admin(&["node", "revoke", STORE]);
-    let b2 = fx.root.join("b2.tar.gz");
-    let run = fx.reconciler(&[
-        "diagnose",
-        "--no-journal",
-        "--upload",
-        "--out",
-        b2.to_str().expect("utf-8 path"),
-    ]);
+    let (_, run) = upload(&fx, "b2");
     run.expect_code(1, "upload after revocation");
     assert!(run.stderr.contains("401"), "{run}");
     assert!(run.stderr.contains("revoked"), "{run}");
