@@ -5,12 +5,15 @@
 //! - [`validate_phases`]: where `fleet validate`'s time goes, phase by phase.
 //! - [`status_ingest`]: signed reports per second into the real
 //!   `fleet-status serve`, against the raw INSERT rate of the same database.
+//! - [`suite`]: every budget of DESIGN.md §8 in one run, written to
+//!   docs/BENCHMARKS.md with scaling charts.
 //!
-//! Apart from `status_ingest`, which drives the real `fleet-status` binary
-//! over loopback HTTP, this crate makes inputs and the scripts under
-//! `scripts/` time the real binaries. It is never a dependency of the
-//! shipped crates.
+//! The measurements drive the real release binaries (`fleet`,
+//! `fleet-reconciler`, `fleet-edge`, `fleet-status`) over real Git,
+//! loopback HTTP and real databases. This crate is never a dependency of
+//! the shipped crates.
 
 pub mod gen_fleet;
 pub mod status_ingest;
+pub mod suite;
 pub mod validate_phases;

@@ -1,12 +1,16 @@
-//! `bench`: makes the inputs of Fleet's benchmarks (see docs/BENCHMARKS.md).
-//! Parses flags and calls into the `bench` library.
+//! `bench`: Fleet's benchmarks (see docs/BENCHMARKS.md): `bench suite`
+//! measures every budget of DESIGN.md §8 in one run; the other commands
+//! make inputs or measure one part. Parses flags and calls into the
+//! `bench` library.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use bench::gen_fleet::{DEFAULT_ITEMS, DEFAULT_SEED, DEFAULT_TENANTS, GenFleet, gen_fleet};
 use bench::status_ingest::{Backend, StatusIngest, status_ingest, to_markdown};
+use bench::suite::{self, Part};
 use bench::validate_phases::{ValidatePhases, validate_phases};
 use clap::{Parser, Subcommand};
 
@@ -20,6 +24,20 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Every budget of DESIGN.md §8 in one run: build the release binaries,
+    /// generate the fleets (10 to 10,000 stores, a 5,000-item menu), measure
+    /// each budget several times against a baseline measured in the same
+    /// run, draw the scaling charts and rewrite the generated block of
+    /// docs/BENCHMARKS.md. Exit 0 when every budget is met, 1 when one is
+    /// not, 2 when the suite could not run. About 15 minutes; --quick under 5.
+    Suite(SuiteArgs),
+    /// Run a command and print its peak RSS as the kernel accounts it
+    /// (getrusage of the finished child) on stderr; exits with its status.
+    PeakRss {
+        /// The command and its arguments (after `--`).
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<OsString>,
+    },
     /// Write a synthetic, valid fleet repo: fleet.yaml, tenant base files and
     /// N stores with realistic overrides. Deterministic for a seed.
     GenFleet {
@@ -57,6 +75,33 @@ enum Command {
 }
 
 #[derive(Debug, clap::Args)]
+struct SuiteArgs {
+    /// Fewer runs and smaller samples: the whole suite in under 5 minutes
+    /// (once built), with rougher numbers.
+    #[arg(long)]
+    quick: bool,
+    /// The Markdown file whose generated block is rewritten.
+    #[arg(long, default_value_os_t = suite::workspace_root().join("docs/BENCHMARKS.md"))]
+    out: PathBuf,
+    /// Directory of the PNG charts (linked from --out).
+    #[arg(long, default_value_os_t = suite::workspace_root().join("docs/bench"))]
+    charts: PathBuf,
+    /// Scratch directory: fleets, databases, the baseline's venv.
+    #[arg(long, default_value_os_t = suite::workspace_root().join("target/bench"))]
+    work: PathBuf,
+    /// Maintenance connection of the PostgreSQL server (fresh databases
+    /// are created beside it and dropped).
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    postgres_url: String,
+    /// Run only these parts (the others are listed as not run).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Part>,
+    /// Use the release binaries as they are: no `cargo build` first.
+    #[arg(long)]
+    no_build: bool,
+}
+
+#[derive(Debug, clap::Args)]
 struct StatusIngestArgs {
     /// Backends to measure.
     #[arg(long = "backend", value_enum, default_values_t = [Backend::Sqlite, Backend::Postgres])]
@@ -90,6 +135,11 @@ struct StatusIngestArgs {
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
+        Command::Suite(a) => run_suite(a),
+        Command::PeakRss { command } => {
+            let code = suite::measure::peak_rss_main(&command)?;
+            std::process::exit(code)
+        }
         Command::StatusIngest(a) => run_status_ingest(a),
         Command::GenFleet {
             stores,
@@ -134,6 +184,33 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("reading {}", opts.repo.display()))?;
             print!("{}", phases.to_markdown());
             Ok(())
+        }
+    }
+}
+
+fn run_suite(a: SuiteArgs) -> anyhow::Result<()> {
+    let opts = suite::Options {
+        quick: a.quick,
+        out: a.out,
+        charts: a.charts,
+        work: a.work,
+        postgres_url: a.postgres_url,
+        parts: if a.only.is_empty() {
+            Part::ALL.to_vec()
+        } else {
+            a.only
+        },
+        build: !a.no_build,
+    };
+    match suite::run(opts) {
+        Ok(true) => Ok(()),
+        Ok(false) => {
+            eprintln!("bench suite: not every budget is met (see the table)");
+            std::process::exit(1)
+        }
+        Err(e) => {
+            eprintln!("bench suite: {e:#}");
+            std::process::exit(2)
         }
     }
 }

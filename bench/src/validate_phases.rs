@@ -6,7 +6,7 @@
 //! files alone and rendering alone are timed too, so that decoding
 //! (load − read) and the semantic rules (validate − render) can be told
 //! apart. It is an experiment to explain a measurement, not the measurement:
-//! the budget is timed on the real binary by `scripts/bench-validate`.
+//! the budget is timed on the real binary by `bench suite` (the validate part).
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,11 @@
 //! cargo bench -p reconciler --bench push_latency               # 50 stores, 10 rounds
 //! cargo bench -p reconciler --bench push_latency -- --quick    # 10 stores, 3 rounds
 //! cargo bench -p reconciler --bench push_latency -- --stores 50 --rounds 20 --poll-interval 10
+//! cargo bench -p reconciler --bench push_latency -- --json out.json   # also write the samples
 //! ```
+//!
+//! `bench suite` (docs/BENCHMARKS.md) runs it with `--json` and reads the
+//! samples from there.
 //!
 //! Everything is real and on loopback: a fleet repo from the template plus N
 //! stores made with `fleet new-store`, signed by `fleet sign`, served by
@@ -40,6 +44,8 @@ struct Options {
     rounds: usize,
     baseline_rounds: usize,
     poll_interval: u64,
+    /// Write the options and every sample here as JSON.
+    json: Option<PathBuf>,
 }
 
 fn options() -> Options {
@@ -48,6 +54,7 @@ fn options() -> Options {
         rounds: 10,
         baseline_rounds: 3,
         poll_interval: 10,
+        json: None,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
@@ -68,6 +75,7 @@ fn options() -> Options {
             "--rounds" => o.rounds = value("--rounds"),
             "--baseline-rounds" => o.baseline_rounds = value("--baseline-rounds"),
             "--poll-interval" => o.poll_interval = value("--poll-interval") as u64,
+            "--json" => o.json = Some(PathBuf::from(it.next().expect("--json takes a path"))),
             // `cargo bench` passes --bench.
             "--bench" => {}
             other => panic!("unknown option {other}"),
@@ -261,10 +269,10 @@ fn main() {
         assert!(Instant::now() < deadline, "only {ready} stores converged");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let setup_secs = setup.elapsed().as_secs_f64();
     eprintln!(
-        "set up {} stores (edge, enrollment, daemon, first converge) in {:.1} s",
+        "set up {} stores (edge, enrollment, daemon, first converge) in {setup_secs:.1} s",
         ids.len(),
-        setup.elapsed().as_secs_f64()
     );
 
     let w = World {
@@ -296,6 +304,18 @@ fn main() {
         Duration::from_secs(60 + 3 * o.poll_interval),
     );
 
+    if let Some(path) = &o.json {
+        let doc = serde_json::json!({
+            "stores": o.stores,
+            "rounds": o.rounds,
+            "baseline_rounds": o.baseline_rounds,
+            "poll_interval_secs": o.poll_interval,
+            "setup_secs": setup_secs,
+            "long_poll_secs": long_poll,
+            "polling_secs": polling,
+        });
+        std::fs::write(path, serde_json::to_vec_pretty(&doc).expect("json")).expect("write --json");
+    }
     println!();
     let (lp50, lp99) = summary("long-poll", long_poll);
     if !polling.is_empty() {
