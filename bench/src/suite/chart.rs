@@ -105,7 +105,7 @@ impl Chart {
             .chain(self.budget.iter().map(|b| b.1));
         let (x_lo, x_hi) = bounds(xs).context("a chart without points")?;
         let (y_lo, y_hi) = bounds(ys).context("a chart without points")?;
-        if !(x_lo > 0.0) {
+        if x_lo.is_nan() || x_lo <= 0.0 {
             bail!("the x axis is logarithmic and needs positive values");
         }
         let x = (x_lo / 1.5..x_hi * 1.5).log_scale();
@@ -217,7 +217,7 @@ fn format_number(v: f64) -> String {
         let s = n.to_string();
         let mut out = String::new();
         for (i, c) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i) % 3 == 0 {
+            if i > 0 && (s.len() - i).is_multiple_of(3) {
                 out.push(',');
             }
             out.push(c);
