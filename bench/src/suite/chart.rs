@@ -213,16 +213,7 @@ fn bounds(v: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 /// Axis labels: 10, 100, 1,000, 10,000; 0.5; 2.5k.
 fn format_number(v: f64) -> String {
     if v >= 1000.0 && (v / 1000.0).fract() == 0.0 {
-        let n = v as u64;
-        let s = n.to_string();
-        let mut out = String::new();
-        for (i, c) in s.chars().enumerate() {
-            if i > 0 && (s.len() - i).is_multiple_of(3) {
-                out.push(',');
-            }
-            out.push(c);
-        }
-        out
+        super::thousands(v as usize)
     } else if v >= 100.0 || v.fract() == 0.0 {
         format!("{v:.0}")
     } else if v >= 1.0 {

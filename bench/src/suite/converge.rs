@@ -15,7 +15,7 @@ use anyhow::{Context as _, bail};
 use super::fleets::{Fleet, resign};
 use super::measure::Samples;
 use super::reconcile::{pass_cmd, served, start_store};
-use super::{BudgetRow, Ctx, PartResult, Runs, git, secs};
+use super::{BudgetRow, Ctx, PartResult, Runs, git, secs, thousands};
 
 /// DESIGN.md §8.
 pub const BUDGET_SECS: f64 = 3.0;
@@ -85,9 +85,12 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
     let ratio = converge.median() / clone.median();
     let rows = vec![
         BudgetRow {
-            budget: format!("converge a {ITEMS}-item menu from empty: under {BUDGET_SECS:.0} s"),
+            budget: format!(
+                "converge a {}-item menu from empty: under {BUDGET_SECS:.0} s",
+                thousands(ITEMS)
+            ),
             measured: secs(converge.median()),
-            spread: converge.spread(1.0, 3, " s"),
+            spread: converge.spread_secs(),
             baseline: format!("git clone {}", secs(clone.median())),
             ratio: format!("{ratio:.1}×"),
             pass: converge.median() < BUDGET_SECS,
@@ -117,11 +120,12 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
     );
     writeln!(
         d,
-        "| converge {ITEMS} items from empty | {} | {} | git clone {} ({}) | {ratio:.1} |",
+        "| converge {} items from empty | {} | {} | git clone {} ({}) | {ratio:.1} |",
+        thousands(ITEMS),
         secs(converge.median()),
-        converge.spread(1.0, 3, " s"),
+        converge.spread_secs(),
         secs(clone.median()),
-        clone.spread(1.0, 3, " s"),
+        clone.spread_secs(),
     )?;
     writeln!(
         d,
@@ -173,18 +177,24 @@ fn one_price(
     Ok((after.saturating_sub(before), took, changed))
 }
 
-/// The first `price: N` line raised by 10: what changed and the new text.
+/// The first item price (`price: N` after the menu's `items:` key) raised
+/// by 10: what changed and the new text.
 fn bump_first_price(text: &str) -> Option<(String, String)> {
     let mut out = String::with_capacity(text.len());
+    let mut in_items = false;
     let mut changed = None;
     for line in text.split_inclusive('\n') {
-        if changed.is_none()
+        if line.trim_end() == "  items:" {
+            in_items = true;
+        }
+        if in_items
+            && changed.is_none()
             && let Some((indent, rest)) = line.split_once("price: ")
             && indent.trim_start_matches([' ', '-']).is_empty()
             && let Ok(n) = rest.trim().parse::<u64>()
         {
             out.push_str(&format!("{indent}price: {}\n", n + 10));
-            changed = Some(format!("price {n} → {}", n + 10));
+            changed = Some(format!("item price {n} → {}", n + 10));
             continue;
         }
         out.push_str(line);
@@ -240,11 +250,12 @@ mod tests {
 
     #[test]
     fn bumps_only_the_first_price() {
-        let text = "items:\n- id: a\n  variations:\n  - id: a1\n    price: 899\n  - id: a2\n    price: 1099\n";
+        let text = "menu:\n  modifier_groups:\n  - id: m\n    price: 0\n  items:\n  - id: a\n    variations:\n    - id: a1\n      price: 899\n    - id: a2\n      price: 1099\n";
         let (what, new) = bump_first_price(text).expect("a price");
-        assert_eq!(what, "price 899 → 909");
-        assert!(new.contains("    price: 909\n"));
-        assert!(new.contains("    price: 1099\n"));
+        assert_eq!(what, "item price 899 → 909");
+        assert!(new.contains("    price: 0\n"), "modifiers are left alone");
+        assert!(new.contains("      price: 909\n"));
+        assert!(new.contains("      price: 1099\n"));
         assert_eq!(new.len(), text.len());
         assert!(bump_first_price("no prices here\n").is_none());
     }

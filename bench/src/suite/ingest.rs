@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use super::chart::{Chart, Series};
-use super::{BudgetRow, Ctx, PartResult};
+use super::{BudgetRow, Ctx, PartResult, thousands};
 use crate::status_ingest::{
     BUDGET_PER_SEC, Backend, Measurement, StatusIngest, median, status_ingest, to_markdown,
 };
@@ -49,9 +49,10 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
             let base = median(&m.baseline);
             BudgetRow {
                 budget: format!(
-                    "status service, {}: ≥ {BUDGET_PER_SEC:.0} signed reports/s ({} nodes)",
+                    "status service, {}: ≥ {} signed reports/s ({} nodes)",
                     m.backend.as_str(),
-                    m.nodes
+                    thousands(BUDGET_PER_SEC as usize),
+                    thousands(m.nodes)
                 ),
                 measured: format!("{:.0}/s", m.median()),
                 spread: format!(

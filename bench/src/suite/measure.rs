@@ -59,6 +59,16 @@ impl Samples {
         s[rank.clamp(1, s.len()) - 1]
     }
 
+    /// The spread of durations in seconds, in the unit [`super::secs`]
+    /// gives their median: `22.6–31.6 ms (n=5)`.
+    pub fn spread_secs(&self) -> String {
+        if self.median() < 1.0 {
+            self.spread(1000.0, 1, " ms")
+        } else {
+            self.spread(1.0, 3, " s")
+        }
+    }
+
     /// The spread as `min–max` in `unit`, scaled by `scale`, with the count.
     pub fn spread(&self, scale: f64, decimals: usize, unit: &str) -> String {
         format!(
@@ -132,6 +142,14 @@ impl Cmd {
     /// arguments, with `strip` (the work directory) cut from paths.
     pub fn display(&self, strip: &Path) -> String {
         let strip = strip.display().to_string();
+        let shown = |a: &OsString| {
+            let a = a.to_string_lossy();
+            if strip.is_empty() {
+                a.into_owned()
+            } else {
+                a.replace(&strip, "$WORK")
+            }
+        };
         let name = self
             .program
             .file_name()
@@ -140,7 +158,7 @@ impl Cmd {
         let mut out = name;
         for a in &self.args {
             out.push(' ');
-            out.push_str(&a.to_string_lossy().replace(&strip, "$WORK"));
+            out.push_str(&shown(a));
         }
         out
     }

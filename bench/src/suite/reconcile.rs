@@ -17,7 +17,7 @@ use anyhow::Context as _;
 use super::chart::{Chart, Series};
 use super::fleets::{Fleet, Keys, SIZES};
 use super::measure::{Cmd, Samples, Server};
-use super::{BudgetRow, Ctx, PartResult, Runs, git, secs};
+use super::{BudgetRow, Ctx, PartResult, Runs, git, secs, thousands};
 
 /// DESIGN.md §8.
 pub const MAX_RATIO_TO_FETCH: f64 = 1.3;
@@ -171,10 +171,10 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
         BudgetRow {
             budget: format!(
                 "no-op reconcile pass, {} stores: ≤ {MAX_RATIO_TO_FETCH}× a plain `git fetch`",
-                p.stores
+                thousands(p.stores)
             ),
             measured: secs(p.pass.median()),
-            spread: p.pass.spread(1000.0, 1, " ms"),
+            spread: p.pass.spread_secs(),
             baseline: format!("git fetch {}", secs(p.fetch.median())),
             ratio: format!("{ratio:.2}×"),
             pass: ratio <= MAX_RATIO_TO_FETCH,
@@ -201,10 +201,11 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
         BudgetRow {
             budget: format!(
                 "no-op pass, {} stores vs {} stores: ≤ {MAX_RATIO_TO_SMALL}×",
-                big.stores, small.stores
+                thousands(big.stores),
+                thousands(small.stores)
             ),
             measured: secs(big.pass.median()),
-            spread: big.pass.spread(1000.0, 1, " ms"),
+            spread: big.pass.spread_secs(),
             baseline: format!(
                 "pass at {} stores {}",
                 small.stores,
@@ -231,11 +232,11 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
         writeln!(
             d,
             "| {} | {} | {} | {} | {} | {:.2} | {:.2} | {:.1} MB |",
-            p.stores,
+            thousands(p.stores),
             secs(p.pass.median()),
-            p.pass.spread(1000.0, 1, " ms"),
+            p.pass.spread_secs(),
             secs(p.fetch.median()),
-            p.fetch.spread(1000.0, 1, " ms"),
+            p.fetch.spread_secs(),
             p.pass.median() / p.fetch.median(),
             p.pass.median() / small.pass.median(),
             p.rss_kb as f64 / 1024.0

@@ -24,6 +24,7 @@ pub struct RunInfo {
     pub load_before: String,
     pub load_after: String,
     pub minutes: f64,
+    pub build_secs: Option<f64>,
 }
 
 impl RunInfo {
@@ -74,6 +75,7 @@ impl RunInfo {
             load_before,
             load_after,
             minutes: ctx.started.elapsed().as_secs_f64() / 60.0,
+            build_secs: ctx.build_secs,
         }
     }
 }
@@ -128,9 +130,9 @@ pub fn render(ctx: &Ctx, info: &RunInfo, results: &[(Part, anyhow::Result<PartRe
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| ctx.opts.charts.display().to_string());
     let mode = if ctx.opts.quick {
-        "`--quick` (fewer runs, smaller samples: a smoke test, rougher numbers)"
+        "with `--quick`: fewer runs and smaller samples, a smoke test with rougher numbers"
     } else {
-        "full"
+        "full run"
     };
     let mut s = String::new();
     s.push_str(BEGIN);
@@ -141,11 +143,11 @@ pub fn render(ctx: &Ctx, info: &RunInfo, results: &[(Part, anyhow::Result<PartRe
     let _ = write!(
         s,
         "\n## Every budget, one run\n\n\
-         Written by `cargo run --release -p bench -- suite` ({mode} mode), which builds the \
+         Written by `cargo run --release -p bench -- suite` ({mode}), which builds the \
          binaries, generates the fleets, runs every measurement of DESIGN.md §8 several times \
          against a baseline measured in the same run, and rewrites this block and the charts \
          in `{charts_rel}/`. **{}**\n\n\
-         - Run: {}, revision `{}`, {:.1} minutes.\n\
+         - Run: {}, revision `{}`, {:.1} minutes of measurement{}.\n\
          - Machine: {}; load average {} before, {} after (a shared machine: other work \
          may have run at the same time).\n\
          - Toolchain: {}.\n\n",
@@ -157,6 +159,9 @@ pub fn render(ctx: &Ctx, info: &RunInfo, results: &[(Part, anyhow::Result<PartRe
         info.date,
         info.revision,
         info.minutes,
+        info.build_secs
+            .map(|s| format!(" after {s:.0} s of `cargo build`"))
+            .unwrap_or_default(),
         info.machine,
         info.load_before,
         info.load_after,

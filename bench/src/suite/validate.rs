@@ -16,7 +16,7 @@ use anyhow::{Context as _, bail};
 use super::chart::{Chart, Series};
 use super::fleets::SIZES;
 use super::measure::{Cmd, Samples};
-use super::{BudgetRow, Ctx, PartResult, Runs, secs};
+use super::{BudgetRow, Ctx, PartResult, Runs, secs, thousands};
 
 /// DESIGN.md §8: under 10 s at 10,000 stores.
 pub const BUDGET_SECS: f64 = 10.0;
@@ -84,10 +84,10 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
         BudgetRow {
             budget: format!(
                 "`fleet validate`, {} stores: under {BUDGET_SECS:.0} s",
-                big.stores
+                thousands(big.stores)
             ),
             measured: secs(big.fleet.median()),
-            spread: big.fleet.spread(1.0, 3, " s"),
+            spread: big.fleet.spread_secs(),
             baseline: baseline.clone(),
             ratio: format!("{ratio:.3}×"),
             pass: big.fleet.median() < BUDGET_SECS,
@@ -95,10 +95,10 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
         BudgetRow {
             budget: format!(
                 "`fleet validate`, {} stores: faster than a generic JSON Schema validator",
-                big.stores
+                thousands(big.stores)
             ),
             measured: secs(big.fleet.median()),
-            spread: big.fleet.spread(1.0, 3, " s"),
+            spread: big.fleet.spread_secs(),
             baseline,
             ratio: format!("{ratio:.3}× (< 1×)"),
             pass: ratio < 1.0,
@@ -121,23 +121,21 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
         writeln!(
             d,
             "| {} | {} | {:.1} MB | {} | {} | {} | {} | {:.3} | {:.1} MB |",
-            p.stores,
-            p.files,
+            thousands(p.stores),
+            thousands(p.files),
             p.bytes as f64 / 1e6,
             secs(p.fleet.median()),
-            p.fleet.spread(1.0, 3, " s"),
+            p.fleet.spread_secs(),
             secs(p.generic.median()),
-            p.generic.spread(1.0, 3, " s"),
+            p.generic.spread_secs(),
             p.fleet.median() / p.generic.median(),
             p.rss_kb as f64 / 1024.0
         )?;
     }
     writeln!(
         d,
-        "\nCommands (`$WORK` is the scratch directory):\n\n```sh\n{}\n{}\n```",
-        Cmd::new("fleet")
-            .args(["validate", "--repo", "$WORK/git/fleet-10000"])
-            .display(Path::new("")),
+        "\nCommands, in `$WORK/git/fleet-N` (`$WORK` is the scratch directory):\n\n```sh\n\
+         fleet validate --repo .\n{}\n```",
         generic_script(Path::new("$WORK/venv/bin/check-jsonschema"), &schemas)
             .replace(&ctx.root.display().to_string(), ".")
     )?;
