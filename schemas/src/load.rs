@@ -43,6 +43,11 @@ pub trait SourceTree {
     fn list(&self, dir: &str) -> io::Result<Vec<Entry>>;
     /// The bytes of a regular file.
     fn read(&self, path: &str) -> io::Result<Vec<u8>>;
+    /// The same tree, if it can be read from several threads at once. The
+    /// loader then reads and decodes store directories in parallel.
+    fn as_sync(&self) -> Option<&(dyn SourceTree + Sync)> {
+        None
+    }
 }
 
 /// A fleet repo checked out on disk.
@@ -107,6 +112,10 @@ impl SourceTree for DirTree {
             ));
         }
         std::fs::read(full)
+    }
+
+    fn as_sync(&self) -> Option<&(dyn SourceTree + Sync)> {
+        Some(self)
     }
 }
 
@@ -319,65 +328,74 @@ impl Loader<'_> {
         let Some(entries) = self.list_dir(stores_dir) else {
             return;
         };
-        for e in entries {
-            let dir_path = format!("{stores_dir}/{}", e.name);
-            match e.kind {
-                EntryKind::Dir => {}
-                EntryKind::File => continue,
-                kind => {
-                    self.not_regular(&dir_path, kind);
-                    continue;
-                }
+        // Each store directory is listed, read and decoded on its own, over
+        // the machine's cores when the tree allows it (decoding is half of
+        // `fleet validate`, the walk and the reads most of the rest), then
+        // merged in directory order: the same findings in the same order as
+        // one thread would give.
+        let loaded: Vec<StoreLoad> = match self.tree.as_sync() {
+            Some(tree) => {
+                crate::par::map_in_order(&entries, 32, |e| StoreLoad::new(tree, stores_dir, e))
             }
-            tenant.store_dirs.insert(e.name.clone());
-            let Some(files) = self.list_dir(&dir_path) else {
+            None => entries
+                .iter()
+                .map(|e| StoreLoad::new(self.tree, stores_dir, e))
+                .collect(),
+        };
+        for l in loaded {
+            self.diags.extend(l.diags);
+            self.repo.texts.extend(l.texts);
+            if let Some(dir) = l.dir {
+                tenant.store_dirs.insert(dir);
+            }
+            if let Some(store) = l.store {
+                tenant.stores.insert(store.dir.clone(), store);
+            }
+        }
+    }
+
+    /// One entry of a `stores` directory; `Some` when it is a store that
+    /// decoded.
+    fn load_store(&mut self, stores_dir: &str, e: &Entry) -> Option<StoreSource> {
+        let dir_path = format!("{stores_dir}/{}", e.name);
+        let files = self.list_dir(&dir_path)?;
+        let mut store_yaml = None;
+        let mut has_release = false;
+        let mut store_yaml_refused = false;
+        for f in files {
+            let path = format!("{dir_path}/{}", f.name);
+            if f.kind != EntryKind::File {
+                if f.kind != EntryKind::Dir {
+                    store_yaml_refused |= f.name == "store.yaml";
+                    self.not_regular(&path, f.kind);
+                }
                 continue;
-            };
-            let mut store_yaml = None;
-            let mut has_release = false;
-            let mut store_yaml_refused = false;
-            for f in files {
-                let path = format!("{dir_path}/{}", f.name);
-                if f.kind != EntryKind::File {
-                    if f.kind != EntryKind::Dir {
-                        store_yaml_refused |= f.name == "store.yaml";
-                        self.not_regular(&path, f.kind);
-                    }
-                    continue;
-                }
-                match f.name.as_str() {
-                    "store.yaml" => store_yaml = Some((path, f.size)),
-                    "release.yaml" => has_release = true,
-                    _ => {}
-                }
             }
-            let Some((path, size)) = store_yaml else {
-                if store_yaml_refused {
-                    continue;
-                }
+            match f.name.as_str() {
+                "store.yaml" => store_yaml = Some((path, f.size)),
+                "release.yaml" => has_release = true,
+                _ => {}
+            }
+        }
+        let Some((path, size)) = store_yaml else {
+            if !store_yaml_refused {
                 self.diags.push(Diagnostic::error(
                     "file/missing",
                     dir_path,
                     "the store directory has no store.yaml (create one with `fleet new-store`)",
                 ));
-                continue;
-            };
-            if let Ok(text) = self.read_sized(&path, size) {
-                let decoded = self.decode::<StoreFile>(&path, &text);
-                self.repo.texts.insert(path.clone(), text);
-                if let Some(file) = decoded {
-                    tenant.stores.insert(
-                        e.name.clone(),
-                        StoreSource {
-                            dir: e.name.clone(),
-                            path,
-                            file,
-                            has_release,
-                        },
-                    );
-                }
             }
-        }
+            return None;
+        };
+        let text = self.read_sized(&path, size).ok()?;
+        let decoded = self.decode::<StoreFile>(&path, &text);
+        self.repo.texts.insert(path.clone(), text);
+        Some(StoreSource {
+            dir: e.name.clone(),
+            path,
+            file: decoded?,
+            has_release,
+        })
     }
 
     fn not_regular(&mut self, path: &str, kind: EntryKind) {
@@ -488,6 +506,40 @@ impl Loader<'_> {
                 self.diags.push(*d);
                 None
             }
+        }
+    }
+}
+
+/// What loading one entry of a `stores` directory gave, kept apart so that
+/// entries can be loaded on several threads and merged in order.
+struct StoreLoad {
+    /// The entry's name if it is a directory (a store, decoded or not).
+    dir: Option<String>,
+    store: Option<StoreSource>,
+    diags: Vec<Diagnostic>,
+    texts: BTreeMap<String, String>,
+}
+
+impl StoreLoad {
+    fn new(tree: &dyn SourceTree, stores_dir: &str, e: &Entry) -> StoreLoad {
+        let mut loader = Loader {
+            tree,
+            repo: FleetRepo::default(),
+            diags: Vec::new(),
+        };
+        let (dir, store) = match e.kind {
+            EntryKind::Dir => (Some(e.name.clone()), loader.load_store(stores_dir, e)),
+            EntryKind::File => (None, None),
+            kind => {
+                loader.not_regular(&format!("{stores_dir}/{}", e.name), kind);
+                (None, None)
+            }
+        };
+        StoreLoad {
+            dir,
+            store,
+            diags: loader.diags,
+            texts: loader.repo.texts,
         }
     }
 }

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use crate::Id;
 use crate::load::TenantBase;
 use crate::model::{
     Access, Item, Menu, ModifierGroup, Role, SettingValue, Settings, StoreFile, User,
@@ -63,9 +64,64 @@ fn render_settings(base: &TenantBase, store: &StoreFile) -> Settings {
     out
 }
 
+/// The ids a store lists as absent.
+pub fn absent_ids(store: &StoreFile) -> BTreeSet<&str> {
+    store.overrides.absent.iter().map(|i| i.as_str()).collect()
+}
+
+/// Whether `item` is on the store's menu: it is not absent and at least one
+/// of its variations is not.
+fn is_sold(item: &Item, absent: &BTreeSet<&str>) -> bool {
+    !absent.contains(item.id.as_str())
+        && item
+            .variations
+            .iter()
+            .any(|v| !absent.contains(v.id.as_str()))
+}
+
+/// The items [`render_store`] keeps on the store's menu, by id, borrowed
+/// rather than rendered: validation needs their ids, groups and routes, not
+/// a copy of the menu with the store's prices.
+pub fn sold_items<'a>(menu: &'a Menu, absent: &BTreeSet<&str>) -> Vec<&'a Item> {
+    let mut items: Vec<&Item> = menu.items.iter().filter(|i| is_sold(i, absent)).collect();
+    sort_by_id(&mut items, |i| i.id.as_str());
+    items
+}
+
+/// The stations that get `item`'s tickets at the store, as rendered: the
+/// item's own stations, else the routing of its category, else the default
+/// route (the store's override before the tenant's). Neither sorted nor
+/// deduplicated; [`render_store`] sorts them.
+pub fn route<'a>(base: &'a TenantBase, store: &'a StoreFile, item: &'a Item) -> &'a [Id] {
+    let o = &store.overrides.routing;
+    let r = &base.kitchen.routing;
+    if !item.stations.is_empty() {
+        &item.stations
+    } else if let Some(targets) = o
+        .categories
+        .get(&item.category)
+        .or_else(|| r.categories.get(&item.category))
+    {
+        targets
+    } else {
+        o.default.as_deref().unwrap_or(&r.default)
+    }
+}
+
+/// The users [`render_store`] puts at the store, borrowed: the tenant users
+/// whose `stores` reach it, then the store's own.
+pub fn users<'a>(access: &'a Access, store: &'a StoreFile) -> impl Iterator<Item = &'a User> {
+    let store_id = store.store.id.as_str();
+    access
+        .users
+        .iter()
+        .filter(move |u| u.stores.iter().any(|s| s == "*" || s == store_id))
+        .chain(store.access.users.iter())
+}
+
 fn render_menu(menu: &Menu, store: &StoreFile) -> Menu {
     let o = &store.overrides;
-    let absent: BTreeSet<&str> = o.absent.iter().map(|i| i.as_str()).collect();
+    let absent = absent_ids(store);
     let price = |id: &str, default| o.prices.get(id).copied().unwrap_or(default);
 
     let mut taxes = menu.taxes.clone();
@@ -98,8 +154,8 @@ fn render_menu(menu: &Menu, store: &StoreFile) -> Menu {
     let items = menu
         .items
         .iter()
-        .filter(|i| !absent.contains(i.id.as_str()))
-        .filter_map(|i| {
+        .filter(|i| is_sold(i, &absent))
+        .map(|i| {
             let mut variations: Vec<_> = i
                 .variations
                 .iter()
@@ -110,17 +166,14 @@ fn render_menu(menu: &Menu, store: &StoreFile) -> Menu {
                     v
                 })
                 .collect();
-            if variations.is_empty() {
-                return None;
-            }
             sort_by_id(&mut variations, |v| v.id.as_str());
-            Some(Item {
+            Item {
                 variations,
                 taxes: sorted_ids(&i.taxes),
                 modifier_groups: sorted_ids(&i.modifier_groups),
                 stations: sorted_ids(&i.stations),
                 ..i.clone()
-            })
+            }
         })
         .collect();
     let discounts = menu
@@ -151,7 +204,6 @@ fn render_menu(menu: &Menu, store: &StoreFile) -> Menu {
 }
 
 fn render_access(access: &Access, store: &StoreFile) -> Access {
-    let store_id = store.store.id.as_str();
     let mut roles: Vec<Role> = access
         .roles
         .iter()
@@ -173,12 +225,7 @@ fn render_access(access: &Access, store: &StoreFile) -> Access {
         })
         .collect();
     sort_by_id(&mut roles, |r| r.id.as_str());
-    let reaches = |u: &User| u.stores.iter().any(|s| s == "*" || s == store_id);
-    let mut users: Vec<User> = access
-        .users
-        .iter()
-        .filter(|u| reaches(u))
-        .chain(store.access.users.iter())
+    let mut users: Vec<User> = users(access, store)
         .map(|u| User {
             stores: Vec::new(),
             plaintext_pin: false,
