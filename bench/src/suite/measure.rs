@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
+use super::Runs;
+
 /// Repeated measurements of one quantity (seconds, reports/s, …).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Samples(pub Vec<f64>);
@@ -163,6 +165,16 @@ impl Cmd {
         out
     }
 
+    /// The error of a run that exited with `status`: the command, the
+    /// status and the end of what it printed.
+    fn failed(&self, status: &std::process::ExitStatus, printed: &str) -> anyhow::Error {
+        anyhow::anyhow!(
+            "{} failed ({status}): {}",
+            self.display(Path::new("")),
+            tail(printed, 20)
+        )
+    }
+
     /// Run once, output discarded except for the error message: the wall
     /// time, or an error naming the command, its status and its stderr.
     pub fn time_once(&self) -> anyhow::Result<Duration> {
@@ -176,12 +188,7 @@ impl Cmd {
             .with_context(|| format!("starting {}", self.program.display()))?;
         let took = started.elapsed();
         if !out.status.success() {
-            bail!(
-                "{} failed ({}): {}",
-                self.display(Path::new("")),
-                out.status,
-                tail(&String::from_utf8_lossy(&out.stderr), 20)
-            );
+            return Err(self.failed(&out.status, &String::from_utf8_lossy(&out.stderr)));
         }
         Ok(took)
     }
@@ -194,13 +201,12 @@ impl Cmd {
             .output()
             .with_context(|| format!("starting {}", self.program.display()))?;
         if !out.status.success() {
-            bail!(
-                "{} failed ({}): {}{}",
-                self.display(Path::new("")),
-                out.status,
+            let text = format!(
+                "{}\n{}",
                 tail(&String::from_utf8_lossy(&out.stdout), 10),
-                tail(&String::from_utf8_lossy(&out.stderr), 20)
+                String::from_utf8_lossy(&out.stderr)
             );
+            return Err(self.failed(&out.status, &text));
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
@@ -223,12 +229,7 @@ impl Cmd {
             .with_context(|| format!("starting {}", bench.display()))?;
         let err = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
-            bail!(
-                "{} failed ({}): {}",
-                self.display(Path::new("")),
-                out.status,
-                tail(&err, 20)
-            );
+            return Err(self.failed(&out.status, &err));
         }
         parse_peak_rss(&err).with_context(|| format!("no peak RSS line in: {}", tail(&err, 5)))
     }
@@ -264,28 +265,53 @@ pub fn peak_rss_main(argv: &[OsString]) -> anyhow::Result<i32> {
     Ok(status.code().unwrap_or(1))
 }
 
-/// Time several commands `runs` times each after `warmup` untimed runs,
-/// interleaved (A B A B …) so that the machine's drifting load falls on
-/// all of them alike. `progress` is told after every timed round.
-pub fn time_interleaved(
-    cmds: &[&Cmd],
-    warmup: usize,
-    runs: usize,
-    mut progress: impl FnMut(usize),
-) -> anyhow::Result<Vec<Samples>> {
-    for _ in 0..warmup {
-        for c in cmds {
-            c.time_once()?;
+/// Time several commands, each its own number of warm-ups and timed runs,
+/// interleaved (A B A B …, a command dropping out when it has had its
+/// runs) so that the machine's drifting load falls on all of them alike.
+pub fn time_interleaved(cmds: &[(&Cmd, Runs)]) -> anyhow::Result<Vec<Samples>> {
+    let most = |f: fn(&Runs) -> usize| cmds.iter().map(|(_, r)| f(r)).max().unwrap_or(0);
+    for i in 0..most(|r| r.warmup) {
+        for (c, r) in cmds {
+            if i < r.warmup {
+                c.time_once()?;
+            }
         }
     }
     let mut out = vec![Samples::default(); cmds.len()];
-    for round in 0..runs {
-        for (c, s) in cmds.iter().zip(out.iter_mut()) {
-            s.push(c.time_once()?.as_secs_f64());
+    for i in 0..most(|r| r.runs) {
+        for ((c, r), s) in cmds.iter().zip(out.iter_mut()) {
+            if i < r.runs {
+                s.push(c.time_once()?.as_secs_f64());
+            }
         }
-        progress(round + 1);
     }
     Ok(out)
+}
+
+/// Two sample sets from [`time_interleaved`] of two commands.
+pub fn two(mut v: Vec<Samples>) -> anyhow::Result<[Samples; 2]> {
+    match (v.pop(), v.pop(), v.is_empty()) {
+        (Some(b), Some(a), true) => Ok([a, b]),
+        _ => anyhow::bail!("expected the samples of two commands"),
+    }
+}
+
+/// The log line of a subject against its baseline.
+pub fn compared(
+    what: &str,
+    subject: (&str, &Samples),
+    base: (&str, &Samples),
+    rss_kb: u64,
+) -> String {
+    format!(
+        "{what}: {} {}, {} {}, ratio {:.3}, peak RSS {:.1} MB",
+        subject.0,
+        super::secs(subject.1.median()),
+        base.0,
+        super::secs(base.1.median()),
+        subject.1.median() / base.1.median(),
+        rss_kb as f64 / 1024.0
+    )
 }
 
 /// The last `n` lines of `s`, trimmed.

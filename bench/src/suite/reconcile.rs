@@ -16,7 +16,7 @@ use anyhow::Context as _;
 
 use super::chart::{Chart, Series};
 use super::fleets::{Fleet, Keys, SIZES};
-use super::measure::{Cmd, Samples, Server};
+use super::measure::{Cmd, Samples, Server, compared, time_interleaved, two};
 use super::{BudgetRow, Ctx, PartResult, Runs, git, secs, thousands};
 
 /// DESIGN.md §8.
@@ -144,17 +144,13 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
             "reconcile {stores} stores: git fetch vs no-op pass, {}+{} runs each",
             runs.warmup, runs.runs
         ));
-        let [fetch_s, pass_s]: [Samples; 2] =
-            super::measure::time_interleaved(&[&fetch, &pass], runs.warmup, runs.runs, |_| {})?
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("two commands, two sample sets"))?;
+        let [fetch_s, pass_s] = two(time_interleaved(&[(&fetch, runs), (&pass, runs)])?)?;
         let rss_kb = pass.peak_rss_kb(&ctx.bench_exe)?;
-        ctx.say(&format!(
-            "reconcile {stores} stores: pass {}, git fetch {}, ratio {:.2}, peak RSS {:.1} MB",
-            secs(pass_s.median()),
-            secs(fetch_s.median()),
-            pass_s.median() / fetch_s.median(),
-            rss_kb as f64 / 1024.0
+        ctx.say(&compared(
+            &format!("reconcile {stores} stores"),
+            ("pass", &pass_s),
+            ("git fetch", &fetch_s),
+            rss_kb,
         ));
         drop(store);
         points.push(Point {

@@ -15,7 +15,7 @@ use anyhow::{Context as _, bail};
 
 use super::chart::{Chart, Series};
 use super::fleets::SIZES;
-use super::measure::{Cmd, Samples};
+use super::measure::{Cmd, Samples, compared, time_interleaved, two};
 use super::{BudgetRow, Ctx, PartResult, Runs, secs, thousands};
 
 /// DESIGN.md §8: under 10 s at 10,000 stores.
@@ -58,15 +58,16 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
         // failing run is an error (untimed first runs show it early).
         ours.time_once()
             .context("fleet validate rejected the generated fleet")?;
-        let [f, g] = time_pair(&ours, fleet_runs, &generic, generic_runs)
-            .with_context(|| format!("timing validation of {stores} stores"))?;
+        let [f, g] = two(
+            time_interleaved(&[(&ours, fleet_runs), (&generic, generic_runs)])
+                .with_context(|| format!("timing validation of {stores} stores"))?,
+        )?;
         let rss_kb = ours.peak_rss_kb(&ctx.bench_exe)?;
-        ctx.say(&format!(
-            "validate {stores} stores: fleet {} (median), check-jsonschema {}, ratio {:.3}, peak RSS {:.1} MB",
-            secs(f.median()),
-            secs(g.median()),
-            f.median() / g.median(),
-            rss_kb as f64 / 1024.0
+        ctx.say(&compared(
+            &format!("validate {stores} stores"),
+            ("fleet validate", &f),
+            ("check-jsonschema", &g),
+            rss_kb,
         ));
         points.push(Point {
             stores,
@@ -173,29 +174,6 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
             "`fleet validate` and check-jsonschema against the number of stores (log–log)".into(),
         )],
     })
-}
-
-/// Time `a` and `b` interleaved: each round runs `a`, then `b` while it
-/// still has runs to do.
-fn time_pair(a: &Cmd, ra: Runs, b: &Cmd, rb: Runs) -> anyhow::Result<[Samples; 2]> {
-    for i in 0..ra.warmup.max(rb.warmup) {
-        if i < ra.warmup {
-            a.time_once()?;
-        }
-        if i < rb.warmup {
-            b.time_once()?;
-        }
-    }
-    let (mut sa, mut sb) = (Samples::default(), Samples::default());
-    for i in 0..ra.runs.max(rb.runs) {
-        if i < ra.runs {
-            sa.push(a.time_once()?.as_secs_f64());
-        }
-        if i < rb.runs {
-            sb.push(b.time_once()?.as_secs_f64());
-        }
-    }
-    Ok([sa, sb])
 }
 
 /// The shell line of the baseline: globs, expanded by the shell in the
