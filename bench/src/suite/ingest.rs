@@ -97,13 +97,11 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
         series: vec![series(Backend::Sqlite), series(Backend::Postgres)],
         budget: Some(("budget: 2,000/s".into(), BUDGET_PER_SEC)),
     };
-    chart.draw(&ctx.opts.charts)?;
-    Ok(PartResult {
-        rows: budget_rows,
-        details: d,
-        charts: vec![(
-            chart.file,
-            "Reports/s on SQLite and PostgreSQL against the number of enrolled nodes".into(),
-        )],
-    })
+    PartResult::with_chart(
+        ctx,
+        budget_rows,
+        d,
+        chart,
+        "Reports/s on SQLite and PostgreSQL against the number of enrolled nodes",
+    )
 }

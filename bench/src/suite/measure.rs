@@ -165,6 +165,16 @@ impl Cmd {
         out
     }
 
+    /// Run once with no input, stdout discarded and stderr captured.
+    fn run_quiet(&self) -> anyhow::Result<std::process::Output> {
+        self.command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output()
+            .with_context(|| format!("starting {}", self.program.display()))
+    }
+
     /// The error of a run that exited with `status`: the command, the
     /// status and the end of what it printed.
     fn failed(&self, status: &std::process::ExitStatus, printed: &str) -> anyhow::Error {
@@ -179,13 +189,7 @@ impl Cmd {
     /// time, or an error naming the command, its status and its stderr.
     pub fn time_once(&self) -> anyhow::Result<Duration> {
         let started = Instant::now();
-        let out = self
-            .command()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .with_context(|| format!("starting {}", self.program.display()))?;
+        let out = self.run_quiet()?;
         let took = started.elapsed();
         if !out.status.success() {
             return Err(self.failed(&out.status, &String::from_utf8_lossy(&out.stderr)));
@@ -220,13 +224,7 @@ impl Cmd {
         wrapped.args.extend(self.args.iter().cloned());
         wrapped.dir.clone_from(&self.dir);
         wrapped.env.clone_from(&self.env);
-        let out = wrapped
-            .command()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output()
-            .with_context(|| format!("starting {}", bench.display()))?;
+        let out = wrapped.run_quiet()?;
         let err = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
             return Err(self.failed(&out.status, &err));

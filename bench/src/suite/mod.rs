@@ -116,6 +116,24 @@ pub struct PartResult {
     pub charts: Vec<(String, String)>,
 }
 
+impl PartResult {
+    /// A result with one chart, drawn now into the chart directory.
+    pub fn with_chart(
+        ctx: &Ctx,
+        rows: Vec<BudgetRow>,
+        details: String,
+        chart: chart::Chart,
+        caption: &str,
+    ) -> anyhow::Result<PartResult> {
+        chart.draw(&ctx.opts.charts)?;
+        Ok(PartResult {
+            rows,
+            details,
+            charts: vec![(chart.file, caption.to_owned())],
+        })
+    }
+}
+
 /// Everything the parts share.
 #[derive(Debug)]
 pub struct Ctx {

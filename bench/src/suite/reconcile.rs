@@ -275,13 +275,11 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
         ],
         budget: None,
     };
-    chart.draw(&ctx.opts.charts)?;
-    Ok(PartResult {
+    PartResult::with_chart(
+        ctx,
         rows,
-        details: d,
-        charts: vec![(
-            chart.file,
-            "No-op pass and `git fetch` against the number of stores in the repo".into(),
-        )],
-    })
+        d,
+        chart,
+        "No-op pass and `git fetch` against the number of stores in the repo",
+    )
 }

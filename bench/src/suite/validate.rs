@@ -165,15 +165,13 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
         ],
         budget: Some(("budget: 10 s at 10,000 stores".into(), BUDGET_SECS)),
     };
-    chart.draw(&ctx.opts.charts)?;
-    Ok(PartResult {
+    PartResult::with_chart(
+        ctx,
         rows,
-        details: d,
-        charts: vec![(
-            chart.file,
-            "`fleet validate` and check-jsonschema against the number of stores (log–log)".into(),
-        )],
-    })
+        d,
+        chart,
+        "`fleet validate` and check-jsonschema against the number of stores (log–log)",
+    )
 }
 
 /// The shell line of the baseline: globs, expanded by the shell in the
