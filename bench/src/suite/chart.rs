@@ -115,7 +115,8 @@ impl Chart {
             let lo = if y_lo > 0.0 { y_lo / 2.0 } else { 1e-3 };
             self.plot(&root, x, (lo..y_hi * 2.0).log_scale())?;
         } else {
-            self.plot(&root, x, 0.0..y_hi * 1.15)?;
+            // Head room above the data for the legend (upper left).
+            self.plot(&root, x, 0.0..y_hi * 1.6)?;
         }
         root.present().map_err(draw_error)?;
         drop(root);
@@ -212,7 +213,7 @@ fn bounds(v: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 
 /// Axis labels: 10, 100, 1,000, 10,000; 0.5; 2.5k.
 fn format_number(v: f64) -> String {
-    if v >= 1000.0 && (v / 1000.0).fract() == 0.0 {
+    if v >= 1000.0 && v.fract() == 0.0 {
         super::thousands(v as usize)
     } else if v >= 100.0 || v.fract() == 0.0 {
         format!("{v:.0}")
@@ -267,7 +268,7 @@ mod tests {
     fn numbers_on_axes() {
         assert_eq!(format_number(10.0), "10");
         assert_eq!(format_number(10000.0), "10,000");
-        assert_eq!(format_number(2500.0), "2500");
+        assert_eq!(format_number(2500.0), "2,500");
         assert_eq!(format_number(0.25), "0.25");
         assert_eq!(format_number(0.1), "0.1");
         assert_eq!(format_number(0.001), "0.001");
