@@ -80,12 +80,15 @@ struct SuiteArgs {
     /// (once built), with rougher numbers.
     #[arg(long)]
     quick: bool,
-    /// The Markdown file whose generated block is rewritten.
-    #[arg(long, default_value_os_t = suite::workspace_root().join("docs/BENCHMARKS.md"))]
-    out: PathBuf,
-    /// Directory of the PNG charts (linked from --out).
-    #[arg(long, default_value_os_t = suite::workspace_root().join("docs/bench"))]
-    charts: PathBuf,
+    /// The Markdown file whose generated block is rewritten [default:
+    /// docs/BENCHMARKS.md; with --only, WORK/BENCHMARKS.md, so a partial
+    /// run never replaces the full table].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Directory of the PNG charts, linked from --out [default: docs/bench;
+    /// with --only, WORK/charts].
+    #[arg(long)]
+    charts: Option<PathBuf>,
     /// Scratch directory: fleets, databases, the baseline's venv.
     #[arg(long, default_value_os_t = suite::workspace_root().join("target/bench"))]
     work: PathBuf,
@@ -189,10 +192,12 @@ fn main() -> anyhow::Result<()> {
 }
 
 fn run_suite(a: SuiteArgs) -> anyhow::Result<()> {
+    let (out, charts) =
+        suite::default_outputs(&suite::workspace_root(), &a.work, a.only.is_empty());
     let opts = suite::Options {
         quick: a.quick,
-        out: a.out,
-        charts: a.charts,
+        out: a.out.unwrap_or(out),
+        charts: a.charts.unwrap_or(charts),
         work: a.work,
         postgres_url: a.postgres_url,
         parts: if a.only.is_empty() {

@@ -140,18 +140,9 @@ impl Cmd {
         c
     }
 
-    /// How the command reads in a table: the program's file name and the
-    /// arguments, with `strip` (the work directory) cut from paths.
-    pub fn display(&self, strip: &Path) -> String {
-        let strip = strip.display().to_string();
-        let shown = |a: &OsString| {
-            let a = a.to_string_lossy();
-            if strip.is_empty() {
-                a.into_owned()
-            } else {
-                a.replace(&strip, "$WORK")
-            }
-        };
+    /// How the command reads in an error: the program's file name and the
+    /// arguments.
+    pub fn display(&self) -> String {
         let name = self
             .program
             .file_name()
@@ -160,7 +151,7 @@ impl Cmd {
         let mut out = name;
         for a in &self.args {
             out.push(' ');
-            out.push_str(&shown(a));
+            out.push_str(&a.to_string_lossy());
         }
         out
     }
@@ -180,7 +171,7 @@ impl Cmd {
     fn failed(&self, status: &std::process::ExitStatus, printed: &str) -> anyhow::Error {
         anyhow::anyhow!(
             "{} failed ({status}): {}",
-            self.display(Path::new("")),
+            self.display(),
             tail(printed, 20)
         )
     }

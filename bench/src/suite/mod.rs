@@ -268,6 +268,19 @@ pub fn run(opts: Options) -> anyhow::Result<bool> {
     Ok(all_ok)
 }
 
+/// Where the report and charts go when `--out`/`--charts` are not given:
+/// docs/BENCHMARKS.md and docs/bench/ for a run of every part; for a run
+/// of some parts (`--only`), `BENCHMARKS.md` and `charts/` in the scratch
+/// directory, so that a partial run never replaces the committed table of
+/// a full one.
+pub fn default_outputs(root: &Path, work: &Path, every_part: bool) -> (PathBuf, PathBuf) {
+    if every_part {
+        (root.join("docs/BENCHMARKS.md"), root.join("docs/bench"))
+    } else {
+        (work.join("BENCHMARKS.md"), work.join("charts"))
+    }
+}
+
 /// The workspace this binary was built from.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -360,5 +373,31 @@ pub fn secs(s: f64) -> String {
         format!("{:.1} ms", s * 1000.0)
     } else {
         format!("{s:.3} s")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_partial_run_writes_beside_its_scratch_not_into_docs() {
+        let (root, work) = (Path::new("/src"), Path::new("/src/target/bench"));
+        assert_eq!(
+            default_outputs(root, work, true),
+            (
+                PathBuf::from("/src/docs/BENCHMARKS.md"),
+                PathBuf::from("/src/docs/bench")
+            )
+        );
+        assert_eq!(
+            default_outputs(root, work, false),
+            (
+                PathBuf::from("/src/target/bench/BENCHMARKS.md"),
+                PathBuf::from("/src/target/bench/charts")
+            )
+        );
+        assert_eq!(thousands(10_000), "10,000");
+        assert_eq!(thousands(999), "999");
     }
 }
