@@ -200,7 +200,7 @@ pub fn run(opts: Options) -> anyhow::Result<bool> {
     for b in ["fleet", "fleet-reconciler", "fleet-edge", "fleet-status"] {
         if !bin_dir.join(b).is_file() {
             bail!(
-                "{} is missing: run `cargo build --release --bins` or drop --no-build",
+                "{} is missing: build the workspace binaries with the profile `bench` was built with (`cargo build --release --bins`), or drop --no-build",
                 bin_dir.join(b).display()
             );
         }
