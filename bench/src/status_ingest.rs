@@ -14,7 +14,7 @@
 //!
 //! Requests are signed before the clock starts: on a real fleet each node
 //! signs on its own machine, so the client's signing must not eat the
-//! server's two cores. The body is a `reconciler::report::Report` as the
+//! server's two cores. The body is a `wire::report::Report` as the
 //! reconciler serializes it (nine in ten `no_change`, one in ten
 //! `converged` with a few changes).
 //!
@@ -28,11 +28,11 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use ed25519_dalek::SigningKey;
-use reconciler::report::{Outcome, Report};
 use schemas::diff::{Change, EntityChange, EntityKind, FieldChange};
 use sqlx::Connection as _;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use status::node_auth::{self, SignedHeaders};
+use wire::report::{Outcome, Report};
 
 /// The path every report is posted to.
 const REPORTS_PATH: &str = "/api/v1/reports";

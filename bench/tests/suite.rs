@@ -13,17 +13,17 @@ fn the_converge_part_measures_real_parts_and_writes_its_block_where_told() {
     // crate's tests run alone (`cargo test -p bench`).
     let bench = std::path::Path::new(env!("CARGO_BIN_EXE_bench"));
     for (package, bin, sources) in [
-        ("reconciler", "fleet", &["reconciler", "schemas"][..]),
+        ("cli", "fleet", &["cli", "release", "schemas"][..]),
         (
             "reconciler",
             "fleet-reconciler",
-            &["reconciler", "schemas"][..],
+            &["reconciler", "release", "wire", "schemas"][..],
         ),
         ("edge", "fleet-edge", &["edge", "schemas"][..]),
         (
             "status",
             "fleet-status",
-            &["status", "reconciler", "schemas"][..],
+            &["status", "release", "wire", "schemas"][..],
         ),
     ] {
         testkit::workspace_binary(bench, package, bin, sources);

@@ -15,10 +15,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use schemas::diff::{Domain, EntityKind};
 use schemas::model::Routing;
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool};
-use utoipa::ToSchema;
+pub use wire::edge::{Action, Op, OpResult, Precondition};
+use wire::edge::{SettingEntry, StateBody, Versioned};
 
 use crate::audit::{self, Actor, NewEntry};
 use crate::db::Db;
@@ -27,51 +27,12 @@ use crate::model::{
     has_local_override, kind_name, parse_kind,
 };
 
-/// What a write expects of the entity's current version.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Precondition {
-    /// No `If-Match`/`If-None-Match`: allowed to create, refused (428) on an
-    /// existing entity.
-    None,
-    /// `If-Match: <version>`. For routing, version 0 means "never written".
-    IfMatch(u64),
-    /// `If-Match: *`: the entity must exist.
-    IfExists,
-    /// `If-None-Match: *`: the entity must not exist.
-    IfAbsent,
-}
-
-/// What a write does.
+/// What one op did, and the entity as `GET` answers it afterwards (the
+/// single-entity routes answer with it; a batch answers only [`OpResult`]).
 #[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    /// Create or replace with this body (POS-MODEL fields).
-    Upsert(Value),
-    Delete,
-    /// Set or clear `local_override` (users and roles).
-    SetOverride(bool),
-}
-
-/// One write to one entity.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Op {
-    pub kind: EntityKind,
-    pub id: String,
-    pub precondition: Precondition,
-    pub action: Action,
-}
-
-/// What one op did.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct OpResult {
-    pub kind: String,
-    pub id: String,
-    /// `created`, `updated`, `unchanged` or `deleted`.
-    pub result: String,
-    /// The entity's version after the op; null after a delete.
-    pub version: Option<u64>,
-    /// The entity as `GET` answers it after the op (not serialized).
-    #[serde(skip)]
-    #[schema(ignore)]
+pub struct Written {
+    pub op: OpResult,
+    /// `None` after a delete.
     pub view: Option<Value>,
 }
 
@@ -207,36 +168,12 @@ pub fn domain_kinds(domain: Domain) -> &'static [EntityKind] {
     }
 }
 
-/// The list name of a kind inside its `/state` domain section.
-fn section_name(kind: EntityKind) -> &'static str {
-    match kind {
-        EntityKind::Setting => "settings",
-        EntityKind::Tax => "taxes",
-        EntityKind::Category => "categories",
-        EntityKind::ModifierGroup => "modifier_groups",
-        EntityKind::Item => "items",
-        EntityKind::Discount => "discounts",
-        EntityKind::Role => "roles",
-        EntityKind::User => "users",
-        EntityKind::Station => "stations",
-        EntityKind::Device => "devices",
-        EntityKind::Routing => "routing",
-    }
-}
-
-/// The applied configuration of every domain (or one), with versions:
-///
-/// ```json
-/// {"version": 42,
-///  "settings": {"tax.rounding": {"value": "half_even", "version": 3}},
-///  "menu": {"taxes": [...], "categories": [...], "modifier_groups": [...], "items": [...], "discounts": [...]},
-///  "access": {"roles": [...], "users": [...]},
-///  "kitchen": {"stations": [...], "devices": [...], "routing": {"default": [...], "categories": {...}, "version": 7}}}
-/// ```
-///
-/// Lists are sorted by id; every entity is its `GET` body. `version` is the
-/// newest version of the database (it changes with every write).
-pub async fn state(pool: &SqlitePool, domain: Option<Domain>) -> Result<Value, sqlx::Error> {
+/// The applied configuration of every domain (or one), with versions, as
+/// `GET /state` answers it ([`StateBody`]): lists sorted by id, every entity
+/// its `GET` body; `version` is the newest version of the database (it
+/// changes with every write). Routing is always there, at version 0 until
+/// first written.
+pub async fn state(pool: &SqlitePool, domain: Option<Domain>) -> Result<StateBody, sqlx::Error> {
     let domains: Vec<Domain> = match domain {
         Some(d) => vec![d],
         None => Domain::ALL.to_vec(),
@@ -245,10 +182,26 @@ pub async fn state(pool: &SqlitePool, domain: Option<Domain>) -> Result<Value, s
     let counter: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'version_counter'")
         .fetch_one(&mut *tx)
         .await?;
-    let mut out = Map::new();
-    out.insert("version".to_owned(), Value::from(to_u64(counter)));
+    let mut out = StateBody {
+        version: to_u64(counter),
+        ..StateBody::default()
+    };
     for d in domains {
-        let mut section = Map::new();
+        // A domain asked for is present even when empty.
+        match d {
+            Domain::Settings => {
+                out.settings.get_or_insert_default();
+            }
+            Domain::Menu => {
+                out.menu.get_or_insert_default();
+            }
+            Domain::Access => {
+                out.access.get_or_insert_default();
+            }
+            Domain::Kitchen => {
+                out.kitchen.get_or_insert_default();
+            }
+        }
         for &kind in domain_kinds(d) {
             let rows = sqlx::query(
                 "SELECT id, body, version, local_override FROM entities WHERE kind = ? ORDER BY id",
@@ -266,30 +219,47 @@ pub async fn state(pool: &SqlitePool, domain: Option<Domain>) -> Result<Value, s
             }
             match kind {
                 EntityKind::Setting => {
-                    for (id, body, version, _) in views {
-                        section.insert(id, json!({"value": body, "version": version}));
+                    let settings = out.settings.get_or_insert_default();
+                    for (id, value, version, _) in views {
+                        settings.insert(id, SettingEntry { value, version });
                     }
                 }
                 EntityKind::Routing => {
                     let v = match views.into_iter().next() {
-                        Some((id, body, version, lo)) => model::view(kind, &id, body, version, lo),
-                        None => model::view(kind, ROUTING_ID, empty_routing(), 0, false),
+                        Some((_, body, version, lo)) => versioned(kind, body, version, lo),
+                        None => versioned(kind, empty_routing(), 0, false),
                     };
-                    section.insert("routing".to_owned(), v);
+                    out.kitchen.get_or_insert_default().routing = Some(v);
                 }
                 _ => {
-                    let list = views
-                        .into_iter()
-                        .map(|(id, body, version, lo)| model::view(kind, &id, body, version, lo))
-                        .collect();
-                    section.insert(section_name(kind).to_owned(), Value::Array(list));
+                    if let Some(list) = out.list_mut(kind) {
+                        list.extend(
+                            views
+                                .into_iter()
+                                .map(|(_, body, version, lo)| versioned(kind, body, version, lo)),
+                        );
+                    }
                 }
             }
         }
-        out.insert(d.as_str().to_owned(), Value::Object(section));
     }
     tx.commit().await?;
-    Ok(Value::Object(out))
+    Ok(out)
+}
+
+/// A stored entity as `/state` lists it: the same fields as
+/// [`model::view`] gives a `GET`.
+fn versioned(kind: EntityKind, body: Value, version: u64, local_override: bool) -> Versioned {
+    let body = match body {
+        Value::Object(m) => m,
+        // Stored bodies are always objects; keep anything else visible.
+        other => Map::from_iter([("value".to_owned(), other)]),
+    };
+    Versioned {
+        body,
+        version,
+        local_override: has_local_override(kind).then_some(local_override),
+    }
 }
 
 /// An entity's kind and id.
@@ -326,7 +296,7 @@ enum Staged {
 
 /// Apply `ops` atomically as `actor`. On success every op's result, in
 /// order; on failure nothing is applied.
-pub async fn write(db: &Db, actor: &Actor, ops: Vec<Op>) -> Result<Vec<OpResult>, BatchError> {
+pub async fn write(db: &Db, actor: &Actor, ops: Vec<Op>) -> Result<Vec<Written>, BatchError> {
     let mut tx = db.writer.begin().await?;
     let results = apply(&mut tx, actor, ops).await?;
     tx.commit().await?;
@@ -341,7 +311,7 @@ async fn apply(
     conn: &mut SqliteConnection,
     actor: &Actor,
     ops: Vec<Op>,
-) -> Result<Vec<OpResult>, BatchError> {
+) -> Result<Vec<Written>, BatchError> {
     let now = now_rfc3339();
     let start: i64 = sqlx::query_scalar("SELECT value FROM meta WHERE key = 'version_counter'")
         .fetch_one(&mut *conn)
@@ -513,7 +483,7 @@ impl Writer<'_> {
         self.audit.push(entry);
     }
 
-    fn apply_one(&mut self, index: usize, op: Op) -> Result<OpResult, WriteError> {
+    fn apply_one(&mut self, index: usize, op: Op) -> Result<Written, WriteError> {
         let kind = op.kind;
         let kind_s = kind_name(kind);
         let key = (kind, op.id.clone());
@@ -535,11 +505,13 @@ impl Writer<'_> {
         let before = current
             .as_ref()
             .map(|c| model::view(kind, &op.id, c.body.clone(), c.version, c.local_override));
-        let result = |result: &str, version: Option<u64>, view: Option<Value>| OpResult {
-            kind: kind_s.to_owned(),
-            id: op.id.clone(),
-            result: result.to_owned(),
-            version,
+        let result = |result: &str, version: Option<u64>, view: Option<Value>| Written {
+            op: OpResult {
+                kind: kind_s.to_owned(),
+                id: op.id.clone(),
+                result: result.to_owned(),
+                version,
+            },
             view,
         };
         match &op.action {

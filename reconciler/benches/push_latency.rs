@@ -26,8 +26,6 @@
 //! The baseline: the same daemons with `long_poll = false` and
 //! `interval_secs = --poll-interval`, the same rounds without the hook.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
 #[path = "../tests/e2e/mod.rs"]
 mod e2e;
 

@@ -12,13 +12,13 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 
-use crate::applied::{self, AppliedRecord};
 use crate::config::Config;
 use crate::edge_client::{EdgeClient, EdgeError, Writer};
 use crate::planner::{self, Plan};
-use crate::report::{Drift, Outcome, RefusalReport, Report, human_diff};
-use crate::source::{Credentials, Mirror, ReleaseFiles};
-use crate::trust::{self, Expectations, TrustedKeys};
+use release::applied::{self, AppliedRecord};
+use release::source::{Credentials, Mirror, ReleaseFiles};
+use release::trust::{self, Expectations, TrustedKeys};
+use wire::report::{Drift, Outcome, RefusalReport, Report, human_diff};
 
 /// How many times a pass re-reads and re-plans after a 412.
 pub const MAX_CONFLICT_RETRIES: usize = 3;
@@ -105,7 +105,7 @@ impl Agent {
 
     /// Fetch in a worker thread, abandoning it at the deadline (libgit2 has
     /// no timeout that safe Rust can set for a stalled connection).
-    async fn fetch(&self) -> Result<crate::source::Fetched, String> {
+    async fn fetch(&self) -> Result<release::source::Fetched, String> {
         let mirror_path = self.config.state_dir.clone();
         let url = self.config.repo_url.clone();
         let branch = self.config.branch.clone();
@@ -136,7 +136,7 @@ impl Agent {
     pub async fn pass(&self, now: DateTime<Utc>, apply: bool) -> (Report, Option<Plan>) {
         let clock = Instant::now();
         let mut r = self.report(now, clock, Outcome::Failed);
-        let _lock = match crate::source::StateLock::try_acquire(&self.config.state_dir) {
+        let _lock = match release::source::StateLock::try_acquire(&self.config.state_dir) {
             Ok(Some(lock)) => lock,
             Ok(None) => {
                 r.errors.push(format!(

@@ -25,11 +25,11 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 use crate::agent::Agent;
-use crate::applied::write_atomically;
 use crate::config::Config;
 use crate::outbox::Outbox;
-use crate::report::{Outcome, Report};
 use crate::status_client::{StatusClient, StatusError};
+use release::applied::write_atomically;
+use wire::report::{Outcome, Report};
 
 /// Longest wait after repeated failures.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
@@ -187,7 +187,7 @@ pub async fn long_poll_loop(config: Config, wake: Arc<Notify>) {
             tokio::time::sleep(Duration::from_secs(60)).await;
             continue;
         };
-        let applied = crate::applied::read(&config.state_dir)
+        let applied = release::applied::read(&config.state_dir)
             .ok()
             .flatten()
             .map(|a| a.revision);

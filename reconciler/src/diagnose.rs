@@ -22,7 +22,8 @@ use rand_core::{OsRng, RngCore as _};
 
 use crate::config::Config;
 use crate::outbox::Outbox;
-use crate::{node_auth, status_client};
+use crate::status_client;
+use wire::node_auth;
 
 /// Where a bundle goes on the status service.
 pub const UPLOAD_PATH: &str = "/api/v1/support-bundles";
@@ -356,7 +357,7 @@ fn scrub(bytes: Vec<u8>, secrets: &[String]) -> Vec<u8> {
 
 fn state_entries(c: &Config, entries: &mut Vec<(String, Vec<u8>)>) {
     for name in [
-        crate::applied::FILE_NAME,
+        release::applied::FILE_NAME,
         "last_pass.json",
         status_client::NODE_FILE,
     ] {

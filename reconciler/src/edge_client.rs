@@ -7,9 +7,12 @@ use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use schemas::diff::EntityKind;
-use serde_json::{Value, json};
+use serde_json::Value;
+use wire::edge::{
+    self, Action, BatchRequest, ErrorBody, OverrideRequest, SettingPut, StateBody, header, path,
+};
 
-use crate::planner::{Action, AppliedState, Op, Precondition, StateFormatError};
+use crate::planner::{AppliedState, Op, StateFormatError};
 
 /// Why a call to the edge failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,9 @@ pub enum EdgeError {
     },
     #[error(transparent)]
     Format(#[from] StateFormatError),
+    /// A plan op the client cannot send (a bug of the caller).
+    #[error(transparent)]
+    NotBatchable(#[from] edge::NotBatchable),
 }
 
 impl EdgeError {
@@ -49,28 +55,6 @@ pub struct EdgeClient {
     base: String,
     token: String,
     http: reqwest::Client,
-}
-
-/// The path of an entity in the edge API.
-pub fn entity_path(kind: EntityKind, id: &str) -> String {
-    match kind {
-        EntityKind::Setting => format!("/settings/{id}"),
-        EntityKind::Tax => format!("/menu/taxes/{id}"),
-        EntityKind::Category => format!("/menu/categories/{id}"),
-        EntityKind::ModifierGroup => format!("/menu/modifier-groups/{id}"),
-        EntityKind::Item => format!("/menu/items/{id}"),
-        EntityKind::Discount => format!("/menu/discounts/{id}"),
-        EntityKind::Role => format!("/roles/{id}"),
-        EntityKind::User => format!("/users/{id}"),
-        EntityKind::Station => format!("/stations/{id}"),
-        EntityKind::Device => format!("/devices/{id}"),
-        EntityKind::Routing => "/routing".to_owned(),
-    }
-}
-
-/// The batch `kind` name of a menu entity kind.
-fn batch_kind(kind: EntityKind) -> Option<&'static str> {
-    EntityKind::MENU.contains(&kind).then(|| kind.code())
 }
 
 impl EdgeClient {
@@ -132,12 +116,12 @@ impl EdgeClient {
             });
         }
         if !status.is_success() {
-            let json = parse_answer(text);
-            let code = json["error"]["code"].as_str().unwrap_or("").to_owned();
-            let message = json["error"]["message"]
-                .as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| json.to_string());
+            // Anything but the API's error body (a proxy's page, say) is
+            // shown as it came.
+            let (code, message) = match serde_json::from_str::<ErrorBody>(&text) {
+                Ok(body) => (body.error.code, body.error.message),
+                Err(_) => (String::new(), text),
+            };
             return Err(EdgeError::Refused {
                 what: what.to_owned(),
                 status: status.as_u16(),
@@ -153,19 +137,23 @@ impl EdgeClient {
         let (_, text) = self
             .call::<Value>(
                 Method::GET,
-                "/state",
+                path::STATE,
                 None,
                 &[],
                 "reading the applied state",
             )
             .await?;
-        Ok(AppliedState::from_edge_json(&parse_answer(text))?)
+        let body: StateBody = serde_json::from_str(&text).map_err(|e| StateFormatError {
+            at: format!("line {} column {}", e.line(), e.column()),
+            message: e.to_string(),
+        })?;
+        Ok(AppliedState::from_state(body)?)
     }
 
     /// `GET /healthz`.
     pub async fn healthy(&self) -> bool {
         self.http
-            .get(format!("{}/healthz", self.base))
+            .get(format!("{}{}", self.base, path::HEALTHZ))
             .send()
             .await
             .is_ok_and(|r| r.status().is_success())
@@ -173,8 +161,8 @@ impl EdgeClient {
 
     fn audit_headers(writer: &Writer) -> Vec<(&'static str, String)> {
         vec![
-            ("X-Fleet-Revision", writer.revision.to_string()),
-            ("X-Fleet-Commit", writer.commit.clone()),
+            (header::REVISION, writer.revision.to_string()),
+            (header::COMMIT, writer.commit.clone()),
         ]
     }
 
@@ -183,10 +171,10 @@ impl EdgeClient {
     pub async fn apply(&self, ops: &[Op], writer: &Writer) -> Result<usize, EdgeError> {
         let mut i = 0;
         while i < ops.len() {
-            if batch_kind(ops[i].kind).is_some() {
+            if ops[i].batchable() {
                 let end = ops[i..]
                     .iter()
-                    .position(|o| batch_kind(o.kind).is_none())
+                    .position(|o| !o.batchable())
                     .map(|n| i + n)
                     .unwrap_or(ops.len());
                 self.batch(&ops[i..end], writer).await?;
@@ -203,8 +191,8 @@ impl EdgeClient {
         let what = format!("menu batch of {} op(s)", ops.len());
         self.call(
             Method::POST,
-            "/menu/batch",
-            Some(&BatchRequest::new(ops)),
+            path::MENU_BATCH,
+            Some(&BatchRequest::borrowing(ops)?),
             &Self::audit_headers(writer),
             &what,
         )
@@ -214,143 +202,40 @@ impl EdgeClient {
 
     async fn single(&self, op: &Op, writer: &Writer) -> Result<(), EdgeError> {
         let mut headers = Self::audit_headers(writer);
-        match op.precondition {
-            Precondition::Absent => headers.push(("If-None-Match", "*".to_owned())),
-            Precondition::Version(v) => headers.push(("If-Match", v.to_string())),
-        }
-        let path = entity_path(op.kind, &op.id);
+        headers.extend(op.precondition.header());
+        let path = edge::entity_path(op.kind, &op.id);
         let what = format!("{} `{}`", op.kind, op.id);
         match &op.action {
-            Action::Upsert { body } => {
-                let body = if op.kind == EntityKind::Setting {
-                    json!({"value": body})
-                } else {
-                    body.clone()
+            Action::Upsert(body) if op.kind == EntityKind::Setting => {
+                let body = SettingPut {
+                    value: body.clone(),
                 };
                 self.call(Method::PUT, &path, Some(&body), &headers, &what)
+                    .await?;
+            }
+            Action::Upsert(body) => {
+                self.call(Method::PUT, &path, Some(body), &headers, &what)
                     .await?;
             }
             Action::Delete => {
                 self.call::<Value>(Method::DELETE, &path, None, &headers, &what)
                     .await?;
             }
+            Action::SetOverride(local_override) => {
+                let path =
+                    edge::override_path(op.kind, &op.id).ok_or_else(|| EdgeError::Refused {
+                        what: what.clone(),
+                        status: 0,
+                        code: "no_override".to_owned(),
+                        message: format!("{} has no local override", op.kind),
+                    })?;
+                let body = OverrideRequest {
+                    local_override: *local_override,
+                };
+                self.call(Method::PUT, &path, Some(&body), &headers, &what)
+                    .await?;
+            }
         }
         Ok(())
-    }
-}
-
-/// An answer's body as JSON; text that is not JSON as a JSON string.
-fn parse_answer(text: String) -> Value {
-    if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    }
-}
-
-/// `POST /menu/batch`, serialized from the ops without copying their bodies.
-/// Fields are in the order a `serde_json::Value` object would print them
-/// (sorted), so the request is the same bytes as when it was built as one.
-#[derive(Debug, serde::Serialize)]
-struct BatchRequest<'a> {
-    ops: Vec<BatchOp<'a>>,
-}
-
-#[derive(Debug, serde::Serialize)]
-struct BatchOp<'a> {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    body: Option<&'a Value>,
-    id: &'a str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    if_match: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    if_none_match: Option<&'static str>,
-    kind: Option<&'static str>,
-    op: &'static str,
-}
-
-impl<'a> BatchRequest<'a> {
-    fn new(ops: &'a [Op]) -> Self {
-        let ops = ops
-            .iter()
-            .map(|op| {
-                let (name, body) = match &op.action {
-                    Action::Upsert { body } => ("upsert", Some(body)),
-                    Action::Delete => ("delete", None),
-                };
-                let (if_match, if_none_match) = match op.precondition {
-                    Precondition::Absent => (None, Some("*")),
-                    Precondition::Version(v) => (Some(v), None),
-                };
-                BatchOp {
-                    body,
-                    id: &op.id,
-                    if_match,
-                    if_none_match,
-                    kind: batch_kind(op.kind),
-                    op: name,
-                }
-            })
-            .collect();
-        BatchRequest { ops }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The batch request was once built as a `Value`, each body cloned into
-    /// it; the borrowed form must send the same bytes.
-    #[test]
-    fn batch_request_is_the_same_bytes_as_the_value_it_replaced() {
-        let ops = vec![
-            Op {
-                kind: EntityKind::Item,
-                id: "burger".into(),
-                action: Action::Upsert {
-                    body: json!({"name": "Burger", "category": "mains", "variations": [{"id": "burger-r", "price": 900}]}),
-                },
-                precondition: Precondition::Absent,
-            },
-            Op {
-                kind: EntityKind::Tax,
-                id: "vat".into(),
-                action: Action::Upsert {
-                    body: json!({"name": "VAT", "rate": "20"}),
-                },
-                precondition: Precondition::Version(7),
-            },
-            Op {
-                kind: EntityKind::Category,
-                id: "old".into(),
-                action: Action::Delete,
-                precondition: Precondition::Version(3),
-            },
-        ];
-        let list: Vec<Value> = ops
-            .iter()
-            .map(|op| {
-                let mut o = json!({"kind": batch_kind(op.kind), "id": op.id});
-                match &op.action {
-                    Action::Upsert { body } => {
-                        o["op"] = json!("upsert");
-                        o["body"] = body.clone();
-                    }
-                    Action::Delete => o["op"] = json!("delete"),
-                }
-                match op.precondition {
-                    Precondition::Absent => o["if_none_match"] = json!("*"),
-                    Precondition::Version(v) => o["if_match"] = json!(v),
-                }
-                o
-            })
-            .collect();
-        let before = serde_json::to_vec(&json!({"ops": list})).expect("serializes");
-        let now = serde_json::to_vec(&BatchRequest::new(&ops)).expect("serializes");
-        assert_eq!(
-            String::from_utf8(now).expect("utf-8"),
-            String::from_utf8(before).expect("utf-8")
-        );
     }
 }

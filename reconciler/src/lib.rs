@@ -1,33 +1,25 @@
-//! The store side of Fleet and the operator's CLI.
-//!
-//! - [`trust`]: the trust gate, a pure function that decides whether a
-//!   signed release may be applied (signature, store, rollback, expiry…).
-//! - [`applied`]: the last applied release record, written atomically.
-//! - [`node_auth`]: the signature of node requests to the status service,
-//!   made here and checked by `fleet-status` with the same code.
-//! - [`ops`]: the operations behind `fleet` commands (validate, render,
-//!   scaffold, schema, hash-pin, keygen, sign, verify, quickstart). Each takes an options
-//!   struct and returns a value; the binaries only parse flags and print.
+//! The store agent, `fleet-reconciler` (DESIGN.md §5): one reconcile pass
+//! and the loop around it. It pulls the fleet repo outbound, verifies the
+//! store's release with the trust gate of the [`release`] crate, plans
+//! against what the edge has applied, converges through the edge's local
+//! API and reports to the status service with the [`wire`] types.
 //!
 //! - [`agent`], [`daemon`]: one reconcile pass, and the loop of
-//!   `fleet-reconciler run` around it; [`source`], [`planner`],
-//!   [`edge_client`]: the Git source, the pure planner, the edge's API.
+//!   `fleet-reconciler run` around it; [`planner`], [`edge_client`]: the
+//!   pure planner and the edge's API.
 //! - [`outbox`], [`status_client`]: reports queued on disk and delivered,
 //!   signed, to the status service; enrollment and the long-poll.
-//! - [`diagnose`]: the support bundle of `fleet-reconciler diagnose`.
+//! - [`config`]: `reconciler.toml`; [`diagnose`]: the support bundle of
+//!   `fleet-reconciler diagnose`.
+//!
+//! The operator's code (signing, quickstart, scaffolding) is not here: it
+//! lives in the `cli` crate, which a store never installs.
 
 pub mod agent;
-pub mod applied;
 pub mod config;
 pub mod daemon;
 pub mod diagnose;
 pub mod edge_client;
-pub mod git_tree;
-pub mod node_auth;
-pub mod ops;
 pub mod outbox;
 pub mod planner;
-pub mod report;
-pub mod source;
 pub mod status_client;
-pub mod trust;

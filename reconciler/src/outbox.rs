@@ -7,8 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::applied::write_atomically;
-use crate::report::Report;
+use release::applied::write_atomically;
+use wire::report::Report;
 
 /// Most reports kept while the status service is unreachable (a week of
 /// passes every ten minutes).
@@ -130,7 +130,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Outcome;
+    use wire::report::Outcome;
 
     fn report(n: u64) -> Report {
         let mut r = crate::agent::blank_report("acme/soho", chrono::Utc::now(), Outcome::NoChange);

@@ -13,8 +13,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use schemas::StoreState;
 use schemas::diff::{Change, EntityChange, EntityKind, StateDiff, diff_states};
-use serde::{Deserialize, Serialize};
+use serde::de::DeserializeOwned;
 use serde_json::Value;
+pub use wire::edge::{Action, Op, Precondition};
+use wire::edge::{StateBody, Versioned};
 
 /// What the edge backend reports it has applied: the configuration as a
 /// [`StoreState`], plus each entity's version and override flag.
@@ -36,91 +38,74 @@ pub struct StateFormatError {
 }
 
 impl AppliedState {
-    /// Read the JSON of the edge's `GET /state`.
-    pub fn from_edge_json(json: &Value) -> Result<AppliedState, StateFormatError> {
-        let err = |at: &str, message: String| StateFormatError {
+    /// The edge's `GET /state` answer, decoded into the POS-MODEL types.
+    /// Every entity body is decoded strictly: a field the model does not
+    /// know is an error, not silently dropped.
+    /// All four domains must be there: a missing one would read as "nothing
+    /// applied" and plan creates of everything.
+    pub fn from_state(body: StateBody) -> Result<AppliedState, StateFormatError> {
+        let missing = |at: &str| StateFormatError {
             at: at.to_owned(),
-            message,
+            message: "missing".to_owned(),
         };
+        let settings = body.settings.ok_or_else(|| missing("settings"))?;
+        let menu = body.menu.ok_or_else(|| missing("menu"))?;
+        let access = body.access.ok_or_else(|| missing("access"))?;
+        let kitchen = body.kitchen.ok_or_else(|| missing("kitchen"))?;
         let mut out = AppliedState::default();
-        let settings = json
-            .get("settings")
-            .and_then(Value::as_object)
-            .ok_or_else(|| err("settings", "missing".into()))?;
-        for (key, entry) in settings {
-            let value = entry
-                .get("value")
-                .ok_or_else(|| err(&format!("settings.{key}"), "no value".into()))?;
-            let value = serde_json::from_value(value.clone())
-                .map_err(|e| err(&format!("settings.{key}"), e.to_string()))?;
+        for (key, entry) in &settings {
+            let value =
+                serde_json::from_value(entry.value.clone()).map_err(|e| StateFormatError {
+                    at: format!("settings.{key}"),
+                    message: e.to_string(),
+                })?;
             out.state.settings.insert(key.clone(), value);
             out.versions
-                .insert((EntityKind::Setting, key.clone()), version_of(entry));
+                .insert((EntityKind::Setting, key.clone()), entry.version);
         }
-        let menu = json
-            .get("menu")
-            .ok_or_else(|| err("menu", "missing".into()))?;
-        out.state.menu.taxes = out.entities(menu, "taxes", EntityKind::Tax)?;
-        out.state.menu.categories = out.entities(menu, "categories", EntityKind::Category)?;
-        out.state.menu.modifier_groups =
-            out.entities(menu, "modifier_groups", EntityKind::ModifierGroup)?;
-        out.state.menu.items = out.entities(menu, "items", EntityKind::Item)?;
-        out.state.menu.discounts = out.entities(menu, "discounts", EntityKind::Discount)?;
-        let access = json
-            .get("access")
-            .ok_or_else(|| err("access", "missing".into()))?;
-        out.state.access.roles = out.entities(access, "roles", EntityKind::Role)?;
-        out.state.access.users = out.entities(access, "users", EntityKind::User)?;
-        let kitchen = json
-            .get("kitchen")
-            .ok_or_else(|| err("kitchen", "missing".into()))?;
-        out.state.kitchen.stations = out.entities(kitchen, "stations", EntityKind::Station)?;
-        out.state.kitchen.devices = out.entities(kitchen, "devices", EntityKind::Device)?;
-        let routing = kitchen.get("routing").cloned().unwrap_or(Value::Null);
-        if !routing.is_null() {
-            out.versions.insert(
-                (EntityKind::Routing, "routing".into()),
-                version_of(&routing),
-            );
-            out.state.kitchen.routing = serde_json::from_value(strip(routing))
-                .map_err(|e| err("kitchen.routing", e.to_string()))?;
+        out.state.menu.taxes = out.entities(menu.taxes, "taxes", EntityKind::Tax)?;
+        out.state.menu.categories =
+            out.entities(menu.categories, "categories", EntityKind::Category)?;
+        out.state.menu.modifier_groups = out.entities(
+            menu.modifier_groups,
+            "modifier_groups",
+            EntityKind::ModifierGroup,
+        )?;
+        out.state.menu.items = out.entities(menu.items, "items", EntityKind::Item)?;
+        out.state.menu.discounts =
+            out.entities(menu.discounts, "discounts", EntityKind::Discount)?;
+        out.state.access.roles = out.entities(access.roles, "roles", EntityKind::Role)?;
+        out.state.access.users = out.entities(access.users, "users", EntityKind::User)?;
+        out.state.kitchen.stations =
+            out.entities(kitchen.stations, "stations", EntityKind::Station)?;
+        out.state.kitchen.devices = out.entities(kitchen.devices, "devices", EntityKind::Device)?;
+        if let Some(routing) = kitchen.routing {
+            out.versions
+                .insert((EntityKind::Routing, "routing".into()), routing.version);
+            out.state.kitchen.routing = decode(routing.body, "kitchen.routing")?;
         }
         Ok(out)
     }
 
-    fn entities<T: serde::de::DeserializeOwned>(
+    fn entities<T: DeserializeOwned>(
         &mut self,
-        section: &Value,
+        list: Vec<Versioned>,
         name: &str,
         kind: EntityKind,
     ) -> Result<Vec<T>, StateFormatError> {
-        let list = match section.get(name) {
-            None | Some(Value::Null) => return Ok(Vec::new()),
-            Some(Value::Array(list)) => list,
-            Some(_) => {
-                return Err(StateFormatError {
-                    at: name.to_owned(),
-                    message: "not a list".into(),
-                });
-            }
-        };
         let mut out = Vec::with_capacity(list.len());
-        for (i, e) in list.iter().enumerate() {
+        for (i, e) in list.into_iter().enumerate() {
             let id = e
+                .body
                 .get("id")
                 .and_then(Value::as_str)
                 .unwrap_or_default()
                 .to_owned();
-            if e.get("local_override").and_then(Value::as_bool) == Some(true) {
+            if e.local_override == Some(true) {
                 self.overridden.insert((kind, id.clone()));
             }
-            self.versions.insert((kind, id), version_of(e));
-            out.push(
-                serde_json::from_value(strip(e.clone())).map_err(|err| StateFormatError {
-                    at: format!("{name}[{i}]"),
-                    message: err.to_string(),
-                })?,
-            );
+            self.versions.insert((kind, id), e.version);
+            out.push(decode(e.body, &format!("{name}[{i}]"))?);
         }
         Ok(out)
     }
@@ -130,52 +115,15 @@ impl AppliedState {
     }
 }
 
-fn version_of(v: &Value) -> u64 {
-    v.get("version").and_then(Value::as_u64).unwrap_or(0)
-}
-
-/// Drop the edge's bookkeeping fields, leaving the POS-MODEL entity.
-fn strip(mut v: Value) -> Value {
-    if let Some(o) = v.as_object_mut() {
-        o.remove("version");
-        o.remove("local_override");
-    }
-    v
-}
-
-/// The precondition an operation is sent with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Precondition {
-    /// Create: the entity must not exist.
-    Absent,
-    /// Update or delete: the entity must still be at this version.
-    Version(u64),
-}
-
-/// What an operation does.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case")]
-pub enum Action {
-    /// Create or replace with this body (POS-MODEL fields).
-    Upsert {
-        body: Value,
-    },
-    Delete,
-}
-
-/// One write to the edge backend.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Op {
-    pub kind: EntityKind,
-    pub id: String,
-    #[serde(flatten)]
-    pub action: Action,
-    pub precondition: Precondition,
+fn decode<T: DeserializeOwned>(body: wire::edge::Body, at: &str) -> Result<T, StateFormatError> {
+    serde_json::from_value(Value::Object(body)).map_err(|e| StateFormatError {
+        at: at.to_owned(),
+        message: e.to_string(),
+    })
 }
 
 /// The ordered operations, and what the policy left alone.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub ops: Vec<Op>,
     /// What differs, applied → desired (with fields, for reports and drift).
@@ -228,19 +176,17 @@ pub fn plan(desired: &StoreState, applied: &AppliedState) -> Plan {
         }
         let version = applied.version(change.kind, &change.id);
         let precondition = match version {
-            Some(v) => Precondition::Version(v),
+            Some(v) => Precondition::IfMatch(v),
             // Routing always exists at the edge, at version 0 until written.
-            None if change.kind == EntityKind::Routing => Precondition::Version(0),
-            None => Precondition::Absent,
+            None if change.kind == EntityKind::Routing => Precondition::IfMatch(0),
+            None => Precondition::IfAbsent,
         };
         match &change.change {
             Change::Removed { .. } if change.kind == EntityKind::Routing => {
                 upserts.push(Op {
                     kind: change.kind,
                     id: change.id.clone(),
-                    action: Action::Upsert {
-                        body: serde_json::json!({}),
-                    },
+                    action: Action::Upsert(serde_json::json!({})),
                     precondition,
                 });
             }
@@ -258,7 +204,7 @@ pub fn plan(desired: &StoreState, applied: &AppliedState) -> Plan {
                 upserts.push(Op {
                     kind: change.kind,
                     id: change.id.clone(),
-                    action: Action::Upsert { body },
+                    action: Action::Upsert(body),
                     precondition,
                 });
             }

@@ -28,10 +28,10 @@ use rand_core::{OsRng, RngCore as _};
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 
-use crate::applied::write_atomically;
-use crate::node_auth;
 use crate::outbox::{Outbox, Queued};
-use crate::report::Report;
+use release::applied::write_atomically;
+use wire::node_auth;
+use wire::report::Report;
 
 /// The node key's file in `state_dir`.
 pub const KEY_FILE: &str = "node.key";

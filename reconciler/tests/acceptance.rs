@@ -12,7 +12,6 @@
 //!    office makes another change. When both return, the store converges to
 //!    it and every report queued during the outage reaches the service.
 
-mod common;
 mod e2e;
 
 use std::collections::BTreeSet;

@@ -8,7 +8,6 @@
 //!
 //! Fails, never skips, when Chromium or ChromeDriver is missing.
 
-mod common;
 mod e2e;
 
 use std::time::Duration;

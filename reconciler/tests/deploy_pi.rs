@@ -6,7 +6,6 @@
 //! (`deploy/pi/verify-units.sh`; `.ci/run` installs systemd), and the
 //! backup unit's commands are run as written against a real, served edge.
 
-mod common;
 mod e2e;
 
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};

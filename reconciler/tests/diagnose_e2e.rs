@@ -5,7 +5,6 @@
 //! `fleet-status` as a signed node request, which lists it in the store's
 //! JSON and refuses a node that is not enrolled or was revoked.
 
-mod common;
 mod e2e;
 
 use std::collections::BTreeMap;
@@ -128,7 +127,7 @@ fn a_bundle_holds_versions_config_state_outbox_and_mirror_but_no_secret() {
 /// A signed `POST /api/v1/support-bundles` with the node key of `state`.
 fn post_signed(state: &Path, url: &str, body: Vec<u8>) -> (u16, String) {
     let key = reconciler::status_client::load_key(state).expect("node key");
-    let headers = reconciler::node_auth::sign_request(
+    let headers = wire::node_auth::sign_request(
         &key,
         "POST",
         reconciler::diagnose::UPLOAD_PATH,

@@ -6,7 +6,6 @@
 //! and after being killed outright. Re-running on its directory replaces
 //! it; a directory it did not make is refused and left alone.
 
-mod common;
 mod e2e;
 
 use std::io::{BufRead as _, BufReader};
@@ -15,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use e2e::{FLEET, Guarded, RECONCILER, Run, run_process};
+use e2e::{Guarded, RECONCILER, Run, fleet_bin, run_process};
 
 /// One quickstart run may take this long in a debug build on a busy machine.
 const RUN_TIMEOUT: Duration = Duration::from_secs(400);
@@ -31,7 +30,7 @@ fn binaries_ready() {
 }
 
 fn quickstart(args: &[&str]) -> Command {
-    let mut cmd = Command::new(FLEET);
+    let mut cmd = Command::new(fleet_bin());
     cmd.arg("quickstart")
         .args(args)
         .env_remove("FLEET_SIGNING_PASSWORD");

@@ -24,7 +24,6 @@
 //! Tests whose comment starts "Regression:" once failed against the
 //! reconciler; the comment says what broke.
 
-mod common;
 mod e2e;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,11 +31,11 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use cli::ops::sign::{release_bytes, sign_bytes};
 use e2e::{
     Edge, Fixture, Run, STORE, Snapshot, changed_entities, entities, fleet, git, run_process,
     strip_entity,
 };
-use reconciler::ops::sign::{release_bytes, sign_bytes};
 use serde_json::{Value, json};
 
 /// A base price that soho does not override, and so reaches soho's release.
@@ -727,7 +726,7 @@ fn row09_symlinked_or_submodule_store_directory_is_refused_end_to_end() {
 fn row10_oversized_and_hostile_yaml_is_refused_fast_end_to_end() {
     let fx = Fixture::converged();
     let base = fx.head();
-    let hostile = common::hostile_releases("acme/soho", 2);
+    let hostile = testkit::hostile_releases("acme/soho", 2);
     let (deep, bomb) = (&hostile[0].1, &hostile[1].1);
     // 20 MiB of comment lines, above the 16 MiB limit: the size is read
     // from the object header, never by loading the blob. Not the 100 MB of

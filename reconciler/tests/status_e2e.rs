@@ -8,7 +8,6 @@
 //! service reads the same real Git host (`git daemon`) as the store. See
 //! `e2e/mod.rs` for the fixture and how the binaries are found or built.
 
-mod common;
 mod e2e;
 
 use std::time::{Duration, Instant};

@@ -1154,7 +1154,7 @@ fn role_grants(
 #[cfg(test)]
 mod tests {
     //! Regression tests for findings that were once wrong; the corpus in
-    //! reconciler/tests drives the real binary over every rule.
+    //! cli/tests drives the real binary over every rule.
 
     use super::*;
     use crate::load::{Entry, EntryKind};

@@ -9,7 +9,7 @@
 //! of cases stay fast; the corpus is also loaded from disk with
 //! [`DirTree`] and both trees must give the same findings.
 
-#[path = "../../reconciler/tests/corpus/mod.rs"]
+#[path = "../../cli/tests/corpus/mod.rs"]
 mod corpus;
 
 use std::collections::BTreeMap;

@@ -23,12 +23,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac as _};
-use reconciler::report::Report;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
+use wire::report::Report;
 
 use crate::listing::{self, ListQuery, RawQuery};
 use crate::node_auth::{self, SignedHeaders};

@@ -1,7 +1,7 @@
 //! Desired revisions from Git: fetch the fleet repo into a bare mirror
 //! (the reconciler's [`Mirror`]), list every store of the fetched commit,
 //! read each release as regular blobs only and verify it with the
-//! reconciler's own trust gate ([`reconciler::trust::check`]) against the
+//! reconciler's own trust gate ([`release::trust::check`]) against the
 //! service's pinned keys, as a store that has applied nothing would.
 //!
 //! Blocking (git2); the server runs [`scan`] on a blocking thread.
@@ -10,8 +10,8 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use git2::Repository;
-use reconciler::source::{Mirror, ReleaseFiles};
-use reconciler::trust::{self, Expectations, Refusal, TrustedKeys};
+use release::source::{Mirror, ReleaseFiles};
+use release::trust::{self, Expectations, Refusal, TrustedKeys};
 use schemas::load::{EntryKind, SourceTree};
 
 use crate::store::DesiredRow;
@@ -20,7 +20,7 @@ use crate::store::DesiredRow;
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {
     #[error(transparent)]
-    Source(#[from] reconciler::source::SourceError),
+    Source(#[from] release::source::SourceError),
     #[error("reading the tree of {commit}: {message}")]
     Tree { commit: String, message: String },
 }
@@ -38,7 +38,7 @@ pub fn read_stores(
         message,
     };
     let repo = Repository::open_bare(mirror_path).map_err(|e| tree_err(e.message().to_owned()))?;
-    let (tree, _) = reconciler::git_tree::GitTree::at_revision(&repo, commit)
+    let (tree, _) = release::git_tree::GitTree::at_revision(&repo, commit)
         .map_err(|e| tree_err(e.message().to_owned()))?;
     let mut stores = Vec::new();
     let tenants = match tree.list("tenants") {

@@ -22,7 +22,7 @@ pub mod http_metrics;
 pub mod listing;
 /// The node request signature lives in the reconciler library, which both
 /// sides use; re-exported so status code says `crate::node_auth`.
-pub use reconciler::node_auth;
+pub use wire::node_auth;
 pub mod server;
 pub mod state;
 pub mod store;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use reconciler::source::{Credentials, Mirror};
-use reconciler::trust::{KeyError, TrustedKeys};
+use release::source::{Credentials, Mirror};
+use release::trust::{KeyError, TrustedKeys};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};

@@ -3,8 +3,8 @@
 //! was last seen and the time. No IO, no clock.
 
 use chrono::{DateTime, Duration, Utc};
-use reconciler::report::Outcome;
 use serde::{Deserialize, Serialize};
+use wire::report::Outcome;
 
 /// The states of DESIGN.md §6.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

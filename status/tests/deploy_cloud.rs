@@ -51,8 +51,12 @@ impl World {
         std::fs::write(tmp.path().join("secrets/hook_secret"), "hook-0123456789\n").unwrap();
         std::fs::write(tmp.path().join("creds/db-password"), "pw-0123456789\n").unwrap();
         std::fs::write(tmp.path().join("creds/hook-secret"), "hook-0123456789\n").unwrap();
-        let keys = reconciler::ops::keygen::keygen(&tmp.path().join("keys"), None).unwrap();
-        std::fs::copy(&keys.public_key, tmp.path().join("config/release.pub")).unwrap();
+        common::fleet_keygen(&tmp.path().join("keys"));
+        std::fs::copy(
+            tmp.path().join("keys/minisign.pub"),
+            tmp.path().join("config/release.pub"),
+        )
+        .unwrap();
         git2::Repository::init_bare(tmp.path().join("repo.git")).unwrap();
         World {
             tmp,

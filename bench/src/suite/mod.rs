@@ -302,6 +302,8 @@ fn build(root: &Path, bin_dir: &Path) -> anyhow::Result<()> {
             "build",
             "--release",
             "-p",
+            "cli",
+            "-p",
             "reconciler",
             "-p",
             "edge",

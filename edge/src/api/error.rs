@@ -6,32 +6,11 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+pub use wire::edge::{ErrorBody, ErrorDetail};
 
 use crate::model::Invalid;
 use crate::orders::OrderError;
 use crate::store::{BatchError, WriteError};
-
-/// The body of every error answer.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ErrorBody {
-    pub error: ErrorDetail,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct ErrorDetail {
-    /// Stable machine-readable code: `bad_request`, `unauthorized`,
-    /// `not_found`, `method_not_allowed`, `missing_reference`, `in_use`,
-    /// `duplicate`, `locally_overridden`, `override_is_local`,
-    /// `version_mismatch`, `precondition_required`, `invalid`, `internal`.
-    pub code: String,
-    pub message: String,
-    /// The offending field (`variations[0].price`, `ops[3].body.category`,
-    /// a header name), when there is one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
 
 /// An API failure.
 #[derive(Debug)]

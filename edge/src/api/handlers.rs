@@ -14,17 +14,19 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use schemas::diff::{Domain, EntityKind};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::info;
-use utoipa::ToSchema;
 
 use super::App;
 use super::error::{AppError, ErrorBody};
 use crate::audit::{self, Actor, AuditPage, VerifyReport};
 use crate::model::{self, Invalid, MENU_KINDS, ROUTING_ID, kind_name, parse_kind};
 use crate::orders::{self, Order, OrderRequest, TicketList};
-use crate::store::{self, Action, Op, OpResult, Precondition};
+use crate::store::{self, Action, Op, Precondition, Written};
+use wire::edge::{
+    BatchOp, BatchOpKind, BatchRequest, BatchResponse, Health, OverrideRequest, SettingPut,
+    SettingView, StateBody, header as h,
+};
 
 // ---------------------------------------------------------------- helpers
 
@@ -52,30 +54,10 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>,
 
 /// `If-Match: 5` (or `"5"`, `W/"5"`, `*`) and `If-None-Match: *`.
 pub fn precondition(headers: &HeaderMap) -> Result<Precondition, AppError> {
-    let if_match = header_str(headers, "if-match")?;
-    let if_none_match = header_str(headers, "if-none-match")?;
-    match (if_match, if_none_match) {
-        (Some(_), Some(_)) => Err(AppError::bad_request(
-            "send either If-Match or If-None-Match, not both",
-        )
-        .with_field("If-Match")),
-        (Some("*"), None) => Ok(Precondition::IfExists),
-        (Some(v), None) => {
-            let bare = v.strip_prefix("W/").unwrap_or(v).trim_matches('"');
-            bare.parse::<u64>().map(Precondition::IfMatch).map_err(|_| {
-                AppError::bad_request(format!(
-                    "If-Match must be an entity version such as 12 (or *), got {v:?}"
-                ))
-                .with_field("If-Match")
-            })
-        }
-        (None, Some("*")) => Ok(Precondition::IfAbsent),
-        (None, Some(v)) => Err(AppError::bad_request(format!(
-            "If-None-Match takes only *, got {v:?}"
-        ))
-        .with_field("If-None-Match")),
-        (None, None) => Ok(Precondition::None),
-    }
+    let if_match = header_str(headers, h::IF_MATCH)?;
+    let if_none_match = header_str(headers, h::IF_NONE_MATCH)?;
+    Precondition::from_headers(if_match, if_none_match)
+        .map_err(|e| AppError::bad_request(e.message).with_field(e.field))
 }
 
 fn is_user_name(s: &str) -> bool {
@@ -89,8 +71,8 @@ fn is_user_name(s: &str) -> bool {
 /// `X-Fleet-Commit` are present, else `X-Fleet-Actor: local:<user>`, else
 /// `local:api`.
 pub fn actor(headers: &HeaderMap) -> Result<Actor, AppError> {
-    let revision = header_str(headers, "x-fleet-revision")?;
-    let commit = header_str(headers, "x-fleet-commit")?;
+    let revision = header_str(headers, h::REVISION)?;
+    let commit = header_str(headers, h::COMMIT)?;
     match (revision, commit) {
         (Some(r), Some(c)) => {
             let revision = r.parse::<u64>().map_err(|_| {
@@ -117,7 +99,7 @@ pub fn actor(headers: &HeaderMap) -> Result<Actor, AppError> {
         } else {
             "X-Fleet-Revision"
         })),
-        (None, None) => match header_str(headers, "x-fleet-actor")? {
+        (None, None) => match header_str(headers, h::ACTOR)? {
             None => Ok(Actor::local_api()),
             Some(a) => match a.strip_prefix("local:") {
                 Some(user) if is_user_name(user) => Ok(Actor {
@@ -150,19 +132,19 @@ fn version_of(view: &Value) -> Option<u64> {
     view.get("version").and_then(Value::as_u64)
 }
 
-async fn write_one(app: &App, actor: &Actor, op: Op) -> Result<OpResult, AppError> {
+async fn write_one(app: &App, actor: &Actor, op: Op) -> Result<Written, AppError> {
     let (kind, id) = (op.kind, op.id.clone());
     let mut results = store::write(&app.db, actor, vec![op]).await?;
     let r = results.pop().ok_or_else(|| {
         AppError::internal(anyhow::anyhow!("a write of one op returned no result"))
     })?;
-    if r.result != "unchanged" {
+    if r.op.result != "unchanged" {
         info!(
             actor = %actor.name,
             kind = kind_name(kind),
             id = %id,
-            version = ?r.version,
-            result = %r.result,
+            version = ?r.op.version,
+            result = %r.op.result,
             "Configuration written."
         );
     }
@@ -199,7 +181,7 @@ pub async fn put_entity(
     };
     let actor = actor(headers)?;
     let r = write_one(app, &actor, op).await?;
-    let status = if r.result == "created" {
+    let status = if r.op.result == "created" {
         StatusCode::CREATED
     } else {
         StatusCode::OK
@@ -207,7 +189,7 @@ pub async fn put_entity(
     Ok(entity_response(
         status,
         r.view.unwrap_or(Value::Null),
-        r.version,
+        r.op.version,
     ))
 }
 
@@ -229,15 +211,6 @@ pub async fn delete_entity(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// The body of `POST /users/{id}/override` and `/roles/{id}/override`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OverrideRequest {
-    /// `true` to keep the reconciler away from this entity, `false` to hand
-    /// it back.
-    pub local_override: bool,
-}
-
 async fn set_override(
     app: &App,
     headers: &HeaderMap,
@@ -257,7 +230,7 @@ async fn set_override(
     Ok(entity_response(
         StatusCode::OK,
         r.view.unwrap_or(Value::Null),
-        r.version,
+        r.op.version,
     ))
 }
 
@@ -440,23 +413,6 @@ override_route!(
 
 // ---------------------------------------------------------------- settings
 
-/// A setting as `GET /settings/{key}` answers it.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct SettingView {
-    pub key: String,
-    /// A boolean, integer, string or list of those (see the settings registry).
-    #[schema(value_type = Object)]
-    pub value: Value,
-    pub version: u64,
-}
-
-/// The body of `PUT /settings/{key}`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct SettingPut {
-    #[schema(value_type = Object)]
-    pub value: Value,
-}
-
 fn setting_key_or_404(key: &str) -> Result<String, AppError> {
     model::setting_key(key).map_err(|e| AppError::not_found(e.message))
 }
@@ -609,7 +565,7 @@ pub async fn put_routing(
     description = "Every domain (or the one named by `domain`) in one snapshot: lists sorted by id, every entity as its GET body. The top-level `version` is the newest version in the database.",
     params(("domain" = Option<String>, Query, description = "settings, menu, access or kitchen")),
     responses(
-        (status = 200, description = "The applied state.", body = ref("#/components/schemas/AppliedState")),
+        (status = 200, description = "The applied state.", body = StateBody),
         (status = 400, description = "Unknown domain.", body = ErrorBody),
         (status = 401, description = "Missing or wrong bearer token.", body = ErrorBody),
     ),
@@ -638,46 +594,7 @@ pub async fn get_state(
 
 // ---------------------------------------------------------------- batch
 
-/// `POST /menu/batch`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BatchRequest {
-    pub ops: Vec<BatchOp>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum BatchOpKind {
-    Upsert,
-    Delete,
-}
-
-/// One op of a batch; `if_match`/`if_none_match` work like the headers.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct BatchOp {
-    pub op: BatchOpKind,
-    /// `tax`, `category`, `modifier_group`, `item` or `discount`.
-    pub kind: String,
-    pub id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub if_match: Option<u64>,
-    /// `"*"`: create only.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub if_none_match: Option<String>,
-    /// The entity, for `upsert`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Object)]
-    pub body: Option<Value>,
-}
-
-/// The answer of a batch: each op's result, in order.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct BatchResponse {
-    pub results: Vec<OpResult>,
-}
-
-fn batch_op(i: usize, op: BatchOp) -> Result<Op, AppError> {
+fn batch_op(i: usize, op: BatchOp<'static>) -> Result<Op, AppError> {
     let field = |f: &str| format!("ops[{i}].{f}");
     let kind = parse_kind(&op.kind)
         .filter(|k| MENU_KINDS.contains(k))
@@ -690,27 +607,10 @@ fn batch_op(i: usize, op: BatchOp) -> Result<Op, AppError> {
                 ),
             ))
         })?;
-    let precondition = match (op.if_match, op.if_none_match.as_deref()) {
-        (Some(_), Some(_)) => {
-            return Err(Invalid::new(
-                field("if_match"),
-                "send if_match or if_none_match, not both",
-            )
-            .into());
-        }
-        (Some(v), None) => Precondition::IfMatch(v),
-        (None, Some("*")) => Precondition::IfAbsent,
-        (None, Some(other)) => {
-            return Err(Invalid::new(
-                field("if_none_match"),
-                format!("if_none_match takes only \"*\", got {other:?}"),
-            )
-            .into());
-        }
-        (None, None) => Precondition::None,
-    };
+    let precondition = Precondition::from_batch(op.if_match, op.if_none_match.as_deref())
+        .map_err(|e| Invalid::new(field(e.field), e.message))?;
     let action = match (op.op, op.body) {
-        (BatchOpKind::Upsert, Some(body)) => Action::Upsert(body),
+        (BatchOpKind::Upsert, Some(body)) => Action::Upsert(body.into_owned()),
         (BatchOpKind::Upsert, None) => {
             return Err(Invalid::new(field("body"), "an upsert needs a body").into());
         }
@@ -721,7 +621,7 @@ fn batch_op(i: usize, op: BatchOp) -> Result<Op, AppError> {
     };
     Ok(Op {
         kind,
-        id: op.id,
+        id: op.id.into_owned(),
         precondition,
         action,
     })
@@ -780,7 +680,7 @@ pub async fn post_batch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
-    let req: BatchRequest = model::decode(parse_json(&body)?)?;
+    let req: BatchRequest<'static> = model::decode(parse_json(&body)?)?;
     if req.ops.len() > MAX_BATCH_OPS {
         return Err(Invalid::new(
             "ops",
@@ -801,7 +701,8 @@ pub async fn post_batch(
     let names: Vec<(EntityKind, String)> = ops.iter().map(|o| (o.kind, o.id.clone())).collect();
     let n = ops.len();
     match store::write(&app.db, &actor, ops).await {
-        Ok(results) => {
+        Ok(written) => {
+            let results: Vec<_> = written.into_iter().map(|w| w.op).collect();
             let changed = results.iter().filter(|r| r.result != "unchanged").count();
             info!(actor = %actor.name, ops = n, changed, "Menu batch applied.");
             Ok(Json(BatchResponse { results }).into_response())
@@ -962,12 +863,6 @@ pub async fn verify_audit(State(app): State<App>) -> Result<Response, AppError> 
 }
 
 // ---------------------------------------------------------------- service
-
-/// `GET /healthz`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct Health {
-    pub ok: bool,
-}
 
 #[utoipa::path(
     get, path = "/healthz", tag = "service",

@@ -71,10 +71,7 @@ async fn require_token(req: Request, next: Next) -> Response {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim())
-        });
+        .and_then(wire::edge::bearer_token);
     match presented {
         Some(p) if token.matches(p.as_bytes()) => next.run(req).await,
         _ => {
@@ -98,7 +95,8 @@ async fn require_token(req: Request, next: Next) -> Response {
         (name = "state", description = "The applied configuration in one call."),
         (name = "settings"), (name = "menu"), (name = "access"), (name = "kitchen"),
         (name = "orders"), (name = "audit"), (name = "service")
-    )
+    ),
+    components(schemas(wire::edge::SettingEntry))
 )]
 struct ApiDoc;
 
@@ -192,9 +190,11 @@ pub fn openapi_document() -> Value {
 }
 
 /// JSON Schemas of the entity types (from `schemas`, via schemars), with
-/// `<Name>Entity` variants that add `version` (and `local_override`), and
-/// `AppliedState` for `GET /state`.
+/// `<Name>Entity` variants that add `version` (and `local_override`). The
+/// `/state` body (`AppliedState`) is derived from `wire::edge::StateBody`
+/// and refers to these by [`wire::edge::entity_component`].
 fn model_schemas() -> Map<String, Value> {
+    use schemas::diff::EntityKind;
     use schemas::model::{
         Category, Device, Discount, Item, ModifierGroup, Role, Routing, SettingValue, Station, Tax,
         User,
@@ -250,18 +250,19 @@ fn model_schemas() -> Map<String, Value> {
         }
         s
     };
-    for (name, with_override) in [
-        ("Tax", false),
-        ("Category", false),
-        ("ModifierGroup", false),
-        ("Item", false),
-        ("Discount", false),
-        ("Role", true),
-        ("User", true),
-        ("Station", false),
-        ("Device", false),
-        ("Routing", false),
+    for (name, kind) in [
+        ("Tax", EntityKind::Tax),
+        ("Category", EntityKind::Category),
+        ("ModifierGroup", EntityKind::ModifierGroup),
+        ("Item", EntityKind::Item),
+        ("Discount", EntityKind::Discount),
+        ("Role", EntityKind::Role),
+        ("User", EntityKind::User),
+        ("Station", EntityKind::Station),
+        ("Device", EntityKind::Device),
+        ("Routing", EntityKind::Routing),
     ] {
+        let with_override = wire::edge::has_local_override(kind);
         if let Some(base) = defs.get(name) {
             let mut v = versioned(base, with_override);
             if name == "User" {
@@ -270,32 +271,9 @@ fn model_schemas() -> Map<String, Value> {
                     props.remove("stores");
                 }
             }
-            defs.insert(format!("{name}Entity"), v);
+            defs.insert(wire::edge::entity_component(kind).to_owned(), v);
         }
     }
-    let list = |name: &str| json!({"type": "array", "items": {"$ref": format!("#/components/schemas/{name}Entity")}});
-    defs.insert(
-        "AppliedState".to_owned(),
-        json!({
-            "type": "object",
-            "description": "GET /state: every domain (or the one asked for); lists sorted by id.",
-            "required": ["version"],
-            "properties": {
-                "version": {"type": "integer", "minimum": 0, "description": "The newest version in the database."},
-                "settings": {"type": "object", "additionalProperties": {
-                    "type": "object", "required": ["value", "version"],
-                    "properties": {"value": {"$ref": "#/components/schemas/SettingValue"}, "version": {"type": "integer"}}}},
-                "menu": {"type": "object", "properties": {
-                    "taxes": list("Tax"), "categories": list("Category"),
-                    "modifier_groups": list("ModifierGroup"), "items": list("Item"),
-                    "discounts": list("Discount")}},
-                "access": {"type": "object", "properties": {"roles": list("Role"), "users": list("User")}},
-                "kitchen": {"type": "object", "properties": {
-                    "stations": list("Station"), "devices": list("Device"),
-                    "routing": {"$ref": "#/components/schemas/RoutingEntity"}}}
-            }
-        }),
-    );
     defs
 }
 

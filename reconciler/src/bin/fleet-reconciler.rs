@@ -8,12 +8,13 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use reconciler::agent::Agent;
 use reconciler::config::{Config, DEFAULT_PATH};
+use reconciler::daemon;
 use reconciler::diagnose::{self, DiagnoseOptions};
 use reconciler::outbox::Outbox;
-use reconciler::report::Report;
 use reconciler::status_client::{self, StatusClient, StatusError};
-use reconciler::{applied, daemon};
+use release::applied;
 use schemas::diff::Change;
+use wire::report::Report;
 
 /// Pulls this store's signed release from the fleet repo (outbound only),
 /// verifies it, and converges the local edge backend to it.

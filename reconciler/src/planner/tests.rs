@@ -41,11 +41,11 @@ fn apply(mut a: AppliedState, plan: &Plan) -> AppliedState {
     for op in &plan.ops {
         let key = (op.kind, op.id.clone());
         match (&op.action, op.precondition) {
-            (Action::Upsert { body }, Precondition::Absent) => {
+            (Action::Upsert(body), Precondition::IfAbsent) => {
                 assert!(!entities.contains_key(&key), "create of existing {key:?}");
                 entities.insert(key, body.clone());
             }
-            (Action::Upsert { body }, Precondition::Version(v)) => {
+            (Action::Upsert(body), Precondition::IfMatch(v)) => {
                 assert_eq!(
                     a.versions.get(&key).copied().unwrap_or(0),
                     v,
@@ -53,7 +53,7 @@ fn apply(mut a: AppliedState, plan: &Plan) -> AppliedState {
                 );
                 entities.insert(key, body.clone());
             }
-            (Action::Delete, Precondition::Version(v)) => {
+            (Action::Delete, Precondition::IfMatch(v)) => {
                 assert_eq!(
                     a.versions.get(&key).copied(),
                     Some(v),
@@ -61,7 +61,9 @@ fn apply(mut a: AppliedState, plan: &Plan) -> AppliedState {
                 );
                 entities.remove(&key);
             }
-            (Action::Delete, Precondition::Absent) => panic!("delete without a version: {key:?}"),
+            (action, precondition) => {
+                panic!("the planner never sends {action:?} with {precondition:?}: {key:?}")
+            }
         }
     }
     a.state = from_entities(&entities);
@@ -118,7 +120,7 @@ fn converge_from_empty_creates_in_dependency_order() {
     assert!(
         plan.ops
             .iter()
-            .all(|o| matches!(o.action, Action::Upsert { .. }))
+            .all(|o| matches!(o.action, Action::Upsert(_)))
     );
     let entities = schemas::diff::entities(&desired).len();
     assert_eq!(plan.ops.len(), entities, "one op per entity");
@@ -153,7 +155,7 @@ fn one_price_change_is_one_write() {
     let op = &plan.ops[0];
     assert_eq!(
         (op.kind, op.precondition),
-        (EntityKind::Item, Precondition::Version(7))
+        (EntityKind::Item, Precondition::IfMatch(7))
     );
     assert_eq!(op.id, desired.menu.items[0].id.as_str());
 }

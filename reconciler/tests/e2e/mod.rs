@@ -17,8 +17,9 @@
 //!
 //! The reconciler crate does not depend on the edge crate, so Cargo does not
 //! build `fleet-edge` for these tests. [`edge_bin`] looks for it beside the
-//! `fleet` binary (`target/<profile>/fleet-edge`, the directory of
-//! `CARGO_BIN_EXE_fleet`) and, when it is missing or older than the edge's
+//! `fleet-reconciler` binary (`target/<profile>/fleet-edge`, the directory of
+//! `CARGO_BIN_EXE_fleet-reconciler`); `fleet` (the `cli` crate) is found the
+//! same way by [`fleet_bin`] and, when it is missing or older than the edge's
 //! sources, runs `$CARGO build -p edge --bin fleet-edge` once per test
 //! process (guarded by a `OnceLock`). Cargo releases its build lock before
 //! it runs test binaries, so this does not deadlock; it costs one edge build
@@ -46,10 +47,9 @@ use std::time::{Duration, Instant};
 
 use reqwest::Method;
 
-pub use crate::common::copy_dir;
 use serde_json::{Map, Value};
+pub use testkit::copy_dir;
 
-pub const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
 pub const RECONCILER: &str = env!("CARGO_BIN_EXE_fleet-reconciler");
 /// The store every fixture reconciles.
 pub const STORE: &str = "acme/soho";
@@ -60,13 +60,27 @@ pub const PROCESS_TIMEOUT: Duration = Duration::from_secs(90);
 
 // ------------------------------------------------------------ binaries
 
+/// The operator's `fleet` binary of this build profile (the `cli` crate),
+/// built once if missing or stale (see `testkit::workspace_binary`).
+pub fn fleet_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        testkit::workspace_binary(
+            Path::new(RECONCILER),
+            "cli",
+            "fleet",
+            &["cli/src", "cli/Cargo.toml", "release/src", "schemas/src"],
+        )
+    })
+}
+
 /// The `fleet-edge` binary of this build profile, built once if missing or
 /// stale (see `testkit::workspace_binary`).
 pub fn edge_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         testkit::workspace_binary(
-            Path::new(FLEET),
+            Path::new(RECONCILER),
             "edge",
             "fleet-edge",
             &[
@@ -236,7 +250,7 @@ fn drain(mut from: impl Read + Send + 'static) -> std::thread::JoinHandle<String
 /// The `fleet` CLI in `cwd`; panics unless it succeeds.
 pub fn fleet(cwd: &Path, args: &[&str]) -> Run {
     let run = run_process(
-        Command::new(FLEET)
+        Command::new(fleet_bin())
             .args(args)
             .current_dir(cwd)
             .env_remove("FLEET_SIGNING_PASSWORD"),
@@ -1195,7 +1209,7 @@ impl Fixture {
 
     /// The trusted secret key, for hand-made releases.
     pub fn secret_key(&self) -> minisign::SecretKey {
-        reconciler::ops::keygen::load_secret_key(&self.keys.join("minisign.key"), None)
+        cli::ops::keygen::load_secret_key(&self.keys.join("minisign.key"), None)
             .expect("the fixture's secret key")
     }
 
@@ -1286,14 +1300,15 @@ pub fn status_bin() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         testkit::workspace_binary(
-            Path::new(FLEET),
+            Path::new(RECONCILER),
             "status",
             "fleet-status",
             &[
                 "status/src",
                 "status/Cargo.toml",
                 "migrations/status",
-                "reconciler/src",
+                "release/src",
+                "wire/src",
                 "schemas/src",
             ],
         )

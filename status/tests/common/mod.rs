@@ -8,7 +8,7 @@
 //! The status crate uses the reconciler as a library, so Cargo does not
 //! build the `fleet` binary for these tests. [`fleet_bin`] looks for it
 //! beside `fleet-status` (`target/<profile>/fleet`) and, when it is missing
-//! or older than its sources, runs `$CARGO build -p reconciler --bin fleet`
+//! or older than its sources, runs `$CARGO build -p cli --bin fleet`
 //! once per test process, as the reconciler's tests do for `fleet-edge`.
 //!
 //! # PostgreSQL
@@ -541,11 +541,26 @@ pub fn fleet_bin() -> &'static Path {
     BIN_PATH.get_or_init(|| {
         testkit::workspace_binary(
             Path::new(BIN),
-            "reconciler",
+            "cli",
             "fleet",
-            &["reconciler/src", "reconciler/Cargo.toml", "schemas/src"],
+            &["cli/src", "cli/Cargo.toml", "release/src", "schemas/src"],
         )
     })
+}
+
+/// A minisign key pair in `dir` from the real `fleet keygen`.
+pub fn fleet_keygen(dir: &Path) {
+    let out = std::process::Command::new(fleet_bin())
+        .arg("keygen")
+        .arg("--out")
+        .arg(dir)
+        .output()
+        .expect("run fleet keygen");
+    assert!(
+        out.status.success(),
+        "fleet keygen failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A real fleet repo made from `fleet-repo-template/`, signed by the real

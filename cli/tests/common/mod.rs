@@ -1,6 +1,5 @@
-//! Helpers shared by the reconciler crate's integration tests: copying the
-//! fleet repo template, committing with git2, and the hostile releases of
-//! THREATS.md row 10.
+//! Helpers shared by the CLI's integration tests: copying the fleet repo
+//! template and committing with git2.
 
 #![allow(dead_code)]
 
@@ -37,28 +36,4 @@ pub fn commit_all(repo: &Path, message: &str) -> String {
     git.commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
         .expect("commit")
         .to_string()
-}
-
-/// Well-formed release headers followed by hostile YAML (THREATS.md row 10):
-/// 200-deep nesting and a "billion laughs" alias bomb. Each names `store`
-/// at `revision`.
-pub fn hostile_releases(store: &str, revision: u64) -> Vec<(&'static str, String)> {
-    let header = format!(
-        "apiVersion: fleet/v1\nkind: StoreRelease\nstore: {store}\nrevision: {revision}\nsource_commit: x\nissued_at: 2026-01-01T00:00:00Z\nexpires_at: 2099-01-01T00:00:00Z\nstate:\n"
-    );
-    let deep = format!(
-        "{header}  settings: {}{}\n",
-        "[".repeat(200),
-        "]".repeat(200)
-    );
-    let mut bomb = format!(
-        "{header}  settings: {{}}\n  menu: {{}}\n  access: {{}}\n  kitchen: {{}}\nx0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol, lol]\n"
-    );
-    for i in 1..12 {
-        let p = i - 1;
-        bomb.push_str(&format!(
-            "x{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
-        ));
-    }
-    vec![("deep nesting", deep), ("alias bomb", bomb)]
 }

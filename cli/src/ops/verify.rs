@@ -8,7 +8,7 @@ use schemas::render::render_store;
 
 use crate::ops::sign::{RELEASE_FILE, SIGNATURE_FILE, store_rel_dir, stores};
 use crate::ops::validate::validate_dir;
-use crate::trust::{self, Expectations, TrustedKeys};
+use release::trust::{self, Expectations, TrustedKeys};
 
 /// One store's verdict.
 #[derive(Debug, Clone)]

@@ -51,7 +51,7 @@ pub fn keygen(out: &Path, password: Option<String>) -> anyhow::Result<Generated>
     write_private(&secret_key, sk_text.as_bytes())?;
     std::fs::write(&public_key, pk_text.as_bytes())
         .with_context(|| format!("writing {}", public_key.display()))?;
-    let key_id = crate::trust::TrustedKeys::parse_key(&pk_text, "minisign.pub")
+    let key_id = release::trust::TrustedKeys::parse_key(&pk_text, "minisign.pub")
         .map(|k| k.key_id)
         .unwrap_or_default();
     Ok(Generated {

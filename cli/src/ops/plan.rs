@@ -17,7 +17,7 @@ use schemas::render::render_store;
 use schemas::validate::{check_repo, has_errors};
 use serde::Serialize;
 
-use crate::git_tree::GitTree;
+use release::git_tree::GitTree;
 
 pub mod format;
 

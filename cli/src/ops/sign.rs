@@ -17,8 +17,8 @@ use schemas::model::{ApiVersion, StoreReleaseKind};
 use schemas::render::render_store;
 use schemas::state::trusted_comment;
 
-use crate::applied::write_atomically;
 use crate::ops::validate::validate_dir;
+use release::applied::write_atomically;
 
 /// Options of `fleet sign`.
 #[derive(Debug)]

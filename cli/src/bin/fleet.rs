@@ -1,12 +1,12 @@
 //! `fleet`: the operator's command line. Parses flags and calls
-//! `reconciler::ops`; see `fleet --help`.
+//! `cli::ops`; see `fleet --help`.
 
 use std::io::{IsTerminal, Read as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use reconciler::ops::{self, exit, render::RenderError, validate::Format};
+use cli::ops::{self, exit, render::RenderError, validate::Format};
 
 /// Fleet: GitOps for point-of-sale store fleets.
 ///

@@ -543,9 +543,11 @@ fn write_file(path: &Path, text: &str) -> Result<(), QuickstartError> {
             source,
         })?;
     }
-    crate::applied::write_atomically(path, text.as_bytes()).map_err(|source| QuickstartError::Io {
-        what: format!("writing {}", path.display()),
-        source,
+    release::applied::write_atomically(path, text.as_bytes()).map_err(|source| {
+        QuickstartError::Io {
+            what: format!("writing {}", path.display()),
+            source,
+        }
     })
 }
 

@@ -1,8 +1,8 @@
 //! The corpus of broken fleet repos: the mini repo
-//! (`reconciler/tests/fixtures/mini-repo`) with one thing broken per case,
+//! (`cli/tests/fixtures/mini-repo`) with one thing broken per case,
 //! and where `fleet validate` must say so.
 //!
-//! Shared by two test crates: `reconciler/tests/validate_corpus.rs` runs the
+//! Shared by two test crates: `cli/tests/validate_corpus.rs` runs the
 //! real `fleet` binary on every case and checks rule, file and line;
 //! `schemas/tests/loader_fuzz.rs` feeds the same broken repos to the loader
 //! in-process. It must stay plain `std` + `tempfile` so both can include it.
@@ -28,8 +28,8 @@ pub const SOURCES: &[&str] = &[FLEET, TENANT, MENU, SOHO, MIDTOWN];
 
 /// The valid base repo every case starts from.
 pub fn mini_repo() -> PathBuf {
-    // Both including crates are workspace members beside `reconciler`.
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../reconciler/tests/fixtures/mini-repo")
+    // Both including crates are workspace members beside `cli`.
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../cli/tests/fixtures/mini-repo")
 }
 
 /// One way of breaking the repo.

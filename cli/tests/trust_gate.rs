@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use chrono::{Duration, Utc};
-use reconciler::applied::{self, AppliedRecord};
-use reconciler::ops::sign::{release_bytes, sign_bytes};
-use reconciler::trust::{self, Expectations, Refusal, TrustedKeys};
+use cli::ops::sign::{release_bytes, sign_bytes};
+use release::applied::{self, AppliedRecord};
+use release::trust::{self, Expectations, Refusal, TrustedKeys};
 use schemas::Release;
 
 mod common;
@@ -110,7 +110,7 @@ impl Fixture {
     }
 
     fn secret_key(&self) -> minisign::SecretKey {
-        reconciler::ops::keygen::load_secret_key(&self.root.join("keys/minisign.key"), None)
+        cli::ops::keygen::load_secret_key(&self.root.join("keys/minisign.key"), None)
             .expect("secret key")
     }
 }
@@ -482,7 +482,7 @@ fn row10_oversized_and_hostile_yaml_is_refused_fast() {
     assert!(matches!(err, Refusal::TooLarge { .. }), "{err}");
     assert!(started.elapsed().as_secs_f64() < 1.0);
 
-    for (name, text) in common::hostile_releases("acme/soho", 2) {
+    for (name, text) in testkit::hostile_releases("acme/soho", 2) {
         // Signed by the trusted key: the budgets must hold even then.
         let sig = sign_bytes(text.as_bytes(), "acme/soho", 2, &key).expect("sign");
         let started = std::time::Instant::now();

@@ -1,0 +1,15 @@
+//! The wire contracts between a store and head office (DESIGN.md §6, §9):
+//! one set of Rust types both sides compile against.
+//!
+//! - [`edge`]: the edge backend's local API — paths, headers,
+//!   preconditions, write ops, bodies and the error body — served by
+//!   `fleet-edge` and called by `fleet-reconciler`.
+//! - [`report`]: what a reconcile pass reports to the status service.
+//! - [`node_auth`]: the signature of node requests, made by the reconciler
+//!   and checked by `fleet-status` with the same code.
+//!
+//! Pure: no IO, no clock (callers pass the time in).
+
+pub mod edge;
+pub mod node_auth;
+pub mod report;
