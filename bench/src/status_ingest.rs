@@ -342,7 +342,7 @@ impl Server {
             .args(["serve", "--listen", "127.0.0.1:0", "--database-url", db_url])
             .arg("--state-dir")
             .arg(dir.path().join("state"))
-            .env("FLEET_LOG", "warn")
+            .env("RUST_LOG", "warn")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -133,6 +133,13 @@ impl Agent {
     }
 
     /// One pass. `apply = false` plans only (for `fleet-reconciler plan`).
+    /// Runs in a `pass` span with the store, and the revision once a
+    /// release is accepted: events inside do not repeat them.
+    #[tracing::instrument(
+        name = "pass",
+        skip_all,
+        fields(store = %self.config.store, revision = tracing::field::Empty)
+    )]
     pub async fn pass(&self, now: DateTime<Utc>, apply: bool) -> (Report, Option<Plan>) {
         let clock = Instant::now();
         let mut r = self.report(now, clock, Outcome::Failed);
@@ -156,16 +163,19 @@ impl Agent {
         match self.mirror.clear_stale_locks() {
             Ok(0) => {}
             Ok(n) => {
-                tracing::warn!(store = %self.config.store, removed = n, "Removed lock files a killed fetch left in the mirror.")
+                tracing::warn!(
+                    removed = n,
+                    "Removed lock files a killed fetch left in the mirror."
+                )
             }
             Err(e) => {
-                tracing::warn!(store = %self.config.store, error = %e, "Cannot clear stale lock files in the mirror.")
+                tracing::warn!(error = %e, "Cannot clear stale lock files in the mirror.")
             }
         }
         let fetched = match self.fetch().await {
             Ok(f) => f,
             Err(e) => {
-                tracing::warn!(store = %self.config.store, error = %e, "Fetch failed; keeping the last applied state.");
+                tracing::warn!(error = %e, "Fetch failed; keeping the last applied state.");
                 r.errors.push(e);
                 r.applied_revision = applied::read(&self.config.state_dir)
                     .ok()
@@ -179,7 +189,7 @@ impl Agent {
         let last = match applied::read(&self.config.state_dir) {
             Ok(l) => l,
             Err(e) => {
-                tracing::error!(store = %self.config.store, error = %e, "The last applied record is unreadable.");
+                tracing::error!(error = %e, "The last applied record is unreadable.");
                 r.errors.push(e.to_string());
                 return (r, None);
             }
@@ -208,7 +218,7 @@ impl Agent {
                         l.revision
                     ),
                 };
-                tracing::warn!(store = %self.config.store, commit = %fetched.commit, warning = %w, "No release to apply.");
+                tracing::warn!(commit = %fetched.commit, warning = %w, "No release to apply.");
                 r.warnings.push(w);
                 r.outcome = Outcome::NoChange;
                 r.duration_ms = clock.elapsed().as_millis() as u64;
@@ -235,6 +245,7 @@ impl Agent {
         };
         r.desired_revision = Some(accepted.release.revision);
         r.commit = Some(accepted.release.source_commit.clone());
+        tracing::Span::current().record("revision", accepted.release.revision);
         let writer = Writer {
             revision: accepted.release.revision,
             commit: accepted.release.source_commit.clone(),
@@ -250,7 +261,7 @@ impl Agent {
             let applied_state = match self.edge.state().await {
                 Ok(s) => s,
                 Err(e) => {
-                    tracing::warn!(store = %self.config.store, error = %e, "Edge backend unavailable.");
+                    tracing::warn!(error = %e, "Edge backend unavailable.");
                     r.errors.push(e.to_string());
                     r.duration_ms = clock.elapsed().as_millis() as u64;
                     return (r, None);
@@ -271,10 +282,10 @@ impl Agent {
             if !plan.is_empty() {
                 match self.edge.apply(&plan.ops, &writer).await {
                     Ok(n) => {
-                        tracing::info!(store = %self.config.store, revision = writer.revision, writes = n, "Applied.")
+                        tracing::info!(writes = n, "Applied.")
                     }
                     Err(e) if e.is_conflict() && attempt <= MAX_CONFLICT_RETRIES => {
-                        tracing::warn!(store = %self.config.store, error = %e, attempt, "Edited locally meanwhile; re-reading and re-planning.");
+                        tracing::warn!(error = %e, attempt, "Edited locally meanwhile; re-reading and re-planning.");
                         earlier.extend(
                             plan.diff
                                 .changes
@@ -285,7 +296,7 @@ impl Agent {
                         continue;
                     }
                     Err(e) => {
-                        tracing::error!(store = %self.config.store, error = %e, "Apply failed.");
+                        tracing::error!(error = %e, "Apply failed.");
                         r.errors.push(e.to_string());
                         if let EdgeError::Refused { .. } = e {
                             r.changes = plan.diff.changes.clone();
@@ -322,7 +333,7 @@ impl Agent {
                     })
                     .collect();
                 for d in &r.drift {
-                    tracing::warn!(store = %self.config.store, kind = %d.change.kind, id = %d.change.id, "Drift reverted.");
+                    tracing::warn!(kind = %d.change.kind, id = %d.change.id, "Drift reverted.");
                 }
             } else {
                 r.outcome = Outcome::Converged;
@@ -332,14 +343,14 @@ impl Agent {
                     revision: accepted.release.revision,
                     commit: accepted.release.source_commit.clone(),
                     digest: accepted.digest.clone(),
-                    applied_at: Utc::now(),
+                    applied_at: now,
                 };
                 if let Err(e) = applied::write(&self.config.state_dir, &record) {
                     r.outcome = Outcome::Failed;
                     r.errors.push(e.to_string());
                     return (r, Some(plan));
                 }
-                tracing::info!(store = %self.config.store, revision = record.revision, commit = %record.commit, "Release applied.");
+                tracing::info!(commit = %record.commit, "Release applied.");
             }
             r.applied_revision = Some(accepted.release.revision);
             r.duration_ms = clock.elapsed().as_millis() as u64;
@@ -348,7 +359,7 @@ impl Agent {
     }
 
     fn refused(&self, mut r: Report, refusal: trust::Refusal, clock: Instant) -> Report {
-        tracing::error!(store = %self.config.store, code = refusal.code(), reason = %refusal, "Release refused; keeping the last applied state.");
+        tracing::error!(code = refusal.code(), reason = %refusal, "Release refused; keeping the last applied state.");
         r.outcome = Outcome::Refused;
         r.refusal = Some(RefusalReport {
             code: refusal.code().to_owned(),

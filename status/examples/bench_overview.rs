@@ -196,7 +196,7 @@ fn start_server(bin: &PathBuf, url: &str, dir: &std::path::Path) -> anyhow::Resu
         .args(["serve", "--listen", "127.0.0.1:0", "--database-url", url])
         .arg("--state-dir")
         .arg(dir.join("state"))
-        .env("FLEET_LOG", "warn")
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

@@ -175,7 +175,10 @@ pub async fn serve(
     })?;
     on_listening(addr);
     info!(%addr, "fleet-status listening on {addr}.");
-    let result = axum::serve(listener, api::router(state))
+    // Every request in a span with its method and URI (a store's routes
+    // carry the store), and a line when it completes at DEBUG.
+    let app = api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             // Long-polls answer now rather than hold the stop up.

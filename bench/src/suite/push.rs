@@ -24,13 +24,16 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
     ctx.say(&format!(
         "push: {STORES} stores, {rounds} long-poll rounds, {baseline_rounds} polling round(s) every {poll} s (cargo bench -p reconciler --bench push_latency)"
     ));
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let target_dir = ctx
-        .bin_dir
-        .parent()
-        .context("the release directory has no parent")?;
-    let out = std::process::Command::new(cargo)
-        .args([
+    let mut cmd = if ctx.opts.build {
+        // As measured so far: the suite's build step ran `cargo bench
+        // --no-run`, so this compiles nothing new.
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let target_dir = ctx
+            .bin_dir
+            .parent()
+            .context("the release directory has no parent")?;
+        let mut cmd = std::process::Command::new(cargo);
+        cmd.args([
             "bench",
             "--quiet",
             "-p",
@@ -42,7 +45,17 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
         .arg(ctx.root.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(target_dir)
-        .arg("--")
+        .arg("--");
+        cmd
+    } else {
+        // --no-build means no build: `cargo bench` would rebuild under the
+        // bench profile whenever anything looks stale.
+        let exe = built_bench(&ctx.bin_dir)?;
+        let mut cmd = std::process::Command::new(exe);
+        cmd.current_dir(ctx.root.join("reconciler"));
+        cmd
+    };
+    let out = cmd
         .args(["--stores", &STORES.to_string()])
         .args(["--rounds", &rounds.to_string()])
         .args(["--baseline-rounds", &baseline_rounds.to_string()])
@@ -51,7 +64,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
         .arg(&json)
         .stdin(std::process::Stdio::null())
         .output()
-        .context("running cargo bench")?;
+        .context("running the push-latency bench")?;
     let log = ctx.opts.work.join("push/push-latency.log");
     std::fs::write(
         &log,
@@ -138,4 +151,55 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
         details: d,
         charts: Vec::new(),
     })
+}
+
+/// The newest built `push_latency` bench executable in `bin_dir/deps`
+/// (`cargo bench --no-run -p reconciler --bench push_latency` makes it).
+pub fn built_bench(bin_dir: &std::path::Path) -> anyhow::Result<std::path::PathBuf> {
+    let deps = bin_dir.join("deps");
+    let newest = std::fs::read_dir(&deps)
+        .with_context(|| format!("reading {}", deps.display()))?
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            name.starts_with("push_latency-") && !name.contains('.')
+        })
+        .filter_map(|e| Some((e.metadata().ok()?.modified().ok()?, e.path())))
+        .max_by_key(|(t, _)| *t)
+        .map(|(_, p)| p);
+    newest.with_context(|| {
+        format!(
+            "no push_latency bench executable in {}: build it with `cargo bench --no-run -p reconciler --bench push_latency`, or drop --no-build",
+            deps.display()
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::built_bench;
+
+    /// `--no-build` once rebuilt the push bench under `cargo bench` (ten
+    /// minutes on two cores); it now runs the newest built executable.
+    #[test]
+    fn no_build_finds_the_newest_built_bench_and_names_the_fix_when_none() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let deps = dir.path().join("deps");
+        std::fs::create_dir(&deps).expect("mkdir");
+        let err = built_bench(dir.path()).expect_err("nothing built");
+        assert!(
+            format!("{err:#}").contains("cargo bench --no-run"),
+            "{err:#}"
+        );
+        for name in ["push_latency-old", "push_latency-new.d", "other-new"] {
+            std::fs::write(deps.join(name), b"").expect("write");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(deps.join("push_latency-new"), b"").expect("write");
+        assert_eq!(
+            built_bench(dir.path()).expect("found"),
+            deps.join("push_latency-new")
+        );
+    }
 }

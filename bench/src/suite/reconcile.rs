@@ -100,7 +100,7 @@ pub fn pass_cmd(ctx: &Ctx, config: &Path) -> Cmd {
         .arg("--config")
         .arg(config)
         .arg("once")
-        .env("FLEET_LOG", "warn")
+        .env("RUST_LOG", "warn")
 }
 
 /// The fleet, signed, and its URL on the daemon.

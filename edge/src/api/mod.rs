@@ -302,3 +302,101 @@ pub fn router(db: Db, token: BearerToken) -> Router {
         .layer(TraceLayer::new_for_http())
         .with_state(App { db, openapi })
 }
+
+#[cfg(test)]
+mod tests {
+    use schemas::diff::EntityKind;
+    use serde_json::Value;
+    use wire::edge::{self, header, path};
+
+    use super::openapi_document;
+
+    fn operation<'a>(doc: &'a Value, route: &str, method: &str) -> &'a Value {
+        let op = &doc["paths"][route][method];
+        assert!(
+            op.is_object(),
+            "the client's {} {route} is not a route of /openapi.json",
+            method.to_uppercase()
+        );
+        op
+    }
+
+    /// Every path the reconciler's client builds from `wire::edge` is a
+    /// route the server documents, with the method the client uses.
+    #[test]
+    fn the_clients_paths_are_documented_routes() {
+        let doc = openapi_document();
+        for kind in EntityKind::ALL {
+            let id = if kind == EntityKind::Setting {
+                "{key}"
+            } else {
+                "{id}"
+            };
+            let route = edge::entity_path(kind, id);
+            for method in ["get", "put"] {
+                operation(&doc, &route, method);
+            }
+            if kind != EntityKind::Routing {
+                operation(&doc, &route, "delete");
+            }
+            if let Some(route) = edge::override_path(kind, id) {
+                operation(&doc, &route, "put");
+            }
+        }
+        operation(&doc, path::STATE, "get");
+        operation(&doc, path::MENU_BATCH, "post");
+        operation(&doc, path::HEALTHZ, "get");
+        operation(&doc, path::OPENAPI, "get");
+        operation(&doc, path::ROUTING, "put");
+        operation(&doc, path::ORDERS, "post");
+        operation(&doc, path::TICKETS, "get");
+        operation(&doc, path::AUDIT, "get");
+        operation(&doc, path::AUDIT_VERIFY, "get");
+    }
+
+    /// The headers the client sends are the parameters the server documents.
+    #[test]
+    fn the_clients_headers_are_documented_parameters() {
+        let doc = openapi_document();
+        let params = |route: &str, method: &str| -> Vec<String> {
+            operation(&doc, route, method)["parameters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter(|p| p["in"] == "header")
+                .filter_map(|p| p["name"].as_str().map(str::to_ascii_lowercase))
+                .collect()
+        };
+        let batch = params(path::MENU_BATCH, "post");
+        for h in [header::REVISION, header::COMMIT, header::ACTOR] {
+            assert!(batch.iter().any(|p| p == h), "{h} missing on the batch");
+        }
+        let put = params(&edge::entity_path(EntityKind::Item, "{id}"), "put");
+        for h in [
+            header::REVISION,
+            header::COMMIT,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
+        ] {
+            assert!(put.iter().any(|p| p == h), "{h} missing on PUT of an item");
+        }
+    }
+
+    /// `AppliedState`, the `/state` body, is generated from
+    /// `wire::edge::StateBody` and its entity lists point at components
+    /// that exist.
+    #[test]
+    fn the_state_schema_comes_from_the_wire_type() {
+        let doc = openapi_document();
+        let schemas = &doc["components"]["schemas"];
+        let state = &schemas["AppliedState"];
+        assert_eq!(state["required"], serde_json::json!(["version"]));
+        for kind in EntityKind::ALL {
+            let name = edge::entity_component(kind);
+            assert!(schemas[name].is_object(), "component {name} is missing");
+        }
+        let items = &schemas["MenuSection"]["properties"]["items"]["items"]["$ref"];
+        assert_eq!(items, "#/components/schemas/ItemEntity");
+        assert!(schemas["SettingEntry"].is_object());
+    }
+}

@@ -89,13 +89,7 @@ const ONCE_DELIVERY_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FLEET_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    logging::init();
     let code = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt.block_on(run(cli)),
         Err(e) => {

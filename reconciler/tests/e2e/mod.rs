@@ -266,7 +266,7 @@ pub fn reconciler_cmd(config: &Path, args: &[&str]) -> Command {
     cmd.arg("--config")
         .arg(config)
         .args(args)
-        .env("FLEET_LOG", "info")
+        .env("RUST_LOG", "info")
         .env("NO_COLOR", "1");
     cmd
 }
@@ -1427,7 +1427,7 @@ impl StatusService {
                 .arg(dir.join("state"))
                 .args(["--report-interval-secs", "60"])
                 .args(extra)
-                .env("FLEET_LOG", "info")
+                .env("RUST_LOG", "info")
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
                 .stderr(Stdio::from(log))

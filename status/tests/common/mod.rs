@@ -183,7 +183,7 @@ impl Server {
         }
         cmd.args(&opts.extra);
         let mut child = cmd
-            .env("FLEET_LOG", "info")
+            .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log))

@@ -696,7 +696,7 @@ async fn bring_up(
         .arg("--hook-secret-file")
         .arg(&hook_file)
         .args(["--fetch-interval-secs", "5", "--report-interval-secs", "60"])
-        .env("FLEET_LOG", "info");
+        .env("RUST_LOG", "info");
     let log = logs.join("status.log");
     let addr = kids.spawn_server("fleet-status", 2, cmd, &log).await?;
     let status_url = format!("http://{addr}");
@@ -777,7 +777,7 @@ async fn bring_up(
             .arg(s.config())
             .args(["enroll", "--token-file"])
             .arg(&token_file)
-            .env("FLEET_LOG", "warn");
+            .env("RUST_LOG", "warn");
         let enrolled = children::output(&mut enroll, COMMAND_TIMEOUT).await;
         let _ = std::fs::remove_file(&token_file);
         enrolled.map_err(|problem| QuickstartError::Command {
@@ -795,7 +795,7 @@ async fn bring_up(
         cmd.arg("--config")
             .arg(s.config())
             .arg("run")
-            .env("FLEET_LOG", "info")
+            .env("RUST_LOG", "info")
             .env("NO_COLOR", "1");
         let log = logs.join(format!("reconciler-{}.log", s.slug));
         let part = format!("fleet-reconciler {}", s.id);
