@@ -232,7 +232,7 @@ impl EdgeClient {
                 let body = OverrideRequest {
                     local_override: *local_override,
                 };
-                self.call(Method::PUT, &path, Some(&body), &headers, &what)
+                self.call(Method::POST, &path, Some(&body), &headers, &what)
                     .await?;
             }
         }

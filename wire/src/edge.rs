@@ -88,7 +88,7 @@ pub fn entity_path(kind: EntityKind, id: &str) -> String {
     }
 }
 
-/// The path that sets or clears a user's or role's local override; `None`
+/// The path (`POST`) that sets or clears a user's or role's local override; `None`
 /// for kinds that have none.
 pub fn override_path(kind: EntityKind, id: &str) -> Option<String> {
     has_local_override(kind).then(|| format!("{}/override", entity_path(kind, id)))
@@ -326,7 +326,7 @@ pub struct BatchResponse {
     pub results: Vec<OpResult>,
 }
 
-/// The body of `PUT /users/{id}/override` and `PUT /roles/{id}/override`.
+/// The body of `POST /users/{id}/override` and `POST /roles/{id}/override`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OverrideRequest {

@@ -340,7 +340,7 @@ mod tests {
                 operation(&doc, &route, "delete");
             }
             if let Some(route) = edge::override_path(kind, id) {
-                operation(&doc, &route, "put");
+                operation(&doc, &route, "post");
             }
         }
         operation(&doc, path::STATE, "get");
