@@ -381,3 +381,6 @@ impl fmt::Display for Accepted {
         )
     }
 }
+
+#[cfg(test)]
+mod tests;
