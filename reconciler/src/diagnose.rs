@@ -18,7 +18,6 @@ use std::process::Command;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use rand_core::{OsRng, RngCore as _};
 
 use crate::config::Config;
 use crate::outbox::Outbox;
@@ -215,9 +214,7 @@ pub async fn upload(bundle: &Bundle) -> Result<Upload, DiagnoseError> {
         path: bundle.path.clone(),
         source,
     })?;
-    let mut nonce = [0u8; 16];
-    OsRng.fill_bytes(&mut nonce);
-    let nonce: String = nonce.iter().map(|b| format!("{b:02x}")).collect();
+    let nonce = status_client::nonce();
     let headers = node_auth::sign_request(&key, "POST", UPLOAD_PATH, &body, Utc::now(), &nonce);
     let url = format!("{base}{UPLOAD_PATH}");
     let http = reqwest::Client::builder()

@@ -116,11 +116,11 @@ fn error_message(body: &str) -> String {
         .unwrap_or_else(|| body.chars().take(300).collect())
 }
 
-/// A fresh nonce: 16 random bytes, hex.
-fn nonce() -> String {
+/// A fresh nonce for a signed request: 16 random bytes, hex.
+pub fn nonce() -> String {
     let mut bytes = [0u8; 16];
     OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// Write `bytes` to `path` readable by the owner only, atomically.

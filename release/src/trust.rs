@@ -15,7 +15,6 @@ use chrono::{DateTime, Utc};
 use minisign_verify::{PublicKey, Signature};
 use schemas::Release;
 use schemas::state::{ReleaseHeader, parse_trusted_comment};
-use sha2::{Digest, Sha256};
 
 use crate::applied::AppliedRecord;
 
@@ -227,12 +226,7 @@ impl Refusal {
 }
 
 /// SHA-256 of `bytes`, lower-case hex.
-pub fn digest(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
+pub use wire::digest::sha256_hex as digest;
 
 /// Decide whether `release` (with `signature`) may be applied at `expect.store`.
 pub fn check(

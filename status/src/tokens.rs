@@ -28,7 +28,7 @@ pub fn hash(token: &str) -> String {
 pub fn nonce() -> String {
     let mut bytes = [0u8; 16];
     OsRng.fill_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 /// Whether `s` is a full store id, `<tenant>/<store>`, both slugs.

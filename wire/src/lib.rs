@@ -4,12 +4,14 @@
 //! - [`edge`]: the edge backend's local API — paths, headers,
 //!   preconditions, write ops, bodies and the error body — served by
 //!   `fleet-edge` and called by `fleet-reconciler`.
+//! - [`digest`]: the SHA-256 hex digest of releases, keys and bodies.
 //! - [`report`]: what a reconcile pass reports to the status service.
 //! - [`node_auth`]: the signature of node requests, made by the reconciler
 //!   and checked by `fleet-status` with the same code.
 //!
 //! Pure: no IO, no clock (callers pass the time in).
 
+pub mod digest;
 pub mod edge;
 pub mod node_auth;
 pub mod report;

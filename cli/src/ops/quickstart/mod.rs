@@ -1046,12 +1046,7 @@ impl Api {
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(self.hook_secret.as_bytes())
             .expect("HMAC takes a key of any length");
         mac.update(body);
-        let hex: String = mac
-            .finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let hex = hex::encode(mac.finalize().into_bytes());
         let url = format!("{}/api/v1/hooks/git", self.base);
         let failed = |problem: String| QuickstartError::Command {
             what: format!("POST {url}"),
