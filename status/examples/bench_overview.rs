@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde_json::json;
 use sqlx::Connection as _;
-use status::store::{DesiredRow, NewReport, Node, Store};
+use status::store::{DesiredRow, Ingested, NewReport, Node, Store};
 
 const TENANTS: usize = 20;
 
@@ -136,7 +136,7 @@ async fn fill(db: Arc<dyn Store>, stores: usize, reports: usize) -> anyhow::Resu
                         "started_at": "2026-12-01T12:00:00Z", "duration_ms": 850,
                         "reconciler_version": "0.1.0",
                     });
-                    db.insert_report(&NewReport {
+                    let report = NewReport {
                         store: store.clone(),
                         key_id: key_id.clone(),
                         received_at: now - 30 * (reports - k) as i64,
@@ -148,8 +148,15 @@ async fn fill(db: Arc<dyn Store>, stores: usize, reports: usize) -> anyhow::Resu
                         overridden: 0,
                         reconciler_version: "0.1.0".to_owned(),
                         body: body.to_string(),
-                    })
-                    .await?;
+                    };
+                    // The production write path: a fresh nonce, an enrolled node.
+                    let stored = db
+                        .ingest_report(&status::tokens::nonce(), &report)
+                        .await?;
+                    anyhow::ensure!(
+                        matches!(stored, Ingested::Stored(_)),
+                        "report of {store} not stored: {stored:?}"
+                    );
                 }
             }
         });

@@ -19,7 +19,7 @@ mod common;
 use std::time::Duration;
 
 use chrono::Utc;
-use common::{FleetRepo, Server, ServerOpts, TestDb, entity_change, git, report};
+use common::{FleetRepo, Server, ServerOpts, TestDb, entity_change, git, ingest, report};
 use serde_json::json;
 use status::store::{DesiredRow, NewReport, Node};
 use testkit::browser::{Browser, screenshot_dir};
@@ -77,8 +77,9 @@ async fn globex_stores(db: &TestDb, commit: &str) {
             3 => ("converged", 7, 1000),
             _ => ("converged", 7, 5 + i64::from(i)),
         };
-        store
-            .insert_report(&NewReport {
+        ingest(
+            &store,
+            &NewReport {
                 store: s.clone(),
                 key_id,
                 received_at: now - ago,
@@ -90,9 +91,9 @@ async fn globex_stores(db: &TestDb, commit: &str) {
                 overridden: 0,
                 reconciler_version: if i % 4 == 0 { "0.1.0" } else { "0.2.0" }.to_owned(),
                 body: report(&s, outcome, Some(7), Some(applied)).to_string(),
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await;
     }
     store.close().await.unwrap();
 }

@@ -11,7 +11,7 @@
 mod common;
 
 use chrono::Utc;
-use common::{Server, ServerOpts, TestDb, entity_change, report};
+use common::{Server, ServerOpts, TestDb, entity_change, ingest, report};
 use serde_json::{Value, json};
 use status::store::{DesiredRow, NewReport, Node};
 
@@ -73,8 +73,9 @@ async fn fleet_of_250(db: &TestDb) {
             _ => ("failed", 1),
         };
         let body = report(&s, outcome, Some(2), Some(applied));
-        store
-            .insert_report(&NewReport {
+        ingest(
+            &store,
+            &NewReport {
                 store: s.clone(),
                 key_id,
                 received_at: now - i64::from(i) * 10,
@@ -86,9 +87,9 @@ async fn fleet_of_250(db: &TestDb) {
                 overridden: 0,
                 reconciler_version: format!("0.1.{i}"),
                 body: body.to_string(),
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await;
     }
     store.close().await.unwrap();
 }

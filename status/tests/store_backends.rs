@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::TestDb;
-use status::store::{NewReport, TokenProblem};
+use common::{TestDb, ingest};
+use status::store::{NewReport, Node, TokenProblem};
 
 async fn races(db: TestDb) {
     let store = db.open().await;
@@ -54,10 +54,24 @@ async fn races(db: TestDb) {
     assert_eq!(store.forget_nonces(201).await.unwrap(), 2);
     assert!(store.use_nonce("key-1", "nonce-0001", 300).await.unwrap());
 
-    // Retention deletes old reports and keeps the store's summary.
-    for received_at in [1_000, 2_000, 3_000] {
+    // Retention deletes old reports and keeps the store's summary. The
+    // reports go in as production writes them, by an enrolled node.
+    assert!(
         store
-            .insert_report(&NewReport {
+            .enroll_node(&Node {
+                key_id: "key-1".into(),
+                public_key: "public-key-of-key-1".into(),
+                store: "acme/soho".into(),
+                enrolled_at: 500,
+                revoked_at: None,
+            })
+            .await
+            .unwrap()
+    );
+    for received_at in [1_000, 2_000, 3_000] {
+        ingest(
+            &store,
+            &NewReport {
                 store: "acme/soho".into(),
                 key_id: "key-1".into(),
                 received_at,
@@ -69,9 +83,9 @@ async fn races(db: TestDb) {
                 overridden: 0,
                 reconciler_version: "0.1.0".into(),
                 body: "{}".into(),
-            })
-            .await
-            .unwrap();
+            },
+        )
+        .await;
     }
     assert_eq!(store.forget_reports(2_500).await.unwrap(), 2);
     assert_eq!(store.report_count().await.unwrap(), 1);

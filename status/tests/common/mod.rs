@@ -101,6 +101,27 @@ impl TestDb {
     }
 }
 
+/// Store `report` the way `POST /api/v1/reports` does, through
+/// [`Store::ingest_report`] with a fresh nonce, so that a test that fills
+/// a database meets the same checks as production: `report.key_id` must
+/// be an enrolled, unrevoked node. Answers the report's id; panics unless
+/// it was stored.
+///
+/// [`Store::ingest_report`]: status::store::Store::ingest_report
+pub async fn ingest(
+    store: &std::sync::Arc<dyn status::store::Store>,
+    report: &status::store::NewReport,
+) -> i64 {
+    let nonce = status::tokens::nonce();
+    match store.ingest_report(&nonce, report).await.unwrap() {
+        status::store::Ingested::Stored(id) => id,
+        other => panic!(
+            "report of {} by key {} not stored: {other:?}",
+            report.store, report.key_id
+        ),
+    }
+}
+
 fn create_pg_database(admin: &str, name: &str) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()

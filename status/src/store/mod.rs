@@ -1,0 +1,286 @@
+//! Storage of the status service: one [`Store`] trait, two backends
+//! ([`SqliteStore`], [`PgStore`]), each with its own migrations in
+//! `migrations/status/{sqlite,postgres}/`, chosen once from the URL scheme
+//! by [`open`].
+//!
+//! - [`SqlStore`] (`sql.rs`) is the one implementation of [`Store`],
+//!   generic over the sqlx database: both backends run the same SQL text
+//!   (`$n` placeholders work in both); only the schema files differ.
+//! - `rows.rs` decodes rows for both ([`sqlx::FromRow`]). Times are unix
+//!   seconds and booleans 0/1 so that one decoder serves both.
+//! - `sqlite.rs` and `postgres.rs` hold what differs: connecting,
+//!   migrating, and the hot path, [`Store::ingest_report`] — one statement
+//!   of data-modifying CTEs on PostgreSQL, three statements on SQLite
+//!   (which has no such CTEs).
+//! - `group_commit.rs` queues ingests for the writer tasks that commit
+//!   them, each batch in one transaction (ADR 24).
+//!
+//! There is one way to store a report, [`Store::ingest_report`], which
+//! writes nonce, report and summary together and checks the nonce and the
+//! node's revocation as it writes; tests store reports through it too
+//! (ADR 32). Nothing here knows HTTP or policy: the caller decides what a
+//! missing row means.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+mod group_commit;
+mod postgres;
+mod rows;
+mod sql;
+mod sqlite;
+
+pub use postgres::PgStore;
+pub use sql::SqlStore;
+pub use sqlite::SqliteStore;
+
+/// A storage failure. Always internal: the API answers 500 and logs it.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL {0:?} is neither sqlite:// nor postgres://")]
+    UnknownScheme(String),
+    #[error("connecting to the database: {0}")]
+    Connect(#[source] sqlx::Error),
+    #[error("migrating the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database: {0}")]
+    Sql(#[from] sqlx::Error),
+    #[error("the database writer stopped")]
+    WriterStopped,
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = StoreResult<T>> + Send + 'a>>;
+
+/// An enrolled node key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub key_id: String,
+    /// Base64 Ed25519 public key.
+    pub public_key: String,
+    pub store: String,
+    pub enrolled_at: i64,
+    pub revoked_at: Option<i64>,
+}
+
+/// Why a bootstrap token could not be used (for the audit entry; the
+/// client only ever sees 401).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    Unknown,
+    AlreadyUsed,
+    Expired,
+    OtherStore,
+}
+
+impl TokenProblem {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenProblem::Unknown => "unknown token",
+            TokenProblem::AlreadyUsed => "token already used",
+            TokenProblem::Expired => "token expired",
+            TokenProblem::OtherStore => "token is for another store",
+        }
+    }
+}
+
+/// What the service verified of a store's release at one fetched commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesiredRow {
+    pub store: String,
+    pub revision: Option<u64>,
+    pub commit: String,
+    pub expires_at: Option<i64>,
+    pub valid: bool,
+    pub error: Option<String>,
+    pub checked_at: i64,
+}
+
+/// A report as received, with its summary columns.
+#[derive(Debug, Clone)]
+pub struct NewReport {
+    pub store: String,
+    pub key_id: String,
+    pub received_at: i64,
+    pub outcome: String,
+    pub desired_revision: Option<u64>,
+    pub applied_revision: Option<u64>,
+    pub commit: Option<String>,
+    pub drift: usize,
+    pub overridden: usize,
+    pub reconciler_version: String,
+    /// The report JSON.
+    pub body: String,
+}
+
+/// What became of a report offered with [`Store::ingest_report`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ingested {
+    /// Nonce, report and store summary were written together; the report's id.
+    Stored(i64),
+    /// The key used this nonce before: nothing was written.
+    NonceReused,
+    /// The key is revoked (or unknown) at the moment of writing: nothing
+    /// was written.
+    NodeRevoked,
+}
+
+/// One row of the fleet overview.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreRow {
+    pub store: String,
+    pub tenant: String,
+    pub in_repo: bool,
+    pub desired_revision: Option<u64>,
+    pub desired_commit: Option<String>,
+    pub expires_at: Option<i64>,
+    pub release_valid: bool,
+    pub release_error: Option<String>,
+    pub checked_at: Option<i64>,
+    pub last_seen: Option<i64>,
+    pub last_outcome: Option<String>,
+    pub applied_revision: Option<u64>,
+    pub last_drift: u64,
+    pub last_overridden: u64,
+    pub reconciler_version: Option<String>,
+    /// Node keys enrolled and not revoked.
+    pub active_nodes: u64,
+}
+
+/// One report of a store's timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportRow {
+    pub id: i64,
+    pub received_at: i64,
+    pub key_id: String,
+    pub outcome: String,
+    pub desired_revision: Option<u64>,
+    pub applied_revision: Option<u64>,
+    pub commit: Option<String>,
+    pub body: String,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub store: Option<String>,
+    pub result: String,
+    pub detail: String,
+}
+
+/// A new audit entry.
+#[derive(Debug, Clone)]
+pub struct NewAudit<'a> {
+    pub at: i64,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub store: Option<&'a str>,
+    pub result: &'a str,
+    pub detail: &'a str,
+}
+
+/// Everything the status service keeps.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// Record a bootstrap token by its hash (and make the store known).
+    fn create_bootstrap_token<'a>(
+        &'a self,
+        hash: &'a str,
+        store: &'a str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()>;
+
+    /// Use a bootstrap token once: answers its store, or why not. With
+    /// `for_store`, a token of another store is refused and stays unused.
+    fn consume_bootstrap_token<'a>(
+        &'a self,
+        hash: &'a str,
+        for_store: Option<&'a str>,
+        now: i64,
+    ) -> StoreFuture<'a, Result<String, TokenProblem>>;
+
+    /// Bind a node key to a store, revoking the store's earlier keys.
+    /// Answers false if this key is already enrolled.
+    fn enroll_node<'a>(&'a self, node: &'a Node) -> StoreFuture<'a, bool>;
+
+    /// The node whose key id or base64 public key is `key`.
+    fn find_node<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Node>>;
+
+    /// Revoke every key of a store; answers how many were active.
+    fn revoke_store_nodes<'a>(&'a self, store: &'a str, now: i64) -> StoreFuture<'a, u64>;
+
+    /// Remember a nonce; false if the key used it before.
+    fn use_nonce<'a>(&'a self, key_id: &'a str, nonce: &'a str, now: i64) -> StoreFuture<'a, bool>;
+
+    /// Forget nonces seen before `before` (they fail the timestamp check
+    /// anyway); answers how many.
+    fn forget_nonces(&self, before: i64) -> StoreFuture<'_, u64>;
+
+    fn create_operator<'a>(
+        &'a self,
+        hash: &'a str,
+        tenants: &'a [String],
+        now: i64,
+    ) -> StoreFuture<'a, ()>;
+
+    /// The tenants of the operator token with this hash.
+    fn operator_tenants<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<Vec<String>>>;
+
+    fn audit<'a>(&'a self, entry: NewAudit<'a>) -> StoreFuture<'a, ()>;
+
+    fn audit_entries(&self) -> StoreFuture<'_, Vec<AuditEntry>>;
+
+    /// The whole write of one signed report, in one transaction: remember
+    /// the nonce of `report.key_id`, store the report and update the
+    /// store's summary — all of it or none. Nothing is written when the key
+    /// used `nonce` before ([`Ingested::NonceReused`]) or is not an active
+    /// key when the transaction writes ([`Ingested::NodeRevoked`]), so a
+    /// revocation committed after the caller looked the node up still wins.
+    fn ingest_report<'a>(
+        &'a self,
+        nonce: &'a str,
+        report: &'a NewReport,
+    ) -> StoreFuture<'a, Ingested>;
+
+    /// Record what the repo offers each store at a fetched commit; stores
+    /// absent from `rows` are marked as no longer in the repo.
+    fn set_desired<'a>(&'a self, rows: &'a [DesiredRow]) -> StoreFuture<'a, ()>;
+
+    fn list_stores(&self) -> StoreFuture<'_, Vec<StoreRow>>;
+
+    fn get_store<'a>(&'a self, store: &'a str) -> StoreFuture<'a, Option<StoreRow>>;
+
+    /// The newest `limit` reports of a store, newest first.
+    fn reports<'a>(&'a self, store: &'a str, limit: i64) -> StoreFuture<'a, Vec<ReportRow>>;
+
+    /// Delete reports received before `before` (retention); answers how
+    /// many. The stores' summaries (last seen, last outcome…) stay.
+    fn forget_reports(&self, before: i64) -> StoreFuture<'_, u64>;
+
+    /// Reports received in all.
+    fn report_count(&self) -> StoreFuture<'_, u64>;
+
+    fn close(&self) -> StoreFuture<'_, ()>;
+
+    /// Every node key ever enrolled for a store, revoked ones included,
+    /// newest first (the store page shows who reported and when keys were
+    /// revoked).
+    fn store_nodes<'a>(&'a self, store: &'a str) -> StoreFuture<'a, Vec<Node>>;
+}
+
+/// Open the database named by `url` and migrate it: `sqlite://…` (created
+/// when missing) or `postgres://…` / `postgresql://…`.
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::open(url).await?))
+    } else {
+        Err(StoreError::UnknownScheme(url.to_owned()))
+    }
+}

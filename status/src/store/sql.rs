@@ -1,0 +1,444 @@
+//! The SQL both backends share: [`SqlStore`], one implementation of
+//! [`Store`] generic over the sqlx database, compiled for SQLite and for
+//! PostgreSQL (ADR 32).
+//!
+//! Both dialects accept `$n` placeholders, `ON CONFLICT … DO UPDATE/NOTHING`
+//! and `RETURNING`, so every method but one runs the same SQL text on both.
+//! The exception is the hot path, [`Store::ingest_report`]: it hands the
+//! report to the group-commit writers, whose transaction is the backend's
+//! own ([`BatchWrite`](super::group_commit::BatchWrite) in `sqlite.rs` and
+//! `postgres.rs`). A later dialect difference gets a backend method there
+//! too, never a branch on the database inside this file.
+//!
+//! What this file must not do: know which database it runs on, decide
+//! what a missing row means (the caller does), or cache anything.
+
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row as _, Type};
+
+use super::group_commit::GroupCommit;
+use super::rows::{count, rev_db};
+use super::{
+    AuditEntry, DesiredRow, Ingested, NewAudit, NewReport, Node, ReportRow, Store, StoreFuture,
+    StoreRow, TokenProblem,
+};
+
+/// The tenant of a full store id (`acme/soho` → `acme`).
+pub(super) fn tenant_of(store: &str) -> &str {
+    store.split_once('/').map(|(t, _)| t).unwrap_or(store)
+}
+
+/// Make a store known (a row in `status_stores`) without touching it if
+/// it is: $1 store, $2 tenant.
+const ENSURE_STORE: &str =
+    "INSERT INTO status_stores (store, tenant) VALUES ($1, $2) ON CONFLICT (store) DO NOTHING";
+
+/// $1 store, $2 time.
+const REVOKE_STORE_NODES: &str =
+    "UPDATE status_nodes SET revoked_at = $2 WHERE store = $1 AND revoked_at IS NULL";
+
+/// A node by key id or base64 public key ($1).
+const FIND_NODE: &str = "SELECT key_id, public_key, store, enrolled_at, revoked_at \
+     FROM status_nodes WHERE key_id = $1 OR public_key = $1";
+
+/// Every node key of a store ($1), newest first.
+const STORE_NODES: &str = "SELECT key_id, public_key, store, enrolled_at, revoked_at \
+     FROM status_nodes WHERE store = $1 ORDER BY enrolled_at DESC, key_id";
+
+/// One store's overview row ($1 store).
+const ONE_STORE: &str = "SELECT s.store, s.tenant, s.in_repo, s.desired_revision, \
+     s.desired_commit, s.expires_at, s.release_valid, s.release_error, s.checked_at, s.last_seen, \
+     s.last_outcome, s.applied_revision, s.last_drift, s.last_overridden, s.reconciler_version, \
+     (SELECT COUNT(*) FROM status_nodes n WHERE n.store = s.store AND n.revoked_at IS NULL) AS active_nodes \
+     FROM status_stores s WHERE s.store = $1";
+
+/// [`ONE_STORE`] for every store at once: the active node counts come
+/// from one grouped scan of `status_nodes` joined in, instead of a
+/// subquery per row (the overview reads all 10,000 rows on every request;
+/// docs/BENCHMARKS.md, "Status dashboard").
+const ALL_STORES: &str = "SELECT s.store, s.tenant, s.in_repo, s.desired_revision, \
+     s.desired_commit, s.expires_at, s.release_valid, s.release_error, s.checked_at, s.last_seen, \
+     s.last_outcome, s.applied_revision, s.last_drift, s.last_overridden, s.reconciler_version, \
+     COALESCE(n.active, 0) AS active_nodes \
+     FROM status_stores s LEFT JOIN (SELECT store, COUNT(*) AS active FROM status_nodes \
+     WHERE revoked_at IS NULL GROUP BY store) n ON n.store = s.store ORDER BY s.store";
+
+/// The newest $2 reports of store $1, newest first.
+const STORE_REPORTS: &str = "SELECT id, received_at, key_id, outcome, \
+     desired_revision, applied_revision, source_commit, body FROM status_reports \
+     WHERE store = $1 ORDER BY id DESC LIMIT $2";
+
+const AUDIT_ENTRIES: &str =
+    "SELECT id, at, actor, action, store, result, detail FROM status_audit ORDER BY id";
+
+/// $1 store, $2 tenant, $3 revision, $4 commit, $5 expiry, $6 valid (0/1),
+/// $7 error, $8 time checked.
+const SET_DESIRED: &str = "INSERT INTO status_stores (store, tenant, in_repo, desired_revision, \
+     desired_commit, expires_at, release_valid, release_error, checked_at) \
+     VALUES ($1, $2, 1, $3, $4, $5, $6, $7, $8) \
+     ON CONFLICT (store) DO UPDATE SET in_repo = 1, desired_revision = $3, \
+     desired_commit = $4, expires_at = $5, release_valid = $6, release_error = $7, \
+     checked_at = $8";
+
+/// How many rows a statement wrote. Both drivers answer it, but as an
+/// inherent method of their own result type, not through a trait of sqlx;
+/// `sqlite.rs` and `postgres.rs` implement this for theirs.
+pub trait RowsAffected {
+    fn rows_affected(&self) -> u64;
+}
+
+/// The storage of the status service on one database: `write` takes every
+/// write, `read` every read. On SQLite they are two pools (one connection
+/// writes; ADR 24), on PostgreSQL the same pool twice. Report ingest goes
+/// through `batches`, the group-commit writers.
+///
+/// The `where` clause of its [`Store`] impl is what the shared SQL needs of
+/// a database: run a query on a pool or in a transaction and count the
+/// rows it wrote, bind `i64` and text (either possibly `NULL`), and decode
+/// `i64` and text by column name. SQLite and PostgreSQL both provide it.
+#[derive(Debug, Clone)]
+pub struct SqlStore<DB: Database> {
+    write: Pool<DB>,
+    read: Pool<DB>,
+    batches: GroupCommit,
+}
+
+impl<DB: Database> SqlStore<DB> {
+    pub(super) fn new(write: Pool<DB>, read: Pool<DB>, batches: GroupCommit) -> SqlStore<DB> {
+        SqlStore {
+            write,
+            read,
+            batches,
+        }
+    }
+}
+
+impl<DB> Store for SqlStore<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    DB::QueryResult: RowsAffected,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'r> i64: Decode<'r, DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+{
+    fn create_bootstrap_token<'a>(
+        &'a self,
+        hash: &'a str,
+        store: &'a str,
+        now: i64,
+        expires_at: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut tx = self.write.begin().await?;
+            sqlx::query(
+                "INSERT INTO status_bootstrap_tokens (token_hash, store, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(hash)
+            .bind(store)
+            .bind(now)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(ENSURE_STORE)
+                .bind(store)
+                .bind(tenant_of(store))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn consume_bootstrap_token<'a>(
+        &'a self,
+        hash: &'a str,
+        for_store: Option<&'a str>,
+        now: i64,
+    ) -> StoreFuture<'a, Result<String, TokenProblem>> {
+        Box::pin(async move {
+            // One statement, so two racing enrollments cannot both win.
+            let used = sqlx::query(
+                "UPDATE status_bootstrap_tokens SET used_at = $2 \
+                 WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2 \
+                 AND ($3 IS NULL OR store = $3) RETURNING store",
+            )
+            .bind(hash)
+            .bind(now)
+            .bind(for_store)
+            .fetch_optional(&self.write)
+            .await?;
+            if let Some(row) = used {
+                return Ok(Ok(row.try_get("store")?));
+            }
+            let row = sqlx::query(
+                "SELECT store, expires_at, used_at FROM status_bootstrap_tokens \
+                 WHERE token_hash = $1",
+            )
+            .bind(hash)
+            .fetch_optional(&self.read)
+            .await?;
+            let Some(row) = row else {
+                return Ok(Err(TokenProblem::Unknown));
+            };
+            let used_at: Option<i64> = row.try_get("used_at")?;
+            let expires_at: i64 = row.try_get("expires_at")?;
+            Ok(Err(if used_at.is_some() {
+                TokenProblem::AlreadyUsed
+            } else if expires_at <= now {
+                TokenProblem::Expired
+            } else {
+                TokenProblem::OtherStore
+            }))
+        })
+    }
+
+    fn enroll_node<'a>(&'a self, node: &'a Node) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            // Checked before the transaction: on SQLite a transaction that
+            // reads before it writes can fail to upgrade under concurrent writers.
+            let exists =
+                sqlx::query("SELECT key_id FROM status_nodes WHERE key_id = $1 OR public_key = $2")
+                    .bind(node.key_id.as_str())
+                    .bind(node.public_key.as_str())
+                    .fetch_optional(&self.read)
+                    .await?;
+            if exists.is_some() {
+                return Ok(false);
+            }
+            let mut tx = self.write.begin().await?;
+            sqlx::query(REVOKE_STORE_NODES)
+                .bind(node.store.as_str())
+                .bind(node.enrolled_at)
+                .execute(&mut *tx)
+                .await?;
+            let inserted = sqlx::query(
+                "INSERT INTO status_nodes (key_id, public_key, store, enrolled_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(node.key_id.as_str())
+            .bind(node.public_key.as_str())
+            .bind(node.store.as_str())
+            .bind(node.enrolled_at)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                // The same key enrolled by a racing request.
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+            sqlx::query(ENSURE_STORE)
+                .bind(node.store.as_str())
+                .bind(tenant_of(&node.store))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
+    fn find_node<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Node>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as(FIND_NODE)
+                .bind(key)
+                .fetch_optional(&self.read)
+                .await?)
+        })
+    }
+
+    fn revoke_store_nodes<'a>(&'a self, store: &'a str, now: i64) -> StoreFuture<'a, u64> {
+        Box::pin(async move {
+            let done = sqlx::query(REVOKE_STORE_NODES)
+                .bind(store)
+                .bind(now)
+                .execute(&self.write)
+                .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    fn use_nonce<'a>(&'a self, key_id: &'a str, nonce: &'a str, now: i64) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "INSERT INTO status_nonces (key_id, nonce, seen_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (key_id, nonce) DO NOTHING",
+            )
+            .bind(key_id)
+            .bind(nonce)
+            .bind(now)
+            .execute(&self.write)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn forget_nonces(&self, before: i64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM status_nonces WHERE seen_at < $1")
+                .bind(before)
+                .execute(&self.write)
+                .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    fn create_operator<'a>(
+        &'a self,
+        hash: &'a str,
+        tenants: &'a [String],
+        now: i64,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let tenants = tenants.join(",");
+            sqlx::query(
+                "INSERT INTO status_operators (token_hash, tenants, created_at) VALUES ($1, $2, $3)",
+            )
+            .bind(hash)
+            .bind(tenants.as_str())
+            .bind(now)
+            .execute(&self.write)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn operator_tenants<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<Vec<String>>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT tenants FROM status_operators WHERE token_hash = $1")
+                .bind(hash)
+                .fetch_optional(&self.read)
+                .await?;
+            Ok(match row {
+                Some(r) => {
+                    let t: String = r.try_get("tenants")?;
+                    Some(
+                        t.split(',')
+                            .filter(|s| !s.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                    )
+                }
+                None => None,
+            })
+        })
+    }
+
+    fn audit<'a>(&'a self, e: NewAudit<'a>) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            sqlx::query(
+                "INSERT INTO status_audit (at, actor, action, store, result, detail) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(e.at)
+            .bind(e.actor)
+            .bind(e.action)
+            .bind(e.store)
+            .bind(e.result)
+            .bind(e.detail)
+            .execute(&self.write)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn audit_entries(&self) -> StoreFuture<'_, Vec<AuditEntry>> {
+        Box::pin(async move { Ok(sqlx::query_as(AUDIT_ENTRIES).fetch_all(&self.read).await?) })
+    }
+
+    fn ingest_report<'a>(
+        &'a self,
+        nonce: &'a str,
+        rep: &'a NewReport,
+    ) -> StoreFuture<'a, Ingested> {
+        Box::pin(self.batches.ingest(nonce, rep))
+    }
+
+    fn set_desired<'a>(&'a self, rows: &'a [DesiredRow]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut tx = self.write.begin().await?;
+            sqlx::query("UPDATE status_stores SET in_repo = 0")
+                .execute(&mut *tx)
+                .await?;
+            for d in rows {
+                sqlx::query(SET_DESIRED)
+                    .bind(d.store.as_str())
+                    .bind(tenant_of(&d.store))
+                    .bind(rev_db(d.revision))
+                    .bind(d.commit.as_str())
+                    .bind(d.expires_at)
+                    .bind(i64::from(d.valid))
+                    .bind(d.error.as_deref())
+                    .bind(d.checked_at)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn list_stores(&self) -> StoreFuture<'_, Vec<StoreRow>> {
+        Box::pin(async move { Ok(sqlx::query_as(ALL_STORES).fetch_all(&self.read).await?) })
+    }
+
+    fn get_store<'a>(&'a self, store: &'a str) -> StoreFuture<'a, Option<StoreRow>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as(ONE_STORE)
+                .bind(store)
+                .fetch_optional(&self.read)
+                .await?)
+        })
+    }
+
+    fn reports<'a>(&'a self, store: &'a str, limit: i64) -> StoreFuture<'a, Vec<ReportRow>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as(STORE_REPORTS)
+                .bind(store)
+                .bind(limit)
+                .fetch_all(&self.read)
+                .await?)
+        })
+    }
+
+    fn forget_reports(&self, before: i64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let done = sqlx::query("DELETE FROM status_reports WHERE received_at < $1")
+                .bind(before)
+                .execute(&self.write)
+                .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
+    fn report_count(&self) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT COUNT(*) AS n FROM status_reports")
+                .fetch_one(&self.read)
+                .await?;
+            Ok(count(row.try_get("n")?))
+        })
+    }
+
+    fn close(&self) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            self.read.close().await;
+            self.write.close().await;
+            Ok(())
+        })
+    }
+
+    fn store_nodes<'a>(&'a self, store: &'a str) -> StoreFuture<'a, Vec<Node>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as(STORE_NODES)
+                .bind(store)
+                .fetch_all(&self.read)
+                .await?)
+        })
+    }
+}
