@@ -17,20 +17,19 @@
 //! store or decide who sees what.
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use schemas::diff::{Domain, EntityChange, EntityKind};
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::api::{self, AppError, AppState, Operator};
+use crate::api::{self, AppError, AppState, OPERATOR_COOKIE, Operator, SignedIn};
 use crate::listing::{self, ListQuery, Page, RawQuery, SortKey};
 use crate::state::StoreState;
-
-const COOKIE: &str = "fleet_operator";
 
 /// Reports on the store page (the API gives [`api::STORE_REPORTS`]).
 pub const PAGE_REPORTS: i64 = 50;
@@ -344,7 +343,7 @@ fn frame(title: &str, op: Option<&Operator>, body: &str) -> String {
         Some(op) => format!(
             "<span class=\"who\">tenants: {}</span>\
              <form method=\"post\" action=\"/logout\"><button>Sign out</button></form>",
-            esc(&op.tenants.join(", "))
+            esc(&op.tenants().join(", "))
         ),
         None => String::new(),
     };
@@ -395,27 +394,6 @@ fn capitalized(s: &str) -> String {
 
 // ------------------------------------------------------------ sign-in
 
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_owned())
-}
-
-/// The signed-in operator, or a redirect to the sign-in page.
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Operator, Response> {
-    let token = cookie_token(headers);
-    match api::operator_for_token(state, token.as_deref()).await {
-        Ok(op) => Ok(op),
-        Err(AppError::Client { .. }) => Err(Redirect::to("/login").into_response()),
-        Err(e) => Err(e.into_response()),
-    }
-}
-
 fn login_html(problem: Option<&str>) -> String {
     let problem = problem
         .map(|p| format!("<p class=\"bad\">{}</p>", esc(p)))
@@ -440,19 +418,23 @@ async fn login_page() -> Html<String> {
     Html(login_html(None))
 }
 
-#[derive(Debug)]
+/// The sign-in form.
+#[derive(Debug, Deserialize)]
 struct LoginForm {
     token: String,
 }
 
-async fn login(State(state): State<AppState>, body: Bytes) -> Response {
-    let Ok(form) = serde_urlencoded_form(&body) else {
+async fn login(
+    State(state): State<AppState>,
+    form: Result<Form<LoginForm>, FormRejection>,
+) -> Response {
+    let Ok(Form(form)) = form else {
         return (StatusCode::BAD_REQUEST, "expected a form with `token`").into_response();
     };
     match api::operator_for_token(&state, Some(&form.token)).await {
         Ok(_) => {
             let cookie = format!(
-                "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+                "{OPERATOR_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
                 form.token.trim()
             );
             ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
@@ -466,43 +448,11 @@ async fn login(State(state): State<AppState>, body: Bytes) -> Response {
     }
 }
 
-/// `token=<value>` of an `application/x-www-form-urlencoded` body.
-fn serde_urlencoded_form(body: &[u8]) -> Result<LoginForm, ()> {
-    let text = std::str::from_utf8(body).map_err(|_| ())?;
-    for pair in text.split('&') {
-        if let Some(v) = pair.strip_prefix("token=") {
-            return Ok(LoginForm {
-                token: percent_decode(v).ok_or(())?,
-            });
-        }
-    }
-    Err(())
-}
-
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
 async fn logout() -> Response {
     (
         [(
             header::SET_COOKIE,
-            format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+            format!("{OPERATOR_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
         )],
         Redirect::to("/login"),
     )
@@ -564,14 +514,10 @@ fn option(value: &str, shown: &str, selected: bool) -> String {
 }
 
 async fn overview_page(
+    SignedIn(op): SignedIn,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(raw): Query<RawQuery>,
 ) -> Response {
-    let op = match signed_in(&state, &headers).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
     let q = match ListQuery::parse(&raw) {
         Ok(q) => q.paged(),
         Err(e) => {
@@ -647,7 +593,7 @@ async fn overview_page(
     body.push_str("<h2>Stores</h2><form class=\"filters\" method=\"get\" action=\"/\">");
     body.push_str("<label>Tenant<select name=\"tenant\" onchange=\"this.form.submit()\">");
     body.push_str(&option("", "all tenants", q.tenant.is_none()));
-    for t in &op.tenants {
+    for t in op.tenants() {
         body.push_str(&option(t, t, q.tenant.as_deref() == Some(t)));
     }
     body.push_str(
@@ -904,14 +850,10 @@ fn report_html(now: DateTime<Utc>, r: &Value) -> String {
 }
 
 async fn store_page(
+    SignedIn(op): SignedIn,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path((tenant, store)): Path<(String, String)>,
 ) -> Response {
-    let op = match signed_in(&state, &headers).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
     let v = match api::store_detail(&state, &op, &tenant, &store, PAGE_REPORTS).await {
         Ok(v) => v,
         Err(e) => return error_page(&op, e),
@@ -1020,14 +962,10 @@ async fn store_page(
 }
 
 async fn revoke(
+    SignedIn(op): SignedIn,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path((tenant, store)): Path<(String, String)>,
 ) -> Response {
-    let op = match signed_in(&state, &headers).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
     let row = match api::visible_store(&state, &op, &tenant, &store).await {
         Ok(r) => r,
         Err(e) => return error_page(&op, e),
@@ -1077,14 +1015,10 @@ fn pending_table(now: DateTime<Utc>, title: &str, rows: &[Value], more_href: &st
 }
 
 async fn tenant_page(
+    SignedIn(op): SignedIn,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(tenant): Path<String>,
 ) -> Response {
-    let op = match signed_in(&state, &headers).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
     let v = match api::tenant_rollout(&state, &op, &tenant).await {
         Ok(v) => v,
         Err(e) => return error_page(&op, e),
@@ -1173,11 +1107,6 @@ mod tests {
             esc("<a href=\"x\">&'"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
-        assert_eq!(
-            serde_urlencoded_form(b"token=fso_a%2Bb+c").map(|f| f.token),
-            Ok("fso_a+b c".to_owned())
-        );
-        assert!(serde_urlencoded_form(b"nope=1").is_err());
     }
 
     #[test]

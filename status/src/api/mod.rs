@@ -11,10 +11,11 @@
 //! generic 500 and are logged ([`AppError`]).
 //!
 //! One module per concern: `error` (the one error type), `auth` (operator
-//! tokens), `enroll`, `reports` (node request signatures and report
-//! ingest), `desired` (the nodes' long-poll), `views` (what operators read
-//! and do), `hook` (the Git hook) and `metrics` (Prometheus text). This
-//! module holds the router and the state every handler shares.
+//! tokens, and the extractors every operator route takes), `enroll`,
+//! `reports` (node request signatures and report ingest), `desired` (the
+//! nodes' long-poll), `views` (what operators read and do), `hook` (the Git
+//! hook) and `metrics` (Prometheus text). This module holds the router and
+//! the state every handler shares.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -35,7 +36,7 @@ mod metrics;
 mod reports;
 mod views;
 
-pub use auth::{Operator, operator_for_token};
+pub use auth::{OPERATOR_COOKIE, Operator, SignedIn, bearer_token, operator_for_token};
 pub use error::{ApiResult, AppError};
 pub use hook::hook_signature_ok;
 pub(crate) use reports::authenticate_node;

@@ -7,13 +7,12 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use tracing::info;
 
-use super::auth::operator;
 use super::{ApiResult, AppError, AppState, Operator, audit, now};
 use crate::listing::{self, ListQuery, RawQuery};
 use crate::state::{DesiredInfo, LastReport, StateInputs, StoreState, store_state};
@@ -138,11 +137,10 @@ pub async fn overview(state: &AppState, op: &Operator, q: &ListQuery) -> ApiResu
 }
 
 pub(super) async fn list_stores(
+    op: Operator,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Query(raw): Query<RawQuery>,
 ) -> ApiResult<Response> {
-    let op = operator(&state, &headers).await?;
     let q = ListQuery::parse(&raw).map_err(|e| AppError::bad_request(e.to_string()))?;
     let body = overview(&state, &op, &q).await?;
     Ok(axum::Json(body).into_response())
@@ -297,11 +295,10 @@ pub async fn tenant_rollout(state: &AppState, op: &Operator, tenant: &str) -> Ap
 }
 
 pub(super) async fn get_tenant(
+    op: Operator,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(tenant): Path<String>,
 ) -> ApiResult<Response> {
-    let op = operator(&state, &headers).await?;
     Ok(axum::Json(tenant_rollout(&state, &op, &tenant).await?).into_response())
 }
 
@@ -313,33 +310,31 @@ pub async fn revoke_for(state: &AppState, op: &Operator, store: &str) -> ApiResu
         .await?;
     audit(
         state,
-        &format!("operator:{}", op.id),
+        &format!("operator:{}", op.id()),
         "revoke",
         Some(store),
         "ok",
         &format!("{revoked} node key(s) revoked"),
     )
     .await?;
-    info!(%store, operator = %op.id, revoked, "Node keys revoked by an operator.");
+    info!(%store, operator = %op.id(), revoked, "Node keys revoked by an operator.");
     Ok(revoked)
 }
 
 pub(super) async fn get_store(
+    op: Operator,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path((tenant, store)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let op = operator(&state, &headers).await?;
     let j = store_detail(&state, &op, &tenant, &store, STORE_REPORTS).await?;
     Ok(axum::Json(j).into_response())
 }
 
 pub(super) async fn revoke_store(
+    op: Operator,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path((tenant, store)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    let op = operator(&state, &headers).await?;
     let row = visible_store(&state, &op, &tenant, &store).await?;
     let revoked = revoke_for(&state, &op, &row.store).await?;
     Ok(axum::Json(json!({"store": row.store, "revoked": revoked})).into_response())
