@@ -54,6 +54,16 @@ impl Operator {
     pub fn sees(&self, tenant: &str) -> bool {
         self.tenants.iter().any(|t| t == tenant)
     }
+
+    /// An operator of `tenants` without a token, for unit tests of what
+    /// takes one.
+    #[cfg(test)]
+    pub(crate) fn for_tests(tenants: &[&str]) -> Operator {
+        Operator {
+            id: "test".to_owned(),
+            tenants: tenants.iter().map(|t| (*t).to_owned()).collect(),
+        }
+    }
 }
 
 /// The operator whose token this is.

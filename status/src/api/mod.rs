@@ -41,8 +41,10 @@ pub use error::{ApiResult, AppError};
 pub use hook::hook_signature_ok;
 pub(crate) use reports::authenticate_node;
 pub use views::{
-    STORE_REPORTS, commit_url, overview, revoke_for, row_state, store_detail, tenant_rollout,
-    visible_store,
+    ChangeLine, DiffLine, DomainChanges, DriftEntry, Explanation, NodeKey, Overview, PendingStore,
+    Refusal, ReportDetails, ReportEntry, RevisionProgress, Revoked, STORE_REPORTS, StateCounts,
+    StoreDetail, StoreSummary, TenantProgress, TenantRollout, Timestamp, commit_url, overview,
+    revoke_for, row_state, store_detail, tenant_rollout, visible_store,
 };
 
 /// Largest request body (a report) accepted.
