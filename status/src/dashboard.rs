@@ -1,48 +1,63 @@
-//! The dashboard: server-rendered HTML over the same functions as the JSON
-//! API ([`api::overview`], [`api::store_detail`], [`api::tenant_rollout`],
-//! [`api::revoke_for`]), so a page can show nothing the API would not and
-//! tenant scoping is enforced in one place. Operators sign in with their
-//! tenant-scoped token, kept in an `HttpOnly`, `SameSite=Strict` cookie;
-//! another tenant's store or tenant page answers 404 like the API
-//! (THREATS row 16).
+//! The dashboard: server-rendered HTML pages over the same view functions
+//! and typed view structs as the JSON API ([`api::overview`],
+//! [`api::store_detail`], [`api::tenant_rollout`], [`api::revoke_for`]), so
+//! a page can show nothing the API would not and tenant scoping is enforced
+//! in one place. Operators sign in with their tenant-scoped token, kept in
+//! an `HttpOnly`, `SameSite=Strict` cookie; every page takes the
+//! [`SignedIn`] extractor, which sends anyone else to `/login`. Another
+//! tenant's store or tenant page answers 404 like the API (THREATS row 16).
 //!
 //! Pages: `/` (counts, rollout per tenant, the filterable, sortable, paged
 //! store table), `/stores/{tenant}/{store}` (summary, node keys, revoke,
-//! report timeline), `/tenants/{tenant}` (rollout progress). They work
-//! without JavaScript; one inline `onchange` submits the filter form
-//! sooner where scripts run.
+//! report timeline), `/tenants/{tenant}` (rollout progress), `/login`.
+//! They work without JavaScript; one inline `onchange` submits the filter
+//! form sooner where scripts run. The stylesheet is
+//! `status/assets/dashboard.css`, served at [`STYLESHEET_PATH`].
 //!
-//! Every value is HTML-escaped: store names, report texts and diffs come
-//! from nodes and the repo. This module renders; it must not query the
+//! The HTML comes from askama templates (`status/templates/`, one base
+//! layout), which escape every value: store names, report texts and diffs
+//! come from nodes and the repo, and no template marks any of it safe.
+//! This module builds the page structs (the API's view plus the page's own
+//! links) and the small helpers the templates call; it must not query the
 //! store or decide who sees what.
 
+use std::borrow::Borrow;
+use std::fmt;
+
+use askama::Template;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::rejection::FormRejection;
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
-use schemas::diff::{Domain, EntityChange, EntityKind};
-use serde_json::Value;
+use serde::Deserialize;
 
-use crate::api::{self, AppError, AppState, Operator};
-use crate::listing::{self, ListQuery, Page, RawQuery, SortKey};
+use crate::api::{
+    self, AppError, AppState, OPERATOR_COOKIE, Operator, Overview, PendingStore, SignedIn,
+    StoreDetail, TenantRollout,
+};
+use crate::listing::{self, DEFAULT_PAGE_SIZE, ListQuery, Page, RawQuery, SortKey};
 use crate::state::StoreState;
-
-const COOKIE: &str = "fleet_operator";
 
 /// Reports on the store page (the API gives [`api::STORE_REPORTS`]).
 pub const PAGE_REPORTS: i64 = 50;
 
 /// Entity changes listed per domain and report before "and N more".
-const CHANGES_SHOWN: usize = 25;
+pub const CHANGES_SHOWN: usize = 25;
 
 /// Domains with more changes than this start folded on the store page.
-const CHANGES_OPEN: usize = 8;
+pub const CHANGES_OPEN: usize = 8;
 
 /// Stores listed per group on the tenant page before a link to the overview.
-const PENDING_SHOWN: usize = 100;
+pub const PENDING_SHOWN: usize = 100;
+
+/// Where the stylesheet is served.
+pub const STYLESHEET_PATH: &str = "/assets/dashboard.css";
+
+/// The stylesheet, built into the binary.
+const STYLESHEET: &str = include_str!("../assets/dashboard.css");
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -52,37 +67,42 @@ pub fn routes() -> Router<AppState> {
         .route("/stores/{tenant}/{store}", get(store_page))
         .route("/stores/{tenant}/{store}/revoke", post(revoke))
         .route("/tenants/{tenant}", get(tenant_page))
+        .route(STYLESHEET_PATH, get(stylesheet))
 }
 
-// ------------------------------------------------------------ escaping and small parts
+// ------------------------------------------------------------ template helpers
 
-/// `&`, `<`, `>`, `"` and `'` escaped.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// The escaper of the dashboard's templates (`status/askama.toml`):
+/// askama's five characters, `&`, `<`, `>`, `"` and `'`, written as `&amp;`,
+/// `&lt;`, `&gt;`, `&quot;` and `&#39;` rather than askama's numeric
+/// `&#38;`…, so a page reads as it did before templates (ADR 31).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HtmlEntities;
+
+impl askama::filters::Escaper for HtmlEntities {
+    fn write_escaped_str<W: fmt::Write>(&self, mut dest: W, text: &str) -> fmt::Result {
+        let mut plain = 0;
+        for (i, b) in text.bytes().enumerate() {
+            let entity = match b {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                b'"' => "&quot;",
+                b'\'' => "&#39;",
+                _ => continue,
+            };
+            // `i` is an ASCII byte, so both slices end on a char boundary.
+            dest.write_str(&text[plain..i])?;
+            dest.write_str(entity)?;
+            plain = i + 1;
         }
-    }
-    out
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::Null => "—".to_owned(),
-        Value::String(s) => esc(s),
-        other => esc(&other.to_string()),
+        dest.write_str(&text[plain..])
     }
 }
 
 /// `10000` → `10,000`.
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
+pub fn thousands(n: impl Borrow<u64>) -> String {
+    let digits = n.borrow().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i).is_multiple_of(3) {
@@ -93,8 +113,47 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// `done` of `of` in whole percent (0 of nothing).
+pub fn percent(done: impl Borrow<u64>, of: impl Borrow<u64>) -> u64 {
+    (done.borrow().saturating_mul(100))
+        .checked_div(*of.borrow())
+        .unwrap_or(0)
+}
+
+/// A machine name in words: `drift_corrected` → `drift corrected`.
+pub fn label(s: &str) -> String {
+    s.replace('_', " ")
+}
+
+/// The badge class of a report outcome; `unknown` for a value this build
+/// does not know (the outcome comes from the node).
+pub fn outcome_class(outcome: &str) -> &'static str {
+    match outcome {
+        "converged" => "converged",
+        "no_change" => "no_change",
+        "drift_corrected" => "drift_corrected",
+        "failed" => "failed",
+        "refused" => "refused",
+        _ => "unknown",
+    }
+}
+
+/// The first 10 characters of a commit id.
+pub fn short_commit(commit: &str) -> String {
+    commit.chars().take(10).collect()
+}
+
+/// A pass's duration for people: `850 ms`, `1.5 s`; `—` when not reported.
+pub fn duration(ms: &Option<u64>) -> String {
+    match *ms {
+        Some(ms) if ms >= 1000 => format!("{}.{} s", ms / 1000, (ms % 1000) / 100),
+        Some(ms) => format!("{ms} ms"),
+        None => "—".to_owned(),
+    }
+}
+
 /// The link to a store's page; each path segment percent-encoded.
-fn store_href(store: &str) -> String {
+pub fn store_href(store: &str) -> String {
     let (t, s) = store.split_once('/').unwrap_or((store, ""));
     format!(
         "/stores/{}/{}",
@@ -103,263 +162,57 @@ fn store_href(store: &str) -> String {
     )
 }
 
-fn tenant_href(tenant: &str) -> String {
+/// The link to a tenant's page.
+pub fn tenant_href(tenant: &str) -> String {
     format!("/tenants/{}", listing::encode_component(tenant))
 }
 
-/// How long ago (or until) `t` is, for people: `just now`, `42 s ago`,
-/// `3 min ago`, `5 h ago`, `2 d ago`, `in 3 d`.
-pub fn relative(now: DateTime<Utc>, t: DateTime<Utc>) -> String {
-    let secs = (now - t).num_seconds();
-    let (n, future) = (secs.unsigned_abs(), secs < 0);
-    let span = match n {
-        0..10 => return "just now".to_owned(),
-        10..60 => format!("{n} s"),
-        60..3_600 => format!("{} min", n / 60),
-        3_600..86_400 => format!("{} h", n / 3_600),
-        _ => format!("{} d", n / 86_400),
-    };
-    if future {
-        format!("in {span}")
-    } else {
-        format!("{span} ago")
+/// The stylesheet's address, with a version that changes with its content
+/// so a browser never keeps an old one across an upgrade.
+pub fn stylesheet_href() -> String {
+    format!("{STYLESHEET_PATH}?v={:016x}", fnv1a(STYLESHEET.as_bytes()))
+}
+
+/// FNV-1a, 64 bits: a cache key, not a security measure.
+const fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+        i += 1;
     }
+    hash
 }
 
-/// An RFC 3339 time of the API as relative time, the exact time in a title.
-fn time_html(now: DateTime<Utc>, v: &Value, never: &str) -> String {
-    let Some(s) = v.as_str() else {
-        return format!("<span class=\"muted\">{}</span>", esc(never));
-    };
-    match DateTime::parse_from_rfc3339(s) {
-        Ok(t) => format!(
-            "<time datetime=\"{}\" title=\"{}\">{}</time>",
-            esc(s),
-            esc(&t
-                .with_timezone(&Utc)
-                .format("%Y-%m-%d %H:%M:%S UTC")
-                .to_string()),
-            esc(&relative(now, t.with_timezone(&Utc)))
-        ),
-        Err(_) => esc(s),
-    }
-}
-
-fn label(s: &str) -> String {
-    esc(&s.replace('_', " "))
-}
-
-/// A coloured state badge; the class is only ever a known state.
-fn state_badge(state: &str) -> String {
-    let class = StoreState::ALL
-        .iter()
-        .find(|s| s.as_str() == state)
-        .map(|s| s.as_str())
-        .unwrap_or("unknown");
-    format!("<span class=\"badge s-{class}\">{}</span>", label(state))
-}
-
-fn outcome_badge(outcome: &str) -> String {
-    let class = match outcome {
-        "converged" | "no_change" | "drift_corrected" | "failed" | "refused" => outcome,
-        _ => "unknown",
-    };
-    format!("<span class=\"badge o-{class}\">{}</span>", label(outcome))
-}
-
-/// A commit id: a link to the Git host when the API gave a URL, else the
-/// short id with the full one in a title.
-fn commit_html(commit: &Value, url: &Value) -> String {
-    let Some(c) = commit.as_str() else {
-        return "<span class=\"muted\">—</span>".to_owned();
-    };
-    let short: String = c.chars().take(10).collect();
-    match url.as_str() {
-        Some(u) => format!(
-            "<a class=\"commit\" href=\"{}\" title=\"{}\"><code>{}</code></a>",
-            esc(u),
-            esc(c),
-            esc(&short)
-        ),
-        None => format!(
-            "<code class=\"commit\" title=\"{}\">{}</code>",
-            esc(c),
-            esc(&short)
-        ),
-    }
-}
-
-/// A unified diff, each line coloured by its first character.
-fn diff_html(diff: &str) -> String {
-    let mut out = String::from("<pre class=\"diff\">");
-    for line in diff.lines() {
-        let class = if line.starts_with("+++") || line.starts_with("---") {
-            "file"
-        } else if line.starts_with("@@") {
-            "hunk"
-        } else if line.starts_with('+') {
-            "add"
-        } else if line.starts_with('-') {
-            "del"
-        } else {
-            "ctx"
-        };
-        // Block spans, one per line: no newline between them (it would
-        // show as an empty line inside `<pre>`).
-        out.push_str(&format!("<span class=\"{class}\">{}</span>", esc(line)));
-    }
-    out.push_str("</pre>");
-    out
-}
-
-fn progress_html(done: u64, of: u64) -> String {
-    let pct = (done * 100).checked_div(of).unwrap_or(0);
-    format!(
-        "<div class=\"progress\" role=\"progressbar\" aria-valuenow=\"{pct}\" aria-valuemin=\"0\" \
-         aria-valuemax=\"100\"><div style=\"width:{pct}%\"></div></div>\
-         <span class=\"progress-label\">{} of {} ({pct}%)</span>",
-        thousands(done),
-        thousands(of)
-    )
-}
-
-fn duration_html(ms: &Value) -> String {
-    match ms.as_u64() {
-        Some(ms) if ms >= 1000 => format!("{}.{} s", ms / 1000, (ms % 1000) / 100),
-        Some(ms) => format!("{ms} ms"),
-        None => "—".to_owned(),
-    }
-}
-
-// ------------------------------------------------------------ the frame
-
-const CSS: &str = r#"
-:root{--fg:#1f2328;--muted:#59636e;--bg:#f6f8fa;--card:#fff;--line:#d1d9e0;--accent:#0969da}
-*{box-sizing:border-box}
-body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,Helvetica,Arial,sans-serif;color:var(--fg);background:var(--bg)}
-a{color:var(--accent)}
-header.top{background:#1f2328;color:#fff;padding:.55rem 1rem;display:flex;align-items:center;gap:1rem}
-header.top a{color:#fff;text-decoration:none;font-weight:600}
-header.top a{white-space:nowrap}
-header.top .who{margin-left:auto;color:#d1d9e0;font-size:.85rem;min-width:0;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
-header.top form{flex:none}
-header.top button{background:transparent;color:#fff;border:1px solid #59636e;border-radius:6px;padding:.2rem .6rem;cursor:pointer}
-main{max-width:1240px;margin:0 auto;padding:1rem}
-h1{font-size:1.45rem;margin:.2rem 0 .8rem;display:flex;align-items:center;gap:.6rem;flex-wrap:wrap;word-break:break-all}
-h2{font-size:1.1rem;margin:1.4rem 0 .6rem}
-.muted{color:var(--muted)}
-.crumbs{font-size:.9rem;margin:0 0 .3rem;color:var(--muted)}
-.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:.8rem 1rem}
-.counts{display:grid;grid-template-columns:repeat(auto-fill,minmax(6.9rem,1fr));gap:.5rem;margin:0 0 1rem}
-.count{display:block;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:.45rem .7rem;text-decoration:none;color:inherit}
-.count .n{display:block;font-size:1.35rem;font-weight:650;font-variant-numeric:tabular-nums}
-.count.on{outline:2px solid var(--accent);outline-offset:-1px}
-.count.zero{opacity:.55}
-.badge{display:inline-block;padding:.08em .55em;border-radius:999px;font-size:.78rem;font-weight:600;white-space:nowrap;border:1px solid transparent;vertical-align:middle}
-.s-synced,.o-converged{background:#dafbe1;color:#116329;border-color:#aceebb}
-.o-no_change{background:#eef6ee;color:#2f6f3e;border-color:#c9e6cf}
-.s-out_of_sync{background:#ddf4ff;color:#0550ae;border-color:#b6e3ff}
-.s-drifted,.o-drift_corrected{background:#fff8c5;color:#7d4e00;border-color:#f5e0a0}
-.s-overridden{background:#fbefff;color:#6e40c9;border-color:#ecd8ff}
-.s-failed,.o-failed{background:#ffebe9;color:#a40e26;border-color:#ffcecb}
-.s-refused,.o-refused{background:#ffe4d6;color:#9b2c00;border-color:#ffc9a9}
-.s-offline{background:#eaeef2;color:#424a53;border-color:#d1d9e0}
-.s-stale{background:#fff1e5;color:#953800;border-color:#ffd8b5}
-.s-unenrolled,.s-unknown,.o-unknown{background:#f6f8fa;color:#59636e;border-color:#d1d9e0}
-form.filters{display:flex;flex-wrap:wrap;gap:.5rem;align-items:end;margin:0 0 .7rem}
-form.filters label{display:flex;flex-direction:column;font-size:.78rem;color:var(--muted);gap:.15rem}
-input,select,button{font:inherit}
-form.filters input,form.filters select{padding:.3rem .45rem;border:1px solid var(--line);border-radius:6px;background:#fff;min-width:7rem}
-button.primary{background:#1f883d;color:#fff;border:1px solid #1a7f37;border-radius:6px;padding:.32rem .9rem;cursor:pointer}
-button.danger{background:#cf222e;color:#fff;border:1px solid #a40e26;border-radius:6px;padding:.32rem .9rem;cursor:pointer}
-.tablewrap{overflow-x:auto;background:var(--card);border:1px solid var(--line);border-radius:8px}
-table{border-collapse:collapse;width:100%}
-th,td{padding:.42rem .65rem;border-bottom:1px solid #eaeef2;text-align:left;white-space:nowrap;vertical-align:top}
-th{font-size:.8rem;color:var(--muted);font-weight:600;background:#f6f8fa}
-th a{color:inherit;text-decoration:none}
-th a:hover{text-decoration:underline}
-td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
-tr:last-child td{border-bottom:0}
-code{font:.85em ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
-.pager{display:flex;flex-wrap:wrap;gap:.8rem;align-items:center;justify-content:space-between;margin:.6rem 0}
-.pager a,.pager span.off{padding:.25rem .7rem;border:1px solid var(--line);border-radius:6px;background:#fff;text-decoration:none}
-.pager span.off{color:#aab2bb}
-.progress{display:inline-block;width:12rem;max-width:60vw;height:.7rem;background:#eaeef2;border-radius:999px;overflow:hidden;vertical-align:middle}
-.progress>div{height:100%;background:#1f883d}
-.progress-label{margin-left:.5rem;font-variant-numeric:tabular-nums}
-.big .progress{width:100%;max-width:none;height:1rem;display:block;margin:.3rem 0}
-.big .progress-label{margin:0}
-.explain{border-left:4px solid var(--line)}
-.explain p{margin:.2rem 0}
-.facts{display:grid;grid-template-columns:repeat(auto-fill,minmax(15rem,1fr));gap:.6rem 1.2rem;margin:1rem 0 0}
-.facts div{min-width:0}
-.facts dt{font-size:.78rem;color:var(--muted)}
-.facts dd{margin:0;overflow-wrap:anywhere}
-.bad{color:#a40e26}
-.good{color:#116329}
-ol.timeline{list-style:none;padding:0;margin:0}
-ol.timeline>li{background:var(--card);border:1px solid var(--line);border-radius:8px;margin:0 0 .7rem;padding:.6rem .9rem}
-.rhead{display:flex;flex-wrap:wrap;gap:.3rem .9rem;align-items:center}
-.rhead .when{font-weight:600}
-.rbody h4{margin:.7rem 0 .25rem;font-size:.85rem;color:var(--muted);font-weight:600}
-details.domain summary{cursor:pointer}
-details.domain summary h4{display:inline-block}
-.rbody ul{margin:.1rem 0;padding-left:1.2rem}
-.rbody li{overflow-wrap:anywhere}
-.refusal,.errors{background:#fff5f5;border:1px solid #ffcecb;border-radius:6px;padding:.4rem .6rem;margin:.5rem 0 0}
-.warnings{background:#fffbeb;border:1px solid #f5e0a0;border-radius:6px;padding:.4rem .6rem;margin:.5rem 0 0}
-pre.diff{background:#f6f8fa;border:1px solid var(--line);border-radius:6px;padding:.4rem 0;overflow-x:auto;margin:.2rem 0 .5rem;font:.82rem/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
-pre.diff span{display:block;padding:0 .7rem;white-space:pre}
-pre.diff .add{background:#dafbe1;color:#116329}
-pre.diff .del{background:#ffebe9;color:#a40e26}
-pre.diff .hunk{color:#8250df;background:#f5f0ff}
-pre.diff .file{color:#59636e;font-weight:600}
-details.revoke{margin-top:.7rem}
-details.revoke summary{cursor:pointer;color:#cf222e;font-weight:600}
-details.revoke p{margin:.4rem 0}
-.login{max-width:26rem;margin:12vh auto;padding:1.4rem}
-.login input{width:100%;padding:.45rem;border:1px solid var(--line);border-radius:6px;margin:.3rem 0 .8rem}
-@media (max-width:700px){
- main{padding:.6rem}
- table.stores thead{display:none}
- table.stores,table.stores tbody,table.stores tr,table.stores td{display:block;width:100%}
- table.stores tr{border-bottom:1px solid var(--line);padding:.45rem .3rem}
- table.stores td{display:flex;justify-content:space-between;gap:1rem;border:0;padding:.12rem .4rem;white-space:normal;text-align:right}
- table.stores td::before{content:attr(data-label);color:var(--muted);font-size:.8rem;text-align:left}
- table.stores td.store{font-weight:600;font-size:1.02rem}
- table.stores td.store::before{content:none}
- .facts{grid-template-columns:1fr 1fr}
- .progress{width:35vw}
- h1{font-size:1.25rem}
- form.filters label{flex:1 1 45%}
- form.filters input,form.filters select{min-width:0;width:100%}
- .counts{grid-template-columns:repeat(3,1fr);gap:.35rem}
- .count{padding:.3rem .5rem}
- .count .n{font-size:1.1rem}
-}
-"#;
-
-fn frame(title: &str, op: Option<&Operator>, body: &str) -> String {
-    let who = match op {
-        Some(op) => format!(
-            "<span class=\"who\">tenants: {}</span>\
-             <form method=\"post\" action=\"/logout\"><button>Sign out</button></form>",
-            esc(&op.tenants.join(", "))
-        ),
+fn capitalized(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_uppercase().chain(c).collect(),
         None => String::new(),
-    };
-    format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{} · fleet-status</title><style>{CSS}</style></head><body>\
-         <header class=\"top\"><a href=\"/\">Fleet status</a>{who}</header>\
-         <main>{body}</main></body></html>",
-        esc(title)
-    )
+    }
 }
 
-fn page(title: &str, op: &Operator, body: &str) -> Response {
-    Html(frame(title, Some(op), body)).into_response()
+// ------------------------------------------------------------ pages
+
+/// A page as a response; a template that fails to render is the API's
+/// internal error.
+fn render(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            AppError::Internal(anyhow::Error::new(e).context("rendering a page")).into_response()
+        }
+    }
+}
+
+/// A client error of the API as a page.
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    operator: Option<&'a Operator>,
+    title: &'static str,
+    message: String,
 }
 
 /// An API error as a page: a client error keeps its status and message
@@ -374,151 +227,95 @@ fn error_page(op: &Operator, e: AppError) -> Response {
             } else {
                 "Cannot show this"
             };
-            let body = format!(
-                "<h1>{}</h1><p>{}.</p><p><a href=\"/\">Back to the fleet</a></p>",
-                esc(title),
-                esc(&capitalized(&message))
-            );
-            (status, Html(frame(title, Some(op), &body))).into_response()
+            let page = ErrorPage {
+                operator: Some(op),
+                title,
+                message: capitalized(&message),
+            };
+            render(status, &page)
         }
         e => e.into_response(),
     }
 }
 
-fn capitalized(s: &str) -> String {
-    let mut c = s.chars();
-    match c.next() {
-        Some(f) => f.to_uppercase().chain(c).collect(),
-        None => String::new(),
-    }
+/// A link among a page's choices: the count of one state (or of all, with
+/// no state) as a filter.
+#[derive(Debug, Clone)]
+struct CountLink {
+    state: Option<StoreState>,
+    n: u64,
+    /// The filter in force.
+    on: bool,
+    href: String,
 }
 
-// ------------------------------------------------------------ sign-in
-
-fn cookie_token(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
-        .map(|(_, v)| v.to_owned())
+/// One `<option>` of a filter.
+#[derive(Debug, Clone)]
+struct Choice {
+    value: String,
+    shown: String,
+    selected: bool,
 }
 
-/// The signed-in operator, or a redirect to the sign-in page.
-async fn signed_in(state: &AppState, headers: &HeaderMap) -> Result<Operator, Response> {
-    let token = cookie_token(headers);
-    match api::operator_for_token(state, token.as_deref()).await {
-        Ok(op) => Ok(op),
-        Err(AppError::Client { .. }) => Err(Redirect::to("/login").into_response()),
-        Err(e) => Err(e.into_response()),
-    }
-}
-
-fn login_html(problem: Option<&str>) -> String {
-    let problem = problem
-        .map(|p| format!("<p class=\"bad\">{}</p>", esc(p)))
-        .unwrap_or_default();
-    frame(
-        "Sign in",
-        None,
-        &format!(
-            "<div class=\"card login\"><h1>Sign in</h1>{problem}\
-             <form method=\"post\" action=\"/login\">\
-             <label for=\"token\">Operator token</label>\
-             <input id=\"token\" type=\"password\" name=\"token\" autocomplete=\"off\" \
-             placeholder=\"fso_…\" required>\
-             <button class=\"primary\">Sign in</button></form>\
-             <p class=\"muted\">Ask an administrator for a token \
-             (<code>fleet-status operator create --tenant T</code>).</p></div>"
-        ),
-    )
-}
-
-async fn login_page() -> Html<String> {
-    Html(login_html(None))
-}
-
-#[derive(Debug)]
-struct LoginForm {
-    token: String,
-}
-
-async fn login(State(state): State<AppState>, body: Bytes) -> Response {
-    let Ok(form) = serde_urlencoded_form(&body) else {
-        return (StatusCode::BAD_REQUEST, "expected a form with `token`").into_response();
-    };
-    match api::operator_for_token(&state, Some(&form.token)).await {
-        Ok(_) => {
-            let cookie = format!(
-                "{COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
-                form.token.trim()
-            );
-            ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
-        }
-        Err(AppError::Client { .. }) => (
-            StatusCode::UNAUTHORIZED,
-            Html(login_html(Some("Unknown operator token. Try again."))),
-        )
-            .into_response(),
-        Err(e) => e.into_response(),
-    }
-}
-
-/// `token=<value>` of an `application/x-www-form-urlencoded` body.
-fn serde_urlencoded_form(body: &[u8]) -> Result<LoginForm, ()> {
-    let text = std::str::from_utf8(body).map_err(|_| ())?;
-    for pair in text.split('&') {
-        if let Some(v) = pair.strip_prefix("token=") {
-            return Ok(LoginForm {
-                token: percent_decode(v).ok_or(())?,
-            });
+impl Choice {
+    fn new(value: &str, shown: &str, selected: bool) -> Choice {
+        Choice {
+            value: value.to_owned(),
+            shown: shown.to_owned(),
+            selected,
         }
     }
-    Err(())
 }
 
-fn percent_decode(s: &str) -> Option<String> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = s.get(i + 1..i + 3)?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
+/// A sortable column head of the store table.
+#[derive(Debug, Clone)]
+struct Column {
+    title: &'static str,
+    class: &'static str,
+    /// `none`, `ascending` or `descending`.
+    aria_sort: &'static str,
+    /// ` ▲`, ` ▼` or nothing.
+    arrow: &'static str,
+    /// The table sorted by this column (reversed if it already is).
+    href: String,
 }
 
-async fn logout() -> Response {
-    (
-        [(
-            header::SET_COOKIE,
-            format!("{COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
-        )],
-        Redirect::to("/login"),
-    )
-        .into_response()
+/// The overview's pager.
+#[derive(Debug, Clone)]
+struct Pager {
+    number: u64,
+    /// The rows shown, 1-based (0–0 of none).
+    first: u64,
+    last: u64,
+    prev: Option<String>,
+    next: Option<String>,
 }
 
-// ------------------------------------------------------------ overview
+/// `/`.
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage<'a> {
+    operator: Option<&'a Operator>,
+    now: DateTime<Utc>,
+    view: &'a Overview,
+    counts: Vec<CountLink>,
+    tenants: Vec<Choice>,
+    states: Vec<Choice>,
+    search: &'a str,
+    sorts: Vec<Choice>,
+    dirs: Vec<Choice>,
+    columns: Vec<Column>,
+    pager: Pager,
+}
 
 /// `q` with `change` applied, back on page 1, as a link to `/`.
-fn link(q: &ListQuery, change: impl FnOnce(&mut ListQuery)) -> String {
+fn overview_href(q: &ListQuery, change: impl FnOnce(&mut ListQuery)) -> String {
     let mut q = q.clone();
     change(&mut q);
     if let Some(p) = &mut q.page {
         p.number = 1;
     }
-    esc(&format!("/{}", q.to_query_string()))
+    format!("/{}", q.to_query_string())
 }
 
 fn column_title(key: SortKey) -> &'static str {
@@ -532,684 +329,579 @@ fn column_title(key: SortKey) -> &'static str {
     }
 }
 
-fn sort_header(q: &ListQuery, key: SortKey, class: &str) -> String {
-    let on = q.sort == key;
-    let arrow = match (on, q.desc) {
-        (false, _) => "",
-        (true, false) => " ▲",
-        (true, true) => " ▼",
-    };
-    let href = link(q, |q| {
-        q.desc = on && !q.desc;
-        q.sort = key;
-    });
-    let aria = match (on, q.desc) {
-        (false, _) => "none",
-        (true, false) => "ascending",
-        (true, true) => "descending",
-    };
-    format!(
-        "<th class=\"{class}\" aria-sort=\"{aria}\"><a href=\"{href}\">{}{arrow}</a></th>",
-        column_title(key)
-    )
+impl Column {
+    fn new(q: &ListQuery, key: SortKey, class: &'static str) -> Column {
+        let on = q.sort == key;
+        let (aria_sort, arrow) = match (on, q.desc) {
+            (false, _) => ("none", ""),
+            (true, false) => ("ascending", " ▲"),
+            (true, true) => ("descending", " ▼"),
+        };
+        Column {
+            title: column_title(key),
+            class,
+            aria_sort,
+            arrow,
+            href: overview_href(q, |q| {
+                q.desc = on && !q.desc;
+                q.sort = key;
+            }),
+        }
+    }
 }
 
-fn option(value: &str, shown: &str, selected: bool) -> String {
-    format!(
-        "<option value=\"{}\"{}>{}</option>",
-        esc(value),
-        if selected { " selected" } else { "" },
-        esc(shown)
-    )
+impl Pager {
+    fn new(q: &ListQuery, view: &Overview) -> Pager {
+        let Page { number, size } = q.page.unwrap_or(Page {
+            number: 1,
+            size: DEFAULT_PAGE_SIZE,
+        });
+        let skipped = (number - 1).saturating_mul(size);
+        let step = |to: u64| {
+            let mut other = q.clone();
+            other.page = Some(Page { number: to, size });
+            format!("/{}", other.to_query_string())
+        };
+        Pager {
+            number,
+            first: if view.total == 0 { 0 } else { skipped + 1 },
+            last: (skipped + view.stores.len() as u64).min(view.total),
+            prev: (number > 1).then(|| step(number - 1)),
+            next: (number < view.pages).then(|| step(number + 1)),
+        }
+    }
 }
 
-async fn overview_page(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Query(raw): Query<RawQuery>,
-) -> Response {
-    let op = match signed_in(&state, &headers).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
-    let q = match ListQuery::parse(&raw) {
-        Ok(q) => q.paged(),
-        Err(e) => {
-            return error_page(
-                &op,
-                AppError::client(StatusCode::BAD_REQUEST, "bad_request", e.to_string()),
-            );
-        }
-    };
-    let view = match api::overview(&state, &op, &q).await {
-        Ok(v) => v,
-        Err(e) => return error_page(&op, e),
-    };
-    let now = Utc::now();
-    let total = view["total"].as_u64().unwrap_or(0);
-    let pages = view["pages"].as_u64().unwrap_or(1);
-    let Page { number, size } = q.page.unwrap_or(Page {
-        number: 1,
-        size: listing::DEFAULT_PAGE_SIZE,
-    });
-    let mut body = String::from("<h1>Fleet</h1>");
-
-    // Counts per state, each a filter (a second click clears it).
-    let all: u64 = view["counts"]
-        .as_object()
-        .map(|c| c.values().filter_map(Value::as_u64).sum())
-        .unwrap_or(0);
-    body.push_str("<nav class=\"counts\" aria-label=\"Stores per state\">");
-    body.push_str(&format!(
-        "<a class=\"count{}\" href=\"{}\"><span class=\"n\">{}</span>all stores</a>",
-        if q.state.is_none() { " on" } else { "" },
-        link(&q, |q| q.state = None),
-        thousands(all)
-    ));
-    for s in StoreState::ALL {
-        let n = view["counts"][s.as_str()].as_u64().unwrap_or(0);
-        let on = q.state == Some(s);
-        body.push_str(&format!(
-            "<a class=\"count{}{}\" href=\"{}\" data-state=\"{}\"><span class=\"n\">{}</span>{}</a>",
-            if on { " on" } else { "" },
-            if n == 0 { " zero" } else { "" },
-            link(&q, |q| q.state = if on { None } else { Some(s) }),
-            s.as_str(),
-            thousands(n),
-            state_badge(s.as_str())
-        ));
-    }
-    body.push_str("</nav>");
-
-    // Rollout per tenant.
-    if let Some(tenants) = view["tenants"].as_object()
-        && !tenants.is_empty()
-    {
-        body.push_str(
-            "<div class=\"tablewrap\"><table class=\"rollout\"><thead><tr><th>Tenant</th>\
-             <th>Stores at their desired revision</th></tr></thead><tbody>",
-        );
-        for (t, r) in tenants {
-            body.push_str(&format!(
-                "<tr><td><a href=\"{}\">{}</a></td><td>{}</td></tr>",
-                esc(&tenant_href(t)),
-                esc(t),
-                progress_html(
-                    r["at_desired_revision"].as_u64().unwrap_or(0),
-                    r["stores"].as_u64().unwrap_or(0)
-                )
-            ));
-        }
-        body.push_str("</tbody></table></div>");
-    }
-
-    // Filters: plain GET form; the selects submit on change where scripts run.
-    body.push_str("<h2>Stores</h2><form class=\"filters\" method=\"get\" action=\"/\">");
-    body.push_str("<label>Tenant<select name=\"tenant\" onchange=\"this.form.submit()\">");
-    body.push_str(&option("", "all tenants", q.tenant.is_none()));
-    for t in &op.tenants {
-        body.push_str(&option(t, t, q.tenant.as_deref() == Some(t)));
-    }
-    body.push_str(
-        "</select></label><label>State<select name=\"state\" onchange=\"this.form.submit()\">",
-    );
-    body.push_str(&option("", "all states", q.state.is_none()));
-    for s in StoreState::ALL {
-        body.push_str(&option(
-            s.as_str(),
-            &s.as_str().replace('_', " "),
-            q.state == Some(s),
-        ));
-    }
-    body.push_str(&format!(
-        "</select></label><label>Store id contains<input type=\"search\" name=\"q\" value=\"{}\" \
-         placeholder=\"e.g. soho\"></label>",
-        esc(q.search.as_deref().unwrap_or(""))
-    ));
-    body.push_str("<label>Sort by<select name=\"sort\">");
-    for k in SortKey::ALL {
-        body.push_str(&option(k.as_str(), column_title(k), q.sort == k));
-    }
-    body.push_str("</select></label><label>Order<select name=\"dir\">");
-    body.push_str(&option("asc", "ascending", !q.desc));
-    body.push_str(&option("desc", "descending", q.desc));
-    body.push_str(
-        "</select></label><button class=\"primary\">Apply</button> <a href=\"/\">Reset</a></form>",
-    );
-
-    // The table: one page.
-    let stores = view["stores"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    if stores.is_empty() {
-        body.push_str("<div class=\"card\"><p class=\"muted\">No store matches.</p></div>");
-    } else {
-        body.push_str("<div class=\"tablewrap\"><table class=\"stores\"><thead><tr>");
-        for (k, class) in [
+impl<'a> OverviewPage<'a> {
+    fn new(op: &'a Operator, q: &'a ListQuery, view: &'a Overview) -> OverviewPage<'a> {
+        // Counts per state, each a filter (a second click clears it).
+        let mut counts = vec![CountLink {
+            state: None,
+            n: view.counts.total(),
+            on: q.state.is_none(),
+            href: overview_href(q, |q| q.state = None),
+        }];
+        counts.extend(StoreState::ALL.into_iter().map(|s| {
+            let on = q.state == Some(s);
+            CountLink {
+                state: Some(s),
+                n: view.counts.get(s),
+                on,
+                href: overview_href(q, |q| q.state = if on { None } else { Some(s) }),
+            }
+        }));
+        let tenants = std::iter::once(Choice::new("", "all tenants", q.tenant.is_none()))
+            .chain(
+                op.tenants()
+                    .iter()
+                    .map(|t| Choice::new(t, t, q.tenant.as_deref() == Some(t))),
+            )
+            .collect();
+        let states = std::iter::once(Choice::new("", "all states", q.state.is_none()))
+            .chain(
+                StoreState::ALL
+                    .into_iter()
+                    .map(|s| Choice::new(s.as_str(), s.label(), q.state == Some(s))),
+            )
+            .collect();
+        let sorts = SortKey::ALL
+            .into_iter()
+            .map(|k| Choice::new(k.as_str(), column_title(k), q.sort == k))
+            .collect();
+        let dirs = vec![
+            Choice::new("asc", "ascending", !q.desc),
+            Choice::new("desc", "descending", q.desc),
+        ];
+        let columns = [
             (SortKey::Store, ""),
             (SortKey::State, ""),
             (SortKey::Desired, "num"),
             (SortKey::Applied, "num"),
             (SortKey::LastSeen, ""),
             (SortKey::Reconciler, ""),
-        ] {
-            body.push_str(&sort_header(&q, k, class));
+        ]
+        .into_iter()
+        .map(|(k, class)| Column::new(q, k, class))
+        .collect();
+        OverviewPage {
+            operator: Some(op),
+            now: Utc::now(),
+            view,
+            counts,
+            tenants,
+            states,
+            search: q.search.as_deref().unwrap_or(""),
+            sorts,
+            dirs,
+            columns,
+            pager: Pager::new(q, view),
         }
-        body.push_str("</tr></thead><tbody>");
-        for s in stores {
-            let id = s["store"].as_str().unwrap_or("");
-            body.push_str(&format!(
-                "<tr><td class=\"store\" data-label=\"Store\"><a href=\"{}\">{}</a></td>\
-                 <td data-label=\"State\">{}</td><td class=\"num\" data-label=\"Desired\">{}</td>\
-                 <td class=\"num\" data-label=\"Applied\">{}</td><td data-label=\"Last seen\">{}</td>\
-                 <td data-label=\"Reconciler\">{}</td></tr>",
-                esc(&store_href(id)),
-                esc(id),
-                state_badge(s["state"].as_str().unwrap_or("")),
-                text(&s["desired_revision"]),
-                text(&s["applied_revision"]),
-                time_html(now, &s["last_seen"], "never"),
-                text(&s["reconciler_version"]),
-            ));
-        }
-        body.push_str("</tbody></table></div>");
-    }
-    let first = if total == 0 {
-        0
-    } else {
-        (number - 1) * size + 1
-    };
-    let last = ((number - 1) * size + stores.len() as u64).min(total);
-    let step = |to: u64, text: &str| {
-        let mut next = q.clone();
-        next.page = Some(Page { number: to, size });
-        format!(
-            "<a href=\"{}\" rel=\"{}\">{text}</a>",
-            esc(&format!("/{}", next.to_query_string())),
-            if to < number { "prev" } else { "next" }
-        )
-    };
-    body.push_str("<nav class=\"pager\" aria-label=\"Pages\">");
-    body.push_str(&if number > 1 {
-        step(number - 1, "‹ Previous")
-    } else {
-        "<span class=\"off\">‹ Previous</span>".to_owned()
-    });
-    body.push_str(&format!(
-        "<span class=\"muted\">{}–{} of <b class=\"total\">{}</b> stores · page {} of {}</span>",
-        thousands(first),
-        thousands(last),
-        thousands(total),
-        thousands(number),
-        thousands(pages)
-    ));
-    body.push_str(&if number < pages {
-        step(number + 1, "Next ›")
-    } else {
-        "<span class=\"off\">Next ›</span>".to_owned()
-    });
-    body.push_str("</nav>");
-    page("Fleet", &op, &body)
-}
-
-// ------------------------------------------------------------ store page
-
-/// The domain of a reported entity kind (`item` → menu).
-fn domain_of(kind: &str) -> Option<Domain> {
-    EntityKind::from_code(kind).map(EntityKind::domain)
-}
-
-/// One entity change in words: `item classic-burger: price: 1099 → 1199`.
-fn change_text(c: &Value) -> String {
-    match serde_json::from_value::<EntityChange>(c.clone()) {
-        Ok(ec) => {
-            let what = match &ec.change {
-                schemas::diff::Change::Added { .. } => "added".to_owned(),
-                schemas::diff::Change::Removed { .. } => "removed".to_owned(),
-                schemas::diff::Change::Changed { fields } => fields
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; "),
-            };
-            format!(
-                "{} <b>{}</b>: {}",
-                esc(ec.kind.as_str()),
-                esc(&ec.id),
-                esc(&what)
-            )
-        }
-        Err(_) => format!("{} <b>{}</b>", text(&c["kind"]), text(&c["id"])),
     }
 }
 
-fn report_html(now: DateTime<Utc>, r: &Value) -> String {
-    let rep = &r["report"];
-    let mut out = String::from("<li class=\"report\"><div class=\"rhead\">");
-    out.push_str(&outcome_badge(r["outcome"].as_str().unwrap_or("")));
-    out.push_str(&format!(
-        "<span class=\"when\">{}</span><span>desired <b>{}</b> · applied <b>{}</b></span>\
-         <span class=\"muted\">took {}</span><span>commit {}</span>\
-         <span class=\"muted\">reconciler {} · key <code>{}</code></span></div><div class=\"rbody\">",
-        time_html(now, &r["received_at"], "—"),
-        text(&r["desired_revision"]),
-        text(&r["applied_revision"]),
-        duration_html(&rep["duration_ms"]),
-        commit_html(&r["commit"], &r["commit_url"]),
-        text(&rep["reconciler_version"]),
-        text(&r["key_id"]),
-    ));
-    if let Some(refusal) = rep["refusal"].as_object() {
-        out.push_str(&format!(
-            "<div class=\"refusal\"><b>Refused</b> (<code>{}</code>): {}</div>",
-            text(refusal.get("code").unwrap_or(&Value::Null)),
-            text(refusal.get("message").unwrap_or(&Value::Null))
-        ));
-    }
-    let list = |v: &Value| -> Vec<String> {
-        v.as_array()
-            .into_iter()
-            .flatten()
-            .map(|e| format!("<li>{}</li>", text(e)))
-            .collect()
-    };
-    let errors = list(&rep["errors"]);
-    if !errors.is_empty() {
-        out.push_str(&format!(
-            "<div class=\"errors\"><b>Errors</b><ul>{}</ul></div>",
-            errors.concat()
-        ));
-    }
-    let warnings = list(&rep["warnings"]);
-    if !warnings.is_empty() {
-        out.push_str(&format!(
-            "<div class=\"warnings\"><b>Warnings</b><ul>{}</ul></div>",
-            warnings.concat()
-        ));
-    }
-    // Changes per domain, each linked to the commit the release came from.
-    let changes = rep["changes"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    let mut other: Vec<&Value> = Vec::new();
-    for d in Domain::ALL {
-        let of: Vec<&Value> = changes
-            .iter()
-            .filter(|c| c["kind"].as_str().and_then(domain_of) == Some(d))
-            .collect();
-        if of.is_empty() {
-            continue;
-        }
-        // Long lists (a first converge writes everything) start folded.
-        out.push_str(&format!(
-            "<details class=\"domain\"{}><summary><h4>{} · {} change{} from {}</h4></summary><ul>",
-            if of.len() <= CHANGES_OPEN {
-                " open"
-            } else {
-                ""
-            },
-            d.as_str(),
-            of.len(),
-            if of.len() == 1 { "" } else { "s" },
-            commit_html(&r["commit"], &r["commit_url"])
-        ));
-        for c in of.iter().take(CHANGES_SHOWN) {
-            out.push_str(&format!("<li>{}</li>", change_text(c)));
-        }
-        if of.len() > CHANGES_SHOWN {
-            out.push_str(&format!(
-                "<li class=\"muted\">and {} more (all in the JSON API)</li>",
-                of.len() - CHANGES_SHOWN
-            ));
-        }
-        out.push_str("</ul></details>");
-    }
-    other.extend(
-        changes
-            .iter()
-            .filter(|c| c["kind"].as_str().and_then(domain_of).is_none()),
-    );
-    if !other.is_empty() {
-        out.push_str("<h4>other changes</h4><ul>");
-        for c in other.iter().take(CHANGES_SHOWN) {
-            out.push_str(&format!("<li>{}</li>", change_text(c)));
-        }
-        out.push_str("</ul>");
-    }
-    let drift = rep["drift"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    if !drift.is_empty() {
-        out.push_str(&format!(
-            "<h4>drift corrected · {} entit{} (store → repo)</h4>",
-            drift.len(),
-            if drift.len() == 1 { "y" } else { "ies" }
-        ));
-        for d in drift.iter().take(CHANGES_SHOWN) {
-            out.push_str(&format!(
-                "<div class=\"drift\">{} <b>{}</b>{}</div>",
-                text(&d["kind"]),
-                text(&d["id"]),
-                diff_html(d["diff"].as_str().unwrap_or(""))
-            ));
-        }
-    }
-    let overridden = rep["overridden"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or(&[]);
-    if !overridden.is_empty() {
-        out.push_str("<h4>left alone under a local override</h4><ul>");
-        for c in overridden.iter().take(CHANGES_SHOWN) {
-            out.push_str(&format!("<li>{}</li>", change_text(c)));
-        }
-        out.push_str("</ul>");
-    }
-    out.push_str("</div></li>");
-    out
+async fn overview_page(
+    SignedIn(op): SignedIn,
+    State(state): State<AppState>,
+    Query(raw): Query<RawQuery>,
+) -> Result<Response, Response> {
+    let q = ListQuery::parse(&raw)
+        .map_err(|e| error_page(&op, AppError::bad_request(e.to_string())))?
+        .paged();
+    let view = api::overview(&state, &op, &q)
+        .await
+        .map_err(|e| error_page(&op, e))?;
+    Ok(render(StatusCode::OK, &OverviewPage::new(&op, &q, &view)))
+}
+
+/// `/stores/{tenant}/{store}`.
+#[derive(Template)]
+#[template(path = "store.html")]
+struct StorePage<'a> {
+    operator: Option<&'a Operator>,
+    now: DateTime<Utc>,
+    view: &'a StoreDetail,
 }
 
 async fn store_page(
+    SignedIn(op): SignedIn,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path((tenant, store)): Path<(String, String)>,
-) -> Response {
-    let op = match signed_in(&state, &headers).await {
-        Ok(op) => op,
-        Err(r) => return r,
+) -> Result<Response, Response> {
+    let view = api::store_detail(&state, &op, &tenant, &store, PAGE_REPORTS)
+        .await
+        .map_err(|e| error_page(&op, e))?;
+    let page = StorePage {
+        operator: Some(&op),
+        now: Utc::now(),
+        view: &view,
     };
-    let v = match api::store_detail(&state, &op, &tenant, &store, PAGE_REPORTS).await {
-        Ok(v) => v,
-        Err(e) => return error_page(&op, e),
-    };
-    let now = Utc::now();
-    let id = v["store"].as_str().unwrap_or("");
-    let st = v["state"].as_str().unwrap_or("");
-    let mut body = format!(
-        "<p class=\"crumbs\"><a href=\"/\">Fleet</a> › <a href=\"{}\">{}</a></p>\
-         <h1>{} {}</h1>",
-        esc(&tenant_href(&tenant)),
-        esc(&tenant),
-        esc(id),
-        state_badge(st)
-    );
-    let release = if v["release_valid"] == true {
-        "<span class=\"good\">verifies</span>".to_owned()
-    } else if v["desired_revision"].is_null() && v["release_error"].is_null() {
-        "<span class=\"muted\">no release read yet</span>".to_owned()
-    } else {
-        format!(
-            "<span class=\"bad\">does not verify: {}</span>",
-            text(&v["release_error"])
-        )
-    };
-    body.push_str(&format!(
-        "<section class=\"card explain s-{}\"><p><b>{}</b></p><p>{}</p>\
-         <dl class=\"facts\">\
-         <div><dt>Desired revision</dt><dd class=\"desired\">{} <span class=\"muted\">at</span> {}</dd></div>\
-         <div><dt>Applied revision</dt><dd class=\"applied\">{}</dd></div>\
-         <div><dt>Release in the repo</dt><dd>{}</dd></div>\
-         <div><dt>Release expires</dt><dd>{}</dd></div>\
-         <div><dt>Last seen</dt><dd>{}</dd></div>\
-         <div><dt>Last outcome</dt><dd>{}</dd></div>\
-         <div><dt>Reconciler version</dt><dd>{}</dd></div>\
-         </dl></section>",
-        esc(st),
-        text(&v["explanation"]["meaning"]),
-        text(&v["explanation"]["action"]),
-        text(&v["desired_revision"]),
-        commit_html(&v["desired_commit"], &v["desired_commit_url"]),
-        text(&v["applied_revision"]),
-        release,
-        time_html(now, &v["release_expires_at"], "—"),
-        time_html(now, &v["last_seen"], "never"),
-        v["last_outcome"]
-            .as_str()
-            .map(outcome_badge)
-            .unwrap_or_else(|| "<span class=\"muted\">—</span>".to_owned()),
-        text(&v["reconciler_version"]),
-    ));
-
-    // Node keys and revoke.
-    body.push_str("<h2>Node keys</h2>");
-    let nodes = v["nodes"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    if nodes.is_empty() {
-        body.push_str("<div class=\"card\"><p class=\"muted\">No node key was ever enrolled for this store.</p></div>");
-    } else {
-        body.push_str(
-            "<div class=\"tablewrap\"><table class=\"stores nodes\"><thead><tr><th>Key id</th><th>Status</th>\
-             <th>Enrolled</th><th>Revoked</th></tr></thead><tbody>",
-        );
-        for n in nodes {
-            body.push_str(&format!(
-                "<tr><td class=\"store\"><code>{}</code></td><td data-label=\"Status\">{}</td>\
-                 <td data-label=\"Enrolled\">{}</td><td data-label=\"Revoked\">{}</td></tr>",
-                text(&n["key_id"]),
-                if n["active"] == true {
-                    "<span class=\"badge s-synced\">active</span>"
-                } else {
-                    "<span class=\"badge s-offline\">revoked</span>"
-                },
-                time_html(now, &n["enrolled_at"], "—"),
-                time_html(now, &n["revoked_at"], "—"),
-            ));
-        }
-        body.push_str("</tbody></table></div>");
-    }
-    if v["enrolled"] == true {
-        // <details> is the confirmation step and needs no script.
-        body.push_str(&format!(
-            "<details class=\"revoke\"><summary>Revoke node key…</summary>\
-             <p>The store's reconciler will be refused (401) until it is enrolled again with a \
-             new bootstrap token. The store keeps running its last applied configuration.</p>\
-             <form method=\"post\" action=\"{}/revoke\"><button class=\"danger\">Yes, revoke the node key of {}</button></form></details>",
-            esc(&store_href(id)),
-            esc(id)
-        ));
-    }
-
-    // The timeline.
-    let reports = v["reports"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    body.push_str(&format!(
-        "<h2>Reports <span class=\"muted\">(newest first, at most {PAGE_REPORTS})</span></h2>"
-    ));
-    if reports.is_empty() {
-        body.push_str("<div class=\"card\"><p class=\"muted\">No report yet.</p></div>");
-    } else {
-        body.push_str("<ol class=\"timeline\">");
-        for r in reports {
-            body.push_str(&report_html(now, r));
-        }
-        body.push_str("</ol>");
-    }
-    page(id, &op, &body)
+    Ok(render(StatusCode::OK, &page))
 }
 
 async fn revoke(
+    SignedIn(op): SignedIn,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path((tenant, store)): Path<(String, String)>,
-) -> Response {
-    let op = match signed_in(&state, &headers).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
-    let row = match api::visible_store(&state, &op, &tenant, &store).await {
-        Ok(r) => r,
-        Err(e) => return error_page(&op, e),
-    };
-    match api::revoke_for(&state, &op, &row.store).await {
-        Ok(_) => Redirect::to(&store_href(&row.store)).into_response(),
-        Err(e) => error_page(&op, e),
+) -> Result<Response, Response> {
+    let row = api::visible_store(&state, &op, &tenant, &store)
+        .await
+        .map_err(|e| error_page(&op, e))?;
+    api::revoke_for(&state, &op, &row.store)
+        .await
+        .map_err(|e| error_page(&op, e))?;
+    Ok(Redirect::to(&store_href(&row.store)).into_response())
+}
+
+/// Stores of one kind on the tenant page: failing, refused or behind.
+#[derive(Debug, Clone)]
+struct PendingGroup<'a> {
+    title: &'static str,
+    stores: &'a [PendingStore],
+    /// The overview filtered to them (or as near as its filters come).
+    more_href: String,
+}
+
+impl PendingGroup<'_> {
+    fn count(&self) -> u64 {
+        self.stores.len() as u64
     }
 }
 
-// ------------------------------------------------------------ tenant page
+/// `/tenants/{tenant}`.
+#[derive(Template)]
+#[template(path = "tenant.html")]
+struct TenantPage<'a> {
+    operator: Option<&'a Operator>,
+    now: DateTime<Utc>,
+    view: &'a TenantRollout,
+    counts: Vec<CountLink>,
+    pending: Vec<PendingGroup<'a>>,
+}
 
-fn pending_table(now: DateTime<Utc>, title: &str, rows: &[Value], more_href: &str) -> String {
-    if rows.is_empty() {
-        return String::new();
+impl<'a> TenantPage<'a> {
+    fn new(op: &'a Operator, view: &'a TenantRollout) -> TenantPage<'a> {
+        let overview = |state: Option<StoreState>| {
+            let q = ListQuery {
+                tenant: Some(view.tenant.clone()),
+                state,
+                ..ListQuery::default()
+            };
+            format!("/{}", q.to_query_string())
+        };
+        let counts = StoreState::ALL
+            .into_iter()
+            .map(|s| CountLink {
+                state: Some(s),
+                n: view.counts.get(s),
+                on: false,
+                href: overview(Some(s)),
+            })
+            .collect();
+        let pending = vec![
+            PendingGroup {
+                title: "Failing",
+                stores: &view.failing,
+                more_href: overview(Some(StoreState::Failed)),
+            },
+            PendingGroup {
+                title: "Refused",
+                stores: &view.refused,
+                more_href: overview(Some(StoreState::Refused)),
+            },
+            PendingGroup {
+                title: "Behind (not yet at the desired revision)",
+                stores: &view.behind,
+                more_href: overview(None),
+            },
+        ];
+        TenantPage {
+            operator: Some(op),
+            now: Utc::now(),
+            view,
+            counts,
+            pending,
+        }
     }
-    let mut out = format!(
-        "<h2>{} <span class=\"muted\">({})</span></h2><div class=\"tablewrap\"><table class=\"stores pending\">\
-         <thead><tr><th>Store</th><th>State</th><th class=\"num\">Applied</th><th class=\"num\">Desired</th>\
-         <th>Last seen</th></tr></thead><tbody>",
-        esc(title),
-        thousands(rows.len() as u64)
-    );
-    for s in rows.iter().take(PENDING_SHOWN) {
-        let id = s["store"].as_str().unwrap_or("");
-        out.push_str(&format!(
-            "<tr><td class=\"store\" data-label=\"Store\"><a href=\"{}\">{}</a></td><td data-label=\"State\">{}</td>\
-             <td class=\"num\" data-label=\"Applied\">{}</td><td class=\"num\" data-label=\"Desired\">{}</td>\
-             <td data-label=\"Last seen\">{}</td></tr>",
-            esc(&store_href(id)),
-            esc(id),
-            state_badge(s["state"].as_str().unwrap_or("")),
-            text(&s["applied_revision"]),
-            text(&s["desired_revision"]),
-            time_html(now, &s["last_seen"], "never"),
-        ));
-    }
-    out.push_str("</tbody></table></div>");
-    if rows.len() > PENDING_SHOWN {
-        out.push_str(&format!(
-            "<p><a href=\"{}\">All {} on the overview</a></p>",
-            esc(more_href),
-            thousands(rows.len() as u64)
-        ));
-    }
-    out
 }
 
 async fn tenant_page(
+    SignedIn(op): SignedIn,
     State(state): State<AppState>,
-    headers: HeaderMap,
     Path(tenant): Path<String>,
+) -> Result<Response, Response> {
+    let view = api::tenant_rollout(&state, &op, &tenant)
+        .await
+        .map_err(|e| error_page(&op, e))?;
+    Ok(render(StatusCode::OK, &TenantPage::new(&op, &view)))
+}
+
+// ------------------------------------------------------------ sign-in
+
+/// `/login`.
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage {
+    operator: Option<&'static Operator>,
+    problem: Option<&'static str>,
+}
+
+async fn login_page() -> Response {
+    let page = LoginPage {
+        operator: None,
+        problem: None,
+    };
+    render(StatusCode::OK, &page)
+}
+
+/// The sign-in form.
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+async fn login(
+    State(state): State<AppState>,
+    form: Result<Form<LoginForm>, FormRejection>,
 ) -> Response {
-    let op = match signed_in(&state, &headers).await {
-        Ok(op) => op,
-        Err(r) => return r,
+    let Ok(Form(form)) = form else {
+        return (StatusCode::BAD_REQUEST, "expected a form with `token`").into_response();
     };
-    let v = match api::tenant_rollout(&state, &op, &tenant).await {
-        Ok(v) => v,
-        Err(e) => return error_page(&op, e),
-    };
-    let now = Utc::now();
-    let stores = v["stores"].as_u64().unwrap_or(0);
-    let applied = v["applied"].as_u64().unwrap_or(0);
-    let overview = |state: Option<StoreState>| {
-        let q = ListQuery {
-            tenant: Some(tenant.clone()),
-            state,
-            ..ListQuery::default()
-        };
-        format!("/{}", q.to_query_string())
-    };
-    let mut body = format!(
-        "<p class=\"crumbs\"><a href=\"/\">Fleet</a></p><h1>Tenant {}</h1>\
-         <section class=\"card big\"><b>Rollout</b>: stores running their desired revision{}</section>",
-        esc(&tenant),
-        progress_html(applied, stores)
-    );
-    body.push_str("<h2>Stores per state</h2><nav class=\"counts\">");
-    for s in StoreState::ALL {
-        let n = v["counts"][s.as_str()].as_u64().unwrap_or(0);
-        body.push_str(&format!(
-            "<a class=\"count{}\" href=\"{}\"><span class=\"n\">{}</span>{}</a>",
-            if n == 0 { " zero" } else { "" },
-            esc(&overview(Some(s))),
-            thousands(n),
-            state_badge(s.as_str())
-        ));
+    match api::operator_for_token(&state, Some(&form.token)).await {
+        Ok(_) => {
+            let cookie = format!(
+                "{OPERATOR_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/",
+                form.token.trim()
+            );
+            ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
+        }
+        Err(AppError::Client { .. }) => {
+            let page = LoginPage {
+                operator: None,
+                problem: Some("Unknown operator token. Try again."),
+            };
+            render(StatusCode::UNAUTHORIZED, &page)
+        }
+        Err(e) => e.into_response(),
     }
-    body.push_str(
-        "</nav><h2>Per desired revision</h2><div class=\"tablewrap\"><table class=\"revisions\">\
-                   <thead><tr><th>Desired revision</th><th>Stores applied</th></tr></thead><tbody>",
-    );
-    for r in v["revisions"].as_array().into_iter().flatten() {
-        let rev = match r["desired_revision"].as_u64() {
-            Some(n) => format!("<b>{n}</b>"),
-            None => "<span class=\"muted\">no release that verifies</span>".to_owned(),
-        };
-        body.push_str(&format!(
-            "<tr><td>{rev}</td><td>{}</td></tr>",
-            progress_html(
-                r["applied"].as_u64().unwrap_or(0),
-                r["stores"].as_u64().unwrap_or(0)
-            )
-        ));
-    }
-    body.push_str("</tbody></table></div>");
-    let rows = |k: &str| v[k].as_array().cloned().unwrap_or_default();
-    body.push_str(&pending_table(
-        now,
-        "Failing",
-        &rows("failing"),
-        &overview(Some(StoreState::Failed)),
-    ));
-    body.push_str(&pending_table(
-        now,
-        "Refused",
-        &rows("refused"),
-        &overview(Some(StoreState::Refused)),
-    ));
-    body.push_str(&pending_table(
-        now,
-        "Behind (not yet at the desired revision)",
-        &rows("behind"),
-        &overview(None),
-    ));
-    if v["failing"].as_array().is_none_or(Vec::is_empty)
-        && v["refused"].as_array().is_none_or(Vec::is_empty)
-        && v["behind"].as_array().is_none_or(Vec::is_empty)
-    {
-        body.push_str("<div class=\"card\" style=\"margin-top:1rem\"><p class=\"good\">No store is behind, failing or refused.</p></div>");
-    }
-    page(&format!("Tenant {tenant}"), &op, &body)
+}
+
+async fn logout() -> Response {
+    (
+        [(
+            header::SET_COOKIE,
+            format!("{OPERATOR_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0"),
+        )],
+        Redirect::to("/login"),
+    )
+        .into_response()
+}
+
+/// The stylesheet: cached for a day; pages link it with a version
+/// ([`stylesheet_href`]), so a new one is fetched at once after an upgrade.
+async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        STYLESHEET,
+    )
+        .into_response()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
+    use crate::api::{
+        Explanation, NodeKey, ReportEntry, RevisionProgress, StateCounts, StoreSummary,
+        TenantProgress, Timestamp,
+    };
+
+    /// Text a node or the repo controls, with every character that means
+    /// something in HTML.
+    const NASTY: &str = "<script>alert('x')</script>\"&";
+
+    /// What `NASTY` must never appear as, and what it must appear as.
+    fn assert_escaped(html: &str) {
+        assert!(!html.contains("<script>"), "{html}");
+        assert!(!html.contains("alert('x')"), "{html}");
+        assert!(
+            html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&quot;&amp;"),
+            "{html}"
+        );
+    }
+
+    fn summary(store: &str) -> StoreSummary {
+        StoreSummary {
+            store: store.to_owned(),
+            tenant: "acme".to_owned(),
+            state: StoreState::Drifted,
+            desired_revision: Some(2),
+            applied_revision: Some(2),
+            last_seen: Timestamp::from_unix(1_800_000_000),
+            last_outcome: Some(NASTY.to_owned()),
+            desired_commit: Some(NASTY.to_owned()),
+            desired_commit_url: None,
+            release_valid: false,
+            release_error: Some(NASTY.to_owned()),
+            release_expires_at: None,
+            in_repo: true,
+            enrolled: true,
+            reconciler_version: Some(NASTY.to_owned()),
+        }
+    }
+
+    /// Regression test for the stored XSS one missed `esc()` call made
+    /// possible before templates: every page escapes store names and
+    /// report texts, whatever they hold.
+    #[test]
+    fn every_page_escapes_node_and_repo_text() {
+        let op = Operator::for_tests(&["acme"]);
+        let store = format!("acme/{NASTY}");
+        let now = DateTime::from_timestamp(1_800_000_100, 0).unwrap();
+
+        let overview = Overview {
+            stores: vec![summary(&store)],
+            counts: StateCounts::default(),
+            tenants: [(
+                "acme".to_owned(),
+                TenantProgress {
+                    stores: 1,
+                    at_desired_revision: 0,
+                },
+            )]
+            .into(),
+            total: 1,
+            page: Some(1),
+            per_page: Some(100),
+            pages: 1,
+        };
+        let q = ListQuery {
+            search: Some(NASTY.to_owned()),
+            ..ListQuery::default()
+        }
+        .paged();
+        let mut page = OverviewPage::new(&op, &q, &overview);
+        page.now = now;
+        let html = page.render().unwrap();
+        assert_escaped(&html);
+        assert!(html.contains("value=\"&lt;script&gt;"), "the search box");
+
+        let body = json!({
+            "reconciler_version": NASTY,
+            "refusal": {"code": NASTY, "message": NASTY},
+            "errors": [NASTY],
+            "warnings": [NASTY],
+            "changes": [{"kind": "item", "id": NASTY, "change": "changed",
+                         "fields": [{"field": "name", "before": NASTY, "after": "x"}]},
+                        {"kind": NASTY, "id": NASTY}],
+            "drift": [{"kind": "item", "id": NASTY, "change": "changed", "fields": [],
+                       "diff": format!("-{NASTY}\n+{NASTY}\n")}],
+            "overridden": [{"kind": "user", "id": NASTY, "change": "added", "value": {}}],
+        });
+        let detail = StoreDetail {
+            summary: summary(&store),
+            explanation: Explanation {
+                meaning: "m",
+                action: "a",
+            },
+            nodes: vec![NodeKey {
+                key_id: NASTY.to_owned(),
+                public_key: NASTY.to_owned(),
+                enrolled_at: Timestamp::from_unix(1_800_000_000),
+                revoked_at: None,
+                active: true,
+            }],
+            reports: vec![ReportEntry {
+                id: 1,
+                received_at: Timestamp::from_unix(1_800_000_000),
+                key_id: NASTY.to_owned(),
+                outcome: NASTY.to_owned(),
+                desired_revision: Some(2),
+                applied_revision: Some(2),
+                commit_url: Some(format!("https://git.example.com/{NASTY}")),
+                commit: Some(NASTY.to_owned()),
+                report: body,
+            }],
+            support_bundles: Vec::new(),
+        };
+        let html = StorePage {
+            operator: Some(&op),
+            now,
+            view: &detail,
+        }
+        .render()
+        .unwrap();
+        assert_escaped(&html);
+        assert!(
+            html.contains("<span class=\"del\">-&lt;script&gt;"),
+            "{html}"
+        );
+        assert!(html.contains("class=\"badge o-unknown\""), "{html}");
+        assert!(
+            !html.contains("=\"https://git.example.com/<"),
+            "no raw text in an attribute: {html}"
+        );
+
+        let pending = crate::api::PendingStore {
+            store: store.clone(),
+            state: StoreState::Failed,
+            desired_revision: Some(2),
+            applied_revision: Some(1),
+            last_seen: None,
+        };
+        let rollout = TenantRollout {
+            tenant: NASTY.to_owned(),
+            stores: 1,
+            applied: 0,
+            counts: StateCounts::default(),
+            revisions: vec![RevisionProgress {
+                desired_revision: Some(2),
+                stores: 1,
+                applied: 0,
+            }],
+            behind: vec![pending.clone()],
+            failing: vec![pending.clone()],
+            refused: vec![pending],
+        };
+        let html = TenantPage::new(&op, &rollout).render().unwrap();
+        assert_escaped(&html);
+
+        let html = ErrorPage {
+            operator: Some(&op),
+            title: "Not found",
+            message: NASTY.to_owned(),
+        }
+        .render()
+        .unwrap();
+        assert_escaped(&html);
+    }
 
     #[test]
-    fn escaping_and_forms() {
+    fn escaping() {
+        let esc = |s: &str| {
+            let mut out = String::new();
+            askama::filters::Escaper::write_escaped_str(&HtmlEntities, &mut out, s)
+                .expect("a String takes every write");
+            out
+        };
         assert_eq!(
             esc("<a href=\"x\">&'"),
             "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
         );
-        assert_eq!(
-            serde_urlencoded_form(b"token=fso_a%2Bb+c").map(|f| f.token),
-            Ok("fso_a+b c".to_owned())
-        );
-        assert!(serde_urlencoded_form(b"nope=1").is_err());
+        assert_eq!(esc("plain · text →"), "plain · text →");
+        assert_eq!(esc("é<ü>"), "é&lt;ü&gt;");
+        assert_eq!(esc(""), "");
     }
 
     #[test]
-    fn relative_times() {
-        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("valid time");
-        let ago = |s: i64| relative(now, now - chrono::Duration::seconds(s));
-        assert_eq!(ago(3), "just now");
-        assert_eq!(ago(42), "42 s ago");
-        assert_eq!(ago(180), "3 min ago");
-        assert_eq!(ago(5 * 3600 + 10), "5 h ago");
-        assert_eq!(ago(2 * 86_400), "2 d ago");
-        assert_eq!(ago(-3 * 86_400), "in 3 d");
-    }
-
-    #[test]
-    fn small_parts() {
-        assert_eq!(thousands(10_000), "10,000");
+    fn thousands_separators() {
+        assert_eq!(thousands(0), "0");
         assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(10_000), "10,000");
         assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn percents() {
+        assert_eq!(percent(10, 250), 4);
+        assert_eq!(percent(3, 3), 100);
+        assert_eq!(percent(0, 0), 0, "nothing of nothing");
+    }
+
+    #[test]
+    fn labels_and_outcome_classes() {
+        assert_eq!(label("drift_corrected"), "drift corrected");
+        assert_eq!(outcome_class("no_change"), "no_change");
+        assert_eq!(outcome_class("<x>"), "unknown", "only a known class");
+    }
+
+    #[test]
+    fn short_commits_and_durations() {
+        assert_eq!(
+            short_commit("3f2c000000000000000000000000000000000000"),
+            "3f2c000000"
+        );
+        assert_eq!(short_commit("abc"), "abc");
+        assert_eq!(duration(&Some(850)), "850 ms");
+        assert_eq!(duration(&Some(1530)), "1.5 s");
+        assert_eq!(duration(&None), "—");
+    }
+
+    #[test]
+    fn links() {
         assert_eq!(store_href("acme/soho"), "/stores/acme/soho");
         assert_eq!(store_href("acme/a b"), "/stores/acme/a%20b");
-        let d = diff_html("--- a\n+++ b\n@@ -1 +1 @@\n-<old>\n+new\n same\n");
-        assert!(d.contains("<span class=\"del\">-&lt;old&gt;</span>"), "{d}");
-        assert!(d.contains("<span class=\"add\">+new</span>"));
-        assert!(d.contains("<span class=\"file\">--- a</span>"));
-        assert!(d.contains("<span class=\"hunk\">"));
+        assert_eq!(store_href("acme/\"><x"), "/stores/acme/%22%3E%3Cx");
+        assert_eq!(tenant_href("acme"), "/tenants/acme");
+        let q = ListQuery {
+            state: Some(StoreState::Failed),
+            page: Some(Page {
+                number: 3,
+                size: DEFAULT_PAGE_SIZE,
+            }),
+            ..ListQuery::default()
+        };
         assert_eq!(
-            commit_html(&Value::String("3f2c0000".into()), &Value::Null),
-            "<code class=\"commit\" title=\"3f2c0000\">3f2c0000</code>"
+            overview_href(&q, |q| q.tenant = Some("acme".into())),
+            "/?tenant=acme&state=failed",
+            "back on page 1"
         );
-        assert!(state_badge("<x>").contains("s-unknown"));
-        assert_eq!(domain_of("modifier_group"), Some(Domain::Menu));
-        assert_eq!(domain_of("routing"), Some(Domain::Kitchen));
+    }
+
+    #[test]
+    fn stylesheet_address_follows_its_content() {
+        assert!(stylesheet_href().starts_with("/assets/dashboard.css?v="));
+        assert_eq!(stylesheet_href().len(), STYLESHEET_PATH.len() + 3 + 16);
+        assert_ne!(fnv1a(b"a{}"), fnv1a(b"b{}"));
+    }
+
+    #[test]
+    fn capitals() {
+        assert_eq!(capitalized("no such store"), "No such store");
+        assert_eq!(capitalized(""), "");
     }
 }

@@ -1,6 +1,6 @@
 //! The status service of DESIGN.md §6: enrollment of store nodes, signed
 //! reports, desired revisions read from the fleet repo, store states and
-//! the operator API.
+//! the operator API and dashboard.
 //!
 //! - [`node_auth`]: the node request signature, pure; the reconciler reuses it.
 //! - [`state`]: a store's state, a pure function of its inputs.
@@ -9,8 +9,14 @@
 //!   with the reconciler's own trust gate.
 //! - [`http_metrics`]: request latency histograms for `/metrics`.
 //! - [`listing`]: the overview's filter, sort and paging, pure.
-//! - [`api`]: the HTTP API; [`dashboard`]: its HTML pages; [`server`]: `serve`; [`admin`]: the admin
-//!   commands; [`tokens`]: bootstrap and operator tokens; [`support`]: uploaded support bundles.
+//! - [`api`]: the HTTP API, one module per concern; its typed views
+//!   ([`api::Overview`], [`api::StoreDetail`], [`api::TenantRollout`]) are
+//!   what the JSON routes serialize and the dashboard renders, and operator
+//!   authentication is an extractor ([`api::Operator`], [`api::SignedIn`]).
+//! - [`dashboard`]: the HTML pages, askama templates (`status/templates/`)
+//!   over those views, escaped by default; no HTML is built in Rust.
+//! - [`server`]: `serve`; [`admin`]: the admin commands; [`tokens`]:
+//!   bootstrap and operator tokens; [`support`]: uploaded support bundles.
 //!
 //! The binary (`src/main.rs`) only parses flags and calls into these.
 

@@ -48,6 +48,14 @@ impl StoreState {
         }
     }
 
+    /// The state in words: `out of sync`.
+    pub fn label(self) -> &'static str {
+        match self {
+            StoreState::OutOfSync => "out of sync",
+            other => other.as_str(),
+        }
+    }
+
     /// What the state means, for the store page.
     pub fn meaning(self) -> &'static str {
         match self {

@@ -12,7 +12,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde_json::json;
 use tracing::info;
 
 use crate::api::{AppError, AppState, authenticate_node};
@@ -102,13 +103,21 @@ fn bundle_names(dir: &Path) -> std::io::Result<Vec<String>> {
     Ok(names)
 }
 
+/// One support bundle of a store, in the store's JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Bundle {
+    /// The file name: `<time>-<key id>.tar.gz`.
+    pub id: String,
+    pub bytes: u64,
+}
+
 /// The store's bundles, newest first, for the store JSON.
-pub async fn list_json(state: &AppState, store: &str) -> Value {
+pub async fn list(state: &AppState, store: &str) -> Vec<Bundle> {
     let Some(root) = state.support_bundles.clone() else {
-        return Value::Array(Vec::new());
+        return Vec::new();
     };
     let dir = dir_for(&root, store);
-    let listed = tokio::task::spawn_blocking(move || {
+    tokio::task::spawn_blocking(move || {
         let mut names = bundle_names(&dir).unwrap_or_default();
         names.sort();
         names.reverse();
@@ -118,11 +127,10 @@ pub async fn list_json(state: &AppState, store: &str) -> Value {
                 let bytes = std::fs::metadata(dir.join(&n))
                     .map(|m| m.len())
                     .unwrap_or(0);
-                json!({"id": n, "bytes": bytes})
+                Bundle { id: n, bytes }
             })
             .collect::<Vec<_>>()
     })
     .await
-    .unwrap_or_default();
-    Value::Array(listed)
+    .unwrap_or_default()
 }

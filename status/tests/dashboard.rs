@@ -23,6 +23,8 @@ on_both!(
     overview_counts_filters_sorts_and_pages,
     store_page_shows_nodes_timeline_and_commit_links,
     tenant_page_shows_rollout,
+    every_page_escapes_store_names_and_report_texts,
+    stylesheet_is_served_with_a_type_and_a_cache_header,
 );
 
 fn with_commit_links() -> ServerOpts {
@@ -474,6 +476,97 @@ async fn tenant_page_shows_rollout(db: TestDb) {
     assert!(p.body.contains("Failing") && p.body.contains("acme/s015"));
     assert!(p.body.contains("All 239 on the overview"));
     assert!(p.body.contains("href=\"/?tenant=acme&amp;state=failed\""));
+}
+
+/// Text in HTML: a store name and report texts with markup and quotes.
+const NASTY: &str = "<script>alert('x')</script>\"";
+
+/// How `NASTY` reads once escaped.
+const NASTY_ESCAPED: &str = "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&quot;";
+
+/// Regression test for the stored XSS that one missed `esc()` call away
+/// the hand-built pages were: store names (from the repo) and report
+/// texts (from nodes) holding markup and quotes show escaped on the
+/// overview, the store page and the tenant page.
+async fn every_page_escapes_store_names_and_report_texts(db: TestDb) {
+    // A store whose name holds markup, as the fetch loop would record it
+    // from a repo directory, with a verified release: unenrolled, so it is
+    // listed as behind on the tenant page too.
+    let store = db.open().await;
+    let now = Utc::now().timestamp();
+    let nasty_store = format!("acme/{NASTY}");
+    store
+        .set_desired(&[DesiredRow {
+            store: nasty_store.clone(),
+            revision: Some(1),
+            commit: COMMIT.to_owned(),
+            expires_at: Some(now + 86_400 * 90),
+            valid: true,
+            error: None,
+            checked_at: now,
+        }])
+        .await
+        .unwrap();
+    store.close().await.unwrap();
+    let server = Server::start(&db.url, ServerOpts::default());
+    let acme = server.operator(&["acme"]);
+
+    // A report whose texts hold markup.
+    let node = server.enrolled_node("acme/soho").await;
+    let mut r = report("acme/soho", "refused", Some(1), None);
+    r["refusal"] = json!({"code": NASTY, "message": NASTY});
+    r["errors"] = json!([NASTY]);
+    r["warnings"] = json!([NASTY]);
+    r["reconciler_version"] = json!(NASTY);
+    let mut change = entity_change("item", NASTY);
+    change["fields"] = json!([{"field": "name", "before": NASTY, "after": "Classic"}]);
+    r["changes"] = json!([change]);
+    let mut drift = entity_change("item", NASTY);
+    drift["diff"] = json!(format!("-{NASTY}\n+{NASTY}\n"));
+    r["drift"] = json!([drift]);
+    assert_eq!(server.report(&node, &r).await.status, 201);
+
+    let nasty_path = format!("/stores/acme/{}", status::listing::encode_component(NASTY));
+    for path in [
+        "/".to_owned(),
+        "/stores/acme/soho".to_owned(),
+        nasty_path.clone(),
+        "/tenants/acme".to_owned(),
+        format!("/?q={}", status::listing::encode_component(NASTY)),
+    ] {
+        let p = server.page("GET", &path, Some(&acme), None).await;
+        assert_eq!(p.status, 200, "{path}: {}", p.body);
+        assert!(!p.body.contains("<script"), "{path}: {}", p.body);
+        assert!(!p.body.contains("alert('x')"), "{path}: {}", p.body);
+        assert!(p.body.contains(NASTY_ESCAPED), "{path}: {}", p.body);
+    }
+    // The JSON API answers the text as it is.
+    let r = server.get_as(&acme, &format!("/api/v1{nasty_path}")).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["store"], nasty_store.as_str());
+}
+
+/// The stylesheet is a file of its own, linked from every page.
+async fn stylesheet_is_served_with_a_type_and_a_cache_header(db: TestDb) {
+    let server = Server::start(&db.url, ServerOpts::default());
+    let login = server.page("GET", "/login", None, None).await;
+    let href = login
+        .body
+        .split("<link rel=\"stylesheet\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a stylesheet link")
+        .to_owned();
+    assert!(href.starts_with("/assets/dashboard.css?v="), "{href}");
+    let r = reqwest::get(format!("{}{href}", server.base))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let header = |n: &str| r.headers()[n].to_str().unwrap().to_owned();
+    assert_eq!(header("content-type"), "text/css; charset=utf-8");
+    assert!(header("cache-control").contains("max-age="));
+    let css = r.text().await.unwrap();
+    assert!(css.contains(".badge{"), "{css}");
 }
 
 /// A template that is not an http(s) address with `{commit}` stops the

@@ -583,15 +583,6 @@ impl StateBody {
     }
 }
 
-/// `Authorization: Bearer <token>`: the token, trimmed, or `None` when the
-/// header is not a bearer credential. The scheme is matched
-/// case-insensitively (RFC 9110 §11.1); both services use this one parser.
-pub fn bearer_token(authorization: &str) -> Option<&str> {
-    let (scheme, rest) = authorization.trim_start().split_once(' ')?;
-    let token = rest.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -755,15 +746,5 @@ mod tests {
                 json!({"stations": [], "devices": [], "routing": {"default": [], "version": 0}});
             t
         });
-    }
-
-    #[test]
-    fn bearer_parsing() {
-        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
-        assert_eq!(bearer_token("BEARER abc"), Some("abc"));
-        assert_eq!(bearer_token("Basic abc"), None);
-        assert_eq!(bearer_token("Bearer "), None);
-        assert_eq!(bearer_token("Bearerabc"), None);
     }
 }

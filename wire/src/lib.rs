@@ -4,6 +4,7 @@
 //! - [`edge`]: the edge backend's local API — paths, headers,
 //!   preconditions, write ops, bodies and the error body — served by
 //!   `fleet-edge` and called by `fleet-reconciler`.
+//! - [`bearer`]: the one parser of `Authorization: Bearer` for both services.
 //! - [`digest`]: the SHA-256 hex digest of releases, keys and bodies.
 //! - [`report`]: what a reconcile pass reports to the status service.
 //! - [`node_auth`]: the signature of node requests, made by the reconciler
@@ -11,6 +12,7 @@
 //!
 //! Pure: no IO, no clock (callers pass the time in).
 
+pub mod bearer;
 pub mod digest;
 pub mod edge;
 pub mod node_auth;

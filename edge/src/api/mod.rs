@@ -71,7 +71,7 @@ async fn require_token(req: Request, next: Next) -> Response {
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(wire::edge::bearer_token);
+        .and_then(wire::bearer::bearer_token);
     match presented {
         Some(p) if token.matches(p.as_bytes()) => next.run(req).await,
         _ => {

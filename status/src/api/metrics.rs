@@ -1,0 +1,70 @@
+//! `GET /metrics`: stores per state, ingest and fetch counters, and the
+//! request latencies of [`crate::http_metrics`], in the Prometheus text
+//! format (0.0.4).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+
+use super::{ApiResult, AppState, now, row_state};
+use crate::state::StoreState;
+
+pub(super) async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
+    let t = now();
+    let mut counts: BTreeMap<&'static str, u64> =
+        StoreState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    for row in state.store.list_stores().await? {
+        *counts
+            .entry(row_state(&state, &row, t).as_str())
+            .or_default() += 1;
+    }
+    let mut out = String::new();
+    // Writing to a String cannot fail.
+    let _ = writeln!(
+        out,
+        "# HELP fleet_status_stores Stores per state.\n# TYPE fleet_status_stores gauge"
+    );
+    for (s, n) in &counts {
+        let _ = writeln!(out, "fleet_status_stores{{state=\"{s}\"}} {n}");
+    }
+    let m = &state.metrics;
+    for (name, help, value) in [
+        (
+            "fleet_status_reports_ingested_total",
+            "Reports accepted since start.",
+            &m.reports_ingested,
+        ),
+        (
+            "fleet_status_fetches_total",
+            "Fleet repo fetches since start.",
+            &m.fetches,
+        ),
+        (
+            "fleet_status_fetch_errors_total",
+            "Failed fleet repo fetches since start.",
+            &m.fetch_errors,
+        ),
+    ] {
+        counter(&mut out, name, help, value.load(Ordering::Relaxed));
+    }
+    out.push_str(&m.requests.render());
+    Ok((
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        out,
+    )
+        .into_response())
+}
+
+/// One counter with its `HELP` and `TYPE` lines.
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+    );
+}

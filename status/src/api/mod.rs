@@ -1,0 +1,145 @@
+//! The HTTP API of the status service (DESIGN.md §6).
+//!
+//! Three kinds of caller, three kinds of proof:
+//! - nodes (store reconcilers) sign every request with their enrolled key
+//!   ([`crate::node_auth`]); the store is the key's, never the body's;
+//! - operators send a tenant-scoped bearer token; another tenant's store
+//!   answers 404, exactly like a store that does not exist;
+//! - the Git host calls the hook with an HMAC-SHA256 of the body.
+//!
+//! Errors are `{"error": {"code", "message"}}`; internal errors answer a
+//! generic 500 and are logged ([`AppError`]).
+//!
+//! One module per concern: `error` (the one error type), `auth` (operator
+//! tokens, and the extractors every operator route takes), `enroll`,
+//! `reports` (node request signatures and report ingest), `desired` (the
+//! nodes' long-poll), `views` (what operators read and do), `hook` (the Git
+//! hook) and `metrics` (Prometheus text). This module holds the router and
+//! the state every handler shares.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use axum::Router;
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use tokio::sync::{Notify, watch};
+
+use crate::store::{NewAudit, Store};
+
+mod auth;
+mod desired;
+mod enroll;
+mod error;
+mod hook;
+mod metrics;
+mod reports;
+mod views;
+
+pub use auth::{OPERATOR_COOKIE, Operator, SignedIn, bearer_token, operator_for_token};
+pub use error::{ApiResult, AppError};
+pub use hook::hook_signature_ok;
+pub(crate) use reports::authenticate_node;
+pub use views::{
+    ChangeLine, DiffLine, DomainChanges, DriftEntry, Explanation, NodeKey, Overview, PendingStore,
+    Refusal, ReportDetails, ReportEntry, RevisionProgress, Revoked, STORE_REPORTS, StateCounts,
+    StoreDetail, StoreSummary, TenantProgress, TenantRollout, Timestamp, commit_url, overview,
+    revoke_for, row_state, store_detail, tenant_rollout, visible_store,
+};
+
+/// Largest request body (a report) accepted.
+pub const MAX_BODY_BYTES: usize = 8 * 1024 * 1024;
+
+/// Longest a `GET /api/v1/desired` long-poll waits.
+pub const MAX_WAIT_SECS: u64 = 60;
+
+/// Shared by every handler.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// Bumped after every fetch that recorded desired revisions; long-polls wait on it.
+    pub desired_changed: watch::Sender<u64>,
+    /// Turns true when the server is asked to stop: long-polls answer at once.
+    pub stopping: watch::Receiver<bool>,
+    /// Asks the fetch loop for a fetch now (the Git hook).
+    pub fetch_now: Arc<Notify>,
+    pub hook_secret: Option<Arc<Vec<u8>>>,
+    /// The reconcilers' pass interval (offline after three).
+    pub report_interval: chrono::Duration,
+    /// Releases expiring within this are `stale`.
+    pub stale_within: chrono::Duration,
+    pub metrics: Arc<Metrics>,
+    /// `--commit-url-template`: a web address with `{commit}`; commit ids
+    /// are links on the dashboard when set.
+    pub commit_url_template: Option<Arc<str>>,
+    /// Where uploaded support bundles are kept ([`crate::support`]).
+    pub support_bundles: Option<Arc<std::path::PathBuf>>,
+}
+
+/// Counters for `GET /metrics`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    pub reports_ingested: AtomicU64,
+    pub fetches: AtomicU64,
+    pub fetch_errors: AtomicU64,
+    /// Latency per method and route.
+    pub requests: Arc<crate::http_metrics::RequestLatencies>,
+}
+
+pub fn router(state: AppState) -> Router {
+    let latencies = state.metrics.requests.clone();
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/api/v1/enroll", post(enroll::enroll))
+        .route("/api/v1/reports", post(reports::post_report))
+        .route("/api/v1/desired", get(desired::desired))
+        .route("/api/v1/stores", get(views::list_stores))
+        .route("/api/v1/stores/{tenant}/{store}", get(views::get_store))
+        .route(
+            "/api/v1/stores/{tenant}/{store}/revoke",
+            post(views::revoke_store),
+        )
+        .route("/api/v1/tenants/{tenant}", get(views::get_tenant))
+        .route("/api/v1/hooks/git", post(hook::git_hook))
+        .route("/api/v1/support-bundles", post(crate::support::post_bundle))
+        .merge(crate::dashboard::routes())
+        // A first converge of a 5,000-item menu reports ~1 MiB of changes.
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route_layer(axum::middleware::from_fn_with_state(
+            latencies,
+            crate::http_metrics::track,
+        ))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+fn now() -> DateTime<Utc> {
+    Utc::now()
+}
+
+/// One audit entry, now.
+async fn audit(
+    state: &AppState,
+    actor: &str,
+    action: &str,
+    store: Option<&str>,
+    result: &str,
+    detail: &str,
+) -> ApiResult<()> {
+    state
+        .store
+        .audit(NewAudit {
+            at: now().timestamp(),
+            actor,
+            action,
+            store,
+            result,
+            detail,
+        })
+        .await?;
+    Ok(())
+}

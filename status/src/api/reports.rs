@@ -1,0 +1,208 @@
+//! Node requests: the signature checks every node endpoint runs (THREATS.md
+//! rows 13–15) and `POST /api/v1/reports`, which stores a report. The store
+//! is always the signing key's, never the body's; every refusal is logged
+//! and audited.
+
+use std::sync::atomic::Ordering;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tracing::warn;
+use wire::report::Report;
+
+use super::{ApiResult, AppError, AppState, audit, now};
+use crate::node_auth::{self, SignedHeaders};
+use crate::store::{Ingested, NewReport, Node};
+
+fn header<'h>(headers: &'h HeaderMap, name: &'static str) -> ApiResult<&'h str> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| AppError::unauthorized(format!("missing header {name}")))
+}
+
+/// The node that signed this request, after every check of THREATS.md
+/// rows 14 and 15. Each refusal leaves an audit entry.
+pub(crate) async fn authenticate_node(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<Node> {
+    let (node, signed) = verify_node(state, method, uri, headers, body).await?;
+    if !state
+        .store
+        .use_nonce(&node.key_id, &signed.nonce, now().timestamp())
+        .await?
+    {
+        return refuse_nonce(
+            state,
+            &signed.key,
+            &format!("{method} {}", uri.path()),
+            &node,
+        )
+        .await;
+    }
+    Ok(node)
+}
+
+/// The node that signed this request, if its key is known and not revoked
+/// and the signature and timestamp verify; the nonce is the caller's to
+/// record ([`authenticate_node`], or with the report in
+/// [`Store::ingest_report`](crate::store::Store::ingest_report)). Each refusal leaves an audit entry.
+async fn verify_node(
+    state: &AppState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> ApiResult<(Node, SignedHeaders)> {
+    let signed = SignedHeaders {
+        key: header(headers, node_auth::HEADER_KEY)?.to_owned(),
+        timestamp: header(headers, node_auth::HEADER_TIMESTAMP)?.to_owned(),
+        nonce: header(headers, node_auth::HEADER_NONCE)?.to_owned(),
+        signature: header(headers, node_auth::HEADER_SIGNATURE)?.to_owned(),
+    };
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    let action = format!("{method} {}", uri.path());
+    let Some(node) = state.store.find_node(&signed.key).await? else {
+        return refuse(
+            state,
+            &signed.key,
+            &action,
+            None,
+            "unknown node key".to_owned(),
+        )
+        .await;
+    };
+    if node.revoked_at.is_some() {
+        return refuse_revoked(state, &signed.key, &action, &node).await;
+    }
+    let key = node_auth::decode_public_key(&node.public_key)
+        .map_err(|e| AppError::Internal(anyhow::anyhow!("stored key of {}: {e}", node.key_id)))?;
+    if let Err(e) = node_auth::verify_request(&key, method.as_str(), path, body, &signed, now()) {
+        return refuse(
+            state,
+            &signed.key,
+            &action,
+            Some(&node.store),
+            e.to_string(),
+        )
+        .await;
+    }
+    Ok((node, signed))
+}
+
+async fn refuse_revoked<T>(state: &AppState, key: &str, action: &str, node: &Node) -> ApiResult<T> {
+    refuse(
+        state,
+        key,
+        action,
+        Some(&node.store),
+        "node key revoked".to_owned(),
+    )
+    .await
+}
+
+async fn refuse_nonce<T>(state: &AppState, key: &str, action: &str, node: &Node) -> ApiResult<T> {
+    refuse(
+        state,
+        key,
+        action,
+        Some(&node.store),
+        "nonce reused (replayed request)".to_owned(),
+    )
+    .await
+}
+
+/// Log, audit and answer 401 for a refused node request.
+async fn refuse<T>(
+    state: &AppState,
+    key: &str,
+    action: &str,
+    store: Option<&str>,
+    why: String,
+) -> ApiResult<T> {
+    // The header is the caller's text: keep what is logged and stored short.
+    let key: String = key.chars().take(64).collect();
+    let key = key.as_str();
+    warn!(key, reason = %why, "Node request refused.");
+    audit(
+        state,
+        &format!("node-key:{key}"),
+        action,
+        store,
+        "refused",
+        &why,
+    )
+    .await?;
+    Err(AppError::unauthorized(why))
+}
+/// `POST /api/v1/reports`. The signature is checked first; the nonce is
+/// recorded together with the report, in one transaction
+/// ([`Store::ingest_report`](crate::store::Store::ingest_report)), which also checks once more, as it writes,
+/// that the key is not revoked.
+pub(super) async fn post_report(
+    State(state): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Response> {
+    let (node, signed) = verify_node(&state, &method, &uri, &headers, &body).await?;
+    let report: Report = serde_json::from_slice(&body)
+        .map_err(|e| AppError::bad_request(format!("report body: {e}")))?;
+    if report.store != node.store {
+        // THREATS.md row 13: the key decides the store; a body naming
+        // another store is refused, not silently re-labelled.
+        let why = format!(
+            "the report names store {} but this node is enrolled for {}",
+            report.store, node.store
+        );
+        warn!(key_id = %node.key_id, store = %node.store, claimed = %report.store, "Report for another store refused.");
+        audit(
+            &state,
+            &format!("node-key:{}", node.key_id),
+            "POST /api/v1/reports",
+            Some(&node.store),
+            "refused",
+            &why,
+        )
+        .await?;
+        return Err(AppError::client(StatusCode::FORBIDDEN, "wrong_store", why));
+    }
+    let new = NewReport {
+        store: node.store.clone(),
+        key_id: node.key_id.clone(),
+        received_at: now().timestamp(),
+        outcome: report.outcome.as_str().to_owned(),
+        desired_revision: report.desired_revision,
+        applied_revision: report.applied_revision,
+        commit: report.commit,
+        drift: report.drift.len(),
+        overridden: report.overridden.len(),
+        reconciler_version: report.reconciler_version,
+        // Valid UTF-8: it just parsed as JSON.
+        body: String::from_utf8_lossy(&body).into_owned(),
+    };
+    let action = "POST /api/v1/reports";
+    let id = match state.store.ingest_report(&signed.nonce, &new).await? {
+        Ingested::Stored(id) => id,
+        Ingested::NonceReused => return refuse_nonce(&state, &signed.key, action, &node).await,
+        Ingested::NodeRevoked => return refuse_revoked(&state, &signed.key, action, &node).await,
+    };
+    tracing::debug!(store = %node.store, outcome = %new.outcome, id, "Report stored.");
+    state
+        .metrics
+        .reports_ingested
+        .fetch_add(1, Ordering::Relaxed);
+    Ok((
+        StatusCode::CREATED,
+        axum::Json(json!({"id": id, "store": node.store})),
+    )
+        .into_response())
+}
