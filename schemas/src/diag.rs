@@ -79,6 +79,11 @@ pub const RULES: &[(Rule, &str)] = &[
         "tenant/timezone",
         "a time zone is an IANA name such as America/New_York",
     ),
+    (
+        "entity/name",
+        "an entity's name is not blank and at most 500 characters",
+    ),
+    ("device/address", "a device has an address"),
     // rule group 2
     ("ref/unknown-category", "an item's category exists"),
     ("ref/unknown-tax", "an item's taxes exist"),
