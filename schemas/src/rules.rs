@@ -549,11 +549,7 @@ mod tests {
     type Row<T> = (fn(&mut T), Rule, &'static str);
 
     /// Each row's change applied to `good` gives exactly that one violation.
-    fn table<T: Clone + fmt::Debug>(
-        good: &T,
-        check: fn(&T) -> Vec<Violation>,
-        rows: &[Row<T>],
-    ) {
+    fn table<T: Clone + fmt::Debug>(good: &T, check: fn(&T) -> Vec<Violation>, rows: &[Row<T>]) {
         assert_eq!(found(check(good)), vec![], "{good:?}");
         for (i, (change, rule, field)) in rows.iter().enumerate() {
             let mut e = good.clone();
