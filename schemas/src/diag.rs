@@ -163,7 +163,7 @@ pub const RULES: &[(Rule, &str)] = &[
     ),
     (
         "render/modifier-group-starved",
-        "a required modifier group keeps at least `min` modifiers sold",
+        "a modifier group keeps at least one modifier, and at least `min`, sold at every store",
     ),
     // rule group 8
     (

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use crate::diag::{Diagnostic, Rule, Severity};
 use crate::load::{FleetRepo, SourceTree, StoreSource, TenantBase, TenantSources, load_repo};
-use crate::model::{Settings, User};
+use crate::model::{Modifier, ModifierGroup, Settings, User};
 use crate::primitives::Id;
 use crate::registry::{
     ADMIN_ALL, MANAGER_PERMISSION, SettingLookup, canonical_permission, canonical_setting_key,
@@ -878,28 +878,49 @@ fn validate_rendered(
             );
         }
     }
-    let used_groups: BTreeSet<&str> = items
-        .iter()
-        .flat_map(|i| i.modifier_groups.iter().map(Id::as_str))
-        .collect();
-    for g in t
-        .base
-        .menu
-        .modifier_groups
-        .iter()
-        .filter(|g| used_groups.contains(g.id.as_str()))
-    {
-        let sold = g
+    // Rendering leaves absent modifiers out of every group, whether a sold
+    // item uses it or not, and the store judges each group it receives by
+    // the shared rules: a group left with no modifier, or with fewer than
+    // its `min`, would be refused there, and the release with it.
+    for g in &t.base.menu.modifier_groups {
+        let sold: Vec<Modifier> = g
             .modifiers
             .iter()
             .filter(|m| !absent.contains(m.id.as_str()))
-            .count();
-        if g.min as usize > sold && sold < g.modifiers.len() {
+            .cloned()
+            .collect();
+        if sold.len() == g.modifiers.len() {
+            continue;
+        }
+        let n = sold.len();
+        let rendered = ModifierGroup {
+            id: g.id.clone(),
+            name: g.name.clone(),
+            min: g.min,
+            max: g.max,
+            modifiers: sold,
+        };
+        let in_source: BTreeSet<Rule> = rules::modifier_group(g).iter().map(|v| v.rule).collect();
+        for v in rules::modifier_group(&rendered) {
+            if in_source.contains(v.rule) {
+                continue;
+            }
+            let message = match v.rule {
+                "modifier/empty-group" => format!(
+                    "modifier group `{}` has none of its modifiers sold here, and a store refuses a group without modifiers",
+                    g.id
+                ),
+                "modifier/min-exceeds-count" => format!(
+                    "modifier group `{}` requires {} choices but only {n} of its modifiers are sold here",
+                    g.id, g.min
+                ),
+                _ => format!("modifier group `{}` as sold here: {}", g.id, v.message),
+            };
             f.err(
                 "render/modifier-group-starved",
                 file,
                 op.key("absent"),
-                format!("modifier group `{}` requires {} choices but only {sold} of its modifiers are sold here", g.id, g.min),
+                message,
             );
         }
     }
@@ -1114,11 +1135,29 @@ mod tests {
         assert!(r.iter().any(|x| x.0 == "render/absent-item-sold"), "{r:?}");
     }
 
-    /// Regression: a starved group was reported even where no sold item uses it.
+    /// Regression: a group no sold item uses was once exempt from starving
+    /// (and a group without `min` always was), but every store receives
+    /// every group, modifiers left out, and the edge refuses an empty one:
+    /// the release failed at the store instead of in `fleet validate`.
     #[test]
-    fn starved_group_only_matters_where_it_is_used() {
-        let r = rules(&repo("", "overrides: {absent: [fries, salad]}\n", ""));
-        assert!(r.is_empty(), "no item uses `side`: {r:?}");
+    fn a_group_left_empty_or_starved_is_refused_used_or_not() {
+        // `side` (min 1) is used by no item in the fixture.
+        let starved = vec![(
+            "render/modifier-group-starved",
+            "tenants/acme/stores/soho/store.yaml".to_owned(),
+            5,
+        )];
+        let absent = |which: &str| format!("overrides: {{absent: [{which}]}}\n");
+        assert_eq!(rules(&repo("", &absent("fries, salad"), "")), starved);
+        // One of two left is enough for `min: 1`.
+        assert_eq!(rules(&repo("", &absent("fries"), "")), vec![]);
+        // Without a minimum, a group still needs one modifier.
+        let (mut tree, _) = edited(TENANT, "min: 1, max: 1", "min: 0, max: 1");
+        tree.0
+            .get_mut(SOHO)
+            .expect("the soho store")
+            .push_str(&absent("fries, salad"));
+        assert_eq!(rules(&tree), starved);
     }
 
     /// The fixture with `to` in place of `from` in `file`, and the line of
