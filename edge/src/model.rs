@@ -1,23 +1,22 @@
-//! Configuration entities as the edge stores them, and the business rules
-//! that can be checked on one entity alone.
+//! Configuration entities as the edge stores them.
 //!
 //! A request body becomes a [`Canonical`] entity here: decoded into the
-//! `schemas` type of its kind (the POS-MODEL.md field names), checked (ids,
-//! prices, rates, modifier bounds, permissions…) and serialized back, so that
-//! what the edge stores and answers is byte-for-byte what `fleet render`
-//! produces for the same entity. The references an entity makes to others are
-//! listed here too; whether they resolve is checked by [`crate::store`], which
-//! sees the database. This module does no IO.
-
-use std::collections::BTreeSet;
+//! `schemas` type of its kind (the POS-MODEL.md field names), judged by
+//! [`schemas::rules`] — the same rules `fleet validate` applies, so what
+//! validates is what the edge accepts — and serialized back, so that what
+//! the edge stores and answers is byte-for-byte what `fleet render` produces
+//! for the same entity. Only the shape of a body (its id matches the path,
+//! users come as rendered, without `stores`) is judged here alone. The
+//! references an entity makes to others are listed here too; whether they
+//! resolve is checked by [`crate::store`], which sees the database. This
+//! module does no IO.
 
 use schemas::diff::{Domain, EntityKind};
 use schemas::model::{
-    Category, Device, Discount, DiscountKind, Item, ModifierGroup, Role, Routing, SettingValue,
-    Station, Tax, User,
+    Category, Device, Discount, Item, ModifierGroup, Role, Routing, SettingValue, Station, Tax,
+    User,
 };
-use schemas::primitives::{MONEY_LIMIT, Money, Rate, is_slug};
-use schemas::registry::{SettingLookup, canonical_permission, check_setting, lookup_setting};
+use schemas::rules::{self, Violation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
@@ -25,9 +24,6 @@ use serde_json::{Map, Value};
 /// The id of the one routing entity (`GET/PUT /routing`), as `schemas::diff`
 /// names it.
 pub const ROUTING_ID: &str = "routing";
-
-/// Most variations an item may have (POS-MODEL.md rule 6).
-pub const MAX_VARIATIONS: usize = 250;
 
 /// The stable name of a kind in the database, the audit log and batch ops.
 pub fn kind_name(kind: EntityKind) -> &'static str {
@@ -75,6 +71,20 @@ impl Invalid {
             field: field.into(),
             message: message.into(),
         }
+    }
+}
+
+impl From<Violation> for Invalid {
+    fn from(v: Violation) -> Self {
+        Invalid::new(v.field.to_string(), v.message)
+    }
+}
+
+/// The first violation of the shared rules, if any: a write answers one.
+fn judge(violations: Vec<Violation>) -> Result<(), Invalid> {
+    match violations.into_iter().next() {
+        Some(v) => Err(v.into()),
+        None => Ok(()),
     }
 }
 
@@ -151,37 +161,13 @@ fn entity_body<T: DeserializeOwned>(path_id: &str, body: Value) -> Result<T, Inv
 /// The key under which a setting is stored: aliases resolve to the current
 /// name; unknown keys (neither registered nor `custom.*`) are refused.
 pub fn setting_key(key: &str) -> Result<String, Invalid> {
-    match lookup_setting(key) {
-        SettingLookup::Known(spec) => Ok(spec.key.to_owned()),
-        SettingLookup::Custom => Ok(key.to_owned()),
-        SettingLookup::Unknown => Err(Invalid::new(
-            "key",
-            format!("`{key}` is no registered setting and not a `custom.*` key"),
-        )),
-    }
+    rules::setting_key(key).map_err(Invalid::from)
 }
 
 fn setting(key: &str, value: Value) -> Result<Canonical, Invalid> {
     let value: SettingValue =
         decode_at("value", value).map_err(|e| Invalid::new("value", e.message))?;
-    match lookup_setting(key) {
-        SettingLookup::Known(spec) => check_setting(spec.ty, &value)
-            .map_err(|m| Invalid::new("value", format!("`{key}` {m}")))?,
-        SettingLookup::Custom => {
-            if matches!(value, SettingValue::List(_)) {
-                return Err(Invalid::new(
-                    "value",
-                    "custom settings take a scalar, not a list",
-                ));
-            }
-        }
-        SettingLookup::Unknown => {
-            return Err(Invalid::new(
-                "key",
-                format!("`{key}` is no registered setting and not a `custom.*` key"),
-            ));
-        }
-    }
+    judge(rules::setting(key, &value))?;
     Ok(finish(&value, Vec::new(), Vec::new()))
 }
 
@@ -212,12 +198,7 @@ fn check_body_id(path_id: &str, body: &Value) -> Result<(), Invalid> {
         Some(_) => return Err(Invalid::new("id", "id must be a string")),
         None => return Err(Invalid::new("id", "missing field `id`")),
     }
-    if !is_slug(path_id) {
-        return Err(Invalid::new(
-            "id",
-            format!("`{path_id}` is no slug (^[a-z0-9][a-z0-9-]{{0,62}}$)"),
-        ));
-    }
+    // Whether the id is a slug is a rule of the entity, judged after decoding.
     Ok(())
 }
 
@@ -261,266 +242,79 @@ fn finish<T: Serialize>(
     }
 }
 
-fn name(field: &str, name: &str) -> Result<(), Invalid> {
-    if name.trim().is_empty() {
-        Err(Invalid::new(field, "must not be empty"))
-    } else if name.chars().count() > 500 {
-        Err(Invalid::new(field, "must be at most 500 characters"))
-    } else {
-        Ok(())
-    }
-}
-
-fn money(field: &str, m: Money) -> Result<(), Invalid> {
-    if m.0 < MONEY_LIMIT {
-        Ok(())
-    } else {
-        Err(Invalid::new(
-            field,
-            format!("{} is not below {MONEY_LIMIT} minor units", m.0),
-        ))
-    }
-}
-
-/// A rate's value in 1/10,000 percent, checked to be within `0..=100` percent.
-fn percent(field: &str, rate: &Rate) -> Result<u64, Invalid> {
-    let tt = rate.ten_thousandths().ok_or_else(|| {
-        Invalid::new(
-            field,
-            format!(
-                "`{rate}` is no rate: a quoted decimal string such as \"8.875\" (^\\d{{1,3}}(\\.\\d{{1,4}})?$)"
-            ),
-        )
-    })?;
-    if tt > 1_000_000 {
-        return Err(Invalid::new(field, format!("{rate} is above 100 percent")));
-    }
-    Ok(tt)
-}
-
-fn slug(field: &str, id: &str) -> Result<(), Invalid> {
-    if is_slug(id) {
-        Ok(())
-    } else {
-        Err(Invalid::new(
-            field,
-            format!("`{id}` is no slug (^[a-z0-9][a-z0-9-]{{0,62}}$)"),
-        ))
-    }
-}
-
-/// References from a list field, refusing the same id twice.
-fn list_refs(
-    field: &str,
-    kind: EntityKind,
-    ids: &[schemas::Id],
-    out: &mut Vec<Reference>,
-) -> Result<(), Invalid> {
-    let mut seen = BTreeSet::new();
-    for (i, id) in ids.iter().enumerate() {
-        if !seen.insert(id.as_str()) {
-            return Err(Invalid::new(
-                format!("{field}[{i}]"),
-                format!("`{id}` is listed twice"),
-            ));
-        }
-        out.push(Reference {
-            field: field.to_owned(),
-            kind,
-            id: id.0.clone(),
-        });
-    }
-    Ok(())
+/// A reference from `field` to each of `ids` (the rules have made sure
+/// each is listed once).
+fn list_refs(field: &str, kind: EntityKind, ids: &[schemas::Id], out: &mut Vec<Reference>) {
+    out.extend(ids.iter().map(|id| Reference {
+        field: field.to_owned(),
+        kind,
+        id: id.0.clone(),
+    }));
 }
 
 fn tax(t: Tax) -> Result<Canonical, Invalid> {
-    name("name", &t.name)?;
-    percent("rate", &t.rate)?;
+    judge(rules::tax(&t))?;
     Ok(finish(&t, Vec::new(), Vec::new()))
 }
 
 fn category(c: Category) -> Result<Canonical, Invalid> {
-    name("name", &c.name)?;
+    judge(rules::category(&c))?;
     Ok(finish(&c, Vec::new(), Vec::new()))
 }
 
 fn modifier_group(g: ModifierGroup) -> Result<Canonical, Invalid> {
-    name("name", &g.name)?;
-    if g.modifiers.is_empty() {
-        return Err(Invalid::new(
-            "modifiers",
-            "a modifier group needs at least one modifier",
-        ));
-    }
-    if g.min > g.max {
-        return Err(Invalid::new(
-            "min",
-            format!("min {} is above max {}", g.min, g.max),
-        ));
-    }
-    if g.min as usize > g.modifiers.len() {
-        return Err(Invalid::new(
-            "min",
-            format!(
-                "min {} is above the number of modifiers ({})",
-                g.min,
-                g.modifiers.len()
-            ),
-        ));
-    }
-    let defaults = g.modifiers.iter().filter(|m| m.default).count();
-    if defaults > g.max as usize {
-        return Err(Invalid::new(
-            "modifiers",
-            format!("{defaults} modifiers are default, above max {}", g.max),
-        ));
-    }
-    let mut seen = BTreeSet::new();
-    let mut members = Vec::new();
-    for (i, m) in g.modifiers.iter().enumerate() {
-        slug(&format!("modifiers[{i}].id"), m.id.as_str())?;
-        name(&format!("modifiers[{i}].name"), &m.name)?;
-        money(&format!("modifiers[{i}].price"), m.price)?;
-        if !seen.insert(m.id.as_str()) {
-            return Err(Invalid::new(
-                format!("modifiers[{i}].id"),
-                format!("modifier `{}` is listed twice", m.id),
-            ));
-        }
-        members.push((MemberKind::Modifier, m.id.0.clone()));
-    }
+    judge(rules::modifier_group(&g))?;
+    let members = g
+        .modifiers
+        .iter()
+        .map(|m| (MemberKind::Modifier, m.id.0.clone()))
+        .collect();
     Ok(finish(&g, Vec::new(), members))
 }
 
 fn item(it: Item) -> Result<Canonical, Invalid> {
-    name("name", &it.name)?;
-    if it.variations.is_empty() || it.variations.len() > MAX_VARIATIONS {
-        return Err(Invalid::new(
-            "variations",
-            format!(
-                "an item has 1 to {MAX_VARIATIONS} variations, got {}",
-                it.variations.len()
-            ),
-        ));
-    }
-    let mut seen = BTreeSet::new();
-    let mut members = Vec::new();
-    for (i, v) in it.variations.iter().enumerate() {
-        slug(&format!("variations[{i}].id"), v.id.as_str())?;
-        name(&format!("variations[{i}].name"), &v.name)?;
-        money(&format!("variations[{i}].price"), v.price)?;
-        if !seen.insert(v.id.as_str()) {
-            return Err(Invalid::new(
-                format!("variations[{i}].id"),
-                format!("variation `{}` is listed twice", v.id),
-            ));
-        }
-        members.push((MemberKind::Variation, v.id.0.clone()));
-    }
+    judge(rules::item(&it))?;
+    let members = it
+        .variations
+        .iter()
+        .map(|v| (MemberKind::Variation, v.id.0.clone()))
+        .collect();
     let mut refs = vec![Reference {
         field: "category".to_owned(),
         kind: EntityKind::Category,
         id: it.category.0.clone(),
     }];
-    list_refs("taxes", EntityKind::Tax, &it.taxes, &mut refs)?;
+    list_refs("taxes", EntityKind::Tax, &it.taxes, &mut refs);
     list_refs(
         "modifier_groups",
         EntityKind::ModifierGroup,
         &it.modifier_groups,
         &mut refs,
-    )?;
-    list_refs("stations", EntityKind::Station, &it.stations, &mut refs)?;
+    );
+    list_refs("stations", EntityKind::Station, &it.stations, &mut refs);
     Ok(finish(&it, refs, members))
 }
 
 fn discount(d: Discount) -> Result<Canonical, Invalid> {
-    name("name", &d.name)?;
-    match d.kind {
-        DiscountKind::Percent => {
-            let rate = d
-                .rate
-                .as_ref()
-                .ok_or_else(|| Invalid::new("rate", "a percent discount needs a rate"))?;
-            if percent("rate", rate)? == 0 {
-                return Err(Invalid::new("rate", "a percent discount is above 0"));
-            }
-            if d.amount.is_some() {
-                return Err(Invalid::new(
-                    "amount",
-                    "a percent discount takes a rate, not an amount",
-                ));
-            }
-        }
-        DiscountKind::Amount => {
-            let amount = d
-                .amount
-                .ok_or_else(|| Invalid::new("amount", "an amount discount needs an amount"))?;
-            if amount.0 == 0 {
-                return Err(Invalid::new("amount", "an amount discount is above 0"));
-            }
-            money("amount", amount)?;
-            if d.rate.is_some() {
-                return Err(Invalid::new(
-                    "rate",
-                    "an amount discount takes an amount, not a rate",
-                ));
-            }
-        }
-    }
-    if let Some(p) = &d.requires
-        && canonical_permission(p).is_none()
-    {
-        return Err(Invalid::new(
-            "requires",
-            format!("`{p}` is no known permission"),
-        ));
-    }
+    judge(rules::discount(&d))?;
     Ok(finish(&d, Vec::new(), Vec::new()))
 }
 
 fn role(r: Role) -> Result<Canonical, Invalid> {
-    name("name", &r.name)?;
-    for (i, p) in r.permissions.iter().enumerate() {
-        if canonical_permission(p).is_none() {
-            return Err(Invalid::new(
-                format!("permissions[{i}]"),
-                format!("`{p}` is no known permission"),
-            ));
-        }
-    }
-    if let Some(i) = r.inherits.iter().position(|x| x == &r.id) {
-        return Err(Invalid::new(
-            format!("inherits[{i}]"),
-            "a role cannot inherit from itself",
-        ));
-    }
+    judge(rules::role(&r))?;
     let mut refs = Vec::new();
-    list_refs("inherits", EntityKind::Role, &r.inherits, &mut refs)?;
+    list_refs("inherits", EntityKind::Role, &r.inherits, &mut refs);
     Ok(finish(&r, refs, Vec::new()))
 }
 
 fn user(u: User) -> Result<Canonical, Invalid> {
-    name("name", &u.name)?;
-    if u.plaintext_pin {
-        return Err(Invalid::new(
-            "pin",
-            "plaintext PINs are refused: send `pin_hash` (an argon2id PHC string)",
-        ));
-    }
     if !u.stores.is_empty() {
         return Err(Invalid::new(
             "stores",
             "users are applied as rendered for this store, without `stores`",
         ));
     }
-    if let Some(h) = &u.pin_hash
-        && !h.starts_with("$argon2id$")
-    {
-        return Err(Invalid::new(
-            "pin_hash",
-            "must be an argon2id PHC string (`$argon2id$v=19$…`)",
-        ));
-    }
+    judge(rules::user(&u))?;
     let refs = vec![Reference {
         field: "role".to_owned(),
         kind: EntityKind::Role,
@@ -530,14 +324,12 @@ fn user(u: User) -> Result<Canonical, Invalid> {
 }
 
 fn station(s: Station) -> Result<Canonical, Invalid> {
-    name("name", &s.name)?;
+    judge(rules::station(&s))?;
     Ok(finish(&s, Vec::new(), Vec::new()))
 }
 
 fn device(d: Device) -> Result<Canonical, Invalid> {
-    if d.address.trim().is_empty() {
-        return Err(Invalid::new("address", "must not be empty"));
-    }
+    judge(rules::device(&d))?;
     let refs = vec![Reference {
         field: "station".to_owned(),
         kind: EntityKind::Station,
@@ -690,5 +482,252 @@ mod tests {
             field_of(canonicalize(EntityKind::Setting, "custom.x", json!(1.5))),
             "value"
         );
+    }
+
+    /// The shared rules are the edge's only judgement of an entity: for
+    /// generated entities of every kind with a body (sent as the reconciler
+    /// sends them, rendered), a write is accepted exactly when
+    /// `schemas::rules` finds nothing, and refused naming the field of the
+    /// first violation. Generated from a fixed seed over small pools of good
+    /// and bad values, so every rule is hit many times, alone and together.
+    mod shared_rules_only {
+        use super::*;
+        use schemas::model::{
+            DeviceType, DiscountKind, Inclusion, Modifier, StationKind, Variation,
+        };
+        use schemas::primitives::MONEY_LIMIT;
+        use schemas::{Id, Money, Rate};
+
+        /// xorshift64*: enough to spread a fixed seed over the pools.
+        struct Rng(u64);
+
+        impl Rng {
+            fn below(&mut self, n: usize) -> usize {
+                self.0 ^= self.0 >> 12;
+                self.0 ^= self.0 << 25;
+                self.0 ^= self.0 >> 27;
+                (self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 33) as usize % n
+            }
+            fn pick<T: Clone>(&mut self, pool: &[T]) -> T {
+                pool[self.below(pool.len())].clone()
+            }
+            fn chance(&mut self, percent: usize) -> bool {
+                self.below(100) < percent
+            }
+            fn id(&mut self, pool: &[&str]) -> Id {
+                Id::new(self.pick(pool))
+            }
+            fn ids(&mut self, pool: &[&str], most: usize) -> Vec<Id> {
+                (0..self.below(most + 1)).map(|_| self.id(pool)).collect()
+            }
+            fn name(&mut self) -> String {
+                match self.below(24) {
+                    0 => String::new(),
+                    1 => " ".to_owned(),
+                    2 => "x".repeat(501),
+                    3 => "é".repeat(500),
+                    _ => "Name".to_owned(),
+                }
+            }
+            fn money(&mut self) -> Money {
+                match self.below(12) {
+                    0 => Money(MONEY_LIMIT),
+                    1 => Money(u64::MAX),
+                    _ => Money(self.pick(&[0, 1, 1099, MONEY_LIMIT - 1])),
+                }
+            }
+            fn rate(&mut self) -> Rate {
+                Rate::new_unchecked(self.pick(&[
+                    "0", "8.875", "100", "7.25", "0.0001", "20", "100.0001", "abc", "5.", "1000",
+                ]))
+            }
+        }
+
+        const IDS: &[&str] = &["a", "b-1", "c", "d", "e-2", "f", "g", "h", "Bad", "", "-x"];
+
+        /// Canonicalize `entity` as a body for `(kind, id)`; the edge must
+        /// answer what the rules say.
+        fn agrees<T: Serialize + std::fmt::Debug>(
+            kind: EntityKind,
+            id: &Id,
+            entity: &T,
+            violations: Vec<Violation>,
+        ) {
+            let body = serde_json::to_value(entity).expect("entities serialize");
+            let got = canonicalize(kind, id.as_str(), body);
+            match (violations.first(), got) {
+                (None, Ok(_)) => {}
+                (Some(v), Err(e)) => assert_eq!(
+                    (e.field.as_str(), e.message.as_str()),
+                    (v.field.to_string().as_str(), v.message.as_str()),
+                    "{entity:?}"
+                ),
+                (v, got) => panic!("rules say {v:?}, the edge {got:?}: {entity:?}"),
+            }
+        }
+
+        #[test]
+        fn edge_accepts_exactly_what_the_rules_accept() {
+            let mut rng = Rng(0x5eed_f1ee7);
+            let mut refused = 0;
+            const CASES: usize = 3000;
+            for n in 0..CASES {
+                let mut count = |v: &Vec<Violation>| refused += usize::from(!v.is_empty());
+                match n % 9 {
+                    0 => {
+                        let variations = if rng.chance(2) {
+                            (0..=rules::MAX_VARIATIONS)
+                                .map(|i| Variation {
+                                    id: Id::new(format!("v{i}")),
+                                    name: "V".into(),
+                                    sku: None,
+                                    price: Money(1),
+                                })
+                                .collect()
+                        } else {
+                            (0..rng.below(4))
+                                .map(|_| Variation {
+                                    id: rng.id(&["v1", "v2", "V3", "v4"]),
+                                    name: rng.name(),
+                                    sku: rng.chance(30).then(|| "SKU-1".to_owned()),
+                                    price: rng.money(),
+                                })
+                                .collect()
+                        };
+                        let it = Item {
+                            id: rng.id(IDS),
+                            name: rng.name(),
+                            category: Id::new("cat"),
+                            description: rng.chance(20).then(|| "Fresh".to_owned()),
+                            taxes: rng.ids(&["t1", "t2"], 2),
+                            modifier_groups: rng.ids(&["g1", "g2"], 2),
+                            stations: rng.ids(&["s1", "s2"], 2),
+                            variations,
+                        };
+                        let v = rules::item(&it);
+                        count(&v);
+                        agrees(EntityKind::Item, &it.id, &it, v);
+                    }
+                    1 => {
+                        let g = ModifierGroup {
+                            id: rng.id(IDS),
+                            name: rng.name(),
+                            min: rng.below(4) as u32,
+                            max: rng.below(4) as u32,
+                            modifiers: (0..rng.below(4))
+                                .map(|_| Modifier {
+                                    id: rng.id(&["m1", "m2", "M3", "m4"]),
+                                    name: rng.name(),
+                                    price: rng.money(),
+                                    default: rng.chance(30),
+                                })
+                                .collect(),
+                        };
+                        let v = rules::modifier_group(&g);
+                        count(&v);
+                        agrees(EntityKind::ModifierGroup, &g.id, &g, v);
+                    }
+                    2 => {
+                        let d = Discount {
+                            id: rng.id(IDS),
+                            name: rng.name(),
+                            kind: rng.pick(&[DiscountKind::Percent, DiscountKind::Amount]),
+                            rate: rng.chance(60).then(|| rng.rate()),
+                            amount: rng.chance(60).then(|| rng.money()),
+                            requires: rng.chance(50).then(|| {
+                                rng.pick(&["discount.apply", "discount.manager", "nope"])
+                                    .to_owned()
+                            }),
+                        };
+                        let v = rules::discount(&d);
+                        count(&v);
+                        agrees(EntityKind::Discount, &d.id, &d, v);
+                    }
+                    3 => {
+                        let t = Tax {
+                            id: rng.id(IDS),
+                            name: rng.name(),
+                            rate: rng.rate(),
+                            inclusion: rng.pick(&[Inclusion::Exclusive, Inclusion::Inclusive]),
+                        };
+                        let v = rules::tax(&t);
+                        count(&v);
+                        agrees(EntityKind::Tax, &t.id, &t, v);
+                    }
+                    4 => {
+                        let r = Role {
+                            id: rng.id(&["a", "b-1", "Bad"]),
+                            name: rng.name(),
+                            level: rng.below(100) as u32,
+                            inherits: rng.ids(&["a", "b-1", "c"], 3),
+                            permissions: (0..rng.below(3))
+                                .map(|_| rng.pick(&["order.void", "reports.read", "order.fly"]))
+                                .map(str::to_owned)
+                                .collect(),
+                        };
+                        let v = rules::role(&r);
+                        count(&v);
+                        agrees(EntityKind::Role, &r.id, &r, v);
+                    }
+                    5 => {
+                        let u = User {
+                            id: rng.id(IDS),
+                            name: rng.name(),
+                            role: Id::new("cashier"),
+                            stores: Vec::new(),
+                            pin_hash: rng.chance(80).then(|| {
+                                rng.pick(&[
+                                    "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+                                    "$argon2id$",
+                                    "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+                                    "plain",
+                                ])
+                                .to_owned()
+                            }),
+                            plaintext_pin: false,
+                        };
+                        let v = rules::user(&u);
+                        count(&v);
+                        agrees(EntityKind::User, &u.id, &u, v);
+                    }
+                    6 => {
+                        let c = Category {
+                            id: rng.id(IDS),
+                            name: rng.name(),
+                            sort: rng.below(40) as i32 - 20,
+                        };
+                        let v = rules::category(&c);
+                        count(&v);
+                        agrees(EntityKind::Category, &c.id, &c, v);
+                    }
+                    7 => {
+                        let s = Station {
+                            id: rng.id(IDS),
+                            name: rng.name(),
+                            kind: rng.pick(&[StationKind::Printer, StationKind::Kds]),
+                        };
+                        let v = rules::station(&s);
+                        count(&v);
+                        agrees(EntityKind::Station, &s.id, &s, v);
+                    }
+                    _ => {
+                        let d = Device {
+                            id: rng.id(IDS),
+                            station: Id::new("grill"),
+                            kind: rng.pick(&[DeviceType::EscposNet, DeviceType::Kds]),
+                            address: rng.pick(&["", " ", "10.0.0.1:9100"]).to_owned(),
+                        };
+                        let v = rules::device(&d);
+                        count(&v);
+                        agrees(EntityKind::Device, &d.id, &d, v);
+                    }
+                }
+            }
+            // Both outcomes are common, or the pools test nothing.
+            assert!(
+                (CASES / 5..CASES * 4 / 5).contains(&refused),
+                "{refused} of {CASES} refused"
+            );
+        }
     }
 }

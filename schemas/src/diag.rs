@@ -79,6 +79,11 @@ pub const RULES: &[(Rule, &str)] = &[
         "tenant/timezone",
         "a time zone is an IANA name such as America/New_York",
     ),
+    (
+        "entity/name",
+        "an entity's name is not blank and at most 500 characters",
+    ),
+    ("device/address", "a device has an address"),
     // rule group 2
     ("ref/unknown-category", "an item's category exists"),
     ("ref/unknown-tax", "an item's taxes exist"),
@@ -158,7 +163,7 @@ pub const RULES: &[(Rule, &str)] = &[
     ),
     (
         "render/modifier-group-starved",
-        "a required modifier group keeps at least `min` modifiers sold",
+        "a modifier group keeps at least one modifier, and at least `min`, sold at every store",
     ),
     // rule group 8
     (

@@ -7,6 +7,8 @@
 //! - [`load`]: reads a fleet repo from any [`load::SourceTree`] (a directory
 //!   here, a Git tree in the reconciler) with size, file-type and YAML budgets.
 //! - [`render`]: tenant base + store overrides → one deterministic desired state.
+//! - [`rules`]: the rules one entity must satisfy on its own, shared by
+//!   `fleet validate` and the edge's API.
 //! - [`validate`]: the semantic rules of POS-MODEL.md, each with a stable rule id.
 //! - [`diag`]: diagnostics that name rule, file, line and column.
 //! - [`json_schema`]: JSON Schemas generated from the types.
@@ -22,6 +24,7 @@ mod par;
 pub mod primitives;
 pub mod registry;
 pub mod render;
+pub mod rules;
 pub mod state;
 pub mod validate;
 pub mod yaml;

@@ -1,28 +1,29 @@
-//! Semantic validation: the rules of POS-MODEL.md that need more than one
-//! value at a time. Every finding names its rule, file and the YAML path of
-//! the offending node; positions are resolved at the end, only for the files
-//! that have findings.
+//! Semantic validation: the rules of POS-MODEL.md. Every finding names its
+//! rule, file and the YAML path of the offending node; positions are
+//! resolved at the end, only for the files that have findings.
+//!
+//! What one entity must satisfy on its own is judged by [`crate::rules`],
+//! which the edge applies to the same entities; this module places those
+//! violations in the repo and adds what needs more than one entity
+//! (references, uniqueness, store scoping, the rendered store) or depends on
+//! where an entity is written.
 //!
 //! [`check_repo`] is what `fleet validate` runs: load, then validate, with
 //! every problem of the repo in one sorted list.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use password_hash::PasswordHash;
-
 use crate::diag::{Diagnostic, Rule, Severity};
 use crate::load::{FleetRepo, SourceTree, StoreSource, TenantBase, TenantSources, load_repo};
-use crate::model::{DiscountKind, SettingValue, Settings, User};
-use crate::primitives::{Id, MONEY_LIMIT, Money, Rate};
+use crate::model::{Modifier, ModifierGroup, Settings, User};
+use crate::primitives::Id;
 use crate::registry::{
     ADMIN_ALL, MANAGER_PERMISSION, SettingLookup, canonical_permission, canonical_setting_key,
-    check_setting, lookup_setting,
+    lookup_setting,
 };
 use crate::render::{self, DERIVED_SETTINGS};
+use crate::rules::{self, Violation};
 use crate::yaml::{PathIndex, YamlPath};
-
-/// Most variations an item may have.
-pub const MAX_VARIATIONS: usize = 250;
 
 /// Load and validate a whole repo: every finding, sorted by file and position.
 pub fn check_repo(tree: &dyn SourceTree) -> (FleetRepo, Vec<Diagnostic>) {
@@ -87,6 +88,26 @@ impl Findings {
 
     fn warn(&mut self, rule: Rule, file: &str, path: YamlPath, message: impl Into<String>) {
         self.push(rule, file, path, false, message.into(), Severity::Warning);
+    }
+
+    /// What [`crate::rules`] found in the entity at `at` in `file`.
+    fn violations(&mut self, file: &str, at: &YamlPath, violations: Vec<Violation>) {
+        for v in violations {
+            let path = at.join(&v.field);
+            // A modifier or variation listed twice in its entity was already
+            // reported by the catalog namespace, which says where the first is.
+            if v.rule == "id/duplicate"
+                && self
+                    .list
+                    .iter()
+                    .any(|x| x.rule == v.rule && x.file == file && x.path == path)
+            {
+                continue;
+            }
+            // A plaintext `pin:` has a value we never keep: point at its key.
+            let at_key = v.rule == "user/plaintext-pin";
+            self.push(v.rule, file, path, at_key, v.message, Severity::Error);
+        }
     }
 
     fn push(
@@ -186,7 +207,7 @@ fn validate_tenant(f: &mut Findings, t: &TenantSources) {
         Some(info) => {
             let fl = file("tenant");
             let p = YamlPath::of(&["tenant"]);
-            check_slug(f, &fl, p.key("id"), &info.id, "tenant id");
+            f.violations(&fl, &p, rules::tenant_info(info));
             if info.id.as_str() != t.dir {
                 f.err(
                     "id/dir-mismatch",
@@ -198,19 +219,6 @@ fn validate_tenant(f: &mut Findings, t: &TenantSources) {
                     ),
                 );
             }
-            if !(info.currency.len() == 3 && info.currency.bytes().all(|c| c.is_ascii_uppercase()))
-            {
-                f.err(
-                    "tenant/currency",
-                    &fl,
-                    p.key("currency"),
-                    format!(
-                        "currency `{}` is not an ISO 4217 code such as USD or EUR",
-                        info.currency
-                    ),
-                );
-            }
-            check_timezone(f, &fl, p.key("timezone"), &info.timezone);
         }
     }
 
@@ -228,72 +236,6 @@ fn validate_tenant(f: &mut Findings, t: &TenantSources) {
     let mut store_users: HashMap<String, String> = HashMap::new();
     for store in t.stores.values() {
         validate_store(f, t, &cat, store, &mut store_users);
-    }
-}
-
-fn check_slug(f: &mut Findings, file: &str, path: YamlPath, id: &Id, what: &str) {
-    if !id.is_slug() {
-        f.err(
-            "id/not-slug",
-            file,
-            path,
-            format!("{what} `{id}` is not a slug: use lowercase letters, digits and '-', starting with a letter or digit, at most 63 characters"),
-        );
-    }
-}
-
-fn check_timezone(f: &mut Findings, file: &str, path: YamlPath, tz: &str) {
-    let ok = tz == "UTC"
-        || (tz.contains('/')
-            && tz.split('/').all(|p| {
-                !p.is_empty()
-                    && p.bytes()
-                        .all(|c| c.is_ascii_alphanumeric() || b"_+-".contains(&c))
-            }));
-    if !ok {
-        f.err(
-            "tenant/timezone",
-            file,
-            path,
-            format!("time zone `{tz}` is not an IANA name such as America/New_York or UTC"),
-        );
-    }
-}
-
-fn check_money(f: &mut Findings, file: &str, path: YamlPath, m: Money) {
-    if m.0 >= MONEY_LIMIT {
-        f.err(
-            "money/too-large",
-            file,
-            path,
-            format!("{} is not below {MONEY_LIMIT} minor units", m.0),
-        );
-    }
-}
-
-/// Check a rate's shape, and that it lies in `(lo_exclusive?)..=100`.
-fn check_rate(
-    f: &mut Findings,
-    file: &str,
-    path: YamlPath,
-    rate: &Rate,
-    zero_ok: bool,
-    what: &str,
-) {
-    match rate.ten_thousandths() {
-        None => f.err(
-            "rate/format",
-            file,
-            path,
-            format!("{what} \"{rate}\" is not a decimal like \"8.875\" (up to 3 digits, up to 4 decimals)"),
-        ),
-        Some(v) if v > 1_000_000 => {
-            f.err("rate/range", file, path, format!("{what} \"{rate}\" is above 100 percent"))
-        }
-        Some(0) if !zero_ok => {
-            f.err("rate/range", file, path, format!("{what} \"{rate}\" must be above 0"))
-        }
-        Some(_) => {}
     }
 }
 
@@ -328,35 +270,25 @@ fn validate_settings(
                 );
             }
         }
-        match lookup_setting(key) {
-            SettingLookup::Unknown => f.err_key(
-                "settings/unknown-key",
+        if store
+            && let SettingLookup::Known(spec) = lookup_setting(key)
+            && !spec.store_overridable
+        {
+            f.err_key(
+                "settings/not-overridable",
                 file,
-                path,
-                format!("unknown setting `{key}`: use a registered key or a `custom.` prefix"),
-            ),
-            SettingLookup::Custom => {
-                if matches!(value, SettingValue::List(_)) {
-                    f.err(
-                        "settings/type",
-                        file,
-                        path,
-                        format!("`{key}` must be a scalar, not a list"),
-                    );
-                }
-            }
-            SettingLookup::Known(spec) => {
-                if store && !spec.store_overridable {
-                    f.err_key(
-                        "settings/not-overridable",
-                        file,
-                        path.clone(),
-                        format!("`{key}` is set by the tenant for every store; a store may not override it"),
-                    );
-                }
-                if let Err(why) = check_setting(spec.ty, value) {
-                    f.err("settings/type", file, path, format!("`{key}` {why}"));
-                }
+                path.clone(),
+                format!(
+                    "`{key}` is set by the tenant for every store; a store may not override it"
+                ),
+            );
+        }
+        // The rule's `key` field is the entry's key, `value` its value.
+        for v in rules::setting(key, value) {
+            if v.field == YamlPath::of(&["key"]) {
+                f.err_key(v.rule, file, path.clone(), v.message);
+            } else {
+                f.err(v.rule, file, path.clone(), v.message);
             }
         }
     }
@@ -379,7 +311,6 @@ fn define(
     id: &Id,
     kind: &'static str,
 ) {
-    check_slug(f, file, path.clone(), id, kind);
     if let Some(prev) = cat.ids.get(id.as_str()) {
         f.err(
             "id/duplicate",
@@ -408,151 +339,36 @@ fn validate_menu(f: &mut Findings, b: &TenantBase, cat: &mut Catalog) {
     for (i, t) in m.taxes.iter().enumerate() {
         let p = root.key("taxes").index(i);
         define(f, cat, file, p.key("id"), &t.id, "tax");
-        check_rate(f, file, p.key("rate"), &t.rate, true, "tax rate");
+        f.violations(file, &p, rules::tax(t));
     }
     for (i, c) in m.categories.iter().enumerate() {
-        define(
-            f,
-            cat,
-            file,
-            root.key("categories").index(i).key("id"),
-            &c.id,
-            "category",
-        );
+        let p = root.key("categories").index(i);
+        define(f, cat, file, p.key("id"), &c.id, "category");
+        f.violations(file, &p, rules::category(c));
     }
     for (i, g) in m.modifier_groups.iter().enumerate() {
         let p = root.key("modifier_groups").index(i);
         define(f, cat, file, p.key("id"), &g.id, "modifier group");
-        if g.modifiers.is_empty() {
-            f.err(
-                "modifier/empty-group",
-                file,
-                p.key("modifiers"),
-                format!("modifier group `{}` has no modifiers", g.id),
-            );
-        }
-        if g.min > g.max {
-            f.err(
-                "modifier/min-max",
-                file,
-                p.key("min"),
-                format!(
-                    "modifier group `{}` has min {} above max {}",
-                    g.id, g.min, g.max
-                ),
-            );
-        }
-        if !g.modifiers.is_empty() && g.min as usize > g.modifiers.len() {
-            f.err(
-                "modifier/min-exceeds-count",
-                file,
-                p.key("min"),
-                format!(
-                    "modifier group `{}` requires {} choices but has only {} modifiers",
-                    g.id,
-                    g.min,
-                    g.modifiers.len()
-                ),
-            );
-        }
-        let defaults = g.modifiers.iter().filter(|m| m.default).count();
-        if defaults > g.max as usize {
-            f.err(
-                "modifier/too-many-defaults",
-                file,
-                p.key("modifiers"),
-                format!(
-                    "modifier group `{}` has {defaults} defaults but allows at most {}",
-                    g.id, g.max
-                ),
-            );
-        }
         for (j, md) in g.modifiers.iter().enumerate() {
             let mp = p.key("modifiers").index(j);
             define(f, cat, file, mp.key("id"), &md.id, "modifier");
-            check_money(f, file, mp.key("price"), md.price);
         }
+        f.violations(file, &p, rules::modifier_group(g));
     }
     for (i, it) in m.items.iter().enumerate() {
         let p = root.key("items").index(i);
         define(f, cat, file, p.key("id"), &it.id, "item");
-        if it.variations.is_empty() || it.variations.len() > MAX_VARIATIONS {
-            f.err(
-                "item/variations",
-                file,
-                p.key("variations"),
-                format!(
-                    "item `{}` has {} variations; an item has 1 to {MAX_VARIATIONS}",
-                    it.id,
-                    it.variations.len()
-                ),
-            );
-        }
         for (j, v) in it.variations.iter().enumerate() {
             let vp = p.key("variations").index(j);
             define(f, cat, file, vp.key("id"), &v.id, "variation");
-            check_money(f, file, vp.key("price"), v.price);
             cat.variation_item.insert(v.id.0.clone(), it.id.0.clone());
         }
+        f.violations(file, &p, rules::item(it));
     }
     for (i, d) in m.discounts.iter().enumerate() {
         let p = root.key("discounts").index(i);
         define(f, cat, file, p.key("id"), &d.id, "discount");
-        match d.kind {
-            DiscountKind::Percent => match &d.rate {
-                Some(rate) => check_rate(f, file, p.key("rate"), rate, false, "discount rate"),
-                None => f.err(
-                    "discount/kind-fields",
-                    file,
-                    p.key("kind"),
-                    format!("percent discount `{}` needs a `rate`", d.id),
-                ),
-            },
-            DiscountKind::Amount => match d.amount {
-                Some(Money(0)) => f.err(
-                    "money/zero-discount",
-                    file,
-                    p.key("amount"),
-                    format!("amount discount `{}` takes 0 off", d.id),
-                ),
-                Some(a) => check_money(f, file, p.key("amount"), a),
-                None => f.err(
-                    "discount/kind-fields",
-                    file,
-                    p.key("kind"),
-                    format!("amount discount `{}` needs an `amount`", d.id),
-                ),
-            },
-        }
-        if d.kind == DiscountKind::Percent && d.amount.is_some() {
-            f.err(
-                "discount/kind-fields",
-                file,
-                p.key("amount"),
-                format!(
-                    "percent discount `{}` takes a `rate`, not an `amount`",
-                    d.id
-                ),
-            );
-        }
-        if d.kind == DiscountKind::Amount && d.rate.is_some() {
-            f.err(
-                "discount/kind-fields",
-                file,
-                p.key("rate"),
-                format!("amount discount `{}` takes an `amount`, not a `rate`", d.id),
-            );
-        }
-        if let Some(req) = &d.requires
-            && canonical_permission(req).is_none()
-        {
-            f.err(
-                "ref/unknown-permission",
-                file,
-                p.key("requires"),
-                format!("discount `{}` requires unknown permission `{req}`", d.id),
-            );
-        }
+        f.violations(file, &p, rules::discount(d));
     }
     // References need every id defined first.
     for (i, it) in m.items.iter().enumerate() {
@@ -598,13 +414,13 @@ fn validate_kitchen(f: &mut Findings, b: &TenantBase, cat: &mut Catalog) {
     let kfile = b.file_of("kitchen").unwrap_or("").to_owned();
     let root = YamlPath::of(&["kitchen"]);
     for (i, s) in b.kitchen.stations.iter().enumerate() {
-        let p = root.key("stations").index(i).key("id");
-        check_slug(f, &kfile, p.clone(), &s.id, "station");
+        let p = root.key("stations").index(i);
+        f.violations(&kfile, &p, rules::station(s));
         if !cat.stations.insert(s.id.0.clone()) {
             f.err(
                 "id/duplicate",
                 &kfile,
-                p,
+                p.key("id"),
                 format!("station id `{}` is defined twice", s.id),
             );
         }
@@ -667,7 +483,7 @@ fn validate_access(f: &mut Findings, t: &TenantSources, cat: &mut Catalog) {
     let root = YamlPath::of(&["access"]);
     for (i, r) in b.access.roles.iter().enumerate() {
         let p = root.key("roles").index(i);
-        check_slug(f, &afile, p.key("id"), &r.id, "role");
+        f.violations(&afile, &p, rules::role(r));
         if cat.roles.contains_key(r.id.as_str()) {
             f.err(
                 "id/duplicate",
@@ -681,20 +497,15 @@ fn validate_access(f: &mut Findings, t: &TenantSources, cat: &mut Catalog) {
             r.inherits.iter().map(|i| i.0.clone()).collect(),
         );
         for (j, perm) in r.permissions.iter().enumerate() {
-            match canonical_permission(perm) {
-                None => f.err(
-                    "ref/unknown-permission",
-                    &afile,
-                    p.key("permissions").index(j),
-                    format!("role `{}` grants unknown permission `{perm}`", r.id),
-                ),
-                Some(canon) if canon != perm => f.warn(
+            if let Some(canon) = canonical_permission(perm)
+                && canon != perm
+            {
+                f.warn(
                     "compat/renamed",
                     &afile,
                     p.key("permissions").index(j),
                     format!("permission `{perm}` was renamed `{canon}`; the old name still works"),
-                ),
-                Some(_) => {}
+                );
             }
         }
     }
@@ -760,7 +571,9 @@ fn validate_access(f: &mut Findings, t: &TenantSources, cat: &mut Catalog) {
     }
 }
 
-/// The first cycle reachable from `start` that comes back to `start`.
+/// The first cycle reachable from `start` that comes back to `start`
+/// through another role: a role inheriting from itself is a rule of the
+/// role alone ([`rules::role`]).
 fn find_cycle(roles: &BTreeMap<String, Vec<String>>, start: &str) -> Option<Vec<String>> {
     fn walk(
         roles: &BTreeMap<String, Vec<String>>,
@@ -769,7 +582,7 @@ fn find_cycle(roles: &BTreeMap<String, Vec<String>>, start: &str) -> Option<Vec<
         path: &mut Vec<String>,
         seen: &mut BTreeSet<String>,
     ) -> bool {
-        for next in roles.get(at).into_iter().flatten() {
+        for next in roles.get(at).into_iter().flatten().filter(|n| *n != at) {
             if next == start {
                 path.push(next.clone());
                 return true;
@@ -790,7 +603,7 @@ fn find_cycle(roles: &BTreeMap<String, Vec<String>>, start: &str) -> Option<Vec<
 }
 
 fn validate_user(f: &mut Findings, file: &str, p: &YamlPath, u: &User, cat: &Catalog) {
-    check_slug(f, file, p.key("id"), &u.id, "user");
+    f.violations(file, p, rules::user(u));
     if !cat.roles.contains_key(u.role.as_str()) {
         f.err(
             "ref/unknown-role",
@@ -802,11 +615,10 @@ fn validate_user(f: &mut Findings, file: &str, p: &YamlPath, u: &User, cat: &Cat
             ),
         );
     }
-    if u.plaintext_pin {
-        f.err_key("user/plaintext-pin", file, p.key("pin"), format!("user `{}` has a plaintext `pin`; commit only `pin_hash` (make one with `fleet hash-pin`) and treat this PIN as leaked", u.id));
-    }
-    match &u.pin_hash {
-        None if !u.plaintext_pin => f.err(
+    // A user may exist at the store without a PIN, but a repo gives every
+    // user one: nobody else can set it.
+    if u.pin_hash.is_none() && !u.plaintext_pin {
+        f.err(
             "user/pin-hash",
             file,
             p.clone(),
@@ -814,15 +626,7 @@ fn validate_user(f: &mut Findings, file: &str, p: &YamlPath, u: &User, cat: &Cat
                 "user `{}` has no `pin_hash` (make one with `fleet hash-pin`)",
                 u.id
             ),
-        ),
-        None => {}
-        Some(h) => {
-            let ok = PasswordHash::new(h)
-                .is_ok_and(|ph| ph.algorithm.as_str() == "argon2id" && ph.hash.is_some());
-            if !ok {
-                f.err("user/pin-hash", file, p.key("pin_hash"), format!("user `{}` pin_hash is not an argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash)", u.id));
-            }
-        }
+        );
     }
 }
 
@@ -838,12 +642,10 @@ fn validate_store(
     let file = s.path.as_str();
     let sf = &s.file;
     let root = YamlPath::root();
-    check_slug(
-        f,
+    f.violations(
         file,
-        YamlPath::of(&["store", "id"]),
-        &sf.store.id,
-        "store id",
+        &YamlPath::of(&["store"]),
+        rules::store_info(&sf.store),
     );
     if sf.store.id.as_str() != s.dir {
         f.err(
@@ -855,9 +657,6 @@ fn validate_store(
                 sf.store.id, s.dir
             ),
         );
-    }
-    if let Some(tz) = &sf.store.timezone {
-        check_timezone(f, file, YamlPath::of(&["store", "timezone"]), tz);
     }
     for (present, section) in [
         (sf.menu.is_some(), "menu"),
@@ -893,7 +692,11 @@ fn validate_store(
     for (id, price) in &o.prices {
         let p = op.key("prices").key(id.0.clone());
         match cat.kind_of(id.as_str()) {
-            Some("variation" | "modifier") => check_money(f, file, p, *price),
+            Some("variation" | "modifier") => {
+                if let Some(v) = rules::price(*price) {
+                    f.err(v.rule, file, p, v.message);
+                }
+            }
             Some(kind) => f.err_key(
                 "ref/unknown-entity",
                 file,
@@ -933,7 +736,9 @@ fn validate_store(
     for (id, rate) in &o.tax_rates {
         let p = op.key("tax_rates").key(id.0.clone());
         if cat.kind_of(id.as_str()) == Some("tax") {
-            check_rate(f, file, p, rate, true, "tax rate");
+            if let Some(v) = rules::tax_rate(rate) {
+                f.err(v.rule, file, p, v.message);
+            }
         } else {
             f.err_key(
                 "ref/unknown-entity",
@@ -1005,7 +810,7 @@ fn validate_store(
     let mut device_ids = BTreeSet::new();
     for (i, d) in sf.devices.iter().enumerate() {
         let p = YamlPath::of(&["devices"]).index(i);
-        check_slug(f, file, p.key("id"), &d.id, "device");
+        f.violations(file, &p, rules::device(d));
         if !device_ids.insert(d.id.as_str()) {
             f.err(
                 "id/duplicate",
@@ -1073,28 +878,49 @@ fn validate_rendered(
             );
         }
     }
-    let used_groups: BTreeSet<&str> = items
-        .iter()
-        .flat_map(|i| i.modifier_groups.iter().map(Id::as_str))
-        .collect();
-    for g in t
-        .base
-        .menu
-        .modifier_groups
-        .iter()
-        .filter(|g| used_groups.contains(g.id.as_str()))
-    {
-        let sold = g
+    // Rendering leaves absent modifiers out of every group, whether a sold
+    // item uses it or not, and the store judges each group it receives by
+    // the shared rules: a group left with no modifier, or with fewer than
+    // its `min`, would be refused there, and the release with it.
+    for g in &t.base.menu.modifier_groups {
+        let sold: Vec<Modifier> = g
             .modifiers
             .iter()
             .filter(|m| !absent.contains(m.id.as_str()))
-            .count();
-        if g.min as usize > sold && sold < g.modifiers.len() {
+            .cloned()
+            .collect();
+        if sold.len() == g.modifiers.len() {
+            continue;
+        }
+        let n = sold.len();
+        let rendered = ModifierGroup {
+            id: g.id.clone(),
+            name: g.name.clone(),
+            min: g.min,
+            max: g.max,
+            modifiers: sold,
+        };
+        let in_source: BTreeSet<Rule> = rules::modifier_group(g).iter().map(|v| v.rule).collect();
+        for v in rules::modifier_group(&rendered) {
+            if in_source.contains(v.rule) {
+                continue;
+            }
+            let message = match v.rule {
+                "modifier/empty-group" => format!(
+                    "modifier group `{}` has none of its modifiers sold here, and a store refuses a group without modifiers",
+                    g.id
+                ),
+                "modifier/min-exceeds-count" => format!(
+                    "modifier group `{}` requires {} choices but only {n} of its modifiers are sold here",
+                    g.id, g.min
+                ),
+                _ => format!("modifier group `{}` as sold here: {}", g.id, v.message),
+            };
             f.err(
                 "render/modifier-group-starved",
                 file,
                 op.key("absent"),
-                format!("modifier group `{}` requires {} choices but only {sold} of its modifiers are sold here", g.id, g.min),
+                message,
             );
         }
     }
@@ -1309,10 +1135,91 @@ mod tests {
         assert!(r.iter().any(|x| x.0 == "render/absent-item-sold"), "{r:?}");
     }
 
-    /// Regression: a starved group was reported even where no sold item uses it.
+    /// Regression: a group no sold item uses was once exempt from starving
+    /// (and a group without `min` always was), but every store receives
+    /// every group, modifiers left out, and the edge refuses an empty one:
+    /// the release failed at the store instead of in `fleet validate`.
     #[test]
-    fn starved_group_only_matters_where_it_is_used() {
-        let r = rules(&repo("", "overrides: {absent: [fries, salad]}\n", ""));
-        assert!(r.is_empty(), "no item uses `side`: {r:?}");
+    fn a_group_left_empty_or_starved_is_refused_used_or_not() {
+        // `side` (min 1) is used by no item in the fixture.
+        let starved = vec![(
+            "render/modifier-group-starved",
+            "tenants/acme/stores/soho/store.yaml".to_owned(),
+            5,
+        )];
+        let absent = |which: &str| format!("overrides: {{absent: [{which}]}}\n");
+        assert_eq!(rules(&repo("", &absent("fries, salad"), "")), starved);
+        // One of two left is enough for `min: 1`.
+        assert_eq!(rules(&repo("", &absent("fries"), "")), vec![]);
+        // Without a minimum, a group still needs one modifier.
+        let (mut tree, _) = edited(TENANT, "min: 1, max: 1", "min: 0, max: 1");
+        tree.0
+            .get_mut(SOHO)
+            .expect("the soho store")
+            .push_str(&absent("fries, salad"));
+        assert_eq!(rules(&tree), starved);
+    }
+
+    /// The fixture with `to` in place of `from` in `file`, and the line of
+    /// the fixture where `to` now is.
+    fn edited(file: &str, from: &str, to: &str) -> (Mem, usize) {
+        let mut tree = repo("", "", "");
+        let text = tree.0.get_mut(file).expect("a fixture file");
+        assert_eq!(text.matches(from).count(), 1, "{from:?} in {file}");
+        *text = text.replace(from, to);
+        let line = text
+            .lines()
+            .position(|l| l.contains(to))
+            .expect("the edit is there")
+            + 1;
+        (tree, line)
+    }
+
+    const TENANT: &str = "tenants/acme/tenant.yaml";
+    const SOHO: &str = "tenants/acme/stores/soho/store.yaml";
+
+    /// Regression: these passed `fleet validate`, and the store's edge
+    /// refused the entity, so the release could not be applied there.
+    #[test]
+    fn what_the_store_refuses_does_not_validate() {
+        let long = format!("name: {}}}", "x".repeat(201));
+        for (file, from, to, rule) in [
+            (TENANT, "name: B,", "name: \" \",", "entity/name"),
+            (TENANT, "name: Fries}", "name: \"\"}", "entity/name"),
+            (TENANT, "name: Grill,", "name: \"\",", "entity/name"),
+            (
+                SOHO,
+                "address: \"10.0.0.1:9100\"",
+                "address: \"\"",
+                "device/address",
+            ),
+            (
+                TENANT,
+                "food, variations",
+                "food, stations: [grill, grill], variations",
+                "id/duplicate",
+            ),
+            (
+                TENANT,
+                "permissions: [order.void]",
+                "inherits: [boss], permissions: [order.void]",
+                "ref/role-cycle",
+            ),
+            (SOHO, "name: X}", long.as_str(), "settings/type"),
+        ] {
+            let (tree, line) = edited(file, from, to);
+            assert_eq!(rules(&tree), vec![(rule, file.to_owned(), line)], "{to}");
+        }
+    }
+
+    /// A modifier listed twice in its group is one finding, from the catalog
+    /// namespace, though the group's own rules see it too.
+    #[test]
+    fn member_listed_twice_is_reported_once() {
+        let (tree, line) = edited(TENANT, "{id: salad,", "{id: fries,");
+        assert_eq!(
+            rules(&tree),
+            vec![("id/duplicate", TENANT.to_owned(), line)]
+        );
     }
 }

@@ -207,6 +207,14 @@ impl YamlPath {
         p
     }
 
+    /// This path followed by `rel` (a path relative to the node here).
+    #[must_use]
+    pub fn join(&self, rel: &YamlPath) -> Self {
+        let mut p = self.clone();
+        p.0.extend(rel.0.iter().cloned());
+        p
+    }
+
     /// Build from dotted parts; a part that parses as a number is an index.
     pub fn of(parts: &[&str]) -> Self {
         YamlPath(
