@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use schemas::StoreId;
 
 use crate::config::Config;
 use crate::edge_client::{EdgeClient, EdgeError, Writer};
@@ -48,6 +49,17 @@ pub struct Agent {
     pub keys: TrustedKeys,
     pub mirror: Mirror,
     pub edge: EdgeClient,
+}
+
+/// Why a pass could not fetch (it is retried later).
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Token(std::io::Error),
+    #[error(transparent)]
+    Source(#[from] release::source::SourceError),
+    #[error("the fetch task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 impl Agent {
@@ -105,14 +117,14 @@ impl Agent {
 
     /// Fetch in a worker thread, abandoning it at the deadline (libgit2 has
     /// no timeout that safe Rust can set for a stalled connection).
-    async fn fetch(&self) -> Result<release::source::Fetched, String> {
+    async fn fetch(&self) -> Result<release::source::Fetched, FetchError> {
         let mirror_path = self.config.state_dir.clone();
         let url = self.config.repo_url.clone();
         let branch = self.config.branch.clone();
         let credentials = match (&self.config.git_token_file, &self.config.git_ssh_key_file) {
             (Some(p), _) => crate::config::read_secret(p, "Git token")
                 .map(Credentials::Token)
-                .map_err(|e| e.to_string())?,
+                .map_err(FetchError::Token)?,
             (None, Some(k)) => Credentials::SshKey(k.clone()),
             _ => Credentials::None,
         };
@@ -122,17 +134,16 @@ impl Agent {
         });
         match tokio::time::timeout(timeout + Duration::from_secs(5), task).await {
             Ok(Ok(Ok(fetched))) => Ok(fetched),
-            Ok(Ok(Err(e))) => Err(e.to_string()),
-            Ok(Err(e)) => Err(format!("the fetch task failed: {e}")),
-            Err(_) => Err(format!(
-                "fetching {} took over {} s; gave up",
-                self.config.repo_url,
-                timeout.as_secs()
-            )),
+            Ok(Ok(Err(e))) => Err(FetchError::Source(e)),
+            Ok(Err(e)) => Err(FetchError::Task(e)),
+            Err(_) => Err(FetchError::Source(release::source::SourceError::Timeout {
+                url: self.config.repo_url.clone(),
+                secs: timeout.as_secs(),
+            })),
         }
     }
 
-    /// One pass. `apply = false` plans only (for `fleet-reconciler plan`).
+        /// One pass. `apply = false` plans only (for `fleet-reconciler plan`).
     /// Runs in a `pass` span with the store, and the revision once a
     /// release is accepted: events inside do not repeat them.
     #[tracing::instrument(
@@ -176,7 +187,7 @@ impl Agent {
             Ok(f) => f,
             Err(e) => {
                 tracing::warn!(error = %e, "Fetch failed; keeping the last applied state.");
-                r.errors.push(e);
+                r.errors.push(e.to_string());
                 r.applied_revision = applied::read(&self.config.state_dir)
                     .ok()
                     .flatten()
@@ -235,7 +246,7 @@ impl Agent {
             &signature,
             &self.keys,
             Expectations {
-                store: &self.config.store,
+                store: self.config.store.as_str(),
                 last: last.as_ref(),
                 now,
             },
@@ -267,7 +278,11 @@ impl Agent {
                     return (r, None);
                 }
             };
-            let plan = planner::plan(&accepted.release.state, &applied_state);
+            let plan = planner::plan(
+                &accepted.release.state,
+                &applied_state,
+                &planner::Policy::default(),
+            );
             r.overridden = plan.overridden.clone();
             if !apply {
                 r.outcome = if plan.is_empty() {
@@ -371,9 +386,9 @@ impl Agent {
 }
 
 /// A report with nothing in it yet.
-pub fn blank_report(store: &str, started_at: DateTime<Utc>, outcome: Outcome) -> Report {
+pub fn blank_report(store: &StoreId, started_at: DateTime<Utc>, outcome: Outcome) -> Report {
     Report {
-        store: store.to_owned(),
+        store: store.clone(),
         outcome,
         desired_revision: None,
         applied_revision: None,

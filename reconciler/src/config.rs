@@ -22,7 +22,7 @@
 
 use std::path::{Path, PathBuf};
 
-use schemas::primitives::is_slug;
+use schemas::StoreId;
 use serde::Deserialize;
 
 /// Default location of the configuration file.
@@ -32,8 +32,9 @@ pub const DEFAULT_PATH: &str = "/etc/fleet/reconciler.toml";
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// `<tenant>/<store>`.
-    pub store: String,
+    /// `<tenant>/<store>`; a bad one is refused when the file is decoded,
+    /// with its line and column.
+    pub store: StoreId,
     /// The fleet repo: `https://…`, `ssh://…`/`git@…`, `git://…`, or a local path.
     pub repo_url: String,
     #[serde(default = "default_branch")]
@@ -134,18 +135,6 @@ impl Config {
             field,
             problem,
         };
-        match self.store.split_once('/') {
-            Some((t, s)) if is_slug(t) && is_slug(s) => {}
-            _ => {
-                return Err(invalid(
-                    "store",
-                    format!(
-                        "is {:?}; it must be <tenant>/<store>, e.g. acme/soho",
-                        self.store
-                    ),
-                ));
-            }
-        }
         if self.repo_url.trim().is_empty() {
             return Err(invalid("repo_url", "is empty".into()));
         }
@@ -195,12 +184,12 @@ impl Config {
 
     /// The tenant part of `store`.
     pub fn tenant(&self) -> &str {
-        self.store.split_once('/').map(|(t, _)| t).unwrap_or("")
+        self.store.tenant()
     }
 
     /// The store part of `store`.
     pub fn store_id(&self) -> &str {
-        self.store.split_once('/').map(|(_, s)| s).unwrap_or("")
+        self.store.store()
     }
 
     /// Repo-relative directory of this store's release.

@@ -259,23 +259,42 @@ pub async fn upload(bundle: &Bundle) -> Result<Upload, DiagnoseError> {
     })
 }
 
-fn run(program: &str, args: &[&str]) -> Result<String, String> {
+/// Why a diagnostic command gave nothing to bundle; the bundle records
+/// the reason in its place.
+#[derive(Debug, thiserror::Error)]
+enum CommandError {
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Failed {
+        command: String,
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("`{program}` is not available: {source}")]
+    Unavailable {
+        program: String,
+        source: std::io::Error,
+    },
+}
+
+fn run(program: &str, args: &[&str]) -> Result<String, CommandError> {
     match Command::new(program).args(args).output() {
         Ok(o) if o.status.success() => Ok(String::from_utf8_lossy(&o.stdout).into_owned()),
-        Ok(o) => Err(format!(
-            "`{program} {}` failed ({}): {}",
-            args.join(" "),
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        )),
-        Err(e) => Err(format!("`{program}` is not available: {e}")),
+        Ok(o) => Err(CommandError::Failed {
+            command: format!("{program} {}", args.join(" ")),
+            status: o.status,
+            stderr: String::from_utf8_lossy(&o.stderr).trim().to_owned(),
+        }),
+        Err(source) => Err(CommandError::Unavailable {
+            program: program.to_owned(),
+            source,
+        }),
     }
 }
 
 fn versions(now: DateTime<Utc>) -> String {
     let os = std::fs::read_to_string("/etc/os-release")
         .unwrap_or_else(|e| format!("/etc/os-release: {e}\n"));
-    let uname = run("uname", &["-a"]).unwrap_or_else(|e| e);
+    let uname = run("uname", &["-a"]).unwrap_or_else(|e| e.to_string());
     format!(
         "bundle created: {}\nfleet-reconciler: {}\nuname: {}\n\n# /etc/os-release\n{os}",
         now.to_rfc3339(),

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use schemas::StoreState;
-use schemas::diff::{Change, EntityChange, EntityKind, StateDiff, diff_states};
+use schemas::diff::{Change, Domain, EntityChange, EntityKind, StateDiff, diff_states};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 pub use wire::edge::{Action, Op, Precondition};
@@ -138,6 +138,52 @@ impl Plan {
     }
 }
 
+/// What wins when the store's applied entity and the repo disagree, per
+/// domain (DESIGN.md §5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conflict {
+    /// The repo wins: a local edit is drift, reported and reverted.
+    RepoWins,
+    /// The repo wins, except over entities the store put under
+    /// `local_override`: those are left alone and reported as overridden.
+    RespectLocalOverride,
+}
+
+/// The conflict policy, one rule per domain. Orders, tickets and payments
+/// are not configuration and never planned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    pub settings: Conflict,
+    pub menu: Conflict,
+    pub access: Conflict,
+    pub kitchen: Conflict,
+}
+
+impl Default for Policy {
+    /// DESIGN.md §5: the repo wins everywhere; users and roles under a
+    /// local override are left alone.
+    fn default() -> Self {
+        Policy {
+            settings: Conflict::RepoWins,
+            menu: Conflict::RepoWins,
+            access: Conflict::RespectLocalOverride,
+            kitchen: Conflict::RepoWins,
+        }
+    }
+}
+
+impl Policy {
+    /// The rule of `kind`'s domain.
+    pub fn for_kind(&self, kind: EntityKind) -> Conflict {
+        match kind.domain() {
+            Domain::Settings => self.settings,
+            Domain::Menu => self.menu,
+            Domain::Access => self.access,
+            Domain::Kitchen => self.kitchen,
+        }
+    }
+}
+
 /// Upsert order of the kinds; deletes run in reverse.
 const ORDER: [EntityKind; 11] = [
     EntityKind::Setting,
@@ -160,8 +206,8 @@ fn rank(kind: EntityKind) -> usize {
         .expect("every kind is ordered")
 }
 
-/// Plan the writes that take `applied` to `desired`.
-pub fn plan(desired: &StoreState, applied: &AppliedState) -> Plan {
+/// Plan the writes that take `applied` to `desired` under `policy`.
+pub fn plan(desired: &StoreState, applied: &AppliedState, policy: &Policy) -> Plan {
     let diff = diff_states(&applied.state, desired);
     let desired_entities = schemas::diff::entities(desired);
     let role_depth = role_depths(desired, &applied.state);
@@ -170,7 +216,9 @@ pub fn plan(desired: &StoreState, applied: &AppliedState) -> Plan {
     let mut overridden = Vec::new();
     for change in &diff.changes {
         let key = (change.kind, change.id.clone());
-        if applied.overridden.contains(&key) {
+        if policy.for_kind(change.kind) == Conflict::RespectLocalOverride
+            && applied.overridden.contains(&key)
+        {
             overridden.push(change.clone());
             continue;
         }

@@ -18,7 +18,7 @@ pub const FILE_NAME: &str = "applied.json";
 #[serde(deny_unknown_fields)]
 pub struct AppliedRecord {
     /// `<tenant>/<store>`.
-    pub store: String,
+    pub store: schemas::StoreId,
     pub revision: u64,
     /// The release's `source_commit`.
     pub commit: String,

@@ -49,23 +49,36 @@ pub enum KeyError {
         source: std::io::Error,
     },
     #[error("{path} is not a minisign public key: {reason}")]
-    Malformed { path: PathBuf, reason: String },
+    Malformed {
+        path: PathBuf,
+        reason: KeyParseError,
+    },
     #[error("{0} holds no *.pub minisign public key; a store trusts nothing without one")]
     Empty(PathBuf),
 }
 
+/// Why a text is not a minisign public key.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyParseError {
+    #[error("{0}")]
+    Decode(#[from] minisign_verify::Error),
+    #[error("cannot read the key id")]
+    NoKeyId,
+}
+
 impl TrustedKeys {
     /// Parse one public key in minisign's file format (or its bare base64 line).
-    pub fn parse_key(text: &str, source: &str) -> Result<TrustedKey, String> {
+    pub fn parse_key(text: &str, source: &str) -> Result<TrustedKey, KeyParseError> {
         let trimmed = text.trim();
-        let key = if trimmed.lines().count() >= 2 {
-            PublicKey::decode(trimmed)
+        // minisign's file: an untrusted comment, then the key line. The key
+        // id is read from the same line the key is decoded from.
+        let (key, b64) = if trimmed.lines().count() >= 2 {
+            let line = trimmed.lines().nth(1).unwrap_or("").trim();
+            (PublicKey::decode(trimmed)?, line)
         } else {
-            PublicKey::from_base64(trimmed)
-        }
-        .map_err(|e| e.to_string())?;
-        let b64 = trimmed.lines().last().unwrap_or("").trim();
-        let key_id = key_id_of_blob(b64, 2).ok_or("cannot read the key id")?;
+            (PublicKey::from_base64(trimmed)?, trimmed)
+        };
+        let key_id = key_id_of_blob(b64, 2).ok_or(KeyParseError::NoKeyId)?;
         Ok(TrustedKey {
             key,
             key_id,

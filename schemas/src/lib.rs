@@ -26,6 +26,7 @@ pub mod registry;
 pub mod render;
 pub mod rules;
 pub mod state;
+pub mod store_id;
 pub mod validate;
 pub mod yaml;
 
@@ -33,6 +34,7 @@ pub use diag::{Diagnostic, Rule};
 pub use load::{DirTree, FleetRepo, SourceTree, load_repo};
 pub use primitives::{Id, Money, Rate};
 pub use state::{Release, StoreState};
+pub use store_id::StoreId;
 
 /// The one `apiVersion` this build reads and writes.
 pub const API_VERSION: &str = "fleet/v1";

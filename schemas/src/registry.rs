@@ -213,15 +213,41 @@ pub fn canonical_setting_key(key: &str) -> &str {
         .unwrap_or(key)
 }
 
-/// Check a value against a type; `Err` says what was expected.
-pub fn check_setting(ty: SettingType, value: &SettingValue) -> Result<(), String> {
+/// Why a value does not fit a setting's type; the message reads after the
+/// key: "`order.auto_close_minutes` must be between 1 and 1440, got 1441".
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingTypeError {
+    #[error("must be between {min} and {max}, got {got}")]
+    OutOfRange { min: i64, max: i64, got: i64 },
+    #[error("must be at most {max_len} characters, got {got}")]
+    TooLong { max_len: usize, got: usize },
+    #[error("must be one of {}, got {got:?}", allowed.join(", "))]
+    NotAllowed {
+        allowed: &'static [&'static str],
+        got: String,
+    },
+    #[error("must be a list of quoted rates such as \"18\", got {got}")]
+    NotRateList { got: String },
+    #[error("must be a BCP 47 language tag such as en-US, got {got:?}")]
+    NotLocale { got: String },
+    #[error("custom settings take a scalar, not a list")]
+    ListForScalar,
+    #[error("must be {expected}, got {got}")]
+    WrongType {
+        expected: &'static str,
+        got: &'static str,
+    },
+}
+
+/// Check a value against a type.
+pub fn check_setting(ty: SettingType, value: &SettingValue) -> Result<(), SettingTypeError> {
     match (ty, value) {
         (SettingType::Bool, SettingValue::Bool(_)) => Ok(()),
         (SettingType::Int { min, max }, SettingValue::Int(i)) => {
             if (min..=max).contains(i) {
                 Ok(())
             } else {
-                Err(format!("must be between {min} and {max}, got {i}"))
+                Err(SettingTypeError::OutOfRange { min, max, got: *i })
             }
         }
         (SettingType::Text { max_len }, SettingValue::Str(s)) => {
@@ -229,14 +255,17 @@ pub fn check_setting(ty: SettingType, value: &SettingValue) -> Result<(), String
             if n <= max_len {
                 Ok(())
             } else {
-                Err(format!("must be at most {max_len} characters, got {n}"))
+                Err(SettingTypeError::TooLong { max_len, got: n })
             }
         }
         (SettingType::Enum(allowed), SettingValue::Str(s)) => {
             if allowed.contains(&s.as_str()) {
                 Ok(())
             } else {
-                Err(format!("must be one of {}, got {s:?}", allowed.join(", ")))
+                Err(SettingTypeError::NotAllowed {
+                    allowed,
+                    got: s.clone(),
+                })
             }
         }
         (SettingType::RateList, SettingValue::List(items)) => {
@@ -244,9 +273,9 @@ pub fn check_setting(ty: SettingType, value: &SettingValue) -> Result<(), String
                 match v {
                     SettingValue::Str(s) if Rate::parse(s).is_some() => {}
                     other => {
-                        return Err(format!(
-                            "must be a list of quoted rates such as \"18\", got {other}"
-                        ));
+                        return Err(SettingTypeError::NotRateList {
+                            got: other.to_string(),
+                        });
                     }
                 }
             }
@@ -256,16 +285,15 @@ pub fn check_setting(ty: SettingType, value: &SettingValue) -> Result<(), String
             if is_bcp47(s) {
                 Ok(())
             } else {
-                Err(format!(
-                    "must be a BCP 47 language tag such as en-US, got {s:?}"
-                ))
+                Err(SettingTypeError::NotLocale { got: s.clone() })
             }
         }
-        (SettingType::AnyScalar, SettingValue::List(_)) => {
-            Err("custom settings take a scalar, not a list".to_owned())
-        }
+        (SettingType::AnyScalar, SettingValue::List(_)) => Err(SettingTypeError::ListForScalar),
         (SettingType::AnyScalar, _) => Ok(()),
-        (ty, v) => Err(format!("must be {}, got {}", describe(ty), v.type_name())),
+        (ty, v) => Err(SettingTypeError::WrongType {
+            expected: describe(ty),
+            got: v.type_name(),
+        }),
     }
 }
 

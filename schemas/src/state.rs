@@ -61,8 +61,7 @@ pub fn parse_trusted_comment(comment: &str) -> Option<(&str, u64)> {
     let (store_part, rev_part) = comment.split_once(' ')?;
     let store = store_part.strip_prefix("store=")?;
     let rev = rev_part.strip_prefix("revision=")?;
-    let (tenant, store_id) = store.split_once('/')?;
-    if !crate::primitives::is_slug(tenant) || !crate::primitives::is_slug(store_id) {
+    if !crate::StoreId::is_valid(store) {
         return None;
     }
     if rev.is_empty()

@@ -39,7 +39,7 @@ use crate::api::{
     StoreDetail, TenantRollout,
 };
 use crate::listing::{self, DEFAULT_PAGE_SIZE, ListQuery, Page, RawQuery, SortKey};
-use crate::state::StoreState;
+use crate::state::SyncState;
 
 /// Reports on the store page (the API gives [`api::STORE_REPORTS`]).
 pub const PAGE_REPORTS: i64 = 50;
@@ -242,7 +242,7 @@ fn error_page(op: &Operator, e: AppError) -> Response {
 /// no state) as a filter.
 #[derive(Debug, Clone)]
 struct CountLink {
-    state: Option<StoreState>,
+    state: Option<SyncState>,
     n: u64,
     /// The filter in force.
     on: bool,
@@ -373,7 +373,12 @@ impl Pager {
 }
 
 impl<'a> OverviewPage<'a> {
-    fn new(op: &'a Operator, q: &'a ListQuery, view: &'a Overview) -> OverviewPage<'a> {
+    fn new(
+        op: &'a Operator,
+        q: &'a ListQuery,
+        view: &'a Overview,
+        now: DateTime<Utc>,
+    ) -> OverviewPage<'a> {
         // Counts per state, each a filter (a second click clears it).
         let mut counts = vec![CountLink {
             state: None,
@@ -381,7 +386,7 @@ impl<'a> OverviewPage<'a> {
             on: q.state.is_none(),
             href: overview_href(q, |q| q.state = None),
         }];
-        counts.extend(StoreState::ALL.into_iter().map(|s| {
+        counts.extend(SyncState::ALL.into_iter().map(|s| {
             let on = q.state == Some(s);
             CountLink {
                 state: Some(s),
@@ -399,7 +404,7 @@ impl<'a> OverviewPage<'a> {
             .collect();
         let states = std::iter::once(Choice::new("", "all states", q.state.is_none()))
             .chain(
-                StoreState::ALL
+                SyncState::ALL
                     .into_iter()
                     .map(|s| Choice::new(s.as_str(), s.label(), q.state == Some(s))),
             )
@@ -425,7 +430,7 @@ impl<'a> OverviewPage<'a> {
         .collect();
         OverviewPage {
             operator: Some(op),
-            now: Utc::now(),
+            now,
             view,
             counts,
             tenants,
@@ -450,7 +455,7 @@ async fn overview_page(
     let view = api::overview(&state, &op, &q)
         .await
         .map_err(|e| error_page(&op, e))?;
-    Ok(render(StatusCode::OK, &OverviewPage::new(&op, &q, &view)))
+    Ok(render(StatusCode::OK, &OverviewPage::new(&op, &q, &view, state.clock.now())))
 }
 
 /// `/stores/{tenant}/{store}`.
@@ -472,7 +477,7 @@ async fn store_page(
         .map_err(|e| error_page(&op, e))?;
     let page = StorePage {
         operator: Some(&op),
-        now: Utc::now(),
+        now: state.clock.now(),
         view: &view,
     };
     Ok(render(StatusCode::OK, &page))
@@ -519,8 +524,8 @@ struct TenantPage<'a> {
 }
 
 impl<'a> TenantPage<'a> {
-    fn new(op: &'a Operator, view: &'a TenantRollout) -> TenantPage<'a> {
-        let overview = |state: Option<StoreState>| {
+    fn new(op: &'a Operator, view: &'a TenantRollout, now: DateTime<Utc>) -> TenantPage<'a> {
+        let overview = |state: Option<SyncState>| {
             let q = ListQuery {
                 tenant: Some(view.tenant.clone()),
                 state,
@@ -528,7 +533,7 @@ impl<'a> TenantPage<'a> {
             };
             format!("/{}", q.to_query_string())
         };
-        let counts = StoreState::ALL
+        let counts = SyncState::ALL
             .into_iter()
             .map(|s| CountLink {
                 state: Some(s),
@@ -541,12 +546,12 @@ impl<'a> TenantPage<'a> {
             PendingGroup {
                 title: "Failing",
                 stores: &view.failing,
-                more_href: overview(Some(StoreState::Failed)),
+                more_href: overview(Some(SyncState::Failed)),
             },
             PendingGroup {
                 title: "Refused",
                 stores: &view.refused,
-                more_href: overview(Some(StoreState::Refused)),
+                more_href: overview(Some(SyncState::Refused)),
             },
             PendingGroup {
                 title: "Behind (not yet at the desired revision)",
@@ -556,7 +561,7 @@ impl<'a> TenantPage<'a> {
         ];
         TenantPage {
             operator: Some(op),
-            now: Utc::now(),
+            now,
             view,
             counts,
             pending,
@@ -572,7 +577,7 @@ async fn tenant_page(
     let view = api::tenant_rollout(&state, &op, &tenant)
         .await
         .map_err(|e| error_page(&op, e))?;
-    Ok(render(StatusCode::OK, &TenantPage::new(&op, &view)))
+    Ok(render(StatusCode::OK, &TenantPage::new(&op, &view, state.clock.now())))
 }
 
 // ------------------------------------------------------------ sign-in
@@ -678,7 +683,7 @@ mod tests {
         StoreSummary {
             store: store.to_owned(),
             tenant: "acme".to_owned(),
-            state: StoreState::Drifted,
+            state: SyncState::Drifted,
             desired_revision: Some(2),
             applied_revision: Some(2),
             last_seen: Timestamp::from_unix(1_800_000_000),
@@ -724,8 +729,7 @@ mod tests {
             ..ListQuery::default()
         }
         .paged();
-        let mut page = OverviewPage::new(&op, &q, &overview);
-        page.now = now;
+        let page = OverviewPage::new(&op, &q, &overview, now);
         let html = page.render().unwrap();
         assert_escaped(&html);
         assert!(html.contains("value=\"&lt;script&gt;"), "the search box");
@@ -788,7 +792,7 @@ mod tests {
 
         let pending = crate::api::PendingStore {
             store: store.clone(),
-            state: StoreState::Failed,
+            state: SyncState::Failed,
             desired_revision: Some(2),
             applied_revision: Some(1),
             last_seen: None,
@@ -807,7 +811,7 @@ mod tests {
             failing: vec![pending.clone()],
             refused: vec![pending],
         };
-        let html = TenantPage::new(&op, &rollout).render().unwrap();
+        let html = TenantPage::new(&op, &rollout, now).render().unwrap();
         assert_escaped(&html);
 
         let html = ErrorPage {
@@ -878,7 +882,7 @@ mod tests {
         assert_eq!(store_href("acme/\"><x"), "/stores/acme/%22%3E%3Cx");
         assert_eq!(tenant_href("acme"), "/tenants/acme");
         let q = ListQuery {
-            state: Some(StoreState::Failed),
+            state: Some(SyncState::Failed),
             page: Some(Page {
                 number: 3,
                 size: DEFAULT_PAGE_SIZE,

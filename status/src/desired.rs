@@ -57,18 +57,17 @@ pub fn read_stores(
             Err(e) => return Err(tree_err(e.to_string())),
         };
         for store in entries.iter().filter(|e| e.kind == EntryKind::Dir) {
-            if schemas::primitives::is_slug(&store.name) {
-                stores.push(format!("{}/{}", tenant.name, store.name));
+            if let Ok(id) = schemas::StoreId::new(&tenant.name, &store.name) {
+                stores.push(id);
             }
         }
     }
     let checked_at = now.timestamp();
     let mut rows = Vec::with_capacity(stores.len());
     for store in stores {
-        let (tenant, name) = store.split_once('/').unwrap_or((&store, ""));
-        let release_dir = format!("tenants/{tenant}/stores/{name}");
+        let release_dir = format!("tenants/{}/stores/{}", store.tenant(), store.store());
         let files = mirror.read_release(commit, &release_dir)?;
-        rows.push(verify(&store, commit, files, keys, now, checked_at));
+        rows.push(verify(store.as_str(), commit, files, keys, now, checked_at));
     }
     Ok(rows)
 }

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::state::StoreState;
+use crate::state::SyncState;
 use crate::store::StoreRow;
 
 /// Rows per page when a page is asked for without `per_page`, and on the
@@ -102,7 +102,7 @@ pub enum QueryError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListQuery {
     pub tenant: Option<String>,
-    pub state: Option<StoreState>,
+    pub state: Option<SyncState>,
     /// Case-insensitive substring of the store id.
     pub search: Option<String>,
     pub sort: SortKey,
@@ -131,7 +131,7 @@ impl ListQuery {
         let state = match given(&raw.state) {
             None => None,
             Some(s) => Some(
-                StoreState::ALL
+                SyncState::ALL
                     .into_iter()
                     .find(|x| x.as_str() == s)
                     .ok_or_else(|| QueryError::State(s.to_owned()))?,
@@ -200,7 +200,7 @@ pub struct Selection {
     /// Pages of the query's size (1 for an empty or unpaged result).
     pub pages: u64,
     /// The requested page of them, in order.
-    pub rows: Vec<(StoreRow, StoreState)>,
+    pub rows: Vec<(StoreRow, SyncState)>,
 }
 
 /// `a` against `b` by `key` (descending when `desc`), ties by store id
@@ -208,8 +208,8 @@ pub struct Selection {
 fn compare(
     key: SortKey,
     desc: bool,
-    a: &(StoreRow, StoreState),
-    b: &(StoreRow, StoreState),
+    a: &(StoreRow, SyncState),
+    b: &(StoreRow, SyncState),
 ) -> Ordering {
     let (ra, rb) = (&a.0, &b.0);
     let primary = match key {
@@ -225,10 +225,10 @@ fn compare(
 }
 
 /// Filter, count, sort and page `rows`.
-pub fn select(rows: impl IntoIterator<Item = (StoreRow, StoreState)>, q: &ListQuery) -> Selection {
+pub fn select(rows: impl IntoIterator<Item = (StoreRow, SyncState)>, q: &ListQuery) -> Selection {
     let mut counts: BTreeMap<&'static str, u64> =
-        StoreState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
-    let mut matched: Vec<(StoreRow, StoreState)> = Vec::new();
+        SyncState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+    let mut matched: Vec<(StoreRow, SyncState)> = Vec::new();
     for (row, state) in rows {
         if !q.admits(&row) {
             continue;
@@ -354,23 +354,23 @@ mod tests {
         r
     }
 
-    fn fleet() -> Vec<(StoreRow, StoreState)> {
+    fn fleet() -> Vec<(StoreRow, SyncState)> {
         vec![
             (
                 row("acme/soho", Some(3), Some(3), Some(50)),
-                StoreState::Synced,
+                SyncState::Synced,
             ),
             (
                 row("acme/brooklyn", Some(3), Some(2), Some(10)),
-                StoreState::OutOfSync,
+                SyncState::OutOfSync,
             ),
             (
                 row("globex/uptown", Some(1), None, None),
-                StoreState::Offline,
+                SyncState::Offline,
             ),
             (
                 row("acme/jfk-airport", Some(3), Some(3), Some(30)),
-                StoreState::Drifted,
+                SyncState::Drifted,
             ),
         ]
     }

@@ -144,6 +144,7 @@ pub async fn serve(
         metrics: Arc::new(Metrics::default()),
         commit_url_template,
         support_bundles: Some(Arc::new(opts.state_dir.join("support-bundles"))),
+        clock: crate::api::Clock::system(),
     };
     let fetcher = match (&opts.repo_url, keys) {
         (Some(url), Some(keys)) => Some(tokio::spawn(fetch_loop(

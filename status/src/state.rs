@@ -6,10 +6,12 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use wire::report::Outcome;
 
-/// The states of DESIGN.md §6.
+/// The states of DESIGN.md §6: how a store stands against its desired
+/// release (not to be confused with `schemas::StoreState`, a store's
+/// rendered configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum StoreState {
+pub enum SyncState {
     Synced,
     OutOfSync,
     Drifted,
@@ -21,37 +23,37 @@ pub enum StoreState {
     Unenrolled,
 }
 
-impl StoreState {
-    pub const ALL: [StoreState; 9] = [
-        StoreState::Synced,
-        StoreState::OutOfSync,
-        StoreState::Drifted,
-        StoreState::Overridden,
-        StoreState::Failed,
-        StoreState::Refused,
-        StoreState::Offline,
-        StoreState::Stale,
-        StoreState::Unenrolled,
+impl SyncState {
+    pub const ALL: [SyncState; 9] = [
+        SyncState::Synced,
+        SyncState::OutOfSync,
+        SyncState::Drifted,
+        SyncState::Overridden,
+        SyncState::Failed,
+        SyncState::Refused,
+        SyncState::Offline,
+        SyncState::Stale,
+        SyncState::Unenrolled,
     ];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            StoreState::Synced => "synced",
-            StoreState::OutOfSync => "out_of_sync",
-            StoreState::Drifted => "drifted",
-            StoreState::Overridden => "overridden",
-            StoreState::Failed => "failed",
-            StoreState::Refused => "refused",
-            StoreState::Offline => "offline",
-            StoreState::Stale => "stale",
-            StoreState::Unenrolled => "unenrolled",
+            SyncState::Synced => "synced",
+            SyncState::OutOfSync => "out_of_sync",
+            SyncState::Drifted => "drifted",
+            SyncState::Overridden => "overridden",
+            SyncState::Failed => "failed",
+            SyncState::Refused => "refused",
+            SyncState::Offline => "offline",
+            SyncState::Stale => "stale",
+            SyncState::Unenrolled => "unenrolled",
         }
     }
 
     /// The state in words: `out of sync`.
     pub fn label(self) -> &'static str {
         match self {
-            StoreState::OutOfSync => "out of sync",
+            SyncState::OutOfSync => "out of sync",
             other => other.as_str(),
         }
     }
@@ -59,31 +61,31 @@ impl StoreState {
     /// What the state means, for the store page.
     pub fn meaning(self) -> &'static str {
         match self {
-            StoreState::Synced => {
+            SyncState::Synced => {
                 "The store runs its desired revision, and its last pass found no drift and no overrides."
             }
-            StoreState::OutOfSync => {
+            SyncState::OutOfSync => {
                 "The store has not applied its desired revision yet: its applied revision is below the one the repo offers."
             }
-            StoreState::Drifted => {
+            SyncState::Drifted => {
                 "The last pass found local edits on the store's POS and put the repo's version back."
             }
-            StoreState::Overridden => {
+            SyncState::Overridden => {
                 "Some users or roles are under a local override: the reconciler leaves them as the store set them."
             }
-            StoreState::Failed => {
+            SyncState::Failed => {
                 "The last pass failed; the store keeps its last applied configuration and retries."
             }
-            StoreState::Refused => {
+            SyncState::Refused => {
                 "The reconciler refused the release (signature, expiry, rollback or store mismatch) and keeps its last applied configuration."
             }
-            StoreState::Offline => {
+            SyncState::Offline => {
                 "No report for three report intervals, or never since it was enrolled."
             }
-            StoreState::Stale => {
+            SyncState::Stale => {
                 "The store's release in the repo has expired or expires soon; stores refuse expired releases."
             }
-            StoreState::Unenrolled => {
+            SyncState::Unenrolled => {
                 "No active node key: the store was never enrolled, or its key was revoked."
             }
         }
@@ -92,27 +94,27 @@ impl StoreState {
     /// What an operator should do about it.
     pub fn action(self) -> &'static str {
         match self {
-            StoreState::Synced => "Nothing to do.",
-            StoreState::OutOfSync => {
+            SyncState::Synced => "Nothing to do.",
+            SyncState::OutOfSync => {
                 "It usually catches up on its next pass. If it stays behind, read the errors of its latest report."
             }
-            StoreState::Drifted => {
+            SyncState::Drifted => {
                 "Read the drift diffs below. If the local edit was wanted, make it in the fleet repo instead."
             }
-            StoreState::Overridden => {
+            SyncState::Overridden => {
                 "Check the overrides below: end the override on the store, or move the change into the fleet repo."
             }
-            StoreState::Failed => {
+            SyncState::Failed => {
                 "Read the errors of the latest report; check the store's edge backend and its network."
             }
-            StoreState::Refused => {
+            SyncState::Refused => {
                 "Read the refusal below. Usually: re-sign the release (fleet sign) and push, or fix the store's pinned keys."
             }
-            StoreState::Offline => {
+            SyncState::Offline => {
                 "Check that the store's server and reconciler run and can reach fleet-status."
             }
-            StoreState::Stale => "Refresh the release: run fleet sign and push.",
-            StoreState::Unenrolled => {
+            SyncState::Stale => "Refresh the release: run fleet sign and push.",
+            SyncState::Unenrolled => {
                 "Create a bootstrap token (fleet-status token create TENANT/STORE) and enroll the store's reconciler with it."
             }
         }
@@ -163,38 +165,38 @@ pub struct StateInputs<'a> {
 /// 5. applied revision below the desired one → `out_of_sync`;
 /// 6. overrides reported → `overridden`; drift reported → `drifted`;
 /// 7. otherwise `synced`.
-pub fn store_state(i: &StateInputs<'_>) -> StoreState {
+pub fn store_state(i: &StateInputs<'_>) -> SyncState {
     if !i.enrolled {
-        return StoreState::Unenrolled;
+        return SyncState::Unenrolled;
     }
     let (Some(report), Some(seen)) = (i.last_report, i.last_seen) else {
-        return StoreState::Offline;
+        return SyncState::Offline;
     };
     if i.now - seen > i.interval * 3 {
-        return StoreState::Offline;
+        return SyncState::Offline;
     }
     if let Some(expires) = i.desired.expires_at
         && expires - i.now <= i.stale_within
     {
-        return StoreState::Stale;
+        return SyncState::Stale;
     }
     match report.outcome {
-        Outcome::Refused => return StoreState::Refused,
-        Outcome::Failed => return StoreState::Failed,
+        Outcome::Refused => return SyncState::Refused,
+        Outcome::Failed => return SyncState::Failed,
         Outcome::Converged | Outcome::NoChange | Outcome::DriftCorrected => {}
     }
     if let Some(desired) = i.desired.revision
         && report.applied_revision.is_none_or(|a| a < desired)
     {
-        return StoreState::OutOfSync;
+        return SyncState::OutOfSync;
     }
     if report.overridden > 0 {
-        return StoreState::Overridden;
+        return SyncState::Overridden;
     }
     if report.drift > 0 || report.outcome == Outcome::DriftCorrected {
-        return StoreState::Drifted;
+        return SyncState::Drifted;
     }
-    StoreState::Synced
+    SyncState::Synced
 }
 
 #[cfg(test)]
@@ -226,7 +228,7 @@ mod tests {
         DesiredInfo,
         Option<LastReport>,
         Option<i64>,
-        StoreState,
+        SyncState,
     );
 
     #[test]
@@ -240,7 +242,7 @@ mod tests {
         let fresh = desired(Some(5), 90 * day);
         let no_release = DesiredInfo::default();
         use Outcome as O;
-        use StoreState as S;
+        use SyncState as S;
         // (name, enrolled, desired, last report, seen secs ago, expected)
         let rows: Vec<Row> = vec![
             ("no node", false, fresh.clone(), None, None, S::Unenrolled),

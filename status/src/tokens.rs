@@ -33,8 +33,7 @@ pub fn nonce() -> String {
 
 /// Whether `s` is a full store id, `<tenant>/<store>`, both slugs.
 pub fn is_store_id(s: &str) -> bool {
-    s.split_once('/')
-        .is_some_and(|(t, n)| schemas::primitives::is_slug(t) && schemas::primitives::is_slug(n))
+    schemas::StoreId::is_valid(s)
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ pub struct Drift {
 /// A report of one pass.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Report {
-    pub store: String,
+    pub store: schemas::StoreId,
     pub outcome: Outcome,
     /// The revision the repo offers (if a release was read).
     pub desired_revision: Option<u64>,

@@ -11,8 +11,8 @@ use super::validate::{ValidateError, Validation, validate_dir};
 /// Why a store could not be rendered.
 #[derive(Debug, thiserror::Error)]
 pub enum RenderError {
-    #[error("`{0}` is not <tenant>/<store>")]
-    BadStoreId(String),
+    #[error(transparent)]
+    BadStoreId(#[from] schemas::store_id::StoreIdError),
     #[error(transparent)]
     Repo(#[from] ValidateError),
     /// The repo has errors: a store of an invalid repo is never rendered.
@@ -28,10 +28,8 @@ pub enum RenderError {
 
 /// Render one store of the repo at `repo`, refusing an invalid repo.
 pub fn render(repo: &Path, store_id: &str) -> Result<StoreState, RenderError> {
-    let (tenant, store) = store_id
-        .split_once('/')
-        .filter(|(t, s)| !t.is_empty() && !s.is_empty() && !s.contains('/'))
-        .ok_or_else(|| RenderError::BadStoreId(store_id.to_owned()))?;
+    let id: schemas::StoreId = store_id.parse()?;
+    let (tenant, store) = (id.tenant(), id.store());
     let validation = validate_dir(repo)?;
     if !validation.is_valid() {
         return Err(RenderError::Invalid(Box::new(validation)));

@@ -138,12 +138,8 @@ kitchen:
 /// every station of the tenant so the store validates at once.
 pub fn new_store(opts: &NewStore) -> anyhow::Result<PathBuf> {
     require_fleet_repo(&opts.repo)?;
-    let Some((tenant, store)) = opts.store.split_once('/') else {
-        bail!("`{}` is not <tenant>/<store>", opts.store);
-    };
-    if !is_slug(store) {
-        bail!("store id `{store}` is not a slug (lowercase letters, digits, '-')");
-    }
+    let id: schemas::StoreId = opts.store.parse()?;
+    let (tenant, store) = (id.tenant(), id.store());
     let (repo, _) = check_repo(&DirTree::new(&opts.repo));
     let Some(t) = repo.tenants.get(tenant) else {
         bail!(

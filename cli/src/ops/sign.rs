@@ -186,19 +186,31 @@ pub fn stores(repo: &FleetRepo) -> impl Iterator<Item = (&TenantSources, &StoreS
         .flat_map(|t| t.stores.values().map(move |s| (t, s)))
 }
 
+/// Why the release already in a store's directory cannot be read; `fleet
+/// sign` then numbers the next one from the file's Git history.
+#[derive(Debug, thiserror::Error)]
+enum CurrentReleaseError {
+    #[error("not a regular file")]
+    NotAFile,
+    #[error(transparent)]
+    Read(#[from] std::io::Error),
+    #[error("{0}")]
+    Decode(Box<schemas::Diagnostic>),
+}
+
 /// The release in `path`: `None` if there is none, `Err` if unreadable.
-fn read_release(path: &Path) -> Option<Result<Release, String>> {
+fn read_release(path: &Path) -> Option<Result<Release, CurrentReleaseError>> {
     let meta = path.symlink_metadata().ok()?;
     if !meta.is_file() {
-        return Some(Err("not a regular file".to_owned()));
+        return Some(Err(CurrentReleaseError::NotAFile));
     }
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
-        Err(e) => return Some(Err(e.to_string())),
+        Err(e) => return Some(Err(e.into())),
     };
     Some(
         schemas::yaml::decode::<Release>(&path.display().to_string(), &text)
-            .map_err(|d| d.to_string()),
+            .map_err(CurrentReleaseError::Decode),
     )
 }
 

@@ -116,7 +116,7 @@ fn position(plan: &Plan, kind: EntityKind, id: &str) -> usize {
 #[test]
 fn converge_from_empty_creates_in_dependency_order() {
     let desired = soho();
-    let plan = plan(&desired, &AppliedState::default());
+    let plan = plan(&desired, &AppliedState::default(), &Policy::default());
     assert!(
         plan.ops
             .iter()
@@ -150,7 +150,7 @@ fn one_price_change_is_one_write() {
     let desired = soho();
     let mut before = desired.clone();
     before.menu.items[0].variations[0].price = Money(1);
-    let plan = plan(&desired, &applied(&before, 7));
+    let plan = plan(&desired, &applied(&before, 7), &Policy::default());
     assert_eq!(plan.ops.len(), 1);
     let op = &plan.ops[0];
     assert_eq!(
@@ -163,7 +163,7 @@ fn one_price_change_is_one_write() {
 #[test]
 fn in_sync_is_an_empty_plan() {
     let desired = soho();
-    assert!(plan(&desired, &applied(&desired, 3)).is_empty());
+    assert!(plan(&desired, &applied(&desired, 3), &Policy::default()).is_empty());
 }
 
 #[test]
@@ -181,7 +181,7 @@ fn overridden_users_and_roles_are_left_alone_and_reported() {
         .insert((EntityKind::User, "night-manager".into()), 9);
     edge.overridden
         .insert((EntityKind::User, "night-manager".into()));
-    let plan = plan(&desired, &edge);
+    let plan = plan(&desired, &edge, &Policy::default());
     assert!(plan.is_empty(), "{:?}", plan.ops);
     let ids: Vec<&str> = plan.overridden.iter().map(|c| c.id.as_str()).collect();
     assert_eq!(
@@ -193,6 +193,29 @@ fn overridden_users_and_roles_are_left_alone_and_reported() {
             .into_iter()
             .collect::<Vec<_>>()
     );
+}
+
+/// DESIGN.md §5's policy is an argument: with "the repo wins" for access,
+/// an overridden user is planned like any other, and nothing is reported
+/// as overridden.
+#[test]
+fn the_policy_decides_whether_an_override_is_respected() {
+    let desired = soho();
+    let mut edge = applied(&desired, 2);
+    let user = desired.access.users[0].id.to_string();
+    edge.state.access.users[0].name = "Changed at the store".into();
+    edge.overridden.insert((EntityKind::User, user.clone()));
+    let respected = plan(&desired, &edge, &Policy::default());
+    assert!(respected.is_empty(), "{:?}", respected.ops);
+    let repo_wins = Policy {
+        access: Conflict::RepoWins,
+        ..Policy::default()
+    };
+    let p = plan(&desired, &edge, &repo_wins);
+    assert!(p.overridden.is_empty(), "{:?}", p.overridden);
+    assert_eq!(p.ops.len(), 1, "{:?}", p.ops);
+    assert_eq!((p.ops[0].kind, p.ops[0].id.as_str()), (EntityKind::User, user.as_str()));
+    assert_eq!(p.ops[0].precondition, Precondition::IfMatch(2));
 }
 
 #[test]
@@ -210,7 +233,7 @@ fn deletes_run_after_upserts_in_reverse_order() {
         .categories
         .retain(|c| c.id.as_str() != cat);
     desired_less.kitchen.routing.categories.remove(cat);
-    let plan = plan(&desired_less, &applied(&desired, 4));
+    let plan = plan(&desired_less, &applied(&desired, 4), &Policy::default());
     let cat_pos = position(&plan, EntityKind::Category, cat);
     let routing_pos = position(&plan, EntityKind::Routing, "routing");
     for op in plan.ops.iter().filter(|o| o.kind == EntityKind::Item) {
@@ -240,7 +263,7 @@ fn snapshot_of_a_small_plan() {
     let mut a = applied(&edge, 5);
     a.versions
         .insert((EntityKind::Setting, "receipt.footer".into()), 11);
-    let p = plan(&desired, &a);
+    let p = plan(&desired, &a, &Policy::default());
     let summary: Vec<String> = p
         .ops
         .iter()
@@ -305,10 +328,10 @@ proptest! {
         let base = soho();
         let edge = applied(&perturb(&base, &a), v);
         let desired = perturb(&base, &d);
-        let p = plan(&desired, &edge);
+        let p = plan(&desired, &edge, &Policy::default());
         let after = apply(edge, &p);
         prop_assert_eq!(&after.state, &desired);
         // And then there is nothing left to do.
-        prop_assert!(plan(&desired, &applied(&after.state, v + 1)).is_empty());
+        prop_assert!(plan(&desired, &applied(&after.state, v + 1), &Policy::default()).is_empty());
     }
 }

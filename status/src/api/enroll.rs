@@ -56,7 +56,7 @@ pub(super) async fn enroll(State(state): State<AppState>, body: Bytes) -> ApiRes
             "this node key is already enrolled; make a new key",
         ));
     }
-    let t = now().timestamp();
+    let t = state.clock.now().timestamp();
     let hash = tokens::hash(&body.token);
     match state
         .store

@@ -10,12 +10,12 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiResult, AppState, now, row_state};
-use crate::state::StoreState;
+use crate::state::SyncState;
 
 pub(super) async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {
-    let t = now();
+    let t = state.clock.now();
     let mut counts: BTreeMap<&'static str, u64> =
-        StoreState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
+        SyncState::ALL.iter().map(|s| (s.as_str(), 0)).collect();
     for row in state.store.list_stores().await? {
         *counts
             .entry(row_state(&state, &row, t).as_str())

@@ -74,6 +74,8 @@ pub struct AppState {
     pub commit_url_template: Option<Arc<str>>,
     /// Where uploaded support bundles are kept ([`crate::support`]).
     pub support_bundles: Option<Arc<std::path::PathBuf>>,
+    /// The time, for every handler and view.
+    pub clock: Clock,
 }
 
 /// Counters for `GET /metrics`.
@@ -117,8 +119,31 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-fn now() -> DateTime<Utc> {
-    Utc::now()
+/// The service's clock. Handlers and views read the time only here, so a
+/// test can fix it; production uses the system clock.
+#[derive(Clone)]
+pub struct Clock(Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>);
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock(Arc::new(Utc::now))
+    }
+
+    /// A clock that always says `at`.
+    pub fn fixed(at: DateTime<Utc>) -> Clock {
+        Clock(Arc::new(move || at))
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.0)()
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Clock({})", self.now())
+    }
 }
 
 /// One audit entry, now.
@@ -133,7 +158,7 @@ async fn audit(
     state
         .store
         .audit(NewAudit {
-            at: now().timestamp(),
+            at: state.clock.now().timestamp(),
             actor,
             action,
             store,

@@ -36,7 +36,7 @@ pub(crate) async fn authenticate_node(
     let (node, signed) = verify_node(state, method, uri, headers, body).await?;
     if !state
         .store
-        .use_nonce(&node.key_id, &signed.nonce, now().timestamp())
+        .use_nonce(&node.key_id, &signed.nonce, state.clock.now().timestamp())
         .await?
     {
         return refuse_nonce(
@@ -84,7 +84,7 @@ async fn verify_node(
     }
     let key = node_auth::decode_public_key(&node.public_key)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("stored key of {}: {e}", node.key_id)))?;
-    if let Err(e) = node_auth::verify_request(&key, method.as_str(), path, body, &signed, now()) {
+    if let Err(e) = node_auth::verify_request(&key, method.as_str(), path, body, &signed, state.clock.now()) {
         return refuse(
             state,
             &signed.key,
@@ -178,7 +178,7 @@ pub(super) async fn post_report(
     let new = NewReport {
         store: node.store.clone(),
         key_id: node.key_id.clone(),
-        received_at: now().timestamp(),
+        received_at: state.clock.now().timestamp(),
         outcome: report.outcome.as_str().to_owned(),
         desired_revision: report.desired_revision,
         applied_revision: report.applied_revision,

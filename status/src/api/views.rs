@@ -23,7 +23,7 @@ use tracing::info;
 
 use super::{ApiResult, AppError, AppState, Operator, audit, now};
 use crate::listing::{self, ListQuery, RawQuery};
-use crate::state::{DesiredInfo, LastReport, StateInputs, StoreState, store_state};
+use crate::state::{DesiredInfo, LastReport, StateInputs, SyncState, store_state};
 use crate::store::{Node, ReportRow, StoreRow};
 use crate::support::Bundle;
 
@@ -84,15 +84,15 @@ pub struct StateCounts(BTreeMap<&'static str, u64>);
 
 impl StateCounts {
     fn zeros() -> StateCounts {
-        StateCounts(StoreState::ALL.iter().map(|s| (s.as_str(), 0)).collect())
+        StateCounts(SyncState::ALL.iter().map(|s| (s.as_str(), 0)).collect())
     }
 
-    fn add(&mut self, s: StoreState) {
+    fn add(&mut self, s: SyncState) {
         *self.0.entry(s.as_str()).or_default() += 1;
     }
 
     /// The stores in state `s`.
-    pub fn get(&self, s: StoreState) -> u64 {
+    pub fn get(&self, s: SyncState) -> u64 {
         self.0.get(s.as_str()).copied().unwrap_or(0)
     }
 
@@ -105,7 +105,7 @@ impl StateCounts {
 // ------------------------------------------------------------ store rows
 
 /// The state of a store row at `now`.
-pub fn row_state(state: &AppState, row: &StoreRow, now: DateTime<Utc>) -> StoreState {
+pub fn row_state(state: &AppState, row: &StoreRow, now: DateTime<Utc>) -> SyncState {
     let desired = DesiredInfo {
         revision: row.release_valid.then_some(row.desired_revision).flatten(),
         expires_at: row.expires_at.and_then(|t| DateTime::from_timestamp(t, 0)),
@@ -148,7 +148,7 @@ pub struct StoreSummary {
     /// `<tenant>/<store>`.
     pub store: String,
     pub tenant: String,
-    pub state: StoreState,
+    pub state: SyncState,
     pub desired_revision: Option<u64>,
     pub applied_revision: Option<u64>,
     pub last_seen: Option<Timestamp>,
@@ -166,7 +166,7 @@ pub struct StoreSummary {
 }
 
 impl StoreSummary {
-    fn new(state: &AppState, row: &StoreRow, s: StoreState) -> StoreSummary {
+    fn new(state: &AppState, row: &StoreRow, s: SyncState) -> StoreSummary {
         StoreSummary {
             store: row.store.clone(),
             tenant: row.tenant.clone(),
@@ -230,7 +230,7 @@ pub struct TenantProgress {
 /// rollout progress (stores whose applied revision is the desired one).
 /// Only the operator's tenants are ever looked at.
 pub async fn overview(state: &AppState, op: &Operator, q: &ListQuery) -> ApiResult<Overview> {
-    let t = now();
+    let t = state.clock.now();
     let mut tenants: BTreeMap<String, TenantProgress> = BTreeMap::new();
     let mut rows = Vec::new();
     for row in state.store.list_stores().await? {
@@ -386,7 +386,7 @@ pub async fn store_detail(
     reports: i64,
 ) -> ApiResult<StoreDetail> {
     let row = visible_store(state, op, tenant, store).await?;
-    let s = row_state(state, &row, now());
+    let s = row_state(state, &row, state.clock.now());
     let nodes = state.store.store_nodes(&row.store).await?;
     let reports = state.store.reports(&row.store, reports).await?;
     Ok(StoreDetail {
@@ -425,7 +425,7 @@ pub struct Revoked {
 pub async fn revoke_for(state: &AppState, op: &Operator, store: &str) -> ApiResult<u64> {
     let revoked = state
         .store
-        .revoke_store_nodes(store, now().timestamp())
+        .revoke_store_nodes(store, state.clock.now().timestamp())
         .await?;
     audit(
         state,
@@ -679,7 +679,7 @@ pub struct RevisionProgress {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PendingStore {
     pub store: String,
-    pub state: StoreState,
+    pub state: SyncState,
     pub desired_revision: Option<u64>,
     pub applied_revision: Option<u64>,
     pub last_seen: Option<Timestamp>,
@@ -702,7 +702,7 @@ pub async fn tenant_rollout(
     if !op.sees(tenant) {
         return Err(no_such_tenant());
     }
-    let t = now();
+    let t = state.clock.now();
     let mut counts = StateCounts::zeros();
     // Verified desired revision (None: no release verifies) → (stores, applied).
     let mut by_revision: BTreeMap<Option<u64>, (u64, u64)> = BTreeMap::new();
@@ -731,8 +731,8 @@ pub async fn tenant_rollout(
             last_seen: row.last_seen.and_then(Timestamp::from_unix),
         };
         match s {
-            StoreState::Failed => failing.push(entry()),
-            StoreState::Refused => refused.push(entry()),
+            SyncState::Failed => failing.push(entry()),
+            SyncState::Refused => refused.push(entry()),
             _ if desired.is_some() && !done => behind.push(entry()),
             _ => {}
         }
@@ -797,14 +797,14 @@ mod tests {
     #[test]
     fn state_counts_serialize_as_a_map_of_every_state() {
         let mut c = StateCounts::zeros();
-        c.add(StoreState::OutOfSync);
-        c.add(StoreState::OutOfSync);
-        c.add(StoreState::Synced);
+        c.add(SyncState::OutOfSync);
+        c.add(SyncState::OutOfSync);
+        c.add(SyncState::Synced);
         let v = serde_json::to_value(&c).unwrap();
-        assert_eq!(v.as_object().unwrap().len(), StoreState::ALL.len());
+        assert_eq!(v.as_object().unwrap().len(), SyncState::ALL.len());
         assert_eq!(v["out_of_sync"], 2);
         assert_eq!(v["unenrolled"], 0);
-        assert_eq!((c.get(StoreState::Synced), c.total()), (1, 3));
+        assert_eq!((c.get(SyncState::Synced), c.total()), (1, 3));
     }
 
     #[test]

@@ -22,9 +22,14 @@ use super::{
     StoreRow, TokenProblem,
 };
 
-/// The tenant of a full store id (`acme/soho` → `acme`).
+/// The tenant of a full store id (`acme/soho` → `acme`). Store ids are
+/// checked before they reach the store (enrollment, tokens, reports,
+/// desired rows); one that is not is its own tenant, so it matches none.
 pub(super) fn tenant_of(store: &str) -> &str {
-    store.split_once('/').map(|(t, _)| t).unwrap_or(store)
+    match store.parse::<schemas::StoreId>() {
+        Ok(id) => &store[..id.tenant().len()],
+        Err(_) => store,
+    }
 }
 
 /// Make a store known (a row in `status_stores`) without touching it if

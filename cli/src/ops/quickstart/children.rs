@@ -306,15 +306,29 @@ pub fn guard(input: impl std::io::Read) {
     let _ = kill_process_group(group, Signal::KILL);
 }
 
+/// Why a command run by [`output`] gave no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ChildError {
+    #[error("cannot start it: {0}")]
+    Spawn(std::io::Error),
+    #[error("{status}: {stderr}")]
+    Failed {
+        status: std::process::ExitStatus,
+        stderr: String,
+    },
+    #[error("did not finish within {} s", .0.as_secs())]
+    Timeout(Duration),
+}
+
 /// Run `cmd` to completion within `timeout`; answers its stdout, or the
 /// reason it failed (with its stderr).
-pub async fn output(cmd: &mut Command, timeout: Duration) -> Result<String, String> {
+pub async fn output(cmd: &mut Command, timeout: Duration) -> Result<String, ChildError> {
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("cannot start it: {e}"))?;
+        .map_err(ChildError::Spawn)?;
     let mut out = child.stdout.take().expect("stdout is piped");
     let mut err = child.stderr.take().expect("stderr is piped");
     let out_thread = std::thread::spawn(move || {
@@ -336,7 +350,10 @@ pub async fn output(cmd: &mut Command, timeout: Duration) -> Result<String, Stri
     let stderr = err_thread.join().unwrap_or_default();
     match status {
         Some(s) if s.success() => Ok(stdout),
-        Some(s) => Err(format!("{s}: {}", stderr.trim())),
-        None => Err(format!("did not finish within {} s", timeout.as_secs())),
+        Some(status) => Err(ChildError::Failed {
+            status,
+            stderr: stderr.trim().to_owned(),
+        }),
+        None => Err(ChildError::Timeout(timeout)),
     }
 }

@@ -514,9 +514,9 @@ fn git(cwd: &Path) -> Command {
 async fn run_git(cwd: &Path, args: &[&str]) -> Result<String, QuickstartError> {
     children::output(git(cwd).args(args), COMMAND_TIMEOUT)
         .await
-        .map_err(|problem| QuickstartError::Command {
+        .map_err(|e| QuickstartError::Command {
             what: format!("git {} (is git installed?)", args.join(" ")),
-            problem,
+            problem: e.to_string(),
         })
 }
 
@@ -765,9 +765,9 @@ async fn bring_up(
             COMMAND_TIMEOUT,
         )
         .await
-        .map_err(|problem| QuickstartError::Command {
+        .map_err(|e| QuickstartError::Command {
             what: format!("fleet-status token create {id}"),
-            problem,
+            problem: e.to_string(),
         })?;
         let token_file = s.root.join("bootstrap.token");
         write_file(&token_file, token.trim())?;
@@ -780,9 +780,9 @@ async fn bring_up(
             .env("RUST_LOG", "warn");
         let enrolled = children::output(&mut enroll, COMMAND_TIMEOUT).await;
         let _ = std::fs::remove_file(&token_file);
-        enrolled.map_err(|problem| QuickstartError::Command {
+        enrolled.map_err(|e| QuickstartError::Command {
             what: format!("fleet-reconciler enroll ({id})"),
-            problem,
+            problem: e.to_string(),
         })?;
         progress(Event::Enrolled {
             store: id.to_owned(),
@@ -807,9 +807,9 @@ async fn bring_up(
         COMMAND_TIMEOUT,
     )
     .await
-    .map_err(|problem| QuickstartError::Command {
+    .map_err(|e| QuickstartError::Command {
         what: "fleet-status operator create".into(),
-        problem,
+        problem: e.to_string(),
     })?
     .trim()
     .to_owned();
