@@ -478,7 +478,7 @@ fn report_body(store: &str, i: usize) -> Result<Vec<u8>> {
         Vec::new()
     };
     let report = Report {
-        store: store.to_owned(),
+        store: store.parse().expect("bench store ids are <tenant>/<store>"),
         outcome: if converged {
             Outcome::Converged
         } else {

@@ -144,7 +144,11 @@ fn refused(result: Result<trust::Accepted, Refusal>) -> Refusal {
 
 fn record_of(accepted: &trust::Accepted) -> AppliedRecord {
     AppliedRecord {
-        store: accepted.release.store.clone(),
+        store: accepted
+            .release
+            .store
+            .parse()
+            .expect("a verified release names a store id"),
         revision: accepted.release.revision,
         commit: accepted.release.source_commit.clone(),
         digest: accepted.digest.clone(),

@@ -143,7 +143,7 @@ impl Agent {
         }
     }
 
-        /// One pass. `apply = false` plans only (for `fleet-reconciler plan`).
+    /// One pass. `apply = false` plans only (for `fleet-reconciler plan`).
     /// Runs in a `pass` span with the store, and the revision once a
     /// release is accepted: events inside do not repeat them.
     #[tracing::instrument(

@@ -133,7 +133,11 @@ mod tests {
     use wire::report::Outcome;
 
     fn report(n: u64) -> Report {
-        let mut r = crate::agent::blank_report("acme/soho", chrono::Utc::now(), Outcome::NoChange);
+        let mut r = crate::agent::blank_report(
+            &"acme/soho".parse().expect("store id"),
+            chrono::Utc::now(),
+            Outcome::NoChange,
+        );
         r.desired_revision = Some(n);
         r
     }

@@ -91,7 +91,7 @@ mod tests {
 
     fn record(revision: u64) -> AppliedRecord {
         AppliedRecord {
-            store: "acme/soho".into(),
+            store: "acme/soho".parse().expect("store id"),
             revision,
             commit: "3f2c".into(),
             digest: "ab".repeat(32),

@@ -98,6 +98,12 @@ impl PartialEq<str> for StoreId {
     }
 }
 
+impl PartialEq<String> for StoreId {
+    fn eq(&self, other: &String) -> bool {
+        &self.full == other
+    }
+}
+
 impl PartialEq<&str> for StoreId {
     fn eq(&self, other: &&str) -> bool {
         self.full == *other
@@ -149,7 +155,14 @@ mod tests {
     #[test]
     fn refusals_name_the_text_and_the_form() {
         for bad in [
-            "", "acme", "acme/", "/soho", "acme/soho/x", "Acme/soho", "acme/so ho", "-a/b",
+            "",
+            "acme",
+            "acme/",
+            "/soho",
+            "acme/soho/x",
+            "Acme/soho",
+            "acme/so ho",
+            "-a/b",
         ] {
             let e = bad.parse::<StoreId>().expect_err(bad);
             assert_eq!(e.given, bad);

@@ -455,7 +455,10 @@ async fn overview_page(
     let view = api::overview(&state, &op, &q)
         .await
         .map_err(|e| error_page(&op, e))?;
-    Ok(render(StatusCode::OK, &OverviewPage::new(&op, &q, &view, state.clock.now())))
+    Ok(render(
+        StatusCode::OK,
+        &OverviewPage::new(&op, &q, &view, state.clock.now()),
+    ))
 }
 
 /// `/stores/{tenant}/{store}`.
@@ -577,7 +580,10 @@ async fn tenant_page(
     let view = api::tenant_rollout(&state, &op, &tenant)
         .await
         .map_err(|e| error_page(&op, e))?;
-    Ok(render(StatusCode::OK, &TenantPage::new(&op, &view, state.clock.now())))
+    Ok(render(
+        StatusCode::OK,
+        &TenantPage::new(&op, &view, state.clock.now()),
+    ))
 }
 
 // ------------------------------------------------------------ sign-in

@@ -300,7 +300,7 @@ async fn enroll(
             return 2;
         }
     };
-    match status_client::enroll(&config.state_dir, &url, &token, &config.store).await {
+    match status_client::enroll(&config.state_dir, &url, &token, config.store.as_str()).await {
         Ok(e) => {
             println!(
                 "enrolled {} with {} as node key {}",

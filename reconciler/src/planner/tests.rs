@@ -214,7 +214,10 @@ fn the_policy_decides_whether_an_override_is_respected() {
     let p = plan(&desired, &edge, &repo_wins);
     assert!(p.overridden.is_empty(), "{:?}", p.overridden);
     assert_eq!(p.ops.len(), 1, "{:?}", p.ops);
-    assert_eq!((p.ops[0].kind, p.ops[0].id.as_str()), (EntityKind::User, user.as_str()));
+    assert_eq!(
+        (p.ops[0].kind, p.ops[0].id.as_str()),
+        (EntityKind::User, user.as_str())
+    );
     assert_eq!(p.ops[0].precondition, Precondition::IfMatch(2));
 }
 

@@ -191,7 +191,7 @@ fn sign_legacy(bytes: &[u8], comment: &str, key: &Key) -> Vec<u8> {
 /// The last applied record of this store.
 fn applied(revision: u64, digest: String) -> AppliedRecord {
     AppliedRecord {
-        store: STORE.to_owned(),
+        store: STORE.parse().expect("store id"),
         revision,
         commit: "1b7e0d4".to_owned(),
         digest,

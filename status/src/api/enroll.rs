@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::{ApiResult, AppError, AppState, audit, now};
+use super::{ApiResult, AppError, AppState, audit};
 use crate::node_auth;
 use crate::store::Node;
 use crate::tokens;

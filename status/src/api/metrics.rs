@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiResult, AppState, now, row_state};
+use super::{ApiResult, AppState, row_state};
 use crate::state::SyncState;
 
 pub(super) async fn metrics(State(state): State<AppState>) -> ApiResult<Response> {

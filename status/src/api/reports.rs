@@ -13,7 +13,7 @@ use serde_json::json;
 use tracing::warn;
 use wire::report::Report;
 
-use super::{ApiResult, AppError, AppState, audit, now};
+use super::{ApiResult, AppError, AppState, audit};
 use crate::node_auth::{self, SignedHeaders};
 use crate::store::{Ingested, NewReport, Node};
 
@@ -84,7 +84,14 @@ async fn verify_node(
     }
     let key = node_auth::decode_public_key(&node.public_key)
         .map_err(|e| AppError::Internal(anyhow::anyhow!("stored key of {}: {e}", node.key_id)))?;
-    if let Err(e) = node_auth::verify_request(&key, method.as_str(), path, body, &signed, state.clock.now()) {
+    if let Err(e) = node_auth::verify_request(
+        &key,
+        method.as_str(),
+        path,
+        body,
+        &signed,
+        state.clock.now(),
+    ) {
         return refuse(
             state,
             &signed.key,

@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use tracing::info;
 
-use super::{ApiResult, AppError, AppState, Operator, audit, now};
+use super::{ApiResult, AppError, AppState, Operator, audit};
 use crate::listing::{self, ListQuery, RawQuery};
 use crate::state::{DesiredInfo, LastReport, StateInputs, SyncState, store_state};
 use crate::store::{Node, ReportRow, StoreRow};
