@@ -125,10 +125,12 @@ fn client_or_log(config: &Config, quiet: &mut bool) -> Option<StatusClient> {
             if !*quiet {
                 match e {
                     StatusError::NotEnrolled { .. } => {
-                        tracing::warn!(store = %config.store, "Not enrolled with the status service: reports stay queued. Run `fleet-reconciler enroll`.")
+                        tracing::warn!(
+                            "Not enrolled with the status service: reports stay queued. Run `fleet-reconciler enroll`."
+                        )
                     }
                     e => {
-                        tracing::error!(store = %config.store, error = %e, "Cannot use the node key: reports stay queued.")
+                        tracing::error!(error = %e, "Cannot use the node key: reports stay queued.")
                     }
                 }
                 *quiet = true;
@@ -140,6 +142,7 @@ fn client_or_log(config: &Config, quiet: &mut bool) -> Option<StatusClient> {
 
 /// Deliver the outbox whenever `new_report` is notified, retrying with
 /// backoff while the service is unreachable. Never returns.
+#[tracing::instrument(name = "delivery", skip_all, fields(store = %config.store))]
 pub async fn delivery_loop(config: Config, new_report: Arc<Notify>) {
     let outbox = Outbox::new(&config.state_dir, config.outbox_max_reports);
     let mut failures: u32 = 0;
@@ -178,6 +181,7 @@ pub async fn delivery_loop(config: Config, new_report: Arc<Notify>) {
 
 /// Long-poll the status service for a revision newer than the applied
 /// one; notify `wake` when one is announced. Never returns.
+#[tracing::instrument(name = "long_poll", skip_all, fields(store = %config.store))]
 pub async fn long_poll_loop(config: Config, wake: Arc<Notify>) {
     let mut announced: Option<u64> = None;
     let mut failures: u32 = 0;
@@ -198,7 +202,10 @@ pub async fn long_poll_loop(config: Config, wake: Arc<Notify>) {
             Ok(d) => {
                 failures = 0;
                 if d.changed {
-                    tracing::info!(store = %config.store, revision = d.desired_revision, "The status service announced a newer revision; passing now.");
+                    tracing::info!(
+                        revision = d.desired_revision,
+                        "The status service announced a newer revision; passing now."
+                    );
                     announced = d.desired_revision;
                     wake.notify_one();
                 }

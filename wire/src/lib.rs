@@ -6,6 +6,7 @@
 //!   `fleet-edge` and called by `fleet-reconciler`.
 //! - [`bearer`]: the one parser of `Authorization: Bearer` for both services.
 //! - [`digest`]: the SHA-256 hex digest of releases, keys and bodies.
+//! - `http` (feature `axum`): the one error type of both HTTP services.
 //! - [`report`]: what a reconcile pass reports to the status service.
 //! - [`node_auth`]: the signature of node requests, made by the reconciler
 //!   and checked by `fleet-status` with the same code.
@@ -15,5 +16,7 @@
 pub mod bearer;
 pub mod digest;
 pub mod edge;
+#[cfg(feature = "axum")]
+pub mod http;
 pub mod node_auth;
 pub mod report;

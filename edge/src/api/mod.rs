@@ -75,7 +75,7 @@ async fn require_token(req: Request, next: Next) -> Response {
     match presented {
         Some(p) if token.matches(p.as_bytes()) => next.run(req).await,
         _ => {
-            let mut r = AppError::unauthorized().into_response();
+            let mut r = AppError::unauthorized("missing or wrong bearer token").into_response();
             r.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
                 header::HeaderValue::from_static("Bearer"),

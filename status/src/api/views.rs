@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use tracing::info;
 
+use super::error::no_such_store;
 use super::{ApiResult, AppError, AppState, Operator, audit};
 use crate::listing::{self, ListQuery, RawQuery};
 use crate::state::{DesiredInfo, LastReport, StateInputs, SyncState, store_state};
@@ -281,13 +282,13 @@ pub async fn visible_store(
     store: &str,
 ) -> ApiResult<StoreRow> {
     if !op.sees(tenant) {
-        return Err(AppError::not_found());
+        return Err(no_such_store());
     }
     state
         .store
         .get_store(&format!("{tenant}/{store}"))
         .await?
-        .ok_or_else(AppError::not_found)
+        .ok_or_else(no_such_store)
 }
 
 /// Reports on the store page and in `GET /api/v1/stores/{tenant}/{store}`.

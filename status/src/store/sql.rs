@@ -22,14 +22,12 @@ use super::{
     StoreRow, TokenProblem,
 };
 
-/// The tenant of a full store id (`acme/soho` → `acme`). Store ids are
-/// checked before they reach the store (enrollment, tokens, reports,
-/// desired rows); one that is not is its own tenant, so it matches none.
+/// The tenant of a stored store id (`acme/soho` → `acme`). Ids are parsed
+/// as `schemas::StoreId` before they are stored (enrollment, tokens,
+/// reports, the repo's directories); this only reads back the prefix, and
+/// keeps whatever text an older database holds visible under its prefix.
 pub(super) fn tenant_of(store: &str) -> &str {
-    match store.parse::<schemas::StoreId>() {
-        Ok(id) => &store[..id.tenant().len()],
-        Err(_) => store,
-    }
+    store.split_once('/').map(|(t, _)| t).unwrap_or(store)
 }
 
 /// Make a store known (a row in `status_stores`) without touching it if
