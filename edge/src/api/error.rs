@@ -17,12 +17,6 @@ impl From<Invalid> for AppError {
     }
 }
 
-impl From<sqlx::Error> for AppError {
-    fn from(e: sqlx::Error) -> Self {
-        AppError::internal(e)
-    }
-}
-
 impl From<WriteError> for AppError {
     fn from(e: WriteError) -> Self {
         use StatusCode as S;

@@ -153,7 +153,10 @@ async fn write_one(app: &App, actor: &Actor, op: Op) -> Result<Written, AppError
 
 /// `GET` of one entity.
 pub async fn get_entity(app: &App, kind: EntityKind, id: &str) -> Result<Response, AppError> {
-    match store::get(&app.db.reader, kind, id).await? {
+    match store::get(&app.db.reader, kind, id)
+        .await
+        .map_err(AppError::internal)?
+    {
         Some(view) => {
             let v = version_of(&view);
             Ok(entity_response(StatusCode::OK, view, v))
@@ -589,7 +592,12 @@ pub async fn get_state(
                 })?,
         ),
     };
-    Ok(Json(store::state(&app.db.reader, domain).await?).into_response())
+    Ok(Json(
+        store::state(&app.db.reader, domain)
+            .await
+            .map_err(AppError::internal)?,
+    )
+    .into_response())
 }
 
 // ---------------------------------------------------------------- batch
@@ -761,7 +769,10 @@ pub async fn get_order(
     State(app): State<App>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
-    match orders::get(&app.db.reader, &id).await? {
+    match orders::get(&app.db.reader, &id)
+        .await
+        .map_err(AppError::internal)?
+    {
         Some(o) => Ok(Json(o).into_response()),
         None => Err(AppError::not_found(format!("order `{id}` does not exist"))),
     }
@@ -809,7 +820,8 @@ pub async fn get_tickets(
         after,
         limit,
     )
-    .await?;
+    .await
+    .map_err(AppError::internal)?;
     Ok(Json(list).into_response())
 }
 
@@ -835,7 +847,12 @@ pub async fn get_audit(
 ) -> Result<Response, AppError> {
     let after = number_param(&q, "after", 0)?;
     let limit = limit_param(&q)?;
-    Ok(Json(audit::page(&app.db.reader, after, limit).await?).into_response())
+    Ok(Json(
+        audit::page(&app.db.reader, after, limit)
+            .await
+            .map_err(AppError::internal)?,
+    )
+    .into_response())
 }
 
 #[utoipa::path(
@@ -849,7 +866,9 @@ pub async fn get_audit(
     security(("bearer" = []))
 )]
 pub async fn verify_audit(State(app): State<App>) -> Result<Response, AppError> {
-    let report = audit::verify(&app.db.reader).await?;
+    let report = audit::verify(&app.db.reader)
+        .await
+        .map_err(AppError::internal)?;
     if report.ok {
         Ok(Json(report).into_response())
     } else {
