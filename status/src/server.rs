@@ -176,9 +176,21 @@ pub async fn serve(
     })?;
     on_listening(addr);
     info!(%addr, "fleet-status listening on {addr}.");
-    // Every request in a span with its method and URI (a store's routes
-    // carry the store), and a line when it completes at DEBUG.
-    let app = api::router(state).layer(tower_http::trace::TraceLayer::new_for_http());
+    // Every request in a span with its method and URI, and the store once
+    // a node's signature is verified (`api::reports`); a line when it
+    // completes at DEBUG.
+    let app = api::router(state).layer(
+        tower_http::trace::TraceLayer::new_for_http().make_span_with(
+            |req: &axum::http::Request<axum::body::Body>| {
+                tracing::info_span!(
+                    "request",
+                    method = %req.method(),
+                    uri = %req.uri(),
+                    store = tracing::field::Empty,
+                )
+            },
+        ),
+    );
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -277,6 +277,23 @@ fn model_schemas() -> Map<String, Value> {
     defs
 }
 
+/// Every request in a span with its method and URI, and the release
+/// revision when the reconciler writes (`X-Fleet-Revision`), so the log
+/// lines of one apply carry it.
+fn request_span(req: &Request) -> tracing::Span {
+    let revision = req
+        .headers()
+        .get(wire::edge::header::REVISION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        uri = %req.uri(),
+        revision,
+    )
+}
+
 async fn not_found() -> Response {
     AppError::not_found("no such route").into_response()
 }
@@ -299,7 +316,7 @@ pub fn router(db: Db, token: BearerToken) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(Extension(token))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(App { db, openapi })
 }
 

@@ -34,6 +34,7 @@ pub(crate) async fn authenticate_node(
     body: &[u8],
 ) -> ApiResult<Node> {
     let (node, signed) = verify_node(state, method, uri, headers, body).await?;
+    tracing::Span::current().record("store", node.store.as_str());
     if !state
         .store
         .use_nonce(&node.key_id, &signed.nonce, state.clock.now().timestamp())
@@ -161,6 +162,7 @@ pub(super) async fn post_report(
     body: Bytes,
 ) -> ApiResult<Response> {
     let (node, signed) = verify_node(&state, &method, &uri, &headers, &body).await?;
+    tracing::Span::current().record("store", node.store.as_str());
     let report: Report = serde_json::from_slice(&body)
         .map_err(|e| AppError::bad_request(format!("report body: {e}")))?;
     if report.store != node.store {
