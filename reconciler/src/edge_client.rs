@@ -31,6 +31,9 @@ pub enum EdgeError {
     },
     #[error(transparent)]
     Format(#[from] StateFormatError),
+    /// An override write for a kind that has none (a bug of the caller).
+    #[error("{what}: this kind has no local override")]
+    NoOverride { what: String },
     /// A plan op the client cannot send (a bug of the caller).
     #[error(transparent)]
     NotBatchable(#[from] edge::NotBatchable),
@@ -222,13 +225,8 @@ impl EdgeClient {
                     .await?;
             }
             Action::SetOverride(local_override) => {
-                let path =
-                    edge::override_path(op.kind, &op.id).ok_or_else(|| EdgeError::Refused {
-                        what: what.clone(),
-                        status: 0,
-                        code: "no_override".to_owned(),
-                        message: format!("{} has no local override", op.kind),
-                    })?;
+                let path = edge::override_path(op.kind, &op.id)
+                    .ok_or_else(|| EdgeError::NoOverride { what: what.clone() })?;
                 let body = OverrideRequest {
                     local_override: *local_override,
                 };

@@ -187,13 +187,14 @@ impl Precondition {
     }
 
     /// The batch op fields that carry it: `(if_match, if_none_match)`.
-    /// `If-Match: *` has no batch form and is sent as no precondition's
-    /// stricter sibling, `if_match` of the version, by callers that know it.
-    pub fn batch_fields(self) -> (Option<u64>, Option<&'static str>) {
+    /// `None` for `If-Match: *`, which has no batch form: it is never
+    /// weakened to "no precondition".
+    pub fn batch_fields(self) -> Option<(Option<u64>, Option<&'static str>)> {
         match self {
-            Precondition::None | Precondition::IfExists => (None, None),
-            Precondition::IfMatch(v) => (Some(v), None),
-            Precondition::IfAbsent => (None, Some("*")),
+            Precondition::None => Some((None, None)),
+            Precondition::IfMatch(v) => Some((Some(v), None)),
+            Precondition::IfAbsent => Some((None, Some("*"))),
+            Precondition::IfExists => None,
         }
     }
 }
@@ -224,7 +225,7 @@ impl Op {
     pub fn batchable(&self) -> bool {
         EntityKind::MENU.contains(&self.kind)
             && !matches!(self.action, Action::SetOverride(_))
-            && self.precondition != Precondition::IfExists
+            && self.precondition.batch_fields().is_some()
     }
 }
 
@@ -282,19 +283,25 @@ impl<'a> BatchRequest<'a> {
         let ops = ops
             .iter()
             .map(|op| {
-                if !op.batchable() {
-                    return Err(NotBatchable {
-                        kind: op.kind,
-                        id: op.id.clone(),
-                        message: "not a menu write a batch can carry",
-                    });
+                let refuse = |message| NotBatchable {
+                    kind: op.kind,
+                    id: op.id.clone(),
+                    message,
+                };
+                if !EntityKind::MENU.contains(&op.kind) {
+                    return Err(refuse("only menu entities travel in a batch"));
                 }
                 let (verb, body) = match &op.action {
                     Action::Upsert(body) => (BatchOpKind::Upsert, Some(Cow::Borrowed(body))),
                     Action::Delete => (BatchOpKind::Delete, None),
-                    Action::SetOverride(_) => unreachable!("batchable() refuses overrides"),
+                    Action::SetOverride(_) => {
+                        return Err(refuse("a local override is not a batch op"));
+                    }
                 };
-                let (if_match, if_none_match) = op.precondition.batch_fields();
+                let (if_match, if_none_match) = op
+                    .precondition
+                    .batch_fields()
+                    .ok_or_else(|| refuse("If-Match: * has no batch form"))?;
                 Ok(BatchOp {
                     op: verb,
                     kind: Cow::Borrowed(op.kind.code()),
@@ -718,6 +725,13 @@ mod tests {
         assert!(!op(EntityKind::Setting, Action::Delete).batchable());
         assert!(!op(EntityKind::Role, Action::SetOverride(true)).batchable());
         assert!(BatchRequest::borrowing(&[op(EntityKind::User, Action::Delete)]).is_err());
+        // `If-Match: *` has no batch form; it is refused, never weakened.
+        let mut if_exists = op(EntityKind::Item, Action::Delete);
+        if_exists.precondition = Precondition::IfExists;
+        assert!(!if_exists.batchable());
+        let e = BatchRequest::borrowing(std::slice::from_ref(&if_exists)).expect_err("refused");
+        assert!(e.message.contains("If-Match: *"), "{e}");
+        assert_eq!(Precondition::IfExists.batch_fields(), None);
     }
 
     #[test]
