@@ -41,10 +41,8 @@ pub const ALL_KINDS: [EntityKind; 11] = EntityKind::ALL;
 /// The kinds `POST /menu/batch` takes.
 pub const MENU_KINDS: [EntityKind; 5] = EntityKind::MENU;
 
-/// Whether entities of this kind carry `local_override` (users and roles).
-pub fn has_local_override(kind: EntityKind) -> bool {
-    matches!(kind, EntityKind::Role | EntityKind::User)
-}
+/// Users and roles carry `local_override` (defined with the wire types).
+pub use wire::edge::has_local_override;
 
 /// The domain name of a kind (`settings`, `menu`, `access`, `kitchen`).
 pub fn domain_name(kind: EntityKind) -> &'static str {
