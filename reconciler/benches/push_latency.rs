@@ -26,7 +26,7 @@
 //! The baseline: the same daemons with `long_poll = false` and
 //! `interval_secs = --poll-interval`, the same rounds without the hook.
 
-#[path = "../tests/e2e/mod.rs"]
+#[path = "../tests/testsuite/e2e/mod.rs"]
 mod e2e;
 
 use std::path::PathBuf;

@@ -7,7 +7,7 @@
 //! releases as `fleet sign` writes them (its `release_bytes` and `sign_bytes`,
 //! rebuilt here because `release` does not depend on `cli`), prehashed
 //! signatures with the trusted comment `fleet sign` writes, and a fixed
-//! clock. `cli/tests/trust_gate.rs` covers the same rows end to end, with
+//! clock. `cli/tests/testsuite/trust_gate.rs` covers the same rows end to end, with
 //! the real `fleet keygen`/`fleet sign` binaries in real Git repositories
 //! and the reference `minisign` tool.
 

@@ -1,0 +1,7 @@
+//! The bench crate's integration tests, one test binary (cargo's
+//! `tests/testsuite/` layout, ADR 38): each file below is a module, so the
+//! crate's test dependencies are linked once rather than once per file. Run
+//! one module with `cargo test --workspace --test testsuite peak_rss::`.
+
+mod peak_rss;
+mod suite;

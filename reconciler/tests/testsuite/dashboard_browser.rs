@@ -1,0 +1,131 @@
+//! The status dashboard in a real headless Chromium (`testkit::browser`)
+//! showing what a real `fleet-reconciler` reported: the real `fleet-edge`,
+//! `fleet-reconciler enroll` and `once` passes against the real
+//! `fleet-status` (see `e2e/mod.rs`), a signed price change, a local edit
+//! the next pass reverts (drift), then the overview and the store page as an
+//! operator signed in through the `/login` form sees them. Screenshots go to
+//! `target/screenshots/real-*.png`.
+//!
+//! Fails, never skips, when Chromium or ChromeDriver is missing.
+
+use std::time::Duration;
+
+use crate::e2e::{self, Fixture, STORE, StatusService};
+use serde_json::json;
+use testkit::browser::{Browser, screenshot_dir};
+
+const VARIATION: &str = "bacon-cheeseburger-single";
+const TEMPLATE: &str = "https://git.example.com/acme/fleet/-/commit/{commit}";
+
+#[test]
+fn the_dashboard_shows_real_reconciler_reports_in_a_browser() {
+    let fx = Fixture::new();
+    // Commit ids become links to the (made-up) Git host's pages.
+    let status = StatusService::start_with(
+        &fx.root.join("status"),
+        &fx.daemon.url(),
+        &fx.keys.join("minisign.pub"),
+        &[
+            "--fetch-interval-secs",
+            "1",
+            "--commit-url-template",
+            TEMPLATE,
+        ],
+    );
+    fx.write_config_with_status(&status, "");
+    fx.enroll(&status);
+    let run = fx.once();
+    run.expect_code(0, "first pass");
+    assert_eq!(run.outcome(), "converged", "{run}");
+
+    // A signed price change, then a local edit the next pass reverts.
+    fx.set_base_price(VARIATION, 1399);
+    fx.sign(&[]);
+    let run = fx.once();
+    run.expect_code(0, "revision 2");
+    assert_eq!(run.outcome(), "converged", "{run}");
+    let edit = e2e::local_setting_edit(
+        &fx.edge.base(),
+        "receipt.footer",
+        &json!("Jane was here"),
+        "jane",
+    );
+    assert_eq!(edit.status, 200, "{}", edit.text);
+    let run = fx.once();
+    run.expect_code(0, "the pass that reverts the local edit");
+    assert_eq!(run.outcome(), "drift_corrected", "{run}");
+
+    let operator = status.operator("acme");
+    let view = status.wait_for_store(
+        &operator,
+        STORE,
+        Duration::from_secs(20),
+        "three reports, the newest drift_corrected",
+        |v| v["reports"].as_array().is_some_and(|r| r.len() == 3) && v["state"] == "drifted",
+    );
+    let commit = view["reports"][1]["commit"]
+        .as_str()
+        .expect("the converge names its commit")
+        .to_owned();
+
+    let base = status.url();
+
+    let dir = screenshot_dir();
+    let shot = |b: &Browser, name: &str| {
+        let path = dir.join(format!("real-{name}.png"));
+        b.screenshot_full_page(&path);
+        println!("screenshot: {}", path.display());
+    };
+    let b = Browser::start(1280, 900);
+    b.goto(&format!("{base}/"));
+    assert!(b.url().ends_with("/login"), "{}", b.url());
+    b.type_into(&b.find("input[name=token]"), &operator);
+    b.click(&b.find("form[action='/login'] button"));
+    b.wait_until("the overview", Duration::from_secs(10), |b| {
+        b.url() == format!("{base}/")
+    });
+    // The template's three acme stores; soho reported, the others never enrolled.
+    assert_eq!(b.text(&b.find("a.count[data-state=drifted] .n")), "1");
+    assert_eq!(b.text(&b.find("a.count[data-state=unenrolled] .n")), "2");
+    let row = b
+        .find_all("table.stores tbody tr")
+        .into_iter()
+        .map(|r| b.text(&r))
+        .find(|t| t.contains(STORE))
+        .expect("the store's row");
+    assert!(row.contains("drifted"), "{row}");
+    assert!(
+        row.contains(env!("CARGO_PKG_VERSION")),
+        "reconciler version: {row}"
+    );
+    shot(&b, "overview");
+
+    b.click(&b.find(&format!("a[href='/stores/{STORE}']")));
+    b.wait_until("the store page", Duration::from_secs(10), |b| {
+        b.url().ends_with(&format!("/stores/{STORE}"))
+    });
+    assert_eq!(b.text(&b.find("dd.applied")), "2");
+    assert!(b.text(&b.find("dd.desired")).starts_with("2 at "));
+    assert_eq!(b.find_all("ol.timeline > li").len(), 3);
+    let diff = b.text(&b.find("pre.diff"));
+    assert!(diff.contains("Jane was here"), "the drift diff: {diff}");
+    assert!(!b.find_all("pre.diff span.add").is_empty());
+    let menu = b
+        .find_all("ol.timeline h4")
+        .into_iter()
+        .find(|h| b.text(h).starts_with("menu"))
+        .expect("a menu change heading");
+    assert!(b.text(&menu).contains("from"), "{}", b.text(&menu));
+    let links: Vec<String> = b
+        .find_all("a.commit")
+        .iter()
+        .filter_map(|a| b.attr(a, "href"))
+        .collect();
+    assert!(
+        links.contains(&format!(
+            "https://git.example.com/acme/fleet/-/commit/{commit}"
+        )),
+        "{links:?}"
+    );
+    shot(&b, "store");
+}

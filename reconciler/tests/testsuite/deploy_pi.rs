@@ -1,0 +1,351 @@
+//! `deploy/pi/install.sh` (issue #8 item 3) run for real against a staging
+//! root (`--root`): the files it writes, their modes and owners, the
+//! config (parsed by the reconciler's own loader), that a second run keeps
+//! the edge token and drops a rotated-out trust key, and that `--dry-run`
+//! changes nothing. The units are checked with `systemd-analyze verify`
+//! (`deploy/pi/verify-units.sh`; `.ci/run` installs systemd), and the
+//! backup unit's commands are run as written against a real, served edge.
+
+use crate::e2e;
+
+use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn deploy_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/pi")
+}
+
+fn sh(cmd: &mut Command) -> Output {
+    cmd.output().expect("run a script")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn mode(p: &Path) -> u32 {
+    std::fs::metadata(p)
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        .permissions()
+        .mode()
+        & 0o7777
+}
+
+/// A user and group that exist here, to check ownership with (the
+/// staging run chowns only to an existing user).
+fn existing_user() -> Option<(String, u32, u32)> {
+    for name in ["daemon", "nobody"] {
+        let uid = Command::new("id").args(["-u", name]).output().ok()?;
+        let gid = Command::new("id").args(["-g", name]).output().ok()?;
+        if uid.status.success() && gid.status.success() {
+            let n = |o: &Output| {
+                String::from_utf8_lossy(&o.stdout)
+                    .trim()
+                    .parse::<u32>()
+                    .ok()
+            };
+            return Some((name.to_owned(), n(&uid)?, n(&gid)?));
+        }
+    }
+    None
+}
+
+struct Staging {
+    tmp: tempfile::TempDir,
+}
+
+impl Staging {
+    fn new() -> Staging {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let bin = tmp.path().join("bin");
+        std::fs::create_dir_all(&bin).expect("bin");
+        for b in ["fleet-edge", "fleet-reconciler"] {
+            std::fs::write(bin.join(b), format!("#!/bin/sh\necho {b}\n")).expect("binary");
+            std::fs::set_permissions(bin.join(b), std::fs::Permissions::from_mode(0o755))
+                .expect("chmod");
+        }
+        let keys = tmp.path().join("keys");
+        std::fs::create_dir_all(&keys).expect("keys");
+        for k in ["release.pub", "next.pub"] {
+            std::fs::write(keys.join(k), format!("untrusted comment: {k}\nRWQ{k}\n")).expect("key");
+        }
+        std::fs::write(tmp.path().join("git.token"), "git-secret-token\n").expect("git token");
+        Staging { tmp }
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.tmp.path().join(rel)
+    }
+
+    fn root(&self, rel: &str) -> PathBuf {
+        self.p("root").join(rel.trim_start_matches('/'))
+    }
+
+    fn install(&self, extra: &[&str]) -> Output {
+        let mut cmd = Command::new("bash");
+        cmd.arg(deploy_dir().join("install.sh"))
+            .args(["--store", "acme/soho"])
+            .args(["--repo-url", "https://git.example.com/acme/fleet.git"])
+            .arg("--bin-dir")
+            .arg(self.p("bin"))
+            .arg("--root")
+            .arg(self.p("root"))
+            .args(extra);
+        sh(&mut cmd)
+    }
+}
+
+#[test]
+fn install_sh_writes_the_layout_with_modes_and_a_config_the_reconciler_loads() {
+    let s = Staging::new();
+    let user = existing_user();
+    let release = s.p("keys/release.pub").display().to_string();
+    let next = s.p("keys/next.pub").display().to_string();
+    let git_token = s.p("git.token").display().to_string();
+    let mut args = vec![
+        "--trust-key",
+        &release,
+        "--trust-key",
+        &next,
+        "--status-url",
+        "https://status.example.com",
+        "--git-token-file",
+        &git_token,
+        "--interval",
+        "120",
+        "--edge-listen",
+        "0.0.0.0:7171",
+    ];
+    if let Some((name, _, _)) = &user {
+        args.extend(["--user", name.as_str()]);
+    }
+    let o = s.install(&args);
+    assert!(o.status.success(), "{}", text(&o));
+
+    let expect = [
+        ("/etc/fleet", 0o750),
+        ("/etc/fleet/trust", 0o750),
+        ("/etc/fleet/trust/release.pub", 0o640),
+        ("/etc/fleet/trust/next.pub", 0o640),
+        ("/etc/fleet/reconciler.toml", 0o640),
+        ("/etc/fleet/edge.env", 0o640),
+        ("/etc/fleet/edge.token", 0o600),
+        ("/etc/fleet/git.token", 0o600),
+        ("/var/lib/fleet", 0o750),
+        ("/var/lib/fleet-edge", 0o750),
+        ("/var/backups/fleet-edge", 0o750),
+        ("/usr/local/bin/fleet-edge", 0o755),
+        ("/usr/local/bin/fleet-reconciler", 0o755),
+        ("/etc/systemd/system/fleet-edge.service", 0o644),
+        ("/etc/systemd/system/fleet-reconciler.service", 0o644),
+        ("/etc/systemd/system/fleet-reconciler-once.service", 0o644),
+        ("/etc/systemd/system/fleet-reconciler-once.timer", 0o644),
+        ("/etc/systemd/system/fleet-edge-backup.service", 0o644),
+        ("/etc/systemd/system/fleet-edge-backup.timer", 0o644),
+    ];
+    for (path, want) in expect {
+        assert_eq!(mode(&s.root(path)), want, "{path}");
+    }
+    if let Some((_, uid, gid)) = &user {
+        // Service-owned: state, database, secrets; root-owned, group-readable: config.
+        for path in [
+            "/var/lib/fleet",
+            "/var/lib/fleet-edge",
+            "/etc/fleet/edge.token",
+            "/etc/fleet/git.token",
+        ] {
+            let m = std::fs::metadata(s.root(path)).expect("metadata");
+            assert_eq!((m.uid(), m.gid()), (*uid, *gid), "{path}");
+        }
+        for path in ["/etc/fleet/reconciler.toml", "/etc/fleet/trust"] {
+            let m = std::fs::metadata(s.root(path)).expect("metadata");
+            assert_eq!(m.gid(), *gid, "{path}");
+        }
+    }
+    let token = std::fs::read_to_string(s.root("/etc/fleet/edge.token")).expect("edge token");
+    assert!(token.trim().len() >= 40, "a generated token: {token:?}");
+    assert_eq!(
+        std::fs::read_to_string(s.root("/etc/fleet/git.token")).expect("git token"),
+        "git-secret-token\n"
+    );
+
+    let config_path = s.root("/etc/fleet/reconciler.toml");
+    let config_text = std::fs::read_to_string(&config_path).expect("config");
+    let config = reconciler::config::Config::parse(&config_text, &config_path)
+        .unwrap_or_else(|e| panic!("{e}\n{config_text}"));
+    assert_eq!(config.store, "acme/soho");
+    assert_eq!(config.edge_url, "http://127.0.0.1:7171");
+    assert_eq!(
+        config.status_url.as_deref(),
+        Some("https://status.example.com")
+    );
+    assert_eq!(config.interval_secs, 120);
+    assert_eq!(config.state_dir, Path::new("/var/lib/fleet"));
+    assert_eq!(config.edge_token_file, Path::new("/etc/fleet/edge.token"));
+    assert_eq!(
+        config.git_token_file.as_deref(),
+        Some(Path::new("/etc/fleet/git.token"))
+    );
+    assert!(
+        !config_text.contains("git-secret-token"),
+        "no secret in the config"
+    );
+    let env = std::fs::read_to_string(s.root("/etc/fleet/edge.env")).expect("edge.env");
+    assert!(env.contains("FLEET_EDGE_LISTEN=0.0.0.0:7171"), "{env}");
+    assert!(env.contains("FLEET_BACKUP_KEEP_DAYS=14"), "{env}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("skipping enrollment"));
+
+    // Again, with the old key rotated out: the token stays, the key goes.
+    let o = s.install(&[
+        "--trust-key",
+        &next,
+        "--status-url",
+        "https://status.example.com",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        std::fs::read_to_string(s.root("/etc/fleet/edge.token")).expect("edge token"),
+        token,
+        "a second run keeps the edge token"
+    );
+    assert!(!s.root("/etc/fleet/trust/release.pub").exists());
+    assert!(s.root("/etc/fleet/trust/next.pub").exists());
+    let config_text = std::fs::read_to_string(&config_path).expect("config");
+    assert!(!config_text.contains("git_token_file"), "{config_text}");
+}
+
+#[test]
+fn install_sh_dry_run_changes_nothing_and_bad_flags_are_refused() {
+    let s = Staging::new();
+    let release = s.p("keys/release.pub").display().to_string();
+    let o = s.install(&["--trust-key", &release, "--dry-run"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("would run: "),
+        "{}",
+        text(&o)
+    );
+    assert!(!s.p("root").exists(), "a dry run makes no staging root");
+
+    let help = sh(Command::new("bash")
+        .arg(deploy_dir().join("install.sh"))
+        .arg("--help"));
+    assert!(help.status.success());
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--root DIR"));
+
+    for (bad, needle) in [
+        (
+            vec!["--trust-key", release.as_str(), "--store", "Soho"],
+            "--store",
+        ),
+        (vec![], "--trust-key"),
+        (
+            vec!["--trust-key", release.as_str(), "--interval", "0"],
+            "--interval",
+        ),
+        (
+            vec!["--trust-key", release.as_str(), "--colour"],
+            "unknown argument",
+        ),
+    ] {
+        let o = s.install(&bad);
+        assert_eq!(o.status.code(), Some(1), "{bad:?}: {}", text(&o));
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains(needle),
+            "{bad:?}: {}",
+            text(&o)
+        );
+    }
+}
+
+#[test]
+fn the_pi_units_pass_systemd_analyze_verify() {
+    // `.ci/run` installs systemd-analyze: without it this fails, never skips.
+    assert!(
+        Command::new("systemd-analyze")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "systemd-analyze is not installed (Debian: apt-get install systemd)"
+    );
+    let o = sh(Command::new("bash").arg(deploy_dir().join("verify-units.sh")));
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+/// The value of `Key=` in a unit, `%%` unescaped.
+fn unit_value(unit: &str, key: &str) -> String {
+    unit.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("{key}= in the unit"))
+        .replace("%%", "%")
+}
+
+#[test]
+fn the_backup_unit_backs_up_a_served_edge_and_deletes_old_backups() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db_dir = tmp.path().join("var/lib/fleet-edge");
+    let backups = tmp.path().join("var/backups/fleet-edge");
+    std::fs::create_dir_all(&backups).expect("backup dir");
+    let edge = e2e::Edge::start(&db_dir, &db_dir.join("edge.db"));
+    let old = backups.join("edge-20200101T000000Z.db");
+    std::fs::write(&old, "old").expect("old backup");
+    let month_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 86_400);
+    std::fs::File::options()
+        .write(true)
+        .open(&old)
+        .and_then(|f| f.set_modified(month_ago))
+        .expect("age the old backup");
+
+    let unit = std::fs::read_to_string(deploy_dir().join("fleet-edge-backup.service"))
+        .expect("backup unit");
+    let map = |v: String| {
+        v.replace(
+            "/usr/local/bin/fleet-edge",
+            &e2e::edge_bin().display().to_string(),
+        )
+        .replace("/var/lib/fleet-edge", &db_dir.display().to_string())
+        .replace("/var/backups/fleet-edge", &backups.display().to_string())
+        .replace("${FLEET_BACKUP_KEEP_DAYS}", "14")
+    };
+    // ExecStart= is `/bin/sh -c '…'`: run its script with sh.
+    let start = map(unit_value(&unit, "ExecStart"));
+    let script = start
+        .strip_prefix("/bin/sh -c '")
+        .and_then(|s| s.strip_suffix('\''))
+        .expect("ExecStart=/bin/sh -c '…'");
+    let o = sh(Command::new("sh").args(["-c", script]));
+    assert!(o.status.success(), "backup: {}", text(&o));
+    let post = map(unit_value(&unit, "ExecStartPost"));
+    let words: Vec<&str> = post.split_whitespace().collect();
+    let o = sh(Command::new(words[0]).args(&words[1..]));
+    assert!(o.status.success(), "prune: {}", text(&o));
+
+    let names: Vec<String> = std::fs::read_dir(&backups)
+        .expect("backups")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+    assert!(
+        names[0].starts_with("edge-") && names[0].ends_with("Z.db"),
+        "{names:?}"
+    );
+    assert!(
+        !old.exists(),
+        "a backup older than the kept days is deleted"
+    );
+    // The copy is a database `fleet-edge restore` accepts.
+    let restored = tmp.path().join("restored.db");
+    let o = sh(Command::new(e2e::edge_bin())
+        .args(["restore", "--from"])
+        .arg(backups.join(&names[0]))
+        .arg("--database")
+        .arg(&restored));
+    assert!(o.status.success(), "restore: {}", text(&o));
+    drop(edge);
+}

@@ -1,0 +1,15 @@
+//! The reconciler's integration and end-to-end tests, one test binary
+//! (cargo's `tests/testsuite/` layout, ADR 38): each file below is a module,
+//! so the crate's test dependencies are linked once rather than once per
+//! file. Run one module with `cargo test --workspace --test testsuite
+//! acceptance::`.
+
+mod e2e;
+
+mod acceptance;
+mod dashboard_browser;
+mod deploy_pi;
+mod diagnose_e2e;
+mod quickstart;
+mod reconcile_e2e;
+mod status_e2e;

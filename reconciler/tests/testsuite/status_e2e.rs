@@ -1,0 +1,426 @@
+//! The reconciler and the status service together (DESIGN.md §5–§6,
+//! issue #7 items 3–5): the real `fleet-reconciler` enrolls with the real
+//! `fleet-status`, delivers its report outbox with signed requests, keeps
+//! reports through outages and delivers them in order, says so when the
+//! outbox bound dropped some, sets aside reports the service refuses for
+//! good, and in daemon mode long-polls the service so that a signed change
+//! applies in seconds although the pass interval is an hour. The status
+//! service reads the same real Git host (`git daemon`) as the store. See
+//! `e2e/mod.rs` for the fixture and how the binaries are found or built.
+
+use std::time::{Duration, Instant};
+
+use crate::e2e::{self, Fixture, STORE, StatusService};
+use serde_json::Value;
+
+const VARIATION: &str = "bacon-cheeseburger-single";
+
+/// The reports of a store view, oldest first.
+fn timeline(view: &Value) -> Vec<Value> {
+    let mut reports = view["reports"].as_array().cloned().unwrap_or_default();
+    reports.reverse();
+    reports
+}
+
+fn outcomes(view: &Value) -> Vec<(String, Option<u64>)> {
+    timeline(view)
+        .iter()
+        .map(|r| {
+            (
+                r["outcome"].as_str().unwrap_or("").to_owned(),
+                r["desired_revision"].as_u64(),
+            )
+        })
+        .collect()
+}
+
+/// A fixture enrolled with a running status service.
+fn enrolled(extra_config: &str) -> (Fixture, StatusService, String) {
+    let fx = Fixture::new();
+    let status = StatusService::for_fixture(&fx);
+    fx.write_config_with_status(&status, extra_config);
+    fx.enroll(&status);
+    let operator = status.operator("acme");
+    (fx, status, operator)
+}
+
+#[test]
+fn an_enrolled_store_reports_each_pass_and_the_service_shows_it() {
+    let fx = Fixture::new();
+    let status = StatusService::for_fixture(&fx);
+    fx.write_config_with_status(&status, "");
+    let run = fx.enroll(&status);
+    assert!(
+        run.stdout
+            .contains(&format!("enrolled {STORE} with {}", status.url())),
+        "{run}"
+    );
+    // The key is the node's secret: readable by its owner only.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(fx.state.join("node.key"))
+        .expect("node.key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "node.key mode {mode:o}");
+
+    let run = fx.once();
+    run.expect_code(0, "first pass");
+    assert_eq!(run.outcome(), "converged", "{run}");
+    assert!(run.stdout.contains("reports: 1 delivered"), "{run}");
+    assert!(fx.outbox().is_empty(), "delivered reports leave the outbox");
+
+    let operator = status.operator("acme");
+    let view = status.wait_for_store(
+        &operator,
+        STORE,
+        Duration::from_secs(20),
+        "the store shows synced at revision 1",
+        |v| v["state"] == "synced" && v["applied_revision"] == 1 && v["desired_revision"] == 1,
+    );
+    let reports = timeline(&view);
+    assert_eq!(reports.len(), 1, "{view:#}");
+    let report = &reports[0]["report"];
+    assert_eq!(report["outcome"], "converged");
+    assert!(
+        report["changes"].as_array().is_some_and(|c| !c.is_empty()),
+        "the first converge lists its changes: {report:#}"
+    );
+    assert_eq!(
+        reports[0]["commit"],
+        fx.release("soho")["source_commit"],
+        "the report names the commit the release was rendered from"
+    );
+
+    let run = fx.reconciler(&["status"]);
+    run.expect_code(0, "status");
+    assert!(
+        run.stdout.contains(&format!("node: enrolled as {STORE}")),
+        "{run}"
+    );
+    assert!(run.stdout.contains("pending reports: 0"), "{run}");
+}
+
+#[test]
+fn enrollment_refusals_are_clear_and_keep_the_enrolled_key() {
+    let fx = Fixture::new();
+    let status = StatusService::for_fixture(&fx);
+    fx.write_config_with_status(&status, "");
+    let token = status.bootstrap_token(STORE);
+    let url = status.url();
+    fx.reconciler(&["enroll", "--status-url", &url, "--token", &token])
+        .expect_code(0, "first enrollment");
+    let key = std::fs::read(fx.state.join("node.key")).expect("node.key");
+
+    // THREATS row 12: a used token, another store's token, a made-up one.
+    let other = status.bootstrap_token("acme/brooklyn");
+    for (token, what) in [
+        (token.as_str(), "a used token"),
+        (other.as_str(), "another store's token"),
+        ("fsb_made-up-token", "an unknown token"),
+    ] {
+        let run = fx.reconciler(&["enroll", "--status-url", &url, "--token", token]);
+        run.expect_code(1, what);
+        assert!(
+            run.stderr.contains("enrollment failed")
+                && run.stderr.contains("401")
+                && run.stderr.contains("bootstrap token"),
+            "{what}: {run}"
+        );
+        assert_eq!(
+            std::fs::read(fx.state.join("node.key")).expect("node.key"),
+            key,
+            "{what}: a refused enrollment keeps the enrolled key"
+        );
+    }
+
+    // The service unreachable, no token, a bad URL.
+    let closed = format!("http://127.0.0.1:{}", e2e::free_port());
+    let run = fx.reconciler(&["enroll", "--status-url", &closed, "--token", "x"]);
+    run.expect_code(1, "unreachable service");
+    assert!(run.stderr.contains("cannot reach"), "{run}");
+    fx.reconciler(&["enroll", "--status-url", &url])
+        .expect_code(2, "no token");
+    fx.reconciler(&["enroll", "--status-url", "ftp://x", "--token", "x"])
+        .expect_code(2, "not an http URL");
+
+    // The key enrolled first still works.
+    fx.once().expect_code(0, "pass with the first key");
+    let view = status.wait_for_store(
+        &status.operator("acme"),
+        STORE,
+        Duration::from_secs(20),
+        "the report of the first key arrives",
+        |v| v["applied_revision"] == 1,
+    );
+    assert_eq!(timeline(&view).len(), 1);
+}
+
+#[test]
+fn reports_queue_while_the_service_is_down_and_arrive_in_order() {
+    let (fx, mut status, operator) = enrolled("");
+    fx.once().expect_code(0, "revision 1");
+    status.kill();
+
+    fx.set_base_price(VARIATION, 1399);
+    fx.sign(&[]);
+    let run = fx.once();
+    run.expect_code(0, "revision 2 while the service is down");
+    assert!(
+        run.stdout.contains("0 delivered") && run.stdout.contains("1 pending"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("will retry"), "{run}");
+    fx.set_base_price(VARIATION, 1449);
+    fx.sign(&[]);
+    fx.once()
+        .expect_code(0, "revision 3 while the service is down");
+    assert_eq!(fx.outbox().len(), 2, "both reports wait in the outbox");
+
+    status.restart();
+    let run = fx.once();
+    run.expect_code(0, "a pass once the service is back");
+    assert!(run.stdout.contains("reports: 3 delivered"), "{run}");
+    assert!(fx.outbox().is_empty());
+    let view = status.wait_for_store(
+        &operator,
+        STORE,
+        Duration::from_secs(20),
+        "synced at revision 3",
+        |v| v["state"] == "synced" && v["applied_revision"] == 3 && v["desired_revision"] == 3,
+    );
+    assert_eq!(
+        outcomes(&view),
+        [
+            ("converged".to_owned(), Some(1)),
+            ("converged".to_owned(), Some(2)),
+            ("converged".to_owned(), Some(3)),
+            ("no_change".to_owned(), Some(3)),
+        ],
+        "every report arrived, in the order of the passes"
+    );
+}
+
+#[test]
+fn a_full_outbox_reports_how_many_reports_were_lost() {
+    let (fx, mut status, operator) = enrolled("outbox_max_reports = 2\n");
+    fx.once().expect_code(0, "revision 1");
+    status.kill();
+    for _ in 0..4 {
+        fx.once().expect_code(0, "a pass while the service is down");
+    }
+    assert_eq!(fx.outbox().len(), 2, "the bound holds");
+    let run = fx.reconciler(&["status"]);
+    assert!(run.stdout.contains("dropped: 2"), "{run}");
+
+    // This pass queues a fifth report while two wait: one more is dropped.
+    status.restart();
+    let run = fx.once();
+    assert!(run.stdout.contains("reports: 2 delivered"), "{run}");
+    let view = status.wait_for_store(
+        &operator,
+        STORE,
+        Duration::from_secs(20),
+        "the queued reports arrive",
+        |v| v["reports"].as_array().is_some_and(|r| r.len() == 3),
+    );
+    let reports = timeline(&view);
+    let first_after = &reports[1]["report"];
+    assert_eq!(
+        first_after["dropped_reports"], 3,
+        "the first report after the outage carries the loss: {first_after:#}"
+    );
+    assert!(
+        first_after["warnings"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|w| w
+                .as_str()
+                .is_some_and(|w| w.contains("3 earlier report(s) were dropped"))),
+        "{first_after:#}"
+    );
+    assert!(
+        reports[2]["report"].get("dropped_reports").is_none(),
+        "the loss is reported once"
+    );
+    let run = fx.reconciler(&["status"]);
+    assert!(run.stdout.contains("dropped: 0"), "{run}");
+}
+
+#[test]
+fn a_report_the_service_refuses_for_good_is_set_aside_not_retried() {
+    // The node was enrolled as soho; then someone edits the config to say
+    // brooklyn. The service refuses reports naming another store (403,
+    // THREATS row 13); retrying would block the queue forever.
+    let (fx, status, operator) = enrolled("");
+    fx.once().expect_code(0, "soho converges and reports");
+    let config = std::fs::read_to_string(&fx.config).expect("config");
+    std::fs::write(
+        &fx.config,
+        config.replace("store = \"acme/soho\"", "store = \"acme/brooklyn\""),
+    )
+    .expect("edit config");
+    let run = fx.once();
+    // soho's applied record says revision 1 with other bytes: refused.
+    run.expect_code(3, "a brooklyn pass");
+    assert!(
+        run.stdout.contains("0 delivered") && run.stdout.contains("1 refused by the service"),
+        "{run}"
+    );
+    assert!(fx.outbox().is_empty(), "nothing is left to block the queue");
+    let rejected = std::fs::read_dir(fx.state.join("outbox/rejected"))
+        .expect("outbox/rejected")
+        .count();
+    assert_eq!(rejected, 1, "the refused report is kept for a person");
+    let view = status.store_view(&operator, STORE);
+    assert_eq!(timeline(&view).len(), 1, "only soho's own report is stored");
+    let log = status.log();
+    assert!(log.contains("Report for another store refused"), "{log}");
+}
+
+#[test]
+fn a_refused_release_reaches_the_status_service() {
+    // THREATS.md: after an attack the refusal reaches the status service.
+    let (fx, status, operator) = enrolled("");
+    fx.once().expect_code(0, "revision 1");
+    fx.set_base_price(VARIATION, 1399);
+    fx.sign_files(&[]);
+    fx.flip_release_byte();
+    fx.commit_and_publish("tampered release");
+    let run = fx.once();
+    run.expect_code(3, "tampered release");
+    assert!(run.stdout.contains("reports: 1 delivered"), "{run}");
+    let view = status.wait_for_store(
+        &operator,
+        STORE,
+        Duration::from_secs(20),
+        "the store shows refused",
+        |v| v["state"] == "refused",
+    );
+    let newest = &view["reports"][0]["report"];
+    assert_eq!(newest["refusal"]["code"], "signature/invalid", "{newest:#}");
+    assert_eq!(view["applied_revision"], 1);
+}
+
+/// Wait until the edge's state equals `fleet render` of the work repo.
+fn wait_converged(fx: &Fixture, timeout: Duration) -> Duration {
+    let want = fx.render();
+    let started = Instant::now();
+    loop {
+        if fx.edge.pos_state() == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "the edge did not converge within {timeout:?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn the_daemon_applies_a_signed_change_within_seconds_by_long_poll() {
+    // The status service fetches Git only when the hook says so (else
+    // hourly), as behind a Git host that calls it on every push.
+    let fx = Fixture::new();
+    let status = StatusService::with_hook(&fx);
+    fx.write_config_with_status(&status, "");
+    fx.enroll(&status);
+    let operator = status.operator("acme");
+    status.hook();
+    // An hour between passes: only the long-poll can explain a fast apply.
+    let config = std::fs::read_to_string(&fx.config).expect("config");
+    std::fs::write(
+        &fx.config,
+        config.replace("interval_secs = 60", "interval_secs = 3600"),
+    )
+    .expect("edit config");
+    let mut daemon = fx.spawn_reconciler(&["run"], "daemon");
+    let started = Instant::now();
+    status.wait_for_store(
+        &operator,
+        STORE,
+        Duration::from_secs(30),
+        "the daemon's first pass is reported",
+        |v| v["applied_revision"] == 1,
+    );
+
+    eprintln!("first pass reported after {:?}", started.elapsed());
+    fx.set_base_price(VARIATION, 1399);
+    let published = Instant::now();
+    fx.sign(&[]);
+    eprintln!("signed and published in {:?}", published.elapsed());
+    status.hook();
+    let took = wait_converged(&fx, Duration::from_secs(30));
+    eprintln!("converged {took:?} after the hook");
+    let view = status.wait_for_store(
+        &operator,
+        STORE,
+        Duration::from_secs(20),
+        "the daemon reports revision 2",
+        |v| v["applied_revision"] == 2 && v["state"] == "synced",
+    );
+    assert!(
+        published.elapsed() < Duration::from_secs(30),
+        "push to applied took {took:?}"
+    );
+    assert_eq!(
+        outcomes(&view).last().map(|o| o.0.clone()).as_deref(),
+        Some("converged")
+    );
+    daemon.terminate();
+    assert!(
+        daemon.wait_timeout(Duration::from_secs(20)).is_some(),
+        "the daemon stops on SIGTERM"
+    );
+    let (_, stderr) = fx.spawned_output("daemon");
+    assert!(
+        stderr.contains("announced a newer revision"),
+        "the long-poll woke the pass:\n{stderr}"
+    );
+}
+
+#[test]
+fn the_daemon_delivers_queued_reports_when_the_service_returns() {
+    let (fx, mut status, operator) = enrolled("");
+    let config = std::fs::read_to_string(&fx.config).expect("config");
+    std::fs::write(
+        &fx.config,
+        config.replace("interval_secs = 60", "interval_secs = 2"),
+    )
+    .expect("edit config");
+    let _daemon = fx.spawn_reconciler(&["run"], "daemon");
+    status.wait_for_store(
+        &operator,
+        STORE,
+        Duration::from_secs(30),
+        "the daemon's first pass is reported",
+        |v| v["applied_revision"] == 1,
+    );
+    status.kill();
+    fx.set_base_price(VARIATION, 1399);
+    fx.sign(&[]);
+    wait_converged(&fx, Duration::from_secs(30));
+    // Passes go on and queue their reports.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while fx.outbox().len() < 2 {
+        assert!(Instant::now() < deadline, "reports did not queue");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    status.restart();
+    let view = status.wait_for_store(
+        &operator,
+        STORE,
+        Duration::from_secs(60),
+        "the queued reports arrive after the outage",
+        |v| v["applied_revision"] == 2 && v["state"] == "synced",
+    );
+    let seen = outcomes(&view);
+    assert!(
+        seen.contains(&("converged".to_owned(), Some(2))),
+        "the report of the pass that applied revision 2 arrived: {seen:?}"
+    );
+    let (_, stderr) = fx.spawned_output("daemon");
+    assert!(stderr.contains("Report delivery failed"), "{stderr}");
+    assert!(stderr.contains("reachable again"), "{stderr}");
+}

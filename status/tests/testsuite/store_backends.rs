@@ -1,0 +1,106 @@
+//! The storage layer on both backends, for what only concurrency shows
+//! (a bootstrap token and a nonce are used exactly once however many
+//! requests race for them) and for report retention.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use crate::common::{TestDb, ingest};
+use status::store::{NewReport, Node, TokenProblem};
+
+async fn races(db: TestDb) {
+    let store = db.open().await;
+    store
+        .create_bootstrap_token("hash-1", "acme/soho", 100, 10_000)
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.consume_bootstrap_token("hash-1", None, 200)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut won = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(s) => {
+                assert_eq!(s, "acme/soho");
+                won += 1;
+            }
+            Err(p) => assert_eq!(p, TokenProblem::AlreadyUsed),
+        }
+    }
+    assert_eq!(won, 1, "a bootstrap token is used once");
+
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            s.use_nonce("key-1", "nonce-0001", 200).await.unwrap()
+        }));
+    }
+    let mut fresh = 0;
+    for t in tasks {
+        fresh += usize::from(t.await.unwrap());
+    }
+    assert_eq!(fresh, 1, "a nonce is accepted once");
+    // Another key may use the same nonce; a forgotten nonce is fresh again
+    // (the timestamp check refuses such an old request first).
+    assert!(store.use_nonce("key-2", "nonce-0001", 200).await.unwrap());
+    assert_eq!(store.forget_nonces(201).await.unwrap(), 2);
+    assert!(store.use_nonce("key-1", "nonce-0001", 300).await.unwrap());
+
+    // Retention deletes old reports and keeps the store's summary. The
+    // reports go in as production writes them, by an enrolled node.
+    assert!(
+        store
+            .enroll_node(&Node {
+                key_id: "key-1".into(),
+                public_key: "public-key-of-key-1".into(),
+                store: "acme/soho".into(),
+                enrolled_at: 500,
+                revoked_at: None,
+            })
+            .await
+            .unwrap()
+    );
+    for received_at in [1_000, 2_000, 3_000] {
+        ingest(
+            &store,
+            &NewReport {
+                store: "acme/soho".into(),
+                key_id: "key-1".into(),
+                received_at,
+                outcome: "converged".into(),
+                desired_revision: Some(1),
+                applied_revision: Some(1),
+                commit: None,
+                drift: 0,
+                overridden: 0,
+                reconciler_version: "0.1.0".into(),
+                body: "{}".into(),
+            },
+        )
+        .await;
+    }
+    assert_eq!(store.forget_reports(2_500).await.unwrap(), 2);
+    assert_eq!(store.report_count().await.unwrap(), 1);
+    let row = store.get_store("acme/soho").await.unwrap().unwrap();
+    assert_eq!(
+        (row.last_seen, row.applied_revision),
+        (Some(3_000), Some(1))
+    );
+    store.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn races_on_sqlite() {
+    races(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn races_on_postgres() {
+    races(TestDb::postgres()).await;
+}

@@ -1,0 +1,347 @@
+//! THREATS.md rows 12–16, each a test against the real `fleet-status`
+//! binary, run on a fresh SQLite database and on a fresh PostgreSQL one.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use crate::common::{self, Node, Server, ServerOpts, TestDb, report};
+use chrono::Utc;
+use serde_json::json;
+
+const STORE: &str = "acme/soho";
+
+fn start(db: &TestDb) -> Server {
+    Server::start(&db.url, ServerOpts::default())
+}
+
+on_both!(
+    row12_bootstrap_token_reused_expired_or_for_another_store,
+    row13_node_reports_as_another_store,
+    row14_replayed_or_skewed_requests,
+    row15_revoked_node_keeps_reporting,
+    row16_operator_of_another_tenant,
+);
+
+/// Every text column of the bootstrap token table.
+async fn stored_token_columns(db: &TestDb) -> String {
+    use sqlx::Connection as _;
+    use sqlx::Row as _;
+    let sql = "SELECT token_hash, store FROM status_bootstrap_tokens";
+    let rows: Vec<(String, String)> = if db.url.starts_with("sqlite:") {
+        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+        sqlx::query(sql)
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    } else {
+        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query(sql)
+            .fetch_all(&mut c)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    };
+    rows.iter().map(|(h, s)| format!("{h} {s}\n")).collect()
+}
+
+async fn refusals(db: &TestDb, action: &str) -> Vec<status::store::AuditEntry> {
+    db.open()
+        .await
+        .audit_entries()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.action == action && e.result == "refused")
+        .collect()
+}
+
+/// Row 12: a bootstrap token reused, expired, or for another store → 401
+/// and an audit entry; tokens are stored hashed.
+async fn row12_bootstrap_token_reused_expired_or_for_another_store(db: TestDb) {
+    let server = start(&db);
+
+    // Reused.
+    let token = server.token(STORE);
+    assert_eq!(server.enroll(&token, &Node::new()).await.status, 201);
+    let again = server.enroll(&token, &Node::new()).await;
+    assert_eq!(again.status, 401, "{:?}", again.body);
+
+    // Expired.
+    let short = server.admin(&["token", "create", STORE, "--ttl", "1s"]);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(server.enroll(&short, &Node::new()).await.status, 401);
+
+    // For another store: refused, and the token stays usable for its own.
+    let brooklyn = server.token("acme/brooklyn");
+    let node = Node::new();
+    let r = server
+        .post_json(
+            "/api/v1/enroll",
+            &json!({"token": brooklyn, "node_public_key": node.public_key(), "store": STORE}),
+        )
+        .await;
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    let r = server.enroll(&brooklyn, &node).await;
+    assert_eq!(r.status, 201);
+    assert_eq!(
+        r.body["store"], "acme/brooklyn",
+        "bound to the token's store"
+    );
+
+    // Unknown.
+    assert_eq!(server.enroll("fsb_made-up", &Node::new()).await.status, 401);
+
+    let details: Vec<String> = refusals(&db, "enroll")
+        .await
+        .into_iter()
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(
+        details,
+        [
+            "token already used",
+            "token expired",
+            "token is for another store",
+            "unknown token"
+        ]
+    );
+
+    // Hashed at rest: only SHA-256 hex digests are stored.
+    let stored = stored_token_columns(&db).await;
+    for t in [&token, &short, &brooklyn] {
+        assert!(!stored.contains(t.as_str()), "token {t} stored in clear");
+        assert!(stored.contains(&status::tokens::hash(t)), "{stored}");
+    }
+}
+
+/// Row 13: node A reports as store B → refused with 403 and audited;
+/// nothing is recorded for B.
+async fn row13_node_reports_as_another_store(db: TestDb) {
+    let server = start(&db);
+    let a = server.enrolled_node(STORE).await;
+    let _b = server.enrolled_node("acme/brooklyn").await;
+    let op = server.operator(&["acme"]);
+
+    let r = server
+        .report(&a, &report("acme/brooklyn", "converged", Some(9), Some(9)))
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert_eq!(r.body["error"]["code"], "wrong_store");
+    let b = server.store_view(&op, "acme/brooklyn").await;
+    assert_eq!(b["reports"].as_array().unwrap().len(), 0);
+    assert_eq!(b["applied_revision"], serde_json::Value::Null);
+    let a_view = server.store_view(&op, STORE).await;
+    assert_eq!(a_view["reports"].as_array().unwrap().len(), 0);
+    assert_eq!(refusals(&db, "POST /api/v1/reports").await.len(), 1);
+
+    // Its own store is fine.
+    let r = server
+        .report(&a, &report(STORE, "converged", Some(1), Some(1)))
+        .await;
+    assert_eq!(r.status, 201);
+}
+
+/// Row 14: a captured request replayed, or one signed too far from now → 401.
+async fn row14_replayed_or_skewed_requests(db: TestDb) {
+    let server = start(&db);
+    let node = server.enrolled_node(STORE).await;
+    let body = serde_json::to_vec(&report(STORE, "converged", Some(1), Some(1))).unwrap();
+
+    let headers = node.sign("POST", "/api/v1/reports", &body, Utc::now());
+    let first = server
+        .send_signed("POST", "/api/v1/reports", &body, &headers)
+        .await;
+    assert_eq!(first.status, 201, "{:?}", first.body);
+    let replay = server
+        .send_signed("POST", "/api/v1/reports", &body, &headers)
+        .await;
+    assert_eq!(replay.status, 401, "{:?}", replay.body);
+
+    // Timestamps are whole seconds: 302 s is over the limit whatever the rounding.
+    for skew in [-302i64, 302] {
+        let at = Utc::now() + chrono::Duration::seconds(skew);
+        let h = node.sign("POST", "/api/v1/reports", &body, at);
+        let r = server
+            .send_signed("POST", "/api/v1/reports", &body, &h)
+            .await;
+        assert_eq!(r.status, 401, "skew {skew}: {:?}", r.body);
+    }
+
+    // A signature lifted onto another body or path fails too.
+    let h = node.sign("POST", "/api/v1/reports", &body, Utc::now());
+    let r = server
+        .send_signed("POST", "/api/v1/reports", b"{}", &h)
+        .await;
+    assert_eq!(r.status, 401);
+    // An unsigned request.
+    let r = server
+        .post_json(
+            "/api/v1/reports",
+            &report(STORE, "converged", Some(1), Some(1)),
+        )
+        .await;
+    assert_eq!(r.status, 401);
+
+    let reasons: Vec<String> = refusals(&db, "POST /api/v1/reports")
+        .await
+        .into_iter()
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(reasons.len(), 4, "{reasons:?}");
+    assert!(reasons[0].contains("nonce reused"), "{reasons:?}");
+    assert!(
+        reasons[1].contains("away from the server's clock"),
+        "{reasons:?}"
+    );
+    assert!(reasons[3].contains("does not verify"), "{reasons:?}");
+    let op = server.operator(&["acme"]);
+    let v = server.store_view(&op, STORE).await;
+    assert_eq!(
+        v["reports"].as_array().unwrap().len(),
+        1,
+        "only the first was stored"
+    );
+}
+
+/// Row 15: a revoked node gets 401 on its next request.
+async fn row15_revoked_node_keeps_reporting(db: TestDb) {
+    let server = start(&db);
+    let node = server.enrolled_node(STORE).await;
+    let r = server
+        .report(&node, &report(STORE, "converged", Some(1), Some(1)))
+        .await;
+    assert_eq!(r.status, 201);
+
+    let out = server.admin(&["node", "revoke", STORE]);
+    assert!(out.contains("revoked 1"), "{out}");
+    let r = server
+        .report(&node, &report(STORE, "converged", Some(1), Some(1)))
+        .await;
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    let r = server
+        .signed(&node, "GET", "/api/v1/desired?wait=0", b"")
+        .await;
+    assert_eq!(r.status, 401);
+    let refused = refusals(&db, "POST /api/v1/reports").await;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].detail, "node key revoked");
+
+    // The store shows as unenrolled; a new token enrolls a new key.
+    let op = server.operator(&["acme"]);
+    assert_eq!(server.store_view(&op, STORE).await["state"], "unenrolled");
+    let fresh = server.enrolled_node(STORE).await;
+    let r = server
+        .report(&fresh, &report(STORE, "converged", Some(1), Some(1)))
+        .await;
+    assert_eq!(r.status, 201);
+}
+
+/// Row 16: an operator of tenant X cannot read or revoke tenant Y's stores:
+/// every call answers 404, as for a store that does not exist.
+async fn row16_operator_of_another_tenant(db: TestDb) {
+    let server = start(&db);
+    let node = server.enrolled_node(STORE).await;
+    let _other = server.enrolled_node("globex/uptown").await;
+    let acme = server.operator(&["acme"]);
+    let globex = server.operator(&["globex"]);
+    let both = server.operator(&["acme", "globex"]);
+
+    let list = server.get_as(&globex, "/api/v1/stores").await;
+    assert_eq!(list.status, 200);
+    let names: Vec<&str> = list.body["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["store"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["globex/uptown"]);
+
+    let r = server.get_as(&globex, "/api/v1/stores/acme/soho").await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    let missing = server
+        .get_as(&globex, "/api/v1/stores/globex/nowhere")
+        .await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        r.body, missing.body,
+        "indistinguishable from a missing store"
+    );
+    let r = server
+        .post_as(&globex, "/api/v1/stores/acme/soho/revoke")
+        .await;
+    assert_eq!(r.status, 404);
+    // Still enrolled: the revoke did nothing.
+    let r = server
+        .report(&node, &report(STORE, "converged", Some(1), Some(1)))
+        .await;
+    assert_eq!(r.status, 201);
+
+    assert_eq!(
+        server
+            .get_as(&acme, "/api/v1/stores/acme/soho")
+            .await
+            .status,
+        200
+    );
+    let all = server.get_as(&both, "/api/v1/stores").await;
+    assert_eq!(all.body["stores"].as_array().unwrap().len(), 2);
+    // The tenant rollout: another tenant's answers 404 like a missing one.
+    let r = server.get_as(&globex, "/api/v1/tenants/acme").await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+    let missing = server.get_as(&globex, "/api/v1/tenants/nowhere").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        r.body, missing.body,
+        "indistinguishable from a missing tenant"
+    );
+    let r = server.get_as(&acme, "/api/v1/tenants/acme").await;
+    assert_eq!((r.status, r.body["stores"].clone()), (200, json!(1)));
+    // Filters and paging cannot widen what a token sees.
+    let r = server
+        .get_as(&globex, "/api/v1/stores?tenant=acme&per_page=10")
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["stores"], json!([]));
+    assert_eq!(r.body["total"], 0);
+    assert_eq!(r.body["tenants"], json!({}));
+    let r = server.get_as(&globex, "/api/v1/stores?q=soho").await;
+    assert_eq!(r.body["stores"], json!([]));
+    // The store detail's node keys are the store's own.
+    let v = server.store_view(&acme, STORE).await;
+    assert_eq!(v["nodes"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        v["nodes"][0]["key_id"].as_str().unwrap(),
+        status::node_auth::key_id(&node.key.verifying_key())
+    );
+    // No token, or a made-up one: 401.
+    assert_eq!(
+        server.get_as("fso_made-up", "/api/v1/stores").await.status,
+        401
+    );
+    assert_eq!(
+        server
+            .get_as("fso_made-up", "/api/v1/tenants/acme")
+            .await
+            .status,
+        401
+    );
+    let r = common::send(server.client.get(format!("{}/api/v1/stores", server.base))).await;
+    assert_eq!(r.status, 401);
+
+    // The tenant's own operator can revoke.
+    let r = server
+        .post_as(&acme, "/api/v1/stores/acme/soho/revoke")
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["revoked"], 1);
+    let r = server
+        .report(&node, &report(STORE, "converged", Some(1), Some(1)))
+        .await;
+    assert_eq!(r.status, 401);
+}
