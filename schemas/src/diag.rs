@@ -23,6 +23,10 @@ pub const RULES: &[(Rule, &str)] = &[
     ("file/not-utf8", "sources are UTF-8 text"),
     ("file/unreadable", "the file could not be read"),
     (
+        "file/ignored",
+        "a .yml file where Fleet reads .yaml files is ignored (a warning)",
+    ),
+    (
         "file/missing",
         "a required file is missing (fleet.yaml, store.yaml, a tenant base)",
     ),
@@ -159,7 +163,7 @@ pub const RULES: &[(Rule, &str)] = &[
     // rule group 7
     (
         "render/absent-item-sold",
-        "no price override for a variation where its item is absent",
+        "no price override for what a store does not sell: an id it lists absent, or a variation whose item is absent or has every variation absent",
     ),
     (
         "render/modifier-group-starved",

@@ -143,7 +143,9 @@ impl fmt::Display for EntityKind {
 
 /// One field that differs. `field` is a dotted path inside the entity;
 /// list elements with an `id` are addressed by it
-/// (`variations.classic-single.price`). `None` means absent on that side.
+/// (`variations.classic-single.price`), and a change in their order is the
+/// field `variations (order)` ([`ORDER_SUFFIX`]). `None` means absent on
+/// that side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {
     pub field: String,
@@ -164,6 +166,12 @@ impl fmt::Display for FieldChange {
         }
     }
 }
+
+/// How a [`FieldChange`] names a change of order in a list of members
+/// keyed by id: `variations (order)`, before and after the ids they have
+/// in common, in their order on each side. Ids are slugs, so the name
+/// cannot clash with a member's.
+pub const ORDER_SUFFIX: &str = "(order)";
 
 /// What happened to one entity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -459,6 +467,26 @@ fn diff_values(path: &str, a: &Value, b: &Value, out: &mut Vec<FieldChange>) {
         (Value::Array(x), Value::Array(y)) if !x.is_empty() && !y.is_empty() => {
             match (by_id(x), by_id(y)) {
                 (Some(mx), Some(my)) => {
+                    // An ordered list (variations, modifiers) whose common
+                    // members changed places: the display order changed.
+                    let order = |list: &[Value], other: &BTreeMap<&str, &Value>| -> Vec<Value> {
+                        list.iter()
+                            .filter_map(|v| v.get("id")?.as_str())
+                            .filter(|id| other.contains_key(id))
+                            .map(|id| Value::String(id.to_owned()))
+                            .collect()
+                    };
+                    let (before, after) = (order(x, &my), order(y, &mx));
+                    if before != after {
+                        out.push(FieldChange {
+                            field: format!(
+                                "{} {ORDER_SUFFIX}",
+                                if path.is_empty() { "value" } else { path }
+                            ),
+                            before: Some(Value::Array(before)),
+                            after: Some(Value::Array(after)),
+                        });
+                    }
                     let mut ids: Vec<&&str> = mx.keys().chain(my.keys()).collect();
                     ids.sort();
                     ids.dedup();
@@ -564,5 +592,60 @@ mod tests {
         };
         assert_eq!(fields[0].field, "variations.x2");
         assert_eq!(fields[0].before, None);
+    }
+
+    #[test]
+    fn a_reorder_is_one_change_of_order_of_one_entity() {
+        let sizes = |order: &[&str]| {
+            let variations: Vec<Value> = order
+                .iter()
+                .map(|v| json!({"id": v, "name": v, "price": 100}))
+                .collect();
+            state(
+                json!([{"id": "soda", "name": "Soda", "category": "c", "variations": variations}]),
+            )
+        };
+        let a = sizes(&["small", "medium", "large"]);
+        let b = sizes(&["large", "medium", "small"]);
+        let d = diff_states(&a, &b);
+        assert_eq!(
+            d.changes,
+            vec![EntityChange {
+                kind: EntityKind::Item,
+                id: "soda".into(),
+                change: Change::Changed {
+                    fields: vec![FieldChange {
+                        field: "variations (order)".into(),
+                        before: Some(json!(["small", "medium", "large"])),
+                        after: Some(json!(["large", "medium", "small"])),
+                    }]
+                }
+            }]
+        );
+        let Change::Changed { fields } = &d.changes[0].change else {
+            panic!("changed")
+        };
+        assert_eq!(
+            fields.iter().map(|f| f.to_string()).collect::<Vec<_>>(),
+            [
+                "variations (order): [\"small\",\"medium\",\"large\"] → [\"large\",\"medium\",\"small\"]"
+            ]
+        );
+        // Adding or removing members is not a reorder of the others.
+        let c = sizes(&["small", "medium", "large", "jumbo"]);
+        let fields = match &diff_states(&a, &c).changes[0].change {
+            Change::Changed { fields } => fields.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(fields.len(), 1);
+        assert_eq!(fields[0].field, "variations.jumbo");
+        // Removing one and reordering the rest: both are said.
+        let e = sizes(&["large", "small"]);
+        let fields = match &diff_states(&a, &e).changes[0].change {
+            Change::Changed { fields } => fields.clone(),
+            other => panic!("{other:?}"),
+        };
+        let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(names, ["variations (order)", "variations.medium"]);
     }
 }

@@ -258,6 +258,7 @@ impl Loader<'_> {
                         }
                     }
                 }
+                EntryKind::File if e.name.ends_with(".yml") => self.ignored_yml(&path),
                 EntryKind::File => {}
                 EntryKind::Dir if e.name == "stores" => self.load_stores(&mut tenant, &path),
                 EntryKind::Dir => {}
@@ -354,6 +355,21 @@ impl Loader<'_> {
         }
     }
 
+    /// A `.yml` file where Fleet reads `.yaml` ones: said, not silently
+    /// skipped, since what it defines is then missing (a `kitchen.yml`
+    /// shows up as "unknown station" errors elsewhere).
+    fn ignored_yml(&mut self, path: &str) {
+        let stem = path.trim_end_matches(".yml");
+        self.diags.push(
+            Diagnostic::error(
+                "file/ignored",
+                path,
+                format!("Fleet reads only .yaml files here, so this file is ignored; rename it to {}.yaml", stem.rsplit('/').next().unwrap_or(stem)),
+            )
+            .warning(),
+        );
+    }
+
     /// One entry of a `stores` directory; `Some` when it is a store that
     /// decoded.
     fn load_store(&mut self, stores_dir: &str, e: &Entry) -> Option<StoreSource> {
@@ -374,6 +390,7 @@ impl Loader<'_> {
             match f.name.as_str() {
                 "store.yaml" => store_yaml = Some((path, f.size)),
                 "release.yaml" => has_release = true,
+                name if name.ends_with(".yml") => self.ignored_yml(&path),
                 _ => {}
             }
         }

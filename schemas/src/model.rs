@@ -479,6 +479,16 @@ pub struct User {
     pub plaintext_pin: bool,
 }
 
+/// A key written with no value (`absent:`) means empty, as an omitted key
+/// does: people leave a key in place after deleting its last entry.
+fn null_as_empty<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
 fn present<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
     IgnoredAny::deserialize(d).map(|_| true)
 }
@@ -530,11 +540,14 @@ pub struct StoreFile {
     pub api_version: ApiVersion,
     pub kind: StoreKind,
     pub store: StoreInfo,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(with = "Option<Overrides>")]
     pub overrides: Overrides,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(with = "Option<StoreAccess>")]
     pub access: StoreAccess,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(with = "Option<Vec<Device>>")]
     pub devices: Vec<Device>,
     /// Catalog and kitchen entities are created in the tenant base only; these
     /// are decoded so validation can say so (rule 11) instead of "unknown field".
@@ -562,18 +575,23 @@ pub struct StoreInfo {
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Overrides {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(with = "Option<Settings>")]
     pub settings: Settings,
     /// Variation or modifier id → price at this store.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(with = "Option<BTreeMap<Id, Money>>")]
     pub prices: BTreeMap<Id, Money>,
     /// Items, variations, modifiers or discounts not sold here.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(with = "Option<Vec<Id>>")]
     pub absent: Vec<Id>,
     /// Tax id → rate at this store.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(with = "Option<BTreeMap<Id, Rate>>")]
     pub tax_rates: BTreeMap<Id, Rate>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(with = "Option<RoutingOverride>")]
     pub routing: RoutingOverride,
 }
 
@@ -584,7 +602,8 @@ pub struct Overrides {
 pub struct RoutingOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<Vec<Id>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(with = "Option<BTreeMap<Id, Vec<Id>>>")]
     pub categories: BTreeMap<Id, Vec<Id>>,
 }
 
@@ -592,7 +611,8 @@ pub struct RoutingOverride {
 #[serde(deny_unknown_fields)]
 pub struct StoreAccess {
     /// Users who work at this store only.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_empty")]
+    #[schemars(with = "Option<Vec<User>>")]
     pub users: Vec<User>,
     /// Roles are tenant-wide; decoded only so validation can say so (rule 11).
     #[serde(default, skip_serializing)]

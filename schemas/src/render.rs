@@ -1,10 +1,17 @@
 //! Rendering: tenant base + one store's overrides → the store's complete
 //! desired state (POS-MODEL.md "Rendering a store").
 //!
-//! Pure and deterministic: the same inputs give the same value, and since
-//! every list is sorted by id and every map by key, the same bytes once
-//! serialized. Rendering assumes nothing about validity; it renders what it
-//! is given and leaves judgement to [`crate::validate`].
+//! Pure and deterministic: the same inputs give the same value, and the
+//! same bytes once serialized. Top-level collections keyed by id (taxes,
+//! categories, groups, items, discounts, roles, users, stations, devices)
+//! are sorted by id, maps by key, and sets of references (an item's
+//! `taxes` and `stations`, a role's `inherits`, routes) by id, so the order
+//! they are written in does not matter. Ordered lists inside an entity (an
+//! item's `variations` and `modifier_groups`, a group's `modifiers`) keep
+//! their authored order: it is the display order on the register
+//! (POS-MODEL.md "Rendering a store"). Rendering assumes nothing about
+//! validity; it renders what it is given and leaves judgement to
+//! [`crate::validate`].
 
 use std::collections::BTreeSet;
 
@@ -134,7 +141,7 @@ fn render_menu(menu: &Menu, store: &StoreFile) -> Menu {
         .modifier_groups
         .iter()
         .map(|g| {
-            let mut modifiers: Vec<_> = g
+            let modifiers: Vec<_> = g
                 .modifiers
                 .iter()
                 .filter(|m| !absent.contains(m.id.as_str()))
@@ -144,7 +151,6 @@ fn render_menu(menu: &Menu, store: &StoreFile) -> Menu {
                     m
                 })
                 .collect();
-            sort_by_id(&mut modifiers, |m| m.id.as_str());
             ModifierGroup {
                 modifiers,
                 ..g.clone()
@@ -156,7 +162,7 @@ fn render_menu(menu: &Menu, store: &StoreFile) -> Menu {
         .iter()
         .filter(|i| is_sold(i, &absent))
         .map(|i| {
-            let mut variations: Vec<_> = i
+            let variations: Vec<_> = i
                 .variations
                 .iter()
                 .filter(|v| !absent.contains(v.id.as_str()))
@@ -166,11 +172,10 @@ fn render_menu(menu: &Menu, store: &StoreFile) -> Menu {
                     v
                 })
                 .collect();
-            sort_by_id(&mut variations, |v| v.id.as_str());
             Item {
                 variations,
                 taxes: sorted_ids(&i.taxes),
-                modifier_groups: sorted_ids(&i.modifier_groups),
+                modifier_groups: first_occurrences(&i.modifier_groups),
                 stations: sorted_ids(&i.stations),
                 ..i.clone()
             }
@@ -262,6 +267,17 @@ fn render_kitchen(base: &TenantBase, store: &StoreFile) -> KitchenState {
 
 fn sort_by_id<T>(v: &mut [T], id: impl Fn(&T) -> &str) {
     v.sort_by(|a, b| id(a).cmp(id(b)));
+}
+
+/// An ordered list of references in its authored order, each id once (its
+/// first place): validation reports a repeated id, rendering must still be
+/// total.
+fn first_occurrences(ids: &[Id]) -> Vec<Id> {
+    let mut seen = BTreeSet::new();
+    ids.iter()
+        .filter(|id| seen.insert(id.as_str()))
+        .cloned()
+        .collect()
 }
 
 fn sorted_ids(ids: &[crate::Id]) -> Vec<crate::Id> {

@@ -2,8 +2,10 @@
 //! carries it to the store.
 //!
 //! A [`StoreState`] is what `fleet render` prints and what a reconciler
-//! converges the edge backend to. Its lists are sorted by id and its maps by
-//! key, so the same sources always give the same bytes.
+//! converges the edge backend to. Its collections are sorted by id and its
+//! maps by key, so the same sources always give the same bytes; the ordered
+//! lists inside an entity (variations, modifiers, an item's modifier groups)
+//! keep their authored order (see [`crate::render`]).
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;

@@ -369,6 +369,17 @@ fn validate_menu(f: &mut Findings, b: &TenantBase, cat: &mut Catalog) {
         let p = root.key("discounts").index(i);
         define(f, cat, file, p.key("id"), &d.id, "discount");
         f.violations(file, &p, rules::discount(d));
+        if let Some(perm) = &d.requires
+            && let Some(canon) = canonical_permission(perm)
+            && canon != perm
+        {
+            f.warn(
+                "compat/renamed",
+                file,
+                p.key("requires"),
+                format!("permission `{perm}` was renamed `{canon}`; the old name still works"),
+            );
+        }
     }
     // References need every id defined first.
     for (i, it) in m.items.iter().enumerate() {
@@ -931,7 +942,27 @@ fn validate_rendered(
     for item in &items {
         let route = render::route(&t.base, &s.file, item);
         if route.is_empty() {
-            f.err("routing/unrouted-item", file, YamlPath::root().key("store"), format!("item `{}` reaches no kitchen station at this store: route its category `{}` or set a default route", item.id, item.category));
+            let c = &item.category;
+            let why = if s.file.overrides.routing.categories.contains_key(c) {
+                format!(
+                    "this store routes its category `{c}` to no station (`overrides.routing.categories.{c}: []`); name a station there or remove the entry"
+                )
+            } else if t.base.kitchen.routing.categories.contains_key(c) {
+                format!(
+                    "the tenant routes its category `{c}` to no station (`kitchen.routing.categories.{c}: []`); name a station there, or route it for this store"
+                )
+            } else {
+                format!("route its category `{c}` or set a default route")
+            };
+            f.err(
+                "routing/unrouted-item",
+                file,
+                YamlPath::root().key("store"),
+                format!(
+                    "item `{}` reaches no kitchen station at this store: {why}",
+                    item.id
+                ),
+            );
         }
         for st in route {
             used.entry(st.as_str()).or_insert(item.id.as_str());
@@ -1065,6 +1096,114 @@ mod tests {
     #[test]
     fn fixture_is_valid() {
         assert_eq!(rules(&repo("", "", "")), vec![]);
+    }
+
+    /// Issue #15: a key left with no value after its last entry was deleted
+    /// means empty, as an omitted key does.
+    #[test]
+    fn keys_without_a_value_are_empty() {
+        for soho in [
+            "overrides:\n",
+            "overrides:\n  absent:\n  prices:\n  tax_rates:\n  settings:\n  routing:\n",
+            "overrides:\n  routing:\n    categories:\n",
+            "access:\n  users:\n",
+        ] {
+            assert_eq!(rules(&repo("", soho, "")), vec![], "{soho:?}");
+        }
+        // `devices:` empty leaves soho without a printer: the routing rule
+        // says so, not a decode error.
+        let mut tree = repo("", "", "");
+        let soho = "tenants/acme/stores/soho/store.yaml";
+        let text = tree.0[soho].replace(
+            "devices: [{id: p, station: grill, type: escpos_net, address: \"10.0.0.1:9100\"}]",
+            "devices:",
+        );
+        tree.0.insert(soho.into(), text);
+        let found: Vec<Rule> = rules(&tree).into_iter().map(|r| r.0).collect();
+        assert_eq!(found, ["routing/station-without-device"]);
+    }
+
+    /// Issue #15: a `.yml` file is said to be ignored instead of leaving
+    /// only the errors its missing definitions cause elsewhere.
+    #[test]
+    fn yml_files_are_reported_as_ignored() {
+        let mut tree = repo("", "", "");
+        tree.0.insert(
+            "tenants/acme/kitchen.yml".into(),
+            "apiVersion: fleet/v1\nkind: Tenant\n".into(),
+        );
+        tree.0
+            .insert("tenants/acme/stores/soho/notes.yml".into(), "a: 1\n".into());
+        let (_, d) = check_repo(&tree);
+        let found: Vec<(Rule, &str, Severity, &str)> = d
+            .iter()
+            .map(|d| (d.rule, d.file.as_str(), d.severity, d.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (
+                    "file/ignored",
+                    "tenants/acme/kitchen.yml",
+                    Severity::Warning,
+                    "Fleet reads only .yaml files here, so this file is ignored; rename it to kitchen.yaml"
+                ),
+                (
+                    "file/ignored",
+                    "tenants/acme/stores/soho/notes.yml",
+                    Severity::Warning,
+                    "Fleet reads only .yaml files here, so this file is ignored; rename it to notes.yaml"
+                ),
+            ]
+        );
+        assert!(!has_errors(&d));
+    }
+
+    /// Issue #15: a discount's old permission name is a warning, as a
+    /// role's is.
+    #[test]
+    fn a_discount_requiring_a_renamed_permission_is_warned() {
+        let mut tree = repo("", "", "");
+        let tenant = "tenants/acme/tenant.yaml";
+        let text = tree.0[tenant].replacen(
+            "  items:",
+            "  discounts: [{id: staff, name: Staff, kind: percent, rate: \"10\", requires: discount.manager}]\n  items:",
+            1,
+        );
+        tree.0.insert(tenant.into(), text);
+        let (_, d) = check_repo(&tree);
+        let found: Vec<(Rule, Severity, usize)> =
+            d.iter().map(|d| (d.rule, d.severity, d.line)).collect();
+        assert_eq!(found, [("compat/renamed", Severity::Warning, 8)], "{d:?}");
+        assert!(
+            d[0].message.contains("`discount.restricted`"),
+            "{}",
+            d[0].message
+        );
+    }
+
+    /// Issue #15: an item routed nowhere by an empty category route is told
+    /// so, not told to set a default route it already has.
+    #[test]
+    fn an_empty_category_route_is_named_as_the_cause() {
+        let (_, d) = check_repo(&repo(
+            "",
+            "overrides: {routing: {categories: {food: []}}}\n",
+            "",
+        ));
+        assert_eq!(d.len(), 1, "{d:?}");
+        assert_eq!(d[0].rule, "routing/unrouted-item");
+        assert!(
+            d[0].message
+                .contains("this store routes its category `food` to no station"),
+            "{}",
+            d[0].message
+        );
+        assert!(
+            !d[0].message.contains("set a default route"),
+            "{}",
+            d[0].message
+        );
     }
 
     /// Regression: a store.yaml that failed to decode made tenant users who

@@ -420,7 +420,8 @@ pub struct SettingEntry {
 }
 
 /// `GET /state`: every domain (or the one asked for with `?domain=`), lists
-/// sorted by id. `version` is the newest version in the database: it
+/// of entities sorted by id, each entity's own lists (variations,
+/// modifiers) in the order they were written. `version` is the newest version in the database: it
 /// changes with every write.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(as = AppliedState)]

@@ -565,7 +565,7 @@ pub async fn put_routing(
 #[utoipa::path(
     get, path = "/state", tag = "state",
     summary = "The applied configuration with versions",
-    description = "Every domain (or the one named by `domain`) in one snapshot: lists sorted by id, every entity as its GET body. The top-level `version` is the newest version in the database.",
+    description = "Every domain (or the one named by `domain`) in one snapshot: lists of entities sorted by id, every entity as its GET body (its own lists, such as variations and modifiers, in the order they were written). The top-level `version` is the newest version in the database.",
     params(("domain" = Option<String>, Query, description = "settings, menu, access or kitchen")),
     responses(
         (status = 200, description = "The applied state.", body = StateBody),

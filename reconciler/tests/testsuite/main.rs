@@ -13,3 +13,4 @@ mod diagnose_e2e;
 mod quickstart;
 mod reconcile_e2e;
 mod status_e2e;
+mod validate_applies;

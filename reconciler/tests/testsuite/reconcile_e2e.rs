@@ -256,6 +256,85 @@ fn one_base_price_change_is_exactly_one_write() {
     fx.edge.assert_audit_verifies();
 }
 
+/// POS-MODEL.md "Rendering a store": an item's variations and a group's
+/// modifiers reach the register in their authored order (the display
+/// order), not sorted by id; a pure reorder is one update of that entity,
+/// never a delete and a create, and `fleet plan` says the order changed.
+#[test]
+fn a_reorder_is_one_update_and_keeps_the_authored_order() {
+    let fx = Fixture::converged();
+    let ids = |entity: &Value, list: &str| -> Vec<String> {
+        entity[list]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {list} in {entity}"))
+            .iter()
+            .map(|v| v["id"].as_str().expect("a member has an id").to_owned())
+            .collect()
+    };
+    let soda = fx.edge.get("/menu/items/fountain-soda");
+    assert_eq!(
+        ids(&soda, "variations"),
+        ["soda-small", "soda-medium", "soda-large"],
+        "authored order, not by id"
+    );
+    let flavors = fx.edge.get("/menu/modifier-groups/soda-flavor");
+    assert_eq!(
+        ids(&flavors, "modifiers"),
+        [
+            "cola",
+            "diet-cola",
+            "lemon-lime",
+            "root-beer",
+            "orange-soda"
+        ]
+    );
+
+    let seen = fx.edge.audit().len();
+    let small = "        - {id: soda-small, name: Small, sku: DRK-001, price: 199}\n";
+    let large = "        - {id: soda-large, name: Large, sku: DRK-003, price: 299}\n";
+    let medium = "        - {id: soda-medium, name: Medium, sku: DRK-002, price: 249}\n";
+    fx.edit(
+        "tenants/acme/menu.yaml",
+        &format!("{small}{medium}{large}"),
+        &format!("{large}{medium}{small}"),
+    );
+    fx.commit("fountain soda: largest size first");
+    let repo = fx.work.display().to_string();
+    let plan = run_process(
+        std::process::Command::new(e2e::fleet_bin())
+            .args(["plan", "--base", "HEAD~1", "--repo", &repo])
+            .current_dir(&fx.root),
+        e2e::PROCESS_TIMEOUT,
+    );
+    plan.expect_code(1, "fleet plan: 1 means changes");
+    assert!(
+        plan.stdout.contains(
+            "~ item `fountain-soda`: variations (order): [\"soda-small\",\"soda-medium\",\"soda-large\"] → [\"soda-large\",\"soda-medium\",\"soda-small\"]"
+        ),
+        "{plan}"
+    );
+    fx.sign(&[]);
+    let run = fx.once();
+    run.expect_code(0, "reorder");
+    assert_eq!(run.outcome(), "converged", "{run}");
+    fx.assert_converged();
+    let new = entries_after(&fx, seen);
+    let writes: Vec<(&Value, &Value, &Value)> = new
+        .iter()
+        .map(|e| (&e["kind"], &e["entity_id"], &e["action"]))
+        .collect();
+    assert_eq!(
+        writes,
+        [(&json!("item"), &json!("fountain-soda"), &json!("update"))],
+        "one update: {new:#?}"
+    );
+    assert_eq!(
+        ids(&fx.edge.get("/menu/items/fountain-soda"), "variations"),
+        ["soda-large", "soda-medium", "soda-small"]
+    );
+    fx.edge.assert_audit_verifies();
+}
+
 /// DESIGN.md §5 ordering: a release that removes entities (items, a
 /// discount, a device, users) while it adds and changes others converges in
 /// one pass — creates and updates first in dependency order, deletes after

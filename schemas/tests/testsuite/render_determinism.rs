@@ -1,5 +1,7 @@
 //! Rendering is deterministic: the same sources give the same bytes, in
-//! whatever order the lists of the sources happen to be written.
+//! whatever order the top-level collections of the sources happen to be
+//! written; the ordered lists inside an entity (variations, modifiers, an
+//! item's modifier groups) keep the order they are written in.
 
 use proptest::prelude::*;
 use schemas::load::TenantBase;
@@ -165,19 +167,57 @@ proptest! {
 
         let mut permuted = b.clone();
         permuted.menu.items = shuffled(&b.menu.items, seed);
-        for item in &mut permuted.menu.items {
-            item.variations = shuffled(&item.variations, seed.rotate_left(7));
-        }
         permuted.menu.categories = shuffled(&b.menu.categories, seed.rotate_left(3));
+        permuted.menu.modifier_groups = shuffled(&b.menu.modifier_groups, seed.rotate_left(5));
         permuted.access.roles = shuffled(&b.access.roles, seed.rotate_left(11));
         permuted.access.users = shuffled(&b.access.users, seed.rotate_left(19));
-        for g in &mut permuted.menu.modifier_groups {
-            g.modifiers = shuffled(&g.modifiers, seed.rotate_left(23));
+        for item in &mut permuted.menu.items {
+            item.taxes = shuffled(&item.taxes, seed.rotate_left(29));
         }
         let mut s2 = s.clone();
         s2.overrides.absent = shuffled(&s.overrides.absent, seed);
         let other = serde_saphyr::to_string(&render_store(&permuted, &s2)).expect("serialize");
         prop_assert_eq!(first, other);
+    }
+
+    /// The display order: an item's variations and modifier groups and a
+    /// group's modifiers come out in the order they are written, less what
+    /// the store leaves out.
+    #[test]
+    fn ordered_lists_keep_their_authored_order(
+        prices in prop::collection::vec(0u64..1_000_000, 3..40),
+        flags in prop::collection::vec(any::<bool>(), 1..5),
+        seed in any::<u64>(),
+    ) {
+        let mut b = base(&prices, &flags);
+        for (n, item) in b.menu.items.iter_mut().enumerate() {
+            let n = n as u64;
+            item.variations = shuffled(&item.variations, seed.rotate_left(7) ^ n);
+            item.modifier_groups = shuffled(&item.modifier_groups, seed.rotate_left(13) ^ n);
+        }
+        for g in &mut b.menu.modifier_groups {
+            g.modifiers = shuffled(&g.modifiers, seed.rotate_left(23));
+        }
+        let s = store(&prices);
+        let absent = schemas::render::absent_ids(&s);
+        let kept = |ids: Vec<&Id>| -> Vec<String> {
+            ids.into_iter()
+                .filter(|id| !absent.contains(id.as_str()))
+                .map(|id| id.0.clone())
+                .collect()
+        };
+        let state = render_store(&b, &s);
+        for rendered in &state.menu.items {
+            let authored = b.menu.items.iter().find(|i| i.id == rendered.id).expect("an authored item");
+            let got: Vec<String> = rendered.variations.iter().map(|v| v.id.0.clone()).collect();
+            prop_assert_eq!(got, kept(authored.variations.iter().map(|v| &v.id).collect()));
+            prop_assert_eq!(&rendered.modifier_groups, &authored.modifier_groups);
+        }
+        for rendered in &state.menu.modifier_groups {
+            let authored = b.menu.modifier_groups.iter().find(|g| g.id == rendered.id).expect("an authored group");
+            let got: Vec<String> = rendered.modifiers.iter().map(|m| m.id.0.clone()).collect();
+            prop_assert_eq!(got, kept(authored.modifiers.iter().map(|m| &m.id).collect()));
+        }
     }
 }
 
