@@ -1,5 +1,8 @@
 //! The admin commands: `token create`, `operator create`, `node revoke`.
-//! Each works on the database directly and returns what to print.
+//! Each works on the database directly and returns what to print. They
+//! refuse a database the service has not set up ([`store::open_existing`]),
+//! so a forgotten `--database-url` cannot hand out a token the service will
+//! never accept.
 
 use chrono::{Duration, Utc};
 
@@ -34,7 +37,7 @@ pub async fn token_create(
     if ttl <= Duration::zero() || ttl > Duration::days(3650) {
         return Err(AdminError::BadTtl);
     }
-    let db = store::open(database_url).await?;
+    let db = store::open_existing(database_url).await?;
     let token = tokens::generate(tokens::BOOTSTRAP_PREFIX);
     let now = Utc::now().timestamp();
     db.create_bootstrap_token(
@@ -65,7 +68,7 @@ pub async fn operator_create(database_url: &str, tenants: &[String]) -> Result<S
     if let Some(bad) = tenants.iter().find(|t| !schemas::primitives::is_slug(t)) {
         return Err(AdminError::BadTenant(bad.clone()));
     }
-    let db = store::open(database_url).await?;
+    let db = store::open_existing(database_url).await?;
     let token = tokens::generate(tokens::OPERATOR_PREFIX);
     let now = Utc::now().timestamp();
     db.create_operator(&tokens::hash(&token), tenants, now)
@@ -88,7 +91,7 @@ pub async fn node_revoke(database_url: &str, store_id: &str) -> Result<u64, Admi
     if !tokens::is_store_id(store_id) {
         return Err(AdminError::BadStore(store_id.to_owned()));
     }
-    let db = store::open(database_url).await?;
+    let db = store::open_existing(database_url).await?;
     let now = Utc::now().timestamp();
     let n = db.revoke_store_nodes(store_id, now).await?;
     db.audit(NewAudit {

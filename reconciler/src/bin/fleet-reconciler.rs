@@ -398,25 +398,42 @@ fn print_summary(r: &Report) {
 }
 
 fn status(config: &Config) -> i32 {
+    // Two commits are in play: the release's `source_commit` (what was
+    // rendered and signed; `fleet plan` and the reports name it) and the
+    // fetched commit that carries the signed release file (the release
+    // commit). Each line says which it shows.
     match applied::read(&config.state_dir) {
         Ok(Some(a)) => println!(
-            "applied: revision {} from commit {} at {}",
+            "applied: revision {} from commit {} (the release's source commit) at {}",
             a.revision, a.commit, a.applied_at
         ),
         Ok(None) => println!("applied: nothing yet"),
         Err(e) => println!("applied: {e}"),
     }
     match daemon::last_pass(&config.state_dir) {
-        Some(r) => println!(
-            "last pass: {} at {} ({} ms){}",
-            r.outcome.as_str(),
-            r.started_at,
-            r.duration_ms,
-            r.errors
-                .first()
-                .map(|e| format!(": {e}"))
-                .unwrap_or_default()
-        ),
+        Some(r) => {
+            println!(
+                "last pass: {} at {} ({} ms)",
+                r.outcome.as_str(),
+                r.started_at,
+                r.duration_ms,
+            );
+            if let Some(refusal) = &r.refusal {
+                println!("  refused ({}): {}", refusal.code, refusal.message);
+            }
+            for e in &r.errors {
+                println!("  error: {e}");
+            }
+            for w in &r.warnings {
+                println!("  warning: {w}");
+            }
+            if let Some(c) = &r.fetched_commit {
+                println!("  release commit (fetched): {c}");
+            }
+            if let Some(c) = &r.commit {
+                println!("  source commit (rendered from): {c}");
+            }
+        }
         None => println!("last pass: none yet"),
     }
     match status_client::enrollment(&config.state_dir) {

@@ -638,6 +638,14 @@ fn row05_expired_release_is_refused_end_to_end() {
     });
     assert!(expired, "the release should expire within 2 s");
     run_refused(&fx, &["release/expired"]);
+    // `status` says why (issue #16), not only that the pass was refused.
+    let run = fx.reconciler(&["status"]);
+    run.expect_code(0, "status");
+    assert!(run.stdout.contains("last pass: refused"), "{run}");
+    assert!(
+        run.stdout.contains("  refused (release/expired): "),
+        "{run}"
+    );
 }
 
 /// THREATS row 6: brooklyn's (newer, validly signed) release copied into
@@ -1563,6 +1571,12 @@ fn plan_exit_codes_and_status() {
         "{run}"
     );
     assert!(run.stdout.contains("last pass: converged"), "{run}");
+    assert!(
+        run.stdout
+            .contains(&format!("  source commit (rendered from): {c2}")),
+        "{run}"
+    );
+    assert!(run.stdout.contains("  release commit (fetched): "), "{run}");
     fx.reconciler(&["plan"])
         .expect_code(0, "plan in sync again");
 }

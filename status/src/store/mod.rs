@@ -48,6 +48,14 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error("the database writer stopped")]
     WriterStopped,
+    /// An admin command pointed at a database the service never set up: a
+    /// token written there would never be seen by the service.
+    #[error(
+        "{what} at {url}: `fleet-status serve` sets up its database on first start, and the admin \
+         commands write into that same database; pass the service's --database-url (or set \
+         FLEET_STATUS_DATABASE_URL as its unit does)"
+    )]
+    NotSetUp { url: String, what: &'static str },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -271,6 +279,19 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// newest first (the store page shows who reported and when keys were
     /// revoked).
     fn store_nodes<'a>(&'a self, store: &'a str) -> StoreFuture<'a, Vec<Node>>;
+}
+
+/// Open a database that `fleet-status serve` has already set up (its
+/// tables exist), for the admin commands: a mistyped or missing
+/// `--database-url` is refused instead of creating an empty database whose
+/// tokens the service would never see. Then migrate it, as [`open`] does.
+pub async fn open_existing(url: &str) -> StoreResult<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        sqlite::check_set_up(url).await?;
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        postgres::check_set_up(url).await?;
+    }
+    open(url).await
 }
 
 /// Open the database named by `url` and migrate it: `sqlite://…` (created

@@ -22,6 +22,29 @@ pub type PgStore = SqlStore<Postgres>;
 const WRITERS: usize = 4;
 
 /// Connect to the database of `url` and migrate it.
+/// That the database of `url` exists and holds the service's tables.
+pub(super) async fn check_set_up(url: &str) -> StoreResult<()> {
+    use sqlx::Connection as _;
+    let mut conn = sqlx::PgConnection::connect(url)
+        .await
+        .map_err(StoreError::Connect)?;
+    let set_up: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
+         WHERE table_schema = current_schema() AND table_name = 'status_nodes')",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    conn.close().await?;
+    if set_up {
+        Ok(())
+    } else {
+        Err(StoreError::NotSetUp {
+            url: url.to_owned(),
+            what: "no fleet-status tables in the database",
+        })
+    }
+}
+
 pub(super) async fn open(url: &str) -> StoreResult<PgStore> {
     let pool = PgPoolOptions::new()
         .max_connections(16)

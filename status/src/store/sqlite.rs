@@ -28,6 +28,32 @@ pub type SqliteStore = SqlStore<Sqlite>;
 /// Reading connections (besides the one writer).
 const READERS: u32 = 8;
 
+/// That the SQLite file of `url` exists and holds the service's tables.
+pub(super) async fn check_set_up(url: &str) -> StoreResult<()> {
+    use sqlx::Connection as _;
+    let options = SqliteConnectOptions::from_str(url)
+        .map_err(StoreError::Connect)?
+        .create_if_missing(false)
+        .read_only(true);
+    let not_set_up = |what| StoreError::NotSetUp {
+        url: url.to_owned(),
+        what,
+    };
+    let Ok(mut conn) = sqlx::SqliteConnection::connect_with(&options).await else {
+        return Err(not_set_up("no database file"));
+    };
+    let tables: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'status_nodes'",
+    )
+    .fetch_one(&mut conn)
+    .await?;
+    conn.close().await?;
+    if tables == 0 {
+        return Err(not_set_up("no fleet-status tables in the database"));
+    }
+    Ok(())
+}
+
 /// Open (creating it when missing) and migrate the SQLite file of `url`.
 pub(super) async fn open(url: &str) -> StoreResult<SqliteStore> {
     let options = SqliteConnectOptions::from_str(url)

@@ -104,3 +104,68 @@ async fn races_on_sqlite() {
 async fn races_on_postgres() {
     races(TestDb::postgres()).await;
 }
+
+/// The admin commands with the service's database not set up (issue #16:
+/// a `token create` run without `--database-url` made a new empty
+/// `status.db` and printed a token the service would never accept).
+async fn admin_commands_refuse_a_database_the_service_never_set_up(db: TestDb) {
+    let admin = |url: &str, args: &[&str]| {
+        std::process::Command::new(crate::common::BIN)
+            .arg("--database-url")
+            .arg(url)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let commands: [&[&str]; 3] = [
+        &["token", "create", "acme/soho", "--ttl", "1h"],
+        &["operator", "create", "--tenant", "acme"],
+        &["node", "revoke", "acme/soho"],
+    ];
+    let refused = |url: &str, what: &str| {
+        for args in commands {
+            let out = admin(url, args);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(!out.status.success(), "{args:?} on {url}");
+            assert!(out.stdout.is_empty(), "{args:?} printed a token");
+            assert!(stderr.contains(what), "{args:?}: {stderr}");
+            assert!(
+                stderr.contains("pass the service's --database-url"),
+                "{args:?}: {stderr}"
+            );
+        }
+    };
+    if db.url.starts_with("sqlite:") {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("status.db");
+        let url = format!("sqlite://{}", missing.display());
+        refused(&url, "no database file");
+        assert!(!missing.exists(), "no database file was made");
+        // A file that is not the service's (empty, or another program's).
+        std::fs::write(&missing, b"").unwrap();
+        refused(&url, "no fleet-status tables");
+    } else {
+        // A fresh PostgreSQL database the service never started on.
+        refused(&db.url, "no fleet-status tables");
+    }
+    // Once the service has set the database up, they work.
+    db.open().await.close().await.unwrap();
+    for args in commands {
+        let out = admin(&db.url, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_commands_refuse_an_unset_database_on_sqlite() {
+    admin_commands_refuse_a_database_the_service_never_set_up(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_commands_refuse_an_unset_database_on_postgres() {
+    admin_commands_refuse_a_database_the_service_never_set_up(TestDb::postgres()).await;
+}
