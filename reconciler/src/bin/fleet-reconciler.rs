@@ -11,6 +11,7 @@ use reconciler::config::{Config, DEFAULT_PATH};
 use reconciler::daemon;
 use reconciler::diagnose::{self, DiagnoseOptions};
 use reconciler::outbox::Outbox;
+use reconciler::ownership;
 use reconciler::status_client::{self, StatusClient, StatusError};
 use release::applied;
 use schemas::diff::Change;
@@ -100,11 +101,27 @@ fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
-fn load(config: &Path) -> Result<Agent, i32> {
-    let config = Config::load(config).map_err(|e| {
+/// The command line after the program name, for advice in messages.
+fn command_line() -> String {
+    std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+}
+
+/// The config of a command that writes the state directory: refused when
+/// root would write into a directory the daemon's user owns.
+fn load_config_to_write(path: &Path) -> Result<Config, i32> {
+    let config = Config::load(path).map_err(|e| {
         eprintln!("error: {e}");
         2
     })?;
+    ownership::check_state_owner(&config.state_dir, &command_line()).map_err(|e| {
+        eprintln!("error: {e}");
+        2
+    })?;
+    Ok(config)
+}
+
+fn load(config: &Path) -> Result<Agent, i32> {
+    let config = load_config_to_write(config)?;
     Agent::new(config).map_err(|e| {
         eprintln!("error: {e}");
         2
@@ -132,19 +149,13 @@ async fn run(cli: Cli) -> i32 {
             status_url,
             token,
             token_file,
-        } => match Config::load(&cli.config) {
+        } => match load_config_to_write(&cli.config) {
             Ok(config) => enroll(&config, status_url, token, token_file).await,
-            Err(e) => {
-                eprintln!("error: {e}");
-                2
-            }
+            Err(code) => code,
         },
-        Command::Run => match Config::load(&cli.config) {
+        Command::Run => match load_config_to_write(&cli.config) {
             Ok(_) => daemon::run(cli.config.clone()).await,
-            Err(e) => {
-                eprintln!("error: {e}");
-                2
-            }
+            Err(code) => code,
         },
         Command::Plan => {
             let agent = match load(&cli.config) {

@@ -1750,3 +1750,57 @@ fn daemon_speaks_the_systemd_notify_protocol() {
         .expect("exits after SIGTERM");
     assert_eq!(status.code(), Some(0));
 }
+
+/// Issue #16: `sudo fleet-reconciler once` (or `plan`, `enroll`, `run`) on
+/// the daemon's state directory is refused with what to run instead, and
+/// writes nothing there; `status` still reads it. Root is needed to make a
+/// directory another user owns: CI runs the suite as root.
+#[test]
+fn root_is_refused_on_a_state_directory_another_user_owns() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("not root: this check needs root to hand the state directory to another user");
+        return;
+    }
+    let fx = Fixture::converged();
+    fn chown_all(path: &Path, uid: u32) {
+        std::os::unix::fs::lchown(path, Some(uid), Some(uid)).expect("chown");
+        if path.is_dir() && !path.is_symlink() {
+            for e in std::fs::read_dir(path).expect("read dir") {
+                chown_all(&e.expect("entry").path(), uid);
+            }
+        }
+    }
+    const NOBODY: u32 = 65534;
+    chown_all(&fx.state, NOBODY);
+    let before = fx.snapshot();
+    for args in [
+        &["once"][..],
+        &["plan"],
+        &["run"],
+        &[
+            "enroll",
+            "--status-url",
+            "http://127.0.0.1:9",
+            "--token",
+            "x",
+        ],
+    ] {
+        let run = fx.reconciler(args);
+        run.expect_code(2, &format!("{args:?} as root"));
+        assert!(
+            run.stderr
+                .contains("is running as root, but its state directory")
+                && run.stderr.contains(&format!("uid {NOBODY}"))
+                && run.stderr.contains(&format!(
+                    "fleet-reconciler --config {}",
+                    fx.config.display()
+                )),
+            "{args:?}: {run}"
+        );
+    }
+    assert_eq!(fx.snapshot(), before, "nothing written");
+    let run = fx.reconciler(&["status"]);
+    run.expect_code(0, "status only reads");
+    chown_all(&fx.state, 0);
+    fx.once().expect_code(0, "root on its own directory");
+}
