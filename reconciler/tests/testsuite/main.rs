@@ -13,4 +13,5 @@ mod diagnose_e2e;
 mod quickstart;
 mod reconcile_e2e;
 mod status_e2e;
+mod troubleshooting_rows;
 mod validate_applies;
