@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install Fleet on a store's Pi: the fleet user, directories, binaries,
 # trust keys, token files, the reconciler config, the systemd units; then
-# enroll the node and enable the units. Idempotent: run it again to
+# start fleet-edge, enroll the node and enable the reconciler. Idempotent: run it again to
 # upgrade binaries or change the config; the edge token and an enrolled
 # node key are kept. See docs/operations/pi.md.
 set -euo pipefail
@@ -23,7 +23,9 @@ Options:
   --interval SECS             seconds between passes (default 60)
   --git-token-file FILE       HTTPS token for a private fleet repo (copied, 0600)
   --bootstrap-token-file FILE enroll the node with this single-use token
-                              (fleet-status token create TENANT/STORE)
+                              (fleet-status token create TENANT/STORE); needs
+                              --status-url. fleet-edge is started first: a
+                              failed enrollment never keeps the POS down
   --reenroll                  enroll even if the node already has a key
   --keep-days N               edge backups kept (default 14)
   --timer                     a pass a minute from fleet-reconciler-once.timer
@@ -36,6 +38,9 @@ Options:
                               enrollment, no systemctl): for tests and images
   --dry-run                   print what would be done, change nothing
   -h, --help                  this help
+
+Exit: 0 installed; 1 refused (bad flags or files; nothing changed);
+3 installed and serving, but the enrollment failed (run it again later).
 
 Layout (below --root): /usr/local/bin/fleet-{edge,reconciler},
 /etc/fleet/{reconciler.toml,edge.env,edge.token,git.token,trust/},
@@ -93,6 +98,7 @@ for k in "${TRUST_KEYS[@]}"; do
 done
 [ -z "$GIT_TOKEN_FILE" ] || [ -f "$GIT_TOKEN_FILE" ] || die "$GIT_TOKEN_FILE does not exist"
 [ -z "$BOOTSTRAP_TOKEN_FILE" ] || [ -f "$BOOTSTRAP_TOKEN_FILE" ] || die "$BOOTSTRAP_TOKEN_FILE does not exist"
+[ -z "$BOOTSTRAP_TOKEN_FILE" ] || [ -n "$STATUS_URL" ] || die "--bootstrap-token-file needs --status-url: the address of the status service to enroll with"
 if [ -n "$ROOT" ]; then
     [ "$DRY_RUN" -eq 1 ] || mkdir -p "$ROOT"
     ROOT="$(cd "$ROOT" 2>/dev/null && pwd || echo "$ROOT")"
@@ -229,16 +235,21 @@ if [ -n "$ROOT" ]; then
     exit 0
 fi
 run systemctl daemon-reload
+# The POS backend first: nothing at head office (a mistyped token, the
+# status service down) may keep the store's point of sale from starting.
+if [ "$ENABLE" -eq 1 ]; then
+    run systemctl enable --now fleet-edge.service fleet-edge-backup.timer
+fi
+enroll_failed=0
 if [ -n "$BOOTSTRAP_TOKEN_FILE" ]; then
     if [ -s /var/lib/fleet/node.key ] && [ "$REENROLL" -eq 0 ]; then
         echo "The node is already enrolled (/var/lib/fleet/node.key); --reenroll to replace its key."
-    else
-        run runuser -u "$USER_NAME" -- /usr/local/bin/fleet-reconciler \
-            --config /etc/fleet/reconciler.toml enroll --token-file "$BOOTSTRAP_TOKEN_FILE"
+    elif ! run runuser -u "$USER_NAME" -- /usr/local/bin/fleet-reconciler \
+            --config /etc/fleet/reconciler.toml enroll --token-file "$BOOTSTRAP_TOKEN_FILE"; then
+        enroll_failed=1
     fi
 fi
 if [ "$ENABLE" -eq 1 ]; then
-    run systemctl enable --now fleet-edge.service fleet-edge-backup.timer
     if [ "$TIMER" -eq 1 ]; then
         run systemctl disable --now fleet-reconciler.service
         run systemctl enable --now fleet-reconciler-once.timer
@@ -246,5 +257,14 @@ if [ "$ENABLE" -eq 1 ]; then
         run systemctl disable --now fleet-reconciler-once.timer
         run systemctl enable --now fleet-reconciler.service
     fi
+fi
+if [ "$enroll_failed" -eq 1 ]; then
+    cat >&2 <<EOF
+Installed, but the node is NOT enrolled (the error is above). fleet-edge is
+serving and the reconciler applies releases; its reports wait in the outbox
+until the node is enrolled. Get a new token at head office, then run:
+  sudo -u $USER_NAME fleet-reconciler --config /etc/fleet/reconciler.toml enroll --token-file FILE
+EOF
+    exit 3
 fi
 echo "Installed. Check: systemctl status fleet-edge fleet-reconciler; fleet-reconciler status"

@@ -349,3 +349,46 @@ fn the_backup_unit_backs_up_a_served_edge_and_deletes_old_backups() {
     assert!(o.status.success(), "restore: {}", text(&o));
     drop(edge);
 }
+
+/// Issue #16: on the real machine the POS backend is started before the
+/// enrollment (a head-office token problem must not keep the POS down),
+/// and a bootstrap token without a status service to enroll with is
+/// refused before anything changes. The real-machine path is read from
+/// `--dry-run` without `--root`, which prints every step it would run.
+#[test]
+fn install_sh_starts_the_edge_before_it_enrolls() {
+    let s = Staging::new();
+    let release = s.p("keys/release.pub").display().to_string();
+    let token = s.p("soho.token");
+    std::fs::write(&token, "fsb_made-up\n").expect("token file");
+    let token = token.display().to_string();
+    let run = |extra: &[&str]| {
+        sh(Command::new("bash")
+            .arg(deploy_dir().join("install.sh"))
+            .args(["--store", "acme/soho"])
+            .args(["--repo-url", "https://git.example.com/acme/fleet.git"])
+            .arg("--bin-dir")
+            .arg(s.p("bin"))
+            .args(["--trust-key", &release, "--bootstrap-token-file", &token])
+            .args(extra))
+    };
+    let o = run(&["--status-url", "https://status.example.com", "--dry-run"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let at = |needle: &str| {
+        out.find(needle)
+            .unwrap_or_else(|| panic!("no {needle:?} in:\n{out}"))
+    };
+    let edge = at("would run: systemctl enable --now fleet-edge.service");
+    let enroll = at("enroll --token-file");
+    let reconciler = at("would run: systemctl enable --now fleet-reconciler.service");
+    assert!(edge < enroll && enroll < reconciler, "{out}");
+
+    let o = run(&["--dry-run"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--bootstrap-token-file needs --status-url"),
+        "{}",
+        text(&o)
+    );
+}
