@@ -128,12 +128,14 @@ dir() {
 }
 
 own() {
-    if [ "$have_user" -eq 1 ] || [ "$DRY_RUN" -eq 1 ]; then run chown "$1" "$2"; fi
+    # In a dry run too, only what the real run would do: no chown to a user
+    # that a staging root does not have.
+    if [ "$have_user" -eq 1 ]; then run chown "$1" "$2"; fi
 }
 
 # file SRC DEST MODE OWNER:GROUP  (copied only when it differs)
 file() {
-    if [ "$DRY_RUN" -eq 1 ] || ! cmp -s "$1" "$ROOT$2"; then
+    if ! cmp -s "$1" "$ROOT$2"; then
         run install -m "$3" "$1" "$ROOT$2"
     fi
     run chmod "$3" "$ROOT$2"
@@ -145,6 +147,10 @@ content() {
     local tmp
     tmp="$(mktemp)"
     cat >"$tmp"
+    if [ "$DRY_RUN" -eq 1 ]; then
+        echo "would write $ROOT$1 ($2, $3):"
+        sed 's/^/    | /' "$tmp"
+    fi
     file "$tmp" "$1" "$2" "$3"
     rm -f "$tmp"
 }
@@ -230,8 +236,12 @@ done
 
 # 8. Enrollment and units: only on the real machine.
 if [ -n "$ROOT" ]; then
-    echo "Staging root: skipping enrollment and systemctl."
-    echo "Installed into $ROOT."
+    echo "Staging root: skipping enrollment and systemctl${BOOTSTRAP_TOKEN_FILE:+ (--bootstrap-token-file is not used: enroll on the real machine)}."
+    if [ "$DRY_RUN" -eq 1 ]; then
+        echo "Dry run: nothing was changed."
+    else
+        echo "Installed into $ROOT."
+    fi
     exit 0
 fi
 run systemctl daemon-reload
@@ -257,6 +267,10 @@ if [ "$ENABLE" -eq 1 ]; then
         run systemctl disable --now fleet-reconciler-once.timer
         run systemctl enable --now fleet-reconciler.service
     fi
+fi
+if [ "$DRY_RUN" -eq 1 ]; then
+    echo "Dry run: nothing was changed."
+    exit 0
 fi
 if [ "$enroll_failed" -eq 1 ]; then
     cat >&2 <<EOF

@@ -150,7 +150,7 @@ async fn run(cli: Cli) -> i32 {
             token,
             token_file,
         } => match load_config_to_write(&cli.config) {
-            Ok(config) => enroll(&config, status_url, token, token_file).await,
+            Ok(config) => enroll(&config, &cli.config, status_url, token, token_file).await,
             Err(code) => code,
         },
         Command::Run => match load_config_to_write(&cli.config) {
@@ -280,6 +280,7 @@ async fn deliver_once(config: &Config) {
 
 async fn enroll(
     config: &Config,
+    config_path: &Path,
     status_url: Option<String>,
     token: Option<String>,
     token_file: Option<PathBuf>,
@@ -287,7 +288,7 @@ async fn enroll(
     let Some(url) = status_url.or_else(|| config.status_url.clone()) else {
         eprintln!(
             "error: no status service: pass --status-url or set status_url in {}",
-            reconciler::config::DEFAULT_PATH
+            config_path.display()
         );
         return 2;
     };

@@ -232,6 +232,17 @@ fn install_sh_dry_run_changes_nothing_and_bad_flags_are_refused() {
         text(&o)
     );
     assert!(!s.p("root").exists(), "a dry run makes no staging root");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("/etc/fleet/reconciler.toml (0640")
+            && out.contains("    | store = \"acme/soho\""),
+        "the dry run shows the config it would write:\n{out}"
+    );
+    assert!(
+        out.trim_end().ends_with("Dry run: nothing was changed."),
+        "{out}"
+    );
+    assert!(!out.contains("Installed"), "{out}");
 
     let help = sh(Command::new("bash")
         .arg(deploy_dir().join("install.sh"))

@@ -103,6 +103,14 @@ fn an_enrolled_store_reports_each_pass_and_the_service_shows_it() {
 #[test]
 fn enrollment_refusals_are_clear_and_keep_the_enrolled_key() {
     let fx = Fixture::new();
+    // No status service anywhere: the message names the config in use.
+    let run = fx.reconciler(&["enroll", "--token", "fsb_x"]);
+    run.expect_code(2, "no status_url");
+    assert!(
+        run.stderr
+            .contains(&format!("set status_url in {}", fx.config.display())),
+        "{run}"
+    );
     let status = StatusService::for_fixture(&fx);
     fx.write_config_with_status(&status, "");
     let token = status.bootstrap_token(STORE);
