@@ -10,6 +10,7 @@ mod acceptance;
 mod dashboard_browser;
 mod deploy_pi;
 mod diagnose_e2e;
+mod docs_pi;
 mod quickstart;
 mod reconcile_e2e;
 mod status_e2e;
