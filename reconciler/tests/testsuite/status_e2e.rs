@@ -428,7 +428,16 @@ fn the_daemon_delivers_queued_reports_when_the_service_returns() {
         seen.contains(&("converged".to_owned(), Some(2))),
         "the report of the pass that applied revision 2 arrived: {seen:?}"
     );
-    let (_, stderr) = fx.spawned_output("daemon");
+    // The service stores a report before the daemon logs that it was
+    // delivered: wait for the line rather than read the log once.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let stderr = loop {
+        let (_, stderr) = fx.spawned_output("daemon");
+        if stderr.contains("reachable again") || Instant::now() > deadline {
+            break stderr;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
     assert!(stderr.contains("Report delivery failed"), "{stderr}");
     assert!(stderr.contains("reachable again"), "{stderr}");
 }
