@@ -8,6 +8,7 @@ mod e2e;
 
 mod acceptance;
 mod dashboard_browser;
+mod deb_package;
 mod deploy_pi;
 mod diagnose_e2e;
 mod docs_pi;
