@@ -43,6 +43,7 @@ Exit: 0 installed; 1 refused (bad flags or files; nothing changed);
 3 installed and serving, but the enrollment failed (run it again later).
 
 Layout (below --root): /usr/local/bin/fleet-{edge,reconciler},
+/usr/local/share/doc/fleet/ (the docs the units name),
 /etc/fleet/{reconciler.toml,edge.env,edge.token,git.token,trust/},
 /var/lib/fleet (reconciler state), /var/lib/fleet-edge (edge db),
 /var/backups/fleet-edge, /etc/systemd/system/fleet-*.
@@ -233,6 +234,18 @@ for u in fleet-edge.service fleet-reconciler.service fleet-reconciler-once.servi
          fleet-reconciler-once.timer fleet-edge-backup.service fleet-edge-backup.timer; do
     file "$UNITS_DIR/$u" "/etc/systemd/system/$u" 0644 root:root
 done
+
+# 7b. The docs the units name (Documentation=), from the Fleet tree that
+# holds this deploy/pi/ when it is there.
+DOCS_DIR="$UNITS_DIR/../../docs/operations"
+if [ -d "$DOCS_DIR" ]; then
+    dir /usr/local/share/doc/fleet 0755 root:root
+    for d in edge.md reconciler.md pi.md troubleshooting.md; do
+        file "$DOCS_DIR/$d" "/usr/local/share/doc/fleet/$d" 0644 root:root
+    done
+else
+    echo "note: $DOCS_DIR not found; the units' Documentation= pages are not installed (copy the whole Fleet tree, or use the fleet-store package)"
+fi
 
 # 8. Enrollment and units: only on the real machine.
 if [ -n "$ROOT" ]; then

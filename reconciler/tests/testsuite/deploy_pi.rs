@@ -142,6 +142,9 @@ fn install_sh_writes_the_layout_with_modes_and_a_config_the_reconciler_loads() {
         ("/var/backups/fleet-edge", 0o750),
         ("/usr/local/bin/fleet-edge", 0o755),
         ("/usr/local/bin/fleet-reconciler", 0o755),
+        // The pages the units' Documentation= lines name.
+        ("/usr/local/share/doc/fleet/edge.md", 0o644),
+        ("/usr/local/share/doc/fleet/reconciler.md", 0o644),
         ("/etc/systemd/system/fleet-edge.service", 0o644),
         ("/etc/systemd/system/fleet-reconciler.service", 0o644),
         ("/etc/systemd/system/fleet-reconciler-once.service", 0o644),
