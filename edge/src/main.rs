@@ -6,7 +6,7 @@
 //! to stderr.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -65,7 +65,32 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(cli.command))
 }
 
+/// The directory a path lives in (`edge.db` → the current directory).
+fn dir_of(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new("."))
+}
+
+/// Root writing where the `fleet` user's edge reads (a restored or served
+/// database, a backup the cleanup timer must delete) is refused: a
+/// root-owned `edge.db` keeps the POS down (issue #16).
+fn refuse_root_on(dirs: &[(&'static str, &Path)]) -> anyhow::Result<()> {
+    for (what, dir) in dirs {
+        runas::refuse_root_on_owned_dir("fleet-edge", what, dir)?;
+    }
+    Ok(())
+}
+
 async fn run(command: Command) -> anyhow::Result<()> {
+    match &command {
+        Command::Serve { database, .. } => {
+            refuse_root_on(&[("the database directory", dir_of(database))])?
+        }
+        Command::Backup { out, .. } => refuse_root_on(&[("the backup directory", dir_of(out))])?,
+        Command::Restore { database, .. } => {
+            refuse_root_on(&[("the database directory", dir_of(database))])?
+        }
+        Command::Openapi => {}
+    }
     match command {
         Command::Serve {
             listen,

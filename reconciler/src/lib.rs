@@ -21,6 +21,5 @@ pub mod daemon;
 pub mod diagnose;
 pub mod edge_client;
 pub mod outbox;
-pub mod ownership;
 pub mod planner;
 pub mod status_client;

@@ -306,3 +306,74 @@ async fn restore_refuses_corrupt_files_and_a_running_server() {
     assert_eq!(restored.get("/audit/verify").await.body["ok"], true);
     assert_eq!(restored.get("/menu/items/soda").await.status, 200);
 }
+
+/// Issue #16: `sudo fleet-edge restore` (or `serve`, or `backup` into the
+/// backup directory) where the `fleet` user's edge keeps its files is
+/// refused with the command to run instead, and writes nothing: a
+/// root-owned `edge.db` would keep the POS down. Needs root to hand a
+/// directory to another user; CI runs the suite as root.
+#[test]
+fn root_is_refused_where_the_service_user_keeps_the_database() {
+    use std::os::unix::fs::chown;
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("not root: this check needs root to hand a directory to another user");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("fleet-edge");
+    let backups = tmp.path().join("backups");
+    for d in [&data, &backups] {
+        std::fs::create_dir(d).unwrap();
+        chown(d, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let db = data.join("edge.db");
+    let db = path_str(&db);
+    let out = backups.join("edge-1.db");
+    let out = path_str(&out);
+    let token = tmp.path().join("token");
+    std::fs::write(&token, "t0123456789abcdef").unwrap();
+    let token = path_str(&token);
+    for (args, what) in [
+        (
+            vec!["restore", "--from", "/nonexistent.db", "--database", db],
+            "the database directory",
+        ),
+        (
+            vec![
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                db,
+                "--token-file",
+                token,
+            ],
+            "the database directory",
+        ),
+        (
+            vec!["backup", "--database", db, "--out", out],
+            "the backup directory",
+        ),
+    ] {
+        let (ok, stderr) = run(&args);
+        assert!(!ok, "{args:?} as root succeeded");
+        assert!(
+            stderr.contains(&format!("fleet-edge is running as root, but {what}"))
+                && stderr.contains(&format!("uid {NOBODY}"))
+                && stderr.contains("sudo -u ")
+                && stderr.contains(&format!("fleet-edge {}", args.join(" "))),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(
+        std::fs::read_dir(&data).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    assert_eq!(
+        std::fs::read_dir(&backups).unwrap().count(),
+        0,
+        "nothing written"
+    );
+}

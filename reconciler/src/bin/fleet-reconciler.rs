@@ -11,7 +11,6 @@ use reconciler::config::{Config, DEFAULT_PATH};
 use reconciler::daemon;
 use reconciler::diagnose::{self, DiagnoseOptions};
 use reconciler::outbox::Outbox;
-use reconciler::ownership;
 use reconciler::status_client::{self, StatusClient, StatusError};
 use release::applied;
 use schemas::diff::Change;
@@ -101,11 +100,6 @@ fn main() -> ExitCode {
     ExitCode::from(code as u8)
 }
 
-/// The command line after the program name, for advice in messages.
-fn command_line() -> String {
-    std::env::args().skip(1).collect::<Vec<_>>().join(" ")
-}
-
 /// The config of a command that writes the state directory: refused when
 /// root would write into a directory the daemon's user owns.
 fn load_config_to_write(path: &Path) -> Result<Config, i32> {
@@ -113,7 +107,8 @@ fn load_config_to_write(path: &Path) -> Result<Config, i32> {
         eprintln!("error: {e}");
         2
     })?;
-    ownership::check_state_owner(&config.state_dir, &command_line()).map_err(|e| {
+    runas::refuse_root_on_owned_dir("fleet-reconciler", "its state directory", &config.state_dir)
+        .map_err(|e| {
         eprintln!("error: {e}");
         2
     })?;

@@ -1,23 +1,28 @@
-//! Root on someone else's state directory (issue #16): a store tool run
-//! with `sudo` writes root-owned files (`node.key`, the mirror's
-//! `FETCH_HEAD` and refs) into the directory the daemon uses as the `fleet`
-//! user, and the daemon then fails with "Permission denied" until someone
-//! finds the cause. The commands that write the state directory refuse
-//! that, and say what to run instead.
+//! Root on a service user's directory (issue #16): a store tool run with
+//! `sudo` writes root-owned files into a directory a service uses as the
+//! `fleet` user — the reconciler's `node.key` and mirror refs, a restored
+//! `edge.db` — and the service then fails with "Permission denied" until
+//! someone finds the cause; a restored database owned by root keeps the
+//! POS down. The store tools' commands that write such a directory refuse
+//! it, and say what to run instead.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
-/// Running as root on a state directory that another user owns.
+/// Running as root on a directory that another user owns.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "fleet-reconciler is running as root, but its state directory {dir} belongs to {owner}: \
-     files written now would be root's, and the daemon, which runs as {owner}, could no longer \
-     use them. Run it as the owner instead: sudo -u {user} fleet-reconciler {args}. If root has \
+    "{program} is running as root, but {what} {dir} belongs to {owner}: \
+     files written now would be root's, and the service, which runs as {owner}, could no longer \
+     use them. Run it as the owner instead: sudo -u {user} {program} {args}. If root has \
      already written there: sudo chown -R {user}: {dir}",
     dir = .dir.display()
 )]
-pub struct RootOnOwnedState {
+pub struct RootOnOwnedDir {
+    /// `fleet-reconciler`.
+    pub program: &'static str,
+    /// `its state directory`.
+    pub what: &'static str,
     pub dir: PathBuf,
     /// `fleet (uid 999)`.
     pub owner: String,
@@ -27,14 +32,30 @@ pub struct RootOnOwnedState {
     pub args: String,
 }
 
-/// Refuse when this process is root and `state_dir` exists and belongs to
+/// The command line after the program name, for the advice.
+pub fn command_line() -> String {
+    std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+}
+
+/// Refuse when this process is root and `dir` exists and belongs to
 /// another user. A missing directory is fine (it is made with the right
 /// owner by the package or the installer, or by whoever runs the tool).
-pub fn check_state_owner(state_dir: &Path, args: &str) -> Result<(), RootOnOwnedState> {
+/// `what` names the directory in the message (`its state directory`).
+pub fn refuse_root_on_owned_dir(
+    program: &'static str,
+    what: &'static str,
+    dir: &Path,
+) -> Result<(), RootOnOwnedDir> {
     if !rustix::process::geteuid().is_root() {
         return Ok(());
     }
-    let Ok(meta) = std::fs::metadata(state_dir) else {
+    // `./edge.db` has the parent "": the current directory.
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    let Ok(meta) = std::fs::metadata(dir) else {
         return Ok(());
     };
     let uid = meta.uid();
@@ -42,14 +63,16 @@ pub fn check_state_owner(state_dir: &Path, args: &str) -> Result<(), RootOnOwned
         return Ok(());
     }
     let name = user_name(uid);
-    Err(RootOnOwnedState {
-        dir: state_dir.to_path_buf(),
+    Err(RootOnOwnedDir {
+        program,
+        what,
+        dir: dir.to_path_buf(),
         owner: match &name {
             Some(n) => format!("{n} (uid {uid})"),
             None => format!("uid {uid}"),
         },
         user: name.unwrap_or_else(|| format!("'#{uid}'")),
-        args: args.to_owned(),
+        args: command_line(),
     })
 }
 
@@ -70,7 +93,9 @@ mod tests {
 
     #[test]
     fn the_message_says_what_to_run() {
-        let e = RootOnOwnedState {
+        let e = RootOnOwnedDir {
+            program: "fleet-reconciler",
+            what: "its state directory",
             dir: "/var/lib/fleet".into(),
             owner: "fleet (uid 999)".into(),
             user: "fleet".into(),
