@@ -45,7 +45,7 @@ pub fn refuse_root_on_owned_dir(
     program: &'static str,
     what: &'static str,
     dir: &Path,
-) -> Result<(), RootOnOwnedDir> {
+) -> Result<(), Box<RootOnOwnedDir>> {
     if !rustix::process::geteuid().is_root() {
         return Ok(());
     }
@@ -63,7 +63,7 @@ pub fn refuse_root_on_owned_dir(
         return Ok(());
     }
     let name = user_name(uid);
-    Err(RootOnOwnedDir {
+    Err(Box::new(RootOnOwnedDir {
         program,
         what,
         dir: dir.to_path_buf(),
@@ -73,7 +73,7 @@ pub fn refuse_root_on_owned_dir(
         },
         user: name.unwrap_or_else(|| format!("'#{uid}'")),
         args: command_line(),
-    })
+    }))
 }
 
 /// The name of `uid` in `/etc/passwd`, if it has one there.
