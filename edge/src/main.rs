@@ -65,14 +65,16 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(cli.command))
 }
 
-/// The directory a path lives in (`edge.db` → the current directory).
+/// The directory a file lives in (`edge.db` has the parent "", which
+/// `runas` reads as the current directory).
 fn dir_of(path: &Path) -> &Path {
     path.parent().unwrap_or(Path::new("."))
 }
 
-/// Root writing where the `fleet` user's edge reads (a restored or served
-/// database, a backup the cleanup timer must delete) is refused: a
-/// root-owned `edge.db` keeps the POS down (issue #16).
+/// Root writing where the `fleet` user's edge reads is refused: a
+/// root-owned `edge.db` (or its `-wal`/`-shm`, which SQLite creates when
+/// root merely opens it for a backup) keeps the POS down, and a root-owned
+/// backup is one the cleanup timer cannot delete (issue #16).
 fn refuse_root_on(dirs: &[(&'static str, &Path)]) -> anyhow::Result<()> {
     for (what, dir) in dirs {
         runas::refuse_root_on_owned_dir("fleet-edge", what, dir)?;
@@ -85,7 +87,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
         Command::Serve { database, .. } => {
             refuse_root_on(&[("the database directory", dir_of(database))])?
         }
-        Command::Backup { out, .. } => refuse_root_on(&[("the backup directory", dir_of(out))])?,
+        Command::Backup { database, out } => refuse_root_on(&[
+            ("the backup directory", dir_of(out)),
+            ("the database directory", dir_of(database)),
+        ])?,
         Command::Restore { database, .. } => {
             refuse_root_on(&[("the database directory", dir_of(database))])?
         }

@@ -9,6 +9,8 @@
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
+use nix::unistd::{Uid, User};
+
 /// Running as root on a directory that another user owns.
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -32,9 +34,16 @@ pub struct RootOnOwnedDir {
     pub args: String,
 }
 
-/// The command line after the program name, for the advice.
+/// The command line after the program name, quoted for a shell, for the
+/// advice (`--config '/etc/fleet/my config.toml' once`).
 pub fn command_line() -> String {
-    std::env::args().skip(1).collect::<Vec<_>>().join(" ")
+    shell_words(std::env::args().skip(1))
+}
+
+fn shell_words(args: impl Iterator<Item = String>) -> String {
+    let args: Vec<String> = args.collect();
+    // A word with a NUL cannot be written for a shell; show it as it is.
+    shlex::try_join(args.iter().map(String::as_str)).unwrap_or_else(|_| args.join(" "))
 }
 
 /// Refuse when this process is root and `dir` exists and belongs to
@@ -46,7 +55,7 @@ pub fn refuse_root_on_owned_dir(
     what: &'static str,
     dir: &Path,
 ) -> Result<(), Box<RootOnOwnedDir>> {
-    if !rustix::process::geteuid().is_root() {
+    if !Uid::effective().is_root() {
         return Ok(());
     }
     // `./edge.db` has the parent "": the current directory.
@@ -76,15 +85,12 @@ pub fn refuse_root_on_owned_dir(
     }))
 }
 
-/// The name of `uid` in `/etc/passwd`, if it has one there.
+/// The user name of `uid` (through NSS, as `ls -l` finds it), if it has one.
 fn user_name(uid: u32) -> Option<String> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        let name = fields.next()?;
-        let id: u32 = fields.nth(1)?.parse().ok()?;
-        (id == uid).then(|| name.to_owned())
-    })
+    User::from_uid(Uid::from_raw(uid))
+        .ok()
+        .flatten()
+        .map(|u| u.name)
 }
 
 #[cfg(test)]
@@ -112,6 +118,16 @@ mod tests {
             text.contains("sudo chown -R fleet: /var/lib/fleet"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn the_advice_quotes_what_a_shell_would_split() {
+        let words = ["--config", "/etc/fleet/my config.toml", "once"].map(String::from);
+        assert_eq!(
+            shell_words(words.into_iter()),
+            "--config '/etc/fleet/my config.toml' once"
+        );
+        assert_eq!(shell_words(["status".to_owned()].into_iter()), "status");
     }
 
     #[test]

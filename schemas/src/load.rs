@@ -50,6 +50,55 @@ pub trait SourceTree {
     }
 }
 
+/// A fleet repo in memory: repo-relative path → file text, directories
+/// implied by the paths. For tests and for tools that make sources without
+/// writing files; the same loader and validator run over it as over a
+/// checkout.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryTree(pub BTreeMap<String, String>);
+
+impl SourceTree for MemoryTree {
+    fn list(&self, dir: &str) -> io::Result<Vec<Entry>> {
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let mut out: BTreeMap<&str, Entry> = BTreeMap::new();
+        for (path, text) in &self.0 {
+            if let Some(rest) = path.strip_prefix(&prefix) {
+                let (name, kind) = match rest.split_once('/') {
+                    Some((d, _)) => (d, EntryKind::Dir),
+                    None => (rest, EntryKind::File),
+                };
+                out.insert(
+                    name,
+                    Entry {
+                        name: name.to_owned(),
+                        kind,
+                        size: text.len() as u64,
+                    },
+                );
+            }
+        }
+        if out.is_empty() {
+            return Err(io::Error::new(io::ErrorKind::NotFound, dir.to_owned()));
+        }
+        Ok(out.into_values().collect())
+    }
+
+    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
+        self.0
+            .get(path)
+            .map(|t| t.clone().into_bytes())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+
+    fn as_sync(&self) -> Option<&(dyn SourceTree + Sync)> {
+        Some(self)
+    }
+}
+
 /// A fleet repo checked out on disk.
 #[derive(Debug, Clone)]
 pub struct DirTree {
@@ -359,12 +408,17 @@ impl Loader<'_> {
     /// skipped, since what it defines is then missing (a `kitchen.yml`
     /// shows up as "unknown station" errors elsewhere).
     fn ignored_yml(&mut self, path: &str) {
-        let stem = path.trim_end_matches(".yml");
+        let stem = Path::new(path)
+            .file_stem()
+            .map(|s| s.to_string_lossy())
+            .unwrap_or_default();
         self.diags.push(
             Diagnostic::error(
                 "file/ignored",
                 path,
-                format!("Fleet reads only .yaml files here, so this file is ignored; rename it to {}.yaml", stem.rsplit('/').next().unwrap_or(stem)),
+                format!(
+                    "Fleet reads only .yaml files here, so this file is ignored; rename it to {stem}.yaml"
+                ),
             )
             .warning(),
         );

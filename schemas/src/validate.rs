@@ -90,6 +90,21 @@ impl Findings {
         self.push(rule, file, path, false, message.into(), Severity::Warning);
     }
 
+    /// A permission written under its old name: a warning, since it still
+    /// works (roles' `permissions` and discounts' `requires`).
+    fn renamed_permission(&mut self, file: &str, at: YamlPath, perm: &str) {
+        if let Some(canon) = canonical_permission(perm)
+            && canon != perm
+        {
+            self.warn(
+                "compat/renamed",
+                file,
+                at,
+                format!("permission `{perm}` was renamed `{canon}`; the old name still works"),
+            );
+        }
+    }
+
     /// What [`crate::rules`] found in the entity at `at` in `file`.
     fn violations(&mut self, file: &str, at: &YamlPath, violations: Vec<Violation>) {
         for v in violations {
@@ -369,16 +384,8 @@ fn validate_menu(f: &mut Findings, b: &TenantBase, cat: &mut Catalog) {
         let p = root.key("discounts").index(i);
         define(f, cat, file, p.key("id"), &d.id, "discount");
         f.violations(file, &p, rules::discount(d));
-        if let Some(perm) = &d.requires
-            && let Some(canon) = canonical_permission(perm)
-            && canon != perm
-        {
-            f.warn(
-                "compat/renamed",
-                file,
-                p.key("requires"),
-                format!("permission `{perm}` was renamed `{canon}`; the old name still works"),
-            );
+        if let Some(perm) = &d.requires {
+            f.renamed_permission(file, p.key("requires"), perm);
         }
     }
     // References need every id defined first.
@@ -508,16 +515,7 @@ fn validate_access(f: &mut Findings, t: &TenantSources, cat: &mut Catalog) {
             r.inherits.iter().map(|i| i.0.clone()).collect(),
         );
         for (j, perm) in r.permissions.iter().enumerate() {
-            if let Some(canon) = canonical_permission(perm)
-                && canon != perm
-            {
-                f.warn(
-                    "compat/renamed",
-                    &afile,
-                    p.key("permissions").index(j),
-                    format!("permission `{perm}` was renamed `{canon}`; the old name still works"),
-                );
-            }
+            f.renamed_permission(&afile, p.key("permissions").index(j), perm);
         }
     }
     for (i, r) in b.access.roles.iter().enumerate() {
@@ -1014,53 +1012,12 @@ mod tests {
     //! cli/tests drives the real binary over every rule.
 
     use super::*;
-    use crate::load::{Entry, EntryKind};
+    use crate::load::MemoryTree;
     use std::collections::BTreeMap;
-    use std::io;
-
-    /// An in-memory tree: path → text.
-    struct Mem(BTreeMap<String, String>);
-
-    impl SourceTree for Mem {
-        fn list(&self, dir: &str) -> io::Result<Vec<Entry>> {
-            let prefix = if dir.is_empty() {
-                String::new()
-            } else {
-                format!("{dir}/")
-            };
-            let mut out: BTreeMap<String, Entry> = BTreeMap::new();
-            for (path, text) in &self.0 {
-                if let Some(rest) = path.strip_prefix(&prefix) {
-                    let (name, kind) = match rest.split_once('/') {
-                        Some((d, _)) => (d, EntryKind::Dir),
-                        None => (rest, EntryKind::File),
-                    };
-                    out.insert(
-                        name.to_owned(),
-                        Entry {
-                            name: name.to_owned(),
-                            kind,
-                            size: text.len() as u64,
-                        },
-                    );
-                }
-            }
-            if out.is_empty() {
-                return Err(io::Error::new(io::ErrorKind::NotFound, dir.to_owned()));
-            }
-            Ok(out.into_values().collect())
-        }
-        fn read(&self, path: &str) -> io::Result<Vec<u8>> {
-            self.0
-                .get(path)
-                .map(|t| t.clone().into_bytes())
-                .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
-        }
-    }
 
     const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
 
-    fn repo(tenant_extra: &str, soho: &str, noho: &str) -> Mem {
+    fn repo(tenant_extra: &str, soho: &str, noho: &str) -> MemoryTree {
         let mut m = BTreeMap::new();
         m.insert(
             "fleet.yaml".into(),
@@ -1085,10 +1042,10 @@ mod tests {
                 ),
             );
         }
-        Mem(m)
+        MemoryTree(m)
     }
 
-    fn rules(tree: &Mem) -> Vec<(Rule, String, usize)> {
+    fn rules(tree: &MemoryTree) -> Vec<(Rule, String, usize)> {
         let (_, d) = check_repo(tree);
         d.into_iter().map(|d| (d.rule, d.file, d.line)).collect()
     }
@@ -1301,7 +1258,7 @@ mod tests {
 
     /// The fixture with `to` in place of `from` in `file`, and the line of
     /// the fixture where `to` now is.
-    fn edited(file: &str, from: &str, to: &str) -> (Mem, usize) {
+    fn edited(file: &str, from: &str, to: &str) -> (MemoryTree, usize) {
         let mut tree = repo("", "", "");
         let text = tree.0.get_mut(file).expect("a fixture file");
         assert_eq!(text.matches(from).count(), 1, "{from:?} in {file}");

@@ -421,8 +421,8 @@ pub struct SettingEntry {
 
 /// `GET /state`: every domain (or the one asked for with `?domain=`), lists
 /// of entities sorted by id, each entity's own lists (variations,
-/// modifiers) in the order they were written. `version` is the newest version in the database: it
-/// changes with every write.
+/// modifiers) in the order they were written. `version` is the newest
+/// version in the database: it changes with every write.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(as = AppliedState)]
 pub struct StateBody {

@@ -42,7 +42,8 @@ impl AppError {
         }
     }
 
-    /// Name the offending field (a client error only).
+    /// Name the offending field (a client error only). An empty name is
+    /// the body as a whole: the answer then carries no `field`.
     pub fn with_field(self, f: impl Into<String>) -> Self {
         match self {
             AppError::Client {
@@ -50,12 +51,15 @@ impl AppError {
                 code,
                 message,
                 ..
-            } => AppError::Client {
-                status,
-                code,
-                message,
-                field: Some(f.into()),
-            },
+            } => {
+                let f = f.into();
+                AppError::Client {
+                    status,
+                    code,
+                    message,
+                    field: (!f.is_empty()).then_some(f),
+                }
+            }
             internal => internal,
         }
     }
@@ -134,6 +138,10 @@ mod tests {
             b,
             serde_json::json!({"error": {"code": "bad_request", "message": "no body", "field": "ops[2]"}})
         );
+        // Regression: the edge's "the body as a whole" (an empty field)
+        // answered `"field": ""` once the error type was shared.
+        let (_, b) = body_of(AppError::bad_request("not an object").with_field("")).await;
+        assert!(b["error"].get("field").is_none(), "{b}");
         let (s, b) = body_of(AppError::not_found("no such store")).await;
         assert_eq!(s, StatusCode::NOT_FOUND);
         assert!(b["error"].get("field").is_none(), "{b}");

@@ -170,6 +170,13 @@ async fn settings_crud_with_preconditions() {
         (201, Some("receipt.footer"))
     );
 
+    // A body that is not `{"value": …}`: 422 about the body as a whole,
+    // with no `field` (regression: `"field": ""` once the error type was
+    // shared between the services).
+    let r = s.create("/settings/custom.banner", json!(["x"])).await;
+    assert_eq!((r.status, r.code()), (422, "invalid"));
+    assert!(r.body["error"].get("field").is_none(), "{}", r.body);
+
     // Malformed JSON: 400.
     let r = Server::send(
         s.request(Method::PUT, "/settings/locale")

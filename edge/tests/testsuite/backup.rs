@@ -376,4 +376,26 @@ fn root_is_refused_where_the_service_user_keeps_the_database() {
         0,
         "nothing written"
     );
+
+    // A backup into root's own directory still opens the service's
+    // database, where SQLite would leave root-owned -wal/-shm files.
+    let mine = tmp.path().join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    let mine_out = mine.join("edge-2.db");
+    let (ok, stderr) = run(&["backup", "--database", db, "--out", path_str(&mine_out)]);
+    assert!(!ok, "backup of the service's database as root succeeded");
+    assert!(
+        stderr.contains("fleet-edge is running as root, but the database directory"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&data).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    assert_eq!(
+        std::fs::read_dir(&mine).unwrap().count(),
+        0,
+        "nothing written"
+    );
 }

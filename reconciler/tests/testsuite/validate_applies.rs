@@ -30,7 +30,9 @@ use schemas::load::DirTree;
 use schemas::validate::check_repo;
 use serde_json::{Map, Value, json};
 
-use crate::e2e::{Edge, PROCESS_TIMEOUT, fleet, git, pos_state, reconciler_cmd, run_process};
+use crate::e2e::{
+    Edge, PROCESS_TIMEOUT, fleet, git, pos_state, reconciler_cmd, reconciler_config, run_process,
+};
 
 /// A valid argon2id PHC string (the users' PIN hash; its PIN is unknown).
 const PIN_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ykQaenBiKzjUjBGOoLcAAg$CMW46GBK3yBqkL9n328iQaFTm1EphCPCM8vzxYlN3EE";
@@ -415,15 +417,6 @@ fn tenant(
     files.insert(format!("tenants/{tid}/tenant.yaml"), tenant_file);
 }
 
-/// The outcome word of `fleet-reconciler once` for `store`.
-fn outcome<'a>(stdout: &'a str, store: &str) -> &'a str {
-    stdout
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{store}: ")))
-        .and_then(|rest| rest.split_whitespace().next())
-        .unwrap_or("")
-}
-
 /// The rules that must show up among the findings of generated repos: the
 /// failures issue #15 reported, each a twist.
 fn twist_rule(t: Twist) -> &'static str {
@@ -516,7 +509,7 @@ fn every_store_of_a_valid_generated_repo_applies_at_a_real_edge() {
             let config = write_config(&dir, store, &work, &trust, &edge);
             let run = run_process(&mut reconciler_cmd(&config, &["once"]), PROCESS_TIMEOUT);
             assert!(
-                run.code == Some(0) && outcome(&run.stdout, store) == "converged",
+                run.code == Some(0) && run.outcome_of(store) == "converged",
                 "seed {seed}: {store} validated but did not apply at a fresh edge:\n{run}\n--- edge log\n{}",
                 edge.log()
             );
@@ -599,7 +592,7 @@ fn unvalidated_release_fails_at_the_edge(
     let config = write_config(&dir, store, work, trust, &edge);
     let run = run_process(&mut reconciler_cmd(&config, &["once"]), PROCESS_TIMEOUT);
     assert_ne!(
-        outcome(&run.stdout, store),
+        run.outcome_of(store),
         "converged",
         "seed {seed}: the edge took a release validation refuses:\n{run}"
     );
@@ -656,20 +649,15 @@ fn write_config(
     edge: &Edge,
 ) -> std::path::PathBuf {
     let config = dir.join("reconciler.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "store = \"{store}\"\nrepo_url = \"{}\"\nbranch = \"main\"\ntrust_dir = \"{}\"\n\
-             edge_url = \"{}\"\nedge_token_file = \"{}\"\nstate_dir = \"{}\"\n\
-             interval_secs = 60\nfetch_timeout_secs = 20\n",
-            work.display(),
-            trust.display(),
-            edge.base(),
-            edge.token_file.display(),
-            dir.join("state").display(),
-        ),
-    )
-    .expect("write config");
+    let text = reconciler_config(
+        store,
+        &work.display().to_string(),
+        trust,
+        edge,
+        &dir.join("state"),
+        60,
+    );
+    std::fs::write(&config, text).expect("write config");
     config
 }
 

@@ -9,12 +9,11 @@
 //! `pin_hash`: a store may hold such a user, a repo must give each a PIN.
 
 use std::collections::BTreeMap;
-use std::io;
 
 use proptest::prelude::*;
 use proptest::sample::select;
 use schemas::diag::{Rule, Severity};
-use schemas::load::{Entry, EntryKind, SourceTree};
+use schemas::load::MemoryTree;
 use schemas::model::*;
 use schemas::primitives::MONEY_LIMIT;
 use schemas::rules::{self, MAX_VARIATIONS, Violation};
@@ -23,47 +22,6 @@ use schemas::yaml::{PathIndex, YamlPath, to_canonical_yaml};
 use schemas::{Id, Money, Rate};
 
 // ---------------------------------------------------------------- a repo in memory
-
-/// Path → text.
-struct Mem(BTreeMap<String, String>);
-
-impl SourceTree for Mem {
-    fn list(&self, dir: &str) -> io::Result<Vec<Entry>> {
-        let prefix = if dir.is_empty() {
-            String::new()
-        } else {
-            format!("{dir}/")
-        };
-        let mut out: BTreeMap<String, Entry> = BTreeMap::new();
-        for (path, text) in &self.0 {
-            if let Some(rest) = path.strip_prefix(&prefix) {
-                let (name, kind) = match rest.split_once('/') {
-                    Some((d, _)) => (d, EntryKind::Dir),
-                    None => (rest, EntryKind::File),
-                };
-                out.insert(
-                    name.to_owned(),
-                    Entry {
-                        name: name.to_owned(),
-                        kind,
-                        size: text.len() as u64,
-                    },
-                );
-            }
-        }
-        if out.is_empty() {
-            return Err(io::Error::new(io::ErrorKind::NotFound, dir.to_owned()));
-        }
-        Ok(out.into_values().collect())
-    }
-
-    fn read(&self, path: &str) -> io::Result<Vec<u8>> {
-        self.0
-            .get(path)
-            .map(|t| t.clone().into_bytes())
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
-    }
-}
 
 const TENANT: &str = "tenants/acme/tenant.yaml";
 const STORE: &str = "tenants/acme/stores/soho/store.yaml";
@@ -541,7 +499,7 @@ proptest! {
         let tenant_text = to_canonical_yaml(&tenant).expect("a tenant file serializes");
         let store_text = to_canonical_yaml(&store).expect("a store file serializes");
         let expected = expected(&g, &PathIndex::build(&tenant_text), &PathIndex::build(&store_text));
-        let tree = Mem(BTreeMap::from([
+        let tree = MemoryTree(BTreeMap::from([
             ("fleet.yaml".to_owned(), "apiVersion: fleet/v1\nkind: Fleet\n".to_owned()),
             (TENANT.to_owned(), tenant_text.clone()),
             (STORE.to_owned(), store_text.clone()),

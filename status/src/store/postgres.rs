@@ -21,7 +21,6 @@ pub type PgStore = SqlStore<Postgres>;
 /// writes (SQLite has one: it has one writer connection).
 const WRITERS: usize = 4;
 
-/// Connect to the database of `url` and migrate it.
 /// That the database of `url` exists and holds the service's tables.
 pub(super) async fn check_set_up(url: &str) -> StoreResult<()> {
     use sqlx::Connection as _;
@@ -45,6 +44,7 @@ pub(super) async fn check_set_up(url: &str) -> StoreResult<()> {
     }
 }
 
+/// Connect to the database of `url` and migrate it.
 pub(super) async fn open(url: &str) -> StoreResult<PgStore> {
     let pool = PgPoolOptions::new()
         .max_connections(16)

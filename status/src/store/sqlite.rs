@@ -35,13 +35,20 @@ pub(super) async fn check_set_up(url: &str) -> StoreResult<()> {
         .map_err(StoreError::Connect)?
         .create_if_missing(false)
         .read_only(true);
+    // Name the file as this process resolves it: a relative URL such as
+    // the default `sqlite://status.db` depends on the working directory.
+    let file = options.get_filename();
+    let shown = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     let not_set_up = |what| StoreError::NotSetUp {
-        url: url.to_owned(),
+        url: format!("{url} ({})", shown.display()),
         what,
     };
-    let Ok(mut conn) = sqlx::SqliteConnection::connect_with(&options).await else {
+    if !file.exists() {
         return Err(not_set_up("no database file"));
-    };
+    }
+    let mut conn = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .map_err(StoreError::Connect)?;
     let tables: i64 = sqlx::query_scalar(
         "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'status_nodes'",
     )

@@ -141,6 +141,26 @@ async fn admin_commands_refuse_a_database_the_service_never_set_up(db: TestDb) {
         let url = format!("sqlite://{}", missing.display());
         refused(&url, "no database file");
         assert!(!missing.exists(), "no database file was made");
+        // The default, relative URL: the message names the file it looked
+        // for, resolved against the working directory.
+        let out = std::process::Command::new(crate::common::BIN)
+            .args([
+                "--database-url",
+                "sqlite://status.db",
+                "token",
+                "create",
+                "acme/soho",
+            ])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(
+            stderr.contains(&format!("sqlite://status.db ({})", missing.display())),
+            "{stderr}"
+        );
+        assert!(!missing.exists(), "no database file was made");
         // A file that is not the service's (empty, or another program's).
         std::fs::write(&missing, b"").unwrap();
         refused(&url, "no fleet-status tables");

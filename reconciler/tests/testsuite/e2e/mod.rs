@@ -192,9 +192,14 @@ impl Run {
 
     /// The outcome word of `fleet-reconciler once`'s summary line.
     pub fn outcome(&self) -> &str {
+        self.outcome_of(STORE)
+    }
+
+    /// The outcome word of the summary line of `store` (`tenant/store`).
+    pub fn outcome_of(&self, store: &str) -> &str {
         self.stdout
             .lines()
-            .find_map(|l| l.strip_prefix(&format!("{STORE}: ")))
+            .find_map(|l| l.strip_prefix(&format!("{store}: ")))
             .and_then(|rest| rest.split_whitespace().next())
             .unwrap_or("")
     }
@@ -258,6 +263,33 @@ pub fn fleet(cwd: &Path, args: &[&str]) -> Run {
     );
     run.expect_code(0, &format!("fleet {}", args.join(" ")));
     run
+}
+
+/// A `reconciler.toml` for `store` reading `repo_url` (a URL or a local
+/// Git repository), trusting `trust_dir`, converging `edge`.
+pub fn reconciler_config(
+    store: &str,
+    repo_url: &str,
+    trust_dir: &Path,
+    edge: &Edge,
+    state_dir: &Path,
+    interval_secs: u64,
+) -> String {
+    format!(
+        "store = \"{store}\"\n\
+         repo_url = \"{repo_url}\"\n\
+         branch = \"main\"\n\
+         trust_dir = \"{}\"\n\
+         edge_url = \"{}\"\n\
+         edge_token_file = \"{}\"\n\
+         state_dir = \"{}\"\n\
+         interval_secs = {interval_secs}\n\
+         fetch_timeout_secs = 20\n",
+        trust_dir.display(),
+        edge.base(),
+        edge.token_file.display(),
+        state_dir.display(),
+    )
 }
 
 /// `fleet-reconciler --config <config> <args>`.
@@ -1018,22 +1050,13 @@ impl Fixture {
     // -------------------------------------------------------- config
 
     pub fn config_text(&self) -> String {
-        format!(
-            "store = \"{STORE}\"\n\
-             repo_url = \"{}\"\n\
-             branch = \"main\"\n\
-             trust_dir = \"{}\"\n\
-             edge_url = \"{}\"\n\
-             edge_token_file = \"{}\"\n\
-             state_dir = \"{}\"\n\
-             interval_secs = {}\n\
-             fetch_timeout_secs = 20\n",
-            self.daemon.url(),
-            self.trust.display(),
-            self.edge.base(),
-            self.edge.token_file.display(),
-            self.state.display(),
-            self.interval_secs
+        reconciler_config(
+            STORE,
+            &self.daemon.url(),
+            &self.trust,
+            &self.edge,
+            &self.state,
+            self.interval_secs,
         )
     }
 
