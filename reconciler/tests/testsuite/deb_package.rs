@@ -11,88 +11,13 @@
 //! root.
 
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use crate::e2e::{edge_bin, fleet_bin, status_bin};
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-fn build(out: &Path, version: &str) -> (PathBuf, PathBuf) {
-    // Every binary the packages hold, built (the reconciler's come with
-    // this test binary; fleet and fleet-status are built on demand).
-    let _ = (fleet_bin(), status_bin());
-    let bin_dir = edge_bin().parent().expect("target dir");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/build-deb");
-    let o = run(Command::new(script)
-        .args([
-            "--arch",
-            "amd64",
-            "--compress",
-            "none",
-            "--version",
-            version,
-        ])
-        .arg("--bin-dir")
-        .arg(bin_dir)
-        .arg("--out")
-        .arg(out));
-    let printed = String::from_utf8_lossy(&o.stdout).into_owned();
-    let paths: Vec<PathBuf> = printed.lines().map(PathBuf::from).collect();
-    assert_eq!(paths.len(), 2, "{printed}");
-    (paths[0].clone(), paths[1].clone())
-}
-
-/// An empty root dpkg can install into.
-fn new_root(dir: &Path) -> PathBuf {
-    let root = dir.to_path_buf();
-    for d in ["var/lib/dpkg/info", "var/lib/dpkg/updates", "etc"] {
-        std::fs::create_dir_all(root.join(d)).expect("root dirs");
-    }
-    std::fs::write(root.join("var/lib/dpkg/status"), "").expect("dpkg status");
-    root
-}
-
-fn dpkg(root: &Path, args: &[&str]) -> Output {
-    // libc6 and systemd are the machine's, not the throwaway root's.
-    run(Command::new("dpkg")
-        .arg(format!("--root={}", root.display()))
-        .args(["--force-script-chrootless", "--force-depends"])
-        .args(args))
-}
-
-/// Whether `path` is there, a dangling symlink included (the root's unit
-/// links point at absolute paths inside the root).
-fn present(path: &Path) -> bool {
-    path.symlink_metadata().is_ok()
-}
-
-/// The uid of `name` in the root's own /etc/passwd.
-fn uid_in(root: &Path, name: &str) -> u32 {
-    let passwd = std::fs::read_to_string(root.join("etc/passwd")).expect("passwd in the root");
-    passwd
-        .lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l.split(':').collect();
-            (f.first() == Some(&name)).then(|| f[2].parse().expect("uid"))
-        })
-        .unwrap_or_else(|| panic!("no {name} in {passwd}"))
-}
+use crate::packages::{as_root, build, dpkg, new_root, present, run, user_in};
 
 #[test]
 fn the_store_package_installs_upgrades_and_purges_in_a_root() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("not root: dpkg --root sets owners, which needs root; CI runs as root");
+    if !as_root("the_store_package_installs_upgrades_and_purges_in_a_root") {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -119,7 +44,7 @@ fn the_store_package_installs_upgrades_and_purges_in_a_root() {
     assert!(said.contains("fleet-edge is serving"), "{said}");
 
     // The user, the directories and the secrets.
-    let fleet = uid_in(&root, "fleet");
+    let (fleet, _) = user_in(&root, "fleet");
     for (dir, mode, owner) in [
         ("etc/fleet", 0o750, 0),
         ("etc/fleet/trust", 0o750, 0),

@@ -1,14 +1,20 @@
-//! `deploy/pi/install.sh` (issue #8 item 3) run for real against a staging
-//! root (`--root`): the files it writes, their modes and owners, the
-//! config (parsed by the reconciler's own loader), that a second run keeps
-//! the edge token and drops a rotated-out trust key, and that `--dry-run`
-//! changes nothing. The units are checked with `systemd-analyze verify`
-//! (`deploy/pi/verify-units.sh`; `.ci/run` installs systemd), and the
-//! backup unit's commands are run as written against a real, served edge.
+//! `deploy/pi/install.sh` (issues #8 and #16), a thin wrapper around the
+//! `fleet-store` package, run for real: it installs the package built from
+//! this build's binaries into a throwaway root (`--root`, the real `dpkg
+//! --root`) and writes the store's own files there. Checked: the files,
+//! their modes and owners (the root's `fleet` user, from the package's
+//! sysusers.d), the config (parsed by the reconciler's own loader), the
+//! unit links, that a second run keeps the edge token and drops a
+//! rotated-out trust key, that `--dry-run` changes nothing and prints the
+//! real machine's steps in order, and that bad flags are refused. The units
+//! are checked with `systemd-analyze verify` (`deploy/pi/verify-units.sh`;
+//! `.ci/run` installs systemd), and the backup unit's commands are run as
+//! written against a real, served edge.
 
 use crate::e2e;
+use crate::packages::{as_root, present, store_package, user_in};
 
-use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -29,54 +35,22 @@ fn text(o: &Output) -> String {
     )
 }
 
-fn mode(p: &Path) -> u32 {
-    std::fs::metadata(p)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        .permissions()
-        .mode()
-        & 0o7777
-}
-
-/// A user and group that exist here, to check ownership with (the
-/// staging run chowns only to an existing user).
-fn existing_user() -> Option<(String, u32, u32)> {
-    for name in ["daemon", "nobody"] {
-        let uid = Command::new("id").args(["-u", name]).output().ok()?;
-        let gid = Command::new("id").args(["-g", name]).output().ok()?;
-        if uid.status.success() && gid.status.success() {
-            let n = |o: &Output| {
-                String::from_utf8_lossy(&o.stdout)
-                    .trim()
-                    .parse::<u32>()
-                    .ok()
-            };
-            return Some((name.to_owned(), n(&uid)?, n(&gid)?));
-        }
-    }
-    None
-}
-
 struct Staging {
     tmp: tempfile::TempDir,
+    package: PathBuf,
 }
 
 impl Staging {
     fn new() -> Staging {
         let tmp = tempfile::tempdir().expect("tempdir");
-        let bin = tmp.path().join("bin");
-        std::fs::create_dir_all(&bin).expect("bin");
-        for b in ["fleet-edge", "fleet-reconciler"] {
-            std::fs::write(bin.join(b), format!("#!/bin/sh\necho {b}\n")).expect("binary");
-            std::fs::set_permissions(bin.join(b), std::fs::Permissions::from_mode(0o755))
-                .expect("chmod");
-        }
         let keys = tmp.path().join("keys");
         std::fs::create_dir_all(&keys).expect("keys");
         for k in ["release.pub", "next.pub"] {
             std::fs::write(keys.join(k), format!("untrusted comment: {k}\nRWQ{k}\n")).expect("key");
         }
         std::fs::write(tmp.path().join("git.token"), "git-secret-token\n").expect("git token");
-        Staging { tmp }
+        let package = store_package(&tmp.path().join("deb"));
+        Staging { tmp, package }
     }
 
     fn p(&self, rel: &str) -> PathBuf {
@@ -87,28 +61,36 @@ impl Staging {
         self.p("root").join(rel.trim_start_matches('/'))
     }
 
+    /// install.sh with the store and repo, `extra` and `--root`.
     fn install(&self, extra: &[&str]) -> Output {
         let mut cmd = Command::new("bash");
         cmd.arg(deploy_dir().join("install.sh"))
             .args(["--store", "acme/soho"])
             .args(["--repo-url", "https://git.example.com/acme/fleet.git"])
-            .arg("--bin-dir")
-            .arg(self.p("bin"))
             .arg("--root")
             .arg(self.p("root"))
             .args(extra);
         sh(&mut cmd)
     }
+
+    fn package_arg(&self) -> String {
+        self.package.display().to_string()
+    }
 }
 
 #[test]
-fn install_sh_writes_the_layout_with_modes_and_a_config_the_reconciler_loads() {
+fn install_sh_installs_the_package_and_writes_the_store_config_in_a_root() {
+    if !as_root("install_sh_installs_the_package_and_writes_the_store_config_in_a_root") {
+        return;
+    }
     let s = Staging::new();
-    let user = existing_user();
     let release = s.p("keys/release.pub").display().to_string();
     let next = s.p("keys/next.pub").display().to_string();
     let git_token = s.p("git.token").display().to_string();
-    let mut args = vec![
+    let package = s.package_arg();
+    let o = s.install(&[
+        "--package",
+        &package,
         "--trust-key",
         &release,
         "--trust-key",
@@ -121,55 +103,74 @@ fn install_sh_writes_the_layout_with_modes_and_a_config_the_reconciler_loads() {
         "120",
         "--edge-listen",
         "0.0.0.0:7171",
-    ];
-    if let Some((name, _, _)) = &user {
-        args.extend(["--user", name.as_str()]);
-    }
-    let o = s.install(&args);
+    ]);
     assert!(o.status.success(), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("skipping enrollment"));
 
+    let (fleet_uid, fleet_gid) = user_in(&s.p("root"), "fleet");
+    // path, mode, owner (None: root), group (None: root).
     let expect = [
-        ("/etc/fleet", 0o750),
-        ("/etc/fleet/trust", 0o750),
-        ("/etc/fleet/trust/release.pub", 0o640),
-        ("/etc/fleet/trust/next.pub", 0o640),
-        ("/etc/fleet/reconciler.toml", 0o640),
-        ("/etc/fleet/edge.env", 0o640),
-        ("/etc/fleet/edge.token", 0o600),
-        ("/etc/fleet/git.token", 0o600),
-        ("/var/lib/fleet", 0o750),
-        ("/var/lib/fleet-edge", 0o750),
-        ("/var/backups/fleet-edge", 0o750),
-        ("/usr/local/bin/fleet-edge", 0o755),
-        ("/usr/local/bin/fleet-reconciler", 0o755),
-        // The pages the units' Documentation= lines name.
-        ("/usr/local/share/doc/fleet/edge.md", 0o644),
-        ("/usr/local/share/doc/fleet/reconciler.md", 0o644),
-        ("/etc/systemd/system/fleet-edge.service", 0o644),
-        ("/etc/systemd/system/fleet-reconciler.service", 0o644),
-        ("/etc/systemd/system/fleet-reconciler-once.service", 0o644),
-        ("/etc/systemd/system/fleet-reconciler-once.timer", 0o644),
-        ("/etc/systemd/system/fleet-edge-backup.service", 0o644),
-        ("/etc/systemd/system/fleet-edge-backup.timer", 0o644),
-    ];
-    for (path, want) in expect {
-        assert_eq!(mode(&s.root(path)), want, "{path}");
-    }
-    if let Some((_, uid, gid)) = &user {
-        // Service-owned: state, database, secrets; root-owned, group-readable: config.
-        for path in [
-            "/var/lib/fleet",
-            "/var/lib/fleet-edge",
+        ("/etc/fleet", 0o750, None, Some(fleet_gid)),
+        ("/etc/fleet/trust", 0o750, None, Some(fleet_gid)),
+        ("/etc/fleet/trust/release.pub", 0o640, None, Some(fleet_gid)),
+        ("/etc/fleet/trust/next.pub", 0o640, None, Some(fleet_gid)),
+        ("/etc/fleet/reconciler.toml", 0o640, None, Some(fleet_gid)),
+        ("/etc/fleet/edge.env", 0o640, None, Some(fleet_gid)),
+        (
             "/etc/fleet/edge.token",
+            0o600,
+            Some(fleet_uid),
+            Some(fleet_gid),
+        ),
+        (
             "/etc/fleet/git.token",
-        ] {
-            let m = std::fs::metadata(s.root(path)).expect("metadata");
-            assert_eq!((m.uid(), m.gid()), (*uid, *gid), "{path}");
-        }
-        for path in ["/etc/fleet/reconciler.toml", "/etc/fleet/trust"] {
-            let m = std::fs::metadata(s.root(path)).expect("metadata");
-            assert_eq!(m.gid(), *gid, "{path}");
-        }
+            0o600,
+            Some(fleet_uid),
+            Some(fleet_gid),
+        ),
+        ("/var/lib/fleet", 0o750, Some(fleet_uid), Some(fleet_gid)),
+        (
+            "/var/lib/fleet-edge",
+            0o750,
+            Some(fleet_uid),
+            Some(fleet_gid),
+        ),
+        (
+            "/var/backups/fleet-edge",
+            0o750,
+            Some(fleet_uid),
+            Some(fleet_gid),
+        ),
+        ("/usr/bin/fleet-edge", 0o755, None, None),
+        ("/usr/bin/fleet-reconciler", 0o755, None, None),
+        // The pages the units' Documentation= lines name.
+        ("/usr/share/doc/fleet-store/edge.md", 0o644, None, None),
+        (
+            "/usr/share/doc/fleet-store/reconciler.md",
+            0o644,
+            None,
+            None,
+        ),
+        (
+            "/usr/lib/systemd/system/fleet-edge.service",
+            0o644,
+            None,
+            None,
+        ),
+        (
+            "/usr/lib/systemd/system/fleet-reconciler.service",
+            0o644,
+            None,
+            None,
+        ),
+    ];
+    for (path, want, uid, gid) in expect {
+        let m = std::fs::metadata(s.root(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
+        assert_eq!(
+            (m.mode() & 0o7777, m.uid(), m.gid()),
+            (want, uid.unwrap_or(0), gid.unwrap_or(0)),
+            "{path}: mode, owner, group"
+        );
     }
     let token = std::fs::read_to_string(s.root("/etc/fleet/edge.token")).expect("edge token");
     assert!(token.trim().len() >= 40, "a generated token: {token:?}");
@@ -177,6 +178,10 @@ fn install_sh_writes_the_layout_with_modes_and_a_config_the_reconciler_loads() {
         std::fs::read_to_string(s.root("/etc/fleet/git.token")).expect("git token"),
         "git-secret-token\n"
     );
+    // The POS and the reconciler are enabled (links only, in a root).
+    let wants = s.root("/etc/systemd/system/multi-user.target.wants");
+    assert!(present(&wants.join("fleet-edge.service")));
+    assert!(present(&wants.join("fleet-reconciler.service")));
 
     let config_path = s.root("/etc/fleet/reconciler.toml");
     let config_text = std::fs::read_to_string(&config_path).expect("config");
@@ -199,17 +204,21 @@ fn install_sh_writes_the_layout_with_modes_and_a_config_the_reconciler_loads() {
         !config_text.contains("git-secret-token"),
         "no secret in the config"
     );
+    // Only the settings given change the package's edge.env.
     let env = std::fs::read_to_string(s.root("/etc/fleet/edge.env")).expect("edge.env");
-    assert!(env.contains("FLEET_EDGE_LISTEN=0.0.0.0:7171"), "{env}");
-    assert!(env.contains("FLEET_BACKUP_KEEP_DAYS=14"), "{env}");
-    assert!(String::from_utf8_lossy(&o.stdout).contains("skipping enrollment"));
+    assert!(env.contains("\nFLEET_EDGE_LISTEN=0.0.0.0:7171\n"), "{env}");
+    assert!(!env.contains("FLEET_EDGE_LISTEN=0.0.0.0:7070"), "{env}");
+    assert!(env.contains("\nFLEET_BACKUP_KEEP_DAYS=14\n"), "{env}");
 
-    // Again, with the old key rotated out: the token stays, the key goes.
+    // Again, without --package (the root has it), with the old key rotated
+    // out, no Git token, the timer: the token stays, the key and the Git
+    // token go, the edge keeps its port, the timer replaces the daemon.
     let o = s.install(&[
         "--trust-key",
         &next,
         "--status-url",
         "https://status.example.com",
+        "--timer",
     ]);
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
@@ -219,25 +228,31 @@ fn install_sh_writes_the_layout_with_modes_and_a_config_the_reconciler_loads() {
     );
     assert!(!s.root("/etc/fleet/trust/release.pub").exists());
     assert!(s.root("/etc/fleet/trust/next.pub").exists());
+    assert!(!s.root("/etc/fleet/git.token").exists());
     let config_text = std::fs::read_to_string(&config_path).expect("config");
     assert!(!config_text.contains("git_token_file"), "{config_text}");
+    assert!(
+        config_text.contains("edge_url = \"http://127.0.0.1:7171\""),
+        "the port edge.env has: {config_text}"
+    );
+    assert!(!present(&wants.join("fleet-reconciler.service")));
+    assert!(present(&s.root(
+        "/etc/systemd/system/timers.target.wants/fleet-reconciler-once.timer"
+    )));
 }
 
 #[test]
 fn install_sh_dry_run_changes_nothing_and_bad_flags_are_refused() {
     let s = Staging::new();
     let release = s.p("keys/release.pub").display().to_string();
-    let o = s.install(&["--trust-key", &release, "--dry-run"]);
+    let package = s.package_arg();
+    let o = s.install(&["--package", &package, "--trust-key", &release, "--dry-run"]);
     assert!(o.status.success(), "{}", text(&o));
-    assert!(
-        String::from_utf8_lossy(&o.stdout).contains("would run: "),
-        "{}",
-        text(&o)
-    );
-    assert!(!s.p("root").exists(), "a dry run makes no staging root");
     let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("would run: dpkg --root="), "{}", text(&o));
+    assert!(!s.p("root").exists(), "a dry run makes no staging root");
     assert!(
-        out.contains("/etc/fleet/reconciler.toml (0640")
+        out.contains("/etc/fleet/reconciler.toml (0640)")
             && out.contains("    | store = \"acme/soho\""),
         "the dry run shows the config it would write:\n{out}"
     );
@@ -251,14 +266,17 @@ fn install_sh_dry_run_changes_nothing_and_bad_flags_are_refused() {
         .arg(deploy_dir().join("install.sh"))
         .arg("--help"));
     assert!(help.status.success());
-    assert!(String::from_utf8_lossy(&help.stdout).contains("--root DIR"));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--package FILE.deb"));
 
+    let headoffice = s.package.with_file_name("fleet-headoffice_0.1.0_amd64.deb");
+    let headoffice = headoffice.display().to_string();
+    let not_a_package = s.p("git.token").display().to_string();
     for (bad, needle) in [
         (
             vec!["--trust-key", release.as_str(), "--store", "Soho"],
             "--store",
         ),
-        (vec![], "--trust-key"),
+        (vec!["--package", package.as_str()], "--trust-key"),
         (
             vec!["--trust-key", release.as_str(), "--interval", "0"],
             "--interval",
@@ -266,6 +284,34 @@ fn install_sh_dry_run_changes_nothing_and_bad_flags_are_refused() {
         (
             vec!["--trust-key", release.as_str(), "--colour"],
             "unknown argument",
+        ),
+        (
+            vec!["--trust-key", release.as_str(), "--bin-dir", "/tmp"],
+            "--bin-dir is gone",
+        ),
+        // Nothing installed in the root and no package to install.
+        (
+            vec!["--trust-key", release.as_str()],
+            "the fleet-store package is not installed",
+        ),
+        (
+            vec!["--trust-key", release.as_str(), "--package", &headoffice],
+            "is the fleet-headoffice package",
+        ),
+        (
+            vec!["--trust-key", release.as_str(), "--package", &not_a_package],
+            "is not a Debian package",
+        ),
+        (
+            vec![
+                "--package",
+                package.as_str(),
+                "--trust-key",
+                release.as_str(),
+                "--edge-listen",
+                "7070",
+            ],
+            "--edge-listen must be ADDRESS:PORT",
         ),
     ] {
         let o = s.install(&bad);
@@ -275,6 +321,7 @@ fn install_sh_dry_run_changes_nothing_and_bad_flags_are_refused() {
             "{bad:?}: {}",
             text(&o)
         );
+        assert!(!s.p("root").exists(), "{bad:?} changed nothing");
     }
 }
 
@@ -320,7 +367,7 @@ fn the_backup_unit_backs_up_a_served_edge_and_deletes_old_backups() {
         .expect("backup unit");
     let map = |v: String| {
         v.replace(
-            "/usr/local/bin/fleet-edge",
+            "/usr/bin/fleet-edge",
             &e2e::edge_bin().display().to_string(),
         )
         .replace("/var/lib/fleet-edge", &db_dir.display().to_string())
@@ -381,8 +428,7 @@ fn install_sh_starts_the_edge_before_it_enrolls() {
             .arg(deploy_dir().join("install.sh"))
             .args(["--store", "acme/soho"])
             .args(["--repo-url", "https://git.example.com/acme/fleet.git"])
-            .arg("--bin-dir")
-            .arg(s.p("bin"))
+            .args(["--package", &s.package_arg()])
             .args(["--trust-key", &release, "--bootstrap-token-file", &token])
             .args(extra))
     };
@@ -393,10 +439,14 @@ fn install_sh_starts_the_edge_before_it_enrolls() {
         out.find(needle)
             .unwrap_or_else(|| panic!("no {needle:?} in:\n{out}"))
     };
+    let package = at("would run: dpkg --force-confold -i");
     let edge = at("would run: systemctl enable --now fleet-edge.service");
-    let enroll = at("enroll --token-file");
-    let reconciler = at("would run: systemctl enable --now fleet-reconciler.service");
-    assert!(edge < enroll && enroll < reconciler, "{out}");
+    let enroll = at("would run: runuser -u fleet -- /usr/bin/fleet-reconciler");
+    let reconciler = at("would run: systemctl enable fleet-reconciler.service");
+    assert!(
+        package < edge && edge < enroll && enroll < reconciler,
+        "{out}"
+    );
 
     let o = run(&["--dry-run"]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));

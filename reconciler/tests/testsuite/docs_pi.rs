@@ -4,16 +4,20 @@
 //! Every command of every `sh` block is either run here, against a fake
 //! root, or named in [`NEEDS_A_BOOTED_MACHINE`] with the reason; a command
 //! that is neither fails the test, so a changed or added command must be
-//! looked at. Running "as written" means: `sudo` and `sudo -u fleet` are
-//! dropped (the test is the only user), `/tmp/…` is a sandbox directory,
-//! and `/etc/fleet`, `/var/lib` and `/var/backups` are the staging root the
-//! doc's own `install.sh --root` command made. The binaries are the real
-//! ones, the status service is a real `fleet-status` on a real database.
+//! looked at. Running "as written" means: `sudo` is dropped (the test runs
+//! as root), `sudo -u fleet` runs as the staging root's `fleet` user
+//! (`setpriv`), `/tmp/…` is a sandbox directory, and `/etc/fleet`,
+//! `/var/lib` and `/var/backups` are the staging root the doc's own
+//! `install.sh --root` command made. The package is `scripts/build-deb`'s,
+//! from this build's binaries, under the name the doc gives it; the status
+//! service is a real `fleet-status` on a real database.
 
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::e2e::{Edge, Fixture, StatusService, edge_bin, status_bin};
+use crate::packages::{as_root, store_package, user_in};
 
 /// Commands that need a booted Pi (systemd, the journal, installing into
 /// `/`), with why; each is covered elsewhere where it can be.
@@ -91,17 +95,27 @@ fn every_command_of_pi_md_runs_against_a_fake_root() {
 
     // The world the doc assumes: a status service at head office, the
     // binaries and the release key in /tmp on the Pi.
+    if !as_root("every_command_of_pi_md_runs_against_a_fake_root") {
+        return;
+    }
     let fx = Fixture::new();
     let status = StatusService::for_fixture(&fx);
     let sandbox = fx.root.join("pi");
     let tmp = sandbox.join("tmp");
-    let bin = tmp.join("fleet-bin");
-    std::fs::create_dir_all(&bin).expect("bin dir");
-    for b in [edge_bin(), crate::e2e::RECONCILER.as_ref()] {
-        let b: &Path = b;
-        std::fs::copy(b, bin.join(b.file_name().expect("a name"))).expect("copy binary");
-    }
+    std::fs::create_dir_all(&tmp).expect("tmp dir");
+    // The staging root's fleet user must reach the files it is given.
+    std::fs::set_permissions(&fx.root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::copy(fx.keys.join("minisign.pub"), tmp.join("release.pub")).expect("release key");
+    // The package, under every name the doc gives it.
+    let package = store_package(&fx.root.join("deb"));
+    for name in commands.iter().flat_map(|c| c.split_whitespace()) {
+        if let Some(file) = name.strip_prefix("/tmp/")
+            && file.starts_with("fleet-store_")
+            && file.ends_with(".deb")
+        {
+            std::fs::copy(&package, tmp.join(file)).expect("the package");
+        }
+    }
     let staging = tmp.join("fleet-staging");
     let path_dirs: Vec<PathBuf> = [edge_bin(), status_bin(), crate::e2e::RECONCILER.as_ref()]
         .iter()
@@ -128,8 +142,14 @@ fn every_command_of_pi_md_runs_against_a_fake_root() {
                 last_install = c["sudo deploy/pi/install.sh".len()..].to_owned();
             }
         }
+        let as_fleet = if c.contains("sudo -u fleet ") {
+            let (uid, gid) = user_in(&staging, "fleet");
+            format!("setpriv --reuid={uid} --regid={gid} --clear-groups ")
+        } else {
+            String::new()
+        };
         let c = c
-            .replace("sudo -u fleet ", "")
+            .replace("sudo -u fleet ", &as_fleet)
             .replace("sudo ", "")
             .replace(" /tmp/", &format!(" {}/", tmp.display()))
             .replace(
@@ -140,19 +160,20 @@ fn every_command_of_pi_md_runs_against_a_fake_root() {
                 ),
             )
             .replace(" /var/", &format!(" {}/var/", staging.display()));
-        let known = c.starts_with("fleet-status token create")
-            || c.starts_with("install -m")
-            || c.starts_with("deploy/pi/install.sh")
-            || c.starts_with("fleet-reconciler --config")
-            || c.starts_with("ls ")
-            || c.starts_with("fleet-edge restore");
+        let bare = c.strip_prefix(as_fleet.as_str()).unwrap_or(&c);
+        let known = bare.starts_with("fleet-status token create")
+            || bare.starts_with("install -m")
+            || bare.starts_with("deploy/pi/install.sh")
+            || bare.starts_with("fleet-reconciler --config")
+            || bare.starts_with("ls ")
+            || bare.starts_with("fleet-edge restore");
         assert!(
             known,
             "pi.md has a command this test neither runs nor lists as needing a booted machine: {command:?}"
         );
         if c.starts_with("ls ") {
             // The doc lists backups before restoring one: make the one it names.
-            make_backup(&staging, &c, &sandbox);
+            make_backup(&staging, &c, &sandbox.join("edge"));
         }
         let out = Command::new("bash")
             .args(["-euo", "pipefail", "-c", &c])
@@ -180,20 +201,22 @@ fn every_command_of_pi_md_runs_against_a_fake_root() {
 }
 
 /// The backup file the doc's `restore` command names, made by the real
-/// `fleet-edge backup` from a real edge database in the staging root.
-fn make_backup(staging: &Path, ls_command: &str, sandbox: &Path) {
+/// `fleet-edge backup` from a real edge database in `work`, and handed to
+/// the staging root's fleet user as the backup timer would leave it.
+fn make_backup(staging: &Path, ls_command: &str, work: &Path) {
     let backups = staging.join("var/backups/fleet-edge");
     assert!(
         ls_command.contains(&backups.display().to_string()),
         "{ls_command}"
     );
-    let database = staging.join("var/lib/fleet-edge/edge.db");
-    drop(Edge::start(&sandbox.join("edge"), &database));
+    let database = work.join("edge.db");
+    drop(Edge::start(work, &database));
+    let made = work.join("edge-backup.db");
     let out = Command::new(edge_bin())
         .args(["backup", "--database"])
         .arg(&database)
         .arg("--out")
-        .arg(backups.join("edge-20261201T033012Z.db"))
+        .arg(&made)
         .output()
         .expect("fleet-edge backup");
     assert!(
@@ -201,4 +224,8 @@ fn make_backup(staging: &Path, ls_command: &str, sandbox: &Path) {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let backup = backups.join("edge-20261201T033012Z.db");
+    std::fs::copy(&made, &backup).expect("into the backup directory");
+    let (uid, gid) = user_in(staging, "fleet");
+    std::os::unix::fs::chown(&backup, Some(uid), Some(gid)).expect("chown the backup");
 }

@@ -5,6 +5,7 @@
 //! acceptance::`.
 
 mod e2e;
+mod packages;
 
 mod acceptance;
 mod dashboard_browser;
