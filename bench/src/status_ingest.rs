@@ -502,6 +502,7 @@ fn report_body(store: &str, i: usize) -> Result<Vec<u8>> {
         duration_ms: 38 + (i % 50) as u64,
         reconciler_version: "0.1.0".into(),
         dropped_reports: 0,
+        root_version: None,
     };
     Ok(serde_json::to_vec(&report)?)
 }

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::edge_client::{EdgeClient, EdgeError, Writer};
 use crate::planner::{self, Plan};
 use release::applied::{self, AppliedRecord};
+use release::root::{self, Anchor, WalkError};
 use release::source::{Credentials, Mirror, ReleaseFiles};
 use release::trust::{self, Expectations, TrustedKeys};
 use wire::report::{Drift, Outcome, RefusalReport, Report, human_diff};
@@ -46,7 +47,8 @@ pub enum SetupError {
 #[derive(Debug)]
 pub struct Agent {
     pub config: Config,
-    pub keys: TrustedKeys,
+    /// What the trust directory pins: a trust root, or bare `*.pub` keys.
+    pub anchor: Anchor,
     pub mirror: Mirror,
     pub edge: EdgeClient,
 }
@@ -65,7 +67,7 @@ pub enum FetchError {
 impl Agent {
     /// Set up from a checked configuration: trust keys, secrets, state dir.
     pub fn new(config: Config) -> Result<Agent, SetupError> {
-        let keys = TrustedKeys::load_dir(&config.trust_dir)?;
+        let anchor = Anchor::load(&config.trust_dir)?;
         std::fs::create_dir_all(&config.state_dir).map_err(|source| SetupError::StateDir {
             path: config.state_dir.clone(),
             source,
@@ -103,7 +105,7 @@ impl Agent {
         );
         Ok(Agent {
             config,
-            keys,
+            anchor,
             mirror,
             edge,
         })
@@ -206,6 +208,16 @@ impl Agent {
             }
         };
         r.applied_revision = last.as_ref().map(|l| l.revision);
+        // Which keys sign releases now: the trust root chain, walked first.
+        let keys = match self.release_keys(&fetched.commit, now, &mut r) {
+            Ok(keys) => keys,
+            Err(Stop::Refused(refusal)) => return (self.refused(r, refusal, clock), None),
+            Err(Stop::Failed(e)) => {
+                r.errors.push(e);
+                r.duration_ms = clock.elapsed().as_millis() as u64;
+                return (r, None);
+            }
+        };
         let (release, signature) = match self
             .mirror
             .read_release(&fetched.commit, &self.config.release_dir())
@@ -244,7 +256,7 @@ impl Agent {
         let accepted = match trust::check(
             &release,
             &signature,
-            &self.keys,
+            &keys,
             Expectations {
                 store: self.config.store.as_str(),
                 last: last.as_ref(),
@@ -373,6 +385,56 @@ impl Agent {
         }
     }
 
+    /// The keys this pass verifies the release with: the trust root chain
+    /// of `commit` walked from the pin or the persisted version (each step
+    /// persisted), or the bare `*.pub` keys. Sets the report's root version.
+    fn release_keys(
+        &self,
+        commit: &str,
+        now: DateTime<Utc>,
+        r: &mut Report,
+    ) -> Result<TrustedKeys, Stop> {
+        let offered = match self.mirror.read_root_chain(commit) {
+            Ok(Ok(chain)) => chain,
+            Ok(Err(refusal)) => return Err(Stop::Refused(refusal)),
+            Err(e) => return Err(Stop::Failed(e.to_string())),
+        };
+        let state_dir = &self.config.state_dir;
+        let persisted = root::load_persisted(state_dir).map_err(|e| Stop::Refused(e.into()))?;
+        r.root_version = match (&self.anchor, &persisted) {
+            (_, Some(p)) => Some(p.version()),
+            (Anchor::Root(pin), None) => Some(pin.version()),
+            (Anchor::Keys(_), None) => None,
+        };
+        let resolved = root::resolve(&self.anchor, persisted, &offered, now, |v| {
+            root::persist(state_dir, v)?;
+            tracing::info!(version = v.version(), "Trust root updated.");
+            Ok(())
+        });
+        match resolved {
+            Ok(resolved) => {
+                if let Some(root) = &resolved.root {
+                    r.root_version = Some(root.version());
+                }
+                if let Some(w) = resolved.warning {
+                    r.warnings.push(w);
+                }
+                Ok(resolved.keys)
+            }
+            Err(WalkError::Refused(refusal)) => {
+                // The versions walked before the refusal are persisted.
+                if let Ok(Some(p)) = root::load_persisted(state_dir) {
+                    r.root_version = Some(p.version());
+                }
+                Err(Stop::Refused(refusal.into()))
+            }
+            Err(e @ WalkError::Persist { .. }) => {
+                tracing::error!(error = %e, "Cannot persist the trust root; nothing new is applied.");
+                Err(Stop::Failed(e.to_string()))
+            }
+        }
+    }
+
     fn refused(&self, mut r: Report, refusal: trust::Refusal, clock: Instant) -> Report {
         tracing::error!(code = refusal.code(), reason = %refusal, "Release refused; keeping the last applied state.");
         r.outcome = Outcome::Refused;
@@ -404,7 +466,14 @@ pub fn blank_report(store: &StoreId, started_at: DateTime<Utc>, outcome: Outcome
         duration_ms: 0,
         reconciler_version: env!("CARGO_PKG_VERSION").to_owned(),
         dropped_reports: 0,
+        root_version: None,
     }
+}
+
+/// Why a pass stops before the release gate.
+enum Stop {
+    Refused(trust::Refusal),
+    Failed(String),
 }
 
 fn short(commit: &str) -> &str {

@@ -5,6 +5,8 @@
 //!
 //! - [`trust`]: the trust gate, a pure function that decides whether a
 //!   signed release may be applied (signature, store, rollback, expiry…).
+//! - [`root`]: the trust root chain a store walks to learn which keys sign
+//!   releases now (threshold-signed versions, persisted step by step).
 //! - [`applied`]: the last applied release record, written atomically.
 //! - [`source`]: fetching the fleet repo outbound into a bare mirror and
 //!   reading one store's release files from a commit, with no checkout.
@@ -15,5 +17,6 @@
 
 pub mod applied;
 pub mod git_tree;
+pub mod root;
 pub mod source;
 pub mod trust;

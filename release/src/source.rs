@@ -253,6 +253,84 @@ impl Mirror {
     }
 }
 
+impl Mirror {
+    /// The trust root chain offered at `commit`: every `trust/root/<n>.yaml`
+    /// with its `<n>.yaml.<KEYID>.minisig` files, read as regular blobs
+    /// only (other names are ignored). An empty chain when the repo has no
+    /// `trust/root/`.
+    pub fn read_root_chain(
+        &self,
+        commit: &str,
+    ) -> Result<Result<crate::root::OfferedChain, crate::trust::Refusal>, SourceError> {
+        use crate::root::RootRefusal;
+        use crate::trust::Refusal;
+        use schemas::trust_root::{ROOT_DIR, RootFileName};
+        let repo = self.open()?;
+        let read_err = |message: String| SourceError::Read {
+            path: ROOT_DIR.to_owned(),
+            commit: commit.to_owned(),
+            message,
+        };
+        let oid = git2::Oid::from_str(commit).map_err(|e| read_err(e.message().to_owned()))?;
+        let tree = repo
+            .find_commit(oid)
+            .and_then(|c| c.tree())
+            .map_err(|e| read_err(e.message().to_owned()))?;
+        let mut chain = crate::root::OfferedChain::new();
+        let dir = match tree.get_path(Path::new(ROOT_DIR)) {
+            Ok(e) if e.kind() == Some(ObjectType::Tree) => e,
+            Ok(_) => return Ok(Err(Refusal::NotRegularFile(ROOT_DIR.to_owned()))),
+            Err(e) if e.code() == git2::ErrorCode::NotFound => {
+                return Ok(match path_through_special(&tree, ROOT_DIR) {
+                    Some(special) => Err(Refusal::NotRegularFile(special)),
+                    None => Ok(chain),
+                });
+            }
+            Err(e) => return Err(read_err(e.message().to_owned())),
+        };
+        let dir = repo
+            .find_tree(dir.id())
+            .map_err(|e| read_err(e.message().to_owned()))?;
+        let mut signatures = Vec::new();
+        for entry in dir.iter() {
+            let Ok(name) = entry.name() else { continue };
+            let parsed = RootFileName::parse(name);
+            let max = match parsed {
+                RootFileName::Other => continue,
+                RootFileName::Version(_) => crate::root::MAX_ROOT_BYTES,
+                RootFileName::Signature { .. } => MAX_SIGNATURE_BYTES,
+            };
+            let path = format!("{ROOT_DIR}/{name}");
+            let bytes = match read_blob(&repo, &tree, &path, max)? {
+                Blob::Bytes(b) => b,
+                Blob::Missing => continue,
+                Blob::Refused(Refusal::TooLarge { size, max, .. }) => {
+                    return Ok(Err(RootRefusal::TooLarge {
+                        file: path,
+                        size,
+                        max,
+                    }
+                    .into()));
+                }
+                Blob::Refused(r) => return Ok(Err(r)),
+            };
+            match parsed {
+                RootFileName::Version(v) => chain.entry(v).or_default().bytes = bytes,
+                RootFileName::Signature { version, .. } => {
+                    signatures.push((version, name.to_owned(), bytes))
+                }
+                RootFileName::Other => {}
+            }
+        }
+        for (version, name, bytes) in signatures {
+            if let Some(o) = chain.get_mut(&version) {
+                o.signatures.push((name, bytes));
+            }
+        }
+        Ok(Ok(chain))
+    }
+}
+
 /// An exclusive lock on `state_dir` for the duration of a pass, so two
 /// reconcilers (a timer and a daemon, say) never work on one store at once.
 #[derive(Debug)]

@@ -53,8 +53,15 @@ pub enum KeyError {
         path: PathBuf,
         reason: KeyParseError,
     },
-    #[error("{0} holds no *.pub minisign public key; a store trusts nothing without one")]
+    #[error(
+        "{0} holds neither root.yaml nor a *.pub minisign public key; a store trusts nothing without one"
+    )]
     Empty(PathBuf),
+    #[error("the pinned trust root {path} is not usable: {reason}")]
+    Pin {
+        path: PathBuf,
+        reason: crate::root::RootRefusal,
+    },
 }
 
 /// Why a text is not a minisign public key.
@@ -131,6 +138,12 @@ impl TrustedKeys {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
+}
+
+/// The id of the key that made a minisign signature (its file text), as
+/// `minisign` prints it; `None` when the text is not a signature.
+pub fn key_id_of_signature(text: &str) -> Option<String> {
+    key_id_of_blob(text.lines().nth(1)?, 2)
 }
 
 /// The key id stored at `offset` of a base64 minisign blob (after the
@@ -213,6 +226,10 @@ pub enum Refusal {
     Expired { expires_at: DateTime<Utc> },
     #[error("{0} is not a regular file (symlink, submodule or other); only regular files are read")]
     NotRegularFile(String),
+    /// The trust root chain did not verify: no release is checked against
+    /// keys the store cannot trust.
+    #[error(transparent)]
+    Root(#[from] crate::root::RootRefusal),
 }
 
 impl Refusal {
@@ -234,6 +251,7 @@ impl Refusal {
             Refusal::Equivocation { .. } => "release/equivocation",
             Refusal::Expired { .. } => "release/expired",
             Refusal::NotRegularFile(_) => "input/not-regular-file",
+            Refusal::Root(r) => r.code(),
         }
     }
 }
@@ -371,11 +389,7 @@ fn verify_with_any(
             Err(e) => return Err(Refusal::MalformedSignature(e.to_string())),
         }
     }
-    let key_id = sig_text
-        .lines()
-        .nth(1)
-        .and_then(|l| key_id_of_blob(l, 2))
-        .unwrap_or_else(|| "?".to_owned());
+    let key_id = key_id_of_signature(sig_text).unwrap_or_else(|| "?".to_owned());
     Err(Refusal::UnknownKey { key_id })
 }
 

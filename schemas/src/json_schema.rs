@@ -9,6 +9,7 @@ use schemars::{JsonSchema, Schema};
 
 use crate::model::{FleetFile, StoreFile, TenantFile};
 use crate::state::Release;
+use crate::trust_root::TrustRoot;
 
 /// Base URI under which the schemas are published, for `$id`.
 pub const SCHEMA_BASE: &str = "https://fleet.example/schemas/v1";
@@ -31,6 +32,10 @@ pub fn all() -> Vec<(&'static str, String)> {
         (
             "release.schema.json",
             render::<Release>("release.schema.json", "Fleet: release.yaml"),
+        ),
+        (
+            "trust-root.schema.json",
+            render::<TrustRoot>("trust-root.schema.json", "Fleet: trust/root/<n>.yaml"),
         ),
     ]
 }

@@ -27,6 +27,7 @@ pub mod render;
 pub mod rules;
 pub mod state;
 pub mod store_id;
+pub mod trust_root;
 pub mod validate;
 pub mod yaml;
 

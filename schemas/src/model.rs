@@ -90,6 +90,10 @@ literal_marker!(
     /// `kind: StoreRelease`
     StoreReleaseKind, "StoreRelease", "schema/kind", "kind"
 );
+literal_marker!(
+    /// `kind: TrustRoot`
+    TrustRootKind, "TrustRoot", "schema/kind", "kind"
+);
 
 fn is_false(b: &bool) -> bool {
     !*b

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use git2::Repository;
+use release::root::{self, Anchor, RootRefusal, WalkError};
 use release::source::{Mirror, ReleaseFiles};
 use release::trust::{self, Expectations, Refusal, TrustedKeys};
 use schemas::load::{EntryKind, SourceTree};
@@ -30,7 +31,8 @@ pub fn read_stores(
     mirror: &Mirror,
     mirror_path: &Path,
     commit: &str,
-    keys: &TrustedKeys,
+    anchor: &Anchor,
+    state_dir: &Path,
     now: DateTime<Utc>,
 ) -> Result<Vec<DesiredRow>, ScanError> {
     let tree_err = |message: String| ScanError::Tree {
@@ -64,12 +66,85 @@ pub fn read_stores(
     }
     let checked_at = now.timestamp();
     let mut rows = Vec::with_capacity(stores.len());
+    // The keys releases verify with, as the stores find them: the trust
+    // root chain walked from the pin (or the version persisted here).
+    let keys = match trusted_keys(mirror, commit, anchor, state_dir, now)? {
+        Ok(keys) => keys,
+        Err((refusal, root_expires)) => {
+            for store in stores {
+                rows.push(DesiredRow {
+                    store: store.as_str().to_owned(),
+                    revision: None,
+                    commit: commit.to_owned(),
+                    expires_at: root_expires,
+                    valid: false,
+                    error: Some(refusal_text(&refusal)),
+                    checked_at,
+                });
+            }
+            return Ok(rows);
+        }
+    };
     for store in stores {
         let release_dir = format!("tenants/{}/stores/{}", store.tenant(), store.store());
         let files = mirror.read_release(commit, &release_dir)?;
-        rows.push(verify(store.as_str(), commit, files, keys, now, checked_at));
+        let mut row = verify(store.as_str(), commit, files, &keys.0, now, checked_at);
+        // A store's desired state lasts as long as the release and the
+        // root it verifies under: the earlier expiry makes it stale.
+        if let (Some(release), Some(root)) = (row.expires_at, keys.1) {
+            row.expires_at = Some(release.min(root));
+        }
+        rows.push(row);
     }
     Ok(rows)
+}
+
+/// The release keys at `commit` (and the trust root's expiry), or the
+/// refusal that stops every store (with the expiry of an expired root).
+#[allow(clippy::type_complexity)]
+fn trusted_keys(
+    mirror: &Mirror,
+    commit: &str,
+    anchor: &Anchor,
+    state_dir: &Path,
+    now: DateTime<Utc>,
+) -> Result<Result<(TrustedKeys, Option<i64>), (Refusal, Option<i64>)>, ScanError> {
+    let chain = match mirror.read_root_chain(commit)? {
+        Ok(chain) => chain,
+        Err(refusal) => return Ok(Err((refusal, None))),
+    };
+    let persisted = match root::load_persisted(state_dir) {
+        Ok(p) => p,
+        Err(refusal) => return Ok(Err((refusal.into(), None))),
+    };
+    let resolved = root::resolve(anchor, persisted, &chain, now, |v| {
+        root::persist(state_dir, v)?;
+        tracing::info!(version = v.version(), "Trust root updated.");
+        Ok(())
+    });
+    Ok(match resolved {
+        Ok(r) => {
+            if let Some(w) = &r.warning {
+                tracing::warn!(warning = %w, "Trust root not adopted.");
+            }
+            Ok((r.keys, r.root.map(|v| v.doc.expires_at.timestamp())))
+        }
+        Err(WalkError::Refused(refusal)) => {
+            tracing::error!(code = refusal.code(), reason = %refusal, "The trust root chain does not verify; no release is trusted.");
+            let expired = match &refusal {
+                RootRefusal::Expired { expires_at, .. } => Some(expires_at.timestamp()),
+                _ => None,
+            };
+            Err((refusal.into(), expired))
+        }
+        Err(e @ WalkError::Persist { .. }) => Err((
+            Refusal::Root(RootRefusal::Malformed {
+                file: state_dir.join(root::PERSISTED_FILE).display().to_string(),
+                reason: e.to_string(),
+            }),
+            None,
+        )),
+    })
 }
 
 /// What one store's release files amount to.

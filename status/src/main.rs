@@ -51,8 +51,13 @@ struct ServeArgs {
     #[arg(long, default_value = "main")]
     branch: String,
     /// Minisign public key file, or a directory of `*.pub`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "root")]
     pubkey: Option<PathBuf>,
+    /// A pinned trust root (trust/root/<n>.yaml of the fleet repo): the
+    /// service walks the repo's chain from it, as the stores do, and
+    /// verifies releases with the newest version's release keys.
+    #[arg(long)]
+    root: Option<PathBuf>,
     /// Where the bare mirror of the fleet repo is kept.
     #[arg(long, default_value = "status-state")]
     state_dir: PathBuf,
@@ -144,6 +149,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 repo_url: a.repo_url,
                 branch: a.branch,
                 pubkey: a.pubkey,
+                root: a.root,
                 state_dir: a.state_dir,
                 git_token_file: a.git_token_file,
                 git_ssh_key_file: a.git_ssh_key_file,

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use release::root::Anchor;
 use release::source::{Credentials, Mirror};
 use release::trust::{KeyError, TrustedKeys};
 use tokio::net::TcpListener;
@@ -29,6 +30,8 @@ pub struct ServeOptions {
     pub branch: String,
     /// A minisign public key file or a directory of `*.pub`.
     pub pubkey: Option<PathBuf>,
+    /// A pinned trust root file (instead of `pubkey`).
+    pub root: Option<PathBuf>,
     /// Where the bare mirror of the fleet repo lives.
     pub state_dir: PathBuf,
     /// HTTPS token (file) or SSH deploy key for a private fleet repo.
@@ -54,7 +57,7 @@ pub enum ServeError {
     Database(#[from] StoreError),
     #[error("reading the release public key(s): {0}")]
     Keys(#[from] KeyError),
-    #[error("--repo-url needs --pubkey: the service verifies every release it reports")]
+    #[error("--repo-url needs --pubkey or --root: the service verifies every release it reports")]
     NoPubkey,
     #[error("reading hook secret file {path}: {source}")]
     HookSecret {
@@ -89,11 +92,14 @@ pub async fn serve(
     opts: ServeOptions,
     on_listening: impl FnOnce(SocketAddr),
 ) -> Result<(), ServeError> {
-    let keys = match (&opts.repo_url, &opts.pubkey) {
-        (Some(_), None) => return Err(ServeError::NoPubkey),
-        (_, Some(p)) if p.is_dir() => Some(TrustedKeys::load_dir(p)?),
-        (_, Some(p)) => Some(TrustedKeys::from_keys(vec![TrustedKeys::load_file(p)?])),
-        (None, None) => None,
+    let keys = match (&opts.repo_url, &opts.pubkey, &opts.root) {
+        (_, _, Some(pin)) => Some(Anchor::load_pin(pin)?),
+        (Some(_), None, None) => return Err(ServeError::NoPubkey),
+        (_, Some(p), None) if p.is_dir() => Some(Anchor::Keys(TrustedKeys::load_dir(p)?)),
+        (_, Some(p), None) => Some(Anchor::Keys(TrustedKeys::from_keys(vec![
+            TrustedKeys::load_file(p)?,
+        ]))),
+        (None, None, None) => None,
     };
     let hook_secret = match &opts.hook_secret_file {
         None => None,
@@ -154,7 +160,7 @@ pub async fn serve(
                 branch: opts.branch.clone(),
                 state_dir: opts.state_dir.clone(),
                 interval: opts.fetch_interval,
-                keys,
+                anchor: keys,
                 credentials,
             },
         ))),
@@ -222,7 +228,8 @@ struct FetchConfig {
     branch: String,
     state_dir: PathBuf,
     interval: Duration,
-    keys: TrustedKeys,
+    /// What the service pins: a trust root, or release keys.
+    anchor: Anchor,
     credentials: Credentials,
 }
 
@@ -262,7 +269,8 @@ fn fetch_and_scan(cfg: &FetchConfig, last: &LastScan) -> Result<Fetch, desired::
         &mirror,
         &cfg.state_dir.join("mirror.git"),
         &fetched.commit,
-        &cfg.keys,
+        &cfg.anchor,
+        &cfg.state_dir,
         now,
     )?;
     Ok(Fetch::Scanned {

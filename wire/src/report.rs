@@ -87,6 +87,10 @@ pub struct Report {
     /// status service was unreachable (DESIGN.md §5: a loss is reported).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub dropped_reports: u64,
+    /// The trust root version the store trusts after this pass's walk
+    /// (DESIGN.md §10); absent for a store that pins bare `*.pub` keys.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root_version: Option<u64>,
 }
 
 fn is_zero(n: &u64) -> bool {

@@ -33,6 +33,75 @@ enum PlanFormatArg {
     Json,
 }
 
+/// `fleet root …`
+#[derive(Debug, Subcommand)]
+enum RootCommand {
+    /// Write trust/root/1.yaml (unsigned); then each root key signs it with
+    /// `fleet root sign`.
+    Init {
+        /// A root key: a *.pub file or the key's base64 text. Repeat.
+        #[arg(long = "root-key", required = true)]
+        root_keys: Vec<String>,
+        /// How many distinct root keys must sign each next version.
+        #[arg(long)]
+        threshold: u32,
+        /// A key that signs store releases (fleet sign's). Repeat.
+        #[arg(long = "release-key", required = true)]
+        release_keys: Vec<String>,
+        /// How long version 1 is valid, e.g. 365d.
+        #[arg(long, default_value = "365d", value_parser = humantime::parse_duration)]
+        expires_in: std::time::Duration,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
+    /// Write the next version (unsigned) from the newest one and the
+    /// changes given; it is trusted once a threshold of the current root
+    /// keys and of its own have signed it.
+    Propose {
+        #[arg(long = "add-release-key")]
+        add_release_keys: Vec<String>,
+        #[arg(long = "remove-release-key")]
+        remove_release_keys: Vec<String>,
+        #[arg(long = "add-root-key")]
+        add_root_keys: Vec<String>,
+        #[arg(long = "remove-root-key")]
+        remove_root_keys: Vec<String>,
+        /// The new threshold of root signatures.
+        #[arg(long)]
+        threshold: Option<u32>,
+        /// How long the new version is valid [default: 365d].
+        #[arg(long, value_parser = humantime::parse_duration)]
+        expires_in: Option<std::time::Duration>,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
+    /// Add one signature to a version (default: the newest), as
+    /// trust/root/<n>.yaml.<KEYID>.minisig. The key's password is read
+    /// from $FLEET_SIGNING_PASSWORD, as for `fleet sign`.
+    #[command(disable_version_flag = true)]
+    Sign {
+        /// A root key's minisign secret key.
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        version: Option<u64>,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
+    /// Walk the chain and say which keys sign releases now and what the
+    /// newest version still needs. Exit 0 every version verifies, 1 the
+    /// chain stops short (a proposal lacking signatures, a bad version),
+    /// 2 usage or IO error.
+    Verify {
+        /// Start from this pinned root (a store's root.yaml) instead of
+        /// the repo's version 1.
+        #[arg(long)]
+        pin: Option<PathBuf>,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Check every source of the fleet repo: schema and semantic rules.
@@ -159,11 +228,24 @@ enum Command {
     /// 2 usage or IO error.
     Verify {
         /// A minisign public key file, or a directory of *.pub files.
+        #[arg(long, required_unless_present = "root", conflicts_with = "root")]
+        pubkey: Option<PathBuf>,
+        /// A pinned trust root (a store's root.yaml): walk the repo's
+        /// trust/root/ chain from it and verify releases against the keys
+        /// of the newest version.
         #[arg(long)]
-        pubkey: PathBuf,
+        root: Option<PathBuf>,
         #[arg(long, default_value = ".")]
         repo: PathBuf,
     },
+    /// The fleet's trust root in trust/root/: which keys sign releases, and
+    /// which root keys (a threshold of them) sign its next version.
+    ///
+    /// Stores pin one version (root.yaml in their trust directory) and
+    /// follow every later version that verifies. See
+    /// docs/operations/signing.md for rotation and compromise runbooks.
+    #[command(subcommand)]
+    Root(RootCommand),
     /// Run the whole system on this machine and watch a change converge.
     ///
     /// In DIR: a fleet repo made from fleet-repo-template/ (Git, signed
@@ -325,7 +407,8 @@ fn run(cli: Cli) -> i32 {
             refresh_within,
             all,
         } => sign(&key, repo, expires_in, refresh_within, all),
-        Command::Verify { pubkey, repo } => verify(&pubkey, &repo),
+        Command::Verify { pubkey, root, repo } => verify(pubkey.as_deref(), root.as_deref(), &repo),
+        Command::Root(cmd) => root(cmd),
         Command::Quickstart {
             dir,
             exit_after_demo,
@@ -447,8 +530,17 @@ fn sign(
     }
 }
 
-fn verify(pubkey: &std::path::Path, repo: &std::path::Path) -> i32 {
-    let keys = match ops::verify::load_keys(pubkey) {
+fn verify(
+    pubkey: Option<&std::path::Path>,
+    root: Option<&std::path::Path>,
+    repo: &std::path::Path,
+) -> i32 {
+    let keys = match (pubkey, root) {
+        (Some(p), _) => ops::verify::load_keys(p),
+        (None, Some(pin)) => ops::verify::keys_from_root(repo, pin, chrono::Utc::now()),
+        (None, None) => Err(anyhow::anyhow!("give --pubkey or --root")),
+    };
+    let keys = match keys {
         Ok(k) => k,
         Err(e) => return fail(format!("{e:#}")),
     };
@@ -519,7 +611,138 @@ fn plan(opts: ops::plan::PlanOptions, format: PlanFormatArg) -> i32 {
     }
 }
 
+fn root(cmd: RootCommand) -> i32 {
+    use ops::root as r;
+    let now = chrono::Utc::now();
+    let days = |d: std::time::Duration| chrono::Duration::seconds(d.as_secs() as i64);
+    match cmd {
+        RootCommand::Init {
+            root_keys,
+            threshold,
+            release_keys,
+            expires_in,
+            repo,
+        } => {
+            let opts = r::InitOptions {
+                repo,
+                root_keys,
+                threshold,
+                release_keys,
+                expires_in: days(expires_in),
+                now,
+            };
+            match r::init(&opts) {
+                Ok((path, root)) => {
+                    println!("wrote {} (unsigned)", path.display());
+                    for l in r::describe(&root) {
+                        println!("{l}");
+                    }
+                    println!(
+                        "Next: each root key signs it (fleet root sign --key ROOT.key); {} signature(s) needed. Commit trust/root/ with the signatures.",
+                        root.doc.root.threshold
+                    );
+                    exit::OK
+                }
+                Err(e) => fail(format!("{e:#}")),
+            }
+        }
+        RootCommand::Propose {
+            add_release_keys,
+            remove_release_keys,
+            add_root_keys,
+            remove_root_keys,
+            threshold,
+            expires_in,
+            repo,
+        } => {
+            let changes = r::ProposeOptions {
+                add_release_keys,
+                remove_release_keys,
+                add_root_keys,
+                remove_root_keys,
+                threshold,
+                expires_in: expires_in.map(days),
+            };
+            match r::propose(&repo, &changes, now) {
+                Ok(p) => {
+                    for w in &p.warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    println!("wrote {} (unsigned)", p.path.display());
+                    for l in r::describe(&p.root) {
+                        println!("{l}");
+                    }
+                    println!(
+                        "Next: collect signatures on a branch (fleet root sign --key ROOT.key) from {} of version {}'s root keys and {} of its own; `fleet root verify` says what is missing.",
+                        p.previous_threshold,
+                        p.root.version() - 1,
+                        p.root.doc.root.threshold
+                    );
+                    exit::OK
+                }
+                Err(e) => fail(format!("{e:#}")),
+            }
+        }
+        RootCommand::Sign { key, version, repo } => {
+            let key = match ops::keygen::load_secret_key(&key, signing_password()) {
+                Ok(k) => k,
+                Err(e) => return fail(format!("{e:#}")),
+            };
+            match r::sign(&repo, &key, version) {
+                Ok((path, key_id)) => {
+                    println!("wrote {} (key {key_id})", path.display());
+                    match r::verify(&repo, None, now) {
+                        Ok(v) => {
+                            if let Some(last) = v.lines.last() {
+                                println!("{}", last.text);
+                            }
+                        }
+                        Err(e) => eprintln!("warning: cannot verify the chain: {e:#}"),
+                    }
+                    exit::OK
+                }
+                Err(e) => fail(format!("{e:#}")),
+            }
+        }
+        RootCommand::Verify { pin, repo } => match r::verify(&repo, pin.as_deref(), now) {
+            Ok(v) => {
+                for l in &v.lines {
+                    println!("{} {}", if l.ok { "ok  " } else { "FAIL" }, l.text);
+                }
+                for w in &v.warnings {
+                    println!("warning: {w}");
+                }
+                if let Some(t) = &v.trusted {
+                    for l in r::describe(t) {
+                        println!("{l}");
+                    }
+                }
+                match &v.problem {
+                    None => exit::OK,
+                    Some(p) => {
+                        println!("not verified: {p}");
+                        exit::FINDINGS
+                    }
+                }
+            }
+            Err(e) => fail(format!("{e:#}")),
+        },
+    }
+}
+
 fn fail(e: impl std::fmt::Display) -> i32 {
     eprintln!("error: {e}");
     exit::USAGE
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// clap's own consistency checks (duplicate flags and the like) on
+    /// every subcommand, which otherwise fire only when one is run.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
 }

@@ -48,6 +48,24 @@ pub fn load_keys(path: &Path) -> anyhow::Result<TrustedKeys> {
     })
 }
 
+/// The release keys of the repo's trust root: its `trust/root/` chain
+/// walked from the root pinned in `pin`; refused when the chain does not
+/// verify to its newest version.
+pub fn keys_from_root(repo: &Path, pin: &Path, now: DateTime<Utc>) -> anyhow::Result<TrustedKeys> {
+    let verdict = crate::ops::root::verify(repo, Some(pin), now)?;
+    match (verdict.problem, verdict.trusted) {
+        (None, Some(root)) => Ok(root.release_keys),
+        (Some(p), _) => anyhow::bail!(
+            "the trust root chain does not verify from {}: {p}",
+            pin.display()
+        ),
+        (None, None) => anyhow::bail!(
+            "the trust root chain does not verify from {}",
+            pin.display()
+        ),
+    }
+}
+
 /// Verify every store of the repo at `repo`.
 pub fn verify(
     repo_dir: &Path,

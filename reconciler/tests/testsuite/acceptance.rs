@@ -15,13 +15,12 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use crate::e2e::{Fixture, STORE, StatusService, git};
+use crate::e2e::{Fixture, STORE, StatusService, VARIATION, git};
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const FOOTER: &str = "Thanks for visiting Acme SoHo!";
 const NEW_FOOTER: &str = "Welcome back to Acme SoHo: show this receipt for 10% off";
-const VARIATION: &str = "bacon-cheeseburger-single";
 
 /// Poll `check` until it answers `Some`, or panic after `timeout`.
 fn wait<T>(timeout: Duration, what: &str, mut check: impl FnMut() -> Option<T>) -> T {

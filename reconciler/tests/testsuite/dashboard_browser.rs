@@ -10,11 +10,10 @@
 
 use std::time::Duration;
 
-use crate::e2e::{self, Fixture, STORE, StatusService};
+use crate::e2e::{self, Fixture, STORE, StatusService, VARIATION};
 use serde_json::json;
 use testkit::browser::{Browser, screenshot_dir};
 
-const VARIATION: &str = "bacon-cheeseburger-single";
 const TEMPLATE: &str = "https://git.example.com/acme/fleet/-/commit/{commit}";
 
 #[test]

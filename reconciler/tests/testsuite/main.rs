@@ -17,4 +17,5 @@ mod quickstart;
 mod reconcile_e2e;
 mod status_e2e;
 mod troubleshooting_rows;
+mod trust_root_e2e;
 mod validate_applies;

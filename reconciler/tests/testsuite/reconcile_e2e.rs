@@ -30,14 +30,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::e2e::{
-    self, Edge, Fixture, Run, STORE, Snapshot, changed_entities, entities, fleet, git, run_process,
-    strip_entity,
+    self, Edge, Fixture, Run, STORE, Snapshot, VARIATION, changed_entities, entities, fleet, git,
+    run_process, strip_entity,
 };
 use cli::ops::sign::{release_bytes, sign_bytes};
 use serde_json::{Value, json};
 
-/// A base price that soho does not override, and so reaches soho's release.
-const VARIATION: &str = "bacon-cheeseburger-single";
 const ITEM: &str = "bacon-cheeseburger";
 
 // ------------------------------------------------------------ helpers
@@ -1647,7 +1645,7 @@ fn bad_config_exits_2_naming_the_problem() {
                 &fx.trust.display().to_string(),
                 &empty_trust.display().to_string(),
             ),
-            "holds no *.pub minisign public key".into(),
+            "holds neither root.yaml nor a *.pub minisign public key".into(),
             agents,
             false,
         ),

@@ -10,10 +10,8 @@
 
 use std::time::{Duration, Instant};
 
-use crate::e2e::{self, Fixture, STORE, StatusService};
+use crate::e2e::{self, Fixture, STORE, StatusService, VARIATION};
 use serde_json::Value;
-
-const VARIATION: &str = "bacon-cheeseburger-single";
 
 /// The reports of a store view, oldest first.
 fn timeline(view: &Value) -> Vec<Value> {

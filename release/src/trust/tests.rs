@@ -817,6 +817,8 @@ fn given_by_check(refusal: &Refusal) -> bool {
     match refusal {
         // The Git source refuses a symlink or submodule before `check` runs.
         Refusal::NotRegularFile(_) => false,
+        // The chain walk (`crate::root`, its own table) runs before `check`.
+        Refusal::Root(_) => false,
         Refusal::TooLarge { .. }
         | Refusal::MalformedSignature(_)
         | Refusal::UnknownKey { .. }

@@ -53,6 +53,8 @@ pub use testkit::copy_dir;
 pub const RECONCILER: &str = env!("CARGO_BIN_EXE_fleet-reconciler");
 /// The store every fixture reconciles.
 pub const STORE: &str = "acme/soho";
+/// A variation of the template's menu whose price the tests change.
+pub const VARIATION: &str = "bacon-cheeseburger-single";
 /// The edge's bearer token (the file holds it with surrounding whitespace).
 pub const EDGE_TOKEN: &str = "e2e-edge-token-0123456789";
 /// Longest any one child process may run before the test gives up on it.
@@ -1444,7 +1446,12 @@ impl StatusService {
                 .args(["--database-url", database_url])
                 .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
                 .args(["--repo-url", repo_url])
-                .arg("--pubkey")
+                // A pinned trust root (`*.yaml`) or release key(s).
+                .arg(if pubkey.extension().is_some_and(|e| e == "yaml") {
+                    "--root"
+                } else {
+                    "--pubkey"
+                })
                 .arg(pubkey)
                 .arg("--state-dir")
                 .arg(dir.join("state"))
