@@ -10,12 +10,18 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-Usage: install.sh --store TENANT/STORE --repo-url URL --trust-key FILE [options]
+Usage: install.sh --store TENANT/STORE --repo-url URL --trust-root FILE [options]
 
 Required:
   --store TENANT/STORE        this store, e.g. acme/soho
   --repo-url URL              the fleet repo
-  --trust-key FILE            a minisign public key (*.pub); repeat for several
+  --trust-root FILE           the fleet's trust root to pin (trust/root/1.yaml
+                              of the fleet repo, see signing.md); the store
+                              follows every later version that verifies.
+                              Kept on later runs that do not give it
+  --trust-key FILE            instead of (or besides) --trust-root: a minisign
+                              public key (*.pub) to pin; repeat for several.
+                              Exactly the keys given stay pinned
 
 The package:
   --package FILE.deb          install or upgrade the fleet-store package from
@@ -52,7 +58,7 @@ Exit: 0 installed; 1 refused (bad flags or files; nothing changed);
 
 Layout (below --root): the package's /usr/bin/fleet-{edge,reconciler},
 /usr/lib/systemd/system/fleet-*, /usr/share/doc/fleet-store/; this
-script's /etc/fleet/{reconciler.toml,trust/*.pub,git.token} and the two
+script's /etc/fleet/{reconciler.toml,trust/root.yaml,trust/*.pub,git.token} and the two
 settings of /etc/fleet/edge.env; the package's /etc/fleet/edge.token,
 /var/lib/fleet, /var/lib/fleet-edge, /var/backups/fleet-edge.
 EOF
@@ -60,7 +66,7 @@ EOF
 
 die() { echo "install.sh: error: $*" >&2; exit 1; }
 
-STORE="" REPO_URL="" PACKAGE="" BRANCH="main" STATUS_URL="" EDGE_LISTEN="" KEEP_DAYS=""
+STORE="" REPO_URL="" PACKAGE="" TRUST_ROOT="" BRANCH="main" STATUS_URL="" EDGE_LISTEN="" KEEP_DAYS=""
 INTERVAL=60 GIT_TOKEN_FILE="" BOOTSTRAP_TOKEN_FILE="" REENROLL=0
 TIMER=0 ENABLE=1 ROOT="" DRY_RUN=0
 TRUST_KEYS=()
@@ -71,6 +77,7 @@ while [ $# -gt 0 ]; do
         --repo-url) REPO_URL="${2:?--repo-url needs a value}"; shift 2 ;;
         --package) PACKAGE="${2:?--package needs a file}"; shift 2 ;;
         --trust-key) TRUST_KEYS+=("${2:?--trust-key needs a value}"); shift 2 ;;
+        --trust-root) TRUST_ROOT="${2:?--trust-root needs a file}"; shift 2 ;;
         --branch) BRANCH="${2:?}"; shift 2 ;;
         --status-url) STATUS_URL="${2:?}"; shift 2 ;;
         --edge-listen) EDGE_LISTEN="${2:?}"; shift 2 ;;
@@ -94,11 +101,16 @@ done
 [ -n "$STORE" ] || die "--store is required"
 [[ "$STORE" =~ ^[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$ ]] || die "--store must be tenant/store (lower-case slugs), got '$STORE'"
 [ -n "$REPO_URL" ] || die "--repo-url is required"
-[ "${#TRUST_KEYS[@]}" -gt 0 ] || die "--trust-key is required (at least one)"
+[ "${#TRUST_KEYS[@]}" -gt 0 ] || [ -n "$TRUST_ROOT" ] || [ -s "${ROOT:-}/etc/fleet/trust/root.yaml" ] \
+    || die "--trust-root (or --trust-key) is required: what the store trusts"
+if [ -n "$TRUST_ROOT" ]; then
+    [ -f "$TRUST_ROOT" ] || die "trust root $TRUST_ROOT does not exist"
+    grep -q '^kind: TrustRoot' "$TRUST_ROOT" || die "$TRUST_ROOT is not a trust root (no 'kind: TrustRoot'): give trust/root/<n>.yaml of the fleet repo"
+fi
 [[ "$INTERVAL" =~ ^[0-9]+$ ]] && [ "$INTERVAL" -ge 1 ] && [ "$INTERVAL" -le 86400 ] || die "--interval must be 1..86400"
 [ -z "$KEEP_DAYS" ] || [[ "$KEEP_DAYS" =~ ^[0-9]+$ ]] || die "--keep-days must be a number"
 [ -z "$EDGE_LISTEN" ] || [[ "$EDGE_LISTEN" =~ ^[][A-Za-z0-9.:*-]+:[0-9]+$ ]] || die "--edge-listen must be ADDRESS:PORT, got '$EDGE_LISTEN'"
-for k in "${TRUST_KEYS[@]}"; do
+for k in ${TRUST_KEYS[@]+"${TRUST_KEYS[@]}"}; do
     [ -f "$k" ] || die "trust key $k does not exist"
     case "$k" in *.pub) ;; *) die "trust key $k must be named *.pub" ;; esac
 done
@@ -178,9 +190,14 @@ if [ -n "$PACKAGE" ]; then
     run "${DPKG[@]}" --force-confold -i "$PACKAGE"
 fi
 
-# 2. Trust keys: exactly the ones given (a rotated-out key is removed).
+# 2. Trust: the pinned root (kept unless replaced), and exactly the *.pub
+# keys given (a rotated-out key is removed).
+if [ -n "$TRUST_ROOT" ]; then
+    put "$TRUST_ROOT" /etc/fleet/trust/root.yaml 0640
+    group /etc/fleet "$ROOT/etc/fleet/trust/root.yaml"
+fi
 wanted=" "
-for k in "${TRUST_KEYS[@]}"; do
+for k in ${TRUST_KEYS[@]+"${TRUST_KEYS[@]}"}; do
     put "$k" "/etc/fleet/trust/$(basename "$k")" 0640
     group /etc/fleet "$ROOT/etc/fleet/trust/$(basename "$k")"
     wanted="$wanted$(basename "$k") "

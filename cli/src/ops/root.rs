@@ -326,13 +326,16 @@ pub fn sign(
     // Version 1 may also be signed by a release key that `*.pub` stores
     // pin: they adopt the root through that signature (DESIGN.md §10).
     if version > 1 && !counted.iter().any(|k| k.key_id == key_id) {
-        let of = if previous.is_some() {
-            format!("of neither version {version} nor version {}", version - 1)
+        let what = if previous.is_some() {
+            format!(
+                "a root key of neither version {version} nor version {}",
+                version - 1
+            )
         } else {
-            format!("of version {version}")
+            format!("not a root key of version {version}")
         };
         bail!(
-            "key {key_id} is not a root key {of}: its signature would count for nothing (root keys sign roots; release keys sign releases)"
+            "key {key_id} is {what}: its signature would count for nothing (root keys sign roots; release keys sign releases)"
         );
     }
     let path = root_dir(repo).join(signature_name(version, &key_id));

@@ -7,5 +7,6 @@ mod common;
 mod corpus;
 
 mod plan;
+mod root_cmd;
 mod trust_gate;
 mod validate_corpus;

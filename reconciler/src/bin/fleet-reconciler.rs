@@ -417,6 +417,27 @@ fn status(config: &Config) -> i32 {
         Ok(None) => println!("applied: nothing yet"),
         Err(e) => println!("applied: {e}"),
     }
+    // What the store trusts: the newest trust root version it walked to,
+    // the one its trust directory pins, or bare keys.
+    match (
+        release::root::load_persisted(&config.state_dir),
+        release::root::Anchor::load(&config.trust_dir),
+    ) {
+        (Ok(Some(root)), _) => println!("trust: {root}"),
+        (Err(e), _) => println!("trust: {e}"),
+        (Ok(None), Ok(release::root::Anchor::Root(pin))) => {
+            println!("trust: {pin} (pinned; not walked yet)")
+        }
+        (Ok(None), Ok(release::root::Anchor::Keys(keys))) => println!(
+            "trust: release keys pinned in {} ({}); no trust root",
+            config.trust_dir.display(),
+            keys.iter()
+                .map(|k| k.key_id.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        (Ok(None), Err(e)) => println!("trust: {e}"),
+    }
     match daemon::last_pass(&config.state_dir) {
         Some(r) => {
             println!(

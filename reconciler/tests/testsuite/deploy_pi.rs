@@ -49,6 +49,11 @@ impl Staging {
             std::fs::write(keys.join(k), format!("untrusted comment: {k}\nRWQ{k}\n")).expect("key");
         }
         std::fs::write(tmp.path().join("git.token"), "git-secret-token\n").expect("git token");
+        std::fs::write(
+            tmp.path().join("root.yaml"),
+            "apiVersion: fleet/v1\nkind: TrustRoot\nversion: 1\n",
+        )
+        .expect("trust root");
         let package = store_package(&tmp.path().join("deb"));
         Staging { tmp, package }
     }
@@ -87,10 +92,13 @@ fn install_sh_installs_the_package_and_writes_the_store_config_in_a_root() {
     let release = s.p("keys/release.pub").display().to_string();
     let next = s.p("keys/next.pub").display().to_string();
     let git_token = s.p("git.token").display().to_string();
+    let trust_root = s.p("root.yaml").display().to_string();
     let package = s.package_arg();
     let o = s.install(&[
         "--package",
         &package,
+        "--trust-root",
+        &trust_root,
         "--trust-key",
         &release,
         "--trust-key",
@@ -112,6 +120,7 @@ fn install_sh_installs_the_package_and_writes_the_store_config_in_a_root() {
     let expect = [
         ("/etc/fleet", 0o750, None, Some(fleet_gid)),
         ("/etc/fleet/trust", 0o750, None, Some(fleet_gid)),
+        ("/etc/fleet/trust/root.yaml", 0o640, None, Some(fleet_gid)),
         ("/etc/fleet/trust/release.pub", 0o640, None, Some(fleet_gid)),
         ("/etc/fleet/trust/next.pub", 0o640, None, Some(fleet_gid)),
         ("/etc/fleet/reconciler.toml", 0o640, None, Some(fleet_gid)),
@@ -228,6 +237,10 @@ fn install_sh_installs_the_package_and_writes_the_store_config_in_a_root() {
     );
     assert!(!s.root("/etc/fleet/trust/release.pub").exists());
     assert!(s.root("/etc/fleet/trust/next.pub").exists());
+    assert!(
+        s.root("/etc/fleet/trust/root.yaml").exists(),
+        "a pinned root stays when a later run does not give --trust-root"
+    );
     assert!(!s.root("/etc/fleet/git.token").exists());
     let config_text = std::fs::read_to_string(&config_path).expect("config");
     assert!(!config_text.contains("git_token_file"), "{config_text}");
@@ -276,7 +289,19 @@ fn install_sh_dry_run_changes_nothing_and_bad_flags_are_refused() {
             vec!["--trust-key", release.as_str(), "--store", "Soho"],
             "--store",
         ),
-        (vec!["--package", package.as_str()], "--trust-key"),
+        (
+            vec!["--package", package.as_str()],
+            "--trust-root (or --trust-key) is required",
+        ),
+        (
+            vec![
+                "--package",
+                package.as_str(),
+                "--trust-root",
+                not_a_package.as_str(),
+            ],
+            "is not a trust root",
+        ),
         (
             vec!["--trust-key", release.as_str(), "--interval", "0"],
             "--interval",

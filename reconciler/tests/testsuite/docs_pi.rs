@@ -106,6 +106,26 @@ fn every_command_of_pi_md_runs_against_a_fake_root() {
     // The staging root's fleet user must reach the files it is given.
     std::fs::set_permissions(&fx.root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     std::fs::copy(fx.keys.join("minisign.pub"), tmp.join("release.pub")).expect("release key");
+    // The fleet's trust root version 1, as signing.md makes it.
+    let key = fx.keys.join("minisign.pub").display().to_string();
+    let repo = fx.work.display().to_string();
+    crate::e2e::fleet(
+        &fx.root,
+        &[
+            "root",
+            "init",
+            "--root-key",
+            &key,
+            "--threshold",
+            "1",
+            "--release-key",
+            &key,
+            "--repo",
+            &repo,
+        ],
+    )
+    .expect_code(0, "fleet root init");
+    std::fs::copy(fx.work.join("trust/root/1.yaml"), tmp.join("root.yaml")).expect("root pin");
     // The package, under every name the doc gives it.
     let package = store_package(&fx.root.join("deb"));
     for name in commands.iter().flat_map(|c| c.split_whitespace()) {

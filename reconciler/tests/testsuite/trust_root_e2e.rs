@@ -181,6 +181,19 @@ fn row_19_a_store_follows_a_key_rotation_and_refuses_the_dropped_key() {
     fx.commit_and_publish("trust root version 3");
     fx.once().expect_code(0, "walks to version 3");
     assert_eq!(r.persisted_version(), 3);
+    let status = fx.reconciler(&["status"]);
+    let release2 = release::trust::TrustedKeys::load_file(&fx.root.join("release2/minisign.pub"))
+        .expect("release2")
+        .key_id;
+    assert!(
+        status
+            .stdout
+            .contains(&format!("trust: trust root version 3 (expires "))
+            && status
+                .stdout
+                .contains(&format!("releases signed by {release2};")),
+        "{status}"
+    );
     // The leaked key signs a new release: refused.
     fx.set_base_price(VARIATION, 1);
     r.sign_releases_with(&fx.keys, &[]);
@@ -189,6 +202,13 @@ fn row_19_a_store_follows_a_key_rotation_and_refuses_the_dropped_key() {
         "a release signed by the dropped key",
     );
     assert_eq!(view["reports"][0]["report"]["root_version"], 3, "{view:#}");
+    // The store page says which root the store trusts.
+    let page = r.status.page(&r.operator, &format!("/stores/{STORE}"));
+    assert!(
+        page.contains("<dt>Trust root</dt><dd>version 3</dd>"),
+        "{page}"
+    );
+    assert!(page.contains("trust root v3"), "{page}");
     assert_ne!(
         fx.edge.pos_state(),
         fx.render(),

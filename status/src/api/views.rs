@@ -464,6 +464,9 @@ pub(super) async fn revoke_store(
 pub struct ReportDetails {
     pub duration_ms: Option<u64>,
     pub reconciler_version: Option<String>,
+    /// The trust root version the store trusted after the pass (absent
+    /// for a store pinning bare keys, or an older reconciler).
+    pub root_version: Option<u64>,
     pub refusal: Option<Refusal>,
     pub errors: Vec<String>,
     pub warnings: Vec<String>,
@@ -613,6 +616,7 @@ impl ReportDetails {
                 ReportDetails {
                     duration_ms: or_default(field("duration_ms")),
                     reconciler_version: or_default(field("reconciler_version")),
+                    root_version: or_default(field("root_version")),
                     refusal: or_default(field("refusal")),
                     errors: or_default(field("errors")),
                     warnings: or_default(field("warnings")),

@@ -166,6 +166,11 @@ pub enum Event {
         public_key: PathBuf,
         key_id: String,
     },
+    /// `trust/root/1.yaml`: one root key, threshold 1, the release key.
+    TrustRoot {
+        path: PathBuf,
+        root_key_id: String,
+    },
     Signed {
         releases: usize,
         commit: String,
@@ -268,6 +273,11 @@ impl std::fmt::Display for Event {
                 f,
                 "release signing key made: {} (key id {key_id}; the secret key is unencrypted: a demo key)",
                 public_key.display()
+            ),
+            Event::TrustRoot { path, root_key_id } => write!(
+                f,
+                "trust root version 1 made: {} (root key {root_key_id}, threshold 1: a demo root; stores and the status service pin it)",
+                path.display()
             ),
             Event::Signed { releases, commit } => write!(
                 f,
@@ -667,7 +677,41 @@ async fn bring_up(
             source,
         }
     })?;
-    let (releases, commit) = sign_and_commit(&repo, &key, "Release: first signed releases").await?;
+    // The trust root the stores pin: one root key, threshold 1, for the
+    // demo (a real fleet uses several offline root keys: signing.md).
+    let root_key = crate::ops::keygen::keygen(&keys.join("root"), None).map_err(|source| {
+        QuickstartError::Step {
+            what: "making the root key".into(),
+            source,
+        }
+    })?;
+    let (root_file, _) = crate::ops::root::init(&crate::ops::root::InitOptions {
+        repo: repo.clone(),
+        root_keys: vec![root_key.public_key.display().to_string()],
+        threshold: 1,
+        release_keys: vec![made.public_key.display().to_string()],
+        expires_in: chrono::Duration::days(365),
+        now: chrono::Utc::now(),
+    })
+    .and_then(|made| {
+        let sk = crate::ops::keygen::load_secret_key(&root_key.secret_key, None)?;
+        crate::ops::root::sign(&repo, &sk, Some(1))?;
+        Ok(made)
+    })
+    .map_err(|source| QuickstartError::Step {
+        what: "making trust root version 1".into(),
+        source,
+    })?;
+    progress(Event::TrustRoot {
+        path: root_file.clone(),
+        root_key_id: root_key.key_id.clone(),
+    });
+    let (releases, commit) = sign_and_commit(
+        &repo,
+        &key,
+        "Release: trust root version 1 and the first signed releases",
+    )
+    .await?;
     progress(Event::Signed { releases, commit });
     let git_host = dir.join("git/fleet.git");
     mkdir(&git_host)?;
@@ -689,8 +733,8 @@ async fn bring_up(
     let mut cmd = Command::new(&bins.status);
     cmd.args(["--database-url", &database_url])
         .args(["serve", "--listen", "127.0.0.1:0", "--repo-url", &host])
-        .arg("--pubkey")
-        .arg(&made.public_key)
+        .arg("--root")
+        .arg(&root_file)
         .arg("--state-dir")
         .arg(status_dir.join("state"))
         .arg("--hook-secret-file")
@@ -735,9 +779,9 @@ async fn bring_up(
         });
         let trust = s.root.join("trust");
         mkdir(&trust)?;
-        std::fs::copy(&made.public_key, trust.join("release.pub")).map_err(|source| {
+        std::fs::copy(&root_file, trust.join(release::root::PIN_FILE)).map_err(|source| {
             QuickstartError::Io {
-                what: format!("pinning the release key in {}", trust.display()),
+                what: format!("pinning the trust root in {}", trust.display()),
                 source,
             }
         })?;

@@ -1566,6 +1566,25 @@ impl StatusService {
         r.json()
     }
 
+    /// A dashboard page as the signed-in `operator` sees it (HTML).
+    pub fn page(&self, operator: &str, path: &str) -> String {
+        let http = client();
+        let (status, text) = runtime().block_on(async {
+            let resp = http
+                .get(format!("{}{path}", self.url()))
+                .header("Cookie", format!("fleet_operator={operator}"))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+            (
+                resp.status().as_u16(),
+                resp.text().await.unwrap_or_default(),
+            )
+        });
+        assert_eq!(status, 200, "GET {path}: {text}");
+        text
+    }
+
     /// The operator view of one store (`GET /api/v1/stores/{store}`).
     pub fn store_view(&self, operator: &str, store: &str) -> Value {
         self.get(operator, &format!("/api/v1/stores/{store}"))
