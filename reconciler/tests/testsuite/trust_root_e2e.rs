@@ -188,7 +188,7 @@ fn row_19_a_store_follows_a_key_rotation_and_refuses_the_dropped_key() {
     assert!(
         status
             .stdout
-            .contains(&format!("trust: trust root version 3 (expires "))
+            .contains("trust: trust root version 3 (expires ")
             && status
                 .stdout
                 .contains(&format!("releases signed by {release2};")),
