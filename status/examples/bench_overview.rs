@@ -264,7 +264,13 @@ async fn bench(backend: &str, url: &str, args: &Args) -> anyhow::Result<()> {
         t.elapsed().as_secs_f64()
     );
     let tenants: Vec<String> = (0..TENANTS).map(|t| format!("tenant-{t:02}")).collect();
-    let token = status::admin::operator_create(url, &tenants).await?;
+    let spec = status::admin::OperatorSpec {
+        tenants,
+        stores: Vec::new(),
+        role: status::api::Role::Viewer,
+        ttl: std::time::Duration::from_secs(86_400),
+    };
+    let (_, token) = status::admin::operator_create(url, &spec).await?;
     let server = start_server(&args.server, url, dir.path())?;
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -138,6 +138,15 @@ pub fn outcome_class(outcome: &str) -> &'static str {
     }
 }
 
+/// A unix time as a UTC date and minute for people (`2027-03-01 12:00
+/// UTC`), or `never`.
+pub fn date(at: Option<i64>) -> String {
+    match at.and_then(|t| chrono::DateTime::from_timestamp(t, 0)) {
+        Some(t) => t.format("%Y-%m-%d %H:%M UTC").to_string(),
+        None => "never".to_owned(),
+    }
+}
+
 /// The first 10 characters of a commit id.
 pub fn short_commit(commit: &str) -> String {
     commit.chars().take(10).collect()
@@ -593,7 +602,7 @@ async fn tenant_page(
 #[template(path = "login.html")]
 struct LoginPage {
     operator: Option<&'static Operator>,
-    problem: Option<&'static str>,
+    problem: Option<String>,
 }
 
 async fn login_page() -> Response {
@@ -625,10 +634,15 @@ async fn login(
             );
             ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response()
         }
-        Err(AppError::Client { .. }) => {
+        Err(AppError::Client { message, .. }) => {
+            // "unknown operator token", "… is revoked", "… expired; …".
+            let mut problem = message;
+            if let Some(first) = problem.get(..1) {
+                problem.replace_range(..1, &first.to_uppercase());
+            }
             let page = LoginPage {
                 operator: None,
-                problem: Some("Unknown operator token. Try again."),
+                problem: Some(format!("{problem}. Try again.")),
             };
             render(StatusCode::UNAUTHORIZED, &page)
         }

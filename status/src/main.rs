@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use status::{admin, server};
 
 /// Head office view of the fleet: desired vs applied revisions per store.
@@ -98,13 +98,35 @@ enum TokenCommand {
     },
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum RoleArg {
+    /// Reads every page and API call of its scope.
+    Viewer,
+    /// Also revokes node keys.
+    Editor,
+}
+
 #[derive(Debug, Subcommand)]
 enum OperatorCommand {
-    /// Print an operator bearer token scoped to the given tenants.
+    /// Make an operator bearer token; prints `<id> <token>` on its last
+    /// line (the token is shown only this once).
     Create {
+        /// A tenant whose stores it sees; repeat for several.
         #[arg(long = "tenant", required = true)]
         tenants: Vec<String>,
+        /// Limit it to this store (`tenant/store`, of a --tenant); repeat.
+        #[arg(long = "store")]
+        stores: Vec<String>,
+        #[arg(long, value_enum, default_value = "editor")]
+        role: RoleArg,
+        /// How long the token is valid (`90d`, `12h`).
+        #[arg(long, default_value = "90d", value_parser = humantime::parse_duration)]
+        ttl: Duration,
     },
+    /// List operator tokens: id, role, scope, created, expires, revoked.
+    List,
+    /// Revoke an operator token by id: its next request gets 401.
+    Revoke { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,11 +196,62 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .with_context(|| format!("creating a bootstrap token for {store}"))?;
             println_flush(&token)
         }
-        Command::Operator(OperatorCommand::Create { tenants }) => {
-            let token = admin::operator_create(&db, &tenants)
+        Command::Operator(OperatorCommand::Create {
+            tenants,
+            stores,
+            role,
+            ttl,
+        }) => {
+            let spec = admin::OperatorSpec {
+                tenants,
+                stores,
+                role: match role {
+                    RoleArg::Viewer => status::api::Role::Viewer,
+                    RoleArg::Editor => status::api::Role::Editor,
+                },
+                ttl,
+            };
+            let (id, token) = admin::operator_create(&db, &spec)
                 .await
                 .context("creating an operator token")?;
-            println_flush(&token)
+            println_flush(&format!("{id} {token}"))
+        }
+        Command::Operator(OperatorCommand::List) => {
+            let rows = admin::operator_list(&db)
+                .await
+                .context("listing operator tokens")?;
+            let now = chrono::Utc::now().timestamp();
+            println_flush(
+                "ID            ROLE    TENANTS / STORES                CREATED               EXPIRES               STATE",
+            )?;
+            for r in rows {
+                let scope = if r.stores.is_empty() {
+                    r.tenants.join(",")
+                } else {
+                    r.stores.join(",")
+                };
+                let state = match (r.revoked_at, r.expires_at) {
+                    (Some(_), _) => "revoked",
+                    (None, Some(e)) if e <= now => "expired",
+                    (None, None) => "active (no expiry: revoke it)",
+                    (None, Some(_)) => "active",
+                };
+                println_flush(&format!(
+                    "{:<13} {:<7} {:<31} {:<21} {:<21} {state}",
+                    r.id,
+                    r.role,
+                    scope,
+                    status::dashboard::date(Some(r.created_at)),
+                    status::dashboard::date(r.expires_at),
+                ))?;
+            }
+            Ok(())
+        }
+        Command::Operator(OperatorCommand::Revoke { id }) => {
+            admin::operator_revoke(&db, &id)
+                .await
+                .with_context(|| format!("revoking operator token {id}"))?;
+            println_flush(&format!("revoked operator token {id}"))
         }
         Command::Node(NodeCommand::Revoke { store }) => {
             let n = admin::node_revoke(&db, &store)

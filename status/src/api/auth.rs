@@ -21,11 +21,42 @@ pub const OPERATOR_COOKIE: &str = "fleet_operator";
 
 pub use wire::bearer::bearer_token;
 
-/// An authenticated operator.
+/// What an operator may do (DESIGN.md §10).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Reads every page and API of its scope.
+    Viewer,
+    /// Also revokes node keys (and later: reconcile now, support bundles).
+    Editor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "editor" => Some(Role::Editor),
+            _ => None,
+        }
+    }
+}
+
+/// An authenticated operator: a token that exists, is not revoked and has
+/// not expired.
 #[derive(Debug, Clone)]
 pub struct Operator {
     id: String,
     tenants: Vec<String>,
+    /// Store ids it is limited to; empty: every store of its tenants.
+    stores: Vec<String>,
+    role: Role,
+    expires_at: Option<i64>,
 }
 
 impl Operator {
@@ -40,8 +71,52 @@ impl Operator {
         &self.tenants
     }
 
+    /// Whether the operator sees anything of `tenant`.
     pub fn sees(&self, tenant: &str) -> bool {
         self.tenants.iter().any(|t| t == tenant)
+    }
+
+    /// Whether the operator sees the store `store` (`tenant/store`): one
+    /// of its tenants and, for a store-scoped token, one of its stores.
+    pub fn sees_store(&self, store: &str) -> bool {
+        let tenant = store.split_once('/').map(|(t, _)| t).unwrap_or(store);
+        self.sees(tenant) && (self.stores.is_empty() || self.stores.iter().any(|s| s == store))
+    }
+
+    /// The stores a store-scoped token is limited to (empty: all of its
+    /// tenants' stores).
+    pub fn stores(&self) -> &[String] {
+        &self.stores
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// When the token stops working (unix seconds); `None` for a token
+    /// made before expiry existed.
+    pub fn expires_at(&self) -> Option<i64> {
+        self.expires_at
+    }
+
+    /// Whether the operator may change things (revoke node keys, …).
+    pub fn can_edit(&self) -> bool {
+        self.role == Role::Editor
+    }
+
+    /// Refuse (403) an operator who may only read.
+    pub fn must_edit(&self, action: &str) -> ApiResult<()> {
+        match self.role {
+            Role::Editor => Ok(()),
+            Role::Viewer => Err(AppError::client(
+                axum::http::StatusCode::FORBIDDEN,
+                "viewer",
+                format!(
+                    "operator {} is a viewer: {action} needs an editor token",
+                    self.id
+                ),
+            )),
+        }
     }
 
     /// An operator of `tenants` without a token, for unit tests of what
@@ -51,6 +126,9 @@ impl Operator {
         Operator {
             id: "test".to_owned(),
             tenants: tenants.iter().map(|t| (*t).to_owned()).collect(),
+            stores: Vec::new(),
+            role: Role::Editor,
+            expires_at: None,
         }
     }
 }
@@ -62,14 +140,33 @@ pub async fn operator_for_token(state: &AppState, token: Option<&str>) -> ApiRes
         .filter(|t| !t.is_empty())
         .ok_or_else(|| AppError::unauthorized("missing operator bearer token"))?;
     let hash = tokens::hash(token);
-    let tenants = state
+    let row = state
         .store
-        .operator_tenants(&hash)
+        .operator_by_hash(&hash)
         .await?
         .ok_or_else(|| AppError::unauthorized("unknown operator token"))?;
+    if row.revoked_at.is_some() {
+        return Err(AppError::unauthorized(format!(
+            "operator token {} is revoked",
+            row.id
+        )));
+    }
+    if let Some(expires_at) = row.expires_at
+        && expires_at <= state.clock.now().timestamp()
+    {
+        return Err(AppError::unauthorized(format!(
+            "operator token {} expired; ask for a new one (fleet-status operator create)",
+            row.id
+        )));
+    }
+    // A role this build does not know reads as the lesser one.
+    let role = Role::parse(&row.role).unwrap_or(Role::Viewer);
     Ok(Operator {
-        id: hash.chars().take(12).collect(),
-        tenants,
+        id: row.id,
+        tenants: row.tenants,
+        stores: row.stores,
+        role,
+        expires_at: row.expires_at,
     })
 }
 

@@ -36,7 +36,7 @@ mod metrics;
 mod reports;
 mod views;
 
-pub use auth::{OPERATOR_COOKIE, Operator, SignedIn, bearer_token, operator_for_token};
+pub use auth::{OPERATOR_COOKIE, Operator, Role, SignedIn, bearer_token, operator_for_token};
 pub use error::{ApiResult, AppError};
 pub use hook::hook_signature_ok;
 pub(crate) use reports::authenticate_node;

@@ -235,7 +235,7 @@ pub async fn overview(state: &AppState, op: &Operator, q: &ListQuery) -> ApiResu
     let mut tenants: BTreeMap<String, TenantProgress> = BTreeMap::new();
     let mut rows = Vec::new();
     for row in state.store.list_stores().await? {
-        if !op.sees(&row.tenant) || q.tenant.as_deref().is_some_and(|x| x != row.tenant) {
+        if !op.sees_store(&row.store) || q.tenant.as_deref().is_some_and(|x| x != row.tenant) {
             continue;
         }
         let r = tenants.entry(row.tenant.clone()).or_default();
@@ -273,15 +273,16 @@ pub(super) async fn list_stores(
 
 // ------------------------------------------------------------ one store
 
-/// A store the operator may see, or 404 (another tenant's store is
-/// indistinguishable from a missing one: THREATS.md row 16).
+/// A store the operator may see, or 404 (another tenant's store, or one
+/// outside a store-scoped token, is indistinguishable from a missing one:
+/// THREATS.md rows 16 and 28).
 pub async fn visible_store(
     state: &AppState,
     op: &Operator,
     tenant: &str,
     store: &str,
 ) -> ApiResult<StoreRow> {
-    if !op.sees(tenant) {
+    if !op.sees_store(&format!("{tenant}/{store}")) {
         return Err(no_such_store());
     }
     state
@@ -424,6 +425,7 @@ pub struct Revoked {
 
 /// Revoke a store's node keys on an operator's behalf.
 pub async fn revoke_for(state: &AppState, op: &Operator, store: &str) -> ApiResult<u64> {
+    op.must_edit("revoking node keys")?;
     let revoked = state
         .store
         .revoke_store_nodes(store, state.clock.now().timestamp())
@@ -714,7 +716,7 @@ pub async fn tenant_rollout(
     let (mut stores, mut applied) = (0u64, 0u64);
     let (mut behind, mut failing, mut refused) = (Vec::new(), Vec::new(), Vec::new());
     for row in state.store.list_stores().await? {
-        if row.tenant != tenant {
+        if row.tenant != tenant || !op.sees_store(&row.store) {
             continue;
         }
         let s = row_state(state, &row, t);

@@ -105,6 +105,34 @@ pub struct DesiredRow {
     pub checked_at: i64,
 }
 
+/// A new operator token, as stored (its hash, never the token).
+#[derive(Debug, Clone)]
+pub struct NewOperator<'a> {
+    pub hash: &'a str,
+    /// `viewer` or `editor`.
+    pub role: &'a str,
+    pub tenants: &'a [String],
+    /// Store ids it is limited to; empty: every store of its tenants.
+    pub stores: &'a [String],
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// An operator token's record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorRow {
+    /// The first 12 hex digits of the token's hash: names it in lists,
+    /// audit entries and `operator revoke`.
+    pub id: String,
+    pub role: String,
+    pub tenants: Vec<String>,
+    pub stores: Vec<String>,
+    pub created_at: i64,
+    /// `None` for tokens made before expiry existed.
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
 /// A report as received, with its summary columns.
 #[derive(Debug, Clone)]
 pub struct NewReport {
@@ -229,15 +257,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// anyway); answers how many.
     fn forget_nonces(&self, before: i64) -> StoreFuture<'_, u64>;
 
-    fn create_operator<'a>(
-        &'a self,
-        hash: &'a str,
-        tenants: &'a [String],
-        now: i64,
-    ) -> StoreFuture<'a, ()>;
+    fn create_operator<'a>(&'a self, op: &'a NewOperator<'a>) -> StoreFuture<'a, ()>;
 
-    /// The tenants of the operator token with this hash.
-    fn operator_tenants<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<Vec<String>>>;
+    /// The operator token with this hash, revoked or expired ones too (the
+    /// caller decides what they mean).
+    fn operator_by_hash<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<OperatorRow>>;
+
+    /// Every operator token, oldest first.
+    fn operators(&self) -> StoreFuture<'_, Vec<OperatorRow>>;
+
+    /// Revoke the operator token `id`; false when there is none active.
+    fn revoke_operator<'a>(&'a self, id: &'a str, now: i64) -> StoreFuture<'a, bool>;
 
     fn audit<'a>(&'a self, entry: NewAudit<'a>) -> StoreFuture<'a, ()>;
 

@@ -7,7 +7,7 @@
 
 use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
 
-use super::{AuditEntry, Node, ReportRow, StoreRow};
+use super::{AuditEntry, Node, OperatorRow, ReportRow, StoreRow};
 
 /// A revision as stored (`BIGINT`); a negative one, which no write
 /// produces, reads as none.
@@ -113,6 +113,33 @@ where
             store: r.try_get("store")?,
             result: r.try_get("result")?,
             detail: r.try_get("detail")?,
+        })
+    }
+}
+
+/// One row of `sql::OPERATOR_BY_HASH` or `sql::ALL_OPERATORS`.
+impl<'r, R> FromRow<'r, R> for OperatorRow
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(r: &'r R) -> Result<Self, sqlx::Error> {
+        let list = |text: String| -> Vec<String> {
+            text.split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect()
+        };
+        Ok(OperatorRow {
+            id: r.try_get("id")?,
+            role: r.try_get("role")?,
+            tenants: list(r.try_get("tenants")?),
+            stores: list(r.try_get("stores")?),
+            created_at: r.try_get("created_at")?,
+            expires_at: r.try_get("expires_at")?,
+            revoked_at: r.try_get("revoked_at")?,
         })
     }
 }

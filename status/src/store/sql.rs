@@ -18,9 +18,17 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 use super::group_commit::GroupCommit;
 use super::rows::{count, rev_db};
 use super::{
-    AuditEntry, DesiredRow, Ingested, NewAudit, NewReport, Node, ReportRow, Store, StoreFuture,
-    StoreRow, TokenProblem,
+    AuditEntry, DesiredRow, Ingested, NewAudit, NewOperator, NewReport, Node, OperatorRow,
+    ReportRow, Store, StoreFuture, StoreRow, TokenProblem,
 };
+
+/// An operator token by its hash ($1): the columns of [`OperatorRow`].
+const OPERATOR_BY_HASH: &str = "SELECT id, role, tenants, stores, created_at, expires_at, \
+     revoked_at FROM status_operators WHERE token_hash = $1";
+
+/// Every operator token, oldest first.
+const ALL_OPERATORS: &str = "SELECT id, role, tenants, stores, created_at, expires_at, \
+     revoked_at FROM status_operators ORDER BY created_at, id";
 
 /// The tenant of a stored store id (`acme/soho` → `acme`). Ids are parsed
 /// as `schemas::StoreId` before they are stored (enrollment, tokens,
@@ -291,44 +299,54 @@ where
         })
     }
 
-    fn create_operator<'a>(
-        &'a self,
-        hash: &'a str,
-        tenants: &'a [String],
-        now: i64,
-    ) -> StoreFuture<'a, ()> {
+    fn create_operator<'a>(&'a self, op: &'a NewOperator<'a>) -> StoreFuture<'a, ()> {
         Box::pin(async move {
-            let tenants = tenants.join(",");
+            let (tenants, stores) = (op.tenants.join(","), op.stores.join(","));
             sqlx::query(
-                "INSERT INTO status_operators (token_hash, tenants, created_at) VALUES ($1, $2, $3)",
+                "INSERT INTO status_operators \
+                 (token_hash, id, role, tenants, stores, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
-            .bind(hash)
+            .bind(op.hash)
+            .bind(&op.hash[..op.hash.len().min(12)])
+            .bind(op.role)
             .bind(tenants.as_str())
-            .bind(now)
+            .bind(stores.as_str())
+            .bind(op.created_at)
+            .bind(op.expires_at)
             .execute(&self.write)
             .await?;
             Ok(())
         })
     }
 
-    fn operator_tenants<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<Vec<String>>> {
+    fn operator_by_hash<'a>(&'a self, hash: &'a str) -> StoreFuture<'a, Option<OperatorRow>> {
         Box::pin(async move {
-            let row = sqlx::query("SELECT tenants FROM status_operators WHERE token_hash = $1")
+            Ok(sqlx::query_as::<DB, OperatorRow>(OPERATOR_BY_HASH)
                 .bind(hash)
                 .fetch_optional(&self.read)
-                .await?;
-            Ok(match row {
-                Some(r) => {
-                    let t: String = r.try_get("tenants")?;
-                    Some(
-                        t.split(',')
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_owned)
-                            .collect(),
-                    )
-                }
-                None => None,
-            })
+                .await?)
+        })
+    }
+
+    fn operators(&self) -> StoreFuture<'_, Vec<OperatorRow>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as::<DB, OperatorRow>(ALL_OPERATORS)
+                .fetch_all(&self.read)
+                .await?)
+        })
+    }
+
+    fn revoke_operator<'a>(&'a self, id: &'a str, now: i64) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE status_operators SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .bind(id)
+            .bind(now)
+            .execute(&self.write)
+            .await?;
+            Ok(done.rows_affected() > 0)
         })
     }
 

@@ -1,4 +1,4 @@
-//! THREATS.md rows 12–16, each a test against the real `fleet-status`
+//! THREATS.md rows 12–16 and 28, each a test against the real `fleet-status`
 //! binary, run on a fresh SQLite database and on a fresh PostgreSQL one.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -21,6 +21,7 @@ on_both!(
     row14_replayed_or_skewed_requests,
     row15_revoked_node_keeps_reporting,
     row16_operator_of_another_tenant,
+    row28_operator_tokens_expire_are_revoked_and_keep_to_their_stores,
 );
 
 /// Every text column of the bootstrap token table.
@@ -344,4 +345,148 @@ async fn row16_operator_of_another_tenant(db: TestDb) {
         .report(&node, &report(STORE, "converged", Some(1), Some(1)))
         .await;
     assert_eq!(r.status, 401);
+}
+
+/// Row 28: an operator token that expired or was revoked gets 401 on the
+/// API and is sent to sign in on the pages; a token scoped to one store
+/// sees no other store of its tenant (404 like a missing one, on every
+/// API call and page); a viewer may read but not revoke (403). The
+/// dashboard says who is signed in, with role and expiry.
+async fn row28_operator_tokens_expire_are_revoked_and_keep_to_their_stores(db: TestDb) {
+    let server = start(&db);
+    let soho = server.enrolled_node(STORE).await;
+    let _brooklyn = server.enrolled_node("acme/brooklyn").await;
+
+    // Expired.
+    let short = server.operator_with(&["--tenant", "acme", "--ttl", "1s"]);
+    assert_eq!(server.get_as(&short, "/api/v1/stores").await.status, 200);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let r = server.get_as(&short, "/api/v1/stores").await;
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert!(r.body.to_string().contains("expired"), "{:?}", r.body);
+    let page = server.page("GET", "/", Some(&short), None).await;
+    assert_eq!((page.status, page.location.as_str()), (303, "/login"));
+    let login = server
+        .page("POST", "/login", None, Some(&format!("token={short}")))
+        .await;
+    assert_eq!(login.status, 401);
+    assert!(login.body.contains("expired"), "{}", login.body);
+
+    // Revoked, by the id `operator create` printed first.
+    let line = server.admin(&["operator", "create", "--tenant", "acme"]);
+    let (id, token) = line.rsplit_once(' ').unwrap();
+    assert_eq!(server.get_as(token, "/api/v1/stores").await.status, 200);
+    let listed = server.admin(&["operator", "list"]);
+    assert!(
+        listed.contains(id) && listed.contains(" active"),
+        "{listed}"
+    );
+    assert!(!listed.contains(token), "the list never shows a token");
+    let said = server.admin(&["operator", "revoke", id]);
+    assert!(
+        said.contains(&format!("revoked operator token {id}")),
+        "{said}"
+    );
+    let r = server.get_as(token, "/api/v1/stores").await;
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    assert!(r.body.to_string().contains("revoked"), "{:?}", r.body);
+    let listed = server.admin(&["operator", "list"]);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with(id) && l.ends_with("revoked")),
+        "{listed}"
+    );
+    // Revoking it again, or an unknown id: an error naming it.
+    let out = std::process::Command::new(crate::common::BIN)
+        .args(["--database-url", &db.url, "operator", "revoke", id])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("no active operator token {id}"))
+    );
+
+    // Scoped to one store: the other store of the tenant is not there.
+    let scoped = server.operator_with(&["--tenant", "acme", "--store", STORE, "--role", "viewer"]);
+    let list = server.get_as(&scoped, "/api/v1/stores").await;
+    let names: Vec<&str> = list.body["stores"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["store"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [STORE]);
+    let other = server.get_as(&scoped, "/api/v1/stores/acme/brooklyn").await;
+    let missing = server.get_as(&scoped, "/api/v1/stores/acme/nowhere").await;
+    assert_eq!((other.status, &other.body), (404, &missing.body));
+    let tenant = server.get_as(&scoped, "/api/v1/tenants/acme").await;
+    assert_eq!(tenant.body["stores"], json!(1), "{:?}", tenant.body);
+    for path in ["/stores/acme/brooklyn", "/stores/acme/nowhere"] {
+        let page = server.page("GET", path, Some(&scoped), None).await;
+        assert_eq!(page.status, 404, "{path}");
+    }
+    let overview = server.page("GET", "/", Some(&scoped), None).await;
+    assert!(
+        !overview.body.contains("acme/brooklyn"),
+        "{}",
+        overview.body
+    );
+    // A viewer reads its store but may not revoke its node key.
+    assert_eq!(
+        server
+            .get_as(&scoped, "/api/v1/stores/acme/soho")
+            .await
+            .status,
+        200
+    );
+    let r = server
+        .post_as(&scoped, "/api/v1/stores/acme/soho/revoke")
+        .await;
+    assert_eq!(r.status, 403, "{:?}", r.body);
+    assert!(r.body.to_string().contains("viewer"), "{:?}", r.body);
+    let page = server
+        .page("POST", "/stores/acme/soho/revoke", Some(&scoped), Some(""))
+        .await;
+    assert_eq!(page.status, 403, "{}", page.body);
+    let page = server
+        .page("GET", "/stores/acme/soho", Some(&scoped), None)
+        .await;
+    assert!(
+        !page.body.contains("Revoke node key"),
+        "a viewer gets no revoke button"
+    );
+    assert!(
+        page.body
+            .contains("· viewer · tenants acme · stores acme/soho · expires 20"),
+        "who is signed in: {}",
+        page.body
+    );
+    let r = server
+        .report(&soho, &report(STORE, "converged", Some(1), Some(1)))
+        .await;
+    assert_eq!(r.status, 201, "the node key is still active");
+    // Out-of-scope or bad flags for `operator create`.
+    for (flags, needle) in [
+        (
+            vec!["--tenant", "acme", "--store", "globex/uptown"],
+            "is not a store of the tenants given",
+        ),
+        (
+            vec!["--tenant", "acme", "--ttl", "0s"],
+            "TTL must be positive",
+        ),
+    ] {
+        let out = std::process::Command::new(crate::common::BIN)
+            .args(["--database-url", &db.url, "operator", "create"])
+            .args(&flags)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{flags:?}");
+        assert!(out.stdout.is_empty(), "{flags:?} printed a token");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(needle),
+            "{flags:?}"
+        );
+    }
 }

@@ -855,7 +855,10 @@ async fn bring_up(
         what: "fleet-status operator create".into(),
         problem: e.to_string(),
     })?
-    .trim()
+    // `<id> <token>`: the token is the last word.
+    .split_whitespace()
+    .last()
+    .unwrap_or_default()
     .to_owned();
     let operator_token_file = dir.join("operator.token");
     write_file(&operator_token_file, &format!("{operator_token}\n"))?;

@@ -1541,9 +1541,11 @@ impl StatusService {
         self.admin(&["token", "create", store, "--ttl", "1h"])
     }
 
-    /// An operator token for `tenant`.
+    /// An operator token for `tenant` (the last word of `operator
+    /// create`'s last line, after the token's id).
     pub fn operator(&self, tenant: &str) -> String {
-        self.admin(&["operator", "create", "--tenant", tenant])
+        let out = self.admin(&["operator", "create", "--tenant", tenant]);
+        out.split_whitespace().last().unwrap_or_default().to_owned()
     }
 
     /// `GET path` with an operator token, expecting 200.

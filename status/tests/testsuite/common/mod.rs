@@ -264,13 +264,23 @@ impl Server {
         self.admin(&["token", "create", store, "--ttl", "1h"])
     }
 
+    /// An operator token for `tenants`: the last word of `operator
+    /// create`'s output (`<id> <token>`).
     pub fn operator(&self, tenants: &[&str]) -> String {
         let mut args = vec!["operator", "create"];
         for t in tenants {
             args.push("--tenant");
             args.push(t);
         }
-        self.admin(&args)
+        self.operator_with(&args[2..])
+    }
+
+    /// `operator create` with these flags; answers the token.
+    pub fn operator_with(&self, flags: &[&str]) -> String {
+        let mut args = vec!["operator", "create"];
+        args.extend_from_slice(flags);
+        let out = self.admin(&args);
+        out.split_whitespace().last().unwrap_or_default().to_owned()
     }
 
     pub async fn get_as(&self, token: &str, path: &str) -> Resp {
