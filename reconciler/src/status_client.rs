@@ -157,12 +157,17 @@ pub fn load_key(state_dir: &Path) -> Result<SigningKey, StatusError> {
         }
         Err(source) => return Err(StatusError::Io { path, source }),
     };
-    let seed: [u8; 32] = B64
-        .decode(text.trim())
+    Ok(SigningKey::from_bytes(&decode_seed(&text, &path)?))
+}
+
+/// The 32-byte seed of a key file (base64).
+fn decode_seed(text: &str, path: &Path) -> Result<[u8; 32], StatusError> {
+    B64.decode(text.trim())
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or(StatusError::BadKey { path })?;
-    Ok(SigningKey::from_bytes(&seed))
+        .ok_or_else(|| StatusError::BadKey {
+            path: path.to_path_buf(),
+        })
 }
 
 /// What `state_dir/node.json` says, `None` if the node never enrolled.
@@ -246,6 +251,116 @@ pub async fn enroll(
     let node_path = state_dir.join(NODE_FILE);
     let json = serde_json::to_vec_pretty(&enrolled).expect("an enrollment is plain data");
     write_atomically(&node_path, &json).map_err(StatusError::io(&node_path))?;
+    Ok(enrolled)
+}
+
+/// The new node key waiting for the service to bind it (`rotate-key`).
+pub const PENDING_KEY_FILE: &str = "node.key.next";
+
+/// Replace the node key: a new key, bound to the store by a request the
+/// current key signs (the service revokes the current key in the same
+/// transaction), then made the node's key. The new key is saved first as
+/// [`PENDING_KEY_FILE`], so an answer lost on the way (the service bound it,
+/// the node never heard) is recovered by running it again: the pending key
+/// is tried and kept if the service knows it.
+pub async fn rotate_key(
+    state_dir: &Path,
+    status_url: Option<&str>,
+) -> Result<Enrollment, StatusError> {
+    let client = StatusClient::open(state_dir, status_url)?;
+    let old = enrollment(state_dir)?.ok_or_else(|| StatusError::NotEnrolled {
+        path: state_dir.join(NODE_FILE),
+    })?;
+    let pending_path = state_dir.join(PENDING_KEY_FILE);
+    let (pending, resumed) = match std::fs::read_to_string(&pending_path) {
+        Ok(text) => (decode_seed(&text, &pending_path)?, true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut seed = [0u8; 32];
+            OsRng.fill_bytes(&mut seed);
+            write_private(&pending_path, B64.encode(seed).as_bytes())
+                .map_err(StatusError::io(&pending_path))?;
+            (seed, false)
+        }
+        Err(source) => {
+            return Err(StatusError::Io {
+                path: pending_path,
+                source,
+            });
+        }
+    };
+    let new_key = SigningKey::from_bytes(&pending);
+    let new_public = node_auth::encode_public_key(&new_key.verifying_key());
+    let body = serde_json::json!({
+        "node_public_key": new_public,
+        "proof": node_auth::sign_rotation(&new_key, &old.key_id),
+    });
+    let body = serde_json::to_vec(&body).expect("a rotation request is plain data");
+    let (status, text) = client
+        .signed(
+            reqwest::Method::POST,
+            "/api/v1/nodes/rotate",
+            body,
+            REQUEST_TIMEOUT,
+        )
+        .await?;
+    let key_id = if status == StatusCode::CREATED {
+        #[derive(Deserialize)]
+        struct Answer {
+            key_id: String,
+        }
+        serde_json::from_str::<Answer>(&text)
+            .map_err(|e| StatusError::BadAnswer {
+                what: "the key rotation".into(),
+                reason: e.to_string(),
+            })?
+            .key_id
+    } else if status == StatusCode::UNAUTHORIZED && resumed {
+        // The current key is refused: did an earlier run's rotation go
+        // through? Ask with the pending key.
+        let probe = StatusClient {
+            base: client.base.clone(),
+            key: new_key.clone(),
+            http: client.http.clone(),
+        };
+        let (probe_status, _) = probe
+            .signed(
+                reqwest::Method::GET,
+                "/api/v1/desired?wait=0",
+                Vec::new(),
+                REQUEST_TIMEOUT,
+            )
+            .await?;
+        if !probe_status.is_success() {
+            return Err(StatusError::Refused {
+                what: "the key rotation".into(),
+                status: status.as_u16(),
+                message: error_message(&text),
+            });
+        }
+        node_auth::key_id(&new_key.verifying_key())
+    } else {
+        if status.is_client_error() {
+            // Refused for good: the pending key will never be bound.
+            let _ = std::fs::remove_file(&pending_path);
+        }
+        return Err(StatusError::Refused {
+            what: "the key rotation".into(),
+            status: status.as_u16(),
+            message: error_message(&text),
+        });
+    };
+    let enrolled = Enrollment {
+        store: old.store,
+        key_id,
+        status_url: client.base.clone(),
+        enrolled_at: chrono::Utc::now(),
+    };
+    let key_path = state_dir.join(KEY_FILE);
+    write_private(&key_path, B64.encode(pending).as_bytes()).map_err(StatusError::io(&key_path))?;
+    let node_path = state_dir.join(NODE_FILE);
+    let json = serde_json::to_vec_pretty(&enrolled).expect("an enrollment is plain data");
+    write_atomically(&node_path, &json).map_err(StatusError::io(&node_path))?;
+    let _ = std::fs::remove_file(&pending_path);
     Ok(enrolled)
 }
 

@@ -137,6 +137,37 @@ pub fn sign_request(
     }
 }
 
+/// What the new key of a rotation signs to prove it is held by the node
+/// that asks (`POST /api/v1/nodes/rotate`): the old key's id, so a proof
+/// cannot be replayed for another node's rotation.
+pub fn rotation_message(old_key_id: &str) -> String {
+    format!("fleet node key rotation\nreplaces {old_key_id}\n")
+}
+
+/// The `proof` of a rotation: base64 of `new`'s signature over
+/// [`rotation_message`].
+pub fn sign_rotation(new: &SigningKey, old_key_id: &str) -> String {
+    B64.encode(new.sign(rotation_message(old_key_id).as_bytes()).to_bytes())
+}
+
+/// Check a rotation's `proof` with the new key.
+pub fn verify_rotation(
+    new: &VerifyingKey,
+    old_key_id: &str,
+    proof: &str,
+) -> Result<(), NodeAuthError> {
+    let bytes: [u8; 64] = B64
+        .decode(proof.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or(NodeAuthError::MalformedSignature)?;
+    new.verify_strict(
+        rotation_message(old_key_id).as_bytes(),
+        &ed25519_dalek::Signature::from_bytes(&bytes),
+    )
+    .map_err(|_| NodeAuthError::BadSignature)
+}
+
 /// Parse [`HEADER_TIMESTAMP`].
 pub fn parse_timestamp(text: &str) -> Result<DateTime<Utc>, NodeAuthError> {
     let t = text.trim();

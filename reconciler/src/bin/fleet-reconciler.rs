@@ -60,6 +60,14 @@ enum Command {
         #[arg(long, conflicts_with = "token")]
         token_file: Option<PathBuf>,
     },
+    /// Replace the node key without a bootstrap token: a new key, bound
+    /// to the store by a request the current key signs; the service revokes
+    /// the current key in the same transaction.
+    ///
+    /// Run it again if it failed on the way: a key the service already
+    /// bound is recovered. Exit 0 rotated, 1 refused or unreachable, 2 bad
+    /// config.
+    RotateKey,
     /// Show the last applied revision and commit, the last pass, the node's
     /// enrollment and pending reports.
     Status,
@@ -146,6 +154,10 @@ async fn run(cli: Cli) -> i32 {
             token_file,
         } => match load_config_to_write(&cli.config) {
             Ok(config) => enroll(&config, &cli.config, status_url, token, token_file).await,
+            Err(code) => code,
+        },
+        Command::RotateKey => match load_config_to_write(&cli.config) {
+            Ok(config) => rotate_key(&config).await,
             Err(code) => code,
         },
         Command::Run => match load_config_to_write(&cli.config) {
@@ -270,6 +282,33 @@ async fn deliver_once(config: &Config) {
             "reports: delivery took over {} s; the rest stay queued",
             ONCE_DELIVERY_TIMEOUT.as_secs()
         ),
+    }
+}
+
+async fn rotate_key(config: &Config) -> i32 {
+    let before = status_client::enrollment(&config.state_dir)
+        .ok()
+        .flatten()
+        .map(|e| e.key_id);
+    match status_client::rotate_key(&config.state_dir, config.status_url.as_deref()).await {
+        Ok(e) => {
+            println!(
+                "rotated the node key of {}: {} → {} (the old key is revoked)",
+                e.store,
+                before.as_deref().unwrap_or("?"),
+                e.key_id
+            );
+            0
+        }
+        Err(e @ StatusError::NotEnrolled { .. }) => {
+            eprintln!("error: {e}; enroll first (fleet-reconciler enroll)");
+            2
+        }
+        Err(e) => {
+            eprintln!("error: the key rotation failed: {e}");
+            eprintln!("Nothing changed on this node; run `fleet-reconciler rotate-key` again.");
+            1
+        }
     }
 }
 

@@ -439,3 +439,92 @@ fn the_daemon_delivers_queued_reports_when_the_service_returns() {
     assert!(stderr.contains("Report delivery failed"), "{stderr}");
     assert!(stderr.contains("reachable again"), "{stderr}");
 }
+
+/// Issue #17 item 4: `fleet-reconciler rotate-key` binds a new node key
+/// with a request the current key signs; the old key is revoked in the same
+/// transaction and refused from then on; reports flow with the new key and
+/// the store page lists both. A rotation whose answer was lost (the service
+/// bound the new key, the node kept the old one) is recovered by running it
+/// again.
+#[test]
+fn rotate_key_replaces_the_node_key_and_recovers_a_lost_answer() {
+    let (fx, status, operator) = enrolled("");
+    fx.once().expect_code(0, "revision 1");
+    let node_json = || std::fs::read_to_string(fx.state.join("node.json")).expect("node.json");
+    let key_id = || {
+        serde_json::from_str::<serde_json::Value>(&node_json()).expect("node.json")["key_id"]
+            .as_str()
+            .expect("key_id")
+            .to_owned()
+    };
+    let old_id = key_id();
+    let old_key = std::fs::read(fx.state.join("node.key")).expect("node.key");
+    let old_node = node_json();
+
+    let run = fx.reconciler(&["rotate-key"]);
+    run.expect_code(0, "rotate-key");
+    let new_id = key_id();
+    assert_ne!(new_id, old_id);
+    assert!(
+        run.stdout.contains(&format!("{old_id} → {new_id}")),
+        "{run}"
+    );
+    assert!(!fx.state.join("node.key.next").exists());
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = std::fs::metadata(fx.state.join("node.key"))
+        .expect("node.key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    // Reports go through with the new key; the store page lists both.
+    fx.set_base_price(VARIATION, 1299);
+    fx.sign(&[]);
+    fx.once().expect_code(0, "revision 2 with the new key");
+    let view = status.wait_for_store(
+        &operator,
+        STORE,
+        Duration::from_secs(20),
+        "revision 2 reported with the new key",
+        |v| v["applied_revision"] == 2,
+    );
+    let nodes = view["nodes"].to_string();
+    assert!(
+        nodes.contains(&old_id) && nodes.contains(&new_id),
+        "{view:#}"
+    );
+    let page = status.page(&operator, &format!("/stores/{STORE}"));
+    assert!(page.contains(&new_id) && page.contains(&old_id), "{page}");
+
+    // The old key is refused: put it back and try to report.
+    let new_key = std::fs::read(fx.state.join("node.key")).expect("new key");
+    std::fs::write(fx.state.join("node.key"), &old_key).expect("old key back");
+    std::fs::write(fx.state.join("node.json"), &old_node).expect("old node.json back");
+    let run = fx.once();
+    assert!(
+        run.stdout.contains("0 delivered") || run.stderr.contains("revoked"),
+        "the revoked key delivers nothing: {run}"
+    );
+
+    // A lost answer: the node holds the old (revoked) key and the new one
+    // as pending. Running rotate-key again recovers the bound key.
+    std::fs::write(fx.state.join("node.key.next"), &new_key).expect("pending key");
+    let run = fx.reconciler(&["rotate-key"]);
+    run.expect_code(0, "recovering the lost rotation");
+    assert_eq!(key_id(), new_id, "{run}");
+    assert_eq!(
+        std::fs::read(fx.state.join("node.key")).expect("node.key"),
+        new_key
+    );
+    assert!(!fx.state.join("node.key.next").exists());
+    let run = fx.once();
+    assert!(run.stdout.contains("delivered"), "{run}");
+    assert!(fx.outbox().is_empty(), "queued reports delivered: {run}");
+
+    // A revoked node cannot rotate its way back in.
+    status.admin(&["node", "revoke", STORE]);
+    let run = fx.reconciler(&["rotate-key"]);
+    run.expect_code(1, "rotate-key with a revoked key");
+    assert!(run.stderr.contains("revoked"), "{run}");
+    assert_eq!(key_id(), new_id, "nothing changed on the node");
+}

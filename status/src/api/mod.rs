@@ -34,6 +34,7 @@ mod error;
 mod hook;
 mod metrics;
 mod reports;
+mod rotate;
 mod views;
 
 pub use auth::{OPERATOR_COOKIE, Operator, Role, SignedIn, bearer_token, operator_for_token};
@@ -95,6 +96,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/enroll", post(enroll::enroll))
         .route("/api/v1/reports", post(reports::post_report))
+        .route("/api/v1/nodes/rotate", post(rotate::rotate))
         .route("/api/v1/desired", get(desired::desired))
         .route("/api/v1/stores", get(views::list_stores))
         .route("/api/v1/stores/{tenant}/{store}", get(views::get_store))

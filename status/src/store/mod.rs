@@ -247,6 +247,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// The node whose key id or base64 public key is `key`.
     fn find_node<'a>(&'a self, key: &'a str) -> StoreFuture<'a, Option<Node>>;
 
+    /// Bind `new` to its store and revoke the key `old_key_id`, in one
+    /// transaction. Nothing is written, and the answer is false, when
+    /// `old_key_id` is not an active key of that store when the transaction
+    /// writes, or `new` is already known.
+    fn rotate_node<'a>(&'a self, old_key_id: &'a str, new: &'a Node) -> StoreFuture<'a, bool>;
+
     /// Revoke every key of a store; answers how many were active.
     fn revoke_store_nodes<'a>(&'a self, store: &'a str, now: i64) -> StoreFuture<'a, u64>;
 

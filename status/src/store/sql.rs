@@ -263,6 +263,52 @@ where
         })
     }
 
+    fn rotate_node<'a>(&'a self, old_key_id: &'a str, new: &'a Node) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            // Checked before the transaction, as in `enroll_node`.
+            let exists =
+                sqlx::query("SELECT key_id FROM status_nodes WHERE key_id = $1 OR public_key = $2")
+                    .bind(new.key_id.as_str())
+                    .bind(new.public_key.as_str())
+                    .fetch_optional(&self.read)
+                    .await?;
+            if exists.is_some() {
+                return Ok(false);
+            }
+            let mut tx = self.write.begin().await?;
+            let revoked = sqlx::query(
+                "UPDATE status_nodes SET revoked_at = $3 \
+                 WHERE key_id = $1 AND store = $2 AND revoked_at IS NULL",
+            )
+            .bind(old_key_id)
+            .bind(new.store.as_str())
+            .bind(new.enrolled_at)
+            .execute(&mut *tx)
+            .await?;
+            if revoked.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO status_nodes (key_id, public_key, store, enrolled_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(new.key_id.as_str())
+            .bind(new.public_key.as_str())
+            .bind(new.store.as_str())
+            .bind(new.enrolled_at)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
     fn revoke_store_nodes<'a>(&'a self, store: &'a str, now: i64) -> StoreFuture<'a, u64> {
         Box::pin(async move {
             let done = sqlx::query(REVOKE_STORE_NODES)

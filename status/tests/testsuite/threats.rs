@@ -22,6 +22,7 @@ on_both!(
     row15_revoked_node_keeps_reporting,
     row16_operator_of_another_tenant,
     row28_operator_tokens_expire_are_revoked_and_keep_to_their_stores,
+    node_key_rotation_needs_the_current_key_and_a_proof_of_the_new_one,
 );
 
 /// Every text column of the bootstrap token table.
@@ -489,4 +490,110 @@ async fn row28_operator_tokens_expire_are_revoked_and_keep_to_their_stores(db: T
             "{flags:?}"
         );
     }
+}
+
+/// `POST /api/v1/nodes/rotate` (issue #17 item 4): signed by the current
+/// key, with a proof made by the new key over the current key's id. A proof
+/// by another key, a proof made for another node, an unknown or revoked
+/// signer, or a new key already enrolled are refused and change nothing; a
+/// good rotation revokes the current key in the same transaction.
+async fn node_key_rotation_needs_the_current_key_and_a_proof_of_the_new_one(db: TestDb) {
+    let server = start(&db);
+    let node = server.enrolled_node(STORE).await;
+    let other = server.enrolled_node("acme/brooklyn").await;
+    let old_id = status::node_auth::key_id(&node.key.verifying_key());
+    let other_id = status::node_auth::key_id(&other.key.verifying_key());
+    let rotate = |new: &Node, proof_by: &Node, for_id: &str| {
+        json!({
+            "node_public_key": new.public_key(),
+            "proof": status::node_auth::sign_rotation(&proof_by.key, for_id),
+        })
+    };
+    let post = |signer: &Node, body: serde_json::Value| {
+        let body = serde_json::to_vec(&body).unwrap();
+        let signer_key = signer.key.clone();
+        let server = &server;
+        async move {
+            let n = Node { key: signer_key };
+            server
+                .signed(&n, "POST", "/api/v1/nodes/rotate", &body)
+                .await
+        }
+    };
+    let new = Node::new();
+    let stranger = Node::new();
+    for (what, signer, body, want) in [
+        (
+            "a proof by another key",
+            &node,
+            rotate(&new, &stranger, &old_id),
+            400,
+        ),
+        (
+            "a proof made for another node",
+            &node,
+            rotate(&new, &new, &other_id),
+            400,
+        ),
+        (
+            "an unknown signer",
+            &stranger,
+            rotate(&new, &new, &old_id),
+            401,
+        ),
+        (
+            "a new key already enrolled",
+            &node,
+            rotate(&other, &other, &old_id),
+            409,
+        ),
+        (
+            "no proof",
+            &node,
+            json!({"node_public_key": new.public_key()}),
+            400,
+        ),
+        (
+            "not a key",
+            &node,
+            json!({"node_public_key": "AAAA", "proof": "AAAA"}),
+            400,
+        ),
+    ] {
+        let r = post(signer, body).await;
+        assert_eq!(r.status, want, "{what}: {:?}", r.body);
+        // Nothing changed: the current key still reports.
+        let r = server
+            .report(&node, &report(STORE, "converged", Some(1), Some(1)))
+            .await;
+        assert_eq!(r.status, 201, "{what}: the current key still works");
+    }
+    // A good rotation.
+    let r = post(&node, rotate(&new, &new, &old_id)).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(
+        r.body["key_id"],
+        json!(status::node_auth::key_id(&new.key.verifying_key()))
+    );
+    assert_eq!(r.body["store"], json!(STORE));
+    let r = server
+        .report(&node, &report(STORE, "converged", Some(1), Some(1)))
+        .await;
+    assert_eq!(r.status, 401, "the old key is revoked");
+    let r = server
+        .report(&new, &report(STORE, "converged", Some(1), Some(1)))
+        .await;
+    assert_eq!(r.status, 201, "the new key reports for the same store");
+    // The revoked key cannot rotate again.
+    let again = Node::new();
+    let r = post(&node, rotate(&again, &again, &old_id)).await;
+    assert_eq!(r.status, 401, "{:?}", r.body);
+    // The other store's node was never touched.
+    let r = server
+        .report(
+            &other,
+            &report("acme/brooklyn", "converged", Some(1), Some(1)),
+        )
+        .await;
+    assert_eq!(r.status, 201);
 }
