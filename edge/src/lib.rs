@@ -20,6 +20,7 @@ pub mod api;
 pub mod audit;
 pub mod backup;
 pub mod db;
+pub mod devices;
 pub mod model;
 pub mod orders;
 pub mod pricing;

@@ -53,6 +53,35 @@ enum Command {
     },
     /// Print the OpenAPI document (as served at GET /openapi.json).
     Openapi,
+    /// Device tokens: one bearer token per register or kitchen screen. A
+    /// device token reads configuration and places orders; it never writes
+    /// configuration and never sends identity headers (its actor is
+    /// `device:<name>`). The --token-file token stays the admin credential.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCommand {
+    /// Make a token for a device; prints `<name> <token>` (shown only
+    /// this once; only its SHA-256 is stored).
+    Add {
+        /// A name for the device, e.g. register-1 (a-z, 0-9, -).
+        name: String,
+        #[arg(long, default_value = "./edge.db")]
+        database: PathBuf,
+    },
+    /// List devices: name, created, revoked.
+    List {
+        #[arg(long, default_value = "./edge.db")]
+        database: PathBuf,
+    },
+    /// Revoke a device's token: its next request gets 401.
+    Revoke {
+        name: String,
+        #[arg(long, default_value = "./edge.db")]
+        database: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -95,6 +124,11 @@ async fn run(command: Command) -> anyhow::Result<()> {
             refuse_root_on(&[("the database directory", dir_of(database))])?
         }
         Command::Openapi => {}
+        Command::Device(
+            DeviceCommand::Add { database, .. }
+            | DeviceCommand::List { database }
+            | DeviceCommand::Revoke { database, .. },
+        ) => refuse_root_on(&[("the database directory", dir_of(database))])?,
     }
     match command {
         Command::Serve {
@@ -144,10 +178,53 @@ async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Device(cmd) => device(cmd).await,
         Command::Openapi => {
             let doc = serde_json::to_string_pretty(&edge::api::openapi_document())
                 .context("serializing the OpenAPI document")?;
             writeln!(std::io::stdout().lock(), "{doc}").context("writing to stdout")
         }
     }
+}
+
+async fn device(cmd: DeviceCommand) -> anyhow::Result<()> {
+    use edge::devices;
+    let database = match &cmd {
+        DeviceCommand::Add { database, .. }
+        | DeviceCommand::List { database }
+        | DeviceCommand::Revoke { database, .. } => database.clone(),
+    };
+    if !database.exists() {
+        anyhow::bail!(
+            "{} does not exist: give the served database with --database (the unit's is /var/lib/fleet-edge/edge.db)",
+            database.display()
+        );
+    }
+    let db = edge::db::Db::open(&database)
+        .await
+        .with_context(|| format!("opening {}", database.display()))?;
+    let result = match cmd {
+        DeviceCommand::Add { name, .. } => devices::add(&db.writer, &name).await.map(|token| {
+            let _ = writeln!(std::io::stdout().lock(), "{name} {token}");
+        }),
+        DeviceCommand::List { .. } => devices::list(&db.reader).await.map(|list| {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "NAME                 CREATED               STATE");
+            for d in list {
+                let state = match &d.revoked_at {
+                    Some(t) => format!("revoked {t}"),
+                    None => "active".to_owned(),
+                };
+                let _ = writeln!(out, "{:<20} {:<21} {state}", d.name, d.created_at);
+            }
+        }),
+        DeviceCommand::Revoke { name, .. } => devices::revoke(&db.writer, &name).await.map(|()| {
+            let _ = writeln!(
+                std::io::stdout().lock(),
+                "revoked the token of device {name}"
+            );
+        }),
+    };
+    db.close().await;
+    Ok(result?)
 }

@@ -743,10 +743,17 @@ pub async fn post_batch(
     ),
     security(("bearer" = []))
 )]
-pub async fn post_order(State(app): State<App>, body: Bytes) -> Result<Response, AppError> {
+pub async fn post_order(
+    State(app): State<App>,
+    credential: Option<axum::Extension<super::Credential>>,
+    body: Bytes,
+) -> Result<Response, AppError> {
     let req: OrderRequest = model::decode(parse_json(&body)?)?;
     let order = orders::place(&app.db, req).await?;
-    info!(order = %order.id, total = order.total, "Order placed.");
+    let by = credential
+        .and_then(|c| c.0.device_actor())
+        .unwrap_or_else(|| "admin".to_owned());
+    info!(order = %order.id, total = order.total, by = %by, "Order placed.");
     let location =
         HeaderValue::from_str(&format!("/orders/{}", order.id)).map_err(AppError::internal)?;
     let mut r = (StatusCode::CREATED, Json(order)).into_response();

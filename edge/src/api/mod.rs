@@ -63,33 +63,108 @@ impl std::fmt::Debug for BearerToken {
     }
 }
 
-async fn require_token(req: Request, next: Next) -> Response {
-    let Some(token) = req.extensions().get::<BearerToken>() else {
+/// Who sent a request, from its bearer token: the store's admin token (the
+/// reconciler and store IT: every route, and the identity headers), or a
+/// device token (read configuration, take orders; never write
+/// configuration, never an identity header).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Admin,
+    Device(String),
+}
+
+impl Credential {
+    /// The audit actor of a device: `device:<name>`.
+    pub fn device_actor(&self) -> Option<String> {
+        match self {
+            Credential::Admin => None,
+            Credential::Device(name) => Some(format!("device:{name}")),
+        }
+    }
+}
+
+/// The identity headers only the admin token may send.
+const IDENTITY_HEADERS: [&str; 3] = [
+    wire::edge::header::REVISION,
+    wire::edge::header::COMMIT,
+    wire::edge::header::ACTOR,
+];
+
+/// What a device token may do: read, and place orders.
+fn device_may(method: &axum::http::Method, path: &str) -> bool {
+    use axum::http::Method;
+    method == Method::GET || method == Method::HEAD || (method == Method::POST && path == "/orders")
+}
+
+async fn require_token(mut req: Request, next: Next) -> Response {
+    let (Some(token), Some(db)) = (
+        req.extensions().get::<BearerToken>().cloned(),
+        req.extensions().get::<Db>().cloned(),
+    ) else {
         return AppError::internal(anyhow::anyhow!("no bearer token configured")).into_response();
     };
     let presented = req
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(wire::bearer::bearer_token);
-    match presented {
-        Some(p) if token.matches(p.as_bytes()) => next.run(req).await,
-        _ => {
-            let mut r = AppError::unauthorized("missing or wrong bearer token").into_response();
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                header::HeaderValue::from_static("Bearer"),
-            );
-            r
+        .and_then(wire::bearer::bearer_token)
+        .map(str::to_owned);
+    let credential = match presented {
+        Some(p) if token.matches(p.as_bytes()) => Credential::Admin,
+        Some(p) => match crate::devices::by_token(&db.reader, &p).await {
+            Ok(Some(name)) => Credential::Device(name),
+            Ok(None) => return unauthorized(),
+            Err(e) => return AppError::internal(e).into_response(),
+        },
+        None => return unauthorized(),
+    };
+    if let Credential::Device(name) = &credential {
+        let actor = format!("device:{name}");
+        if let Some(h) = IDENTITY_HEADERS
+            .iter()
+            .find(|h| req.headers().contains_key(**h))
+        {
+            tracing::warn!(%actor, header = %h, path = %req.uri().path(), "A device sent an identity header; refused.");
+            return AppError::client(
+                StatusCode::FORBIDDEN,
+                "identity_header",
+                format!(
+                    "{h} is for the store's admin token only: a device's actor is {actor}, from its token"
+                ),
+            )
+            .with_field(*h)
+            .into_response();
+        }
+        if !device_may(req.method(), req.uri().path()) {
+            tracing::warn!(%actor, method = %req.method(), path = %req.uri().path(), "A device tried to write configuration; refused.");
+            return AppError::client(
+                StatusCode::FORBIDDEN,
+                "device_forbidden",
+                format!(
+                    "{actor} may read configuration and place orders; configuration is written by the reconciler (the store's admin token)"
+                ),
+            )
+            .into_response();
         }
     }
+    req.extensions_mut().insert(credential);
+    next.run(req).await
+}
+
+fn unauthorized() -> Response {
+    let mut r = AppError::unauthorized("missing or wrong bearer token").into_response();
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static("Bearer"),
+    );
+    r
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "fleet-edge",
-        description = "The store edge backend of Fleet (DESIGN.md §4): applied configuration with versions, local-first orders and a hash-chained audit log. Every route but /healthz and /openapi.json needs `Authorization: Bearer <token>`. Errors are `{\"error\": {\"code\", \"message\", \"field\"?}}`."
+        description = "The store edge backend of Fleet (DESIGN.md §4): applied configuration with versions, local-first orders and a hash-chained audit log. Every route but /healthz and /openapi.json needs `Authorization: Bearer <token>`: the store's admin token (--token-file; every route and the X-Fleet-* identity headers), or a device token (`fleet-edge device add`), which may only read (GET) and place orders (POST /orders) and never send X-Fleet-Revision, X-Fleet-Commit or X-Fleet-Actor: anything else from a device answers 403. Errors are `{\"error\": {\"code\", \"message\", \"field\"?}}`."
     ),
     tags(
         (name = "state", description = "The applied configuration in one call."),
@@ -316,6 +391,7 @@ pub fn router(db: Db, token: BearerToken) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(Extension(token))
+        .layer(Extension(db.clone()))
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(App { db, openapi })
 }

@@ -7,4 +7,5 @@ mod common;
 
 mod api;
 mod backup;
+mod devices;
 mod orders;
