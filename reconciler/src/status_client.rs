@@ -246,12 +246,18 @@ pub async fn enroll(
         status_url: base.to_owned(),
         enrolled_at: chrono::Utc::now(),
     };
+    save_node(state_dir, &seed, &enrolled)?;
+    Ok(enrolled)
+}
+
+/// Make `seed` the node key and `enrolled` its record (the key first: a
+/// record never names a key the node does not hold).
+fn save_node(state_dir: &Path, seed: &[u8; 32], enrolled: &Enrollment) -> Result<(), StatusError> {
     let key_path = state_dir.join(KEY_FILE);
     write_private(&key_path, B64.encode(seed).as_bytes()).map_err(StatusError::io(&key_path))?;
     let node_path = state_dir.join(NODE_FILE);
-    let json = serde_json::to_vec_pretty(&enrolled).expect("an enrollment is plain data");
-    write_atomically(&node_path, &json).map_err(StatusError::io(&node_path))?;
-    Ok(enrolled)
+    let json = serde_json::to_vec_pretty(enrolled).expect("an enrollment is plain data");
+    write_atomically(&node_path, &json).map_err(StatusError::io(&node_path))
 }
 
 /// The new node key waiting for the service to bind it (`rotate-key`).
@@ -287,6 +293,11 @@ pub async fn rotate_key(
                 source,
             });
         }
+    };
+    let refused = |status: StatusCode, text: &str| StatusError::Refused {
+        what: "the key rotation".into(),
+        status: status.as_u16(),
+        message: error_message(text),
     };
     let new_key = SigningKey::from_bytes(&pending);
     let new_public = node_auth::encode_public_key(&new_key.verifying_key());
@@ -331,11 +342,7 @@ pub async fn rotate_key(
             )
             .await?;
         if !probe_status.is_success() {
-            return Err(StatusError::Refused {
-                what: "the key rotation".into(),
-                status: status.as_u16(),
-                message: error_message(&text),
-            });
+            return Err(refused(status, &text));
         }
         node_auth::key_id(&new_key.verifying_key())
     } else {
@@ -343,11 +350,7 @@ pub async fn rotate_key(
             // Refused for good: the pending key will never be bound.
             let _ = std::fs::remove_file(&pending_path);
         }
-        return Err(StatusError::Refused {
-            what: "the key rotation".into(),
-            status: status.as_u16(),
-            message: error_message(&text),
-        });
+        return Err(refused(status, &text));
     };
     let enrolled = Enrollment {
         store: old.store,
@@ -355,11 +358,7 @@ pub async fn rotate_key(
         status_url: client.base.clone(),
         enrolled_at: chrono::Utc::now(),
     };
-    let key_path = state_dir.join(KEY_FILE);
-    write_private(&key_path, B64.encode(pending).as_bytes()).map_err(StatusError::io(&key_path))?;
-    let node_path = state_dir.join(NODE_FILE);
-    let json = serde_json::to_vec_pretty(&enrolled).expect("an enrollment is plain data");
-    write_atomically(&node_path, &json).map_err(StatusError::io(&node_path))?;
+    save_node(state_dir, &pending, &enrolled)?;
     let _ = std::fs::remove_file(&pending_path);
     Ok(enrolled)
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use crate::common::{commit_all, copy_dir};
+use crate::common::{commit_all, template_repo};
 
 const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
 
@@ -54,12 +54,7 @@ impl Repo {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().to_path_buf();
         let repo = root.join("repo");
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet-repo-template"),
-            &repo,
-        );
-        git2::Repository::init(&repo).expect("git init");
-        commit_all(&repo, "initial");
+        template_repo(&repo);
         for k in ["r1", "r2", "r3", "rel1", "rel2"] {
             let run = fleet(&root, &["keygen", "--out", k]);
             assert_eq!(run.code, Some(0), "{run}");

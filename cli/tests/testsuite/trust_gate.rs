@@ -14,7 +14,7 @@ use release::applied::{self, AppliedRecord};
 use release::trust::{self, Expectations, Refusal, TrustedKeys};
 use schemas::Release;
 
-use crate::common::{commit_all, copy_dir};
+use crate::common::{commit_all, template_repo};
 
 const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
 
@@ -42,12 +42,7 @@ impl Fixture {
         let tmp = tempfile::tempdir().expect("tempdir");
         let root = tmp.path().to_path_buf();
         let repo = root.join("repo");
-        copy_dir(
-            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet-repo-template"),
-            &repo,
-        );
-        git2::Repository::init(&repo).expect("git init");
-        commit_all(&repo, "initial");
+        template_repo(&repo);
         let out = fleet(&["keygen", "--out", "keys"], &root);
         assert!(
             out.status.success(),

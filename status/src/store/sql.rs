@@ -123,6 +123,69 @@ impl<DB: Database> SqlStore<DB> {
     }
 }
 
+/// Node keys: the pieces `enroll_node` and `rotate_node` share.
+impl<DB> SqlStore<DB>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    DB::QueryResult: RowsAffected,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'r> i64: Decode<'r, DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+{
+    /// Whether a node with `node`'s key id or public key exists (revoked
+    /// ones too: a key is never enrolled twice).
+    async fn node_known(&self, node: &Node) -> Result<bool, sqlx::Error> {
+        let row =
+            sqlx::query("SELECT key_id FROM status_nodes WHERE key_id = $1 OR public_key = $2")
+                .bind(node.key_id.as_str())
+                .bind(node.public_key.as_str())
+                .fetch_optional(&self.read)
+                .await?;
+        Ok(row.is_some())
+    }
+}
+
+/// Insert `node` in `tx`; false (a racing request enrolled the same key)
+/// leaves the caller to drop the transaction.
+async fn insert_node<DB>(
+    tx: &mut sqlx::Transaction<'_, DB>,
+    node: &Node,
+) -> Result<bool, sqlx::Error>
+where
+    DB: Database,
+    for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
+    for<'q> DB::Arguments<'q>: IntoArguments<'q, DB>,
+    DB::QueryResult: RowsAffected,
+    for<'q> i64: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<i64>: Encode<'q, DB>,
+    for<'q> &'q str: Encode<'q, DB> + Type<DB>,
+    for<'q> Option<&'q str>: Encode<'q, DB>,
+    for<'r> i64: Decode<'r, DB>,
+    for<'r> String: Decode<'r, DB> + Type<DB>,
+    &'static str: ColumnIndex<DB::Row>,
+{
+    let inserted = sqlx::query(
+        "INSERT INTO status_nodes (key_id, public_key, store, enrolled_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(node.key_id.as_str())
+    .bind(node.public_key.as_str())
+    .bind(node.store.as_str())
+    .bind(node.enrolled_at)
+    .execute(&mut **tx)
+    .await;
+    match inserted {
+        Ok(_) => Ok(true),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 impl<DB> Store for SqlStore<DB>
 where
     DB: Database,
@@ -213,13 +276,7 @@ where
         Box::pin(async move {
             // Checked before the transaction: on SQLite a transaction that
             // reads before it writes can fail to upgrade under concurrent writers.
-            let exists =
-                sqlx::query("SELECT key_id FROM status_nodes WHERE key_id = $1 OR public_key = $2")
-                    .bind(node.key_id.as_str())
-                    .bind(node.public_key.as_str())
-                    .fetch_optional(&self.read)
-                    .await?;
-            if exists.is_some() {
+            if self.node_known(node).await? {
                 return Ok(false);
             }
             let mut tx = self.write.begin().await?;
@@ -228,21 +285,9 @@ where
                 .bind(node.enrolled_at)
                 .execute(&mut *tx)
                 .await?;
-            let inserted = sqlx::query(
-                "INSERT INTO status_nodes (key_id, public_key, store, enrolled_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(node.key_id.as_str())
-            .bind(node.public_key.as_str())
-            .bind(node.store.as_str())
-            .bind(node.enrolled_at)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Ok(_) => {}
-                // The same key enrolled by a racing request.
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(false),
-                Err(e) => return Err(e.into()),
+            // The same key enrolled by a racing request: nothing written.
+            if !insert_node(&mut tx, node).await? {
+                return Ok(false);
             }
             sqlx::query(ENSURE_STORE)
                 .bind(node.store.as_str())
@@ -266,13 +311,7 @@ where
     fn rotate_node<'a>(&'a self, old_key_id: &'a str, new: &'a Node) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             // Checked before the transaction, as in `enroll_node`.
-            let exists =
-                sqlx::query("SELECT key_id FROM status_nodes WHERE key_id = $1 OR public_key = $2")
-                    .bind(new.key_id.as_str())
-                    .bind(new.public_key.as_str())
-                    .fetch_optional(&self.read)
-                    .await?;
-            if exists.is_some() {
+            if self.node_known(new).await? {
                 return Ok(false);
             }
             let mut tx = self.write.begin().await?;
@@ -289,20 +328,8 @@ where
                 tx.rollback().await?;
                 return Ok(false);
             }
-            let inserted = sqlx::query(
-                "INSERT INTO status_nodes (key_id, public_key, store, enrolled_at) \
-                 VALUES ($1, $2, $3, $4)",
-            )
-            .bind(new.key_id.as_str())
-            .bind(new.public_key.as_str())
-            .bind(new.store.as_str())
-            .bind(new.enrolled_at)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Ok(_) => {}
-                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => return Ok(false),
-                Err(e) => return Err(e.into()),
+            if !insert_node(&mut tx, new).await? {
+                return Ok(false);
             }
             tx.commit().await?;
             Ok(true)

@@ -12,6 +12,13 @@ pub fn template() -> PathBuf {
 
 pub use testkit::copy_dir;
 
+/// The template copied to `repo` as a new Git repo with one commit.
+pub fn template_repo(repo: &Path) {
+    copy_dir(&template(), repo);
+    git2::Repository::init(repo).expect("git init");
+    commit_all(repo, "initial");
+}
+
 /// Stage everything (additions, edits, deletions) and commit on HEAD with
 /// git2; returns the commit id.
 pub fn commit_all(repo: &Path, message: &str) -> String {
