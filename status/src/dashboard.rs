@@ -311,6 +311,8 @@ struct OverviewPage<'a> {
     tenants: Vec<Choice>,
     states: Vec<Choice>,
     search: &'a str,
+    /// The `root_below` filter as typed (empty: none).
+    root_below: String,
     sorts: Vec<Choice>,
     dirs: Vec<Choice>,
     columns: Vec<Column>,
@@ -445,6 +447,7 @@ impl<'a> OverviewPage<'a> {
             tenants,
             states,
             search: q.search.as_deref().unwrap_or(""),
+            root_below: q.root_below.map(|n| n.to_string()).unwrap_or_default(),
             sorts,
             dirs,
             columns,
@@ -716,6 +719,7 @@ mod tests {
             in_repo: true,
             enrolled: true,
             reconciler_version: Some(NASTY.to_owned()),
+            root_version: Some(3),
         }
     }
 

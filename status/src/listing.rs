@@ -67,13 +67,14 @@ pub struct Page {
     pub size: u64,
 }
 
-/// The query parameters as sent (`?tenant=&state=&q=&sort=&dir=&page=&per_page=`);
+/// The query parameters as sent (`?tenant=&state=&q=&root_below=&sort=&dir=&page=&per_page=`);
 /// empty values count as absent, so a submitted filter form with blank
 /// fields means "no filter".
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct RawQuery {
     pub tenant: Option<String>,
     pub state: Option<String>,
+    pub root_below: Option<String>,
     pub q: Option<String>,
     pub sort: Option<String>,
     pub dir: Option<String>,
@@ -103,6 +104,9 @@ pub enum QueryError {
 pub struct ListQuery {
     pub tenant: Option<String>,
     pub state: Option<SyncState>,
+    /// Only stores whose last report trusts a trust root version below
+    /// this (or none: bare keys): who has not followed a rotation yet.
+    pub root_below: Option<u64>,
     /// Case-insensitive substring of the store id.
     pub search: Option<String>,
     pub sort: SortKey,
@@ -149,6 +153,7 @@ impl ListQuery {
         let number_of = |param, v: Option<&str>, max| v.map(|v| number(param, v, max)).transpose();
         let page = number_of("page", given(&raw.page), u64::from(u32::MAX))?;
         let size = number_of("per_page", given(&raw.per_page), MAX_PAGE_SIZE)?;
+        let root_below = number_of("root_below", given(&raw.root_below), u64::from(u32::MAX))?;
         let page = match (page, size) {
             (None, None) => None,
             (n, s) => Some(Page {
@@ -159,6 +164,7 @@ impl ListQuery {
         Ok(ListQuery {
             tenant: given(&raw.tenant).map(str::to_owned),
             state,
+            root_below,
             search: given(&raw.q).map(str::to_owned),
             sort,
             desc,
@@ -182,6 +188,9 @@ impl ListQuery {
     /// filter: the counts per state are of these rows).
     fn admits(&self, row: &StoreRow) -> bool {
         self.tenant.as_deref().is_none_or(|t| t == row.tenant)
+            && self
+                .root_below
+                .is_none_or(|n| row.root_version.is_none_or(|v| v < n))
             && self
                 .search
                 .as_deref()
@@ -285,6 +294,9 @@ impl ListQuery {
         if let Some(q) = &self.search {
             parts.push(("q", q.clone()));
         }
+        if let Some(n) = self.root_below {
+            parts.push(("root_below", n.to_string()));
+        }
         if self.sort != SortKey::Store {
             parts.push(("sort", self.sort.as_str().to_owned()));
         }
@@ -332,8 +344,34 @@ mod tests {
             last_drift: 0,
             last_overridden: 0,
             reconciler_version: None,
+            root_version: None,
             active_nodes: 1,
         }
+    }
+
+    #[test]
+    fn root_below_keeps_stores_on_an_older_root_or_none() {
+        let mut rows = Vec::new();
+        for (name, root) in [
+            ("acme/a", Some(1)),
+            ("acme/b", Some(3)),
+            ("acme/c", None),
+            ("acme/d", Some(2)),
+        ] {
+            let mut r = row(name, Some(1), Some(1), Some(1));
+            r.root_version = root;
+            rows.push((r, SyncState::Synced));
+        }
+        let q = ListQuery::parse(&raw(&[("root_below", "3")])).unwrap();
+        let names: Vec<String> = select(rows.clone(), &q)
+            .rows
+            .into_iter()
+            .map(|(r, _)| r.store)
+            .collect();
+        assert_eq!(names, ["acme/a", "acme/c", "acme/d"]);
+        assert_eq!(q.to_query_string(), "?root_below=3");
+        assert!(ListQuery::parse(&raw(&[("root_below", "0")])).is_err());
+        assert!(ListQuery::parse(&raw(&[("root_below", "x")])).is_err());
     }
 
     fn raw(pairs: &[(&str, &str)]) -> RawQuery {
@@ -343,6 +381,7 @@ mod tests {
             match *k {
                 "tenant" => r.tenant = v,
                 "state" => r.state = v,
+                "root_below" => r.root_below = v,
                 "q" => r.q = v,
                 "sort" => r.sort = v,
                 "dir" => r.dir = v,

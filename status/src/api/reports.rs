@@ -195,6 +195,7 @@ pub(super) async fn post_report(
         drift: report.drift.len(),
         overridden: report.overridden.len(),
         reconciler_version: report.reconciler_version,
+        root_version: report.root_version,
         // Valid UTF-8: it just parsed as JSON.
         body: String::from_utf8_lossy(&body).into_owned(),
     };

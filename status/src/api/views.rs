@@ -164,6 +164,8 @@ pub struct StoreSummary {
     pub in_repo: bool,
     pub enrolled: bool,
     pub reconciler_version: Option<String>,
+    /// The trust root version of the last report (none: bare keys).
+    pub root_version: Option<u64>,
 }
 
 impl StoreSummary {
@@ -187,6 +189,7 @@ impl StoreSummary {
             in_repo: row.in_repo,
             enrolled: row.active_nodes > 0,
             reconciler_version: row.reconciler_version.clone(),
+            root_version: row.root_version,
         }
     }
 }

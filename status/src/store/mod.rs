@@ -146,6 +146,8 @@ pub struct NewReport {
     pub drift: usize,
     pub overridden: usize,
     pub reconciler_version: String,
+    /// The trust root version the store trusts (none: bare keys).
+    pub root_version: Option<u64>,
     /// The report JSON.
     pub body: String,
 }
@@ -180,6 +182,9 @@ pub struct StoreRow {
     pub last_drift: u64,
     pub last_overridden: u64,
     pub reconciler_version: Option<String>,
+    /// The trust root version of the last report (none: bare keys, or no
+    /// report yet).
+    pub root_version: Option<u64>,
     /// Node keys enrolled and not revoked.
     pub active_nodes: u64,
 }

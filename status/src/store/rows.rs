@@ -50,6 +50,7 @@ where
             last_drift: count(r.try_get("last_drift")?),
             last_overridden: count(r.try_get("last_overridden")?),
             reconciler_version: r.try_get("reconciler_version")?,
+            root_version: rev(r.try_get("root_version")?),
             active_nodes: count(r.try_get("active_nodes")?),
         })
     }

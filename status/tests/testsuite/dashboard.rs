@@ -85,6 +85,7 @@ async fn fleet_of_250(db: &TestDb) {
                 drift: 0,
                 overridden: 0,
                 reconciler_version: format!("0.1.{i}"),
+                root_version: None,
                 body: body.to_string(),
             },
         )

@@ -106,6 +106,7 @@ fn new_report(key_id: &str, body: &str) -> NewReport {
         drift: 0,
         overridden: 0,
         reconciler_version: "0.1.0".into(),
+        root_version: None,
         body: body.into(),
     }
 }

@@ -80,6 +80,7 @@ async fn races(db: TestDb) {
                 drift: 0,
                 overridden: 0,
                 reconciler_version: "0.1.0".into(),
+                root_version: None,
                 body: "{}".into(),
             },
         )
