@@ -41,6 +41,11 @@ Options:
                               --status-url. fleet-edge is started first: a
                               failed enrollment never keeps the POS down
   --reenroll                  enroll even if the node already has a key
+  --device NAME               make a device token for a register or kitchen
+                              screen (fleet-edge device add; repeat): printed
+                              as "NAME TOKEN", once. A device already there
+                              keeps its token. Registers get these, never
+                              the admin token /etc/fleet/edge.token
   --timer                     a pass a minute from fleet-reconciler-once.timer
                               instead of the fleet-reconciler daemon
   --no-enable                 configure, but do not enable or start the
@@ -70,6 +75,7 @@ STORE="" REPO_URL="" PACKAGE="" TRUST_ROOT="" BRANCH="main" STATUS_URL="" EDGE_L
 INTERVAL=60 GIT_TOKEN_FILE="" BOOTSTRAP_TOKEN_FILE="" REENROLL=0
 TIMER=0 ENABLE=1 ROOT="" DRY_RUN=0
 TRUST_KEYS=()
+DEVICES=()
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -86,6 +92,7 @@ while [ $# -gt 0 ]; do
         --git-token-file) GIT_TOKEN_FILE="${2:?}"; shift 2 ;;
         --bootstrap-token-file) BOOTSTRAP_TOKEN_FILE="${2:?}"; shift 2 ;;
         --reenroll) REENROLL=1; shift ;;
+        --device) DEVICES+=("${2:?--device needs a name}"); shift 2 ;;
         --timer) TIMER=1; shift ;;
         --no-enable) ENABLE=0; shift ;;
         --root) ROOT="${2:?--root needs a directory}"; shift 2 ;;
@@ -117,6 +124,9 @@ done
 [ -z "$GIT_TOKEN_FILE" ] || [ -f "$GIT_TOKEN_FILE" ] || die "$GIT_TOKEN_FILE does not exist"
 [ -z "$BOOTSTRAP_TOKEN_FILE" ] || [ -f "$BOOTSTRAP_TOKEN_FILE" ] || die "$BOOTSTRAP_TOKEN_FILE does not exist"
 [ -z "$BOOTSTRAP_TOKEN_FILE" ] || [ -n "$STATUS_URL" ] || die "--bootstrap-token-file needs --status-url: the address of the status service to enroll with"
+for d in ${DEVICES[@]+"${DEVICES[@]}"}; do
+    [[ "$d" =~ ^[a-z0-9][a-z0-9-]{0,62}$ ]] || die "--device $d: a device name is 1 to 63 of a-z, 0-9 and -, starting with a letter or digit"
+done
 # TOML basic strings: refuse what would need escaping rather than escape it.
 for v in "$REPO_URL" "$BRANCH" "$STATUS_URL"; do
     case "$v" in *'"'*|*'\'*) die "quotes and backslashes are not allowed in '$v'" ;; esac
@@ -265,6 +275,7 @@ if [ -n "$ROOT" ]; then
         run "${SYSTEMCTL[@]}" enable "$reconciler_unit"
     fi
     echo "Staging root: skipping enrollment and starting services${BOOTSTRAP_TOKEN_FILE:+ (--bootstrap-token-file is not used: enroll on the real machine)}."
+    [ "${#DEVICES[@]}" -eq 0 ] || echo "Staging root: device tokens are made on the real machine (fleet-edge device add NAME)."
     if [ "$DRY_RUN" -eq 1 ]; then
         echo "Dry run: nothing was changed."
     else
@@ -279,6 +290,20 @@ fi
 # restart.
 run systemctl enable --now fleet-edge.service fleet-edge-backup.timer
 [ "$edge_env_changed" -eq 0 ] || run systemctl restart fleet-edge.service
+# Device tokens, on the database fleet-edge serves (it makes it at start).
+EDGE_DB=/var/lib/fleet-edge/edge.db
+for d in ${DEVICES[@]+"${DEVICES[@]}"}; do
+    if [ "$DRY_RUN" -eq 1 ]; then
+        echo "would run: runuser -u fleet -- /usr/bin/fleet-edge device add $d --database $EDGE_DB"
+        continue
+    fi
+    for _ in $(seq 20); do [ -e "$EDGE_DB" ] && break; sleep 0.5; done
+    if runuser -u fleet -- /usr/bin/fleet-edge device list --database "$EDGE_DB" | grep -q "^$d "; then
+        echo "Device $d exists; it keeps its token (fleet-edge device revoke $d, then add, for a new one)."
+    else
+        runuser -u fleet -- /usr/bin/fleet-edge device add "$d" --database "$EDGE_DB"
+    fi
+done
 enroll_failed=0
 if [ -n "$BOOTSTRAP_TOKEN_FILE" ]; then
     if [ -s /var/lib/fleet/node.key ] && [ "$REENROLL" -eq 0 ]; then

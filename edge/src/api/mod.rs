@@ -90,6 +90,51 @@ const IDENTITY_HEADERS: [&str; 3] = [
     wire::edge::header::ACTOR,
 ];
 
+/// Which credential each protected operation takes, from [`device_may`]
+/// (the rule the middleware enforces), and the 403 a device gets.
+fn credentials_per_operation(doc: &mut Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (path, ops) in paths.iter_mut() {
+        let Some(ops) = ops.as_object_mut() else {
+            continue;
+        };
+        for (method, op) in ops.iter_mut() {
+            let Some(op) = op.as_object_mut() else {
+                continue;
+            };
+            if op.get("security").is_none() {
+                continue; // public: /healthz, /openapi.json
+            }
+            let Ok(m) = axum::http::Method::from_bytes(method.to_uppercase().as_bytes()) else {
+                continue;
+            };
+            // The router's paths have `{param}` where requests have values;
+            // no parameter decides what a device may do.
+            let device = device_may(&m, path);
+            op.insert(
+                "security".to_owned(),
+                if device {
+                    json!([{"bearer": []}, {"device": []}])
+                } else {
+                    json!([{"bearer": []}])
+                },
+            );
+            let why = if device {
+                "A device token sent X-Fleet-Revision, X-Fleet-Commit or X-Fleet-Actor (`identity_header`)."
+            } else {
+                "A device token: only the admin token writes configuration (`device_forbidden`), or sends identity headers (`identity_header`)."
+            };
+            if let Some(responses) = op.get_mut("responses").and_then(Value::as_object_mut) {
+                responses.entry("403").or_insert_with(|| {
+                    json!({"description": why, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}})
+                });
+            }
+        }
+    }
+}
+
 /// What a device token may do: read, and place orders.
 fn device_may(method: &axum::http::Method, path: &str) -> bool {
     use axum::http::Method;
@@ -231,6 +276,7 @@ fn api() -> OpenApiRouter<App> {
 pub fn openapi_document() -> Value {
     let (_, doc) = api().split_for_parts();
     let mut doc = serde_json::to_value(&doc).expect("an OpenAPI document serializes");
+    credentials_per_operation(&mut doc);
     let components = doc
         .as_object_mut()
         .expect("an OpenAPI document is an object")
@@ -239,8 +285,12 @@ pub fn openapi_document() -> Value {
     let components = components.as_object_mut().expect("components is an object");
     components.insert(
         "securitySchemes".to_owned(),
-        json!({"bearer": {"type": "http", "scheme": "bearer",
-            "description": "The content of the token file given to `fleet-edge serve --token-file`, whitespace trimmed."}}),
+        json!({
+            "bearer": {"type": "http", "scheme": "bearer",
+                "description": "The store's admin token: the content of the token file given to `fleet-edge serve --token-file`, whitespace trimmed. Every route; the only credential that may send X-Fleet-Revision, X-Fleet-Commit and X-Fleet-Actor."},
+            "device": {"type": "http", "scheme": "bearer",
+                "description": "A device token (`fleet-edge device add NAME`): reads and POST /orders only; its actor is device:<name>, never a header."}
+        }),
     );
     let schemas = components
         .entry("schemas")

@@ -139,4 +139,19 @@ async fn row23_a_device_token_reads_and_orders_but_never_writes_or_claims_an_ide
     let (ok, _, err) = device(&["list"], &missing);
     assert!(!ok && err.contains("does not exist"), "{err}");
     assert!(!missing.exists(), "no database is made by a device command");
+
+    // The OpenAPI document says which credential each route takes.
+    let doc = s.get("/openapi.json").await.body;
+    let security = |path: &str, method: &str| doc["paths"][path][method]["security"].clone();
+    assert_eq!(security("/settings/{key}", "put"), json!([{"bearer": []}]));
+    assert_eq!(
+        security("/settings/{key}", "get"),
+        json!([{"bearer": []}, {"device": []}])
+    );
+    assert_eq!(
+        security("/orders", "post"),
+        json!([{"bearer": []}, {"device": []}])
+    );
+    assert!(doc["paths"]["/menu/batch"]["post"]["responses"]["403"].is_object());
+    assert!(doc["components"]["securitySchemes"]["device"].is_object());
 }

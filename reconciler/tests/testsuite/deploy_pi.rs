@@ -457,7 +457,13 @@ fn install_sh_starts_the_edge_before_it_enrolls() {
             .args(["--trust-key", &release, "--bootstrap-token-file", &token])
             .args(extra))
     };
-    let o = run(&["--status-url", "https://status.example.com", "--dry-run"]);
+    let o = run(&[
+        "--status-url",
+        "https://status.example.com",
+        "--device",
+        "register-1",
+        "--dry-run",
+    ]);
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     let at = |needle: &str| {
@@ -468,9 +474,25 @@ fn install_sh_starts_the_edge_before_it_enrolls() {
     let edge = at("would run: systemctl enable --now fleet-edge.service");
     let enroll = at("would run: runuser -u fleet -- /usr/bin/fleet-reconciler");
     let reconciler = at("would run: systemctl enable fleet-reconciler.service");
+    let device = at(
+        "would run: runuser -u fleet -- /usr/bin/fleet-edge device add register-1 --database /var/lib/fleet-edge/edge.db",
+    );
     assert!(
-        package < edge && edge < enroll && enroll < reconciler,
+        package < edge && edge < device && device < enroll && enroll < reconciler,
         "{out}"
+    );
+    let o = run(&[
+        "--status-url",
+        "https://status.example.com",
+        "--device",
+        "Register 1",
+        "--dry-run",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--device Register 1: a device name"),
+        "{}",
+        text(&o)
     );
 
     let o = run(&["--dry-run"]);

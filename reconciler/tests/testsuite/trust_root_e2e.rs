@@ -182,9 +182,13 @@ fn row_19_a_store_follows_a_key_rotation_and_refuses_the_dropped_key() {
     fx.once().expect_code(0, "walks to version 3");
     assert_eq!(r.persisted_version(), 3);
     // The overview shows who has followed the rotation.
-    let behind = r.status.get(&r.operator, "/api/v1/stores?q=soho&root_below=3");
+    let behind = r
+        .status
+        .get(&r.operator, "/api/v1/stores?q=soho&root_below=3");
     assert_eq!(behind["stores"], serde_json::json!([]), "{behind:#}");
-    let all = r.status.get(&r.operator, "/api/v1/stores?q=soho&root_below=4");
+    let all = r
+        .status
+        .get(&r.operator, "/api/v1/stores?q=soho&root_below=4");
     assert_eq!(all["stores"][0]["root_version"], 3, "{all:#}");
     let page = r.status.page(&r.operator, "/?root_below=4");
     assert!(page.contains("root v3"), "{page}");
