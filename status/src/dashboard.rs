@@ -317,6 +317,30 @@ struct OverviewPage<'a> {
     dirs: Vec<Choice>,
     columns: Vec<Column>,
     pager: Pager,
+    /// The trust root expires within 30 days, or has: what to do.
+    root_warning: Option<String>,
+}
+
+/// A warning when the trust root the service walked to expires within 30
+/// days (or has: the fleet is frozen), from its version and expiry.
+pub fn root_warning(version: u64, expires_at: i64, now: DateTime<Utc>) -> Option<String> {
+    if version == 0 {
+        return None;
+    }
+    let left = expires_at - now.timestamp();
+    let day = date(Some(expires_at));
+    if left <= 0 {
+        Some(format!(
+            "Trust root version {version} expired on {day}: stores refuse every new release and show stale until a new root version is signed (fleet root propose, then sign; docs/operations/signing.md)."
+        ))
+    } else if left <= 30 * 86_400 {
+        Some(format!(
+            "Trust root version {version} expires on {day} (in {} days): propose and sign the next version before then, or every store freezes (docs/operations/signing.md).",
+            left / 86_400
+        ))
+    } else {
+        None
+    }
 }
 
 /// `q` with `change` applied, back on page 1, as a link to `/`.
@@ -452,6 +476,7 @@ impl<'a> OverviewPage<'a> {
             dirs,
             columns,
             pager: Pager::new(q, view),
+            root_warning: None,
         }
     }
 }
@@ -467,10 +492,19 @@ async fn overview_page(
     let view = api::overview(&state, &op, &q)
         .await
         .map_err(|e| error_page(&op, e))?;
-    Ok(render(
-        StatusCode::OK,
-        &OverviewPage::new(&op, &q, &view, state.clock.now()),
-    ))
+    let mut page = OverviewPage::new(&op, &q, &view, state.clock.now());
+    page.root_warning = root_warning(
+        state
+            .metrics
+            .trust_root_version
+            .load(std::sync::atomic::Ordering::Relaxed),
+        state
+            .metrics
+            .trust_root_expires_at
+            .load(std::sync::atomic::Ordering::Relaxed),
+        state.clock.now(),
+    );
+    Ok(render(StatusCode::OK, &page))
 }
 
 /// `/stores/{tenant}/{store}`.
@@ -699,6 +733,24 @@ mod tests {
         assert!(
             html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;&quot;&amp;"),
             "{html}"
+        );
+    }
+
+    #[test]
+    fn the_root_warning_comes_30_days_ahead_and_says_frozen_once_expired() {
+        let now = DateTime::from_timestamp(1_800_000_000, 0).expect("a time");
+        let t = now.timestamp();
+        assert_eq!(root_warning(0, t - 10, now), None, "no root, no warning");
+        assert_eq!(root_warning(3, t + 31 * 86_400, now), None);
+        let soon = root_warning(3, t + 29 * 86_400 + 5, now).expect("a warning");
+        assert!(
+            soon.contains("version 3 expires on") && soon.contains("(in 29 days)"),
+            "{soon}"
+        );
+        let gone = root_warning(3, t, now).expect("a warning");
+        assert!(
+            gone.contains("expired on") && gone.contains("show stale"),
+            "{gone}"
         );
     }
 

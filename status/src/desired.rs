@@ -26,6 +26,22 @@ pub enum ScanError {
     Tree { commit: String, message: String },
 }
 
+/// The trust root the service walked to at a fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RootSeen {
+    pub version: u64,
+    pub expires_at: i64,
+}
+
+/// What a scan found: each store's desired release, and the trust root.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    pub rows: Vec<DesiredRow>,
+    /// `None` when the service pins release keys, or the chain did not
+    /// verify (the rows say why).
+    pub root: Option<RootSeen>,
+}
+
 /// Every store's desired release at `commit` of the mirror at `mirror_path`.
 pub fn read_stores(
     mirror: &Mirror,
@@ -34,7 +50,7 @@ pub fn read_stores(
     anchor: &Anchor,
     state_dir: &Path,
     now: DateTime<Utc>,
-) -> Result<Vec<DesiredRow>, ScanError> {
+) -> Result<Scan, ScanError> {
     let tree_err = |message: String| ScanError::Tree {
         commit: commit.to_owned(),
         message,
@@ -70,19 +86,22 @@ pub fn read_stores(
     // root chain walked from the pin (or the version persisted here).
     let keys = match trusted_keys(mirror, commit, anchor, state_dir, now)? {
         Ok(keys) => keys,
-        Err((refusal, root_expires)) => {
+        Err((refusal, expired)) => {
             for store in stores {
                 rows.push(DesiredRow {
                     store: store.as_str().to_owned(),
                     revision: None,
                     commit: commit.to_owned(),
-                    expires_at: root_expires,
+                    expires_at: expired.map(|r| r.expires_at),
                     valid: false,
                     error: Some(refusal_text(&refusal)),
                     checked_at,
                 });
             }
-            return Ok(rows);
+            return Ok(Scan {
+                rows,
+                root: expired,
+            });
         }
     };
     for store in stores {
@@ -91,16 +110,17 @@ pub fn read_stores(
         let mut row = verify(store.as_str(), commit, files, &keys.0, now, checked_at);
         // A store's desired state lasts as long as the release and the
         // root it verifies under: the earlier expiry makes it stale.
-        if let (Some(release), Some(root)) = (row.expires_at, keys.1) {
+        if let (Some(release), Some(root)) = (row.expires_at, keys.1.map(|r| r.expires_at)) {
             row.expires_at = Some(release.min(root));
         }
         rows.push(row);
     }
-    Ok(rows)
+    Ok(Scan { rows, root: keys.1 })
 }
 
-/// The release keys at `commit` (and the trust root's expiry), or the
-/// refusal that stops every store (with the expiry of an expired root).
+/// The release keys at `commit` (and the trust root walked to), or the
+/// refusal that stops every store (with the root walked to when it is the
+/// newest one's expiry that stops it).
 #[allow(clippy::type_complexity)]
 fn trusted_keys(
     mirror: &Mirror,
@@ -108,7 +128,7 @@ fn trusted_keys(
     anchor: &Anchor,
     state_dir: &Path,
     now: DateTime<Utc>,
-) -> Result<Result<(TrustedKeys, Option<i64>), (Refusal, Option<i64>)>, ScanError> {
+) -> Result<Result<(TrustedKeys, Option<RootSeen>), (Refusal, Option<RootSeen>)>, ScanError> {
     let chain = match mirror.read_root_chain(commit)? {
         Ok(chain) => chain,
         Err(refusal) => return Ok(Err((refusal, None))),
@@ -127,12 +147,22 @@ fn trusted_keys(
             if let Some(w) = &r.warning {
                 tracing::warn!(warning = %w, "Trust root not adopted.");
             }
-            Ok((r.keys, r.root.map(|v| v.doc.expires_at.timestamp())))
+            let seen = r.root.map(|v| RootSeen {
+                version: v.version(),
+                expires_at: v.doc.expires_at.timestamp(),
+            });
+            Ok((r.keys, seen))
         }
         Err(WalkError::Refused(refusal)) => {
             tracing::error!(code = refusal.code(), reason = %refusal, "The trust root chain does not verify; no release is trusted.");
             let expired = match &refusal {
-                RootRefusal::Expired { expires_at, .. } => Some(expires_at.timestamp()),
+                RootRefusal::Expired {
+                    version,
+                    expires_at,
+                } => Some(RootSeen {
+                    version: *version,
+                    expires_at: expires_at.timestamp(),
+                }),
                 _ => None,
             };
             Err((refusal.into(), expired))

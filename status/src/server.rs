@@ -240,7 +240,7 @@ enum Fetch {
     Unchanged,
     Scanned {
         commit: String,
-        rows: Vec<crate::store::DesiredRow>,
+        scan: desired::Scan,
     },
 }
 
@@ -265,7 +265,7 @@ fn fetch_and_scan(cfg: &FetchConfig, last: &LastScan) -> Result<Fetch, desired::
         return Ok(Fetch::Unchanged);
     }
     // `Mirror` keeps its bare repo in `<state_dir>/mirror.git`.
-    let rows = desired::read_stores(
+    let scan = desired::read_stores(
         &mirror,
         &cfg.state_dir.join("mirror.git"),
         &fetched.commit,
@@ -275,7 +275,7 @@ fn fetch_and_scan(cfg: &FetchConfig, last: &LastScan) -> Result<Fetch, desired::
     )?;
     Ok(Fetch::Scanned {
         commit: fetched.commit,
-        rows,
+        scan,
     })
 }
 
@@ -290,20 +290,33 @@ async fn fetch_loop(state: AppState, cfg: FetchConfig) {
         state.metrics.fetches.fetch_add(1, Ordering::Relaxed);
         let failed = match result {
             Ok(Ok(Fetch::Unchanged)) => None,
-            Ok(Ok(Fetch::Scanned { commit, rows })) => match state.store.set_desired(&rows).await {
-                Ok(()) => {
-                    info!(%commit, stores = rows.len(), "Fleet repo fetched; desired revisions recorded.");
-                    let recheck_at = rows
-                        .iter()
-                        .filter(|r| r.valid)
-                        .filter_map(|r| r.expires_at)
-                        .min();
-                    last = Some((commit, recheck_at));
-                    state.desired_changed.send_modify(|g| *g += 1);
-                    None
+            Ok(Ok(Fetch::Scanned { commit, scan })) => {
+                match state.store.set_desired(&scan.rows).await {
+                    Ok(()) => {
+                        let rows = &scan.rows;
+                        let (version, expires) =
+                            scan.root.map_or((0, 0), |r| (r.version, r.expires_at));
+                        state
+                            .metrics
+                            .trust_root_version
+                            .store(version, Ordering::Relaxed);
+                        state
+                            .metrics
+                            .trust_root_expires_at
+                            .store(expires, Ordering::Relaxed);
+                        info!(%commit, stores = rows.len(), "Fleet repo fetched; desired revisions recorded.");
+                        let recheck_at = rows
+                            .iter()
+                            .filter(|r| r.valid)
+                            .filter_map(|r| r.expires_at)
+                            .min();
+                        last = Some((commit, recheck_at));
+                        state.desired_changed.send_modify(|g| *g += 1);
+                        None
+                    }
+                    Err(e) => Some(format!("recording desired revisions: {e}")),
                 }
-                Err(e) => Some(format!("recording desired revisions: {e}")),
-            },
+            }
             Ok(Err(e)) => Some(e.to_string()),
             Err(e) => Some(format!("the fetch task died: {e}")),
         };

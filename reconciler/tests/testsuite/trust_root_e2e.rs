@@ -346,6 +346,21 @@ fn row_22_an_expired_root_is_refused_and_the_store_shows_stale() {
         "the store shows stale",
         |v| v["state"] == "stale",
     );
+    // The overview says the fleet is frozen, and /metrics has the root.
+    let page = r.status.page(&r.operator, "/");
+    assert!(
+        page.contains("Trust root version 2 expired on"),
+        "the overview warns: {page}"
+    );
+    let metrics = r.status.metrics();
+    assert!(
+        metrics.contains("fleet_status_trust_root_version 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("fleet_status_trust_root_expires_at_seconds "),
+        "{metrics}"
+    );
 }
 
 /// Migration: a store that pins the release key as a bare `*.pub` adopts

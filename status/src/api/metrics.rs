@@ -50,6 +50,28 @@ pub(super) async fn metrics(State(state): State<AppState>) -> ApiResult<Response
     ] {
         counter(&mut out, name, help, value.load(Ordering::Relaxed));
     }
+    let version = m.trust_root_version.load(Ordering::Relaxed);
+    if version > 0 {
+        // Alert on `fleet_status_trust_root_expires_at_seconds - time() < 30 * 86400`:
+        // an expired root freezes the fleet.
+        for (name, help, value) in [
+            (
+                "fleet_status_trust_root_version",
+                "The trust root version the service walked to at its last fetch.",
+                version as i64,
+            ),
+            (
+                "fleet_status_trust_root_expires_at_seconds",
+                "When that trust root version expires (unix seconds).",
+                m.trust_root_expires_at.load(Ordering::Relaxed),
+            ),
+        ] {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+    }
     out.push_str(&m.requests.render());
     Ok((
         [(

@@ -85,6 +85,11 @@ pub struct Metrics {
     pub reports_ingested: AtomicU64,
     pub fetches: AtomicU64,
     pub fetch_errors: AtomicU64,
+    /// The trust root version the service walked to at its last fetch (0:
+    /// none, the service pins release keys), and when it expires (unix
+    /// seconds; 0: none).
+    pub trust_root_version: AtomicU64,
+    pub trust_root_expires_at: std::sync::atomic::AtomicI64,
     /// Latency per method and route.
     pub requests: Arc<crate::http_metrics::RequestLatencies>,
 }

@@ -1568,6 +1568,20 @@ impl StatusService {
         r.json()
     }
 
+    /// `GET /metrics` (no token needed).
+    pub fn metrics(&self) -> String {
+        let http = client();
+        runtime().block_on(async {
+            http.get(format!("{}/metrics", self.url()))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GET /metrics: {e}"))
+                .text()
+                .await
+                .unwrap_or_default()
+        })
+    }
+
     /// A dashboard page as the signed-in `operator` sees it (HTML).
     pub fn page(&self, operator: &str, path: &str) -> String {
         let http = client();
