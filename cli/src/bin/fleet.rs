@@ -336,8 +336,9 @@ fn run(cli: Cli) -> i32 {
                     for f in &made.files {
                         println!("created {}", f.display());
                     }
+                    // A secret is the last word of the last line (DESIGN.md §10).
                     eprintln!(
-                        "The owner's PIN is {} — it is shown only this once and committed only as a hash.",
+                        "The owner's PIN is shown only this once and committed only as a hash. Owner's PIN: {}",
                         made.owner_pin
                     );
                     exit::OK
