@@ -7,8 +7,9 @@
 //! the state files (`applied.json`, `last_pass.json`, `node.json`), the
 //! outbox listing with the newest reports, and the Git mirror's refs.
 //!
-//! It must never hold a secret: the edge token, Git credentials and the
-//! node key (`node.key`) are never read into it, and, as a second guard,
+//! It must never hold a secret: the edge token, Git credentials, the
+//! node key (`node.key`, `node.key.next`) and the store's age identity
+//! (`age.key`) are never read into it, and, as a second guard,
 //! every text entry is scrubbed of the secret files' contents before it is
 //! written. Paths to secret files are fine and are kept.
 
@@ -139,8 +140,14 @@ pub fn write_bundle(opts: &DiagnoseOptions) -> Result<Bundle, DiagnoseError> {
                     secrets.push(t.trim().to_owned());
                 }
             }
-            if let Ok(t) = std::fs::read_to_string(c.state_dir.join(status_client::KEY_FILE)) {
-                secrets.push(t.trim().to_owned());
+            for f in [
+                status_client::KEY_FILE,
+                status_client::PENDING_KEY_FILE,
+                status_client::AGE_IDENTITY_FILE,
+            ] {
+                if let Ok(t) = std::fs::read_to_string(c.state_dir.join(f)) {
+                    secrets.extend(t.lines().map(|l| l.trim().to_owned()));
+                }
             }
             state_entries(c, &mut entries);
         }

@@ -37,6 +37,10 @@ use wire::report::Report;
 pub const KEY_FILE: &str = "node.key";
 /// What the key was enrolled as, in `state_dir`.
 pub const NODE_FILE: &str = "node.json";
+/// The store's age identity (DESIGN.md §11), made at the first enrollment
+/// and kept across re-enrollments and key rotations: the store decrypts
+/// its secret values with it. Mode 0600, never leaves the node.
+pub const AGE_IDENTITY_FILE: &str = "age.key";
 
 /// Longest a single report delivery may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(20);
@@ -187,6 +191,32 @@ pub fn enrollment(state_dir: &Path) -> Result<Option<Enrollment>, StatusError> {
     }
 }
 
+/// The store's age identity in `state_dir`, made (0600) when missing;
+/// answers its recipient (`age1…`).
+pub fn age_recipient(state_dir: &Path) -> Result<String, StatusError> {
+    use age::secrecy::ExposeSecret as _;
+    let path = state_dir.join(AGE_IDENTITY_FILE);
+    let identity = match std::fs::read_to_string(&path) {
+        Ok(text) => text
+            .lines()
+            .map(str::trim)
+            .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+            .and_then(|l| l.parse::<age::x25519::Identity>().ok())
+            .ok_or_else(|| StatusError::BadKey { path: path.clone() })?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let identity = age::x25519::Identity::generate();
+            let text = format!(
+                "# The store's age identity (fleet-reconciler); it decrypts this store's secret values.\n{}\n",
+                identity.to_string().expose_secret()
+            );
+            write_private(&path, text.as_bytes()).map_err(StatusError::io(&path))?;
+            identity
+        }
+        Err(source) => return Err(StatusError::Io { path, source }),
+    };
+    Ok(identity.to_public().to_string())
+}
+
 /// Make a new node key and enroll it for `store` with a bootstrap token.
 /// The key replaces an earlier one only once the service accepted it.
 pub async fn enroll(
@@ -202,10 +232,12 @@ pub async fn enroll(
     let public = key.verifying_key();
     let base = status_url.trim_end_matches('/');
     let url = format!("{base}/api/v1/enroll");
+    let recipient = age_recipient(state_dir)?;
     let body = serde_json::json!({
         "token": token.trim(),
         "node_public_key": node_auth::encode_public_key(&public),
         "store": store,
+        "recipient": recipient,
     });
     let resp = http_client(REQUEST_TIMEOUT)
         .post(&url)

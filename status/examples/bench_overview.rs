@@ -114,6 +114,7 @@ async fn fill(db: Arc<dyn Store>, stores: usize, reports: usize) -> anyhow::Resu
                     store: store.clone(),
                     enrolled_at: now - 86_400,
                     revoked_at: None,
+                    recipient: None,
                 })
                 .await?;
                 let desired = 40 + (i % 3) as u64;

@@ -828,6 +828,7 @@ mod tests {
                 meaning: "m",
                 action: "a",
             },
+            recipient: Some(NASTY.to_owned()),
             nodes: vec![NodeKey {
                 key_id: NASTY.to_owned(),
                 public_key: NASTY.to_owned(),

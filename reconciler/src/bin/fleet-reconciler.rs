@@ -504,10 +504,22 @@ fn status(config: &Config) -> i32 {
         None => println!("last pass: none yet"),
     }
     match status_client::enrollment(&config.state_dir) {
-        Ok(Some(e)) => println!(
-            "node: enrolled as {} with {} (key {}) at {}",
-            e.store, e.status_url, e.key_id, e.enrolled_at
-        ),
+        Ok(Some(e)) => {
+            println!(
+                "node: enrolled as {} with {} (key {}) at {}",
+                e.store, e.status_url, e.key_id, e.enrolled_at
+            );
+            if config
+                .state_dir
+                .join(status_client::AGE_IDENTITY_FILE)
+                .exists()
+            {
+                match status_client::age_recipient(&config.state_dir) {
+                    Ok(r) => println!("age recipient: {r}"),
+                    Err(e) => println!("age recipient: {e}"),
+                }
+            }
+        }
         Ok(None) => println!("node: not enrolled"),
         Err(e) => println!("node: {e}"),
     }

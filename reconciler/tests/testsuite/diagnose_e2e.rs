@@ -40,6 +40,14 @@ fn assert_no_secret(fx: &Fixture, entries: &BTreeMap<String, String>) {
         if !node_key.trim().is_empty() {
             assert!(!text.contains(node_key.trim()), "{name} holds the node key");
         }
+        assert!(
+            !name.contains("age.key"),
+            "the age identity is never bundled"
+        );
+        assert!(
+            !text.contains("AGE-SECRET-KEY-"),
+            "{name} holds the store's age identity"
+        );
     }
 }
 

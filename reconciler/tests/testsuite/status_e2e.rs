@@ -60,6 +60,14 @@ fn an_enrolled_store_reports_each_pass_and_the_service_shows_it() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600, "node.key mode {mode:o}");
+    // So is the store's age identity (DESIGN.md §11), made at enrollment.
+    let identity = std::fs::read_to_string(fx.state.join("age.key")).expect("age.key");
+    assert!(identity.contains("AGE-SECRET-KEY-1"), "{identity}");
+    let mode = std::fs::metadata(fx.state.join("age.key"))
+        .expect("age.key")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "age.key mode {mode:o}");
 
     let run = fx.once();
     run.expect_code(0, "first pass");
@@ -96,6 +104,16 @@ fn an_enrolled_store_reports_each_pass_and_the_service_shows_it() {
         "{run}"
     );
     assert!(run.stdout.contains("pending reports: 0"), "{run}");
+    // The recipient the node sent is the store's, on the API and the page.
+    let recipient = view["recipient"].as_str().expect("a recipient").to_owned();
+    assert!(recipient.starts_with("age1"), "{view:#}");
+    assert!(
+        run.stdout.contains(&format!("age recipient: {recipient}")),
+        "{run}"
+    );
+    let page = status.page(&operator, &format!("/stores/{STORE}"));
+    assert!(page.contains(&recipient), "the store page shows it");
+    assert!(!page.contains("AGE-SECRET-KEY"), "never the identity");
 }
 
 #[test]
@@ -461,9 +479,16 @@ fn rotate_key_replaces_the_node_key_and_recovers_a_lost_answer() {
     let old_key = std::fs::read(fx.state.join("node.key")).expect("node.key");
     let old_node = node_json();
 
+    let recipient = status.store_view(&operator, STORE)["recipient"].clone();
+    assert!(recipient.as_str().is_some_and(|r| r.starts_with("age1")));
     let run = fx.reconciler(&["rotate-key"]);
     run.expect_code(0, "rotate-key");
     let new_id = key_id();
+    assert_eq!(
+        status.store_view(&operator, STORE)["recipient"],
+        recipient,
+        "the store's age recipient stays when its node key changes"
+    );
     assert_ne!(new_id, old_id);
     assert!(
         run.stdout.contains(&format!("{old_id} → {new_id}")),

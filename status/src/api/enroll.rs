@@ -24,6 +24,10 @@ struct EnrollBody {
     /// store is then refused (and stays unused).
     #[serde(default)]
     store: Option<String>,
+    /// Optional: the store's age recipient (`age1…`, DESIGN.md §11), made
+    /// on the node; shown as the store's `recipient`.
+    #[serde(default)]
+    recipient: Option<String>,
 }
 
 pub(super) async fn enroll(State(state): State<AppState>, body: Bytes) -> ApiResult<Response> {
@@ -38,6 +42,14 @@ pub(super) async fn enroll(State(state): State<AppState>, body: Bytes) -> ApiRes
     }
     let key = node_auth::decode_public_key(&body.node_public_key)
         .map_err(|e| AppError::bad_request(format!("node_public_key: {e}")))?;
+    if let Some(r) = &body.recipient
+        && r.parse::<age::x25519::Recipient>().is_err()
+    {
+        return Err(
+            AppError::bad_request("recipient: not an age X25519 recipient (age1…)")
+                .with_field("recipient"),
+        );
+    }
     let key_id = node_auth::key_id(&key);
     let actor = format!("node-key:{key_id}");
     if state.store.find_node(&key_id).await?.is_some() {
@@ -85,6 +97,7 @@ pub(super) async fn enroll(State(state): State<AppState>, body: Bytes) -> ApiRes
                 store: store.clone(),
                 enrolled_at: t,
                 revoked_at: None,
+                recipient: body.recipient.clone(),
             };
             if !state.store.enroll_node(&node).await? {
                 return Err(AppError::client(

@@ -58,6 +58,8 @@ pub(super) async fn rotate(
         store: node.store.clone(),
         enrolled_at: state.clock.now().timestamp(),
         revoked_at: None,
+        // The store's age identity stays when its node key changes.
+        recipient: node.recipient.clone(),
     };
     if !state.store.rotate_node(&node.key_id, &new).await? {
         let why = "the current key was revoked meanwhile, or the new key is already enrolled";

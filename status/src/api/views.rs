@@ -304,6 +304,9 @@ pub struct StoreDetail {
     #[serde(flatten)]
     pub summary: StoreSummary,
     pub explanation: Explanation,
+    /// The store's age recipient (`age1…`), from its active node key: what
+    /// `fleet secret recipients` writes into its store.yaml (DESIGN.md §11).
+    pub recipient: Option<String>,
     /// Every node key ever enrolled for the store.
     pub nodes: Vec<NodeKey>,
     /// Newest first.
@@ -400,6 +403,10 @@ pub async fn store_detail(
             meaning: s.meaning(),
             action: s.action(),
         },
+        recipient: nodes
+            .iter()
+            .find(|n| n.revoked_at.is_none())
+            .and_then(|n| n.recipient.clone()),
         nodes: nodes.into_iter().map(NodeKey::from).collect(),
         reports: reports
             .into_iter()

@@ -70,6 +70,8 @@ pub struct Node {
     pub store: String,
     pub enrolled_at: i64,
     pub revoked_at: Option<i64>,
+    /// The store's age recipient (`age1…`), when the node sent one.
+    pub recipient: Option<String>,
 }
 
 /// Why a bootstrap token could not be used (for the audit entry; the

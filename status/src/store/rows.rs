@@ -71,6 +71,7 @@ where
             store: r.try_get("store")?,
             enrolled_at: r.try_get("enrolled_at")?,
             revoked_at: r.try_get("revoked_at")?,
+            recipient: r.try_get("recipient")?,
         })
     }
 }

@@ -48,11 +48,11 @@ const REVOKE_STORE_NODES: &str =
     "UPDATE status_nodes SET revoked_at = $2 WHERE store = $1 AND revoked_at IS NULL";
 
 /// A node by key id or base64 public key ($1).
-const FIND_NODE: &str = "SELECT key_id, public_key, store, enrolled_at, revoked_at \
+const FIND_NODE: &str = "SELECT key_id, public_key, store, enrolled_at, revoked_at, recipient \
      FROM status_nodes WHERE key_id = $1 OR public_key = $1";
 
 /// Every node key of a store ($1), newest first.
-const STORE_NODES: &str = "SELECT key_id, public_key, store, enrolled_at, revoked_at \
+const STORE_NODES: &str = "SELECT key_id, public_key, store, enrolled_at, revoked_at, recipient \
      FROM status_nodes WHERE store = $1 ORDER BY enrolled_at DESC, key_id";
 
 /// One store's overview row ($1 store).
@@ -171,12 +171,14 @@ where
     &'static str: ColumnIndex<DB::Row>,
 {
     let inserted = sqlx::query(
-        "INSERT INTO status_nodes (key_id, public_key, store, enrolled_at) VALUES ($1, $2, $3, $4)",
+        "INSERT INTO status_nodes (key_id, public_key, store, enrolled_at, recipient) \
+         VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(node.key_id.as_str())
     .bind(node.public_key.as_str())
     .bind(node.store.as_str())
     .bind(node.enrolled_at)
+    .bind(node.recipient.as_deref())
     .execute(&mut **tx)
     .await;
     match inserted {

@@ -65,6 +65,7 @@ async fn globex_stores(db: &TestDb, commit: &str) {
                 store: s.clone(),
                 enrolled_at: now - 86_400,
                 revoked_at: None,
+                recipient: None,
             })
             .await
             .unwrap();

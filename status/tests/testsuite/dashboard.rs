@@ -62,6 +62,7 @@ async fn fleet_of_250(db: &TestDb) {
                     store: s.clone(),
                     enrolled_at: now - 3600,
                     revoked_at: None,
+                    recipient: None,
                 })
                 .await
                 .unwrap()

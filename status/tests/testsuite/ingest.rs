@@ -91,6 +91,7 @@ fn node(key_id: &str) -> Node {
         store: STORE.into(),
         enrolled_at: 100,
         revoked_at: None,
+        recipient: None,
     }
 }
 

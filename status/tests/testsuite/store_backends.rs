@@ -62,6 +62,7 @@ async fn races(db: TestDb) {
                 store: "acme/soho".into(),
                 enrolled_at: 500,
                 revoked_at: None,
+                recipient: None,
             })
             .await
             .unwrap()

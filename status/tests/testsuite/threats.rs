@@ -23,6 +23,7 @@ on_both!(
     row16_operator_of_another_tenant,
     row28_operator_tokens_expire_are_revoked_and_keep_to_their_stores,
     node_key_rotation_needs_the_current_key_and_a_proof_of_the_new_one,
+    an_enrolled_store_has_the_age_recipient_its_node_sent,
 );
 
 /// Every text column of the bootstrap token table.
@@ -596,4 +597,43 @@ async fn node_key_rotation_needs_the_current_key_and_a_proof_of_the_new_one(db: 
         )
         .await;
     assert_eq!(r.status, 201);
+}
+
+/// DESIGN.md §11: the node sends the store's age recipient at enrollment;
+/// the store view shows it, an invalid one is refused (400, the token stays
+/// unused), and a store whose node sent none shows none.
+async fn an_enrolled_store_has_the_age_recipient_its_node_sent(db: TestDb) {
+    let server = start(&db);
+    let operator = server.operator(&["acme"]);
+    let token = server.token(STORE);
+    let node = Node::new();
+    let bad = server
+        .post_json(
+            "/api/v1/enroll",
+            &json!({"token": token, "node_public_key": node.public_key(), "recipient": "age1notakey"}),
+        )
+        .await;
+    assert_eq!(bad.status, 400, "{:?}", bad.body);
+    assert!(bad.body.to_string().contains("recipient"), "{:?}", bad.body);
+    let recipient = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+    let ok = server
+        .post_json(
+            "/api/v1/enroll",
+            &json!({"token": token, "node_public_key": node.public_key(), "recipient": recipient}),
+        )
+        .await;
+    assert_eq!(
+        ok.status, 201,
+        "the refused try left the token unused: {:?}",
+        ok.body
+    );
+    assert_eq!(
+        server.store_view(&operator, STORE).await["recipient"],
+        json!(recipient)
+    );
+    let _other = server.enrolled_node("acme/brooklyn").await;
+    assert_eq!(
+        server.store_view(&operator, "acme/brooklyn").await["recipient"],
+        json!(null)
+    );
 }
