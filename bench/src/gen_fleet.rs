@@ -1045,6 +1045,7 @@ impl TenantCatalog {
                 id: id(store.id.clone()),
                 name: store.name.clone(),
                 timezone,
+                recipient: None,
             },
             overrides: Overrides {
                 settings,

@@ -212,6 +212,11 @@ pub const RULES: &[(Rule, &str)] = &[
         "store/creates-entity",
         "a store file references catalog entities; it cannot create them",
     ),
+    // secrets (DESIGN.md §11)
+    (
+        "secret/recipient",
+        "a store's recipient is an age X25519 recipient (age1…)",
+    ),
 ];
 
 /// Look up a rule id by name, for ids carried in decode error messages.

@@ -574,6 +574,11 @@ pub struct StoreInfo {
     /// Overrides the tenant's time zone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timezone: Option<String>,
+    /// The store's age recipient (`age1…`): secret values meant for this
+    /// store are encrypted to it. Written by `fleet secret recipients` from
+    /// what the store's node reported at enrollment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]

@@ -228,7 +228,26 @@ pub fn store_info(s: &StoreInfo) -> Vec<Violation> {
     {
         found.derived_setting(at("timezone"), "store.timezone", tz);
     }
+    if let Some(r) = &s.recipient
+        && !is_age_recipient(r)
+    {
+        found.push(
+            "secret/recipient",
+            at("recipient"),
+            format!(
+                "recipient `{r}` is not an age X25519 recipient (age1 and 58 bech32 characters); `fleet secret recipients` writes it from the status service"
+            ),
+        );
+    }
     found.0
+}
+
+/// The shape of an age X25519 recipient: `age1` and 58 characters of the
+/// bech32 alphabet (the checksum is the `age` crate's to verify where the
+/// key is used).
+pub fn is_age_recipient(s: &str) -> bool {
+    const BECH32: &[u8] = b"qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    s.len() == 62 && s.starts_with("age1") && s.bytes().skip(4).all(|b| BECH32.contains(&b))
 }
 
 pub fn tax(t: &Tax) -> Vec<Violation> {
@@ -1001,6 +1020,9 @@ mod tests {
             id: Id::new("soho"),
             name: "SoHo".into(),
             timezone: Some("UTC".into()),
+            recipient: Some(
+                "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p".into(),
+            ),
         };
         table(
             &good,
@@ -1011,6 +1033,16 @@ mod tests {
                     |s| s.timezone = Some("Mars".into()),
                     "tenant/timezone",
                     "timezone",
+                ),
+                (
+                    |s| s.recipient = Some("age1notakey".into()),
+                    "secret/recipient",
+                    "recipient",
+                ),
+                (
+                    |s| s.recipient = Some(format!("AGE1{}", "q".repeat(58))),
+                    "secret/recipient",
+                    "recipient",
                 ),
                 (
                     // Rendered as the setting `store.name`: at most 200 characters.

@@ -33,6 +33,28 @@ enum PlanFormatArg {
     Json,
 }
 
+/// `fleet secret …`
+#[derive(Debug, Subcommand)]
+enum SecretCommand {
+    /// Write each store's age recipient, as its node reported it at
+    /// enrollment, into its store.yaml (`store.recipient`).
+    ///
+    /// Reads GET /api/v1/stores/{tenant}/{store} of the status service with
+    /// an operator token. Stores the service does not know, or whose node
+    /// sent no recipient, are listed and left alone. Exit 0 done, 2 usage
+    /// or IO error (nothing half-written: each file is written whole).
+    Recipients {
+        /// The status service, e.g. https://status.example.com.
+        #[arg(long)]
+        status_url: String,
+        /// A file holding an operator token (viewer is enough).
+        #[arg(long)]
+        token_file: PathBuf,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
+}
+
 /// `fleet root …`
 #[derive(Debug, Subcommand)]
 enum RootCommand {
@@ -238,6 +260,9 @@ enum Command {
         #[arg(long, default_value = ".")]
         repo: PathBuf,
     },
+    /// Secret values in the repo (DESIGN.md §11).
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// The fleet's trust root in trust/root/: which keys sign releases, and
     /// which root keys (a threshold of them) sign its next version.
     ///
@@ -410,6 +435,11 @@ fn run(cli: Cli) -> i32 {
         } => sign(&key, repo, expires_in, refresh_within, all),
         Command::Verify { pubkey, root, repo } => verify(pubkey.as_deref(), root.as_deref(), &repo),
         Command::Root(cmd) => root(cmd),
+        Command::Secret(SecretCommand::Recipients {
+            status_url,
+            token_file,
+            repo,
+        }) => secret_recipients(&status_url, &token_file, &repo),
         Command::Quickstart {
             dir,
             exit_after_demo,
@@ -609,6 +639,46 @@ fn plan(opts: ops::plan::PlanOptions, format: PlanFormatArg) -> i32 {
             exit::USAGE
         }
         Err(e) => fail(e),
+    }
+}
+
+fn secret_recipients(
+    status_url: &str,
+    token_file: &std::path::Path,
+    repo: &std::path::Path,
+) -> i32 {
+    use ops::secret::RecipientOutcome as O;
+    let token = match std::fs::read_to_string(token_file) {
+        Ok(t) if !t.trim().is_empty() => t.split_whitespace().last().unwrap_or("").to_owned(),
+        Ok(_) => return fail(format!("{} is empty", token_file.display())),
+        Err(e) => return fail(format!("reading {}: {e}", token_file.display())),
+    };
+    match ops::secret::recipients(repo, status_url, &token) {
+        Ok(lines) => {
+            let mut written = 0;
+            for l in &lines {
+                match &l.outcome {
+                    O::Written(r) => {
+                        written += 1;
+                        println!("{}: recipient {r} written to {}", l.store, l.file.display())
+                    }
+                    O::Unchanged => println!("{}: unchanged", l.store),
+                    O::NoneReported => println!(
+                        "{}: no recipient reported (not enrolled yet, or an older reconciler): left alone",
+                        l.store
+                    ),
+                    O::Unknown => println!(
+                        "{}: not known to the status service (or not visible to this token): left alone",
+                        l.store
+                    ),
+                }
+            }
+            println!(
+                "{written} store.yaml file(s) changed; review and commit them (fleet validate checks them)"
+            );
+            exit::OK
+        }
+        Err(e) => fail(format!("{e:#}")),
     }
 }
 

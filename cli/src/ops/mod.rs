@@ -9,6 +9,7 @@ pub mod render;
 pub mod root;
 pub mod scaffold;
 pub mod schema;
+pub mod secret;
 pub mod sign;
 pub mod validate;
 pub mod verify;

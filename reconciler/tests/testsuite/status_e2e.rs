@@ -8,9 +8,10 @@
 //! service reads the same real Git host (`git daemon`) as the store. See
 //! `e2e/mod.rs` for the fixture and how the binaries are found or built.
 
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::e2e::{self, Fixture, STORE, StatusService, VARIATION};
+use crate::e2e::{self, Fixture, STORE, StatusService, VARIATION, run_process};
 use serde_json::Value;
 
 /// The reports of a store view, oldest first.
@@ -552,4 +553,76 @@ fn rotate_key_replaces_the_node_key_and_recovers_a_lost_answer() {
     run.expect_code(1, "rotate-key with a revoked key");
     assert!(run.stderr.contains("revoked"), "{run}");
     assert_eq!(key_id(), new_id, "nothing changed on the node");
+}
+
+/// Issue #18: `fleet secret recipients` writes into each store.yaml the
+/// age recipient its node reported at enrollment (read from the real
+/// status service with an operator token); the repo still validates, signs
+/// and converges; a second run changes nothing; stores without a recipient
+/// are listed and left alone.
+#[test]
+fn fleet_secret_recipients_writes_the_reported_recipient_into_store_yaml() {
+    let (fx, status, operator) = enrolled("");
+    fx.once().expect_code(0, "revision 1");
+    let recipient = status.store_view(&operator, STORE)["recipient"]
+        .as_str()
+        .expect("a recipient")
+        .to_owned();
+    let token_file = fx.root.join("operator.token");
+    std::fs::write(&token_file, format!("{operator}\n")).expect("token file");
+    let repo = fx.work.display().to_string();
+    let url = status.url();
+    let token_path = token_file.display().to_string();
+    let args = [
+        "secret",
+        "recipients",
+        "--status-url",
+        url.as_str(),
+        "--token-file",
+        token_path.as_str(),
+        "--repo",
+        repo.as_str(),
+    ];
+    let run = e2e::fleet(&fx.root, &args);
+    assert!(
+        run.stdout
+            .contains(&format!("{STORE}: recipient {recipient} written")),
+        "{run}"
+    );
+    assert!(
+        run.stdout.contains("acme/brooklyn: no recipient reported")
+            || run.stdout.contains("acme/brooklyn: not known"),
+        "{run}"
+    );
+    let text = std::fs::read_to_string(fx.store_file("soho", "store.yaml")).expect("store.yaml");
+    assert!(
+        text.contains(&format!("  recipient: {recipient}")),
+        "{text}"
+    );
+    e2e::fleet(&fx.root, &["validate", "--repo", &repo]).expect_code(0, "still valid");
+    let again = e2e::fleet(&fx.root, &args);
+    assert!(
+        again.stdout.contains(&format!("{STORE}: unchanged")),
+        "{again}"
+    );
+    // The change signs and converges like any other.
+    fx.commit("the stores' age recipients");
+    fx.sign(&[]);
+    fx.once().expect_code(0, "after the recipient was written");
+    fx.assert_converged();
+    // A wrong token: refused, nothing written.
+    std::fs::write(&token_file, "fso_wrong\n").expect("token file");
+    let before = std::fs::read_to_string(fx.store_file("soho", "store.yaml")).expect("store.yaml");
+    let run = run_process(
+        Command::new(e2e::fleet_bin())
+            .args(args)
+            .current_dir(&fx.root),
+        Duration::from_secs(60),
+    );
+    run.expect_code(2, "a wrong token");
+    assert_eq!(
+        std::fs::read_to_string(fx.store_file("soho", "store.yaml")).expect("store.yaml"),
+        before
+    );
+    assert!(run.stderr.contains("401"), "{run}");
 }

@@ -275,6 +275,7 @@ fn generated() -> impl Strategy<Value = Generated> {
             id: Id::new("soho"),
             name,
             timezone,
+            recipient: None,
         });
     (
         (tax, category, group(), item(), discount(), role()),

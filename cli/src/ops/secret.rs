@@ -1,0 +1,185 @@
+//! `fleet secret …` (DESIGN.md §11). So far: `fleet secret recipients`,
+//! which writes each store's age recipient, as its node reported it to the
+//! status service at enrollment, into the store's `store.yaml`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use schemas::load::DirTree;
+use schemas::rules::is_age_recipient;
+
+/// What `recipients` did for one store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecipientOutcome {
+    Written(String),
+    Unchanged,
+    /// The status service has no recipient for it (not enrolled, or an
+    /// older reconciler).
+    NoneReported,
+    /// The status service does not know the store (or the token may not see it).
+    Unknown,
+}
+
+/// One store's line.
+#[derive(Debug, Clone)]
+pub struct RecipientLine {
+    pub store: String,
+    pub file: PathBuf,
+    pub outcome: RecipientOutcome,
+}
+
+/// Write into every store's `store.yaml` of the repo at `repo` the age
+/// recipient the status service at `status_url` shows for it (read with the
+/// operator `token`).
+pub fn recipients(
+    repo: &Path,
+    status_url: &str,
+    token: &str,
+) -> anyhow::Result<Vec<RecipientLine>> {
+    let (loaded, diagnostics) = schemas::validate::check_repo(&DirTree::new(repo));
+    if let Some(d) = diagnostics.iter().find(|d| d.rule == "file/missing") {
+        bail!("{} is not a fleet repo: {d}", repo.display());
+    }
+    let mut stores = Vec::new();
+    for (tenant, t) in &loaded.tenants {
+        for (store, s) in &t.stores {
+            let file = repo.join(&s.path);
+            stores.push((
+                format!("{tenant}/{store}"),
+                file,
+                s.file.store.recipient.clone(),
+            ));
+        }
+    }
+    let base = status_url.trim_end_matches('/').to_owned();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the HTTP client")?;
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .context("making the HTTP client")?;
+    let mut out = Vec::new();
+    for (store, file, current) in stores {
+        let url = format!("{base}/api/v1/stores/{store}");
+        let (status, body) = runtime.block_on(async {
+            let r = http
+                .get(&url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .with_context(|| format!("GET {url}"))?;
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap_or(serde_json::Value::Null);
+            Ok::<_, anyhow::Error>((status, body))
+        })?;
+        let outcome = match status {
+            200 => match body["recipient"].as_str() {
+                None => RecipientOutcome::NoneReported,
+                Some(r) if !is_age_recipient(r) => {
+                    bail!(
+                        "the status service shows {store} with recipient {r:?}, which is not an age recipient"
+                    )
+                }
+                Some(r) if current.as_deref() == Some(r) => RecipientOutcome::Unchanged,
+                Some(r) => {
+                    let text = std::fs::read_to_string(&file)
+                        .with_context(|| format!("reading {}", file.display()))?;
+                    let edited = set_store_recipient(&text, r)
+                        .with_context(|| format!("editing {}", file.display()))?;
+                    std::fs::write(&file, edited)
+                        .with_context(|| format!("writing {}", file.display()))?;
+                    RecipientOutcome::Written(r.to_owned())
+                }
+            },
+            401 => bail!(
+                "the status service refused the operator token (401): {}",
+                body["error"]["message"].as_str().unwrap_or("")
+            ),
+            404 => RecipientOutcome::Unknown,
+            other => bail!("GET {url} answered {other}: {body}"),
+        };
+        out.push(RecipientLine {
+            store,
+            file,
+            outcome,
+        });
+    }
+    Ok(out)
+}
+
+/// `text` (a store.yaml) with `recipient: <r>` set in its block-style
+/// `store:` mapping: the line replaced if there is one, else added after
+/// the mapping's last line, at its indentation. Comments and everything
+/// else stay as they are.
+pub fn set_store_recipient(text: &str, recipient: &str) -> anyhow::Result<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    let Some(start) = lines
+        .iter()
+        .position(|l| l.trim_end() == "store:" || l.starts_with("store: #"))
+    else {
+        if lines.iter().any(|l| l.starts_with("store:")) {
+            bail!(
+                "its `store:` section is written on one line; write it as a block (one field per line) so `recipient:` can be added"
+            );
+        }
+        bail!("it has no `store:` section");
+    };
+    let mut indent = None;
+    let mut last = start;
+    let mut existing = None;
+    for (i, line) in lines.iter().enumerate().skip(start + 1) {
+        let trimmed = line.trim_start();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        let n = line.len() - trimmed.len();
+        if n == 0 {
+            break;
+        }
+        indent.get_or_insert(n);
+        last = i;
+        if n == indent.unwrap_or(n) && trimmed.starts_with("recipient:") {
+            existing = Some(i);
+        }
+    }
+    let pad = " ".repeat(indent.unwrap_or(2));
+    let new_line = format!("{pad}recipient: {recipient}     # fleet secret recipients");
+    let mut out: Vec<String> = lines.iter().map(|l| (*l).to_owned()).collect();
+    match existing {
+        Some(i) => out[i] = new_line,
+        None => out.insert(last + 1, new_line),
+    }
+    let mut joined = out.join("\n");
+    if text.ends_with('\n') {
+        joined.push('\n');
+    }
+    Ok(joined)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const R: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+
+    #[test]
+    fn the_recipient_line_is_added_or_replaced_in_the_store_block() {
+        let text = "# top\napiVersion: fleet/v1\nkind: Store\nstore:\n  id: soho   # dir name\n  name: SoHo\n\n  # a comment\noverrides: {}\n";
+        let once = set_store_recipient(text, R).expect("added");
+        assert_eq!(
+            once,
+            format!(
+                "# top\napiVersion: fleet/v1\nkind: Store\nstore:\n  id: soho   # dir name\n  name: SoHo\n  recipient: {R}     # fleet secret recipients\n\n  # a comment\noverrides: {{}}\n"
+            )
+        );
+        let other = R.replace("ql3z", "qqqq");
+        let twice = set_store_recipient(&once, &other).expect("replaced");
+        assert_eq!(twice.matches("recipient:").count(), 1, "{twice}");
+        assert!(twice.contains(&other));
+        let flow = "store: {id: soho, name: SoHo}\n";
+        let e = set_store_recipient(flow, R).expect_err("flow style");
+        assert!(e.to_string().contains("write it as a block"), "{e}");
+    }
+}
