@@ -36,10 +36,11 @@ pub struct Actor {
 impl Actor {
     pub const RECONCILER: &'static str = "reconciler";
 
-    /// The default local actor when a request names nobody.
-    pub fn local_api() -> Actor {
+    /// A write with the store's admin token that names nobody (DESIGN.md
+    /// §10: `local:admin`).
+    pub fn local_admin() -> Actor {
         Actor {
-            name: "local:api".to_owned(),
+            name: "local:admin".to_owned(),
             revision: None,
             commit: None,
         }
@@ -503,7 +504,7 @@ mod tests {
             entry_hash(
                 1,
                 "t",
-                "local:api",
+                "local:admin",
                 None,
                 None,
                 "menu",
@@ -522,7 +523,7 @@ mod tests {
         let b = entry_hash(
             1,
             "t",
-            "local:api",
+            "local:admin",
             None,
             Some(""),
             "menu",
@@ -538,7 +539,7 @@ mod tests {
         let c = entry_hash(
             1,
             "t",
-            "local:api",
+            "local:admin",
             None,
             None,
             "menu",

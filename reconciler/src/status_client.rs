@@ -332,11 +332,7 @@ pub async fn rotate_key(
         message: error_message(text),
     };
     let new_key = SigningKey::from_bytes(&pending);
-    let new_public = node_auth::encode_public_key(&new_key.verifying_key());
-    let body = serde_json::json!({
-        "node_public_key": new_public,
-        "proof": node_auth::sign_rotation(&new_key, &old.key_id),
-    });
+    let body = node_auth::RotateRequest::new(&new_key, &old.key_id);
     let body = serde_json::to_vec(&body).expect("a rotation request is plain data");
     let (status, text) = client
         .signed(

@@ -24,6 +24,10 @@ pub enum ScanError {
     Source(#[from] release::source::SourceError),
     #[error("reading the tree of {commit}: {message}")]
     Tree { commit: String, message: String },
+    /// A verified trust root step could not be saved in the state
+    /// directory: the scan is retried; nothing is recorded meanwhile.
+    #[error(transparent)]
+    Persist(WalkError),
 }
 
 /// The trust root the service walked to at a fetch.
@@ -167,13 +171,7 @@ fn trusted_keys(
             };
             Err((refusal.into(), expired))
         }
-        Err(e @ WalkError::Persist { .. }) => Err((
-            Refusal::Root(RootRefusal::Malformed {
-                file: state_dir.join(root::PERSISTED_FILE).display().to_string(),
-                reason: e.to_string(),
-            }),
-            None,
-        )),
+        Err(e @ WalkError::Persist { .. }) => return Err(ScanError::Persist(e)),
     })
 }
 

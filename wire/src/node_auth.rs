@@ -137,6 +137,27 @@ pub fn sign_request(
     }
 }
 
+/// The body of `POST /api/v1/nodes/rotate`, as the node sends it and the
+/// service reads it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateRequest {
+    /// Base64 of the new Ed25519 public key.
+    pub node_public_key: String,
+    /// Base64 of the new key's signature over [`rotation_message`].
+    pub proof: String,
+}
+
+impl RotateRequest {
+    /// The request that replaces the key `old_key_id` by `new`.
+    pub fn new(new: &SigningKey, old_key_id: &str) -> RotateRequest {
+        RotateRequest {
+            node_public_key: encode_public_key(&new.verifying_key()),
+            proof: sign_rotation(new, old_key_id),
+        }
+    }
+}
+
 /// What the new key of a rotation signs to prove it is held by the node
 /// that asks (`POST /api/v1/nodes/rotate`): the old key's id, so a proof
 /// cannot be replayed for another node's rotation.

@@ -83,15 +83,7 @@ pub fn recipients(
                     )
                 }
                 Some(r) if current.as_deref() == Some(r) => RecipientOutcome::Unchanged,
-                Some(r) => {
-                    let text = std::fs::read_to_string(&file)
-                        .with_context(|| format!("reading {}", file.display()))?;
-                    let edited = set_store_recipient(&text, r)
-                        .with_context(|| format!("editing {}", file.display()))?;
-                    std::fs::write(&file, edited)
-                        .with_context(|| format!("writing {}", file.display()))?;
-                    RecipientOutcome::Written(r.to_owned())
-                }
+                Some(r) => RecipientOutcome::Written(r.to_owned()),
             },
             401 => bail!(
                 "the status service refused the operator token (401): {}",
@@ -105,6 +97,22 @@ pub fn recipients(
             file,
             outcome,
         });
+    }
+    // Every answer first, then the edits, each checked before any file is
+    // written: a refused token or an odd store.yaml changes nothing.
+    let mut edits = Vec::new();
+    for line in &out {
+        if let RecipientOutcome::Written(r) = &line.outcome {
+            let text = std::fs::read_to_string(&line.file)
+                .with_context(|| format!("reading {}", line.file.display()))?;
+            let edited = set_store_recipient(&text, r)
+                .with_context(|| format!("editing {}", line.file.display()))?;
+            edits.push((&line.file, edited));
+        }
+    }
+    for (file, edited) in edits {
+        release::applied::write_atomically(file, edited.as_bytes())
+            .with_context(|| format!("writing {}", file.display()))?;
     }
     Ok(out)
 }

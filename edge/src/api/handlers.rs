@@ -69,7 +69,7 @@ fn is_user_name(s: &str) -> bool {
 
 /// Who is writing: the reconciler when `X-Fleet-Revision` and
 /// `X-Fleet-Commit` are present, else `X-Fleet-Actor: local:<user>`, else
-/// `local:api`.
+/// `local:admin`.
 pub fn actor(headers: &HeaderMap) -> Result<Actor, AppError> {
     let revision = header_str(headers, h::REVISION)?;
     let commit = header_str(headers, h::COMMIT)?;
@@ -100,7 +100,7 @@ pub fn actor(headers: &HeaderMap) -> Result<Actor, AppError> {
             "X-Fleet-Revision"
         })),
         (None, None) => match header_str(headers, h::ACTOR)? {
-            None => Ok(Actor::local_api()),
+            None => Ok(Actor::local_admin()),
             Some(a) => match a.strip_prefix("local:") {
                 Some(user) if is_user_name(user) => Ok(Actor {
                     name: a.to_owned(),
@@ -277,7 +277,7 @@ macro_rules! entity_routes {
                     ("id" = String, Path, description = "The entity id; the body's `id` must equal it."),
                     ("If-Match" = Option<String>, Header, description = "The version being replaced (or `*`: must exist)."),
                     ("If-None-Match" = Option<String>, Header, description = "`*`: create only."),
-                    ("X-Fleet-Actor" = Option<String>, Header, description = "`local:<user>`; default `local:api`."),
+                    ("X-Fleet-Actor" = Option<String>, Header, description = "`local:<user>`; default `local:admin`."),
                     ("X-Fleet-Revision" = Option<u64>, Header, description = "Set by the reconciler with X-Fleet-Commit."),
                     ("X-Fleet-Commit" = Option<String>, Header, description = "Set by the reconciler with X-Fleet-Revision."),
                 ),
@@ -310,7 +310,7 @@ macro_rules! entity_routes {
                 params(
                     ("id" = String, Path, description = "The entity id."),
                     ("If-Match" = String, Header, description = "The version being deleted."),
-                    ("X-Fleet-Actor" = Option<String>, Header, description = "`local:<user>`; default `local:api`."),
+                    ("X-Fleet-Actor" = Option<String>, Header, description = "`local:<user>`; default `local:admin`."),
                 ),
                 responses(
                     (status = 204, description = "Deleted."),
@@ -376,7 +376,7 @@ macro_rules! override_route {
             description = "The store's emergency override: while `local_override` is true the reconciler leaves the entity alone (and reports it as overridden); its writes to it answer 409. Only a local actor may set or clear it; recorded in the audit log with that actor. Bumps the version.",
             params(
                 ("id" = String, Path, description = "The entity id."),
-                ("X-Fleet-Actor" = Option<String>, Header, description = "`local:<user>`, e.g. the manager; default `local:api`."),
+                ("X-Fleet-Actor" = Option<String>, Header, description = "`local:<user>`, e.g. the manager; default `local:admin`."),
             ),
             request_body = OverrideRequest,
             responses(
@@ -666,7 +666,7 @@ fn in_batch(e: AppError, i: usize, kind: EntityKind, id: &str) -> AppError {
     summary = "Apply menu upserts and deletes atomically",
     description = "Ops apply in order in one transaction; references, deletions and id uniqueness are checked on the result. If any op fails nothing is applied (no version consumed, no audit entry) and the error names the op (`ops[i]…` in `field`).",
     params(
-        ("X-Fleet-Actor" = Option<String>, Header, description = "`local:<user>`; default `local:api`."),
+        ("X-Fleet-Actor" = Option<String>, Header, description = "`local:<user>`; default `local:admin`."),
         ("X-Fleet-Revision" = Option<u64>, Header, description = "Set by the reconciler with X-Fleet-Commit."),
         ("X-Fleet-Commit" = Option<String>, Header, description = "Set by the reconciler with X-Fleet-Revision."),
     ),

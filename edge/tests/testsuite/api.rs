@@ -364,7 +364,7 @@ async fn every_entity_route_creates_reads_updates_and_deletes() {
     }
     let audit = s.audit().await;
     assert_eq!(audit.len(), entities.len() * 3);
-    assert!(audit.iter().all(|e| e["actor"] == "local:api"));
+    assert!(audit.iter().all(|e| e["actor"] == "local:admin"));
     assert_eq!(s.get("/audit/verify").await.body["ok"], true);
 }
 
@@ -1021,7 +1021,7 @@ async fn local_override_and_actors_are_recorded() {
     assert_eq!(sam[1]["before"]["local_override"], false);
     assert_eq!(sam[1]["after"]["local_override"], true);
     assert_eq!(sam[1]["revision"], Value::Null);
-    assert_eq!(sam[2]["actor"], "local:api");
+    assert_eq!(sam[2]["actor"], "local:admin");
     let roles: Vec<&Value> = audit
         .iter()
         .filter(|e| e["entity_id"] == "cashier" && e["action"] == "override")

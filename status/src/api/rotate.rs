@@ -8,7 +8,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 use serde_json::json;
 use tracing::info;
 
@@ -16,16 +15,6 @@ use super::reports::authenticate_node;
 use super::{ApiResult, AppError, AppState, audit};
 use crate::store::Node;
 use wire::node_auth;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RotateBody {
-    /// Base64 of the new Ed25519 public key.
-    node_public_key: String,
-    /// Base64 of the new key's signature over
-    /// [`node_auth::rotation_message`].
-    proof: String,
-}
 
 pub(super) async fn rotate(
     State(state): State<AppState>,
@@ -37,7 +26,7 @@ pub(super) async fn rotate(
     let node = authenticate_node(&state, &method, &uri, &headers, &body).await?;
     let actor = format!("node-key:{}", node.key_id);
     let action = "POST /api/v1/nodes/rotate";
-    let req: RotateBody = serde_json::from_slice(&body)
+    let req: node_auth::RotateRequest = serde_json::from_slice(&body)
         .map_err(|e| AppError::bad_request(format!("rotation body: {e}")))?;
     let new_key = node_auth::decode_public_key(&req.node_public_key).map_err(|e| {
         AppError::client(
