@@ -665,6 +665,7 @@ fn fleet_file() -> FleetFile {
             name: "Synthetic Benchmark Fleet".to_owned(),
         }),
         release: ReleasePolicy::default(),
+        secrets: None,
     }
 }
 
@@ -1004,7 +1005,7 @@ impl TenantCatalog {
                 ),
                 role: id(role),
                 stores: Vec::new(),
-                pin_hash: Some(PIN_HASH.to_owned()),
+                pin_hash: Some(PIN_HASH.into()),
                 plaintext_pin: false,
             });
         }
@@ -1108,7 +1109,7 @@ fn tenant_access(plan: &TenantPlan) -> Access {
         name,
         role: id(role),
         stores,
-        pin_hash: Some(PIN_HASH.to_owned()),
+        pin_hash: Some(PIN_HASH.into()),
         plaintext_pin: false,
     };
     let mut users = vec![

@@ -674,13 +674,20 @@ mod tests {
                             role: Id::new("cashier"),
                             stores: Vec::new(),
                             pin_hash: rng.chance(80).then(|| {
+                                if rng.chance(10) {
+                                    // The repo's encrypted form: the edge refuses it.
+                                    return schemas::model::Secret::Sealed(schemas::model::Sealed {
+                                        age: "YWdlLWVuY3J5cHRpb24ub3JnL3YxCg==".into(),
+                                        to: vec!["*".into(), "@escrow".into()],
+                                    });
+                                }
                                 rng.pick(&[
                                     "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
                                     "$argon2id$",
                                     "$argon2i$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
                                     "plain",
                                 ])
-                                .to_owned()
+                                .into()
                             }),
                             plaintext_pin: false,
                         };

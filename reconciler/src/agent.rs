@@ -273,6 +273,15 @@ impl Agent {
             revision: accepted.release.revision,
             commit: accepted.release.source_commit.clone(),
         };
+        // Secret values are decrypted here, for this pass only (DESIGN.md
+        // §11); what this store cannot decrypt is held back and reported.
+        let opened = self.open_secrets(&accepted.release);
+        for h in &opened.held_back {
+            tracing::warn!(kind = %h.kind, id = %h.id, reason = %h.reason, "Held back: its secret value cannot be decrypted here.");
+            r.warnings
+                .push(format!("{} {} held back: {}", h.kind, h.id, h.reason));
+        }
+        r.held_back = opened.held_back.clone();
 
         let mut attempt = 0;
         // What earlier attempts may have written before a 412 stopped them:
@@ -290,11 +299,9 @@ impl Agent {
                     return (r, None);
                 }
             };
-            let plan = planner::plan(
-                &accepted.release.state,
-                &applied_state,
-                &planner::Policy::default(),
-            );
+            let mut desired = opened.state.clone();
+            release::secrets::keep_applied(&mut desired, &applied_state.state, &opened.held_back);
+            let plan = planner::plan(&desired, &applied_state, &planner::Policy::default());
             r.overridden = plan.overridden.clone();
             if !apply {
                 r.outcome = if plan.is_empty() {
@@ -385,6 +392,45 @@ impl Agent {
         }
     }
 
+    /// The release's state with its secret values decrypted by this store's
+    /// age identity (and the tenant key its release carries).
+    fn open_secrets(&self, release: &schemas::Release) -> release::secrets::Opened {
+        let state = &release.state;
+        if !release::secrets::has_sealed(state) {
+            return release::secrets::Opened {
+                state: state.clone(),
+                held_back: Vec::new(),
+            };
+        }
+        let path = self
+            .config
+            .state_dir
+            .join(crate::status_client::AGE_IDENTITY_FILE);
+        let identity = match release::secrets::read_identity(&path) {
+            Ok(i) => i,
+            Err(e) => {
+                let why = format!(
+                    "this store has no age identity to decrypt with ({e}); enroll it (`fleet-reconciler enroll`)"
+                );
+                return release::secrets::hold_all(state, &why);
+            }
+        };
+        let wrap = match release.tenant_key.as_deref().map(|b| {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.decode(b)
+        }) {
+            None => None,
+            Some(Ok(bytes)) => Some(bytes),
+            Some(Err(e)) => {
+                return release::secrets::hold_all(
+                    state,
+                    &format!("the release's tenant_key is not base64 ({e})"),
+                );
+            }
+        };
+        release::secrets::open_state(state, self.config.store.store(), &identity, wrap.as_deref())
+    }
+
     /// The keys this pass verifies the release with: the trust root chain
     /// of `commit` walked from the pin or the persisted version (each step
     /// persisted), or the bare `*.pub` keys. Sets the report's root version.
@@ -467,6 +513,7 @@ pub fn blank_report(store: &StoreId, started_at: DateTime<Utc>, outcome: Outcome
         reconciler_version: env!("CARGO_PKG_VERSION").to_owned(),
         dropped_reports: 0,
         root_version: None,
+        held_back: Vec::new(),
     }
 }
 

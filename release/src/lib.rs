@@ -10,6 +10,7 @@
 //! - [`applied`]: the last applied release record, written atomically.
 //! - [`source`]: fetching the fleet repo outbound into a bare mirror and
 //!   reading one store's release files from a commit, with no checkout.
+//! - [`secrets`]: encrypting secret values to stores, decrypting them at one.
 //! - [`git_tree`]: a commit's tree as a [`schemas::load::SourceTree`].
 //!
 //! Nothing here talks to the edge, the status service or a clock: callers
@@ -18,5 +19,6 @@
 pub mod applied;
 pub mod git_tree;
 pub mod root;
+pub mod secrets;
 pub mod source;
 pub mod trust;

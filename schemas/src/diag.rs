@@ -217,6 +217,30 @@ pub const RULES: &[(Rule, &str)] = &[
         "secret/recipient",
         "a store's recipient is an age X25519 recipient (age1…)",
     ),
+    (
+        "secret/escrow",
+        "fleet.yaml's escrow recipients are age X25519 recipients (age1…)",
+    ),
+    (
+        "secret/plaintext",
+        "a secret value is encrypted (`fleet secret set`): an error once fleet.yaml names escrow, a warning before",
+    ),
+    (
+        "secret/recipients",
+        "an encrypted value's `to` names exactly the stores that use it (`*` for every store) and `@escrow`",
+    ),
+    (
+        "secret/encoding",
+        "an encrypted value is {age, to} with `age` the base64 of an age file",
+    ),
+    (
+        "secret/rewrap",
+        "the recipients a tenant's secrets are encrypted to (secrets.lock) match store.yaml and fleet.yaml",
+    ),
+    (
+        "secret/encrypted",
+        "the edge takes secret values decrypted (the reconciler decrypts them)",
+    ),
 ];
 
 /// Look up a rule id by name, for ids carried in decode error messages.

@@ -12,6 +12,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::model::SECRET_SHOWN;
 use crate::state::StoreState;
 
 /// The four configuration domains of a store.
@@ -155,9 +156,33 @@ pub struct FieldChange {
     pub after: Option<Value>,
 }
 
+impl FieldChange {
+    /// Whether this is a secret value's change, shown without the value.
+    pub fn is_secret(&self) -> bool {
+        let secret = |v: &Option<Value>| {
+            v.as_ref().is_none_or(|v| {
+                v.as_str()
+                    .is_some_and(|s| s == SECRET_SHOWN || s == SECRET_CHANGED)
+            })
+        };
+        (self.before.is_some() || self.after.is_some())
+            && secret(&self.before)
+            && secret(&self.after)
+    }
+}
+
 impl fmt::Display for FieldChange {
-    /// `field: before → after`, `field: added x`, `field: removed (was x)`.
+    /// `field: before → after`, `field: added x`, `field: removed (was x)`;
+    /// a secret's: `field: secret changed|added|removed`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_secret() {
+            let what = match (&self.before, &self.after) {
+                (Some(_), Some(_)) => "changed",
+                (None, _) => "added",
+                (_, None) => "removed",
+            };
+            return write!(f, "{}: secret {what}", self.field);
+        }
         match (&self.before, &self.after) {
             (Some(a), Some(b)) => write!(f, "{}: {} → {}", self.field, show(a), show(b)),
             (None, Some(b)) => write!(f, "{}: added {}", self.field, show(b)),
@@ -357,8 +382,79 @@ fn entity_refs(state: &StoreState) -> BTreeMap<(EntityKind, &str), EntityRef<'_>
     out
 }
 
+/// What a changed secret shows after it: two different placeholders, so a
+/// line diff of the entity still shows a line changed.
+pub const SECRET_CHANGED: &str = "(secret, changed)";
+
+/// The secret field of an entity as serialized: a user's `pin_hash`, the
+/// value of a `secret: true` setting (the whole value: field `value`).
+fn secret_field(kind: EntityKind, id: &str) -> Option<&'static str> {
+    match kind {
+        EntityKind::User => Some("pin_hash"),
+        EntityKind::Setting if crate::registry::is_secret_setting(id) => Some("value"),
+        _ => None,
+    }
+}
+
+/// Take the secret out of a serialized entity, leaving [`SECRET_SHOWN`] in
+/// its place; the secret is returned so two sides can still be compared.
+fn take_secret(kind: EntityKind, id: &str, v: &mut Value) -> Option<Value> {
+    let field = secret_field(kind, id)?;
+    if field == "value" {
+        return Some(std::mem::replace(v, Value::String(SECRET_SHOWN.into())));
+    }
+    let obj = v.as_object_mut()?;
+    let secret = obj.remove(field)?;
+    obj.insert(field.to_owned(), Value::String(SECRET_SHOWN.into()));
+    Some(secret)
+}
+
+/// A whole entity (added or removed) as a diff shows it: secrets masked.
+fn masked(kind: EntityKind, id: &str, mut v: Value) -> Value {
+    take_secret(kind, id, &mut v);
+    v
+}
+
+/// The fields of a changed entity, secrets compared but never shown.
+fn changed_fields(kind: EntityKind, id: &str, mut a: Value, mut b: Value) -> Vec<FieldChange> {
+    let sa = take_secret(kind, id, &mut a);
+    let sb = take_secret(kind, id, &mut b);
+    let mut fields = Vec::new();
+    let field = secret_field(kind, id).unwrap_or("value");
+    if sa != sb {
+        if field == "value" {
+            // The whole value is the secret: nothing else to compare.
+            return vec![FieldChange {
+                field: field.to_owned(),
+                before: sa.map(|_| Value::String(SECRET_SHOWN.into())),
+                after: sb.map(|_| Value::String(SECRET_CHANGED.into())),
+            }];
+        }
+        // Present on one side only: take the placeholder out of the other.
+        if sa.is_none() {
+            a.as_object_mut().map(|o| o.remove(field));
+        }
+        if sb.is_none() {
+            b.as_object_mut().map(|o| o.remove(field));
+        }
+        diff_values("", &a, &b, &mut fields);
+        fields.retain(|f| f.field != field);
+        fields.push(FieldChange {
+            field: field.to_owned(),
+            before: sa.map(|_| Value::String(SECRET_SHOWN.into())),
+            after: sb.map(|_| Value::String(SECRET_CHANGED.into())),
+        });
+        fields.sort_by(|x, y| x.field.cmp(&y.field));
+    } else {
+        diff_values("", &a, &b, &mut fields);
+    }
+    fields
+}
+
 /// What differs from `before` to `after`. Entities are compared as typed
 /// values; only those that differ are serialized to find their fields.
+/// Secret values (DESIGN.md §11) are compared but never copied into the
+/// diff: a changed one is the field with [`SECRET_SHOWN`] on each side.
 pub fn diff_states(before: &StoreState, after: &StoreState) -> StateDiff {
     if before == after {
         return StateDiff::default();
@@ -372,16 +468,14 @@ pub fn diff_states(before: &StoreState, after: &StoreState) -> StateDiff {
     for key in keys {
         let change = match (a.get(key), b.get(key)) {
             (None, Some(v)) => Change::Added {
-                value: v.to_value(),
+                value: masked(key.0, key.1, v.to_value()),
             },
             (Some(v), None) => Change::Removed {
-                value: v.to_value(),
+                value: masked(key.0, key.1, v.to_value()),
             },
-            (Some(x), Some(y)) if x != y => {
-                let mut fields = Vec::new();
-                diff_values("", &x.to_value(), &y.to_value(), &mut fields);
-                Change::Changed { fields }
-            }
+            (Some(x), Some(y)) if x != y => Change::Changed {
+                fields: changed_fields(key.0, key.1, x.to_value(), y.to_value()),
+            },
             _ => continue,
         };
         changes.push(EntityChange {
@@ -405,13 +499,15 @@ pub fn diff_entities(
     keys.dedup();
     for key in keys {
         let change = match (before.get(key), after.get(key)) {
-            (None, Some(v)) => Change::Added { value: v.clone() },
-            (Some(v), None) => Change::Removed { value: v.clone() },
-            (Some(a), Some(b)) if a != b => {
-                let mut fields = Vec::new();
-                diff_values("", a, b, &mut fields);
-                Change::Changed { fields }
-            }
+            (None, Some(v)) => Change::Added {
+                value: masked(key.0, &key.1, v.clone()),
+            },
+            (Some(v), None) => Change::Removed {
+                value: masked(key.0, &key.1, v.clone()),
+            },
+            (Some(a), Some(b)) if a != b => Change::Changed {
+                fields: changed_fields(key.0, &key.1, a.clone(), b.clone()),
+            },
             _ => continue,
         };
         changes.push(EntityChange {

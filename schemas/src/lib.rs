@@ -12,6 +12,7 @@
 //! - [`validate`]: the semantic rules of POS-MODEL.md, each with a stable rule id.
 //! - [`diag`]: diagnostics that name rule, file, line and column.
 //! - [`json_schema`]: JSON Schemas generated from the types.
+//! - [`secrets`]: which values are secret and which stores use each.
 //!
 //! This crate must not do network or database IO: the shells around it do.
 
@@ -25,6 +26,7 @@ pub mod primitives;
 pub mod registry;
 pub mod render;
 pub mod rules;
+pub mod secrets;
 pub mod state;
 pub mod store_id;
 pub mod trust_root;

@@ -197,6 +197,9 @@ pub struct StoreSource {
     pub file: StoreFile,
     /// Whether `release.yaml` is present (read by `fleet sign`/`verify`).
     pub has_release: bool,
+    /// Whether `tenant-key.age` (the tenant key wrapped to this store) is
+    /// present.
+    pub has_tenant_key_wrap: bool,
 }
 
 /// One tenant's sources.
@@ -213,6 +216,8 @@ pub struct TenantSources {
     /// Every store directory, including those whose store.yaml failed to
     /// decode, so references to them are not misreported.
     pub store_dirs: std::collections::BTreeSet<String>,
+    /// `secrets.lock`, when present and decoded.
+    pub secrets_lock: Option<crate::secrets::SecretsLock>,
 }
 
 /// A decoded fleet repo. Files that failed to decode are absent here and
@@ -308,6 +313,12 @@ impl Loader<'_> {
                     }
                 }
                 EntryKind::File if e.name.ends_with(".yml") => self.ignored_yml(&path),
+                EntryKind::File if e.name == crate::secrets::LOCK_FILE => {
+                    if let Ok(text) = self.read_sized(&path, e.size) {
+                        tenant.secrets_lock = self.decode(&path, &text);
+                        self.repo.texts.insert(path.clone(), text);
+                    }
+                }
                 EntryKind::File => {}
                 EntryKind::Dir if e.name == "stores" => self.load_stores(&mut tenant, &path),
                 EntryKind::Dir => {}
@@ -431,6 +442,7 @@ impl Loader<'_> {
         let files = self.list_dir(&dir_path)?;
         let mut store_yaml = None;
         let mut has_release = false;
+        let mut has_tenant_key_wrap = false;
         let mut store_yaml_refused = false;
         for f in files {
             let path = format!("{dir_path}/{}", f.name);
@@ -444,6 +456,7 @@ impl Loader<'_> {
             match f.name.as_str() {
                 "store.yaml" => store_yaml = Some((path, f.size)),
                 "release.yaml" => has_release = true,
+                crate::secrets::TENANT_KEY_WRAP => has_tenant_key_wrap = true,
                 name if name.ends_with(".yml") => self.ignored_yml(&path),
                 _ => {}
             }
@@ -466,6 +479,7 @@ impl Loader<'_> {
             path,
             file: decoded?,
             has_release,
+            has_tenant_key_wrap,
         })
     }
 

@@ -112,6 +112,27 @@ pub struct FleetFile {
     pub fleet: Option<FleetInfo>,
     #[serde(default)]
     pub release: ReleasePolicy,
+    /// Secret values in the repo (DESIGN.md §11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secrets: Option<SecretsPolicy>,
+}
+
+/// `secrets:` of fleet.yaml.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretsPolicy {
+    /// Head office's recovery recipients (`age1…`): every encrypted value
+    /// and the tenant key are also encrypted to these. Once any is named, a
+    /// plaintext secret value is a validation error (`secret/plaintext`).
+    #[serde(default)]
+    pub escrow: Vec<String>,
+}
+
+impl FleetFile {
+    /// The escrow recipients, empty when `secrets` is absent.
+    pub fn escrow(&self) -> &[String] {
+        self.secrets.as_ref().map_or(&[], |s| s.escrow.as_slice())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -192,6 +213,9 @@ pub enum SettingValue {
     Int(i64),
     Str(String),
     List(Vec<SettingValue>),
+    /// A `secret: true` setting's value as written in the repo and carried
+    /// in a release: encrypted, decrypted only by the reconciler.
+    Sealed(Sealed),
 }
 
 impl SettingValue {
@@ -202,6 +226,7 @@ impl SettingValue {
             SettingValue::Int(_) => "an integer",
             SettingValue::Str(_) => "a string",
             SettingValue::List(_) => "a list",
+            SettingValue::Sealed(_) => "an encrypted value",
         }
     }
 }
@@ -222,6 +247,7 @@ impl fmt::Display for SettingValue {
                 }
                 f.write_str("]")
             }
+            SettingValue::Sealed(_) => f.write_str(SECRET_SHOWN),
         }
     }
 }
@@ -233,6 +259,7 @@ impl Serialize for SettingValue {
             SettingValue::Int(i) => s.serialize_i64(*i),
             SettingValue::Str(v) => s.serialize_str(v),
             SettingValue::List(l) => l.serialize(s),
+            SettingValue::Sealed(v) => v.serialize(s),
         }
     }
 }
@@ -281,11 +308,9 @@ impl<'de> Deserialize<'de> for SettingValue {
                 }
                 Ok(SettingValue::List(out))
             }
-            fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<SettingValue, A::Error> {
-                Err(rule_error(
-                    "settings/type",
-                    "a setting's value is a scalar or a list, not a mapping (dotted keys go on one line: `receipt.footer: ...`)",
-                ))
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<SettingValue, A::Error> {
+                // The one mapping a setting takes is an encrypted value.
+                Sealed::from_map(map, "settings/type", "a setting's value is a scalar, a list or an encrypted value {age, to}, not another mapping (dotted keys go on one line: `receipt.footer: ...`)").map(SettingValue::Sealed)
             }
             fn visit_unit<E: de::Error>(self) -> Result<SettingValue, E> {
                 Err(rule_error(
@@ -308,7 +333,172 @@ impl JsonSchema for SettingValue {
                 {"type": "boolean"},
                 {"type": "integer"},
                 {"type": "string"},
-                {"type": "array", "items": {"type": ["boolean", "integer", "string"]}}
+                {"type": "array", "items": {"type": ["boolean", "integer", "string"]}},
+                sealed_schema()
+            ]
+        })
+    }
+}
+
+// ---------------------------------------------------------------- secrets
+
+/// What is shown instead of a secret value (DESIGN.md §11): plans, reports,
+/// drift and the dashboard say a secret changed, never what it is.
+pub const SECRET_SHOWN: &str = "(secret)";
+
+/// In a [`Sealed`] value's `to`: the escrow recipients of fleet.yaml.
+pub const ESCROW: &str = "@escrow";
+
+/// In a [`Sealed`] value's `to`: every store of the tenant, through the
+/// tenant key.
+pub const ALL_STORES: &str = "*";
+
+/// An encrypted value: `{age: "<base64 of the binary age file>", to:
+/// [<store slug>…, "@escrow"]}` (DESIGN.md §11). The age plaintext is the
+/// value's UTF-8 bytes.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sealed {
+    /// Standard padded base64 of the binary age file.
+    pub age: String,
+    /// The stores of the tenant that use the value (`*`: all of them,
+    /// through the tenant key) and `@escrow`.
+    pub to: Vec<String>,
+}
+
+impl Sealed {
+    /// Whether `to` names every store (`*`): the value is encrypted to the
+    /// tenant key.
+    pub fn to_all(&self) -> bool {
+        self.to.iter().any(|t| t == ALL_STORES)
+    }
+
+    /// Whether a store whose directory is `slug` is among the readers.
+    pub fn is_for(&self, slug: &str) -> bool {
+        self.to.iter().any(|t| t == slug || t == ALL_STORES)
+    }
+
+    /// Decode a mapping as a sealed value; any other mapping is refused
+    /// under `rule` with `what`.
+    fn from_map<'de, A: de::MapAccess<'de>>(
+        map: A,
+        rule: &'static str,
+        what: &'static str,
+    ) -> Result<Sealed, A::Error> {
+        Sealed::deserialize(de::value::MapAccessDeserializer::new(map)).map_err(|e| {
+            let msg = e.to_string();
+            if msg.contains("unknown field") || msg.contains("missing field") {
+                rule_error(rule, format_args!("{what}: {msg}"))
+            } else {
+                e
+            }
+        })
+    }
+}
+
+impl JsonSchema for Sealed {
+    fn schema_name() -> Cow<'static, str> {
+        "Sealed".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        Schema::try_from(sealed_schema()).expect("an object schema")
+    }
+}
+
+fn sealed_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "description": "An encrypted secret value (DESIGN.md §11): made by `fleet secret set`, decrypted only at the store.",
+        "properties": {
+            "age": {"type": "string", "minLength": 1, "pattern": "^[A-Za-z0-9+/]+={0,2}$",
+                    "description": "Standard padded base64 of the binary age file."},
+            "to": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1},
+                   "description": "The stores of the tenant that use the value (`*`: every store, through the tenant key) and `@escrow`."}
+        },
+        "required": ["age", "to"],
+        "additionalProperties": false
+    })
+}
+
+/// A secret value (a `pin_hash`) as written in the repo: plaintext, or
+/// encrypted to the stores that use it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Secret {
+    Plain(String),
+    Sealed(Sealed),
+}
+
+impl Secret {
+    /// The plaintext, when the value is not encrypted.
+    pub fn as_plain(&self) -> Option<&str> {
+        match self {
+            Secret::Plain(s) => Some(s),
+            Secret::Sealed(_) => None,
+        }
+    }
+
+    pub fn as_sealed(&self) -> Option<&Sealed> {
+        match self {
+            Secret::Plain(_) => None,
+            Secret::Sealed(s) => Some(s),
+        }
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Secret::Plain(s.to_owned())
+    }
+}
+
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret::Plain(s)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Secret::Plain(v) => s.serialize_str(v),
+            Secret::Sealed(v) => v.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an encrypted value {age, to}")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret::Plain(v.to_owned()))
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Secret, A::Error> {
+                Sealed::from_map(
+                    map,
+                    "secret/encoding",
+                    "a secret is a string or an encrypted value {age, to}",
+                )
+                .map(Secret::Sealed)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl JsonSchema for Secret {
+    fn schema_name() -> Cow<'static, str> {
+        "SecretValue".into()
+    }
+    fn json_schema(_: &mut SchemaGenerator) -> Schema {
+        json_schema!({
+            "anyOf": [
+                {"type": "string"},
+                sealed_schema()
             ]
         })
     }
@@ -468,9 +658,11 @@ pub struct User {
     /// Not rendered.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stores: Vec<String>,
-    /// An argon2id PHC string (`$argon2id$v=19$...`). Make one with `fleet hash-pin`.
+    /// An argon2id PHC string (`$argon2id$v=19$...`), or in the repo and a
+    /// release that string encrypted (`{age, to}`, made by `fleet secret
+    /// set --pin`). The edge takes only the string.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pin_hash: Option<String>,
+    pub pin_hash: Option<Secret>,
     /// A plaintext `pin:` is decoded only so that validation can refuse it by
     /// name; its value is never kept.
     #[serde(

@@ -38,6 +38,9 @@ pub struct SettingSpec {
     /// Set by rendering from the tenant and store sections, never written
     /// in a `settings:` map (see `render::DERIVED_SETTINGS`).
     pub derived: bool,
+    /// A secret value (DESIGN.md §11): written encrypted (`{age, to}`),
+    /// decrypted only by the reconciler, never shown.
+    pub secret: bool,
     pub description: &'static str,
 }
 
@@ -48,6 +51,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         ty: SettingType::Enum(&["half_even", "half_up"]),
         store_overridable: true,
         derived: false,
+        secret: false,
         description: "How tax amounts are rounded to minor units.",
     },
     SettingSpec {
@@ -55,6 +59,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         ty: SettingType::Text { max_len: 500 },
         store_overridable: true,
         derived: false,
+        secret: false,
         description: "Text printed at the top of receipts.",
     },
     SettingSpec {
@@ -62,6 +67,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         ty: SettingType::Text { max_len: 500 },
         store_overridable: true,
         derived: false,
+        secret: false,
         description: "Text printed at the bottom of receipts.",
     },
     SettingSpec {
@@ -69,6 +75,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         ty: SettingType::Int { min: 0, max: 1440 },
         store_overridable: true,
         derived: false,
+        secret: false,
         description: "Minutes after which a settled order is closed; 0 never.",
     },
     SettingSpec {
@@ -76,6 +83,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         ty: SettingType::Bool,
         store_overridable: true,
         derived: false,
+        secret: false,
         description: "Whether dine-in orders need a table number.",
     },
     SettingSpec {
@@ -83,6 +91,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         ty: SettingType::Bool,
         store_overridable: true,
         derived: false,
+        secret: false,
         description: "Whether guests are offered a tip.",
     },
     SettingSpec {
@@ -90,6 +99,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         ty: SettingType::RateList,
         store_overridable: true,
         derived: false,
+        secret: false,
         description: "Suggested tip percentages, as rate strings.",
     },
     SettingSpec {
@@ -97,6 +107,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         ty: SettingType::Bool,
         store_overridable: false,
         derived: false,
+        secret: false,
         description: "Whether closing a drawer needs a blind count (a cash-control policy set by head office).",
     },
     SettingSpec {
@@ -104,13 +115,23 @@ pub const SETTINGS: &[SettingSpec] = &[
         ty: SettingType::Locale,
         store_overridable: true,
         derived: false,
+        secret: false,
         description: "Language and region of receipts and screens (BCP 47).",
+    },
+    SettingSpec {
+        key: "payment.terminal_key",
+        ty: SettingType::Text { max_len: 512 },
+        store_overridable: true,
+        derived: false,
+        secret: true,
+        description: "The key the payment terminal pairs with: a secret, written encrypted with `fleet secret set`.",
     },
     SettingSpec {
         key: "store.name",
         ty: SettingType::Text { max_len: 200 },
         store_overridable: false,
         derived: true,
+        secret: false,
         description: "The store's name, from `store.name` of store.yaml.",
     },
     SettingSpec {
@@ -118,6 +139,7 @@ pub const SETTINGS: &[SettingSpec] = &[
         ty: SettingType::Text { max_len: 64 },
         store_overridable: false,
         derived: true,
+        secret: false,
         description: "The store's IANA time zone: store.yaml's, else the tenant's.",
     },
     SettingSpec {
@@ -125,9 +147,15 @@ pub const SETTINGS: &[SettingSpec] = &[
         ty: SettingType::Text { max_len: 3 },
         store_overridable: false,
         derived: true,
+        secret: false,
         description: "The tenant's ISO 4217 currency.",
     },
 ];
+
+/// Whether a setting key (or an old name of one) holds a secret value.
+pub fn is_secret_setting(key: &str) -> bool {
+    matches!(lookup_setting(key), SettingLookup::Known(s) if s.secret)
+}
 
 /// Old setting names that still work, with the name they now have.
 pub const SETTING_ALIASES: &[(&str, &str)] = &[("receipt.footer_text", "receipt.footer")];
@@ -230,6 +258,8 @@ pub enum SettingTypeError {
     NotRateList { got: String },
     #[error("must be a BCP 47 language tag such as en-US, got {got:?}")]
     NotLocale { got: String },
+    #[error("is not a secret setting, so it takes its value in plaintext, not encrypted")]
+    NotSecret,
     #[error("custom settings take a scalar, not a list")]
     ListForScalar,
     #[error("must be {expected}, got {got}")]
@@ -242,6 +272,9 @@ pub enum SettingTypeError {
 /// Check a value against a type.
 pub fn check_setting(ty: SettingType, value: &SettingValue) -> Result<(), SettingTypeError> {
     match (ty, value) {
+        // A secret setting's encrypted value is judged by the secret rules
+        // (`rules::setting` sees it first); any other setting is plaintext.
+        (_, SettingValue::Sealed(_)) => Err(SettingTypeError::NotSecret),
         (SettingType::Bool, SettingValue::Bool(_)) => Ok(()),
         (SettingType::Int { min, max }, SettingValue::Int(i)) => {
             if (min..=max).contains(i) {

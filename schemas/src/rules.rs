@@ -468,7 +468,25 @@ pub fn user(u: &User) -> Vec<Violation> {
             format!("user `{}` has a plaintext `pin`; commit only `pin_hash` (make one with `fleet hash-pin`) and treat this PIN as leaked", u.id),
         );
     }
-    if let Some(h) = &u.pin_hash {
+    match &u.pin_hash {
+        Some(crate::model::Secret::Plain(h)) => pin_hash_shape(&mut found, u, h),
+        Some(crate::model::Secret::Sealed(_)) => found.push(
+            ENCRYPTED_AT_EDGE,
+            at("pin_hash"),
+            format!("user `{}` pin_hash is still encrypted: the edge takes the argon2id string, which the reconciler decrypts from the release", u.id),
+        ),
+        None => {}
+    }
+    found.0
+}
+
+/// The rule a value still encrypted breaks where values arrive decrypted
+/// (the edge's API). The repo's validation leaves it out: there encrypted
+/// is what a secret should be.
+pub const ENCRYPTED_AT_EDGE: Rule = "secret/encrypted";
+
+fn pin_hash_shape(found: &mut Found, u: &User, h: &str) {
+    {
         let ok = PasswordHash::new(h)
             .is_ok_and(|ph| ph.algorithm.as_str() == "argon2id" && ph.hash.is_some());
         if !ok {
@@ -479,7 +497,6 @@ pub fn user(u: &User) -> Vec<Violation> {
             );
         }
     }
-    found.0
 }
 
 pub fn station(s: &Station) -> Vec<Violation> {
@@ -530,13 +547,26 @@ pub fn setting(key: &str, value: &SettingValue) -> Vec<Violation> {
             }
         }
         SettingLookup::Custom => {
-            if matches!(value, SettingValue::List(_)) {
+            if matches!(value, SettingValue::Sealed(_)) {
+                found.push(
+                    "settings/type",
+                    at("value"),
+                    format!("`{key}` {}", crate::registry::SettingTypeError::NotSecret),
+                );
+            } else if matches!(value, SettingValue::List(_)) {
                 found.push(
                     "settings/type",
                     at("value"),
                     format!("`{key}` must be a scalar, not a list"),
                 );
             }
+        }
+        SettingLookup::Known(spec) if spec.secret && matches!(value, SettingValue::Sealed(_)) => {
+            found.push(
+                ENCRYPTED_AT_EDGE,
+                at("value"),
+                format!("`{key}` is still encrypted: the edge takes the value, which the reconciler decrypts from the release"),
+            );
         }
         SettingLookup::Known(spec) => {
             if let Err(why) = check_setting(spec.ty, value) {
@@ -945,8 +975,19 @@ mod tests {
                     "pin_hash",
                 ),
                 (
-                    |u| u.pin_hash = Some(HASH.replace("argon2id", "argon2i")),
+                    |u| u.pin_hash = Some(HASH.replace("argon2id", "argon2i").into()),
                     "user/pin-hash",
+                    "pin_hash",
+                ),
+                (
+                    // The repo's encrypted form never reaches the edge.
+                    |u| {
+                        u.pin_hash = Some(crate::model::Secret::Sealed(crate::model::Sealed {
+                            age: "YWdl".into(),
+                            to: vec!["*".into(), "@escrow".into()],
+                        }))
+                    },
+                    ENCRYPTED_AT_EDGE,
                     "pin_hash",
                 ),
                 (

@@ -50,6 +50,11 @@ pub struct Release {
     pub source_commit: String,
     pub issued_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
+    /// The tenant key wrapped to this store's recipient (standard padded
+    /// base64 of `tenants/<t>/stores/<s>/tenant-key.age`), when the tenant
+    /// has values used at every store (DESIGN.md §11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_key: Option<String>,
     pub state: StoreState,
 }
 

@@ -48,12 +48,24 @@ pub fn validate_repo(repo: &FleetRepo) -> Vec<Diagnostic> {
         .values()
         .filter(|t| !t.base_incomplete)
         .collect();
+    let escrow = repo.fleet.as_ref().map_or(&[][..], |f| f.escrow());
     let per_tenant = crate::par::map_in_order(&tenants, 1, |tenant| {
         let mut f = Findings::default();
         validate_tenant(&mut f, tenant);
+        validate_secrets(&mut f, tenant, escrow);
         f
     });
     let mut f = Findings::default();
+    for (i, r) in escrow.iter().enumerate() {
+        if !rules::is_age_recipient(r) {
+            f.err(
+                "secret/escrow",
+                "fleet.yaml",
+                YamlPath::of(&["secrets", "escrow"]).index(i),
+                format!("escrow recipient `{r}` is not an age X25519 recipient (age1 and 58 bech32 characters); make one with `age-keygen` and keep its identity offline"),
+            );
+        }
+    }
     for t in per_tenant {
         f.list.extend(t.list);
     }
@@ -108,6 +120,10 @@ impl Findings {
     /// What [`crate::rules`] found in the entity at `at` in `file`.
     fn violations(&mut self, file: &str, at: &YamlPath, violations: Vec<Violation>) {
         for v in violations {
+            // In the repo, encrypted is what a secret value should be.
+            if v.rule == rules::ENCRYPTED_AT_EDGE {
+                continue;
+            }
             let path = at.join(&v.field);
             // A modifier or variation listed twice in its entity was already
             // reported by the catalog namespace, which says where the first is.
@@ -300,6 +316,9 @@ fn validate_settings(
         }
         // The rule's `key` field is the entry's key, `value` its value.
         for v in rules::setting(key, value) {
+            if v.rule == rules::ENCRYPTED_AT_EDGE {
+                continue;
+            }
             if v.field == YamlPath::of(&["key"]) {
                 f.err_key(v.rule, file, path.clone(), v.message);
             } else {
@@ -637,6 +656,141 @@ fn validate_user(f: &mut Findings, file: &str, p: &YamlPath, u: &User, cat: &Cat
             ),
         );
     }
+}
+
+// ---------------------------------------------------------------- secrets
+
+/// DESIGN.md §11: every secret value encrypted once escrow is named, each
+/// encrypted value readable by exactly the stores that use it and escrow,
+/// and the recipients of `secrets.lock` in line with the sources.
+fn validate_secrets(f: &mut Findings, t: &TenantSources, escrow: &[String]) {
+    use crate::secrets::{Scope, SiteValue, sites};
+    let mut any_sealed = false;
+    let mut any_all = false;
+    for site in sites(t) {
+        let (file, path) = (site.file.as_str(), site.path.clone());
+        match &site.value {
+            SiteValue::Plain(_) => {
+                let msg = format!(
+                    "{} is in plaintext; encrypt it with `fleet secret set {file} {}` (or every plaintext value at once with `fleet secret encrypt-all`)",
+                    site.what,
+                    dotted(&site.path, t, file),
+                );
+                if escrow.is_empty() {
+                    f.warn(
+                        "secret/plaintext",
+                        file,
+                        path,
+                        format!("{msg}; this is an error once fleet.yaml names escrow recipients (secrets.escrow)"),
+                    );
+                } else {
+                    f.err("secret/plaintext", file, path, msg);
+                }
+            }
+            SiteValue::Sealed(sealed) => {
+                any_sealed = true;
+                any_all |= sealed.to_all();
+                if let Some(why) = crate::secrets::encoding_problem(sealed) {
+                    f.err(
+                        "secret/encoding",
+                        file,
+                        path.key("age"),
+                        format!("{}: {why}", site.what),
+                    );
+                }
+                if escrow.is_empty() {
+                    f.err(
+                        "secret/recipients",
+                        file,
+                        path.clone(),
+                        format!("{} is encrypted but fleet.yaml names no escrow recipients (secrets.escrow): nobody could recover or re-encrypt it", site.what),
+                    );
+                }
+                for (i, to) in sealed.to.iter().enumerate() {
+                    let known = to == crate::model::ALL_STORES
+                        || to == crate::model::ESCROW
+                        || t.store_dirs.contains(to);
+                    if !known {
+                        f.err(
+                            "secret/recipients",
+                            file,
+                            path.key("to").index(i),
+                            format!("{} is encrypted for `{to}`, which is no store of tenant {} (`to` names store directories, `*` or `@escrow`)", site.what, t.dir),
+                        );
+                    }
+                }
+                if !site.scope.matches(&sealed.to) {
+                    let want = match &site.scope {
+                        Scope::All => "every store (`*`)".to_owned(),
+                        other => other.describe(),
+                    };
+                    f.err(
+                        "secret/recipients",
+                        file,
+                        path.key("to"),
+                        format!(
+                            "{} is used at {want} but encrypted for [{}]; `to` must be {:?}: run `fleet secret rewrap --identity ESCROW-KEY`, or set the value again",
+                            site.what,
+                            sealed.to.join(", "),
+                            site.scope.to(),
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if any_sealed {
+        validate_lock(f, t, escrow, any_all);
+    }
+}
+
+/// The `secret/rewrap` warnings: what `fleet secret rewrap` would change.
+fn validate_lock(f: &mut Findings, t: &TenantSources, escrow: &[String], any_all: bool) {
+    let lock_path = format!("tenants/{}/{}", t.dir, crate::secrets::LOCK_FILE);
+    let Some(lock) = &t.secrets_lock else {
+        f.warn(
+            "secret/rewrap",
+            &lock_path,
+            YamlPath::root(),
+            format!("tenant {} has encrypted values but no secrets.lock saying whom they are encrypted to; run `fleet secret rewrap --identity ESCROW-KEY`", t.dir),
+        );
+        return;
+    };
+    let set = |v: &[String]| v.iter().cloned().collect::<BTreeSet<String>>();
+    if set(&lock.escrow) != set(escrow) {
+        f.warn(
+            "secret/rewrap",
+            &lock_path,
+            YamlPath::of(&["escrow"]),
+            "the escrow recipients of fleet.yaml changed since this tenant's secrets were encrypted; run `fleet secret rewrap --identity ESCROW-KEY` (with an identity of the old escrow)",
+        );
+    }
+    for s in t.stores.values() {
+        let at = YamlPath::of(&["store", "recipient"]);
+        match (&s.file.store.recipient, lock.stores.get(&s.dir)) {
+            (Some(now), Some(then)) if now == then => {
+                if any_all && !s.has_tenant_key_wrap {
+                    f.warn("secret/rewrap", &s.path, at, format!("store {} has no tenant-key.age, so it cannot read the values used at every store; run `fleet secret rewrap --identity ESCROW-KEY`", s.dir));
+                }
+            }
+            (Some(_), Some(_)) => f.warn("secret/rewrap", &s.path, at, format!("store {}'s recipient changed since its secrets were encrypted (secrets.lock); run `fleet secret rewrap --identity ESCROW-KEY`", s.dir)),
+            (Some(_), None) => f.warn("secret/rewrap", &s.path, at, format!("store {} has a recipient its secrets are not yet encrypted to; until `fleet secret rewrap --identity ESCROW-KEY` runs, it holds back the entities whose values it cannot read", s.dir)),
+            (None, _) => {}
+        }
+    }
+}
+
+/// A site's YAML path as `fleet secret set` takes it: list elements by id.
+fn dotted(path: &YamlPath, t: &TenantSources, file: &str) -> String {
+    let users = if file.ends_with("store.yaml") {
+        t.stores
+            .values()
+            .find(|s| s.path == file)
+            .map(|s| s.file.access.users.as_slice())
+    } else {
+        Some(t.base.access.users.as_slice())
+    };
+    path.dotted(|i| users.and_then(|u| u.get(i)).map(|u| u.id.0.clone()))
 }
 
 // ---------------------------------------------------------------- store
@@ -1045,9 +1199,19 @@ mod tests {
         MemoryTree(m)
     }
 
+    /// Findings as `(rule, file, line)`, without the `secret/plaintext`
+    /// warnings of the fixture's plain PIN hash (no escrow here).
     fn rules(tree: &MemoryTree) -> Vec<(Rule, String, usize)> {
-        let (_, d) = check_repo(tree);
+        let (_, d) = check(tree);
         d.into_iter().map(|d| (d.rule, d.file, d.line)).collect()
+    }
+
+    /// [`check_repo`] without the `secret/plaintext` warnings of the
+    /// fixture's plain PIN hash (no escrow here; that rule has its own tests).
+    fn check(tree: &MemoryTree) -> (FleetRepo, Vec<Diagnostic>) {
+        let (repo, mut d) = check_repo(tree);
+        d.retain(|d| d.rule != "secret/plaintext");
+        (repo, d)
     }
 
     #[test]
@@ -1091,7 +1255,7 @@ mod tests {
         );
         tree.0
             .insert("tenants/acme/stores/soho/notes.yml".into(), "a: 1\n".into());
-        let (_, d) = check_repo(&tree);
+        let (_, d) = check(&tree);
         let found: Vec<(Rule, &str, Severity, &str)> = d
             .iter()
             .map(|d| (d.rule, d.file.as_str(), d.severity, d.message.as_str()))
@@ -1128,7 +1292,7 @@ mod tests {
             1,
         );
         tree.0.insert(tenant.into(), text);
-        let (_, d) = check_repo(&tree);
+        let (_, d) = check(&tree);
         let found: Vec<(Rule, Severity, usize)> =
             d.iter().map(|d| (d.rule, d.severity, d.line)).collect();
         assert_eq!(found, [("compat/renamed", Severity::Warning, 8)], "{d:?}");
@@ -1143,7 +1307,7 @@ mod tests {
     /// so, not told to set a default route it already has.
     #[test]
     fn an_empty_category_route_is_named_as_the_cause() {
-        let (_, d) = check_repo(&repo(
+        let (_, d) = check(&repo(
             "",
             "overrides: {routing: {categories: {food: []}}}\n",
             "",

@@ -215,6 +215,20 @@ impl YamlPath {
         p
     }
 
+    /// The path as `fleet secret set` takes it (DESIGN.md §11): keys
+    /// joined by dots, a list element named by `id_of(index)` (its `id`),
+    /// or by its index when that gives nothing.
+    pub fn dotted(&self, id_of: impl Fn(usize) -> Option<String>) -> String {
+        self.0
+            .iter()
+            .map(|seg| match seg {
+                Seg::Key(k) => k.clone(),
+                Seg::Index(i) => id_of(*i).unwrap_or_else(|| i.to_string()),
+            })
+            .collect::<Vec<_>>()
+            .join(".")
+    }
+
     /// Build from dotted parts; a part that parses as a number is an index.
     pub fn of(parts: &[&str]) -> Self {
         YamlPath(
@@ -356,6 +370,29 @@ impl PathIndex {
             }
             p = &p[..p.len() - 1];
         }
+    }
+
+    /// The position of the key of the mapping entry at `path`, if the
+    /// document has that entry.
+    pub fn key_position(&self, path: &YamlPath) -> Option<(usize, usize)> {
+        self.keys.get(path.0.as_slice()).copied()
+    }
+
+    /// The position of the node at `path`, if the document has it.
+    pub fn node_position(&self, path: &YamlPath) -> Option<(usize, usize)> {
+        self.nodes.get(path.0.as_slice()).copied()
+    }
+
+    /// The positions of every node and key at or below `path`.
+    pub fn positions_under<'a>(
+        &'a self,
+        path: &'a YamlPath,
+    ) -> impl Iterator<Item = (usize, usize)> + 'a {
+        self.nodes
+            .iter()
+            .chain(self.keys.iter())
+            .filter(move |(p, _)| p.starts_with(&path.0))
+            .map(|(_, pos)| *pos)
     }
 
     /// The position of the key of the mapping entry at `path` (falls back to

@@ -91,6 +91,21 @@ pub struct Report {
     /// (DESIGN.md §10); absent for a store that pins bare `*.pub` keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root_version: Option<u64>,
+    /// Entities left out of this pass because their secret value could not
+    /// be decrypted here; everything else converged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_back: Vec<HeldBack>,
+}
+
+/// An entity the store left out of a pass because it could not decrypt
+/// its secret value (DESIGN.md §11): a new Pi before its rewrap, a value
+/// encrypted for other stores. The entity keeps what the store had.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeldBack {
+    pub kind: schemas::diff::EntityKind,
+    pub id: String,
+    /// Why, for people; never the value.
+    pub reason: String,
 }
 
 fn is_zero(n: &u64) -> bool {

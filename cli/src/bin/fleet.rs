@@ -41,15 +41,87 @@ enum SecretCommand {
     ///
     /// Reads GET /api/v1/stores/{tenant}/{store} of the status service with
     /// an operator token. Stores the service does not know, or whose node
-    /// sent no recipient, are listed and left alone. Exit 0 done, 2 usage
-    /// or IO error (nothing half-written: each file is written whole).
+    /// sent no recipient, are listed and left alone. Without a status
+    /// service, --store T/S --recipient age1… writes one store's recipient
+    /// as `fleet-reconciler status` printed it on the Pi. Exit 0 done, 2
+    /// usage or IO error (nothing half-written: each file is written whole).
     Recipients {
         /// The status service, e.g. https://status.example.com.
-        #[arg(long)]
-        status_url: String,
+        #[arg(long, required_unless_present = "recipient")]
+        status_url: Option<String>,
         /// A file holding an operator token (viewer is enough).
+        #[arg(long, required_unless_present = "recipient")]
+        token_file: Option<PathBuf>,
+        /// With --recipient: the store `<tenant>/<store>`.
+        #[arg(long, requires = "recipient")]
+        store: Option<String>,
+        /// The store's recipient (`age1…`), as `fleet-reconciler status` shows it.
+        #[arg(long, requires = "store", conflicts_with_all = ["status_url", "token_file"])]
+        recipient: Option<String>,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
+    /// Make an escrow identity (an age X25519 key) at OUT and print its
+    /// recipient for fleet.yaml's `secrets.escrow`.
+    ///
+    /// The identity can read every secret value of the fleet: keep it
+    /// offline (a password manager, a hardware-backed vault); `fleet secret
+    /// rewrap` and `encrypt-all` take it with --identity. OUT is never
+    /// overwritten.
+    Keygen {
         #[arg(long)]
-        token_file: PathBuf,
+        out: PathBuf,
+    },
+    /// Encrypt one secret value into FILE at YAML.PATH.
+    ///
+    /// FILE is a tenant file or a store.yaml, relative to --repo. YAML.PATH
+    /// is dotted, a list element named by its id:
+    /// `access.users.sam-rivera.pin_hash`, `settings.payment.terminal_key`,
+    /// `overrides.settings.payment.terminal_key`. The value is read from the
+    /// terminal without echo, or from standard input; with --pin it is a PIN
+    /// (4-12 digits), hashed with argon2id before it is encrypted. It is
+    /// encrypted for the stores that use it (every store: the tenant key) and
+    /// escrow, and written on one line; nothing else in FILE changes.
+    /// Exit 0 written, 2 refused (nothing written).
+    Set {
+        file: String,
+        #[arg(value_name = "YAML.PATH")]
+        path: String,
+        /// The value is a PIN: hash it with argon2id first.
+        #[arg(long)]
+        pin: bool,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
+    /// Re-encrypt every value whose stores or recipients changed.
+    ///
+    /// Compares each value's `to` and secrets.lock with store.yaml's
+    /// recipients and fleet.yaml's escrow, and re-encrypts what is stale with
+    /// the escrow identity; writes the tenant-key wrap of each store that has
+    /// a new recipient. A stolen or replaced Pi: --rotate-tenant-key
+    /// --exclude-store T/S makes a new tenant key, re-encrypts every value
+    /// for every store without that store, and removes its recipient.
+    Rewrap {
+        /// An escrow identity file (from `fleet secret keygen`).
+        #[arg(long)]
+        identity: PathBuf,
+        /// Make a new tenant key (every tenant with one).
+        #[arg(long)]
+        rotate_tenant_key: bool,
+        /// `<tenant>/<store>` to leave out of the new tenant key; repeatable.
+        #[arg(long = "exclude-store", value_name = "T/S")]
+        exclude_store: Vec<String>,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
+    /// Encrypt every plaintext secret value of the repo in place (the
+    /// migration of an existing repo), then rewrap.
+    ///
+    /// --identity (an escrow identity) is needed when the repo already has
+    /// a tenant key or encrypted values to re-encrypt.
+    EncryptAll {
+        #[arg(long)]
+        identity: Option<PathBuf>,
         #[arg(long, default_value = ".")]
         repo: PathBuf,
     },
@@ -436,10 +508,13 @@ fn run(cli: Cli) -> i32 {
         Command::Verify { pubkey, root, repo } => verify(pubkey.as_deref(), root.as_deref(), &repo),
         Command::Root(cmd) => root(cmd),
         Command::Secret(SecretCommand::Recipients {
-            status_url,
-            token_file,
+            status_url: Some(status_url),
+            token_file: Some(token_file),
+            store: None,
+            recipient: None,
             repo,
         }) => secret_recipients(&status_url, &token_file, &repo),
+        Command::Secret(cmd) => secret(cmd),
         Command::Quickstart {
             dir,
             exit_after_demo,
@@ -680,6 +755,158 @@ fn secret_recipients(
         }
         Err(e) => fail(format!("{e:#}")),
     }
+}
+
+fn secret(cmd: SecretCommand) -> i32 {
+    use ops::secret::values;
+    match cmd {
+        SecretCommand::Recipients {
+            store: Some(store),
+            recipient: Some(recipient),
+            repo,
+            ..
+        } => match ops::secret::set_recipient(&repo, &store, &recipient) {
+            Ok(Some(file)) => {
+                println!(
+                    "{store}: recipient {recipient} written to {}",
+                    file.display()
+                );
+                exit::OK
+            }
+            Ok(None) => {
+                println!("{store}: unchanged");
+                exit::OK
+            }
+            Err(e) => fail(format!("{e:#}")),
+        },
+        SecretCommand::Recipients { .. } => {
+            fail("give --status-url and --token-file, or --store and --recipient")
+        }
+        SecretCommand::Keygen { out } => match ops::secret::keygen(&out) {
+            Ok(r) => {
+                println!("wrote {} (mode 0600): keep it offline", out.display());
+                println!("Add its recipient to fleet.yaml: secrets: {{escrow: [\"{r}\"]}}");
+                println!("recipient: {r}");
+                exit::OK
+            }
+            Err(e) => fail(format!("{e:#}")),
+        },
+        SecretCommand::Set {
+            file,
+            path,
+            pin,
+            repo,
+        } => {
+            let value = match read_secret_value(pin) {
+                Ok(v) => v,
+                Err(e) => return fail(format!("{e:#}")),
+            };
+            match values::set(&repo, &file, &path, &value) {
+                Ok(o) => {
+                    if o.made_tenant_key {
+                        println!(
+                            "made the tenant key (first value for every store): its wraps are written beside the stores"
+                        );
+                    }
+                    println!("encrypted {} in {} for {}", o.path, o.file, o.to.join(", "));
+                    for s in &o.not_yet_readable_by {
+                        println!(
+                            "warning: store {s} has no recipient in secrets.lock yet: it holds this entity back until `fleet secret recipients` and `fleet secret rewrap` run"
+                        );
+                    }
+                    println!(
+                        "{} file(s) written; review and commit them",
+                        o.written.len()
+                    );
+                    exit::OK
+                }
+                Err(e) => fail(format!("{e:#}")),
+            }
+        }
+        SecretCommand::Rewrap {
+            identity,
+            rotate_tenant_key,
+            exclude_store,
+            repo,
+        } => rewrap(
+            &repo,
+            &values::RewrapOptions {
+                identity: Some(identity),
+                rotate_tenant_key,
+                exclude: exclude_store,
+                encrypt_plaintext: false,
+            },
+        ),
+        SecretCommand::EncryptAll { identity, repo } => rewrap(
+            &repo,
+            &values::RewrapOptions {
+                identity,
+                encrypt_plaintext: true,
+                ..Default::default()
+            },
+        ),
+    }
+}
+
+fn rewrap(repo: &std::path::Path, opts: &ops::secret::values::RewrapOptions) -> i32 {
+    match ops::secret::values::rewrap(repo, opts) {
+        Ok((tenants, written)) => {
+            for t in &tenants {
+                println!(
+                    "{}: {} encrypted, {} re-encrypted, {} tenant-key wrap(s) written, {} removed{}",
+                    t.tenant,
+                    t.encrypted,
+                    t.reencrypted,
+                    t.wraps_written,
+                    t.wraps_removed,
+                    if t.tenant_key_made {
+                        ", new tenant key"
+                    } else {
+                        ""
+                    }
+                );
+                for s in &t.without_recipient {
+                    println!(
+                        "warning: {}/{s} has no recipient: it holds back the entities whose values it cannot read until `fleet secret recipients` and a rewrap",
+                        t.tenant
+                    );
+                }
+            }
+            println!("{} file(s) written; review and commit them", written.len());
+            exit::OK
+        }
+        Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+/// A secret value from the terminal (no echo, asked twice) or standard
+/// input (one line); a PIN is hashed.
+fn read_secret_value(pin: bool) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    let what = if pin { "PIN (4-12 digits)" } else { "value" };
+    let value = if std::io::stdin().is_terminal() {
+        let a =
+            rpassword::prompt_password(format!("{what}: ")).context("reading from the terminal")?;
+        let b = rpassword::prompt_password(format!("{what} again: "))
+            .context("reading from the terminal")?;
+        if a != b {
+            anyhow::bail!("the two entries differ; nothing written");
+        }
+        a
+    } else {
+        let mut s = String::new();
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading standard input")?;
+        s.trim_end_matches(['\n', '\r']).to_owned()
+    };
+    if value.is_empty() {
+        anyhow::bail!("the {what} is empty; nothing written");
+    }
+    if pin {
+        return Ok(ops::hash_pin::hash_pin(value.trim())?);
+    }
+    Ok(value)
 }
 
 fn root(cmd: RootCommand) -> i32 {

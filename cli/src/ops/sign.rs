@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, SubsecRound as _, Utc};
-use schemas::Release;
 use schemas::load::{FleetRepo, StoreSource, TenantSources};
 use schemas::model::{ApiVersion, StoreReleaseKind};
 use schemas::render::render_store;
 use schemas::state::trusted_comment;
+use schemas::{Release, StoreState};
 
 use crate::ops::validate::validate_dir;
 use release::applied::write_atomically;
@@ -74,6 +74,24 @@ pub struct SignReport {
     pub source_commit: String,
 }
 
+/// The store's tenant-key wrap as its release carries it (base64 of
+/// `tenant-key.age`), when its state has a value for every store.
+fn tenant_key_wrap(store_dir: &Path, state: &StoreState) -> anyhow::Result<Option<String>> {
+    use base64::Engine as _;
+    if !release::secrets::uses_tenant_key(state) {
+        return Ok(None);
+    }
+    let path = store_dir.join(schemas::secrets::TENANT_KEY_WRAP);
+    match std::fs::read(&path) {
+        Ok(bytes) => Ok(Some(
+            base64::engine::general_purpose::STANDARD.encode(bytes),
+        )),
+        // Validation warned: the store holds those entities back until a rewrap.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
 /// File names of a store's release.
 pub const RELEASE_FILE: &str = "release.yaml";
 pub const SIGNATURE_FILE: &str = "release.yaml.minisig";
@@ -125,14 +143,25 @@ pub fn sign(opts: &SignOptions, mut progress: impl FnMut(&Signed)) -> anyhow::Re
             let store_dir = opts.repo.join(store_rel_dir(tenant, store));
             let full_id = format!("{}/{}", tenant.dir, store.dir);
             let state = render_store(&tenant.base, &store.file);
+            // Ciphertext is copied, never decrypted (DESIGN.md §11); a
+            // store's release carries only values meant for it.
+            let foreign = release::secrets::foreign_values(&state, &store.dir);
+            if !foreign.is_empty() {
+                bail!(
+                    "{full_id}: refusing to sign encrypted values not meant for this store ({}); run `fleet validate`",
+                    foreign.join(", ")
+                );
+            }
+            let tenant_key = tenant_key_wrap(&store_dir, &state)?;
             let current = read_release(&store_dir.join(RELEASE_FILE));
+            let same = |r: &Release| r.state == state && r.tenant_key == tenant_key;
             let (previous, reason) = match &current {
                 Some(Ok(r)) if opts.all => (r.revision, Reason::Forced),
-                Some(Ok(r)) if r.state == state && r.expires_at > refresh_at => {
+                Some(Ok(r)) if same(r) && r.expires_at > refresh_at => {
                     report.unchanged += 1;
                     continue;
                 }
-                Some(Ok(r)) if r.state == state => (r.revision, Reason::Refresh),
+                Some(Ok(r)) if same(r) => (r.revision, Reason::Refresh),
                 Some(Ok(r)) => (r.revision, Reason::Changed),
                 // Unreadable or missing: continue numbering from history.
                 Some(Err(_)) => (
@@ -159,6 +188,7 @@ pub fn sign(opts: &SignOptions, mut progress: impl FnMut(&Signed)) -> anyhow::Re
                 source_commit: source_commit.clone(),
                 issued_at: now,
                 expires_at,
+                tenant_key,
                 state,
             };
             write_release(&store_dir, &release, &opts.key)?;
@@ -308,6 +338,7 @@ mod tests {
             source_commit: "3f2c".into(),
             issued_at: at("2026-11-24T18:00:00Z"),
             expires_at: at("2027-02-22T18:00:00Z"),
+            tenant_key: None,
             state: StoreState::default(),
         }
     }

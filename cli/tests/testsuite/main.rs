@@ -8,5 +8,6 @@ mod corpus;
 
 mod plan;
 mod root_cmd;
+mod secrets;
 mod trust_gate;
 mod validate_corpus;

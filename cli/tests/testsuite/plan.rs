@@ -190,6 +190,21 @@ fn added_and_removed_stores_are_shown_as_such() {
             .replace("brooklyn, soho", "soho"),
     )
     .expect("write");
+    // Their PINs follow them (DESIGN.md §11): re-encrypted for the stores
+    // that now use them, with the template's demo escrow identity.
+    let escrow = r.fleet.join(".fleet/DEMO-escrow.key");
+    let out = Command::new(FLEET)
+        .args(["secret", "rewrap", "--identity"])
+        .arg(&escrow)
+        .arg("--repo")
+        .arg(&r.fleet)
+        .output()
+        .expect("run fleet secret rewrap");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (code, text, err) = r.plan("HEAD", None, "text");
     assert_eq!(code, 1, "{text}{err}");
     assert!(text.contains("acme/tribeca (new store)"), "{text}");

@@ -52,9 +52,16 @@ struct Run {
 }
 
 impl Run {
+    /// The JSON report, without the `secret/plaintext` warnings: the corpus
+    /// repos keep plain demo PIN hashes and no escrow (that rule has its own
+    /// tests in `secrets.rs`), and every case here is about another rule.
     fn report(&self) -> Report {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("--format json printed no report ({e}):\n{}", self.stdout))
+        let mut r: Report = serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("--format json printed no report ({e}):\n{}", self.stdout));
+        let before = r.diagnostics.len();
+        r.diagnostics.retain(|d| d.rule != "secret/plaintext");
+        r.warnings -= before - r.diagnostics.len();
+        r
     }
 }
 

@@ -347,6 +347,20 @@ fn model_schemas() -> Map<String, Value> {
         SettingValue
     );
     let mut defs = generator.take_definitions(true);
+    // The edge takes secret values decrypted (DESIGN.md §11): the repo's
+    // encrypted form `{age, to}` is refused here (`secret/encrypted`), so
+    // the document states only the plaintext forms.
+    defs.remove("Sealed");
+    defs.insert(
+        "SecretValue".to_owned(),
+        json!({"type": "string", "description": "The argon2id PHC string (the reconciler decrypts it from the release)."}),
+    );
+    if let Some(Value::Array(any)) = defs
+        .get_mut("SettingValue")
+        .and_then(|v| v.get_mut("anyOf"))
+    {
+        any.retain(|alt| alt.get("type") != Some(&json!("object")));
+    }
     let versioned = |base: &Value, with_override: bool| {
         let mut s = base.clone();
         if let Some(obj) = s.as_object_mut() {

@@ -348,7 +348,18 @@ fn release_that_removes_entities_converges_with_one_write_each() {
         .replace("id: jfk-airport", "id: soho")
         .replace("id: omar-haddad", "id: omar-soho")
         .replace("id: grace-oconnor", "id: grace-soho");
+    // Soho keeps its Pi: its recipient, and the copied users' PINs
+    // re-encrypted for it (DESIGN.md §11).
+    let soho = std::fs::read_to_string(fx.store_file("soho", "store.yaml")).expect("soho");
+    let recipient = soho
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("recipient: "))
+        .and_then(|r| r.split_whitespace().next())
+        .expect("soho's recipient")
+        .to_owned();
+    let jfk = cli::ops::secret::set_store_recipient(&jfk, &recipient).expect("recipient");
     std::fs::write(fx.store_file("soho", "store.yaml"), jfk).expect("write store.yaml");
+    fx.rewrap();
     fx.commit("soho becomes an airport counter");
     fx.sign(&[]);
     let after = fx.render();

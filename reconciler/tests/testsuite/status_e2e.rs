@@ -568,6 +568,11 @@ fn fleet_secret_recipients_writes_the_reported_recipient_into_store_yaml() {
         .as_str()
         .expect("a recipient")
         .to_owned();
+    // The fixture wrote soho's recipient itself (Fixture::new): start from
+    // the store.yaml without it, as before `fleet secret recipients`.
+    let soho_yaml = fx.store_file("soho", "store.yaml");
+    let text = std::fs::read_to_string(&soho_yaml).expect("store.yaml");
+    std::fs::write(&soho_yaml, cli::ops::secret::remove_store_recipient(&text)).expect("write");
     let token_file = fx.root.join("operator.token");
     std::fs::write(&token_file, format!("{operator}\n")).expect("token file");
     let repo = fx.work.display().to_string();

@@ -571,6 +571,7 @@ fn unvalidated_release_fails_at_the_edge(
         source_commit: "0000000".to_owned(),
         issued_at: now,
         expires_at: now + chrono::Duration::days(30),
+        tenant_key: None,
         state,
     };
     let bytes = cli::ops::sign::release_bytes(&release);

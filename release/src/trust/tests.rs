@@ -121,6 +121,7 @@ fn release() -> Release {
         source_commit: "3f2c9a1".to_owned(),
         issued_at: at(ISSUED),
         expires_at: at(EXPIRES),
+        tenant_key: None,
         state: StoreState::default(),
     }
 }

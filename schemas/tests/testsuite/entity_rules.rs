@@ -210,7 +210,7 @@ fn user() -> impl Strategy<Value = User> {
             name,
             role: Id::new("boss"),
             stores: vec!["*".into()],
-            pin_hash,
+            pin_hash: pin_hash.map(Into::into),
             plaintext_pin: false,
         })
 }

@@ -41,6 +41,8 @@ const DEMO_ITEM: &str = "bacon-cheeseburger";
 const DEMO_INCREASE: u64 = 50;
 /// The menu file the demo edits.
 pub const DEMO_FILE: &str = "tenants/acme/menu.yaml";
+/// The template's published escrow identity (DEMO ONLY: fleet.yaml says so).
+pub const DEMO_ESCROW_IDENTITY: &str = ".fleet/DEMO-escrow.key";
 
 /// How long the stores may take to apply the first release.
 const FIRST_SYNC_TIMEOUT: Duration = Duration::from_secs(180);
@@ -171,6 +173,11 @@ pub enum Event {
         path: PathBuf,
         root_key_id: String,
     },
+    /// The PINs re-encrypted for the enrolled stores.
+    SecretsEncrypted {
+        values: usize,
+        wraps: usize,
+    },
     Signed {
         releases: usize,
         commit: String,
@@ -283,6 +290,10 @@ impl std::fmt::Display for Event {
                 f,
                 "signed {releases} release(s) and committed them (commit {})",
                 short(commit)
+            ),
+            Event::SecretsEncrypted { values, wraps } => write!(
+                f,
+                "PINs encrypted for the enrolled stores: {values} value(s) re-encrypted and {wraps} tenant-key wrap(s) written with the demo escrow identity (fleet secret recipients + rewrap)"
             ),
             Event::Pushed { git_host } => {
                 write!(f, "pushed main to the Git host {}", git_host.display())
@@ -706,22 +717,13 @@ async fn bring_up(
         path: root_file.clone(),
         root_key_id: root_key.key_id.clone(),
     });
-    let (releases, commit) = sign_and_commit(
-        &repo,
-        &key,
-        "Release: trust root version 1 and the first signed releases",
-    )
-    .await?;
-    progress(Event::Signed { releases, commit });
+    commit_all(&repo, "Trust root version 1").await?;
     let git_host = dir.join("git/fleet.git");
     mkdir(&git_host)?;
     run_git(&git_host, &["init", "-q", "--bare", "-b", "main"]).await?;
     let host = git_host.display().to_string();
     run_git(&repo, &["remote", "add", "origin", &host]).await?;
     run_git(&repo, &["push", "-q", "origin", "main"]).await?;
-    progress(Event::Pushed {
-        git_host: git_host.clone(),
-    });
 
     // The status service.
     let status_dir = dir.join("status");
@@ -834,18 +836,6 @@ async fn bring_up(
         edges.insert(id.to_owned(), edge_url);
         stores.push(s);
     }
-    for s in &stores {
-        let mut cmd = Command::new(&bins.reconciler);
-        cmd.arg("--config")
-            .arg(s.config())
-            .arg("run")
-            .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1");
-        let log = logs.join(format!("reconciler-{}.log", s.slug));
-        let part = format!("fleet-reconciler {}", s.id);
-        kids.spawn_daemon(&part, 0, cmd, &log)?;
-        progress(Event::Running { part, log });
-    }
     let operator_token = children::output(
         &mut admin(&["operator", "create", "--tenant", TENANT]),
         COMMAND_TIMEOUT,
@@ -863,6 +853,62 @@ async fn bring_up(
     let operator_token_file = dir.join("operator.token");
     write_file(&operator_token_file, &format!("{operator_token}\n"))?;
 
+    // Secrets (DESIGN.md §11): each enrolled store's recipient into its
+    // store.yaml, the PINs re-encrypted for it with the template's demo
+    // escrow identity, then the first signed releases.
+    let recipients_repo = repo.clone();
+    let recipients_url = status_url.clone();
+    let recipients_token = operator_token.clone();
+    tokio::task::spawn_blocking(move || {
+        crate::ops::secret::recipients(&recipients_repo, &recipients_url, &recipients_token)
+    })
+    .await
+    .map_err(|e| QuickstartError::Command {
+        what: "fleet secret recipients".into(),
+        problem: e.to_string(),
+    })?
+    .map_err(|source| QuickstartError::Step {
+        what: "writing the stores' recipients (fleet secret recipients)".into(),
+        source,
+    })?;
+    let (rewrapped, _) = crate::ops::secret::values::rewrap(
+        &repo,
+        &crate::ops::secret::values::RewrapOptions {
+            identity: Some(repo.join(DEMO_ESCROW_IDENTITY)),
+            ..Default::default()
+        },
+    )
+    .map_err(|source| QuickstartError::Step {
+        what: "encrypting the PINs for the enrolled stores (fleet secret rewrap)".into(),
+        source,
+    })?;
+    progress(Event::SecretsEncrypted {
+        values: rewrapped.iter().map(|t| t.reencrypted).sum(),
+        wraps: rewrapped.iter().map(|t| t.wraps_written).sum(),
+    });
+    let (releases, commit) = sign_and_commit(
+        &repo,
+        &key,
+        "Release: PINs encrypted for the enrolled stores, and the first signed releases",
+    )
+    .await?;
+    progress(Event::Signed { releases, commit });
+    run_git(&repo, &["push", "-q", "origin", "main"]).await?;
+    progress(Event::Pushed {
+        git_host: git_host.clone(),
+    });
+    for s in &stores {
+        let mut cmd = Command::new(&bins.reconciler);
+        cmd.arg("--config")
+            .arg(s.config())
+            .arg("run")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1");
+        let log = logs.join(format!("reconciler-{}.log", s.slug));
+        let part = format!("fleet-reconciler {}", s.id);
+        kids.spawn_daemon(&part, 0, cmd, &log)?;
+        progress(Event::Running { part, log });
+    }
     let api = Api::new(&status_url, &operator_token, &hook_secret)?;
     progress(Event::Waiting {
         revision: 1,

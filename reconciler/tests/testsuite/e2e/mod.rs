@@ -267,6 +267,44 @@ pub fn fleet(cwd: &Path, args: &[&str]) -> Run {
     run
 }
 
+/// What enrollment and head office do for a store's secrets (DESIGN.md
+/// §11), without a status service: the store's age identity in
+/// `state_dir`, its recipient in its store.yaml, and the template's values
+/// re-encrypted for it with the template's demo escrow identity.
+pub fn enroll_secrets(cwd: &Path, work: &Path, state_dir: &Path, store: &str) {
+    std::fs::create_dir_all(state_dir).expect("state dir");
+    let key = state_dir.join("age.key");
+    let run = fleet(
+        cwd,
+        &["secret", "keygen", "--out", &key.display().to_string()],
+    );
+    let recipient = run
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("recipient: "))
+        .expect("keygen prints the recipient")
+        .to_owned();
+    let repo = work.display().to_string();
+    fleet(
+        cwd,
+        &[
+            "secret",
+            "recipients",
+            "--store",
+            store,
+            "--recipient",
+            &recipient,
+            "--repo",
+            &repo,
+        ],
+    );
+    let escrow = work.join(".fleet/DEMO-escrow.key").display().to_string();
+    fleet(
+        cwd,
+        &["secret", "rewrap", "--identity", &escrow, "--repo", &repo],
+    );
+}
+
 /// A `reconciler.toml` for `store` reading `repo_url` (a URL or a local
 /// Git repository), trusting `trust_dir`, converging `edge`.
 pub fn reconciler_config(
@@ -1006,6 +1044,7 @@ impl Fixture {
             &Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet-repo-template"),
             &work,
         );
+        enroll_secrets(&root, &work, &root.join("state"), STORE);
         git(&work, &["init", "-q", "-b", "main"]);
         git(&work, &["add", "-A"]);
         git(
@@ -1225,6 +1264,21 @@ impl Fixture {
         fleet(&self.root, &args)
     }
 
+    /// `fleet secret rewrap` of the work repo with the template's demo
+    /// escrow identity.
+    pub fn rewrap(&self) -> Run {
+        let repo = self.work.display().to_string();
+        let escrow = self
+            .work
+            .join(".fleet/DEMO-escrow.key")
+            .display()
+            .to_string();
+        fleet(
+            &self.root,
+            &["secret", "rewrap", "--identity", &escrow, "--repo", &repo],
+        )
+    }
+
     /// Sign, commit and publish.
     pub fn sign(&self, extra: &[&str]) -> Run {
         let run = self.sign_files(extra);
@@ -1238,11 +1292,20 @@ impl Fixture {
             .expect("the fixture's secret key")
     }
 
-    /// `fleet render acme/soho --repo work` as JSON.
+    /// `fleet render acme/soho --repo work` as JSON, its secret values
+    /// decrypted with the store's identity as the reconciler does (render
+    /// prints them encrypted, as they go into the release).
     pub fn render(&self) -> Value {
         let repo = self.work.display().to_string();
         let run = fleet(&self.root, &["render", STORE, "--repo", &repo]);
-        serde_saphyr::from_str::<Value>(&run.stdout).expect("fleet render prints YAML")
+        let state: schemas::StoreState =
+            schemas::yaml::decode("render", &run.stdout).expect("fleet render prints a state");
+        let identity = release::secrets::read_identity(&self.state.join("age.key"))
+            .expect("the store's identity");
+        let wrap = std::fs::read(self.store_file("soho", "tenant-key.age")).ok();
+        let opened = release::secrets::open_state(&state, "soho", &identity, wrap.as_deref());
+        assert!(opened.held_back.is_empty(), "{:?}", opened.held_back);
+        serde_json::to_value(&opened.state).expect("a state is JSON")
     }
 
     /// A release file of the work repo, parsed.

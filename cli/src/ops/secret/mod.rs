@@ -1,6 +1,10 @@
-//! `fleet secret …` (DESIGN.md §11). So far: `fleet secret recipients`,
-//! which writes each store's age recipient, as its node reported it to the
-//! status service at enrollment, into the store's `store.yaml`.
+//! `fleet secret …` (DESIGN.md §11): `recipients` writes each store's age
+//! recipient, as its node reported it to the status service at
+//! enrollment, into the store's `store.yaml`; `keygen` makes an escrow
+//! identity; [`values`] encrypts values (`set`, `rewrap`, `encrypt-all`).
+
+pub mod edit;
+pub mod values;
 
 use std::path::{Path, PathBuf};
 
@@ -117,6 +121,35 @@ pub fn recipients(
     Ok(out)
 }
 
+/// Write one store's recipient, as read off its Pi, into its store.yaml;
+/// `None` when it already has it.
+pub fn set_recipient(repo: &Path, store: &str, recipient: &str) -> anyhow::Result<Option<PathBuf>> {
+    if !is_age_recipient(recipient) {
+        bail!(
+            "{recipient:?} is not an age recipient (age1 and 58 characters); `fleet-reconciler status` on the Pi prints the store's"
+        );
+    }
+    let Some((t, s)) = store.split_once('/') else {
+        bail!("--store takes <tenant>/<store>, got {store}");
+    };
+    let file = repo
+        .join("tenants")
+        .join(t)
+        .join("stores")
+        .join(s)
+        .join("store.yaml");
+    let text =
+        std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+    let edited = set_store_recipient(&text, recipient)
+        .with_context(|| format!("editing {}", file.display()))?;
+    if edited == text {
+        return Ok(None);
+    }
+    release::applied::write_atomically(&file, edited.as_bytes())
+        .with_context(|| format!("writing {}", file.display()))?;
+    Ok(Some(file))
+}
+
 /// `text` (a store.yaml) with `recipient: <r>` set in its block-style
 /// `store:` mapping: the line replaced if there is one, else added after
 /// the mapping's last line, at its indentation. Comments and everything
@@ -166,6 +199,57 @@ pub fn set_store_recipient(text: &str, recipient: &str) -> anyhow::Result<String
     Ok(joined)
 }
 
+/// `text` (a store.yaml) without its `store.recipient` line.
+pub fn remove_store_recipient(text: &str) -> String {
+    let mut in_store = false;
+    let mut out: Vec<&str> = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim_start();
+        let indent = line.len() - trimmed.len();
+        if indent == 0 && !trimmed.is_empty() && !trimmed.starts_with('#') {
+            in_store = line.trim_end() == "store:" || line.starts_with("store: #");
+        } else if in_store && trimmed.starts_with("recipient:") {
+            continue;
+        }
+        out.push(line);
+    }
+    let mut joined = out.join("\n");
+    if text.ends_with('\n') {
+        joined.push('\n');
+    }
+    joined
+}
+
+/// Make an age identity for escrow at `out` (mode 0600, never
+/// overwritten); its recipient is returned.
+pub fn keygen(out: &Path) -> anyhow::Result<String> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let identity = age::x25519::Identity::generate();
+    let recipient = identity.to_public().to_string();
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(out)
+        .with_context(|| {
+            format!(
+                "creating {} (an existing file is never overwritten)",
+                out.display()
+            )
+        })?;
+    f.write_all(
+        release::secrets::identity_text(
+            &identity,
+            "a Fleet escrow identity: keep it offline; it can read every secret value of the fleet",
+        )
+        .as_bytes(),
+    )
+    .and_then(|()| f.sync_all())
+    .with_context(|| format!("writing {}", out.display()))?;
+    Ok(recipient)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,6 +270,7 @@ mod tests {
         let twice = set_store_recipient(&once, &other).expect("replaced");
         assert_eq!(twice.matches("recipient:").count(), 1, "{twice}");
         assert!(twice.contains(&other));
+        assert_eq!(remove_store_recipient(&twice), text);
         let flow = "store: {id: soho, name: SoHo}\n";
         let e = set_store_recipient(flow, R).expect_err("flow style");
         assert!(e.to_string().contains("write it as a block"), "{e}");
