@@ -275,7 +275,14 @@ impl Agent {
         };
         // Secret values are decrypted here, for this pass only (DESIGN.md
         // §11); what this store cannot decrypt is held back and reported.
-        let opened = self.open_secrets(&accepted.release);
+        let opened = release::secrets::open_release(
+            &accepted.release,
+            self.config.store.store(),
+            &self
+                .config
+                .state_dir
+                .join(crate::status_client::AGE_IDENTITY_FILE),
+        );
         for h in &opened.held_back {
             tracing::warn!(kind = %h.kind, id = %h.id, reason = %h.reason, "Held back: its secret value cannot be decrypted here.");
             r.warnings
@@ -390,45 +397,6 @@ impl Agent {
             r.duration_ms = clock.elapsed().as_millis() as u64;
             return (r, Some(plan));
         }
-    }
-
-    /// The release's state with its secret values decrypted by this store's
-    /// age identity (and the tenant key its release carries).
-    fn open_secrets(&self, release: &schemas::Release) -> release::secrets::Opened {
-        let state = &release.state;
-        if !release::secrets::has_sealed(state) {
-            return release::secrets::Opened {
-                state: state.clone(),
-                held_back: Vec::new(),
-            };
-        }
-        let path = self
-            .config
-            .state_dir
-            .join(crate::status_client::AGE_IDENTITY_FILE);
-        let identity = match release::secrets::read_identity(&path) {
-            Ok(i) => i,
-            Err(e) => {
-                let why = format!(
-                    "this store has no age identity to decrypt with ({e}); enroll it (`fleet-reconciler enroll`)"
-                );
-                return release::secrets::hold_all(state, &why);
-            }
-        };
-        let wrap = match release.tenant_key.as_deref().map(|b| {
-            use base64::Engine as _;
-            base64::engine::general_purpose::STANDARD.decode(b)
-        }) {
-            None => None,
-            Some(Ok(bytes)) => Some(bytes),
-            Some(Err(e)) => {
-                return release::secrets::hold_all(
-                    state,
-                    &format!("the release's tenant_key is not base64 ({e})"),
-                );
-            }
-        };
-        release::secrets::open_state(state, self.config.store.store(), &identity, wrap.as_deref())
     }
 
     /// The keys this pass verifies the release with: the trust root chain

@@ -197,11 +197,7 @@ pub fn age_recipient(state_dir: &Path) -> Result<String, StatusError> {
     use age::secrecy::ExposeSecret as _;
     let path = state_dir.join(AGE_IDENTITY_FILE);
     let identity = match std::fs::read_to_string(&path) {
-        Ok(text) => text
-            .lines()
-            .map(str::trim)
-            .find(|l| l.starts_with("AGE-SECRET-KEY-"))
-            .and_then(|l| l.parse::<age::x25519::Identity>().ok())
+        Ok(text) => release::secrets::parse_identity(&text)
             .ok_or_else(|| StatusError::BadKey { path: path.clone() })?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let identity = age::x25519::Identity::generate();

@@ -1,22 +1,22 @@
-//! Secret values in the repo (DESIGN.md §11): encrypting them to the
-//! stores that use them, and decrypting them at the store.
+//! Secret values in a release (DESIGN.md §11), opened at the store.
 //!
-//! Every operation is the `age` crate's (X25519 recipients, the binary age
+//! Every operation is the `age` crate's (X25519 identities, the binary age
 //! format); nothing here is cryptography of its own. A value used at every
-//! store of a tenant is encrypted to the tenant key, an age identity kept
-//! in the repo only wrapped (once per store, once to escrow); a value used
-//! at some stores is encrypted to those stores' recipients. Escrow
-//! recipients can read everything, so head office can re-encrypt.
+//! store of a tenant is encrypted to the tenant key, which the release
+//! carries wrapped to the store's recipient; a value used at some stores is
+//! encrypted to those stores' recipients. Encrypting is head office's work
+//! and lives with the operator CLI (`cli::ops::secret::seal`), which the
+//! store's binaries do not link (DESIGN.md §9); escrow identities use the
+//! opening functions here too.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::Path;
 
-use age::secrecy::ExposeSecret as _;
-use age::x25519::{Identity, Recipient};
+use age::x25519::Identity;
 use base64::Engine as _;
-use schemas::StoreState;
 use schemas::diff::EntityKind;
 use schemas::model::{Sealed, Secret, SettingValue};
+use schemas::{Release, StoreState};
 use wire::report::HeldBack;
 
 /// Largest plaintext a secret value may have (a PHC hash is ~100 bytes, a
@@ -26,40 +26,10 @@ pub const MAX_PLAINTEXT: usize = 64 * 1024;
 /// Why a secret operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("`{0}` is not an age X25519 recipient (age1…)")]
-    BadRecipient(String),
     #[error("{path}: {why}")]
     Identity { path: String, why: String },
-    #[error("encrypting failed: {0}")]
-    Encrypt(String),
     #[error("{0}")]
     Decrypt(String),
-}
-
-/// Parse recipients, naming the first that is not one.
-pub fn recipients<'a>(
-    list: impl IntoIterator<Item = &'a str>,
-) -> Result<Vec<Recipient>, SecretError> {
-    list.into_iter()
-        .map(|r| {
-            r.parse::<Recipient>()
-                .map_err(|_| SecretError::BadRecipient(r.to_owned()))
-        })
-        .collect()
-}
-
-/// Encrypt `plaintext` to every recipient: the binary age file.
-pub fn encrypt(to: &[Recipient], plaintext: &[u8]) -> Result<Vec<u8>, SecretError> {
-    let encryptor = age::Encryptor::with_recipients(to.iter().map(|r| r as &dyn age::Recipient))
-        .map_err(|e| SecretError::Encrypt(e.to_string()))?;
-    let mut out = Vec::with_capacity(plaintext.len() + 200 * to.len() + 64);
-    let mut w = encryptor
-        .wrap_output(&mut out)
-        .map_err(|e| SecretError::Encrypt(e.to_string()))?;
-    w.write_all(plaintext)
-        .and_then(|()| w.finish().map(drop))
-        .map_err(|e| SecretError::Encrypt(e.to_string()))?;
-    Ok(out)
 }
 
 /// Decrypt a binary age file with any of `identities`.
@@ -85,15 +55,6 @@ pub fn decrypt(identities: &[&Identity], file: &[u8]) -> Result<Vec<u8>, SecretE
         )));
     }
     Ok(out)
-}
-
-/// A value encrypted to `recipients`, in the repo's `{age, to}` form.
-pub fn seal(value: &str, recipients: &[Recipient], to: Vec<String>) -> Result<Sealed, SecretError> {
-    let file = encrypt(recipients, value.as_bytes())?;
-    Ok(Sealed {
-        age: base64::engine::general_purpose::STANDARD.encode(file),
-        to,
-    })
 }
 
 /// Decrypt a `{age, to}` value with any of `identities`.
@@ -123,15 +84,6 @@ pub fn read_identity(path: &Path) -> Result<Identity, SecretError> {
     let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
     parse_identity(&text)
         .ok_or_else(|| err("holds no age identity (a line AGE-SECRET-KEY-1…)".into()))
-}
-
-/// An identity file's text, as `age-keygen` writes it.
-pub fn identity_text(identity: &Identity, what: &str) -> String {
-    format!(
-        "# {what}\n# public key: {}\n{}\n",
-        identity.to_public(),
-        identity.to_string().expose_secret()
-    )
 }
 
 /// The desired state with its secret values decrypted, and what could not
@@ -226,44 +178,43 @@ pub fn open_state(
     }
 }
 
-/// Whether a state holds any encrypted value.
-pub fn has_sealed(state: &StoreState) -> bool {
-    state
-        .settings
-        .values()
-        .any(|v| matches!(v, SettingValue::Sealed(_)))
-        || state
-            .access
-            .users
-            .iter()
-            .any(|u| matches!(u.pin_hash, Some(Secret::Sealed(_))))
-}
-
-/// Every encrypted value of a state, with the entity it belongs to.
-fn sealed_values(state: &StoreState) -> impl Iterator<Item = (EntityKind, &str, &Sealed)> {
-    let settings = state.settings.iter().filter_map(|(k, v)| match v {
-        SettingValue::Sealed(s) => Some((EntityKind::Setting, k.as_str(), s)),
-        _ => None,
-    });
-    let users = state.access.users.iter().filter_map(|u| match &u.pin_hash {
-        Some(Secret::Sealed(s)) => Some((EntityKind::User, u.id.as_str(), s)),
-        _ => None,
-    });
-    settings.chain(users)
-}
-
-/// Whether a state has a value encrypted to the tenant key.
-pub fn uses_tenant_key(state: &StoreState) -> bool {
-    sealed_values(state).any(|(_, _, s)| s.to_all())
-}
-
-/// The entities (`kind id`) of a state whose encrypted value is not meant
-/// for the store `slug`: a release must carry none.
-pub fn foreign_values(state: &StoreState, slug: &str) -> Vec<String> {
-    sealed_values(state)
-        .filter(|(_, _, s)| !s.is_for(slug))
-        .map(|(k, id, _)| format!("{k} {id}"))
-        .collect()
+/// Open a release's secret values for the store `slug`, whose identity
+/// file is `identity_file` (`state_dir/age.key`). A release with no
+/// encrypted value is returned as it is, without reading the identity.
+pub fn open_release(release: &Release, slug: &str, identity_file: &Path) -> Opened {
+    let state = &release.state;
+    if !state.has_sealed() {
+        return Opened {
+            state: state.clone(),
+            held_back: Vec::new(),
+        };
+    }
+    let identity = match read_identity(identity_file) {
+        Ok(i) => i,
+        Err(e) => {
+            return hold_all(
+                state,
+                &format!(
+                    "this store has no age identity to decrypt with ({e}); enroll it (`fleet-reconciler enroll`)"
+                ),
+            );
+        }
+    };
+    let wrap = match release
+        .tenant_key
+        .as_deref()
+        .map(|b| base64::engine::general_purpose::STANDARD.decode(b))
+    {
+        None => None,
+        Some(Ok(bytes)) => Some(bytes),
+        Some(Err(e)) => {
+            return hold_all(
+                state,
+                &format!("the release's tenant_key is not base64 ({e})"),
+            );
+        }
+    };
+    open_state(state, slug, &identity, wrap.as_deref())
 }
 
 /// Every entity with an encrypted value held back for one reason (the store

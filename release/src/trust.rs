@@ -209,7 +209,7 @@ pub enum Refusal {
         file: String,
     },
     #[error(
-        "release apiVersion {found:?} is not understood by this reconciler (it reads fleet/v1): upgrade the reconciler"
+        "release apiVersion {found:?} is not understood by this reconciler (it reads fleet/v1 and fleet/v2): upgrade the reconciler"
     )]
     UnsupportedVersion { found: String },
     #[error("release.yaml has a field this reconciler does not know ({0}): upgrade the reconciler")]
@@ -300,7 +300,7 @@ pub fn check(
 
     let text = std::str::from_utf8(release)
         .map_err(|_| Refusal::Malformed("not UTF-8 text".to_owned()))?;
-    // Decode once. A release that decodes is `apiVersion: fleet/v1` by its
+    // Decode once. A release that decodes is `apiVersion: fleet/v1|v2` by its
     // type, so it passes the version gate. Only a release that fails is read
     // again for its header, so that a newer version is refused as such rather
     // than as an unknown field. (Reading the header first parsed every good
@@ -312,7 +312,7 @@ pub fn check(
                 serde_saphyr::from_str_with_options(text, schemas::yaml::options()).map_err(
                     |e| Refusal::Malformed(schemas::yaml::classify("release.yaml", &e).to_string()),
                 )?;
-            if header.api_version != schemas::API_VERSION {
+            if !schemas::state::RELEASE_API_VERSIONS.contains(&header.api_version.as_str()) {
                 return Err(Refusal::UnsupportedVersion {
                     found: header.api_version,
                 });
@@ -324,6 +324,15 @@ pub fn check(
             });
         }
     };
+    // DESIGN.md §9: part-two fields come with `fleet/v2`, so a part-one
+    // reconciler refuses them as "upgrade", never applies half of them.
+    if let Some(needed) = parsed.version_mismatch() {
+        return Err(Refusal::Malformed(format!(
+            "it says apiVersion {} but its content needs {} (encrypted values and a tenant key are fleet/v2 only)",
+            version_name(parsed.api_version),
+            version_name(needed)
+        )));
+    }
     if parsed.store != signed_store {
         return Err(Refusal::CommentMismatch {
             field: "store",
@@ -400,6 +409,13 @@ impl fmt::Display for Accepted {
             "{} revision {} (key {})",
             self.release.store, self.release.revision, self.key_id
         )
+    }
+}
+
+fn version_name(v: schemas::state::ReleaseApiVersion) -> &'static str {
+    match v {
+        schemas::state::ReleaseApiVersion::V1 => "fleet/v1",
+        schemas::state::ReleaseApiVersion::V2 => "fleet/v2",
     }
 }
 

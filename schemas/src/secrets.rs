@@ -17,9 +17,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
+use crate::diff::EntityKind;
 use crate::load::TenantSources;
 use crate::model::{ALL_STORES, ESCROW, Sealed, Secret, SettingValue, Settings, User};
 use crate::registry::is_secret_setting;
+use crate::state::StoreState;
 use crate::yaml::YamlPath;
 
 /// `tenants/<t>/secrets.lock`: the recipients the tenant's encrypted values
@@ -209,6 +211,34 @@ fn user_site(out: &mut Vec<Site>, file: &str, at: YamlPath, u: &User, scope: Sco
             Secret::Sealed(s) => SiteValue::Sealed(s.clone()),
         },
     });
+}
+
+/// Every encrypted value of a rendered state, with its entity.
+fn sealed_values(state: &StoreState) -> impl Iterator<Item = (EntityKind, &str, &Sealed)> {
+    let settings = state.settings.iter().filter_map(|(k, v)| match v {
+        SettingValue::Sealed(s) => Some((EntityKind::Setting, k.as_str(), s)),
+        _ => None,
+    });
+    let users = state.access.users.iter().filter_map(|u| match &u.pin_hash {
+        Some(Secret::Sealed(s)) => Some((EntityKind::User, u.id.as_str(), s)),
+        _ => None,
+    });
+    settings.chain(users)
+}
+
+/// Whether a rendered state has a value encrypted to the tenant key (its
+/// release then carries the store's wrap).
+pub fn uses_tenant_key(state: &StoreState) -> bool {
+    sealed_values(state).any(|(_, _, s)| s.to_all())
+}
+
+/// The entities (`kind id`) of a rendered state whose encrypted value is
+/// not meant for the store `slug`: a release must carry none.
+pub fn foreign_values(state: &StoreState, slug: &str) -> Vec<String> {
+    sealed_values(state)
+        .filter(|(_, _, s)| !s.is_for(slug))
+        .map(|(k, id, _)| format!("{k} {id}"))
+        .collect()
 }
 
 /// Why an encrypted value's `age` is not the base64 of an age file, if it

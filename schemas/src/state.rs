@@ -12,7 +12,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{
-    Access, ApiVersion, Device, Menu, Routing, Settings, Station, StoreReleaseKind,
+    Access, Device, Menu, Routing, Secret, SettingValue, Settings, Station, StoreReleaseKind,
 };
 
 /// The complete desired configuration of a store, one section per domain.
@@ -23,6 +23,21 @@ pub struct StoreState {
     pub menu: Menu,
     pub access: Access,
     pub kitchen: KitchenState,
+}
+
+impl StoreState {
+    /// Whether any secret value is encrypted (DESIGN.md §11): a part-two
+    /// feature of a release.
+    pub fn has_sealed(&self) -> bool {
+        self.settings
+            .values()
+            .any(|v| matches!(v, SettingValue::Sealed(_)))
+            || self
+                .access
+                .users
+                .iter()
+                .any(|u| matches!(u.pin_hash, Some(Secret::Sealed(_))))
+    }
 }
 
 /// Stations and routing from the tenant, devices from the store.
@@ -40,7 +55,7 @@ pub struct KitchenState {
 #[serde(deny_unknown_fields)]
 pub struct Release {
     #[serde(rename = "apiVersion")]
-    pub api_version: ApiVersion,
+    pub api_version: ReleaseApiVersion,
     pub kind: StoreReleaseKind,
     /// `<tenant>/<store>`.
     pub store: String,
@@ -56,6 +71,41 @@ pub struct Release {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_key: Option<String>,
     pub state: StoreState,
+}
+
+/// A release's `apiVersion` (DESIGN.md §9): `fleet/v1` while it uses no
+/// part-two field, so part-one reconcilers keep accepting it; `fleet/v2`
+/// once it does (encrypted values, a tenant key), which part-one
+/// reconcilers refuse with "upgrade the reconciler".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub enum ReleaseApiVersion {
+    #[serde(rename = "fleet/v1")]
+    V1,
+    #[serde(rename = "fleet/v2")]
+    V2,
+}
+
+/// Every release `apiVersion` this build reads.
+pub const RELEASE_API_VERSIONS: &[&str] = &["fleet/v1", "fleet/v2"];
+
+impl ReleaseApiVersion {
+    /// The version a release with this content must say.
+    pub fn needed(state: &StoreState, tenant_key: Option<&str>) -> ReleaseApiVersion {
+        if tenant_key.is_some() || state.has_sealed() {
+            ReleaseApiVersion::V2
+        } else {
+            ReleaseApiVersion::V1
+        }
+    }
+}
+
+impl Release {
+    /// The version this release's content needs, when it says another:
+    /// a part-two field under `fleet/v1` (or `fleet/v2` for nothing).
+    pub fn version_mismatch(&self) -> Option<ReleaseApiVersion> {
+        let needed = ReleaseApiVersion::needed(&self.state, self.tenant_key.as_deref());
+        (needed != self.api_version).then_some(needed)
+    }
 }
 
 /// The trusted comment of a release signature: `store=<tenant>/<store> revision=<n>`.

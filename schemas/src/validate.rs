@@ -1214,6 +1214,67 @@ mod tests {
         (repo, d)
     }
 
+    /// DESIGN.md §11's rules on one encrypted or plain `pin_hash` (ann's,
+    /// used at soho and noho), with and without escrow.
+    #[test]
+    fn secret_rules_name_what_is_wrong() {
+        const R: &str = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+        // base64 of "age-encryption.org/v1\n": the start of an age file.
+        const AGE: &str = "YWdlLWVuY3J5cHRpb24ub3JnL3YxCg==";
+        let tenant = "tenants/acme/tenant.yaml";
+        let case = |escrow: Option<&str>, pin: &str| -> Vec<(Rule, Severity)> {
+            let mut tree = repo("", "", "");
+            let fleet = match escrow {
+                Some(e) => {
+                    format!("apiVersion: fleet/v1\nkind: Fleet\nsecrets: {{escrow: [\"{e}\"]}}\n")
+                }
+                None => "apiVersion: fleet/v1\nkind: Fleet\n".to_owned(),
+            };
+            tree.0.insert("fleet.yaml".into(), fleet);
+            let text = tree.0[tenant].replace(
+                &format!("pin_hash: \"{HASH}\""),
+                &format!("pin_hash: {pin}"),
+            );
+            tree.0.insert(tenant.into(), text);
+            let (_, d) = check_repo(&tree);
+            d.into_iter().map(|d| (d.rule, d.severity)).collect()
+        };
+        let plain = format!("\"{HASH}\"");
+        let sealed = |to: &str| format!("{{age: \"{AGE}\", to: [{to}]}}");
+        use Severity::{Error, Warning};
+        assert_eq!(case(None, &plain), [("secret/plaintext", Warning)]);
+        assert_eq!(case(Some(R), &plain), [("secret/plaintext", Error)]);
+        // Right: only the lock is missing (what `fleet secret` writes).
+        let right = sealed("soho, noho, \"@escrow\"");
+        assert_eq!(case(Some(R), &right), [("secret/rewrap", Warning)]);
+        assert_eq!(
+            case(None, &right),
+            [("secret/rewrap", Warning), ("secret/recipients", Error)],
+            "encrypted with nobody to re-encrypt it"
+        );
+        for (to, why) in [
+            ("soho, \"@escrow\"", "a store that uses it cannot read it"),
+            ("soho, noho", "escrow cannot read it"),
+            ("\"*\", \"@escrow\"", "every store can read what two use"),
+            ("soho, noho, tribeca, \"@escrow\"", "no such store"),
+        ] {
+            let found = case(Some(R), &sealed(to));
+            assert!(
+                found.contains(&("secret/recipients", Error)),
+                "{why}: {found:?}"
+            );
+        }
+        assert!(case(Some(R), &right.replace(AGE, "QQ==")).contains(&("secret/encoding", Error)));
+        assert!(case(Some("age1nope"), &right).contains(&("secret/escrow", Error)));
+        let not_a_secret = case(Some(R), "{age: QQ==, to: [soho], extra: 1}");
+        assert!(
+            not_a_secret
+                .iter()
+                .any(|(r, _)| r.starts_with("secret/") || *r == "schema/unknown-field"),
+            "{not_a_secret:?}"
+        );
+    }
+
     #[test]
     fn fixture_is_valid() {
         assert_eq!(rules(&repo("", "", "")), vec![]);

@@ -12,9 +12,9 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use chrono::{DateTime, SubsecRound as _, Utc};
 use schemas::load::{FleetRepo, StoreSource, TenantSources};
-use schemas::model::{ApiVersion, StoreReleaseKind};
+use schemas::model::StoreReleaseKind;
 use schemas::render::render_store;
-use schemas::state::trusted_comment;
+use schemas::state::{ReleaseApiVersion, trusted_comment};
 use schemas::{Release, StoreState};
 
 use crate::ops::validate::validate_dir;
@@ -78,7 +78,7 @@ pub struct SignReport {
 /// `tenant-key.age`), when its state has a value for every store.
 fn tenant_key_wrap(store_dir: &Path, state: &StoreState) -> anyhow::Result<Option<String>> {
     use base64::Engine as _;
-    if !release::secrets::uses_tenant_key(state) {
+    if !schemas::secrets::uses_tenant_key(state) {
         return Ok(None);
     }
     let path = store_dir.join(schemas::secrets::TENANT_KEY_WRAP);
@@ -145,7 +145,7 @@ pub fn sign(opts: &SignOptions, mut progress: impl FnMut(&Signed)) -> anyhow::Re
             let state = render_store(&tenant.base, &store.file);
             // Ciphertext is copied, never decrypted (DESIGN.md §11); a
             // store's release carries only values meant for it.
-            let foreign = release::secrets::foreign_values(&state, &store.dir);
+            let foreign = schemas::secrets::foreign_values(&state, &store.dir);
             if !foreign.is_empty() {
                 bail!(
                     "{full_id}: refusing to sign encrypted values not meant for this store ({}); run `fleet validate`",
@@ -181,7 +181,7 @@ pub fn sign(opts: &SignOptions, mut progress: impl FnMut(&Signed)) -> anyhow::Re
                 }
             };
             let release = Release {
-                api_version: ApiVersion,
+                api_version: ReleaseApiVersion::needed(&state, tenant_key.as_deref()),
                 kind: StoreReleaseKind,
                 store: full_id.clone(),
                 revision: previous + 1,
@@ -331,7 +331,7 @@ mod tests {
                 .with_timezone(&Utc)
         };
         Release {
-            api_version: ApiVersion,
+            api_version: ReleaseApiVersion::V1,
             kind: StoreReleaseKind,
             store: "acme/soho".into(),
             revision: 18,

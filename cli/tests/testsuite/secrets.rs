@@ -266,7 +266,10 @@ fn row_24_a_stores_mirror_and_release_hold_nothing_of_another_store_it_can_decry
     // Soho's release: only values meant for it, and its own wrap.
     let text = f.read("tenants/acme/stores/soho/release.yaml");
     let release: schemas::Release = schemas::yaml::decode("release.yaml", &text).expect("release");
-    assert!(release::secrets::foreign_values(&release.state, "soho").is_empty());
+    assert!(schemas::secrets::foreign_values(&release.state, "soho").is_empty());
+    // Encrypted values are a part-two feature: the release says so
+    // (DESIGN.md §9), so a part-one reconciler refuses it as "upgrade".
+    assert_eq!(release.api_version, schemas::state::ReleaseApiVersion::V2);
     let wrap = base64::engine::general_purpose::STANDARD
         .decode(
             release
@@ -300,7 +303,7 @@ fn row_24_a_stores_mirror_and_release_hold_nothing_of_another_store_it_can_decry
     let bk: schemas::Release =
         schemas::yaml::decode("r", &f.read("tenants/acme/stores/brooklyn/release.yaml"))
             .expect("release");
-    assert!(release::secrets::foreign_values(&bk.state, "brooklyn").is_empty());
+    assert!(schemas::secrets::foreign_values(&bk.state, "brooklyn").is_empty());
     let bk_open = release::secrets::open_state(&bk.state, "brooklyn", &f.brooklyn, Some(&bk_wrap));
     assert_eq!(
         bk_open.state.settings["payment.terminal_key"],
@@ -501,6 +504,25 @@ fn rotating_the_tenant_key_without_a_stolen_store_leaves_it_nothing_new() {
         "the stolen key reads nothing new"
     );
     assert!(release::secrets::unseal(v, &[&f.brooklyn]).is_err());
+    // Brooklyn's own users were re-encrypted without its stolen identity
+    // (and kept there, beside the removed recipient line).
+    let jamal = repo.tenants["acme"].stores["brooklyn"]
+        .file
+        .access
+        .users
+        .iter()
+        .find(|u| u.id.as_str() == "jamal-brooks")
+        .expect("jamal");
+    let Some(Secret::Sealed(v)) = &jamal.pin_hash else {
+        panic!("encrypted")
+    };
+    assert_eq!(v.to, ["brooklyn", "@escrow"]);
+    assert!(
+        release::secrets::unseal(v, &[&f.brooklyn]).is_err(),
+        "the stolen identity opens nothing new"
+    );
+    let escrow = release::secrets::read_identity(&f.escrow).expect("escrow");
+    assert!(release::secrets::unseal(v, &[&escrow]).is_ok());
     // Without --rotate-tenant-key, excluding is refused and nothing moves.
     let lock = f.read("tenants/acme/secrets.lock");
     let out = fleet(
@@ -534,4 +556,78 @@ fn rotating_the_tenant_key_without_a_stolen_store_leaves_it_nothing_new() {
         out.contains("0 re-encrypted, 0 tenant-key wrap(s) written"),
         "{out}"
     );
+}
+
+#[test]
+fn encrypt_all_migrates_a_plaintext_repo_and_validation_then_passes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let repo = tmp.path().join("repo");
+    common::copy_dir(&crate::corpus::mini_repo(), &repo);
+    let r = repo.display().to_string();
+    let hashes = |dir: &Path| -> BTreeSet<String> {
+        walk(dir)
+            .iter()
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .flat_map(|t| {
+                t.lines()
+                    .filter_map(|l| {
+                        l.trim()
+                            .strip_prefix("pin_hash: \"")
+                            .map(|h| h.trim_end_matches('"').to_owned())
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let before = hashes(&repo);
+    assert_eq!(before.len(), 3, "{before:?}");
+    // Escrow named: every plaintext hash is now an error.
+    let key = tmp.path().join("escrow.key");
+    let out = ok(
+        &["secret", "keygen", "--out", &key.display().to_string()],
+        None,
+    );
+    let recipient = out
+        .lines()
+        .find_map(|l| l.strip_prefix("recipient: "))
+        .expect("recipient");
+    let fleet_yaml = repo.join("fleet.yaml");
+    let text = std::fs::read_to_string(&fleet_yaml).expect("fleet.yaml");
+    std::fs::write(
+        &fleet_yaml,
+        format!("{text}secrets:\n  escrow:\n    - {recipient}\n"),
+    )
+    .expect("write");
+    let out = fleet(&["validate", "--repo", &r], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout)
+            .matches("secret/plaintext")
+            .count(),
+        3,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // A second keygen never overwrites the identity.
+    let again = fleet(
+        &["secret", "keygen", "--out", &key.display().to_string()],
+        None,
+    );
+    assert_eq!(again.status.code(), Some(2));
+    let out = ok(&["secret", "encrypt-all", "--repo", &r], None);
+    assert!(out.contains("acme: 3 encrypted"), "{out}");
+    ok(&["validate", "--repo", &r], None);
+    // The same hashes, now readable by escrow only (no store has a recipient yet).
+    assert!(hashes(&repo).is_empty());
+    let escrow = release::secrets::read_identity(&key).expect("escrow");
+    let opened: BTreeSet<String> = sealed_values_under(&repo)
+        .iter()
+        .map(|(_, v)| release::secrets::unseal(v, &[&escrow]).expect("escrow opens all"))
+        .collect();
+    assert_eq!(opened, before);
+    // A second run has nothing to encrypt, and rewrap needs the identity.
+    let out = ok(&["secret", "encrypt-all", "--repo", &r], None);
+    assert!(out.contains("0 encrypted, 0 re-encrypted"), "{out}");
+    let out = fleet(&["secret", "rewrap", "--repo", &r], None);
+    assert_eq!(out.status.code(), Some(2), "--identity is required");
 }

@@ -15,6 +15,7 @@ mod diagnose_e2e;
 mod docs_pi;
 mod quickstart;
 mod reconcile_e2e;
+mod secrets_e2e;
 mod status_e2e;
 mod troubleshooting_rows;
 mod trust_root_e2e;

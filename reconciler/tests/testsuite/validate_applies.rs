@@ -564,7 +564,7 @@ fn unvalidated_release_fails_at_the_edge(
     let state = schemas::render::render_store(&t.base, &t.stores[store_dir].file);
     let now = chrono::Utc::now();
     let release = schemas::Release {
-        api_version: schemas::model::ApiVersion,
+        api_version: schemas::state::ReleaseApiVersion::V1,
         kind: schemas::model::StoreReleaseKind,
         store: store.to_owned(),
         revision: 1,

@@ -16,7 +16,8 @@ use std::collections::BTreeSet;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use minisign::KeyPair;
-use schemas::model::{ApiVersion, StoreReleaseKind};
+use schemas::model::StoreReleaseKind;
+use schemas::state::ReleaseApiVersion;
 use schemas::state::trusted_comment;
 use schemas::{Release, StoreState};
 
@@ -114,7 +115,7 @@ enum Signer {
 /// The release every row starts from.
 fn release() -> Release {
     Release {
-        api_version: ApiVersion,
+        api_version: ReleaseApiVersion::V1,
         kind: StoreReleaseKind,
         store: STORE.to_owned(),
         revision: REVISION,
@@ -650,18 +651,34 @@ fn cases() -> Vec<Case> {
         },
         // --- the signed content (rows 10 and 11)
         Case {
-            name: "unknown apiVersion fleet/v2",
+            name: "unknown apiVersion fleet/v3",
+            setup: |k| {
+                Scenario::signed_text(k, |t| {
+                    t.replace("apiVersion: fleet/v1", "apiVersion: fleet/v3")
+                })
+            },
+            expect: refused("release/unsupported-version", |_| {
+                Refusal::UnsupportedVersion {
+                    found: "fleet/v3".to_owned(),
+                }
+            })
+            .saying("upgrade the reconciler"),
+        },
+        Case {
+            name: "a part-two field (tenant_key) under fleet/v1 (DESIGN.md §9)",
+            setup: |k| {
+                Scenario::signed_text(k, |t| t.replace("state:\n", "tenant_key: YWdl\nstate:\n"))
+            },
+            expect: refused_as("release/malformed").saying("needs fleet/v2"),
+        },
+        Case {
+            name: "fleet/v2 for a release that uses nothing of part two",
             setup: |k| {
                 Scenario::signed_text(k, |t| {
                     t.replace("apiVersion: fleet/v1", "apiVersion: fleet/v2")
                 })
             },
-            expect: refused("release/unsupported-version", |_| {
-                Refusal::UnsupportedVersion {
-                    found: "fleet/v2".to_owned(),
-                }
-            })
-            .saying("upgrade the reconciler"),
+            expect: refused_as("release/malformed").saying("needs fleet/v1"),
         },
         Case {
             name: "unknown field in the signed state",

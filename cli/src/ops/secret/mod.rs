@@ -4,6 +4,7 @@
 //! identity; [`values`] encrypts values (`set`, `rewrap`, `encrypt-all`).
 
 pub mod edit;
+pub mod seal;
 pub mod values;
 
 use std::path::{Path, PathBuf};
@@ -239,7 +240,7 @@ pub fn keygen(out: &Path) -> anyhow::Result<String> {
             )
         })?;
     f.write_all(
-        release::secrets::identity_text(
+        seal::identity_text(
             &identity,
             "a Fleet escrow identity: keep it offline; it can read every secret value of the fleet",
         )

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use age::x25519::{Identity, Recipient};
 use anyhow::{Context as _, anyhow, bail};
-use release::secrets::{identity_text, recipients, seal, unseal};
+use release::secrets::unseal;
 use schemas::load::{DirTree, FleetRepo, TenantSources};
 use schemas::model::Sealed;
 use schemas::registry::{SettingLookup, check_setting, lookup_setting};
@@ -21,6 +21,7 @@ use schemas::secrets::{
 use schemas::yaml::YamlPath;
 
 use super::edit::{self, Edit};
+use super::seal::{encrypt, identity_text, recipients, seal};
 
 /// A loaded repo and its escrow recipients.
 struct Repo {
@@ -72,7 +73,7 @@ impl Repo {
                 "fleet.yaml names no escrow recipients: add `secrets: {{escrow: [\"age1…\"]}}` (head office's recovery key, made with `fleet secret keygen`) before encrypting anything"
             );
         }
-        Ok(recipients(self.escrow.iter().map(String::as_str))?)
+        recipients(self.escrow.iter().map(String::as_str))
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -92,6 +93,17 @@ impl Writes {
 
     fn remove(&mut self, path: PathBuf) {
         self.0.insert(path, None);
+    }
+
+    /// A text file as this command leaves it: its pending content, else
+    /// what is on disk.
+    fn text(&self, path: &Path) -> anyhow::Result<String> {
+        match self.0.get(path) {
+            Some(Some(bytes)) => Ok(String::from_utf8_lossy(bytes).into_owned()),
+            _ => {
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))
+            }
+        }
     }
 
     /// Write everything, each file atomically.
@@ -167,10 +179,10 @@ fn wrap_tenant_key(
 ) -> anyhow::Result<()> {
     let text = identity_text(key, &format!("the tenant key of {}", tenant.dir));
     for (store, r) in &lock.stores {
-        let bytes = release::secrets::encrypt(&recipients([r.as_str()])?, text.as_bytes())?;
+        let bytes = encrypt(&recipients([r.as_str()])?, text.as_bytes())?;
         writes.put(repo.path(&wrap_path(&tenant.dir, store)), bytes);
     }
-    let bytes = release::secrets::encrypt(escrow, text.as_bytes())?;
+    let bytes = encrypt(escrow, text.as_bytes())?;
     writes.put(repo.path(&escrow_wrap_path(&tenant.dir)), bytes);
     Ok(())
 }
@@ -520,27 +532,22 @@ fn rewrap_tenant(
         s.scope == Scope::All && (matches!(s.value, SiteValue::Sealed(_)) || opts.encrypt_plaintext)
     });
     // The tenant key: kept, opened when something needs it, or made anew.
-    let mut key_new = false;
-    let tenant_key: Option<Identity> =
-        if opts.rotate_tenant_key || (uses_all && old.tenant_key.is_none()) {
-            key_new = uses_all || old.tenant_key.is_some();
-            key_new.then(Identity::generate)
-        } else if old.tenant_key.is_some() {
-            Some(open_tenant_key(
-                repo,
-                &t.dir,
-                need_identity("opening the tenant key")?,
-            )?)
-        } else {
-            None
-        };
+    // The tenant key: made anew, or kept. Only its public half is needed
+    // to encrypt; the identity is opened (with escrow) only to write wraps.
+    let key_new = (opts.rotate_tenant_key && (uses_all || old.tenant_key.is_some()))
+        || (uses_all && old.tenant_key.is_none());
+    let made = key_new.then(Identity::generate);
+    let tenant_pub: Option<Recipient> = match (&made, &old.tenant_key) {
+        (Some(k), _) => Some(k.to_public()),
+        (None, Some(r)) => Some(recipients([r.as_str()])?.remove(0)),
+        (None, None) => None,
+    };
     report.tenant_key_made = key_new;
     let new_lock = SecretsLock {
-        tenant_key: tenant_key.as_ref().map(|k| k.to_public().to_string()),
+        tenant_key: tenant_pub.as_ref().map(ToString::to_string),
         escrow: repo.escrow.clone(),
         stores: new_stores,
     };
-    let tenant_pub = tenant_key.as_ref().map(Identity::to_public);
     // Each value that is stale, or plaintext to encrypt.
     let mut edits: BTreeMap<String, Vec<(Edit, Sealed)>> = BTreeMap::new();
     for site in &sites {
@@ -598,15 +605,15 @@ fn rewrap_tenant(
         writes.put(repo.path(&file), edited.into_bytes());
     }
     // Wraps of the tenant key: one per store with a recipient, one to escrow.
-    if let Some(key) = &tenant_key {
-        let text = identity_text(key, &format!("the tenant key of {}", t.dir));
+    if tenant_pub.is_some() {
+        let escrow_wrap = repo.path(&escrow_wrap_path(&t.dir));
+        let mut to_wrap: Vec<PathBuf> = Vec::new();
+        let mut wrap_for: Vec<String> = Vec::new();
         for (s, src) in &t.stores {
             match new_lock.stores.get(s) {
                 Some(r) if key_new || old.stores.get(s) != Some(r) || !src.has_tenant_key_wrap => {
-                    let bytes =
-                        release::secrets::encrypt(&recipients([r.as_str()])?, text.as_bytes())?;
-                    writes.put(repo.path(&wrap_path(&t.dir, s)), bytes);
-                    report.wraps_written += 1;
+                    to_wrap.push(repo.path(&wrap_path(&t.dir, s)));
+                    wrap_for.push(r.clone());
                 }
                 Some(_) => {}
                 None if src.has_tenant_key_wrap => {
@@ -616,12 +623,20 @@ fn rewrap_tenant(
                 None => {}
             }
         }
-        let escrow_wrap = repo.path(&escrow_wrap_path(&t.dir));
-        if key_new || escrow_changed || !escrow_wrap.exists() {
-            writes.put(
-                escrow_wrap,
-                release::secrets::encrypt(escrow, text.as_bytes())?,
-            );
+        let escrow_stale = key_new || escrow_changed || !escrow_wrap.exists();
+        if !to_wrap.is_empty() || escrow_stale {
+            let key = match made {
+                Some(k) => k,
+                None => open_tenant_key(repo, &t.dir, need_identity("writing tenant-key wraps")?)?,
+            };
+            let text = identity_text(&key, &format!("the tenant key of {}", t.dir));
+            for (path, r) in to_wrap.into_iter().zip(&wrap_for) {
+                writes.put(path, encrypt(&recipients([r.as_str()])?, text.as_bytes())?);
+                report.wraps_written += 1;
+            }
+            if escrow_stale {
+                writes.put(escrow_wrap, encrypt(escrow, text.as_bytes())?);
+            }
         }
     }
     // A store left out loses its recipient, so nothing is encrypted to the
@@ -629,7 +644,8 @@ fn rewrap_tenant(
     for s in excluded {
         let src = &t.stores[*s];
         if src.file.store.recipient.is_some() {
-            let text = std::fs::read_to_string(repo.path(&src.path))?;
+            // On top of the values just re-encrypted in the same file.
+            let text = writes.text(&repo.path(&src.path))?;
             writes.put(
                 repo.path(&src.path),
                 super::remove_store_recipient(&text).into_bytes(),
