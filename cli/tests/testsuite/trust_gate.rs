@@ -511,10 +511,14 @@ fn row11_unknown_version_or_fields_ask_for_an_upgrade() {
     let text = String::from_utf8(rel).expect("utf8");
     let key = fx.secret_key();
 
-    let v2 = text.replace("apiVersion: fleet/v1", "apiVersion: fleet/v2");
-    let sig = sign_bytes(v2.as_bytes(), "acme/soho", 1, &key).expect("sign");
+    // fleet/v2 is read since part two (DESIGN.md §9); v3 is not.
+    let v3 = text
+        .replace("apiVersion: fleet/v1", "apiVersion: fleet/v3")
+        .replace("apiVersion: fleet/v2", "apiVersion: fleet/v3");
+    assert_ne!(v3, text);
+    let sig = sign_bytes(v3.as_bytes(), "acme/soho", 1, &key).expect("sign");
     let err = refused(check(
-        v2.as_bytes(),
+        v3.as_bytes(),
         sig.as_bytes(),
         &fx.keys(),
         "acme/soho",
@@ -523,7 +527,7 @@ fn row11_unknown_version_or_fields_ask_for_an_upgrade() {
     assert_eq!(
         err,
         Refusal::UnsupportedVersion {
-            found: "fleet/v2".into()
+            found: "fleet/v3".into()
         }
     );
     assert!(err.to_string().contains("upgrade the reconciler"));

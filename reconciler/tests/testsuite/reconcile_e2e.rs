@@ -898,8 +898,9 @@ fn row11_unknown_version_or_field_is_refused_end_to_end() {
     );
     let cases = [
         (
-            "apiVersion fleet/v2",
-            text.replace("apiVersion: fleet/v1", "apiVersion: fleet/v2"),
+            "apiVersion fleet/v3",
+            text.replace("apiVersion: fleet/v1", "apiVersion: fleet/v3")
+                .replace("apiVersion: fleet/v2", "apiVersion: fleet/v3"),
             "release/unsupported-version",
         ),
         (
