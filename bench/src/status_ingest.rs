@@ -503,6 +503,7 @@ fn report_body(store: &str, i: usize) -> Result<Vec<u8>> {
         reconciler_version: "0.1.0".into(),
         dropped_reports: 0,
         root_version: None,
+        release_api_versions: Vec::new(),
         held_back: Vec::new(),
     };
     Ok(serde_json::to_vec(&report)?)

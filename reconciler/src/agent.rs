@@ -482,6 +482,10 @@ pub fn blank_report(store: &StoreId, started_at: DateTime<Utc>, outcome: Outcome
         dropped_reports: 0,
         root_version: None,
         held_back: Vec::new(),
+        release_api_versions: schemas::state::RELEASE_API_VERSIONS
+            .iter()
+            .map(|v| (*v).to_owned())
+            .collect(),
     }
 }
 

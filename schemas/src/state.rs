@@ -89,6 +89,14 @@ pub enum ReleaseApiVersion {
 pub const RELEASE_API_VERSIONS: &[&str] = &["fleet/v1", "fleet/v2"];
 
 impl ReleaseApiVersion {
+    /// The name a release says, `fleet/v1` or `fleet/v2`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseApiVersion::V1 => "fleet/v1",
+            ReleaseApiVersion::V2 => "fleet/v2",
+        }
+    }
+
     /// The version a release with this content must say.
     pub fn needed(state: &StoreState, tenant_key: Option<&str>) -> ReleaseApiVersion {
         if tenant_key.is_some() || state.has_sealed() {

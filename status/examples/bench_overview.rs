@@ -149,6 +149,7 @@ async fn fill(db: Arc<dyn Store>, stores: usize, reports: usize) -> anyhow::Resu
                         overridden: 0,
                         reconciler_version: "0.1.0".to_owned(),
                         root_version: None,
+                        release_api: None,
                         body: body.to_string(),
                     };
                     // The production write path: a fresh nonce, an enrolled node.

@@ -772,6 +772,7 @@ mod tests {
             enrolled: true,
             reconciler_version: Some(NASTY.to_owned()),
             root_version: Some(3),
+            release_api_versions: vec![NASTY.to_owned()],
         }
     }
 
@@ -821,6 +822,7 @@ mod tests {
             "drift": [{"kind": "item", "id": NASTY, "change": "changed", "fields": [],
                        "diff": format!("-{NASTY}\n+{NASTY}\n")}],
             "overridden": [{"kind": "user", "id": NASTY, "change": "added", "value": {}}],
+            "held_back": [{"kind": NASTY, "id": NASTY, "reason": NASTY}],
         });
         let detail = StoreDetail {
             summary: summary(&store),
@@ -862,6 +864,10 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("class=\"badge o-unknown\""), "{html}");
+        assert!(
+            html.contains("id=\"held-back\""),
+            "the held-back section: {html}"
+        );
         assert!(
             !html.contains("=\"https://git.example.com/<"),
             "no raw text in an attribute: {html}"

@@ -345,6 +345,7 @@ mod tests {
             last_overridden: 0,
             reconciler_version: None,
             root_version: None,
+            release_api: None,
             active_nodes: 1,
         }
     }

@@ -95,6 +95,12 @@ pub struct Report {
     /// be decrypted here; everything else converged.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_back: Vec<HeldBack>,
+    /// The release `apiVersion`s this reconciler reads (DESIGN.md §9), so
+    /// `fleet sign --status-url` can warn before it signs a release the
+    /// store would refuse. Absent from reports of reconcilers that read only
+    /// `fleet/v1`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub release_api_versions: Vec<String>,
 }
 
 /// An entity the store left out of a pass because it could not decrypt

@@ -314,6 +314,14 @@ enum Command {
         /// before removing the old one from stores' trust directories.
         #[arg(long)]
         all: bool,
+        /// After signing, ask this status service which stores' last report
+        /// came from a reconciler that does not read the apiVersion just
+        /// signed for them (fleet/v2), and warn for each.
+        #[arg(long, requires = "token_file")]
+        status_url: Option<String>,
+        /// The operator token for --status-url.
+        #[arg(long, requires = "status_url")]
+        token_file: Option<PathBuf>,
     },
     /// Check that every store has a release that verifies, is unexpired and
     /// matches what its sources render to.
@@ -504,7 +512,16 @@ fn run(cli: Cli) -> i32 {
             expires_in,
             refresh_within,
             all,
-        } => sign(&key, repo, expires_in, refresh_within, all),
+            status_url,
+            token_file,
+        } => sign(
+            &key,
+            repo,
+            expires_in,
+            refresh_within,
+            all,
+            status_url.zip(token_file),
+        ),
         Command::Verify { pubkey, root, repo } => verify(pubkey.as_deref(), root.as_deref(), &repo),
         Command::Root(cmd) => root(cmd),
         Command::Secret(SecretCommand::Recipients {
@@ -606,7 +623,17 @@ fn sign(
     expires_in: Option<std::time::Duration>,
     refresh_within: Option<std::time::Duration>,
     all: bool,
+    status: Option<(String, PathBuf)>,
 ) -> i32 {
+    // A token file that cannot be read is a usage error before anything is
+    // signed; an unreachable status service later is only a warning.
+    let status = match status
+        .map(|(url, file)| ops::status_api::read_token_file(&file).map(|t| (url, t)))
+        .transpose()
+    {
+        Ok(s) => s,
+        Err(e) => return fail(format!("{e:#}")),
+    };
     let key = match ops::keygen::load_secret_key(key, signing_password()) {
         Ok(k) => k,
         Err(e) => return fail(format!("{e:#}")),
@@ -630,6 +657,20 @@ fn sign(
                 report.unchanged,
                 report.source_commit
             );
+            if let Some((url, token)) = status {
+                let older = ops::status_api::StatusApi::new(&url, &token)
+                    .and_then(|api| ops::sign::older_reconcilers(&api, &report.signed));
+                match older {
+                    Ok(older) => {
+                        for o in &older {
+                            eprintln!("warning: {o}");
+                        }
+                    }
+                    Err(e) => eprintln!(
+                        "warning: could not check the stores' reconcilers at {url}: {e:#}"
+                    ),
+                }
+            }
             exit::OK
         }
         Err(e) => fail(format!("{e:#}")),
@@ -723,10 +764,9 @@ fn secret_recipients(
     repo: &std::path::Path,
 ) -> i32 {
     use ops::secret::RecipientOutcome as O;
-    let token = match std::fs::read_to_string(token_file) {
-        Ok(t) if !t.trim().is_empty() => t.split_whitespace().last().unwrap_or("").to_owned(),
-        Ok(_) => return fail(format!("{} is empty", token_file.display())),
-        Err(e) => return fail(format!("reading {}: {e}", token_file.display())),
+    let token = match ops::status_api::read_token_file(token_file) {
+        Ok(t) => t,
+        Err(e) => return fail(format!("{e:#}")),
     };
     match ops::secret::recipients(repo, status_url, &token) {
         Ok(lines) => {

@@ -11,6 +11,7 @@ pub mod scaffold;
 pub mod schema;
 pub mod secret;
 pub mod sign;
+pub mod status_api;
 pub mod validate;
 pub mod verify;
 

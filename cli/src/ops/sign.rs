@@ -64,6 +64,8 @@ pub struct Signed {
     pub store: String,
     pub revision: u64,
     pub reason: Reason,
+    /// What the release says it is: `fleet/v2` once it uses a part-two field.
+    pub api_version: ReleaseApiVersion,
 }
 
 /// What `fleet sign` did.
@@ -196,6 +198,7 @@ pub fn sign(opts: &SignOptions, mut progress: impl FnMut(&Signed)) -> anyhow::Re
                 store: full_id,
                 revision: release.revision,
                 reason,
+                api_version: release.api_version,
             };
             progress(&signed);
             report.signed.push(signed);
@@ -366,4 +369,83 @@ mod tests {
             "{sig}"
         );
     }
+}
+
+/// A store just signed a release its reconciler, by its last report, does
+/// not read: it will refuse it with "upgrade the reconciler" (DESIGN.md §9).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OlderReconciler {
+    pub store: String,
+    pub api_version: ReleaseApiVersion,
+    /// The version its last report named.
+    pub reconciler_version: Option<String>,
+    /// The release apiVersions that reconciler reads.
+    pub reads: Vec<String>,
+}
+
+impl std::fmt::Display for OlderReconciler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: signed {} but its last report came from reconciler {}, which reads only {}: it will refuse this release until its reconciler is upgraded",
+            self.store,
+            self.api_version.as_str(),
+            self.reconciler_version.as_deref().unwrap_or("(unnamed)"),
+            self.reads.join(", ")
+        )
+    }
+}
+
+/// The stores of `signed` whose release the reconciler of their last report
+/// (as the status service behind `api` shows it) does not read. Stores
+/// without a report yet, and `fleet/v1` releases, are never listed.
+pub fn older_reconcilers(
+    api: &crate::ops::status_api::StatusApi,
+    signed: &[Signed],
+) -> anyhow::Result<Vec<OlderReconciler>> {
+    if signed
+        .iter()
+        .all(|s| s.api_version == ReleaseApiVersion::V1)
+    {
+        return Ok(Vec::new());
+    }
+    #[derive(serde::Deserialize)]
+    struct Summary {
+        store: String,
+        reconciler_version: Option<String>,
+        #[serde(default)]
+        release_api_versions: Vec<String>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Overview {
+        stores: Vec<Summary>,
+    }
+    let (status, body) = api.get("/api/v1/stores")?;
+    if status != 200 {
+        bail!("GET /api/v1/stores answered {status}: {body}");
+    }
+    let overview: Overview = serde_json::from_value(body)
+        .context("GET /api/v1/stores answered a body that is not a store list")?;
+    let known: std::collections::HashMap<&str, &Summary> = overview
+        .stores
+        .iter()
+        .map(|s| (s.store.as_str(), s))
+        .collect();
+    Ok(signed
+        .iter()
+        .filter(|s| s.api_version != ReleaseApiVersion::V1)
+        .filter_map(|s| {
+            let last = known.get(s.store.as_str())?;
+            // Empty: no report yet, nothing to go by.
+            let reads = &last.release_api_versions;
+            (!reads.is_empty() && !reads.iter().any(|v| v == s.api_version.as_str())).then(|| {
+                OlderReconciler {
+                    store: s.store.clone(),
+                    api_version: s.api_version,
+                    reconciler_version: last.reconciler_version.clone(),
+                    reads: reads.clone(),
+                }
+            })
+        })
+        .collect())
 }

@@ -128,3 +128,105 @@ fn the_dashboard_shows_real_reconciler_reports_in_a_browser() {
     );
     shot(&b, "store");
 }
+
+/// DESIGN.md §11 on the store page: a replaced Pi enrolls with a new age
+/// identity that nothing in the repo is encrypted to yet; its pass holds
+/// back the users whose PIN hash it cannot open and converges the rest. The
+/// store page shows a "Held back" section naming each entity and why (never
+/// a hash), and the operator's fix — `fleet secret recipients` from the
+/// status service, `fleet secret rewrap`, sign — makes it go away.
+#[test]
+fn the_store_page_shows_what_a_replaced_pi_held_back_until_the_rewrap() {
+    let fx = Fixture::new();
+    let status = StatusService::for_fixture(&fx);
+    fx.write_config_with_status(&status, "");
+    // The replacement Pi: no identity yet; enrollment makes one.
+    std::fs::remove_file(fx.state.join("age.key")).expect("remove the old identity");
+    fx.enroll(&status);
+    let run = fx.once();
+    run.expect_code(0, "held back is not a failure");
+    assert_eq!(run.outcome(), "converged", "{run}");
+
+    let operator = status.operator("acme");
+    status.wait_for_store(
+        &operator,
+        STORE,
+        Duration::from_secs(20),
+        "a report holding back users",
+        |v| {
+            v["reports"][0]["report"]["held_back"]
+                .as_array()
+                .is_some_and(|h| !h.is_empty())
+        },
+    );
+    let base = status.url();
+    let b = Browser::start(1280, 900);
+    b.goto(&format!("{base}/login"));
+    b.type_into(&b.find("input[name=token]"), &operator);
+    b.click(&b.find("form[action='/login'] button"));
+    b.wait_until("the overview", Duration::from_secs(10), |b| {
+        b.url() == format!("{base}/")
+    });
+    b.goto(&format!("{base}/stores/{STORE}"));
+    let section = b.find("section.held-back");
+    let text = b.text(&section);
+    assert!(text.contains("Held back"), "{text}");
+    assert!(text.contains("sam-rivera"), "{text}");
+    assert!(text.contains("fleet secret rewrap"), "the fix: {text}");
+    assert!(text.contains("user"), "{text}");
+    // Held back in the timeline too, and the page carries no hash.
+    assert!(
+        b.find_all("ol.timeline h4")
+            .iter()
+            .any(|h| b.text(h).starts_with("held back")),
+        "a held-back heading in the report"
+    );
+    let html = b.source();
+    assert!(!html.contains("$argon2id$"), "no PIN hash on the page");
+    assert!(!html.contains("AGE-SECRET-KEY"), "no identity on the page");
+    let shot = screenshot_dir().join("real-store-held-back.png");
+    b.screenshot_full_page(&shot);
+    println!("screenshot: {}", shot.display());
+
+    // The operator's fix, as docs/operations/secrets.md tells it.
+    let token_file = fx.root.join("operator.token");
+    std::fs::write(&token_file, format!("{operator}\n")).expect("token file");
+    let repo = fx.work.display().to_string();
+    let url = status.url();
+    let token = token_file.display().to_string();
+    e2e::fleet(
+        &fx.root,
+        &[
+            "secret",
+            "recipients",
+            "--status-url",
+            &url,
+            "--token-file",
+            &token,
+            "--repo",
+            &repo,
+        ],
+    )
+    .expect_code(0, "recipients");
+    fx.rewrap().expect_code(0, "rewrap");
+    fx.commit("soho's new Pi");
+    fx.sign(&[]).expect_code(0, "sign");
+    let run = fx.once();
+    run.expect_code(0, "after the rewrap");
+    assert_eq!(run.outcome(), "converged", "{run}");
+    status.wait_for_store(
+        &operator,
+        STORE,
+        Duration::from_secs(20),
+        "a report holding nothing back",
+        |v| {
+            v["reports"][0]["report"].get("held_back").is_none()
+                && v["reports"].as_array().is_some_and(|r| r.len() == 2)
+        },
+    );
+    b.goto(&format!("{base}/stores/{STORE}"));
+    assert!(
+        b.find_all("section.held-back").is_empty(),
+        "nothing held back any more"
+    );
+}

@@ -631,3 +631,103 @@ fn fleet_secret_recipients_writes_the_reported_recipient_into_store_yaml() {
     );
     assert!(run.stderr.contains("401"), "{run}");
 }
+
+/// DESIGN.md §9: `fleet sign --status-url` warns, per store, when it signs
+/// `fleet/v2` for a store whose last report came from a reconciler that
+/// reads only `fleet/v1` (a part-one reconciler sends no
+/// `release_api_versions`); a store whose reconciler reads v2 gets no
+/// warning; the releases are signed either way, and an unreachable status
+/// service is a warning, not a failed release job.
+#[test]
+fn sign_warns_before_a_fleet_v2_release_reaches_an_older_reconciler() {
+    let (fx, status, operator) = enrolled("");
+    fx.once().expect_code(0, "revision 1");
+    assert_eq!(
+        fx.release("soho")["apiVersion"],
+        "fleet/v2",
+        "the fixture's soho has encrypted PINs"
+    );
+    let view = status.store_view(&operator, STORE);
+    assert_eq!(
+        view["release_api_versions"],
+        serde_json::json!(["fleet/v1", "fleet/v2"]),
+        "{view:#}"
+    );
+    let token_file = fx.root.join("operator.token");
+    std::fs::write(&token_file, format!("{operator}\n")).expect("token file");
+    let url = status.url();
+    let token = token_file.display().to_string();
+    let with_status = ["--status-url", url.as_str(), "--token-file", token.as_str()];
+
+    // This reconciler reads fleet/v2: no warning.
+    fx.set_base_price(VARIATION, 451);
+    let run = fx.sign(&with_status);
+    run.expect_code(0, "sign");
+    assert!(run.stderr.contains("signed acme/soho revision 2"), "{run}");
+    assert!(!run.stderr.contains("warning:"), "{run}");
+
+    // Its last report now comes from an older reconciler: what a part-one
+    // reconciler sends, through the node's real client and key.
+    let mut old = reconciler::agent::blank_report(
+        &STORE.parse().expect("store id"),
+        chrono::Utc::now(),
+        wire::report::Outcome::NoChange,
+    );
+    old.reconciler_version = "0.0.9".to_owned();
+    old.release_api_versions.clear();
+    let client = reconciler::status_client::StatusClient::open(&fx.state, Some(&url))
+        .expect("the node's client");
+    tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(client.send_report(&old))
+        .expect("the old-style report is accepted");
+    let view = status.store_view(&operator, STORE);
+    assert_eq!(
+        view["release_api_versions"],
+        serde_json::json!(["fleet/v1"]),
+        "{view:#}"
+    );
+
+    fx.set_base_price(VARIATION, 452);
+    let run = fx.sign(&with_status);
+    run.expect_code(0, "a warning does not fail the release job");
+    assert!(run.stderr.contains("signed acme/soho revision 3"), "{run}");
+    assert!(
+        run.stderr.contains(
+            "warning: acme/soho: signed fleet/v2 but its last report came from reconciler 0.0.9, which reads only fleet/v1"
+        ),
+        "{run}"
+    );
+    assert!(run.stderr.contains("upgraded"), "{run}");
+    // A store without a report yet is not guessed about.
+    assert!(!run.stderr.contains("warning: acme/brooklyn"), "{run}");
+
+    // The status service unreachable: signed, with a warning naming it.
+    fx.set_base_price(VARIATION, 453);
+    let gone = format!("http://127.0.0.1:{}", e2e::free_port());
+    let run = fx.sign(&[
+        "--status-url",
+        gone.as_str(),
+        "--token-file",
+        token.as_str(),
+    ]);
+    run.expect_code(0, "sign without the status service");
+    assert!(run.stderr.contains("signed acme/soho revision 4"), "{run}");
+    assert!(
+        run.stderr.contains(&format!(
+            "warning: could not check the stores' reconcilers at {gone}"
+        )),
+        "{run}"
+    );
+    // --status-url without a token is a usage error before anything is signed.
+    let key = fx.keys.join("minisign.key").display().to_string();
+    let repo = fx.work.display().to_string();
+    let run = run_process(
+        Command::new(e2e::fleet_bin())
+            .args(["sign", "--key", &key, "--repo", &repo, "--status-url", &url])
+            .current_dir(&fx.root),
+        Duration::from_secs(60),
+    );
+    run.expect_code(2, "--status-url needs --token-file");
+    assert!(run.stderr.contains("--token-file"), "{run}");
+}

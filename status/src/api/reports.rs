@@ -150,6 +150,23 @@ async fn refuse<T>(
     .await?;
     Err(AppError::unauthorized(why))
 }
+/// The release apiVersions a report says its reconciler reads, as stored:
+/// space-separated, only names of the form `fleet/vN`, at most 16 (a node
+/// cannot fill the overview with text); none when it does not say.
+fn release_api(versions: &[String]) -> Option<String> {
+    let kept: Vec<&str> = versions
+        .iter()
+        .map(String::as_str)
+        .filter(|v| {
+            v.strip_prefix("fleet/v").is_some_and(|n| {
+                !n.is_empty() && n.len() <= 6 && n.bytes().all(|b| b.is_ascii_digit())
+            })
+        })
+        .take(16)
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(" "))
+}
+
 /// `POST /api/v1/reports`. The signature is checked first; the nonce is
 /// recorded together with the report, in one transaction
 /// ([`Store::ingest_report`](crate::store::Store::ingest_report)), which also checks once more, as it writes,
@@ -196,6 +213,7 @@ pub(super) async fn post_report(
         overridden: report.overridden.len(),
         reconciler_version: report.reconciler_version,
         root_version: report.root_version,
+        release_api: release_api(&report.release_api_versions),
         // Valid UTF-8: it just parsed as JSON.
         body: String::from_utf8_lossy(&body).into_owned(),
     };
@@ -215,4 +233,37 @@ pub(super) async fn post_report(
         axum::Json(json!({"id": id, "store": node.store})),
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::release_api;
+
+    #[test]
+    fn only_version_names_are_kept_of_what_a_node_says_it_reads() {
+        let owned = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        assert_eq!(release_api(&[]), None, "a part-one reconciler says nothing");
+        assert_eq!(
+            release_api(&owned(&["fleet/v1", "fleet/v2"])).as_deref(),
+            Some("fleet/v1 fleet/v2")
+        );
+        assert_eq!(
+            release_api(&owned(&[
+                "<script>",
+                "fleet/v",
+                "fleet/v2x",
+                "fleet/v1234567",
+                "fleet/v3"
+            ]))
+            .as_deref(),
+            Some("fleet/v3")
+        );
+        assert_eq!(release_api(&owned(&["x y"])), None);
+        let many: Vec<String> = (0..100).map(|n| format!("fleet/v{n}")).collect();
+        assert_eq!(
+            release_api(&many).map(|s| s.split(' ').count()),
+            Some(16),
+            "bounded"
+        );
+    }
 }

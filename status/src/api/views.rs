@@ -166,6 +166,10 @@ pub struct StoreSummary {
     pub reconciler_version: Option<String>,
     /// The trust root version of the last report (none: bare keys).
     pub root_version: Option<u64>,
+    /// The release apiVersions the last report's reconciler reads
+    /// (DESIGN.md §9); `["fleet/v1"]` for a reconciler that does not say,
+    /// empty before the first report.
+    pub release_api_versions: Vec<String>,
 }
 
 impl StoreSummary {
@@ -190,6 +194,11 @@ impl StoreSummary {
             enrolled: row.active_nodes > 0,
             reconciler_version: row.reconciler_version.clone(),
             root_version: row.root_version,
+            release_api_versions: match (&row.release_api, row.last_seen) {
+                (Some(list), _) => list.split_whitespace().map(str::to_owned).collect(),
+                (None, Some(_)) => vec!["fleet/v1".to_owned()],
+                (None, None) => Vec::new(),
+            },
         }
     }
 }
@@ -488,6 +497,18 @@ pub struct ReportDetails {
     pub drift: Vec<DriftEntry>,
     /// Entities left alone under a local override.
     pub overridden: Vec<ChangeLine>,
+    /// Entities left out of the pass because their secret value could not
+    /// be decrypted at the store (DESIGN.md §11).
+    pub held_back: Vec<HeldBackLine>,
+}
+
+/// One entity a store held back, as its report says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct HeldBackLine {
+    pub kind: String,
+    pub id: String,
+    pub reason: String,
 }
 
 /// Why a release was refused.
@@ -635,6 +656,7 @@ impl ReportDetails {
                     changes: or_default(field("changes")),
                     drift: or_default(field("drift")),
                     overridden: or_default(field("overridden")),
+                    held_back: or_default(field("held_back")),
                 }
             }
             _ => ReportDetails::default(),

@@ -150,6 +150,9 @@ pub struct NewReport {
     pub reconciler_version: String,
     /// The trust root version the store trusts (none: bare keys).
     pub root_version: Option<u64>,
+    /// The release apiVersions the reconciler reads, space-separated
+    /// (none: it did not say, so fleet/v1 only).
+    pub release_api: Option<String>,
     /// The report JSON.
     pub body: String,
 }
@@ -187,6 +190,10 @@ pub struct StoreRow {
     /// The trust root version of the last report (none: bare keys, or no
     /// report yet).
     pub root_version: Option<u64>,
+    /// The release apiVersions the last report's reconciler reads,
+    /// space-separated (none: no report, or a reconciler that reads only
+    /// fleet/v1).
+    pub release_api: Option<String>,
     /// Node keys enrolled and not revoked.
     pub active_nodes: u64,
 }

@@ -51,6 +51,7 @@ where
             last_overridden: count(r.try_get("last_overridden")?),
             reconciler_version: r.try_get("reconciler_version")?,
             root_version: rev(r.try_get("root_version")?),
+            release_api: r.try_get("release_api")?,
             active_nodes: count(r.try_get("active_nodes")?),
         })
     }

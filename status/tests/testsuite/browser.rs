@@ -90,6 +90,7 @@ async fn globex_stores(db: &TestDb, commit: &str) {
                 overridden: 0,
                 reconciler_version: if i % 4 == 0 { "0.1.0" } else { "0.2.0" }.to_owned(),
                 root_version: None,
+                release_api: None,
                 body: report(&s, outcome, Some(7), Some(applied)).to_string(),
             },
         )

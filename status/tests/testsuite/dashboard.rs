@@ -87,6 +87,7 @@ async fn fleet_of_250(db: &TestDb) {
                 overridden: 0,
                 reconciler_version: format!("0.1.{i}"),
                 root_version: None,
+                release_api: None,
                 body: body.to_string(),
             },
         )

@@ -108,6 +108,7 @@ fn new_report(key_id: &str, body: &str) -> NewReport {
         overridden: 0,
         reconciler_version: "0.1.0".into(),
         root_version: None,
+        release_api: None,
         body: body.into(),
     }
 }

@@ -82,6 +82,8 @@ async fn races(db: TestDb) {
                 overridden: 0,
                 reconciler_version: "0.1.0".into(),
                 root_version: None,
+                // The newest report's reconciler says what it reads.
+                release_api: (received_at == 3_000).then(|| "fleet/v1 fleet/v2".into()),
                 body: "{}".into(),
             },
         )
@@ -94,6 +96,7 @@ async fn races(db: TestDb) {
         (row.last_seen, row.applied_revision),
         (Some(3_000), Some(1))
     );
+    assert_eq!(row.release_api.as_deref(), Some("fleet/v1 fleet/v2"));
     store.close().await.unwrap();
 }
 

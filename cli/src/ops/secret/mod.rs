@@ -56,29 +56,11 @@ pub fn recipients(
             ));
         }
     }
-    let base = status_url.trim_end_matches('/').to_owned();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the HTTP client")?;
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(30))
-        .build()
-        .context("making the HTTP client")?;
+    let api = crate::ops::status_api::StatusApi::new(status_url, token)?;
     let mut out = Vec::new();
     for (store, file, current) in stores {
-        let url = format!("{base}/api/v1/stores/{store}");
-        let (status, body) = runtime.block_on(async {
-            let r = http
-                .get(&url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .with_context(|| format!("GET {url}"))?;
-            let status = r.status().as_u16();
-            let body: serde_json::Value = r.json().await.unwrap_or(serde_json::Value::Null);
-            Ok::<_, anyhow::Error>((status, body))
-        })?;
+        let path = format!("/api/v1/stores/{store}");
+        let (status, body) = api.get(&path)?;
         let outcome = match status {
             200 => match body["recipient"].as_str() {
                 None => RecipientOutcome::NoneReported,
@@ -90,12 +72,8 @@ pub fn recipients(
                 Some(r) if current.as_deref() == Some(r) => RecipientOutcome::Unchanged,
                 Some(r) => RecipientOutcome::Written(r.to_owned()),
             },
-            401 => bail!(
-                "the status service refused the operator token (401): {}",
-                body["error"]["message"].as_str().unwrap_or("")
-            ),
             404 => RecipientOutcome::Unknown,
-            other => bail!("GET {url} answered {other}: {body}"),
+            other => bail!("GET {status_url}{path} answered {other}: {body}"),
         };
         out.push(RecipientLine {
             store,
