@@ -678,6 +678,8 @@ fn tenant_file() -> TenantFile {
         menu: None,
         access: None,
         kitchen: None,
+        rollout: None,
+        windows: None,
     }
 }
 
@@ -1047,6 +1049,7 @@ impl TenantCatalog {
                 name: store.name.clone(),
                 timezone,
                 recipient: None,
+                labels: Default::default(),
             },
             overrides: Overrides {
                 settings,
@@ -1057,6 +1060,7 @@ impl TenantCatalog {
             },
             access: StoreAccess { users, roles: None },
             devices,
+            windows: None,
             menu: None,
             kitchen: None,
             settings: None,

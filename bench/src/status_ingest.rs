@@ -504,6 +504,7 @@ fn report_body(store: &str, i: usize) -> Result<Vec<u8>> {
         dropped_reports: 0,
         root_version: None,
         release_api_versions: Vec::new(),
+        waiting_until: None,
         held_back: Vec::new(),
     };
     Ok(serde_json::to_vec(&report)?)

@@ -187,16 +187,30 @@ impl Agent {
         }
         let fetched = match self.fetch().await {
             Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(error = %e, "Fetch failed; keeping the last applied state.");
-                r.errors.push(e.to_string());
-                r.applied_revision = applied::read(&self.config.state_dir)
-                    .ok()
-                    .flatten()
-                    .map(|a| a.revision);
-                r.duration_ms = clock.elapsed().as_millis() as u64;
-                return (r, None);
-            }
+            // A release held for its effective time or a window still
+            // applies on time with the Git host unreachable: it was
+            // verified from the local mirror and is verified again there.
+            Err(e) => match crate::schedule::read_pending(&self.config.state_dir) {
+                Some(p) => {
+                    tracing::warn!(error = %e, commit = %p.commit, revision = p.revision, "Fetch failed; continuing with the release held from an earlier fetch.");
+                    r.warnings.push(format!(
+                        "{e}: continuing with revision {} fetched earlier at {}",
+                        p.revision,
+                        short(&p.commit)
+                    ));
+                    release::source::Fetched { commit: p.commit }
+                }
+                None => {
+                    tracing::warn!(error = %e, "Fetch failed; keeping the last applied state.");
+                    r.errors.push(e.to_string());
+                    r.applied_revision = applied::read(&self.config.state_dir)
+                        .ok()
+                        .flatten()
+                        .map(|a| a.revision);
+                    r.duration_ms = clock.elapsed().as_millis() as u64;
+                    return (r, None);
+                }
+            },
         };
         r.fetched_commit = Some(fetched.commit.clone());
         let last = match applied::read(&self.config.state_dir) {
@@ -269,6 +283,37 @@ impl Agent {
         r.desired_revision = Some(accepted.release.revision);
         r.commit = Some(accepted.release.source_commit.clone());
         tracing::Span::current().record("revision", accepted.release.revision);
+        // Its effective time and the store's windows (DESIGN.md §12).
+        if accepted.already_applied {
+            crate::schedule::clear_pending(&self.config.state_dir);
+        } else {
+            let (tz, zone_warning) = crate::schedule::store_zone(&accepted.release);
+            r.warnings.extend(zone_warning);
+            if let Some(hold) = crate::schedule::hold(&accepted.release, tz, now) {
+                if !apply {
+                    r.warnings.push(hold.why.clone());
+                } else {
+                    tracing::info!(until = ?hold.until, "Release held: {}.", hold.why);
+                    let pending = crate::schedule::Pending {
+                        revision: accepted.release.revision,
+                        commit: fetched.commit.clone(),
+                        until: hold.until,
+                    };
+                    if let Err(e) = crate::schedule::write_pending(&self.config.state_dir, &pending)
+                    {
+                        r.warnings.push(format!(
+                            "cannot record the held release in {}: {e}; it applies on time only if the Git host is reachable then",
+                            self.config.state_dir.join(crate::schedule::PENDING_FILE).display()
+                        ));
+                    }
+                    r.outcome = hold.outcome;
+                    r.waiting_until = hold.until;
+                    r.warnings.push(hold.why);
+                    r.duration_ms = clock.elapsed().as_millis() as u64;
+                    return (r, None);
+                }
+            }
+        }
         let writer = Writer {
             revision: accepted.release.revision,
             commit: accepted.release.source_commit.clone(),
@@ -391,6 +436,7 @@ impl Agent {
                     r.errors.push(e.to_string());
                     return (r, Some(plan));
                 }
+                crate::schedule::clear_pending(&self.config.state_dir);
                 tracing::info!(commit = %record.commit, "Release applied.");
             }
             r.applied_revision = Some(accepted.release.revision);
@@ -482,6 +528,7 @@ pub fn blank_report(store: &StoreId, started_at: DateTime<Utc>, outcome: Outcome
         dropped_reports: 0,
         root_version: None,
         held_back: Vec::new(),
+        waiting_until: None,
         release_api_versions: schemas::state::RELEASE_API_VERSIONS
             .iter()
             .map(|v| (*v).to_owned())

@@ -391,12 +391,20 @@ pub async fn run(config_path: PathBuf) -> i32 {
         } else {
             0
         };
-        let delay = next_delay(
+        let mut delay = next_delay(
             report.outcome,
             failures,
             Duration::from_secs(agent.config.interval_secs),
             jitter(),
         );
+        // A held release applies on time: wake when it may (DESIGN.md §12).
+        if let Some(until) = report.waiting_until {
+            let left = (until - chrono::Utc::now())
+                .to_std()
+                .unwrap_or_default()
+                .max(Duration::from_secs(1));
+            delay = delay.min(left);
+        }
         tracing::info!(
             outcome = report.outcome.as_str(),
             next_in_secs = delay.as_secs(),

@@ -22,4 +22,5 @@ pub mod diagnose;
 pub mod edge_client;
 pub mod outbox;
 pub mod planner;
+pub mod schedule;
 pub mod status_client;

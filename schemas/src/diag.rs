@@ -241,6 +241,55 @@ pub const RULES: &[(Rule, &str)] = &[
         "secret/encrypted",
         "the edge takes secret values decrypted (the reconciler decrypts them)",
     ),
+    // waves, windows and effective time (DESIGN.md §12)
+    (
+        "rollout/waves",
+        "a rollout has waves, each named once; only the last may be a catch-all (no select, no stores)",
+    ),
+    (
+        "rollout/max-stores",
+        "max_stores is a number of stores from 1, or a percentage from 1% to 100%",
+    ),
+    (
+        "rollout/duration",
+        "bake is a duration such as 30m, 2h or 1d, at most 30 days",
+    ),
+    (
+        "rollout/abort",
+        "abort.failed_percent is from 1 to 100 and abort.min_stores at least 1",
+    ),
+    (
+        "rollout/unknown-store",
+        "a wave's stores: names stores of its tenant",
+    ),
+    (
+        "rollout/selector-unmatched",
+        "a wave's label selector matches no store (a warning)",
+    ),
+    (
+        "rollout/uncovered",
+        "every store is in a wave: waves that leave stores out end with a catch-all wave",
+    ),
+    (
+        "store/labels",
+        "store labels are short slugs: keys [a-z0-9._/-], values [A-Za-z0-9._-], at most 63 characters",
+    ),
+    (
+        "windows/time",
+        "a window's from and to are 24-hour store-local times \"HH:MM\"",
+    ),
+    (
+        "windows/when",
+        "a deny window names days of the week or dates, and from differs from to",
+    ),
+    (
+        "windows/always-closed",
+        "deny windows leave some time of the week open, or no release would ever apply",
+    ),
+    (
+        "windows/timezone",
+        "a store with windows has a time zone known to the time zone database",
+    ),
 ];
 
 /// Look up a rule id by name, for ids carried in decode error messages.

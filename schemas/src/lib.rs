@@ -25,6 +25,7 @@ mod par;
 pub mod primitives;
 pub mod registry;
 pub mod render;
+pub mod rollout;
 pub mod rules;
 pub mod secrets;
 pub mod state;

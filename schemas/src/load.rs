@@ -176,6 +176,8 @@ pub struct TenantBase {
     pub menu: Menu,
     pub access: Access,
     pub kitchen: Kitchen,
+    pub rollout: Option<crate::rollout::Rollout>,
+    pub windows: Option<crate::rollout::Windows>,
     /// Section name → the file it came from.
     pub section_files: BTreeMap<&'static str, String>,
 }
@@ -349,6 +351,8 @@ impl Loader<'_> {
             menu,
             access,
             kitchen,
+            rollout,
+            windows,
             ..
         } = file;
         self.take_section(base, "tenant", path, tenant, |b, v| b.info = Some(v));
@@ -356,6 +360,8 @@ impl Loader<'_> {
         self.take_section(base, "menu", path, menu, |b, v| b.menu = v);
         self.take_section(base, "access", path, access, |b, v| b.access = v);
         self.take_section(base, "kitchen", path, kitchen, |b, v| b.kitchen = v);
+        self.take_section(base, "rollout", path, rollout, |b, v| b.rollout = Some(v));
+        self.take_section(base, "windows", path, windows, |b, v| b.windows = Some(v));
     }
 
     fn take_section<T>(

@@ -91,6 +91,10 @@ literal_marker!(
     StoreReleaseKind, "StoreRelease", "schema/kind", "kind"
 );
 literal_marker!(
+    /// `kind: Rollout`
+    RolloutKind, "Rollout", "schema/kind", "kind"
+);
+literal_marker!(
     /// `kind: TrustRoot`
     TrustRootKind, "TrustRoot", "schema/kind", "kind"
 );
@@ -189,6 +193,12 @@ pub struct TenantFile {
     pub access: Option<Access>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kitchen: Option<Kitchen>,
+    /// The waves a change goes out in (DESIGN.md §12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<crate::rollout::Rollout>,
+    /// When releases wait, store-local; a store's `windows` replace these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<crate::rollout::Windows>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -745,6 +755,10 @@ pub struct StoreFile {
     #[serde(default, deserialize_with = "null_as_empty")]
     #[schemars(with = "Option<Vec<Device>>")]
     pub devices: Vec<Device>,
+    /// When releases wait at this store, store-local; replaces the
+    /// tenant's `windows` (DESIGN.md §12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<crate::rollout::Windows>,
     /// Catalog and kitchen entities are created in the tenant base only; these
     /// are decoded so validation can say so (rule 11) instead of "unknown field".
     #[serde(default, skip_serializing)]
@@ -771,6 +785,9 @@ pub struct StoreInfo {
     /// what the store's node reported at enrollment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recipient: Option<String>,
+    /// Label → value, matched by rollout wave selectors (DESIGN.md §12).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]

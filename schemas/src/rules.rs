@@ -135,15 +135,10 @@ impl Found {
     }
 
     /// `UTC` or `Area/Location[/…]`: the shape of an IANA name, not the
-    /// database (which would tie validation to a tz data version).
+    /// database (which would tie validation to a tz data version; stores
+    /// with windows are checked against it, `windows/timezone`).
     fn timezone(&mut self, field: YamlPath, tz: &str) -> bool {
-        let ok = tz == "UTC"
-            || (tz.contains('/')
-                && tz.split('/').all(|p| {
-                    !p.is_empty()
-                        && p.bytes()
-                            .all(|c| c.is_ascii_alphanumeric() || b"_+-".contains(&c))
-                }));
+        let ok = looks_like_timezone(tz);
         if !ok {
             self.push(
                 "tenant/timezone",
@@ -228,6 +223,32 @@ pub fn store_info(s: &StoreInfo) -> Vec<Violation> {
     {
         found.derived_setting(at("timezone"), "store.timezone", tz);
     }
+    for (key, value) in &s.labels {
+        let key_ok = !key.is_empty()
+            && key.len() <= 63
+            && key.as_bytes()[0].is_ascii_alphanumeric()
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._/-".contains(&b));
+        let value_ok = !value.is_empty()
+            && value.len() <= 63
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
+        if !key_ok {
+            found.push(
+                "store/labels",
+                at("labels").key(key.clone()),
+                format!("label `{key}` is not a label key: lowercase letters, digits and . _ / -, at most 63"),
+            );
+        } else if !value_ok {
+            found.push(
+                "store/labels",
+                at("labels").key(key.clone()),
+                format!("label {key}: {value:?} is not a label value: letters, digits and . _ -, 1 to 63 of them (quote \"true\")"),
+            );
+        }
+    }
     if let Some(r) = &s.recipient
         && !is_age_recipient(r)
     {
@@ -240,6 +261,17 @@ pub fn store_info(s: &StoreInfo) -> Vec<Violation> {
         );
     }
     found.0
+}
+
+/// `UTC` or `Area/Location[/…]`: the shape of an IANA time zone name.
+pub fn looks_like_timezone(tz: &str) -> bool {
+    tz == "UTC"
+        || (tz.contains('/')
+            && tz.split('/').all(|p| {
+                !p.is_empty()
+                    && p.bytes()
+                        .all(|c| c.is_ascii_alphanumeric() || b"_+-".contains(&c))
+            }))
 }
 
 /// The shape of an age X25519 recipient: `age1` and 58 characters of the
@@ -1064,6 +1096,7 @@ mod tests {
             recipient: Some(
                 "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p".into(),
             ),
+            labels: [("region".to_owned(), "east".to_owned())].into(),
         };
         table(
             &good,

@@ -70,7 +70,22 @@ pub struct Release {
     /// has values used at every store (DESIGN.md §11).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tenant_key: Option<String>,
+    /// The store's deny windows (its own, else the tenant's): the store
+    /// holds this release while one is open, store-local (DESIGN.md §12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<crate::rollout::Windows>,
+    /// Store-local time before which the store keeps this release without
+    /// applying it (`fleet sign --effective-at`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_at: Option<chrono::NaiveDateTime>,
+    /// Applied at once, windows ignored (`fleet sign --urgent`, rollbacks).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub urgent: bool,
     pub state: StoreState,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A release's `apiVersion` (DESIGN.md §9): `fleet/v1` while it uses no
@@ -99,7 +114,17 @@ impl ReleaseApiVersion {
 
     /// The version a release with this content must say.
     pub fn needed(state: &StoreState, tenant_key: Option<&str>) -> ReleaseApiVersion {
-        if tenant_key.is_some() || state.has_sealed() {
+        ReleaseApiVersion::needed_by(state, tenant_key, false)
+    }
+
+    /// The version a release must say, `scheduling` when it has windows,
+    /// an effective time or the urgent flag (DESIGN.md §12).
+    pub fn needed_by(
+        state: &StoreState,
+        tenant_key: Option<&str>,
+        scheduling: bool,
+    ) -> ReleaseApiVersion {
+        if scheduling || tenant_key.is_some() || state.has_sealed() {
             ReleaseApiVersion::V2
         } else {
             ReleaseApiVersion::V1
@@ -108,10 +133,19 @@ impl ReleaseApiVersion {
 }
 
 impl Release {
+    /// Whether it carries windows, an effective time or the urgent flag.
+    pub fn has_scheduling(&self) -> bool {
+        self.windows.is_some() || self.effective_at.is_some() || self.urgent
+    }
+
     /// The version this release's content needs, when it says another:
     /// a part-two field under `fleet/v1` (or `fleet/v2` for nothing).
     pub fn version_mismatch(&self) -> Option<ReleaseApiVersion> {
-        let needed = ReleaseApiVersion::needed(&self.state, self.tenant_key.as_deref());
+        let needed = ReleaseApiVersion::needed_by(
+            &self.state,
+            self.tenant_key.as_deref(),
+            self.has_scheduling(),
+        );
         (needed != self.api_version).then_some(needed)
     }
 }

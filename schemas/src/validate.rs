@@ -268,6 +268,31 @@ fn validate_tenant(f: &mut Findings, t: &TenantSources) {
     for store in t.stores.values() {
         validate_store(f, t, &cat, store, &mut store_users);
     }
+    validate_rollout(f, t);
+    if let Some(w) = &b.windows {
+        validate_windows(f, &file("windows"), &YamlPath::of(&["windows"]), w);
+    }
+    // A store without its own time zone uses the tenant's.
+    let windows_at_tenant_zone = t.stores.values().any(|s| {
+        s.file.store.timezone.is_none()
+            && s.file
+                .windows
+                .as_ref()
+                .or(b.windows.as_ref())
+                .is_some_and(|w| !w.deny.is_empty())
+    });
+    if windows_at_tenant_zone
+        && let Some(info) = &b.info
+        && rules::looks_like_timezone(&info.timezone)
+        && crate::rollout::time_zone(&info.timezone).is_none()
+    {
+        f.err(
+            "windows/timezone",
+            &file("tenant"),
+            YamlPath::of(&["tenant", "timezone"]),
+            format!("time zone `{}` is not in the time zone database, so the stores' windows could not be evaluated", info.timezone),
+        );
+    }
 }
 
 fn validate_settings(
@@ -780,6 +805,187 @@ fn validate_lock(f: &mut Findings, t: &TenantSources, escrow: &[String], any_all
     }
 }
 
+// ---------------------------------------------------------------- rollouts
+
+/// A tenant's `rollout:` (DESIGN.md §12): waves named once, a catch-all
+/// only last, stores named that exist, selectors that match something, and
+/// no store left out of every wave.
+fn validate_rollout(f: &mut Findings, t: &TenantSources) {
+    use crate::rollout::{MaxStores, StoreRef, assign_waves};
+    let Some(r) = &t.base.rollout else { return };
+    let file = t.base.file_of("rollout").unwrap_or("").to_owned();
+    let waves = YamlPath::of(&["rollout", "waves"]);
+    if r.waves.is_empty() {
+        f.err(
+            "rollout/waves",
+            &file,
+            waves.clone(),
+            "a rollout needs at least one wave; end with `{name: rest}` to take every store",
+        );
+        return;
+    }
+    let mut names: HashMap<&str, usize> = HashMap::new();
+    let last = r.waves.len() - 1;
+    for (i, w) in r.waves.iter().enumerate() {
+        let at = waves.clone().index(i);
+        if !crate::primitives::is_slug(w.name.as_str()) {
+            f.err(
+                "rollout/waves",
+                &file,
+                at.clone().key("name"),
+                format!("wave name `{}` is not a slug (a-z, 0-9, -)", w.name),
+            );
+        }
+        if let Some(first) = names.insert(w.name.as_str(), i) {
+            f.err(
+                "rollout/waves",
+                &file,
+                at.clone().key("name"),
+                format!(
+                    "wave `{}` is named twice (waves {} and {})",
+                    w.name,
+                    first + 1,
+                    i + 1
+                ),
+            );
+        }
+        if w.is_catch_all() && i != last {
+            f.err(
+                "rollout/waves",
+                &file,
+                at.clone().key("name"),
+                format!(
+                    "wave `{}` has no select and no stores, so it takes every store left and waves after it get none; make it the last wave",
+                    w.name
+                ),
+            );
+        }
+        match w.max_stores {
+            Some(MaxStores::Count(0)) => f.err(
+                "rollout/max-stores",
+                &file,
+                at.clone().key("max_stores"),
+                "max_stores is at least 1",
+            ),
+            Some(MaxStores::Percent(p)) if p == 0 || p > 100 => f.err(
+                "rollout/max-stores",
+                &file,
+                at.clone().key("max_stores"),
+                format!("max_stores {p}% is not a percentage from 1% to 100%"),
+            ),
+            _ => {}
+        }
+        for (j, s) in w.stores.iter().enumerate() {
+            if !t.store_dirs.contains(s.as_str()) {
+                f.err(
+                    "rollout/unknown-store",
+                    &file,
+                    at.clone().key("stores").index(j),
+                    format!(
+                        "wave `{}` names store `{s}`, which tenant {} does not have",
+                        w.name, t.dir
+                    ),
+                );
+            }
+        }
+        if let Some(sel) = &w.select
+            && !sel.labels.is_empty()
+            && !t.stores.values().any(|s| sel.matches(&s.file.store.labels))
+        {
+            let wanted: Vec<String> = sel.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            f.warn(
+                "rollout/selector-unmatched",
+                &file,
+                at.clone().key("select"),
+                format!(
+                    "wave `{}` selects labels {} and no store of {} has them all",
+                    w.name,
+                    wanted.join(", "),
+                    t.dir
+                ),
+            );
+        }
+    }
+    if let Some(abort) = &r.abort {
+        let at = YamlPath::of(&["rollout", "abort"]);
+        if !(1..=100).contains(&abort.failed_percent) {
+            f.err(
+                "rollout/abort",
+                &file,
+                at.clone().key("failed_percent"),
+                format!(
+                    "failed_percent {} is not from 1 to 100",
+                    abort.failed_percent
+                ),
+            );
+        }
+        if abort.min_stores == 0 {
+            f.err(
+                "rollout/abort",
+                &file,
+                at.key("min_stores"),
+                "min_stores is at least 1",
+            );
+        }
+    }
+    let stores: Vec<StoreRef<'_>> = t
+        .stores
+        .iter()
+        .map(|(id, s)| StoreRef {
+            id,
+            labels: &s.file.store.labels,
+        })
+        .collect();
+    let (_, unselected) = assign_waves(r, &stores);
+    if !unselected.is_empty() {
+        let shown: Vec<&str> = unselected.iter().take(5).map(String::as_str).collect();
+        let more = unselected.len() - shown.len();
+        f.err(
+            "rollout/uncovered",
+            &file,
+            waves,
+            format!(
+                "no wave takes store{} {}{}: end the waves with a catch-all such as `{{name: rest}}`",
+                if unselected.len() == 1 { "" } else { "s" },
+                shown.join(", "),
+                if more > 0 { format!(" and {more} more") } else { String::new() }
+            ),
+        );
+    }
+}
+
+/// A tenant's or store's `windows:`: each deny window names when, is not
+/// empty, and together they leave the week some open time.
+fn validate_windows(f: &mut Findings, file: &str, base: &YamlPath, w: &crate::rollout::Windows) {
+    for (i, d) in w.deny.iter().enumerate() {
+        let at = base.clone().key("deny").index(i);
+        if d.days.is_empty() && d.dates.is_empty() {
+            f.err(
+                "windows/when",
+                file,
+                at.clone(),
+                "a deny window names days (mon … sun) or dates (2026-12-24)",
+            );
+        }
+        if d.from == d.to {
+            f.err(
+                "windows/when",
+                file,
+                at.key("to"),
+                format!("from and to are both {}: the window would be empty", d.from),
+            );
+        }
+    }
+    if w.always_closed() {
+        f.err(
+            "windows/always-closed",
+            file,
+            base.clone().key("deny"),
+            "these deny windows cover every minute of the week: no release would ever apply (urgent ones aside)",
+        );
+    }
+}
+
 /// A site's YAML path as `fleet secret set` takes it: list elements by id.
 fn dotted(path: &YamlPath, t: &TenantSources, file: &str) -> String {
     let users = if file.ends_with("store.yaml") {
@@ -810,6 +1016,27 @@ fn validate_store(
         &YamlPath::of(&["store"]),
         rules::store_info(&sf.store),
     );
+    if let Some(w) = &sf.windows {
+        validate_windows(f, file, &YamlPath::of(&["windows"]), w);
+    }
+    // Windows are evaluated in the store's time zone, at the store.
+    let has_windows = sf
+        .windows
+        .as_ref()
+        .or(t.base.windows.as_ref())
+        .is_some_and(|w| !w.deny.is_empty());
+    if has_windows
+        && let Some(tz) = &sf.store.timezone
+        && rules::looks_like_timezone(tz)
+        && crate::rollout::time_zone(tz).is_none()
+    {
+        f.err(
+            "windows/timezone",
+            file,
+            YamlPath::of(&["store", "timezone"]),
+            format!("time zone `{tz}` is not in the time zone database, so this store's windows could not be evaluated"),
+        );
+    }
     if sf.store.id.as_str() != s.dir {
         f.err(
             "id/dir-mismatch",
@@ -1273,6 +1500,142 @@ mod tests {
                 .any(|(r, _)| r.starts_with("secret/") || *r == "schema/unknown-field"),
             "{not_a_secret:?}"
         );
+    }
+
+    /// DESIGN.md §12's source rules, each case `(tenant extra, soho
+    /// extra, noho extra)` → the findings `(rule, file, line)`.
+    #[test]
+    fn rollout_and_window_rules_name_file_line_and_what_is_wrong() {
+        let tenant = "tenants/acme/tenant.yaml";
+        let soho = "tenants/acme/stores/soho/store.yaml";
+        // Line numbers: the tenant fixture's extra starts at line 17, a
+        // store's at line 5; labels go on the store line (3). A finding on
+        // a list points at its first entry.
+        let labelled =
+            |s: &str, labels: &str| s.replace("name: X}", &format!("name: X, labels: {labels}}}"));
+        let case = |tenant_extra: &str, soho_labels: &str, soho_extra: &str| {
+            let mut tree = repo(tenant_extra, soho_extra, "");
+            if !soho_labels.is_empty() {
+                let text = labelled(&tree.0[soho], soho_labels);
+                tree.0.insert(soho.into(), text);
+            }
+            rules(&tree)
+        };
+        let f = |rule: Rule, file: &str, line: usize| (rule, file.to_owned(), line);
+        // The design's example is valid.
+        assert_eq!(
+            case(
+                "rollout:\n  waves:\n    - {name: canary, select: {labels: {canary: \"true\"}}}\n    - {name: east, select: {labels: {region: east}}, max_stores: 25%}\n    - {name: rest}\n  bake: 30m\n  abort: {failed_percent: 10, min_stores: 3, rollback: true}\n\
+                 windows:\n  deny:\n    - {days: [mon, tue, wed, thu, fri], from: \"11:30\", to: \"14:00\"}\n    - {dates: [2026-12-24], from: \"00:00\", to: \"23:59\"}\n",
+                "{canary: \"true\", region: east}",
+                "windows: {deny: [{days: [sat], from: \"18:00\", to: \"02:00\"}]}\n",
+            ),
+            []
+        );
+        // Stores left out without a catch-all: an error on `waves`.
+        assert_eq!(
+            case(
+                "rollout:\n  waves:\n    - {name: canary, stores: [soho]}\n",
+                "",
+                ""
+            ),
+            [f("rollout/uncovered", tenant, 19)]
+        );
+        // A catch-all before the end, a name twice, an unknown store.
+        assert_eq!(
+            case(
+                "rollout:\n  waves:\n    - {name: all}\n    - {name: all, stores: [tribeca]}\n",
+                "",
+                ""
+            ),
+            [
+                f("rollout/waves", tenant, 19),
+                f("rollout/waves", tenant, 20),
+                f("rollout/unknown-store", tenant, 20),
+            ]
+        );
+        // A selector nobody matches is a warning; the catch-all covers.
+        assert_eq!(
+            case(
+                "rollout:\n  waves:\n    - {name: canary, select: {labels: {canary: \"yes\"}}}\n    - {name: rest}\n",
+                "{canary: \"true\"}",
+                ""
+            ),
+            [f("rollout/selector-unmatched", tenant, 19)]
+        );
+        // Caps, durations and thresholds out of range.
+        assert_eq!(
+            case(
+                "rollout:\n  waves:\n    - {name: a, max_stores: 0, stores: [soho]}\n    - {name: b, max_stores: 150%}\n  abort: {failed_percent: 0, min_stores: 0}\n",
+                "",
+                ""
+            ),
+            [
+                f("rollout/max-stores", tenant, 19),
+                f("rollout/max-stores", tenant, 20),
+                f("rollout/abort", tenant, 21),
+                f("rollout/abort", tenant, 21),
+            ]
+        );
+        assert_eq!(
+            case(
+                "rollout:\n  waves: [{name: rest}]\n  bake: a while\n",
+                "",
+                ""
+            ),
+            [f("rollout/duration", tenant, 19)]
+        );
+        assert_eq!(
+            case(
+                "rollout:\n  waves: [{name: rest, max_stores: lots}]\n",
+                "",
+                ""
+            ),
+            [f("rollout/max-stores", tenant, 18)]
+        );
+        // Labels.
+        assert_eq!(case("", "{Region: east}", ""), [f("store/labels", soho, 3)]);
+        assert_eq!(
+            case("", "{region: \"east coast\"}", ""),
+            [f("store/labels", soho, 3)]
+        );
+        // Windows: a bad time, no days or dates, from = to, never open.
+        assert_eq!(
+            case(
+                "windows:\n  deny: [{days: [mon], from: \"11:70\", to: \"14:00\"}]\n",
+                "",
+                ""
+            ),
+            [f("windows/time", tenant, 18)]
+        );
+        assert_eq!(
+            case(
+                "",
+                "",
+                "windows:\n  deny:\n    - {from: \"11:00\", to: \"14:00\"}\n    - {days: [mon], from: \"11:00\", to: \"11:00\"}\n"
+            ),
+            [f("windows/when", soho, 7), f("windows/when", soho, 8)]
+        );
+        assert_eq!(
+            case(
+                "",
+                "",
+                "windows:\n  deny: [{days: [mon, tue, wed, thu, fri, sat, sun], from: \"06:00\", to: \"06:00\"}, {days: [mon, tue, wed, thu, fri, sat, sun], from: \"00:00\", to: \"24:00\"}]\n"
+            ),
+            [
+                f("windows/always-closed", soho, 6),
+                f("windows/when", soho, 6)
+            ]
+        );
+        // Windows need a time zone the database knows.
+        let mut tree = repo(
+            "",
+            "windows: {deny: [{days: [mon], from: \"11:00\", to: \"14:00\"}]}\n",
+            "",
+        );
+        let text = tree.0[soho].replace("name: X}", "name: X, timezone: America/Gotham}");
+        tree.0.insert(soho.into(), text);
+        assert_eq!(rules(&tree), [f("windows/timezone", soho, 3)]);
     }
 
     #[test]

@@ -134,6 +134,8 @@ pub fn outcome_class(outcome: &str) -> &'static str {
         "drift_corrected" => "drift_corrected",
         "failed" => "failed",
         "refused" => "refused",
+        "scheduled" => "scheduled",
+        "waiting_window" => "waiting_window",
         _ => "unknown",
     }
 }

@@ -14,6 +14,8 @@ use wire::report::Outcome;
 pub enum SyncState {
     Synced,
     OutOfSync,
+    Scheduled,
+    WaitingWindow,
     Drifted,
     Overridden,
     Failed,
@@ -24,9 +26,11 @@ pub enum SyncState {
 }
 
 impl SyncState {
-    pub const ALL: [SyncState; 9] = [
+    pub const ALL: [SyncState; 11] = [
         SyncState::Synced,
         SyncState::OutOfSync,
+        SyncState::Scheduled,
+        SyncState::WaitingWindow,
         SyncState::Drifted,
         SyncState::Overridden,
         SyncState::Failed,
@@ -40,6 +44,8 @@ impl SyncState {
         match self {
             SyncState::Synced => "synced",
             SyncState::OutOfSync => "out_of_sync",
+            SyncState::Scheduled => "scheduled",
+            SyncState::WaitingWindow => "waiting_window",
             SyncState::Drifted => "drifted",
             SyncState::Overridden => "overridden",
             SyncState::Failed => "failed",
@@ -54,6 +60,7 @@ impl SyncState {
     pub fn label(self) -> &'static str {
         match self {
             SyncState::OutOfSync => "out of sync",
+            SyncState::WaitingWindow => "waiting for window",
             other => other.as_str(),
         }
     }
@@ -66,6 +73,12 @@ impl SyncState {
             }
             SyncState::OutOfSync => {
                 "The store has not applied its desired revision yet: its applied revision is below the one the repo offers."
+            }
+            SyncState::Scheduled => {
+                "The store verified its new release and keeps it until its effective time (store-local), when it applies it, WAN or not."
+            }
+            SyncState::WaitingWindow => {
+                "The store verified its new release and holds it while one of its deny windows is open (store-local); it applies it when the window closes."
             }
             SyncState::Drifted => {
                 "The last pass found local edits on the store's POS and put the repo's version back."
@@ -97,6 +110,12 @@ impl SyncState {
             SyncState::Synced => "Nothing to do.",
             SyncState::OutOfSync => {
                 "It usually catches up on its next pass. If it stays behind, read the errors of its latest report."
+            }
+            SyncState::Scheduled => {
+                "Nothing to do: it applies on time. To apply now, sign again with fleet sign --urgent."
+            }
+            SyncState::WaitingWindow => {
+                "Nothing to do: it applies when the window closes. A fix that cannot wait: fleet sign --urgent."
             }
             SyncState::Drifted => {
                 "Read the drift diffs below. If the local edit was wanted, make it in the fleet repo instead."
@@ -183,6 +202,8 @@ pub fn store_state(i: &StateInputs<'_>) -> SyncState {
     match report.outcome {
         Outcome::Refused => return SyncState::Refused,
         Outcome::Failed => return SyncState::Failed,
+        Outcome::Scheduled => return SyncState::Scheduled,
+        Outcome::WaitingWindow => return SyncState::WaitingWindow,
         Outcome::Converged | Outcome::NoChange | Outcome::DriftCorrected => {}
     }
     if let Some(desired) = i.desired.revision
@@ -317,6 +338,30 @@ mod tests {
                 Some(report(O::Refused, Some(4), 0, 0)),
                 Some(10),
                 S::Refused,
+            ),
+            (
+                "holding a release for its effective time",
+                true,
+                fresh.clone(),
+                Some(report(O::Scheduled, Some(4), 0, 0)),
+                Some(10),
+                S::Scheduled,
+            ),
+            (
+                "holding a release while a window is open",
+                true,
+                fresh.clone(),
+                Some(report(O::WaitingWindow, Some(4), 0, 0)),
+                Some(10),
+                S::WaitingWindow,
+            ),
+            (
+                "scheduled but silent for long: offline first",
+                true,
+                fresh.clone(),
+                Some(report(O::Scheduled, Some(4), 0, 0)),
+                Some(181),
+                S::Offline,
             ),
             (
                 "failed",

@@ -19,13 +19,22 @@ pub enum Outcome {
     Failed,
     /// The release was refused; the last applied state stays.
     Refused,
+    /// A verified release waits for its effective time (DESIGN.md §12);
+    /// the last applied state stays until then.
+    Scheduled,
+    /// A verified release waits for a deny window to close.
+    WaitingWindow,
 }
 
 impl Outcome {
     /// The process exit code of `fleet-reconciler once` (DESIGN.md §5).
     pub fn exit_code(self) -> i32 {
         match self {
-            Outcome::Converged | Outcome::NoChange | Outcome::DriftCorrected => 0,
+            Outcome::Converged
+            | Outcome::NoChange
+            | Outcome::DriftCorrected
+            | Outcome::Scheduled
+            | Outcome::WaitingWindow => 0,
             Outcome::Failed => 1,
             Outcome::Refused => 3,
         }
@@ -38,6 +47,8 @@ impl Outcome {
             Outcome::DriftCorrected => "drift_corrected",
             Outcome::Failed => "failed",
             Outcome::Refused => "refused",
+            Outcome::Scheduled => "scheduled",
+            Outcome::WaitingWindow => "waiting_window",
         }
     }
 }
@@ -101,6 +112,10 @@ pub struct Report {
     /// `fleet/v1`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub release_api_versions: Vec<String>,
+    /// With `scheduled` or `waiting_window`: when the store will apply the
+    /// release it holds (its effective time, or when the window closes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_until: Option<DateTime<Utc>>,
 }
 
 /// An entity the store left out of a pass because it could not decrypt

@@ -127,6 +127,73 @@ enum SecretCommand {
     },
 }
 
+/// `fleet rollout …` (DESIGN.md §12)
+#[derive(Debug, Subcommand)]
+enum RolloutCommand {
+    /// For each rollout in progress, ask the status service where the
+    /// current wave's stores are and decide: sign the next wave once every
+    /// reporting store is at its revision and the bake time has passed;
+    /// abort (and roll back, if the tenant's policy says so) when failed and
+    /// refused stores reach the threshold; otherwise wait. Offline stores
+    /// are counted apart and never block a wave. The release job runs it on
+    /// a schedule and commits rollouts/ with the releases.
+    ///
+    /// Exit 0 decided (whatever the decision), 2 usage, IO or status error.
+    Advance {
+        /// The minisign secret key (from `fleet keygen`).
+        #[arg(long)]
+        key: PathBuf,
+        #[arg(long)]
+        status_url: String,
+        /// An operator token that sees the rollouts' tenants (read-only is enough).
+        #[arg(long)]
+        token_file: PathBuf,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
+    /// Show every rollout, or one: its state, waves and their stores, the
+    /// gate's last decision and the history.
+    Status {
+        /// A rollout id (or a unique start of one).
+        id: Option<String>,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
+    /// Stop advancing a rollout (its signed waves stay signed).
+    Pause {
+        /// A rollout id; or --all for every active rollout.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
+    /// Let a paused rollout advance again.
+    Resume {
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
+    /// Stop a rollout for good: later waves never move. With --key, the
+    /// stores already moved get their previous state again (an urgent new
+    /// revision).
+    Abort {
+        id: String,
+        /// Roll back the moved stores, signing with this key.
+        #[arg(long)]
+        key: Option<PathBuf>,
+        /// Why, for the rollout file and the dashboard.
+        #[arg(long, default_value = "aborted by an operator")]
+        reason: String,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+    },
+}
+
 /// `fleet root …`
 #[derive(Debug, Subcommand)]
 enum RootCommand {
@@ -314,6 +381,16 @@ enum Command {
         /// before removing the old one from stores' trust directories.
         #[arg(long)]
         all: bool,
+        /// Apply at once: stores ignore their deny windows, the change skips
+        /// rollout waves, and a pending effective time is dropped (a wrong
+        /// price must go everywhere now).
+        #[arg(long)]
+        urgent: bool,
+        /// Store-local time the changed stores apply their new release at,
+        /// such as 2026-12-07T06:00, in each store's own time zone; they
+        /// verify and keep it before then, WAN or not.
+        #[arg(long, value_parser = parse_local_time, conflicts_with = "urgent")]
+        effective_at: Option<chrono::NaiveDateTime>,
         /// After signing, ask this status service which stores' last report
         /// came from a reconciler that does not read the apiVersion just
         /// signed for them (fleet/v2), and warn for each.
@@ -343,6 +420,10 @@ enum Command {
     /// Secret values in the repo (DESIGN.md §11).
     #[command(subcommand)]
     Secret(SecretCommand),
+    /// Rollouts in waves (DESIGN.md §12): advance, status, pause, resume,
+    /// abort. `fleet sign` starts them for tenants with `rollout:`.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// The fleet's trust root in trust/root/: which keys sign releases, and
     /// which root keys (a threshold of them) sign its next version.
     ///
@@ -512,6 +593,8 @@ fn run(cli: Cli) -> i32 {
             expires_in,
             refresh_within,
             all,
+            urgent,
+            effective_at,
             status_url,
             token_file,
         } => sign(
@@ -520,6 +603,10 @@ fn run(cli: Cli) -> i32 {
             expires_in,
             refresh_within,
             all,
+            ops::sign::Timing {
+                urgent,
+                effective_at,
+            },
             status_url.zip(token_file),
         ),
         Command::Verify { pubkey, root, repo } => verify(pubkey.as_deref(), root.as_deref(), &repo),
@@ -532,6 +619,7 @@ fn run(cli: Cli) -> i32 {
             repo,
         }) => secret_recipients(&status_url, &token_file, &repo),
         Command::Secret(cmd) => secret(cmd),
+        Command::Rollout(cmd) => rollout(cmd),
         Command::Quickstart {
             dir,
             exit_after_demo,
@@ -623,6 +711,7 @@ fn sign(
     expires_in: Option<std::time::Duration>,
     refresh_within: Option<std::time::Duration>,
     all: bool,
+    timing: ops::sign::Timing,
     status: Option<(String, PathBuf)>,
 ) -> i32 {
     // A token file that cannot be read is a usage error before anything is
@@ -644,6 +733,8 @@ fn sign(
         expires_in,
         refresh_within,
         all,
+        urgent: timing.urgent,
+        effective_at: timing.effective_at,
         now: chrono::Utc::now(),
     };
     let result = ops::sign::sign(&opts, |s| {
@@ -651,10 +742,18 @@ fn sign(
     });
     match result {
         Ok(report) => {
+            for line in &report.rollouts {
+                println!("rollout: {line}");
+            }
             println!(
-                "{} release(s) signed, {} store(s) unchanged, from commit {}",
+                "{} release(s) signed, {} store(s) unchanged{}, from commit {}",
                 report.signed.len(),
                 report.unchanged,
+                if report.held > 0 {
+                    format!(", {} held for later rollout waves", report.held)
+                } else {
+                    String::new()
+                },
                 report.source_commit
             );
             if let Some((url, token)) = status {
@@ -675,6 +774,180 @@ fn sign(
         }
         Err(e) => fail(format!("{e:#}")),
     }
+}
+
+fn rollout(cmd: RolloutCommand) -> i32 {
+    use ops::rollout;
+    let now = chrono::Utc::now();
+    let sign_opts = |key: &std::path::Path, repo: PathBuf| {
+        ops::keygen::load_secret_key(key, signing_password()).map(|key| ops::sign::SignOptions {
+            repo,
+            key,
+            expires_in: None,
+            refresh_within: None,
+            all: false,
+            urgent: false,
+            effective_at: None,
+            now,
+        })
+    };
+    let result: anyhow::Result<()> = (|| match cmd {
+        RolloutCommand::Advance {
+            key,
+            status_url,
+            token_file,
+            repo,
+        } => {
+            let token = ops::status_api::read_token_file(&token_file)?;
+            let api = ops::status_api::StatusApi::new(&status_url, &token)?;
+            let opts = sign_opts(&key, repo)?;
+            let ctx = ops::sign::SignContext::new(&opts)?;
+            let done = rollout::advance(&ctx, |tenant| {
+                let (code, body) = api.get(&format!("/api/v1/stores?tenant={tenant}"))?;
+                if code != 200 {
+                    anyhow::bail!("GET /api/v1/stores?tenant={tenant} answered {code}: {body}");
+                }
+                let stores: Vec<rollout::StoreStatus> =
+                    serde_json::from_value(body["stores"].clone())
+                        .map_err(|e| anyhow::anyhow!("the status service's store list: {e}"))?;
+                Ok(stores.into_iter().map(|s| (s.store.clone(), s)).collect())
+            })?;
+            if done.is_empty() {
+                println!("no rollout in progress");
+            }
+            for a in &done {
+                for s in &a.signed {
+                    eprintln!("signed {} revision {} ({})", s.store, s.revision, s.reason);
+                }
+                println!("{} {}: {}", a.tenant, a.id, a.line);
+            }
+            Ok(())
+        }
+        RolloutCommand::Status { id, repo } => {
+            let all = match id {
+                Some(id) => vec![rollout::find(&repo, &id)?],
+                None => rollout::load_all(&repo)?,
+            };
+            if all.is_empty() {
+                println!("no rollouts in {}", repo.join("rollouts").display());
+            }
+            for (_, r) in &all {
+                println!(
+                    "{} {} {} (started {}, commit {})",
+                    r.tenant,
+                    r.id,
+                    r.state.as_str(),
+                    r.started_at.format("%Y-%m-%d %H:%M UTC"),
+                    &r.source_commit.get(..10).unwrap_or(&r.source_commit)
+                );
+                for (i, w) in r.waves.iter().enumerate() {
+                    let mark = if i == r.current_wave && r.state.is_active() {
+                        "→"
+                    } else {
+                        " "
+                    };
+                    let signed = match w.signed_at {
+                        Some(t) => format!("signed {}", t.format("%Y-%m-%d %H:%M")),
+                        None => "not signed".to_owned(),
+                    };
+                    println!(
+                        "  {mark} {} · {} store(s) · {signed}{}",
+                        w.name,
+                        w.stores.len(),
+                        w.complete_at
+                            .map(|t| format!(" · complete since {}", t.format("%Y-%m-%d %H:%M")))
+                            .unwrap_or_default()
+                    );
+                }
+                if let Some(why) = &r.abort_reason {
+                    println!("  aborted because: {why}");
+                }
+                if let Some(by) = &r.superseded_by {
+                    println!("  superseded by {by}");
+                }
+                if let Some(d) = r.history.last() {
+                    println!(
+                        "  last decision {}: {}",
+                        d.at.format("%Y-%m-%d %H:%M UTC"),
+                        d.what
+                    );
+                }
+            }
+            Ok(())
+        }
+        RolloutCommand::Pause { id, repo, .. } => {
+            for l in rollout::set_paused(&repo, id.as_deref(), true, now)? {
+                println!("{l}");
+            }
+            Ok(())
+        }
+        RolloutCommand::Resume { id, repo, .. } => {
+            for l in rollout::set_paused(&repo, id.as_deref(), false, now)? {
+                println!("{l}");
+            }
+            Ok(())
+        }
+        RolloutCommand::Abort {
+            id,
+            key,
+            reason,
+            repo,
+        } => {
+            let (path, mut file) = rollout::find(&repo, &id)?;
+            if !file.state.is_active() {
+                anyhow::bail!(
+                    "rollout {} is {}: nothing to abort",
+                    file.id,
+                    file.state.as_str()
+                );
+            }
+            let mut signed = Vec::new();
+            let line = match key {
+                Some(key) => {
+                    let opts = sign_opts(&key, repo.clone())?;
+                    let ctx = ops::sign::SignContext::new(&opts)?;
+                    let tenant =
+                        ctx.repo.tenants.get(&file.tenant).ok_or_else(|| {
+                            anyhow::anyhow!("the repo has no tenant {}", file.tenant)
+                        })?;
+                    rollout::abort_rollout(&ctx, tenant, &mut file, reason, true, &mut signed)?
+                }
+                None => {
+                    file.state = schemas::rollout::RolloutState::Aborted;
+                    file.abort_reason = Some(reason.clone());
+                    file.history.push(schemas::rollout::Decision {
+                        at: now,
+                        what: format!("aborted: {reason}"),
+                    });
+                    format!(
+                        "aborted: {reason}; later waves never move (give --key to roll back the moved stores)"
+                    )
+                }
+            };
+            rollout::write(&path, &file)?;
+            for s in &signed {
+                eprintln!("signed {} revision {} ({})", s.store, s.revision, s.reason);
+            }
+            println!("{} {}: {line}", file.tenant, file.id);
+            Ok(())
+        }
+    })();
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => fail(format!("{e:#}")),
+    }
+}
+
+/// `--effective-at`: a store-local date and time, `YYYY-MM-DDTHH:MM[:SS]`.
+fn parse_local_time(text: &str) -> Result<chrono::NaiveDateTime, String> {
+    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
+        .ok_or_else(|| {
+            format!(
+                "{text:?} is not a store-local date and time such as 2026-12-07T06:00 (no zone: each store's own applies)"
+            )
+        })
 }
 
 fn verify(

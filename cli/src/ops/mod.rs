@@ -6,6 +6,7 @@ pub mod keygen;
 pub mod plan;
 pub mod quickstart;
 pub mod render;
+pub mod rollout;
 pub mod root;
 pub mod scaffold;
 pub mod schema;

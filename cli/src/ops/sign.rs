@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use chrono::{DateTime, SubsecRound as _, Utc};
+use chrono::{DateTime, NaiveDateTime, SubsecRound as _, Utc};
 use schemas::load::{FleetRepo, StoreSource, TenantSources};
 use schemas::model::StoreReleaseKind;
 use schemas::render::render_store;
@@ -19,6 +19,13 @@ use schemas::{Release, StoreState};
 
 use crate::ops::validate::validate_dir;
 use release::applied::write_atomically;
+
+/// `--urgent` and `--effective-at` of `fleet sign`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Timing {
+    pub urgent: bool,
+    pub effective_at: Option<NaiveDateTime>,
+}
 
 /// Options of `fleet sign`.
 #[derive(Debug)]
@@ -31,6 +38,11 @@ pub struct SignOptions {
     pub refresh_within: Option<Duration>,
     /// Re-sign every store, changed or not (after a key rotation).
     pub all: bool,
+    /// Applied at once at the stores, windows ignored, waves skipped; a
+    /// pending effective time is dropped (DESIGN.md §12).
+    pub urgent: bool,
+    /// Store-local time the changed stores apply their release at.
+    pub effective_at: Option<NaiveDateTime>,
     pub now: DateTime<Utc>,
 }
 
@@ -45,6 +57,8 @@ pub enum Reason {
     Refresh,
     /// `--all` was given.
     Forced,
+    /// A rollout was aborted: the previous state again, urgent.
+    Rollback,
 }
 
 impl std::fmt::Display for Reason {
@@ -54,6 +68,7 @@ impl std::fmt::Display for Reason {
             Reason::Changed => "desired state changed",
             Reason::Refresh => "refreshed before expiry",
             Reason::Forced => "re-signed on request (--all)",
+            Reason::Rollback => "rolled back: the rollout was aborted",
         })
     }
 }
@@ -73,6 +88,10 @@ pub struct Signed {
 pub struct SignReport {
     pub signed: Vec<Signed>,
     pub unchanged: usize,
+    /// Changed stores held for a later rollout wave.
+    pub held: usize,
+    /// What happened to rollouts, one line each.
+    pub rollouts: Vec<String>,
     pub source_commit: String,
 }
 
@@ -94,117 +113,340 @@ fn tenant_key_wrap(store_dir: &Path, state: &StoreState) -> anyhow::Result<Optio
     }
 }
 
+/// When a new release of a store takes effect.
+struct Schedule {
+    effective_at: Option<NaiveDateTime>,
+    /// `effective_at` in the store's time zone.
+    effective_instant: Option<DateTime<Utc>>,
+    urgent: bool,
+}
+
+/// The effective time and urgency of a store's new release: `--urgent`
+/// drops any effective time; `--effective-at` sets it for a changed store;
+/// otherwise a pending effective time of the current release is kept (a
+/// later non-urgent sign does not make a scheduled change apply early), and
+/// a refresh of the same state keeps its urgency.
+fn schedule(
+    opts: &SignOptions,
+    tenant: &TenantSources,
+    store: &StoreSource,
+    current: Option<&Release>,
+    reason: Reason,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Schedule> {
+    if opts.urgent {
+        return Ok(Schedule {
+            effective_at: None,
+            effective_instant: None,
+            urgent: true,
+        });
+    }
+    let effective_at = match (opts.effective_at, reason) {
+        (Some(at), Reason::Changed | Reason::First) => Some(at),
+        _ => current.and_then(|r| r.effective_at),
+    };
+    let Some(at) = effective_at else {
+        let urgent = reason == Reason::Refresh && current.is_some_and(|r| r.urgent);
+        return Ok(Schedule {
+            effective_at: None,
+            effective_instant: None,
+            urgent,
+        });
+    };
+    let name = store
+        .file
+        .store
+        .timezone
+        .as_deref()
+        .or(tenant.base.info.as_ref().map(|i| i.timezone.as_str()))
+        .unwrap_or("UTC");
+    let tz = schemas::rollout::time_zone(name).with_context(|| {
+        format!("time zone `{name}` is not in the time zone database, so {at} cannot be placed")
+    })?;
+    let instant = schemas::rollout::local_instant(at, tz);
+    // A time that has passed is no longer pending: drop it.
+    if opts.effective_at.is_none() && instant <= now {
+        return Ok(Schedule {
+            effective_at: None,
+            effective_instant: None,
+            urgent: false,
+        });
+    }
+    Ok(Schedule {
+        effective_at: Some(at),
+        effective_instant: Some(instant),
+        urgent: false,
+    })
+}
+
 /// File names of a store's release.
 pub const RELEASE_FILE: &str = "release.yaml";
 pub const SIGNATURE_FILE: &str = "release.yaml.minisig";
 
-/// Sign what needs signing in the repo at `opts.repo`.
-pub fn sign(opts: &SignOptions, mut progress: impl FnMut(&Signed)) -> anyhow::Result<SignReport> {
-    let validation = validate_dir(&opts.repo)?;
-    if !validation.is_valid() {
-        bail!(
-            "the fleet repo does not validate ({} error(s)); run `fleet validate` and fix them: an invalid repo is never signed",
-            validation.errors()
-        );
-    }
-    let repo = &validation.repo;
-    let git = git2::Repository::discover(&opts.repo).with_context(|| {
-        format!(
-            "{} is not in a Git repository; releases record the commit they were rendered from",
-            opts.repo.display()
-        )
-    })?;
-    let head = git
-        .head()
-        .and_then(|h| h.peel_to_commit())
-        .context("reading HEAD (is there a commit yet?)")?;
-    let source_commit = head.id().to_string();
-    let policy = repo.fleet.as_ref().map(|f| f.release).unwrap_or_default();
-    let day = Duration::from_secs(86_400);
-    let expires_in = opts.expires_in.unwrap_or(day * policy.expires_in_days);
-    let refresh_within = opts
-        .refresh_within
-        .unwrap_or(day * policy.refresh_within_days);
-    if refresh_within >= expires_in {
-        bail!(
-            "--refresh-within must be shorter than --expires-in, or every run would re-sign every store"
-        );
-    }
-    let now = opts.now.trunc_subsecs(0);
-    let expires_at =
-        now + chrono::Duration::from_std(expires_in).context("--expires-in is too long")?;
-    let refresh_at =
-        now + chrono::Duration::from_std(refresh_within).context("--refresh-within is too long")?;
+/// What every release of one `fleet sign` (or `fleet rollout advance`)
+/// run shares: the validated repo, its Git history, the clock and the
+/// validity.
+pub struct SignContext<'a> {
+    pub opts: &'a SignOptions,
+    pub repo: schemas::FleetRepo,
+    pub git: git2::Repository,
+    pub source_commit: String,
+    pub now: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub refresh_at: DateTime<Utc>,
+}
 
+impl std::fmt::Debug for SignContext<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignContext")
+            .field("repo", &self.opts.repo)
+            .field("source_commit", &self.source_commit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> SignContext<'a> {
+    /// Validate the repo at `opts.repo` (an invalid repo is never signed)
+    /// and read HEAD and the validity policy.
+    pub fn new(opts: &'a SignOptions) -> anyhow::Result<SignContext<'a>> {
+        let validation = validate_dir(&opts.repo)?;
+        if !validation.is_valid() {
+            bail!(
+                "the fleet repo does not validate ({} error(s)); run `fleet validate` and fix them: an invalid repo is never signed",
+                validation.errors()
+            );
+        }
+        let repo = validation.repo;
+        let git = git2::Repository::discover(&opts.repo).with_context(|| {
+            format!(
+                "{} is not in a Git repository; releases record the commit they were rendered from",
+                opts.repo.display()
+            )
+        })?;
+        let source_commit = git
+            .head()
+            .and_then(|h| h.peel_to_commit())
+            .context("reading HEAD (is there a commit yet?)")?
+            .id()
+            .to_string();
+        let policy = repo.fleet.as_ref().map(|f| f.release).unwrap_or_default();
+        let day = Duration::from_secs(86_400);
+        let expires_in = opts.expires_in.unwrap_or(day * policy.expires_in_days);
+        let refresh_within = opts
+            .refresh_within
+            .unwrap_or(day * policy.refresh_within_days);
+        if refresh_within >= expires_in {
+            bail!(
+                "--refresh-within must be shorter than --expires-in, or every run would re-sign every store"
+            );
+        }
+        let now = opts.now.trunc_subsecs(0);
+        let expires_at =
+            now + chrono::Duration::from_std(expires_in).context("--expires-in is too long")?;
+        let refresh_at = now
+            + chrono::Duration::from_std(refresh_within).context("--refresh-within is too long")?;
+        Ok(SignContext {
+            opts,
+            repo,
+            git,
+            source_commit,
+            now,
+            expires_at,
+            refresh_at,
+        })
+    }
+
+    /// The directory of a store's release files.
+    pub fn store_dir(&self, tenant: &TenantSources, store: &StoreSource) -> PathBuf {
+        self.opts.repo.join(store_rel_dir(tenant, store))
+    }
+
+    /// The release `store` would get now, and why; `None` when its current
+    /// release is the same and not about to expire.
+    pub fn prepare(
+        &self,
+        tenant: &TenantSources,
+        store: &StoreSource,
+    ) -> anyhow::Result<Option<Prepared>> {
+        let store_dir = self.store_dir(tenant, store);
+        let full_id = format!("{}/{}", tenant.dir, store.dir);
+        let state = render_store(&tenant.base, &store.file);
+        // Ciphertext is copied, never decrypted (DESIGN.md §11); a
+        // store's release carries only values meant for it.
+        let foreign = schemas::secrets::foreign_values(&state, &store.dir);
+        if !foreign.is_empty() {
+            bail!(
+                "{full_id}: refusing to sign encrypted values not meant for this store ({}); run `fleet validate`",
+                foreign.join(", ")
+            );
+        }
+        let tenant_key = tenant_key_wrap(&store_dir, &state)?;
+        // The store's windows replace the tenant's (DESIGN.md §12).
+        let windows = store
+            .file
+            .windows
+            .as_ref()
+            .or(tenant.base.windows.as_ref())
+            .filter(|w| !w.deny.is_empty())
+            .cloned();
+        let current = read_release(&store_dir.join(RELEASE_FILE));
+        let same =
+            |r: &Release| r.state == state && r.tenant_key == tenant_key && r.windows == windows;
+        let changed = !matches!(&current, Some(Ok(r)) if same(r));
+        let (previous, reason) = match &current {
+            Some(Ok(r)) if self.opts.all => (r.revision, Reason::Forced),
+            Some(Ok(r)) if same(r) && r.expires_at > self.refresh_at => return Ok(None),
+            Some(Ok(r)) if same(r) => (r.revision, Reason::Refresh),
+            Some(Ok(r)) => (r.revision, Reason::Changed),
+            // Unreadable or missing: continue numbering from history.
+            Some(Err(_)) => (
+                history_revision(&self.git, &store_rel_dir(tenant, store))?,
+                Reason::Changed,
+            ),
+            None => {
+                let prev = history_revision(&self.git, &store_rel_dir(tenant, store))?;
+                (
+                    prev,
+                    if prev == 0 {
+                        Reason::First
+                    } else {
+                        Reason::Changed
+                    },
+                )
+            }
+        };
+        let current = current.and_then(Result::ok);
+        let schedule = schedule(self.opts, tenant, store, current.as_ref(), reason, self.now)
+            .with_context(|| format!("{full_id}: placing the effective time"))?;
+        let release = self.finish(
+            Release {
+                api_version: ReleaseApiVersion::V1,
+                kind: StoreReleaseKind,
+                store: full_id,
+                revision: previous + 1,
+                source_commit: self.source_commit.clone(),
+                issued_at: self.now,
+                expires_at: self.expires_at,
+                tenant_key,
+                windows,
+                effective_at: schedule.effective_at,
+                urgent: schedule.urgent,
+                state,
+            },
+            schedule.effective_instant,
+        );
+        Ok(Some(Prepared {
+            store_dir,
+            release,
+            reason,
+            changed,
+            current,
+        }))
+    }
+
+    /// Validity and `apiVersion` of a release about to be signed: valid
+    /// for the normal time after it takes effect.
+    pub fn finish(&self, mut release: Release, effective: Option<DateTime<Utc>>) -> Release {
+        if let Some(at) = effective
+            && at > self.now
+        {
+            release.expires_at = self.expires_at.max(at + (self.expires_at - self.now));
+        }
+        release.api_version = ReleaseApiVersion::needed_by(
+            &release.state,
+            release.tenant_key.as_deref(),
+            release.has_scheduling(),
+        );
+        release
+    }
+
+    /// Sign and write a prepared release.
+    pub fn write(&self, p: &Prepared, reason: Reason) -> anyhow::Result<Signed> {
+        write_release(&p.store_dir, &p.release, &self.opts.key)?;
+        Ok(Signed {
+            store: p.release.store.clone(),
+            revision: p.release.revision,
+            reason,
+            api_version: p.release.api_version,
+        })
+    }
+}
+
+/// A store's next release, ready to sign.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    pub store_dir: PathBuf,
+    pub release: Release,
+    pub reason: Reason,
+    /// Its state, tenant key or windows differ from the current release's.
+    pub changed: bool,
+    /// The release in the repo now, when it reads.
+    pub current: Option<Release>,
+}
+
+/// Sign what needs signing in the repo at `opts.repo`. A tenant with
+/// `rollout:` gets a changed state in waves (DESIGN.md §12): only the
+/// current wave's stores are signed, see [`crate::ops::rollout`].
+pub fn sign(opts: &SignOptions, mut progress: impl FnMut(&Signed)) -> anyhow::Result<SignReport> {
+    let ctx = SignContext::new(opts)?;
     let mut report = SignReport {
-        source_commit: source_commit.clone(),
+        source_commit: ctx.source_commit.clone(),
         ..SignReport::default()
     };
-    for tenant in repo.tenants.values() {
+    for tenant in ctx.repo.tenants.values() {
+        let mut prepared = Vec::new();
         for store in tenant.stores.values() {
-            let store_dir = opts.repo.join(store_rel_dir(tenant, store));
-            let full_id = format!("{}/{}", tenant.dir, store.dir);
-            let state = render_store(&tenant.base, &store.file);
-            // Ciphertext is copied, never decrypted (DESIGN.md §11); a
-            // store's release carries only values meant for it.
-            let foreign = schemas::secrets::foreign_values(&state, &store.dir);
-            if !foreign.is_empty() {
-                bail!(
-                    "{full_id}: refusing to sign encrypted values not meant for this store ({}); run `fleet validate`",
-                    foreign.join(", ")
-                );
+            match ctx.prepare(tenant, store)? {
+                Some(p) => prepared.push((store, p)),
+                None => report.unchanged += 1,
             }
-            let tenant_key = tenant_key_wrap(&store_dir, &state)?;
-            let current = read_release(&store_dir.join(RELEASE_FILE));
-            let same = |r: &Release| r.state == state && r.tenant_key == tenant_key;
-            let (previous, reason) = match &current {
-                Some(Ok(r)) if opts.all => (r.revision, Reason::Forced),
-                Some(Ok(r)) if same(r) && r.expires_at > refresh_at => {
-                    report.unchanged += 1;
-                    continue;
+        }
+        let staging = crate::ops::rollout::stage(&ctx, tenant, &prepared)?;
+        report.rollouts.extend(staging.notes.iter().cloned());
+        let mut first_wave = std::collections::BTreeMap::new();
+        for (store, p) in &prepared {
+            if staging.holds(&store.dir) {
+                // Held for a later wave; its current release is kept
+                // valid meanwhile.
+                if let Some(refresh) = refresh_current(&ctx, p) {
+                    let signed = ctx.write(&refresh, Reason::Refresh)?;
+                    progress(&signed);
+                    report.signed.push(signed);
+                } else {
+                    report.held += 1;
                 }
-                Some(Ok(r)) if same(r) => (r.revision, Reason::Refresh),
-                Some(Ok(r)) => (r.revision, Reason::Changed),
-                // Unreadable or missing: continue numbering from history.
-                Some(Err(_)) => (
-                    history_revision(&git, &store_rel_dir(tenant, store))?,
-                    Reason::Changed,
-                ),
-                None => {
-                    let prev = history_revision(&git, &store_rel_dir(tenant, store))?;
-                    (
-                        prev,
-                        if prev == 0 {
-                            Reason::First
-                        } else {
-                            Reason::Changed
-                        },
-                    )
-                }
-            };
-            let release = Release {
-                api_version: ReleaseApiVersion::needed(&state, tenant_key.as_deref()),
-                kind: StoreReleaseKind,
-                store: full_id.clone(),
-                revision: previous + 1,
-                source_commit: source_commit.clone(),
-                issued_at: now,
-                expires_at,
-                tenant_key,
-                state,
-            };
-            write_release(&store_dir, &release, &opts.key)?;
-            let signed = Signed {
-                store: full_id,
-                revision: release.revision,
-                reason,
-                api_version: release.api_version,
-            };
+                continue;
+            }
+            let signed = ctx.write(p, p.reason)?;
+            if staging.in_first_wave(&store.dir) {
+                first_wave.insert(store.dir.clone(), signed.revision);
+            }
             progress(&signed);
             report.signed.push(signed);
         }
+        staging.write(&ctx, first_wave)?;
     }
     Ok(report)
+}
+
+/// The current release of a held store signed again unchanged, when it
+/// expires within the refresh window.
+fn refresh_current(ctx: &SignContext<'_>, p: &Prepared) -> Option<Prepared> {
+    let current = p.current.as_ref()?;
+    if current.expires_at > ctx.refresh_at {
+        return None;
+    }
+    let mut release = current.clone();
+    release.revision = p.release.revision;
+    release.issued_at = ctx.now;
+    release.expires_at = ctx.expires_at;
+    Some(Prepared {
+        release: ctx.finish(release, None),
+        reason: Reason::Refresh,
+        changed: false,
+        current: p.current.clone(),
+        store_dir: p.store_dir.clone(),
+    })
 }
 
 /// `tenants/<t>/stores/<s>` relative to the repo root.
@@ -229,6 +471,11 @@ enum CurrentReleaseError {
     Read(#[from] std::io::Error),
     #[error("{0}")]
     Decode(Box<schemas::Diagnostic>),
+}
+
+/// The release in a store's directory, when there is one that reads.
+pub fn read_current(store_dir: &Path) -> Option<Release> {
+    read_release(&store_dir.join(RELEASE_FILE)).and_then(Result::ok)
 }
 
 /// The release in `path`: `None` if there is none, `Err` if unreadable.
@@ -342,6 +589,9 @@ mod tests {
             issued_at: at("2026-11-24T18:00:00Z"),
             expires_at: at("2027-02-22T18:00:00Z"),
             tenant_key: None,
+            windows: None,
+            effective_at: None,
+            urgent: false,
             state: StoreState::default(),
         }
     }

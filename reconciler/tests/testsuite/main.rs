@@ -15,6 +15,8 @@ mod diagnose_e2e;
 mod docs_pi;
 mod quickstart;
 mod reconcile_e2e;
+mod rollout_e2e;
+mod schedule_e2e;
 mod secrets_e2e;
 mod status_e2e;
 mod troubleshooting_rows;

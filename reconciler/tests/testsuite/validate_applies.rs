@@ -572,6 +572,9 @@ fn unvalidated_release_fails_at_the_edge(
         issued_at: now,
         expires_at: now + chrono::Duration::days(30),
         tenant_key: None,
+        windows: None,
+        effective_at: None,
+        urgent: false,
         state,
     };
     let bytes = cli::ops::sign::release_bytes(&release);

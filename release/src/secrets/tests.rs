@@ -253,6 +253,9 @@ fn identity_files_parse_and_a_release_without_secrets_needs_none() {
         issued_at: chrono::Utc::now(),
         expires_at: chrono::Utc::now(),
         tenant_key,
+        windows: None,
+        effective_at: None,
+        urgent: false,
         state,
     };
     let plain = open_release(&release(StoreState::default(), None), "a", missing);

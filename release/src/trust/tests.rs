@@ -123,6 +123,9 @@ fn release() -> Release {
         issued_at: at(ISSUED),
         expires_at: at(EXPIRES),
         tenant_key: None,
+        windows: None,
+        effective_at: None,
+        urgent: false,
         state: StoreState::default(),
     }
 }

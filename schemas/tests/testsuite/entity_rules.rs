@@ -276,6 +276,7 @@ fn generated() -> impl Strategy<Value = Generated> {
             name,
             timezone,
             recipient: None,
+            labels: Default::default(),
         });
     (
         (tax, category, group(), item(), discount(), role()),
@@ -407,6 +408,8 @@ fn repo(g: &Generated) -> (TenantFile, StoreFile) {
                 categories: BTreeMap::new(),
             },
         }),
+        rollout: None,
+        windows: None,
     };
     let device = |d: &str, s: &str| Device {
         id: id(d),
@@ -421,6 +424,7 @@ fn repo(g: &Generated) -> (TenantFile, StoreFile) {
         overrides: Overrides::default(),
         access: StoreAccess::default(),
         devices: vec![device("d1", "s1"), device("d2", "s2"), g.device.clone()],
+        windows: None,
         menu: None,
         kitchen: None,
         settings: None,

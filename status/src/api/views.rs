@@ -500,6 +500,9 @@ pub struct ReportDetails {
     /// Entities left out of the pass because their secret value could not
     /// be decrypted at the store (DESIGN.md §11).
     pub held_back: Vec<HeldBackLine>,
+    /// With `scheduled` or `waiting_window`: when the store applies the
+    /// release it holds (RFC 3339, as the node sent it).
+    pub waiting_until: Option<String>,
 }
 
 /// One entity a store held back, as its report says.
@@ -657,6 +660,7 @@ impl ReportDetails {
                     drift: or_default(field("drift")),
                     overridden: or_default(field("overridden")),
                     held_back: or_default(field("held_back")),
+                    waiting_until: or_default(field("waiting_until")),
                 }
             }
             _ => ReportDetails::default(),

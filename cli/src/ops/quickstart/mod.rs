@@ -610,6 +610,8 @@ async fn sign_and_commit(
         expires_in: None,
         refresh_within: None,
         all: false,
+        urgent: false,
+        effective_at: None,
         now: chrono::Utc::now(),
     };
     let report = crate::ops::sign::sign(&opts, |_| {}).map_err(|source| QuickstartError::Step {

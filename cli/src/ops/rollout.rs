@@ -1,0 +1,799 @@
+//! Rollouts (DESIGN.md §12): a tenant's changed stores get their releases
+//! in waves. `fleet sign` starts a rollout ([`stage`]) and signs its first
+//! wave; `fleet rollout advance` ([`advance`]) asks the status service where
+//! the current wave's stores are and signs the next wave once the gate
+//! passes, or aborts (and rolls back); `pause`, `resume` and `abort` change
+//! the file. Every decision is a change to `rollouts/<tenant>/<id>.yaml`
+//! that the release job commits.
+//!
+//! Superseding: a change to a tenant's sources while its rollout is active
+//! marks that rollout `superseded` and starts a new one over every store
+//! whose release differs from its rendered state — from the first wave
+//! again, so a fix of a bad change goes through the canaries too. An urgent
+//! sign supersedes it and signs every store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, bail};
+use chrono::{DateTime, Utc};
+use schemas::load::{StoreSource, TenantSources};
+use schemas::rollout::{
+    Decision, ROLLOUTS_DIR, RolloutFile, RolloutState, RolloutWave, StoreRef, assign_waves,
+};
+use sha2::{Digest as _, Sha256};
+
+use crate::ops::sign::{Prepared, Reason, SignContext, Signed};
+
+/// SHA-256 over a tenant's decoded sources (base files, store.yaml files,
+/// secrets.lock): what a rollout was started from.
+pub fn sources_digest(texts: &BTreeMap<String, String>, tenant: &str) -> String {
+    let prefix = format!("tenants/{tenant}/");
+    let mut h = Sha256::new();
+    for (path, text) in texts.range(prefix.clone()..) {
+        if !path.starts_with(&prefix) {
+            break;
+        }
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+/// The directory of a tenant's rollout files.
+pub fn tenant_dir(repo: &Path, tenant: &str) -> PathBuf {
+    repo.join(ROLLOUTS_DIR).join(tenant)
+}
+
+/// Every rollout file of `tenant`, oldest first.
+pub fn load_tenant(repo: &Path, tenant: &str) -> anyhow::Result<Vec<(PathBuf, RolloutFile)>> {
+    let dir = tenant_dir(repo, tenant);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut out = Vec::new();
+    for e in entries {
+        let path = e
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
+        if path.extension().is_some_and(|x| x == "yaml") {
+            out.push((path.clone(), read(&path)?));
+        }
+    }
+    out.sort_by(|a, b| (a.1.started_at, &a.1.id).cmp(&(b.1.started_at, &b.1.id)));
+    Ok(out)
+}
+
+/// Every rollout file of the repo, by tenant, oldest first.
+pub fn load_all(repo: &Path) -> anyhow::Result<Vec<(PathBuf, RolloutFile)>> {
+    let dir = repo.join(ROLLOUTS_DIR);
+    let mut tenants = Vec::new();
+    match std::fs::read_dir(&dir) {
+        Ok(entries) => {
+            for e in entries {
+                let e = e.with_context(|| format!("reading {}", dir.display()))?;
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    tenants.push(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    }
+    tenants.sort();
+    let mut out = Vec::new();
+    for t in tenants {
+        out.extend(load_tenant(repo, &t)?);
+    }
+    Ok(out)
+}
+
+fn read(path: &Path) -> anyhow::Result<RolloutFile> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    schemas::yaml::decode::<RolloutFile>(&path.display().to_string(), &text)
+        .map_err(|d| anyhow::anyhow!("{d}"))
+}
+
+/// Write a rollout file (atomically).
+pub fn write(path: &Path, file: &RolloutFile) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut text = String::from(
+        "# Written by `fleet sign` and `fleet rollout`; commit it with the releases.\n",
+    );
+    text.push_str(&schemas::yaml::to_canonical_yaml(file).context("serializing the rollout")?);
+    release::applied::write_atomically(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}
+
+fn decide(file: &mut RolloutFile, at: DateTime<Utc>, what: impl Into<String>) {
+    file.history.push(Decision {
+        at,
+        what: what.into(),
+    });
+}
+
+// ---------------------------------------------------------------- sign
+
+/// What `fleet sign` does with one tenant's prepared releases.
+#[derive(Debug, Default)]
+pub struct Staging {
+    /// Stores whose new release waits for a later wave.
+    held: BTreeSet<String>,
+    /// Stores of a new rollout's first wave (their revisions go in its file).
+    first_wave: BTreeSet<String>,
+    /// A rollout started now.
+    started: Option<(PathBuf, RolloutFile)>,
+    /// Rollout files changed (superseded).
+    changed: Vec<(PathBuf, RolloutFile)>,
+    /// One line per thing that happened, for the operator.
+    pub notes: Vec<String>,
+}
+
+impl Staging {
+    pub fn holds(&self, store: &str) -> bool {
+        self.held.contains(store)
+    }
+
+    pub fn in_first_wave(&self, store: &str) -> bool {
+        self.first_wave.contains(store)
+    }
+
+    /// Write the rollout files, the new one with the revisions its first
+    /// wave was signed.
+    pub fn write(
+        self,
+        ctx: &SignContext<'_>,
+        revisions: BTreeMap<String, u64>,
+    ) -> anyhow::Result<()> {
+        for (path, file) in &self.changed {
+            write(path, file)?;
+        }
+        if let Some((path, mut file)) = self.started {
+            let wave = &mut file.waves[file.current_wave];
+            wave.revisions = revisions;
+            wave.signed_at = Some(ctx.now);
+            write(&path, &file)?;
+        }
+        Ok(())
+    }
+}
+
+/// Decide which of a tenant's prepared releases `fleet sign` writes now.
+/// Only changes are staged: a store's first release, a refresh and a
+/// re-sign of the same state go out at once.
+pub fn stage(
+    ctx: &SignContext<'_>,
+    tenant: &TenantSources,
+    prepared: &[(&StoreSource, Prepared)],
+) -> anyhow::Result<Staging> {
+    let mut staging = Staging::default();
+    let rollouts = load_tenant(&ctx.opts.repo, &tenant.dir)?;
+    let digest = sources_digest(&ctx.repo.texts, &tenant.dir);
+    let active: Vec<&(PathBuf, RolloutFile)> = rollouts
+        .iter()
+        .filter(|(_, r)| r.state.is_active())
+        .collect();
+    let changed: Vec<&(&StoreSource, Prepared)> = prepared
+        .iter()
+        .filter(|(_, p)| p.changed && p.reason != Reason::First)
+        .collect();
+    let supersede = |staging: &mut Staging, by: &str| {
+        for (path, r) in &active {
+            let mut r = r.clone();
+            r.state = RolloutState::Superseded;
+            r.superseded_by = Some(by.to_owned());
+            decide(&mut r, ctx.now, format!("superseded by {by}"));
+            staging.notes.push(format!(
+                "{}: rollout {} superseded by {by}",
+                tenant.dir, r.id
+            ));
+            staging.changed.push((path.clone(), r));
+        }
+    };
+    let policy = match (&tenant.base.rollout, ctx.opts.urgent) {
+        (_, true) => {
+            supersede(
+                &mut staging,
+                &format!("an urgent sign at {}", short(&ctx.source_commit)),
+            );
+            return Ok(staging);
+        }
+        (None, false) => {
+            supersede(&mut staging, "a sign without rollout: in the tenant");
+            return Ok(staging);
+        }
+        (Some(p), false) => p,
+    };
+    // The same sources as the active rollout: its later waves stay held.
+    if let Some((_, r)) = active.iter().find(|(_, r)| r.sources_digest == digest) {
+        let signed: BTreeSet<&str> = r
+            .waves
+            .iter()
+            .filter(|w| w.signed_at.is_some())
+            .flat_map(|w| w.stores.iter().map(String::as_str))
+            .collect();
+        for (s, _) in &changed {
+            if !signed.contains(s.dir.as_str()) {
+                staging.held.insert(s.dir.clone());
+            }
+        }
+        if !staging.held.is_empty() {
+            staging.notes.push(format!(
+                "{}: rollout {} is {}; {} store(s) wait for its later waves (fleet rollout advance)",
+                tenant.dir,
+                r.id,
+                r.state.as_str(),
+                staging.held.len()
+            ));
+        }
+        return Ok(staging);
+    }
+    if changed.is_empty() {
+        return Ok(staging);
+    }
+    // After an abort the same sources do not start again.
+    if let Some((_, r)) = rollouts
+        .iter()
+        .rev()
+        .find(|(_, r)| r.state == RolloutState::Aborted && r.sources_digest == digest)
+    {
+        staging
+            .held
+            .extend(changed.iter().map(|(s, _)| s.dir.clone()));
+        staging.notes.push(format!(
+            "{}: rollout {} of these sources was aborted ({}); not starting again until they change (or sign --urgent)",
+            tenant.dir,
+            r.id,
+            r.abort_reason.as_deref().unwrap_or("no reason recorded")
+        ));
+        return Ok(staging);
+    }
+    let id = format!(
+        "{}-{}",
+        ctx.now.format("%Y%m%d-%H%M%S"),
+        short(&ctx.source_commit)
+    );
+    supersede(&mut staging, &id);
+    let refs: Vec<StoreRef<'_>> = changed
+        .iter()
+        .map(|(s, _)| StoreRef {
+            id: &s.dir,
+            labels: &s.file.store.labels,
+        })
+        .collect();
+    let (assigned, unselected) = assign_waves(policy, &refs);
+    if !unselected.is_empty() {
+        bail!(
+            "{}: no rollout wave takes {}; run `fleet validate` (rollout/uncovered)",
+            tenant.dir,
+            unselected.join(", ")
+        );
+    }
+    let waves: Vec<RolloutWave> = policy
+        .waves
+        .iter()
+        .zip(assigned)
+        .map(|(w, stores)| RolloutWave {
+            name: w.name.to_string(),
+            stores,
+            signed_at: None,
+            revisions: BTreeMap::new(),
+            complete_at: None,
+        })
+        .collect();
+    let current = waves.iter().position(|w| !w.stores.is_empty()).unwrap_or(0);
+    staging.first_wave = waves[current].stores.iter().cloned().collect();
+    for (s, _) in &changed {
+        if !staging.first_wave.contains(&s.dir) {
+            staging.held.insert(s.dir.clone());
+        }
+    }
+    let mut file = RolloutFile {
+        api_version: schemas::model::ApiVersion,
+        kind: schemas::model::RolloutKind,
+        id: id.clone(),
+        tenant: tenant.dir.clone(),
+        state: RolloutState::InProgress,
+        source_commit: ctx.source_commit.clone(),
+        base_commit: ctx.source_commit.clone(),
+        sources_digest: digest,
+        started_at: ctx.now,
+        current_wave: current,
+        bake: policy.bake,
+        abort: policy.abort,
+        waves,
+        abort_reason: None,
+        superseded_by: None,
+        rolled_back: BTreeMap::new(),
+        history: Vec::new(),
+    };
+    let what = format!(
+        "started: {} store(s) in {} wave(s); wave {} signed ({} store(s))",
+        changed.len(),
+        file.waves.len(),
+        file.waves[current].name,
+        staging.first_wave.len()
+    );
+    decide(&mut file, ctx.now, what.clone());
+    staging
+        .notes
+        .push(format!("{}: rollout {id} {what}", tenant.dir));
+    staging.started = Some((
+        tenant_dir(&ctx.opts.repo, &tenant.dir).join(format!("{id}.yaml")),
+        file,
+    ));
+    Ok(staging)
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..7).unwrap_or(commit)
+}
+
+// ---------------------------------------------------------------- advance
+
+/// Where a store of a wave is, by the status service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    /// At the wave's revision (or holding it: scheduled, waiting for a window).
+    AtTarget,
+    /// Failed or refused below it.
+    Failed,
+    /// No recent report (offline, never enrolled, unknown): counted apart.
+    Offline,
+    /// Not there yet.
+    Pending,
+}
+
+/// One store's summary as `GET /api/v1/stores` answers it.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct StoreStatus {
+    pub store: String,
+    pub state: String,
+    pub applied_revision: Option<u64>,
+    pub desired_revision: Option<u64>,
+}
+
+/// The standing of a store whose wave signed it `target`.
+pub fn standing(status: Option<&StoreStatus>, target: u64) -> Standing {
+    let Some(s) = status else {
+        return Standing::Offline;
+    };
+    if s.applied_revision.is_some_and(|a| a >= target) {
+        return Standing::AtTarget;
+    }
+    match s.state.as_str() {
+        "offline" | "unenrolled" => Standing::Offline,
+        "failed" | "refused" => Standing::Failed,
+        "scheduled" | "waiting_window" if s.desired_revision.is_some_and(|d| d >= target) => {
+            Standing::AtTarget
+        }
+        _ => Standing::Pending,
+    }
+}
+
+/// A wave's counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub stores: usize,
+    pub at_target: usize,
+    pub failed: usize,
+    pub offline: usize,
+    pub pending: usize,
+}
+
+impl Tally {
+    pub fn of(wave: &RolloutWave, tenant: &str, status: &BTreeMap<String, StoreStatus>) -> Tally {
+        let mut t = Tally {
+            stores: wave.stores.len(),
+            ..Tally::default()
+        };
+        for s in &wave.stores {
+            let target = wave.revisions.get(s).copied().unwrap_or(u64::MAX);
+            match standing(status.get(&format!("{tenant}/{s}")), target) {
+                Standing::AtTarget => t.at_target += 1,
+                Standing::Failed => t.failed += 1,
+                Standing::Offline => t.offline += 1,
+                Standing::Pending => t.pending += 1,
+            }
+        }
+        t
+    }
+
+    /// Stores that report.
+    pub fn online(&self) -> usize {
+        self.stores - self.offline
+    }
+
+    /// Every store that reports is at the target, and at least one reports.
+    pub fn complete(&self) -> bool {
+        self.online() > 0 && self.at_target == self.online()
+    }
+
+    /// Failed and refused stores reach the abort threshold.
+    pub fn past_threshold(&self, abort: &schemas::rollout::AbortPolicy) -> bool {
+        let online = self.online() as u64;
+        let failed = self.failed as u64;
+        online > 0 && failed >= abort.min_stores && failed * 100 >= abort.failed_percent * online
+    }
+}
+
+impl std::fmt::Display for Tally {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} at target, {} failed, {} waiting, {} offline of {}",
+            self.at_target, self.failed, self.pending, self.offline, self.stores
+        )
+    }
+}
+
+/// What `advance` did to one rollout.
+#[derive(Debug, Clone)]
+pub struct Advanced {
+    pub tenant: String,
+    pub id: String,
+    pub line: String,
+    pub signed: Vec<Signed>,
+}
+
+/// Every active rollout's gate, against the status service's view of its
+/// stores (`status(tenant)`), deciding and signing as DESIGN.md §12 says.
+pub fn advance(
+    ctx: &SignContext<'_>,
+    mut status: impl FnMut(&str) -> anyhow::Result<BTreeMap<String, StoreStatus>>,
+) -> anyhow::Result<Vec<Advanced>> {
+    let mut out = Vec::new();
+    for (path, mut file) in load_all(&ctx.opts.repo)? {
+        if file.state != RolloutState::InProgress {
+            continue;
+        }
+        let Some(tenant) = ctx.repo.tenants.get(&file.tenant) else {
+            bail!(
+                "rollout {} is for tenant {}, which the repo no longer has",
+                file.id,
+                file.tenant
+            );
+        };
+        let stores = status(&file.tenant)?;
+        let mut signed = Vec::new();
+        let line = step(ctx, tenant, &mut file, &stores, &mut signed)?;
+        write(&path, &file)?;
+        out.push(Advanced {
+            tenant: file.tenant.clone(),
+            id: file.id.clone(),
+            line,
+            signed,
+        });
+    }
+    Ok(out)
+}
+
+/// One rollout's decision.
+fn step(
+    ctx: &SignContext<'_>,
+    tenant: &TenantSources,
+    file: &mut RolloutFile,
+    status: &BTreeMap<String, StoreStatus>,
+    signed: &mut Vec<Signed>,
+) -> anyhow::Result<String> {
+    let now = ctx.now;
+    let i = file.current_wave;
+    let tally = Tally::of(&file.waves[i], &file.tenant, status);
+    let name = file.waves[i].name.clone();
+    if let Some(abort) = file.abort
+        && tally.past_threshold(&abort)
+    {
+        let reason = format!(
+            "wave {name}: {} of {} reporting stores failed or refused (threshold {}%, at least {})",
+            tally.failed,
+            tally.online(),
+            abort.failed_percent,
+            abort.min_stores
+        );
+        return abort_rollout(ctx, tenant, file, reason, abort.rollback, signed);
+    }
+    if !tally.complete() {
+        if file.waves[i].complete_at.take().is_some() {
+            decide(
+                file,
+                now,
+                format!("wave {name} no longer complete: {tally}"),
+            );
+        }
+        return Ok(format!("wave {name}: {tally}; waiting"));
+    }
+    let complete_at = *file.waves[i].complete_at.get_or_insert(now);
+    if complete_at == now {
+        decide(file, now, format!("wave {name} complete: {tally}"));
+    }
+    let bake = file
+        .bake
+        .and_then(|b| chrono::Duration::from_std(b.0).ok())
+        .unwrap_or_default();
+    if now < complete_at + bake {
+        return Ok(format!(
+            "wave {name}: {tally}; baking until {}",
+            (complete_at + bake).format("%Y-%m-%d %H:%M UTC")
+        ));
+    }
+    // The gate passed: the next wave with stores, or done.
+    let Some(next) = (i + 1..file.waves.len()).find(|&j| !file.waves[j].stores.is_empty()) else {
+        file.state = RolloutState::Completed;
+        decide(file, now, format!("completed after wave {name}"));
+        return Ok(format!("wave {name}: {tally}; rollout completed"));
+    };
+    let digest = sources_digest(&ctx.repo.texts, &file.tenant);
+    if digest != file.sources_digest {
+        return Ok(format!(
+            "wave {name} passed, but tenant {}'s sources changed since the rollout started: run `fleet sign`, which supersedes it",
+            file.tenant
+        ));
+    }
+    let wave_stores: BTreeSet<String> = file.waves[next].stores.iter().cloned().collect();
+    let mut revisions = BTreeMap::new();
+    for store in tenant
+        .stores
+        .values()
+        .filter(|s| wave_stores.contains(&s.dir))
+    {
+        if let Some(p) = ctx.prepare(tenant, store)? {
+            let s = ctx.write(&p, p.reason)?;
+            revisions.insert(store.dir.clone(), s.revision);
+            signed.push(s);
+        }
+    }
+    let next_name = file.waves[next].name.clone();
+    let wave = &mut file.waves[next];
+    wave.revisions = revisions;
+    wave.signed_at = Some(now);
+    file.current_wave = next;
+    let what = format!(
+        "wave {name} passed ({tally}); wave {next_name} signed ({} store(s))",
+        signed.len()
+    );
+    decide(file, now, what.clone());
+    Ok(what)
+}
+
+/// Mark `file` aborted and, with `rollback`, sign each moved store's
+/// previous release again as a new, urgent revision.
+pub fn abort_rollout(
+    ctx: &SignContext<'_>,
+    tenant: &TenantSources,
+    file: &mut RolloutFile,
+    reason: String,
+    rollback: bool,
+    signed: &mut Vec<Signed>,
+) -> anyhow::Result<String> {
+    file.state = RolloutState::Aborted;
+    file.abort_reason = Some(reason.clone());
+    decide(file, ctx.now, format!("aborted: {reason}"));
+    if !rollback {
+        return Ok(format!("aborted: {reason}; later waves never move"));
+    }
+    let base = ctx
+        .git
+        .revparse_single(&file.base_commit)
+        .and_then(|o| o.peel_to_tree())
+        .with_context(|| {
+            format!(
+                "reading the rollout's base commit {} to roll back",
+                file.base_commit
+            )
+        })?;
+    let moved: Vec<String> = file
+        .waves
+        .iter()
+        .flat_map(|w| w.revisions.keys().cloned())
+        .collect();
+    let mut missing = Vec::new();
+    for store_dir in &moved {
+        let Some(store) = tenant.stores.get(store_dir) else {
+            missing.push(store_dir.clone());
+            continue;
+        };
+        let rel = crate::ops::sign::store_rel_dir(tenant, store);
+        let previous = base
+            .get_path(Path::new(&format!(
+                "{rel}/{}",
+                crate::ops::sign::RELEASE_FILE
+            )))
+            .ok()
+            .and_then(|e| e.to_object(&ctx.git).ok())
+            .and_then(|o| o.peel_to_blob().ok())
+            .and_then(|b| {
+                let text = std::str::from_utf8(b.content()).ok()?.to_owned();
+                schemas::yaml::decode::<schemas::Release>(&rel, &text).ok()
+            });
+        let Some(previous) = previous else {
+            missing.push(store_dir.clone());
+            continue;
+        };
+        let store_dir_path = ctx.store_dir(tenant, store);
+        let current = crate::ops::sign::read_current(&store_dir_path);
+        let revision = current.as_ref().map_or(previous.revision, |c| c.revision) + 1;
+        let release = ctx.finish(
+            schemas::Release {
+                revision,
+                issued_at: ctx.now,
+                expires_at: ctx.expires_at,
+                effective_at: None,
+                urgent: true,
+                ..previous
+            },
+            None,
+        );
+        let p = Prepared {
+            store_dir: store_dir_path,
+            release,
+            reason: Reason::Rollback,
+            changed: true,
+            current,
+        };
+        let s = ctx.write(&p, Reason::Rollback)?;
+        file.rolled_back.insert(store_dir.clone(), s.revision);
+        signed.push(s);
+    }
+    let mut what = format!(
+        "aborted: {reason}; rolled back {} store(s) to their previous state",
+        file.rolled_back.len()
+    );
+    if !missing.is_empty() {
+        what.push_str(&format!(
+            " ({} had no previous release to return to: {})",
+            missing.len(),
+            missing.join(", ")
+        ));
+    }
+    decide(file, ctx.now, what.clone());
+    Ok(what)
+}
+
+/// Find one rollout by id (or a unique prefix of it).
+pub fn find(repo: &Path, id: &str) -> anyhow::Result<(PathBuf, RolloutFile)> {
+    let all = load_all(repo)?;
+    let mut hits: Vec<(PathBuf, RolloutFile)> = all
+        .into_iter()
+        .filter(|(_, r)| r.id.starts_with(id))
+        .collect();
+    match hits.len() {
+        1 => Ok(hits.remove(0)),
+        0 => bail!("no rollout {id} in {}", repo.join(ROLLOUTS_DIR).display()),
+        n => bail!("{n} rollouts start with {id}: give more of the id"),
+    }
+}
+
+/// `pause` or `resume` one rollout (or every active one): the file's state.
+pub fn set_paused(
+    repo: &Path,
+    id: Option<&str>,
+    paused: bool,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Vec<String>> {
+    let targets = match id {
+        Some(id) => vec![find(repo, id)?],
+        None => load_all(repo)?
+            .into_iter()
+            .filter(|(_, r)| r.state.is_active())
+            .collect(),
+    };
+    let (from, to, verb) = if paused {
+        (RolloutState::InProgress, RolloutState::Paused, "paused")
+    } else {
+        (RolloutState::Paused, RolloutState::InProgress, "resumed")
+    };
+    let mut lines = Vec::new();
+    for (path, mut r) in targets {
+        if r.state == to {
+            lines.push(format!("{}: already {}", r.id, to.as_str()));
+            continue;
+        }
+        if r.state != from {
+            bail!(
+                "rollout {} is {}: it cannot be {verb}",
+                r.id,
+                r.state.as_str()
+            );
+        }
+        r.state = to;
+        decide(&mut r, now, verb);
+        write(&path, &r)?;
+        lines.push(format!("{}: {verb}", r.id));
+    }
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schemas::rollout::AbortPolicy;
+
+    fn status(state: &str, applied: Option<u64>, desired: Option<u64>) -> StoreStatus {
+        StoreStatus {
+            store: "acme/s".into(),
+            state: state.into(),
+            applied_revision: applied,
+            desired_revision: desired,
+        }
+    }
+
+    #[test]
+    fn standings_follow_the_gate_arithmetic() {
+        assert_eq!(
+            standing(Some(&status("synced", Some(5), Some(5))), 5),
+            Standing::AtTarget
+        );
+        assert_eq!(
+            standing(Some(&status("drifted", Some(6), Some(6))), 5),
+            Standing::AtTarget
+        );
+        assert_eq!(
+            standing(Some(&status("scheduled", Some(4), Some(5))), 5),
+            Standing::AtTarget
+        );
+        assert_eq!(
+            standing(Some(&status("waiting_window", Some(4), Some(5))), 5),
+            Standing::AtTarget
+        );
+        assert_eq!(
+            standing(Some(&status("scheduled", Some(4), Some(4))), 5),
+            Standing::Pending
+        );
+        assert_eq!(
+            standing(Some(&status("failed", Some(4), Some(5))), 5),
+            Standing::Failed
+        );
+        assert_eq!(
+            standing(Some(&status("refused", Some(4), Some(5))), 5),
+            Standing::Failed
+        );
+        assert_eq!(
+            standing(Some(&status("offline", Some(4), Some(5))), 5),
+            Standing::Offline
+        );
+        assert_eq!(
+            standing(Some(&status("unenrolled", None, Some(5))), 5),
+            Standing::Offline
+        );
+        assert_eq!(standing(None, 5), Standing::Offline);
+        assert_eq!(
+            standing(Some(&status("out_of_sync", Some(4), Some(5))), 5),
+            Standing::Pending
+        );
+    }
+
+    #[test]
+    fn thresholds_count_only_stores_that_report() {
+        let abort = AbortPolicy {
+            failed_percent: 10,
+            min_stores: 3,
+            rollback: true,
+        };
+        let t = |failed, offline, at_target| Tally {
+            stores: 40,
+            at_target,
+            failed,
+            offline,
+            pending: 40 - failed - offline - at_target,
+        };
+        // 3 of 30 reporting is 10 %: abort. 3 of 40 would not be.
+        assert!(t(3, 10, 27).past_threshold(&abort));
+        assert!(!t(3, 0, 37).past_threshold(&abort));
+        // At least min_stores.
+        assert!(!t(2, 35, 3).past_threshold(&abort));
+        // Complete: every reporting store at target, offline aside.
+        assert!(t(0, 10, 30).complete());
+        assert!(
+            !t(0, 40, 0).complete(),
+            "a wave nobody reports never passes"
+        );
+        assert!(!t(1, 0, 39).complete());
+    }
+}
