@@ -7,6 +7,7 @@ mod common;
 mod corpus;
 
 mod plan;
+mod rollouts;
 mod root_cmd;
 mod secrets;
 mod trust_gate;
