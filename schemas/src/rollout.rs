@@ -382,6 +382,124 @@ pub struct Decision {
     pub what: String,
 }
 
+// ---------------------------------------------------------------- gates
+
+/// What the status service last saw of a store.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    /// Its state (`synced`, `failed`, `offline`, `scheduled`, …).
+    pub state: &'a str,
+    pub applied_revision: Option<u64>,
+    pub desired_revision: Option<u64>,
+}
+
+/// Where a store of a wave is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    /// At the wave's revision (or holding it: scheduled, waiting for a window).
+    AtTarget,
+    /// Failed or refused below it.
+    Failed,
+    /// No recent report (offline, never enrolled, unknown): counted apart.
+    Offline,
+    /// Not there yet.
+    Pending,
+}
+
+impl Standing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::AtTarget => "at_target",
+            Standing::Failed => "failed",
+            Standing::Offline => "offline",
+            Standing::Pending => "pending",
+        }
+    }
+}
+
+/// The standing of a store a wave signed at `target` (DESIGN.md §12 gate
+/// arithmetic): applied it (or a later one) → at target; holding it,
+/// `scheduled` or `waiting_window` → at target; failed or refused → failed;
+/// offline, never enrolled or unknown → offline; otherwise pending.
+pub fn standing(seen: Option<Seen<'_>>, target: u64) -> Standing {
+    let Some(s) = seen else {
+        return Standing::Offline;
+    };
+    if s.applied_revision.is_some_and(|a| a >= target) {
+        return Standing::AtTarget;
+    }
+    match s.state {
+        "offline" | "unenrolled" => Standing::Offline,
+        "failed" | "refused" => Standing::Failed,
+        "scheduled" | "waiting_window" if s.desired_revision.is_some_and(|d| d >= target) => {
+            Standing::AtTarget
+        }
+        _ => Standing::Pending,
+    }
+}
+
+/// A wave's counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    pub stores: usize,
+    pub at_target: usize,
+    pub failed: usize,
+    pub offline: usize,
+    pub pending: usize,
+}
+
+impl Tally {
+    /// The tally of `wave`, with `seen(store dir)` what the status service
+    /// last saw of each store.
+    pub fn of<'a>(wave: &RolloutWave, mut seen: impl FnMut(&str) -> Option<Seen<'a>>) -> Tally {
+        let mut t = Tally::default();
+        for s in &wave.stores {
+            let target = wave.revisions.get(s).copied().unwrap_or(u64::MAX);
+            t.add(standing(seen(s), target));
+        }
+        t
+    }
+
+    pub fn add(&mut self, s: Standing) {
+        self.stores += 1;
+        match s {
+            Standing::AtTarget => self.at_target += 1,
+            Standing::Failed => self.failed += 1,
+            Standing::Offline => self.offline += 1,
+            Standing::Pending => self.pending += 1,
+        }
+    }
+
+    /// Stores that report.
+    pub fn online(&self) -> usize {
+        self.stores - self.offline
+    }
+
+    /// Every store that reports is at the target, and at least one reports.
+    pub fn complete(&self) -> bool {
+        self.online() > 0 && self.at_target == self.online()
+    }
+
+    /// Failed and refused stores reach the abort threshold: `failed_percent`
+    /// of the stores that report, and at least `min_stores`.
+    pub fn past_threshold(&self, abort: &AbortPolicy) -> bool {
+        let online = self.online() as u64;
+        let failed = self.failed as u64;
+        online > 0 && failed >= abort.min_stores && failed * 100 >= abort.failed_percent * online
+    }
+}
+
+impl fmt::Display for Tally {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at target, {} failed, {} waiting, {} offline of {}",
+            self.at_target, self.failed, self.pending, self.offline, self.stores
+        )
+    }
+}
+
 // ---------------------------------------------------------------- windows
 
 /// `windows:` of a tenant base or a store.yaml (the store's replace the

@@ -67,6 +67,7 @@ pub fn routes() -> Router<AppState> {
         .route("/stores/{tenant}/{store}", get(store_page))
         .route("/stores/{tenant}/{store}/revoke", post(revoke))
         .route("/tenants/{tenant}", get(tenant_page))
+        .route("/tenants/{tenant}/rollouts", get(rollouts_page))
         .route(STYLESHEET_PATH, get(stylesheet))
 }
 
@@ -631,6 +632,37 @@ async fn tenant_page(
     Ok(render(
         StatusCode::OK,
         &TenantPage::new(&op, &view, state.clock.now()),
+    ))
+}
+
+/// `/tenants/{tenant}/rollouts`.
+#[derive(Template)]
+#[template(path = "rollouts.html")]
+struct RolloutsPage<'a> {
+    operator: Option<&'a Operator>,
+    tenant: &'a str,
+    view: &'a api::RolloutsView,
+}
+
+async fn rollouts_page(
+    SignedIn(op): SignedIn,
+    State(state): State<AppState>,
+    Path(tenant): Path<String>,
+) -> Result<Response, Response> {
+    // The tenant page's 404 for a tenant the operator does not see.
+    api::tenant_rollout(&state, &op, &tenant)
+        .await
+        .map_err(|e| error_page(&op, e))?;
+    let view = api::rollouts_view(&state, &op, Some(&tenant))
+        .await
+        .map_err(|e| error_page(&op, e))?;
+    Ok(render(
+        StatusCode::OK,
+        &RolloutsPage {
+            operator: Some(&op),
+            tenant: &tenant,
+            view: &view,
+        },
     ))
 }
 

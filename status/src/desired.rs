@@ -44,6 +44,8 @@ pub struct Scan {
     /// `None` when the service pins release keys, or the chain did not
     /// verify (the rows say why).
     pub root: Option<RootSeen>,
+    /// The rollout files of the commit (DESIGN.md §12).
+    pub rollouts: Vec<crate::api::RolloutEntry>,
 }
 
 /// Every store's desired release at `commit` of the mirror at `mirror_path`.
@@ -84,6 +86,7 @@ pub fn read_stores(
             }
         }
     }
+    let rollouts = crate::api::rollouts_read(&tree);
     let checked_at = now.timestamp();
     let mut rows = Vec::with_capacity(stores.len());
     // The keys releases verify with, as the stores find them: the trust
@@ -105,6 +108,7 @@ pub fn read_stores(
             return Ok(Scan {
                 rows,
                 root: expired,
+                rollouts,
             });
         }
     };
@@ -119,7 +123,11 @@ pub fn read_stores(
         }
         rows.push(row);
     }
-    Ok(Scan { rows, root: keys.1 })
+    Ok(Scan {
+        rows,
+        root: keys.1,
+        rollouts,
+    })
 }
 
 /// The release keys at `commit` (and the trust root walked to), or the

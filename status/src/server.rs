@@ -151,6 +151,7 @@ pub async fn serve(
         commit_url_template,
         support_bundles: Some(Arc::new(opts.state_dir.join("support-bundles"))),
         clock: crate::api::Clock::system(),
+        rollouts: Default::default(),
     };
     let fetcher = match (&opts.repo_url, keys) {
         (Some(url), Some(keys)) => Some(tokio::spawn(fetch_loop(
@@ -293,6 +294,9 @@ async fn fetch_loop(state: AppState, cfg: FetchConfig) {
             Ok(Ok(Fetch::Scanned { commit, scan })) => {
                 match state.store.set_desired(&scan.rows).await {
                     Ok(()) => {
+                        if let Ok(mut r) = state.rollouts.write() {
+                            *r = std::sync::Arc::new(scan.rollouts);
+                        }
                         let rows = &scan.rows;
                         let (version, expires) =
                             scan.root.map_or((0, 0), |r| (r.version, r.expires_at));

@@ -19,7 +19,8 @@ use anyhow::{Context as _, bail};
 use chrono::{DateTime, Utc};
 use schemas::load::{StoreSource, TenantSources};
 use schemas::rollout::{
-    Decision, ROLLOUTS_DIR, RolloutFile, RolloutState, RolloutWave, StoreRef, assign_waves,
+    Decision, ROLLOUTS_DIR, RolloutFile, RolloutState, RolloutWave, Seen, StoreRef, Tally,
+    assign_waves,
 };
 use sha2::{Digest as _, Sha256};
 
@@ -338,19 +339,6 @@ fn short(commit: &str) -> &str {
 
 // ---------------------------------------------------------------- advance
 
-/// Where a store of a wave is, by the status service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Standing {
-    /// At the wave's revision (or holding it: scheduled, waiting for a window).
-    AtTarget,
-    /// Failed or refused below it.
-    Failed,
-    /// No recent report (offline, never enrolled, unknown): counted apart.
-    Offline,
-    /// Not there yet.
-    Pending,
-}
-
 /// One store's summary as `GET /api/v1/stores` answers it.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct StoreStatus {
@@ -360,78 +348,15 @@ pub struct StoreStatus {
     pub desired_revision: Option<u64>,
 }
 
-/// The standing of a store whose wave signed it `target`.
-pub fn standing(status: Option<&StoreStatus>, target: u64) -> Standing {
-    let Some(s) = status else {
-        return Standing::Offline;
-    };
-    if s.applied_revision.is_some_and(|a| a >= target) {
-        return Standing::AtTarget;
-    }
-    match s.state.as_str() {
-        "offline" | "unenrolled" => Standing::Offline,
-        "failed" | "refused" => Standing::Failed,
-        "scheduled" | "waiting_window" if s.desired_revision.is_some_and(|d| d >= target) => {
-            Standing::AtTarget
-        }
-        _ => Standing::Pending,
-    }
-}
-
-/// A wave's counts.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
-    pub stores: usize,
-    pub at_target: usize,
-    pub failed: usize,
-    pub offline: usize,
-    pub pending: usize,
-}
-
-impl Tally {
-    pub fn of(wave: &RolloutWave, tenant: &str, status: &BTreeMap<String, StoreStatus>) -> Tally {
-        let mut t = Tally {
-            stores: wave.stores.len(),
-            ..Tally::default()
-        };
-        for s in &wave.stores {
-            let target = wave.revisions.get(s).copied().unwrap_or(u64::MAX);
-            match standing(status.get(&format!("{tenant}/{s}")), target) {
-                Standing::AtTarget => t.at_target += 1,
-                Standing::Failed => t.failed += 1,
-                Standing::Offline => t.offline += 1,
-                Standing::Pending => t.pending += 1,
-            }
-        }
-        t
-    }
-
-    /// Stores that report.
-    pub fn online(&self) -> usize {
-        self.stores - self.offline
-    }
-
-    /// Every store that reports is at the target, and at least one reports.
-    pub fn complete(&self) -> bool {
-        self.online() > 0 && self.at_target == self.online()
-    }
-
-    /// Failed and refused stores reach the abort threshold.
-    pub fn past_threshold(&self, abort: &schemas::rollout::AbortPolicy) -> bool {
-        let online = self.online() as u64;
-        let failed = self.failed as u64;
-        online > 0 && failed >= abort.min_stores && failed * 100 >= abort.failed_percent * online
-    }
-}
-
-impl std::fmt::Display for Tally {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} at target, {} failed, {} waiting, {} offline of {}",
-            self.at_target, self.failed, self.pending, self.offline, self.stores
-        )
-    }
+/// A wave's tally from the status service's store summaries.
+pub fn tally(wave: &RolloutWave, tenant: &str, status: &BTreeMap<String, StoreStatus>) -> Tally {
+    Tally::of(wave, |s| {
+        status.get(&format!("{tenant}/{s}")).map(|s| Seen {
+            state: &s.state,
+            applied_revision: s.applied_revision,
+            desired_revision: s.desired_revision,
+        })
+    })
 }
 
 /// What `advance` did to one rollout.
@@ -485,7 +410,7 @@ fn step(
 ) -> anyhow::Result<String> {
     let now = ctx.now;
     let i = file.current_wave;
-    let tally = Tally::of(&file.waves[i], &file.tenant, status);
+    let tally = tally(&file.waves[i], &file.tenant, status);
     let name = file.waves[i].name.clone();
     if let Some(abort) = file.abort
         && tally.past_threshold(&abort)
@@ -708,92 +633,4 @@ pub fn set_paused(
         lines.push(format!("{}: {verb}", r.id));
     }
     Ok(lines)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use schemas::rollout::AbortPolicy;
-
-    fn status(state: &str, applied: Option<u64>, desired: Option<u64>) -> StoreStatus {
-        StoreStatus {
-            store: "acme/s".into(),
-            state: state.into(),
-            applied_revision: applied,
-            desired_revision: desired,
-        }
-    }
-
-    #[test]
-    fn standings_follow_the_gate_arithmetic() {
-        assert_eq!(
-            standing(Some(&status("synced", Some(5), Some(5))), 5),
-            Standing::AtTarget
-        );
-        assert_eq!(
-            standing(Some(&status("drifted", Some(6), Some(6))), 5),
-            Standing::AtTarget
-        );
-        assert_eq!(
-            standing(Some(&status("scheduled", Some(4), Some(5))), 5),
-            Standing::AtTarget
-        );
-        assert_eq!(
-            standing(Some(&status("waiting_window", Some(4), Some(5))), 5),
-            Standing::AtTarget
-        );
-        assert_eq!(
-            standing(Some(&status("scheduled", Some(4), Some(4))), 5),
-            Standing::Pending
-        );
-        assert_eq!(
-            standing(Some(&status("failed", Some(4), Some(5))), 5),
-            Standing::Failed
-        );
-        assert_eq!(
-            standing(Some(&status("refused", Some(4), Some(5))), 5),
-            Standing::Failed
-        );
-        assert_eq!(
-            standing(Some(&status("offline", Some(4), Some(5))), 5),
-            Standing::Offline
-        );
-        assert_eq!(
-            standing(Some(&status("unenrolled", None, Some(5))), 5),
-            Standing::Offline
-        );
-        assert_eq!(standing(None, 5), Standing::Offline);
-        assert_eq!(
-            standing(Some(&status("out_of_sync", Some(4), Some(5))), 5),
-            Standing::Pending
-        );
-    }
-
-    #[test]
-    fn thresholds_count_only_stores_that_report() {
-        let abort = AbortPolicy {
-            failed_percent: 10,
-            min_stores: 3,
-            rollback: true,
-        };
-        let t = |failed, offline, at_target| Tally {
-            stores: 40,
-            at_target,
-            failed,
-            offline,
-            pending: 40 - failed - offline - at_target,
-        };
-        // 3 of 30 reporting is 10 %: abort. 3 of 40 would not be.
-        assert!(t(3, 10, 27).past_threshold(&abort));
-        assert!(!t(3, 0, 37).past_threshold(&abort));
-        // At least min_stores.
-        assert!(!t(2, 35, 3).past_threshold(&abort));
-        // Complete: every reporting store at target, offline aside.
-        assert!(t(0, 10, 30).complete());
-        assert!(
-            !t(0, 40, 0).complete(),
-            "a wave nobody reports never passes"
-        );
-        assert!(!t(1, 0, 39).complete());
-    }
 }

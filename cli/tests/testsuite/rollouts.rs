@@ -66,7 +66,10 @@ impl Repo {
         .expect("rollout.yaml");
         common::commit_all(&r.repo, "waves");
         let out = r.sign(&[]);
-        assert!(out.contains("0 release(s) signed"), "waves change no state: {out}");
+        assert!(
+            out.contains("0 release(s) signed"),
+            "waves change no state: {out}"
+        );
         r
     }
 
@@ -76,7 +79,13 @@ impl Repo {
 
     /// `fleet sign`, then commit what it wrote.
     fn sign(&self, extra: &[&str]) -> String {
-        let mut args = vec!["sign", "--key", &self.key, "--repo", &self.repo.to_str().expect("path")];
+        let mut args = vec![
+            "sign",
+            "--key",
+            &self.key,
+            "--repo",
+            &self.repo.to_str().expect("path"),
+        ];
         args.extend_from_slice(extra);
         let out = ok(&args);
         common::commit_all(&self.repo, "release");
@@ -90,7 +99,11 @@ impl Repo {
         let text = match text.find("  custom.wave_test:") {
             Some(at) => {
                 let end = text[at..].find('\n').map_or(text.len(), |n| at + n);
-                format!("{}  custom.wave_test: \"{value}\"{}", &text[..at], &text[end..])
+                format!(
+                    "{}  custom.wave_test: \"{value}\"{}",
+                    &text[..at],
+                    &text[end..]
+                )
             }
             None => text.replacen(
                 "settings:\n",
@@ -172,7 +185,10 @@ fn a_newer_change_supersedes_the_running_rollout_and_starts_from_the_canary() {
     // from the canary with both changes; east and rest still wait.
     r.change("B");
     let out = r.sign(&[]);
-    assert!(out.contains(&format!("rollout {id} superseded by")), "{out}");
+    assert!(
+        out.contains(&format!("rollout {id} superseded by")),
+        "{out}"
+    );
     let all = r.rollouts();
     assert_eq!(all.len(), 2);
     assert_eq!(all[0].state, RolloutState::Superseded);
@@ -207,7 +223,15 @@ fn an_aborted_rollout_is_not_started_again_until_the_sources_change() {
     r.change("A");
     r.sign(&[]);
     let id = r.rollouts()[0].id.clone();
-    let out = ok(&["rollout", "abort", &id, "--reason", "bad buns", "--repo", &r.r()]);
+    let out = ok(&[
+        "rollout",
+        "abort",
+        &id,
+        "--reason",
+        "bad buns",
+        "--repo",
+        &r.r(),
+    ]);
     assert!(out.contains("aborted: bad buns"), "{out}");
     assert_eq!(r.rollouts()[0].state, RolloutState::Aborted);
     assert_eq!(r.rollouts()[0].abort_reason.as_deref(), Some("bad buns"));

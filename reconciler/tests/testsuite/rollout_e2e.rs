@@ -110,6 +110,7 @@ struct World {
     brooklyn: Store,
     jfk: Store,
     harlem: Store,
+    operator: String,
     token_file: PathBuf,
 }
 
@@ -138,6 +139,7 @@ impl World {
             brooklyn,
             jfk,
             harlem,
+            operator,
             token_file,
         }
     }
@@ -225,6 +227,29 @@ fn a_three_wave_rollout_advances_only_through_passed_gates_and_offline_stores_do
     // apart, it does not stall the wave.
     w.brooklyn.once().expect_code(0, "brooklyn");
     assert_eq!(w.brooklyn.price(), Some(1313));
+    // The status service shows the rollout: waves, stores, standing, gate.
+    // (It reads rollouts/ at its next fetch of the Git host.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let view = loop {
+        let v = w.status.get(&w.operator, "/api/v1/rollouts?tenant=acme");
+        if v["rollouts"][0]["waves"][1]["phase"] == "current" {
+            break v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{v:#}\n{}",
+            w.status.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let r = &view["rollouts"][0];
+    assert_eq!(r["state"], "in_progress", "{view:#}\n{}", w.status.log());
+    assert_eq!(r["waves"][0]["phase"], "passed");
+    assert_eq!(r["waves"][1]["phase"], "current");
+    assert_eq!(r["waves"][1]["tally"]["offline"], 1, "{view:#}");
+    assert_eq!(r["waves"][1]["tally"]["at_target"], 1, "{view:#}");
+    assert_eq!(r["waves"][2]["phase"], "waiting");
+    rollout_page_in_a_browser(&w);
     let run = w.advance();
     assert!(run.stdout.contains("1 offline of 2"), "shown: {run}");
     assert!(
@@ -249,6 +274,44 @@ fn a_three_wave_rollout_advances_only_through_passed_gates_and_offline_stores_do
     // The jfk-airport Pi, back online, gets its release like any other.
     w.jfk.once().expect_code(0, "jfk back");
     assert_eq!(w.jfk.price(), Some(1313));
+}
+
+/// The rollout page as an operator sees it in Chromium mid-rollout.
+fn rollout_page_in_a_browser(w: &World) {
+    use testkit::browser::{Browser, screenshot_dir};
+    let base = w.status.url();
+    let b = Browser::start(1280, 900);
+    b.goto(&format!("{base}/login"));
+    b.type_into(&b.find("input[name=token]"), &w.operator);
+    b.click(&b.find("form[action='/login'] button"));
+    b.wait_until("the overview", Duration::from_secs(10), |b| {
+        b.url() == format!("{base}/")
+    });
+    b.goto(&format!("{base}/tenants/acme"));
+    b.click(&b.find("a.rollouts-link"));
+    b.wait_until("the rollouts page", Duration::from_secs(10), |b| {
+        b.url().ends_with("/tenants/acme/rollouts")
+    });
+    let section = b.find("section.rollout");
+    let gate = b.text(&b.find("section.rollout p.gate"));
+    assert!(gate.contains("wave east"), "{gate}");
+    assert!(b.text(&section).contains("in progress"));
+    let standing = |store: &str| {
+        b.text(&b.find(&format!(
+            "li.wave.w-current tr[data-store='{store}'] .standing"
+        )))
+    };
+    assert_eq!(standing("acme/brooklyn"), "at target");
+    assert_eq!(standing("acme/jfk-airport"), "offline");
+    assert_eq!(
+        b.find_all("li.wave.w-passed tr[data-store='acme/soho']")
+            .len(),
+        1,
+        "the canary passed"
+    );
+    let shot = screenshot_dir().join("real-rollout.png");
+    b.screenshot_full_page(&shot);
+    println!("screenshot: {}", shot.display());
 }
 
 /// THREATS.md row 30: a wave that fails on many stores aborts the

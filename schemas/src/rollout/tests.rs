@@ -330,3 +330,58 @@ fn dates_in_windows_are_calendar_dates() {
     );
     assert!(w.open_at(local("2026-12-31T01:00")).is_none());
 }
+
+fn seen(state: &str, applied: Option<u64>, desired: Option<u64>) -> Option<Seen<'_>> {
+    Some(Seen {
+        state,
+        applied_revision: applied,
+        desired_revision: desired,
+    })
+}
+
+#[test]
+fn standings_follow_the_gate_arithmetic() {
+    use Standing::*;
+    assert_eq!(standing(seen("synced", Some(5), Some(5)), 5), AtTarget);
+    assert_eq!(standing(seen("drifted", Some(6), Some(6)), 5), AtTarget);
+    assert_eq!(standing(seen("scheduled", Some(4), Some(5)), 5), AtTarget);
+    assert_eq!(
+        standing(seen("waiting_window", Some(4), Some(5)), 5),
+        AtTarget
+    );
+    assert_eq!(standing(seen("scheduled", Some(4), Some(4)), 5), Pending);
+    assert_eq!(standing(seen("failed", Some(4), Some(5)), 5), Failed);
+    assert_eq!(standing(seen("refused", Some(4), Some(5)), 5), Failed);
+    assert_eq!(standing(seen("offline", Some(4), Some(5)), 5), Offline);
+    assert_eq!(standing(seen("unenrolled", None, Some(5)), 5), Offline);
+    assert_eq!(standing(None, 5), Offline);
+    assert_eq!(standing(seen("out_of_sync", Some(4), Some(5)), 5), Pending);
+}
+
+#[test]
+fn thresholds_count_only_stores_that_report() {
+    let abort = AbortPolicy {
+        failed_percent: 10,
+        min_stores: 3,
+        rollback: true,
+    };
+    let t = |failed, offline, at_target| Tally {
+        stores: 40,
+        at_target,
+        failed,
+        offline,
+        pending: 40 - failed - offline - at_target,
+    };
+    // 3 of 30 reporting is 10 %: abort. 3 of 40 would not be.
+    assert!(t(3, 10, 27).past_threshold(&abort));
+    assert!(!t(3, 0, 37).past_threshold(&abort));
+    // At least min_stores.
+    assert!(!t(2, 35, 3).past_threshold(&abort));
+    // Complete: every reporting store at target, offline aside.
+    assert!(t(0, 10, 30).complete());
+    assert!(
+        !t(0, 40, 0).complete(),
+        "a wave nobody reports never passes"
+    );
+    assert!(!t(1, 0, 39).complete());
+}

@@ -34,6 +34,7 @@ mod error;
 mod hook;
 mod metrics;
 mod reports;
+mod rollouts;
 mod rotate;
 mod views;
 
@@ -41,6 +42,10 @@ pub use auth::{OPERATOR_COOKIE, Operator, Role, SignedIn, bearer_token, operator
 pub use error::{ApiResult, AppError};
 pub use hook::hook_signature_ok;
 pub(crate) use reports::authenticate_node;
+pub use rollouts::read as rollouts_read;
+pub use rollouts::{
+    RolloutEntry, RolloutView, Rollouts, RolloutsView, WaveStore, WaveView, rollouts_view,
+};
 pub use views::{
     ChangeLine, DiffLine, DomainChanges, DriftEntry, Explanation, NodeKey, Overview, PendingStore,
     Refusal, ReportDetails, ReportEntry, RevisionProgress, Revoked, STORE_REPORTS, StateCounts,
@@ -77,6 +82,8 @@ pub struct AppState {
     pub support_bundles: Option<Arc<std::path::PathBuf>>,
     /// The time, for every handler and view.
     pub clock: Clock,
+    /// The rollout files of the last scanned commit (DESIGN.md §12).
+    pub rollouts: Rollouts,
 }
 
 /// Counters for `GET /metrics`.
@@ -110,6 +117,7 @@ pub fn router(state: AppState) -> Router {
             post(views::revoke_store),
         )
         .route("/api/v1/tenants/{tenant}", get(views::get_tenant))
+        .route("/api/v1/rollouts", get(rollouts::list_rollouts))
         .route("/api/v1/hooks/git", post(hook::git_hook))
         .route("/api/v1/support-bundles", post(crate::support::post_bundle))
         .merge(crate::dashboard::routes())

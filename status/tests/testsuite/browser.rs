@@ -69,7 +69,11 @@ async fn globex_stores(db: &TestDb, commit: &str) {
             })
             .await
             .unwrap();
+        // DESIGN.md §12's two states: a release held for its effective
+        // time, and one held while a deny window is open.
         let (outcome, applied, ago) = match i % 10 {
+            _ if i == 4 => ("scheduled", 6, 9),
+            _ if i == 14 => ("waiting_window", 6, 19),
             0 => ("failed", 6, 40),
             1 => ("no_change", 6, 100),
             2 => ("drift_corrected", 7, 20),
@@ -192,10 +196,14 @@ async fn dashboard_in_a_real_browser() {
             assert_eq!(count(state), n.to_string(), "{state}");
         }
         // What the stores above report: the acme three and globex's spread.
-        assert_eq!(counts["synced"], 63);
+        assert_eq!(counts["synced"], 61);
         assert_eq!(
             (count("drifted"), count("refused"), count("stale")),
             ("11".into(), "1".into(), "7".into())
+        );
+        assert_eq!(
+            (count("scheduled"), count("waiting_window")),
+            ("1".into(), "1".into())
         );
         assert_eq!(b.text(&b.find("b.total")), "123");
         assert_eq!(b.find_all("table.stores tbody tr").len(), 100);
@@ -222,6 +230,21 @@ async fn dashboard_in_a_real_browser() {
         );
         let badge = b.find("table.stores .badge");
         assert_eq!(b.css(&badge, "background-color"), "rgba(255, 248, 197, 1)");
+
+        // The held states, each with its own colour and words.
+        b.goto(&format!("{base}/?state=waiting_window"));
+        let rows = b.find_all("table.stores tbody tr");
+        assert_eq!(rows.len(), 1);
+        assert!(b.text(&rows[0]).contains("globex/store-014"));
+        let badge = b.find("table.stores .badge.s-waiting_window");
+        assert_eq!(b.text(&badge), "waiting for window");
+        assert_eq!(b.css(&badge, "background-color"), "rgba(251, 239, 255, 1)");
+        b.goto(&format!("{base}/stores/globex/store-004"));
+        assert!(
+            b.text(&b.find("section.explain"))
+                .contains("keeps it until its effective time"),
+            "the scheduled state explained"
+        );
 
         // A count filters.
         b.goto(&format!("{base}/"));
