@@ -802,16 +802,7 @@ fn rollout(cmd: RolloutCommand) -> i32 {
             let api = ops::status_api::StatusApi::new(&status_url, &token)?;
             let opts = sign_opts(&key, repo)?;
             let ctx = ops::sign::SignContext::new(&opts)?;
-            let done = rollout::advance(&ctx, |tenant| {
-                let (code, body) = api.get(&format!("/api/v1/stores?tenant={tenant}"))?;
-                if code != 200 {
-                    anyhow::bail!("GET /api/v1/stores?tenant={tenant} answered {code}: {body}");
-                }
-                let stores: Vec<rollout::StoreStatus> =
-                    serde_json::from_value(body["stores"].clone())
-                        .map_err(|e| anyhow::anyhow!("the status service's store list: {e}"))?;
-                Ok(stores.into_iter().map(|s| (s.store.clone(), s)).collect())
-            })?;
+            let done = rollout::advance(&ctx, |tenant| rollout::store_statuses(&api, tenant))?;
             if done.is_empty() {
                 println!("no rollout in progress");
             }

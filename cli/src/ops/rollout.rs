@@ -65,7 +65,9 @@ pub fn load_tenant(repo: &Path, tenant: &str) -> anyhow::Result<Vec<(PathBuf, Ro
             out.push((path.clone(), read(&path)?));
         }
     }
-    out.sort_by(|a, b| (a.1.started_at, &a.1.id).cmp(&(b.1.started_at, &b.1.id)));
+    // Oldest first; two started in one second: the one no longer active
+    // (superseded by the other) first.
+    out.sort_by_key(|(_, r)| (r.started_at, r.state.is_active(), r.id.clone()));
     Ok(out)
 }
 
@@ -305,7 +307,8 @@ pub fn stage(
         source_commit: ctx.source_commit.clone(),
         base_commit: ctx.source_commit.clone(),
         sources_digest: digest,
-        started_at: ctx.now,
+        // To the nanosecond: two rollouts signed in one second still order.
+        started_at: ctx.opts.now,
         current_wave: current,
         bake: policy.bake,
         abort: policy.abort,
@@ -346,6 +349,20 @@ pub struct StoreStatus {
     pub state: String,
     pub applied_revision: Option<u64>,
     pub desired_revision: Option<u64>,
+}
+
+/// The stores of `tenant` as the status service behind `api` sees them.
+pub fn store_statuses(
+    api: &crate::ops::status_api::StatusApi,
+    tenant: &str,
+) -> anyhow::Result<BTreeMap<String, StoreStatus>> {
+    let (code, body) = api.get(&format!("/api/v1/stores?tenant={tenant}"))?;
+    if code != 200 {
+        bail!("GET /api/v1/stores?tenant={tenant} answered {code}: {body}");
+    }
+    let stores: Vec<StoreStatus> = serde_json::from_value(body["stores"].clone())
+        .map_err(|e| anyhow::anyhow!("the status service's store list: {e}"))?;
+    Ok(stores.into_iter().map(|s| (s.store.clone(), s)).collect())
 }
 
 /// A wave's tally from the status service's store summaries.

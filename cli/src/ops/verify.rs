@@ -85,6 +85,25 @@ pub fn verify(
             .collect(),
         verdicts: Vec::new(),
     };
+    // A tenant whose rollout of these very sources is running, or was
+    // aborted, holds stores back on purpose (DESIGN.md §12).
+    let mut holding: std::collections::BTreeMap<String, String> = Default::default();
+    for t in validation.repo.tenants.values() {
+        let digest = crate::ops::rollout::sources_digest(&validation.repo.texts, &t.dir);
+        if let Some((_, r)) = crate::ops::rollout::load_tenant(repo_dir, &t.dir)?
+            .into_iter()
+            .rev()
+            .find(|(_, r)| r.sources_digest == digest)
+            .filter(|(_, r)| {
+                r.state.is_active() || r.state == schemas::rollout::RolloutState::Aborted
+            })
+        {
+            holding.insert(
+                t.dir.clone(),
+                format!("rollout {} is {}", r.id, r.state.as_str()),
+            );
+        }
+    }
     for (tenant, store) in stores(&validation.repo) {
         let id = format!("{}/{}", tenant.dir, store.dir);
         let dir: PathBuf = repo_dir.join(store_rel_dir(tenant, store));
@@ -112,7 +131,14 @@ pub fn verify(
                     }
                     Ok(accepted) => {
                         verdict.revision = Some(accepted.release.revision);
-                        if accepted.release.state != render_store(&tenant.base, &store.file) {
+                        let matches =
+                            accepted.release.state == render_store(&tenant.base, &store.file);
+                        if let (false, Some(why)) = (matches, holding.get(&tenant.dir)) {
+                            verdict.note = Some(format!(
+                                "revision {} is not the sources' state yet: {why} (fleet rollout status)",
+                                accepted.release.revision
+                            ));
+                        } else if !matches {
                             verdict.problem = Some(format!(
                                 "revision {} does not match the sources (changed since it was signed): run `fleet sign`",
                                 accepted.release.revision

@@ -143,7 +143,7 @@ impl Repo {
                 schemas::yaml::decode("rollout", &text).expect("a rollout file")
             })
             .collect();
-        out.sort_by(|a, b| (a.started_at, &a.id).cmp(&(b.started_at, &b.id)));
+        out.sort_by_key(|r| (r.started_at, r.state.is_active(), r.id.clone()));
         out
     }
 }
@@ -172,6 +172,13 @@ fn a_newer_change_supersedes_the_running_rollout_and_starts_from_the_canary() {
     assert_eq!(first.waves[2].stores, ["jfk-airport"]);
     assert_eq!(first.waves[0].revisions["soho"], soho + 1);
     assert!(first.bake.is_some());
+    // The release job's `fleet verify` passes: held stores are noted.
+    let pubkey = r.key.replace("minisign.key", "minisign.pub");
+    let out = ok(&["verify", "--pubkey", &pubkey, "--repo", &r.r()]);
+    assert!(
+        out.contains("rollout") && out.contains("is in_progress"),
+        "{out}"
+    );
 
     // Paused: signing again keeps everything held, and says so.
     let id = first.id.clone();

@@ -118,6 +118,24 @@ fn assert_demo_ran(run: &Run, dir: &Path) {
             "{run}"
         );
     }
+    // The demo change went out in two waves: SoHo, then the rest.
+    let started = out
+        .find("rollout: acme: rollout ")
+        .expect("the rollout started");
+    let soho = out.find("acme/soho applied revision 2").expect("soho");
+    let passed = out
+        .find("wave canary passed")
+        .expect("the canary's gate passed");
+    let brooklyn = out
+        .find("acme/brooklyn applied revision 2")
+        .expect("brooklyn");
+    let done = out
+        .find("rollout completed")
+        .expect("the rollout completed");
+    assert!(
+        started < soho && soho < passed && passed < brooklyn && brooklyn < done,
+        "in wave order: {run}"
+    );
     let log = e2e::git(&dir.join("repo"), &["log", "--format=%s"]);
     assert!(
         log.contains("Demo: bacon-cheeseburger-single costs 13.99"),

@@ -30,6 +30,11 @@ use children::Children;
 
 /// The stores the quickstart runs (the template has a third, left unenrolled).
 pub const STORES: [&str; 2] = ["acme/soho", "acme/brooklyn"];
+/// The waves of the demo change: the canary, then every other store.
+pub const DEMO_ROLLOUT_FILE: &str = "tenants/acme/rollout.yaml";
+const DEMO_ROLLOUT: &str = "# The quickstart's waves (docs/operations/rollouts.md): a change reaches\n\
+# SoHo first; `fleet rollout advance` signs the rest once SoHo runs it.\n\
+apiVersion: fleet/v1\nkind: Tenant\nrollout:\n  waves:\n    - {name: canary, stores: [soho]}\n    - {name: rest}\n  abort: {failed_percent: 50, min_stores: 1, rollback: true}\n";
 /// The tenant of [`STORES`].
 pub const TENANT: &str = "acme";
 /// The demo change: this variation's base price in `tenants/acme/menu.yaml`
@@ -215,6 +220,10 @@ pub enum Event {
         commit: String,
     },
     HookCalled,
+    /// A rollout decision: started, a wave signed, completed.
+    Rollout {
+        line: String,
+    },
     EdgePrice {
         store: String,
         variation: String,
@@ -337,6 +346,7 @@ impl std::fmt::Display for Event {
                 short(commit)
             ),
             Event::HookCalled => write!(f, "called the status service's Git hook: it fetches now"),
+            Event::Rollout { line } => write!(f, "rollout: {line}"),
             Event::EdgePrice {
                 store,
                 variation,
@@ -406,7 +416,23 @@ fn write_summary(f: &mut std::fmt::Formatter<'_>, s: &Summary) -> std::fmt::Resu
     )?;
     writeln!(
         f,
-        "The status service fetches every 5 s and the stores apply the change within seconds."
+        "The status service fetches every 5 s; acme/soho (the canary wave, {DEMO_ROLLOUT_FILE}) applies the change within seconds."
+    )?;
+    writeln!(
+        f,
+        "Once it runs it, sign the next wave (what the release job does every 15 minutes):"
+    )?;
+    writeln!(
+        f,
+        "  {} rollout advance --key {} --status-url {} --token-file {} --repo .",
+        d(&s.fleet),
+        d(&s.secret_key),
+        s.dashboard.trim_end_matches('/'),
+        d(&s.operator_token_file)
+    )?;
+    writeln!(
+        f,
+        "  git add -A && git commit -qm Advance && git push -q origin main"
     )?;
     writeln!(f)?;
     if s.exit_after_demo {
@@ -598,12 +624,13 @@ fn copy_tree(from: &Path, to: &Path) -> Result<(), QuickstartError> {
     Ok(())
 }
 
-/// `fleet sign` in-process, then commit; answers (releases, commit).
+/// `fleet sign` in-process, then commit; answers (releases, commit, what
+/// happened to rollouts).
 async fn sign_and_commit(
     repo: &Path,
     key: &minisign::SecretKey,
     message: &str,
-) -> Result<(usize, String), QuickstartError> {
+) -> Result<(usize, String, Vec<String>), QuickstartError> {
     let opts = crate::ops::sign::SignOptions {
         repo: repo.to_path_buf(),
         key: key.clone(),
@@ -619,7 +646,7 @@ async fn sign_and_commit(
         source,
     })?;
     let commit = commit_all(repo, message).await?;
-    Ok((report.signed.len(), commit))
+    Ok((report.signed.len(), commit, report.rollouts))
 }
 
 /// Paths of one store's world.
@@ -665,6 +692,8 @@ async fn bring_up(
     // The fleet repo, its key and first releases, and the Git host.
     let repo = dir.join("repo");
     copy_tree(template, &repo)?;
+    // The demo change goes out in two waves (DESIGN.md §12): SoHo first.
+    write_file(&repo.join(DEMO_ROLLOUT_FILE), DEMO_ROLLOUT)?;
     run_git(&repo, &["init", "-q", "-b", "main"]).await?;
     // So that the operator's own commits work on a machine without a Git identity.
     run_git(&repo, &["config", "user.name", "Fleet Quickstart"]).await?;
@@ -888,7 +917,7 @@ async fn bring_up(
         values: rewrapped.iter().map(|t| t.reencrypted).sum(),
         wraps: rewrapped.iter().map(|t| t.wraps_written).sum(),
     });
-    let (releases, commit) = sign_and_commit(
+    let (releases, commit, _) = sign_and_commit(
         &repo,
         &key,
         "Release: PINs encrypted for the enrolled stores, and the first signed releases",
@@ -916,7 +945,7 @@ async fn bring_up(
         revision: 1,
         timeout: FIRST_SYNC_TIMEOUT,
     });
-    wait_for(&api, kids, &logs, 1, FIRST_SYNC_TIMEOUT, progress).await?;
+    wait_for(&api, kids, &logs, 1, &STORES, FIRST_SYNC_TIMEOUT, progress).await?;
 
     // The demo: a price change, signed, pushed, announced.
     let menu = repo.join(DEMO_FILE);
@@ -948,8 +977,12 @@ async fn bring_up(
         to,
         commit,
     });
-    let (releases, commit) = sign_and_commit(&repo, &key, "Release: the demo price change").await?;
+    let (releases, commit, rollouts) =
+        sign_and_commit(&repo, &key, "Release: the demo price change").await?;
     progress(Event::Signed { releases, commit });
+    for line in rollouts {
+        progress(Event::Rollout { line });
+    }
     run_git(&repo, &["push", "-q", "origin", "main"]).await?;
     progress(Event::Pushed {
         git_host: git_host.clone(),
@@ -960,7 +993,20 @@ async fn bring_up(
         revision: 2,
         timeout: DEMO_TIMEOUT,
     });
-    wait_for(&api, kids, &logs, 2, DEMO_TIMEOUT, progress).await?;
+    wait_for(&api, kids, &logs, 2, &STORES[..1], DEMO_TIMEOUT, progress).await?;
+    // The canary runs it: the next wave's gate passes.
+    for line in advance_rollouts(&repo, &key, &status_url, &operator_token).await? {
+        progress(Event::Rollout { line });
+    }
+    commit_all(&repo, "Rollout: wave rest signed after the canary").await?;
+    run_git(&repo, &["push", "-q", "origin", "main"]).await?;
+    api.hook().await?;
+    wait_for(&api, kids, &logs, 2, &STORES[1..], DEMO_TIMEOUT, progress).await?;
+    for line in advance_rollouts(&repo, &key, &status_url, &operator_token).await? {
+        progress(Event::Rollout { line });
+    }
+    commit_all(&repo, "Rollout: completed").await?;
+    run_git(&repo, &["push", "-q", "origin", "main"]).await?;
     for s in &stores {
         let token = std::fs::read_to_string(s.edge_token()).unwrap_or_default();
         if let Some(price) = api.edge_price(&edges[&s.id], token.trim()).await {
@@ -985,6 +1031,45 @@ async fn bring_up(
         logs,
         fleet: bins.fleet.clone(),
         exit_after_demo: opts.exit_after_demo,
+    })
+}
+
+/// `fleet rollout advance` in-process (on a blocking thread: it makes its
+/// own HTTP client); answers its lines.
+async fn advance_rollouts(
+    repo: &Path,
+    key: &minisign::SecretKey,
+    status_url: &str,
+    operator_token: &str,
+) -> Result<Vec<String>, QuickstartError> {
+    let (repo, key) = (repo.to_path_buf(), key.clone());
+    let (url, token) = (status_url.to_owned(), operator_token.to_owned());
+    let done = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
+        let api = crate::ops::status_api::StatusApi::new(&url, &token)?;
+        let opts = crate::ops::sign::SignOptions {
+            repo,
+            key,
+            expires_in: None,
+            refresh_within: None,
+            all: false,
+            urgent: false,
+            effective_at: None,
+            now: chrono::Utc::now(),
+        };
+        let ctx = crate::ops::sign::SignContext::new(&opts)?;
+        let advanced = crate::ops::rollout::advance(&ctx, |tenant| {
+            crate::ops::rollout::store_statuses(&api, tenant)
+        })?;
+        Ok(advanced.into_iter().map(|a| a.line).collect())
+    })
+    .await
+    .map_err(|e| QuickstartError::Command {
+        what: "fleet rollout advance".into(),
+        problem: e.to_string(),
+    })?;
+    done.map_err(|source| QuickstartError::Step {
+        what: "advancing the demo rollout".into(),
+        source,
     })
 }
 
@@ -1022,11 +1107,12 @@ async fn wait_for(
     kids: &mut Children,
     logs: &Path,
     revision: u64,
+    stores: &[&str],
     timeout: Duration,
     progress: &mut dyn FnMut(Event),
 ) -> Result<(), QuickstartError> {
     let started = Instant::now();
-    let mut pending: Vec<&str> = STORES.to_vec();
+    let mut pending: Vec<&str> = stores.to_vec();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     loop {
         if let Some((part, status, log)) = kids.exited() {
