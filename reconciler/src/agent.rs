@@ -289,7 +289,13 @@ impl Agent {
         } else {
             let (tz, zone_warning) = crate::schedule::store_zone(&accepted.release);
             r.warnings.extend(zone_warning);
-            if let Some(hold) = crate::schedule::hold(&accepted.release, tz, now) {
+            let hold = crate::schedule::hold(&accepted.release, tz, now);
+            if hold.is_none() && apply {
+                // A newer release replaced the one held, or its time came:
+                // a later failed fetch must not fall back to an older one.
+                crate::schedule::clear_pending(&self.config.state_dir);
+            }
+            if let Some(hold) = hold {
                 if !apply {
                     r.warnings.push(hold.why.clone());
                 } else {

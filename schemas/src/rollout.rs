@@ -308,6 +308,10 @@ pub struct RolloutFile {
     /// supersedes the rollout.
     pub sources_digest: String,
     pub started_at: DateTime<Utc>,
+    /// `fleet sign --effective-at`: every wave's releases take effect at
+    /// this store-local time, however late the wave is signed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effective_at: Option<NaiveDateTime>,
     /// Index into `waves` of the wave being rolled out.
     pub current_wave: usize,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -390,7 +394,8 @@ pub struct Seen<'a> {
     /// Its state (`synced`, `failed`, `offline`, `scheduled`, …).
     pub state: &'a str,
     pub applied_revision: Option<u64>,
-    pub desired_revision: Option<u64>,
+    /// The desired revision its last report named: the release it verified.
+    pub reported_revision: Option<u64>,
 }
 
 /// Where a store of a wave is.
@@ -419,9 +424,11 @@ impl Standing {
 }
 
 /// The standing of a store a wave signed at `target` (DESIGN.md §12 gate
-/// arithmetic): applied it (or a later one) → at target; holding it,
-/// `scheduled` or `waiting_window` → at target; failed or refused → failed;
-/// offline, never enrolled or unknown → offline; otherwise pending.
+/// arithmetic): applied it (or a later one) → at target; offline, never
+/// enrolled or unknown → offline; and, judged by the release its last
+/// report named (a report about an older release says nothing of this
+/// one): holding it, `scheduled` or `waiting_window` → at target; failed or
+/// refused on it → failed; otherwise pending.
 pub fn standing(seen: Option<Seen<'_>>, target: u64) -> Standing {
     let Some(s) = seen else {
         return Standing::Offline;
@@ -429,12 +436,11 @@ pub fn standing(seen: Option<Seen<'_>>, target: u64) -> Standing {
     if s.applied_revision.is_some_and(|a| a >= target) {
         return Standing::AtTarget;
     }
+    let about_target = s.reported_revision.is_some_and(|r| r >= target);
     match s.state {
         "offline" | "unenrolled" => Standing::Offline,
-        "failed" | "refused" => Standing::Failed,
-        "scheduled" | "waiting_window" if s.desired_revision.is_some_and(|d| d >= target) => {
-            Standing::AtTarget
-        }
+        "failed" | "refused" if about_target => Standing::Failed,
+        "scheduled" | "waiting_window" if about_target => Standing::AtTarget,
         _ => Standing::Pending,
     }
 }

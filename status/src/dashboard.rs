@@ -807,6 +807,7 @@ mod tests {
             reconciler_version: Some(NASTY.to_owned()),
             root_version: Some(3),
             release_api_versions: vec![NASTY.to_owned()],
+            reported_revision: Some(2),
         }
     }
 

@@ -346,6 +346,7 @@ mod tests {
             reconciler_version: None,
             root_version: None,
             release_api: None,
+            reported_revision: None,
             active_nodes: 1,
         }
     }

@@ -26,18 +26,22 @@ use sha2::{Digest as _, Sha256};
 
 use crate::ops::sign::{Prepared, Reason, SignContext, Signed};
 
-/// SHA-256 over a tenant's decoded sources (base files, store.yaml files,
-/// secrets.lock): what a rollout was started from.
-pub fn sources_digest(texts: &BTreeMap<String, String>, tenant: &str) -> String {
-    let prefix = format!("tenants/{tenant}/");
+/// SHA-256 over what a tenant's stores render to (each store's state and
+/// windows): what a rollout was started from. Comments, labels and other
+/// edits that change no store's release leave it alone.
+pub fn sources_digest(tenant: &TenantSources) -> String {
     let mut h = Sha256::new();
-    for (path, text) in texts.range(prefix.clone()..) {
-        if !path.starts_with(&prefix) {
-            break;
-        }
-        h.update(path.as_bytes());
+    for (dir, store) in &tenant.stores {
+        let state = schemas::render::render_store(&tenant.base, &store.file);
+        let windows = store
+            .file
+            .windows
+            .as_ref()
+            .or(tenant.base.windows.as_ref())
+            .filter(|w| !w.deny.is_empty());
+        h.update(dir.as_bytes());
         h.update([0]);
-        h.update(text.as_bytes());
+        h.update(serde_json::to_vec(&(&state, windows)).expect("plain data"));
         h.update([0]);
     }
     hex::encode(h.finalize())
@@ -98,8 +102,17 @@ pub fn load_all(repo: &Path) -> anyhow::Result<Vec<(PathBuf, RolloutFile)>> {
 fn read(path: &Path) -> anyhow::Result<RolloutFile> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    schemas::yaml::decode::<RolloutFile>(&path.display().to_string(), &text)
-        .map_err(|d| anyhow::anyhow!("{d}"))
+    let file = schemas::yaml::decode::<RolloutFile>(&path.display().to_string(), &text)
+        .map_err(|d| anyhow::anyhow!("{d}"))?;
+    if file.current_wave >= file.waves.len() {
+        bail!(
+            "{}: current_wave {} but {} wave(s): the file was edited by hand or mangled in a merge; restore it from Git history",
+            path.display(),
+            file.current_wave,
+            file.waves.len()
+        );
+    }
+    Ok(file)
 }
 
 /// Write a rollout file (atomically).
@@ -131,6 +144,9 @@ pub struct Staging {
     held: BTreeSet<String>,
     /// Stores of a new rollout's first wave (their revisions go in its file).
     first_wave: BTreeSet<String>,
+    /// Stores of the superseded rollout's wave in flight, already at the new
+    /// state: the new rollout gates on the revisions they were signed.
+    carried: BTreeMap<String, u64>,
     /// A rollout started now.
     started: Option<(PathBuf, RolloutFile)>,
     /// Rollout files changed (superseded).
@@ -159,9 +175,18 @@ impl Staging {
             write(path, file)?;
         }
         if let Some((path, mut file)) = self.started {
-            let wave = &mut file.waves[file.current_wave];
-            wave.revisions = revisions;
-            wave.signed_at = Some(ctx.now);
+            let current = file.current_wave;
+            for (i, wave) in file.waves.iter_mut().enumerate() {
+                for s in &wave.stores {
+                    if let Some(rev) = self.carried.get(s) {
+                        wave.revisions.insert(s.clone(), *rev);
+                    }
+                }
+                if i == current {
+                    wave.revisions.extend(revisions.clone());
+                    wave.signed_at = Some(ctx.now);
+                }
+            }
             write(&path, &file)?;
         }
         Ok(())
@@ -178,7 +203,7 @@ pub fn stage(
 ) -> anyhow::Result<Staging> {
     let mut staging = Staging::default();
     let rollouts = load_tenant(&ctx.opts.repo, &tenant.dir)?;
-    let digest = sources_digest(&ctx.repo.texts, &tenant.dir);
+    let digest = sources_digest(tenant);
     let active: Vec<&(PathBuf, RolloutFile)> = rollouts
         .iter()
         .filter(|(_, r)| r.state.is_active())
@@ -238,39 +263,70 @@ pub fn stage(
         }
         return Ok(staging);
     }
-    if changed.is_empty() {
-        return Ok(staging);
-    }
-    // After an abort the same sources do not start again.
+    // After an abort the same sources do not start again: the newest
+    // rollout decides.
     if let Some((_, r)) = rollouts
-        .iter()
-        .rev()
-        .find(|(_, r)| r.state == RolloutState::Aborted && r.sources_digest == digest)
+        .last()
+        .filter(|(_, r)| r.state == RolloutState::Aborted && r.sources_digest == digest)
     {
         staging
             .held
             .extend(changed.iter().map(|(s, _)| s.dir.clone()));
-        staging.notes.push(format!(
-            "{}: rollout {} of these sources was aborted ({}); not starting again until they change (or sign --urgent)",
-            tenant.dir,
-            r.id,
-            r.abort_reason.as_deref().unwrap_or("no reason recorded")
-        ));
+        if !changed.is_empty() {
+            staging.notes.push(format!(
+                "{}: rollout {} of these sources was aborted ({}); not starting again until they change (or sign --urgent)",
+                tenant.dir,
+                r.id,
+                r.abort_reason.as_deref().unwrap_or("no reason recorded")
+            ));
+        }
         return Ok(staging);
     }
-    let id = format!(
-        "{}-{}",
-        ctx.now.format("%Y%m%d-%H%M%S"),
-        short(&ctx.source_commit)
-    );
+    // The wave in flight of a rollout being superseded keeps its gate: its
+    // stores already at the new state are carried into the new rollout
+    // with the revisions they were signed.
+    let changed_dirs: BTreeSet<&str> = changed.iter().map(|(s, _)| s.dir.as_str()).collect();
+    for (_, r) in &active {
+        if let Some(w) = r
+            .waves
+            .get(r.current_wave)
+            .filter(|w| w.signed_at.is_some())
+        {
+            for (store, rev) in &w.revisions {
+                if !changed_dirs.contains(store.as_str()) && tenant.stores.contains_key(store) {
+                    staging.carried.insert(store.clone(), *rev);
+                }
+            }
+        }
+    }
+    let stamp = ctx.now.format("%Y%m%d-%H%M%S");
+    let mut id = format!("{stamp}-{}", short(&ctx.source_commit));
+    let dir = tenant_dir(&ctx.opts.repo, &tenant.dir);
+    let mut n = 1;
+    while rollouts.iter().any(|(_, r)| r.id == id) || dir.join(format!("{id}.yaml")).exists() {
+        n += 1;
+        id = format!("{stamp}-{}-{n}", short(&ctx.source_commit));
+    }
+    if changed.is_empty() && staging.carried.is_empty() {
+        supersede(&mut staging, "a change of the sources that moves no store");
+        return Ok(staging);
+    }
     supersede(&mut staging, &id);
-    let refs: Vec<StoreRef<'_>> = changed
+    let mut refs: Vec<StoreRef<'_>> = changed
         .iter()
         .map(|(s, _)| StoreRef {
             id: &s.dir,
             labels: &s.file.store.labels,
         })
         .collect();
+    for store in staging.carried.keys() {
+        if let Some(s) = tenant.stores.get(store) {
+            refs.push(StoreRef {
+                id: &s.dir,
+                labels: &s.file.store.labels,
+            });
+        }
+    }
     let (assigned, unselected) = assign_waves(policy, &refs);
     if !unselected.is_empty() {
         bail!(
@@ -292,7 +348,12 @@ pub fn stage(
         })
         .collect();
     let current = waves.iter().position(|w| !w.stores.is_empty()).unwrap_or(0);
-    staging.first_wave = waves[current].stores.iter().cloned().collect();
+    staging.first_wave = waves[current]
+        .stores
+        .iter()
+        .filter(|s| changed_dirs.contains(s.as_str()))
+        .cloned()
+        .collect();
     for (s, _) in &changed {
         if !staging.first_wave.contains(&s.dir) {
             staging.held.insert(s.dir.clone());
@@ -309,6 +370,7 @@ pub fn stage(
         sources_digest: digest,
         // To the nanosecond: two rollouts signed in one second still order.
         started_at: ctx.opts.now,
+        effective_at: ctx.opts.effective_at,
         current_wave: current,
         bake: policy.bake,
         abort: policy.abort,
@@ -318,21 +380,24 @@ pub fn stage(
         rolled_back: BTreeMap::new(),
         history: Vec::new(),
     };
-    let what = format!(
+    let mut what = format!(
         "started: {} store(s) in {} wave(s); wave {} signed ({} store(s))",
-        changed.len(),
+        changed.len() + staging.carried.len(),
         file.waves.len(),
         file.waves[current].name,
         staging.first_wave.len()
     );
+    if !staging.carried.is_empty() {
+        what.push_str(&format!(
+            "; {} store(s) of the superseded rollout's wave in flight keep their gate",
+            staging.carried.len()
+        ));
+    }
     decide(&mut file, ctx.now, what.clone());
     staging
         .notes
         .push(format!("{}: rollout {id} {what}", tenant.dir));
-    staging.started = Some((
-        tenant_dir(&ctx.opts.repo, &tenant.dir).join(format!("{id}.yaml")),
-        file,
-    ));
+    staging.started = Some((dir.join(format!("{id}.yaml")), file));
     Ok(staging)
 }
 
@@ -348,7 +413,9 @@ pub struct StoreStatus {
     pub store: String,
     pub state: String,
     pub applied_revision: Option<u64>,
-    pub desired_revision: Option<u64>,
+    /// The desired revision the store's last report named.
+    #[serde(default)]
+    pub reported_revision: Option<u64>,
 }
 
 /// The stores of `tenant` as the status service behind `api` sees them.
@@ -371,7 +438,7 @@ pub fn tally(wave: &RolloutWave, tenant: &str, status: &BTreeMap<String, StoreSt
         status.get(&format!("{tenant}/{s}")).map(|s| Seen {
             state: &s.state,
             applied_revision: s.applied_revision,
-            desired_revision: s.desired_revision,
+            reported_revision: s.reported_revision,
         })
     })
 }
@@ -427,7 +494,10 @@ fn step(
 ) -> anyhow::Result<String> {
     let now = ctx.now;
     let i = file.current_wave;
-    let tally = tally(&file.waves[i], &file.tenant, status);
+    let Some(wave) = file.waves.get(i) else {
+        bail!("rollout {}: no wave {i}", file.id);
+    };
+    let tally = tally(wave, &file.tenant, status);
     let name = file.waves[i].name.clone();
     if let Some(abort) = file.abort
         && tally.past_threshold(&abort)
@@ -471,8 +541,7 @@ fn step(
         decide(file, now, format!("completed after wave {name}"));
         return Ok(format!("wave {name}: {tally}; rollout completed"));
     };
-    let digest = sources_digest(&ctx.repo.texts, &file.tenant);
-    if digest != file.sources_digest {
+    if sources_digest(tenant) != file.sources_digest {
         return Ok(format!(
             "wave {name} passed, but tenant {}'s sources changed since the rollout started: run `fleet sign`, which supersedes it",
             file.tenant
@@ -485,10 +554,20 @@ fn step(
         .values()
         .filter(|s| wave_stores.contains(&s.dir))
     {
-        if let Some(p) = ctx.prepare(tenant, store)? {
-            let s = ctx.write(&p, p.reason)?;
-            revisions.insert(store.dir.clone(), s.revision);
-            signed.push(s);
+        match ctx.prepare_at(tenant, store, file.effective_at)? {
+            Some(p) => {
+                let s = ctx.write(&p, p.reason)?;
+                revisions.insert(store.dir.clone(), s.revision);
+                signed.push(s);
+            }
+            // Already at the rollout's state (carried from a superseded
+            // rollout): its gate is the revision it has.
+            None => {
+                if let Some(current) = crate::ops::sign::read_current(&ctx.store_dir(tenant, store))
+                {
+                    revisions.insert(store.dir.clone(), current.revision);
+                }
+            }
         }
     }
     let next_name = file.waves[next].name.clone();

@@ -127,21 +127,22 @@ struct Schedule {
 /// later non-urgent sign does not make a scheduled change apply early), and
 /// a refresh of the same state keeps its urgency.
 fn schedule(
-    opts: &SignOptions,
+    urgent: bool,
+    wanted: Option<NaiveDateTime>,
     tenant: &TenantSources,
     store: &StoreSource,
     current: Option<&Release>,
     reason: Reason,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Schedule> {
-    if opts.urgent {
+    if urgent {
         return Ok(Schedule {
             effective_at: None,
             effective_instant: None,
             urgent: true,
         });
     }
-    let effective_at = match (opts.effective_at, reason) {
+    let effective_at = match (wanted, reason) {
         (Some(at), Reason::Changed | Reason::First) => Some(at),
         _ => current.and_then(|r| r.effective_at),
     };
@@ -165,7 +166,7 @@ fn schedule(
     })?;
     let instant = schemas::rollout::local_instant(at, tz);
     // A time that has passed is no longer pending: drop it.
-    if opts.effective_at.is_none() && instant <= now {
+    if wanted.is_none() && instant <= now {
         return Ok(Schedule {
             effective_at: None,
             effective_instant: None,
@@ -268,6 +269,17 @@ impl<'a> SignContext<'a> {
         tenant: &TenantSources,
         store: &StoreSource,
     ) -> anyhow::Result<Option<Prepared>> {
+        self.prepare_at(tenant, store, self.opts.effective_at)
+    }
+
+    /// [`SignContext::prepare`] with the effective time of a rollout's
+    /// later wave instead of `--effective-at`.
+    pub fn prepare_at(
+        &self,
+        tenant: &TenantSources,
+        store: &StoreSource,
+        effective_at: Option<NaiveDateTime>,
+    ) -> anyhow::Result<Option<Prepared>> {
         let store_dir = self.store_dir(tenant, store);
         let full_id = format!("{}/{}", tenant.dir, store.dir);
         let state = render_store(&tenant.base, &store.file);
@@ -316,8 +328,16 @@ impl<'a> SignContext<'a> {
             }
         };
         let current = current.and_then(Result::ok);
-        let schedule = schedule(self.opts, tenant, store, current.as_ref(), reason, self.now)
-            .with_context(|| format!("{full_id}: placing the effective time"))?;
+        let schedule = schedule(
+            self.opts.urgent,
+            effective_at,
+            tenant,
+            store,
+            current.as_ref(),
+            reason,
+            self.now,
+        )
+        .with_context(|| format!("{full_id}: placing the effective time"))?;
         let release = self.finish(
             Release {
                 api_version: ReleaseApiVersion::V1,
@@ -433,7 +453,8 @@ pub fn sign(opts: &SignOptions, mut progress: impl FnMut(&Signed)) -> anyhow::Re
 /// expires within the refresh window.
 fn refresh_current(ctx: &SignContext<'_>, p: &Prepared) -> Option<Prepared> {
     let current = p.current.as_ref()?;
-    if current.expires_at > ctx.refresh_at {
+    // `--all` (after a key change) re-signs held stores' releases too.
+    if current.expires_at > ctx.refresh_at && !ctx.opts.all {
         return None;
     }
     let mut release = current.clone();

@@ -89,7 +89,7 @@ pub fn verify(
     // aborted, holds stores back on purpose (DESIGN.md §12).
     let mut holding: std::collections::BTreeMap<String, String> = Default::default();
     for t in validation.repo.tenants.values() {
-        let digest = crate::ops::rollout::sources_digest(&validation.repo.texts, &t.dir);
+        let digest = crate::ops::rollout::sources_digest(t);
         if let Some((_, r)) = crate::ops::rollout::load_tenant(repo_dir, &t.dir)?
             .into_iter()
             .rev()

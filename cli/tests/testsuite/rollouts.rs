@@ -161,8 +161,14 @@ fn a_newer_change_supersedes_the_running_rollout_and_starts_from_the_canary() {
         r.revision("jfk-airport"),
     );
     r.change("A");
-    let out = r.sign(&[]);
+    let out = r.sign(&["--effective-at", "2030-01-07T06:00"]);
     assert!(out.contains("2 held for later rollout waves"), "{out}");
+    // Every wave takes effect at that time: the rollout remembers it.
+    assert_eq!(
+        r.rollouts()[0].effective_at.map(|t| t.to_string()),
+        Some("2030-01-07 06:00:00".to_owned())
+    );
+    assert_eq!(r.release("soho")["effective_at"], "2030-01-07T06:00:00");
     assert_eq!(r.revision("soho"), soho + 1);
     assert_eq!(r.revision("brooklyn"), brooklyn);
     let first = &r.rollouts()[0];
@@ -256,15 +262,31 @@ fn an_aborted_rollout_is_not_started_again_until_the_sources_change() {
     // The stores' first release is never staged: a new store goes out at once.
     ok(&["new-store", "acme/harlem", "--repo", &r.r()]);
     common::commit_all(&r.repo, "harlem");
+    let brooklyn_before = r.revision("brooklyn");
+    let soho_at = r.revision("soho");
     r.sign(&[]);
     assert_eq!(r.revision("harlem"), 1);
-    // The new store changed the sources: the running rollout is superseded
-    // by one over the stores still behind; the canary, already there, is
-    // skipped, so it starts at east.
+    // The new store changed what the tenant renders: the running rollout is
+    // superseded, but its canary wave in flight keeps its gate — soho is
+    // carried with the revision it was signed, and east still waits.
     let all = r.rollouts();
     assert_eq!(all[1].state, RolloutState::Superseded);
     assert_eq!(all[2].state, RolloutState::InProgress);
-    assert!(all[2].waves[0].stores.is_empty());
-    assert_eq!(all[2].current_wave, 1);
+    assert_eq!(all[2].current_wave, 0);
+    assert_eq!(all[2].waves[0].stores, ["soho"]);
+    assert_eq!(all[2].waves[0].revisions["soho"], soho_at);
     assert_eq!(all[2].waves[1].stores, ["brooklyn"]);
+    assert_eq!(
+        r.revision("brooklyn"),
+        brooklyn_before,
+        "not let out ungated"
+    );
+    // A comment or a label changes no release: nothing is superseded.
+    let path = r.repo.join("tenants/acme/tenant.yaml");
+    let text = std::fs::read_to_string(&path).expect("tenant.yaml");
+    std::fs::write(&path, format!("# a comment\n{text}")).expect("tenant.yaml");
+    common::commit_all(&r.repo, "a comment");
+    r.sign(&[]);
+    assert_eq!(r.rollouts().len(), 3);
+    assert_eq!(r.rollouts()[2].state, RolloutState::InProgress);
 }

@@ -331,11 +331,11 @@ fn dates_in_windows_are_calendar_dates() {
     assert!(w.open_at(local("2026-12-31T01:00")).is_none());
 }
 
-fn seen(state: &str, applied: Option<u64>, desired: Option<u64>) -> Option<Seen<'_>> {
+fn seen(state: &str, applied: Option<u64>, reported: Option<u64>) -> Option<Seen<'_>> {
     Some(Seen {
         state,
         applied_revision: applied,
-        desired_revision: desired,
+        reported_revision: reported,
     })
 }
 
@@ -349,9 +349,18 @@ fn standings_follow_the_gate_arithmetic() {
         standing(seen("waiting_window", Some(4), Some(5)), 5),
         AtTarget
     );
+    // Holding an older release says nothing of this one.
     assert_eq!(standing(seen("scheduled", Some(4), Some(4)), 5), Pending);
+    assert_eq!(
+        standing(seen("waiting_window", Some(3), Some(4)), 5),
+        Pending
+    );
     assert_eq!(standing(seen("failed", Some(4), Some(5)), 5), Failed);
     assert_eq!(standing(seen("refused", Some(4), Some(5)), 5), Failed);
+    // A failure before the store saw this release (a fetch that failed
+    // before the wave was signed) is not a failure of it.
+    assert_eq!(standing(seen("failed", Some(4), Some(4)), 5), Pending);
+    assert_eq!(standing(seen("failed", Some(4), None), 5), Pending);
     assert_eq!(standing(seen("offline", Some(4), Some(5)), 5), Offline);
     assert_eq!(standing(seen("unenrolled", None, Some(5)), 5), Offline);
     assert_eq!(standing(None, 5), Offline);

@@ -210,7 +210,7 @@ fn view(
         rows.get(store).map(|(row, s)| Seen {
             state: s.as_str(),
             applied_revision: row.applied_revision,
-            desired_revision: row.desired_revision,
+            reported_revision: row.reported_revision,
         })
     };
     let waves: Vec<WaveView> = file

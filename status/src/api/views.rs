@@ -170,6 +170,9 @@ pub struct StoreSummary {
     /// (DESIGN.md §9); `["fleet/v1"]` for a reconciler that does not say,
     /// empty before the first report.
     pub release_api_versions: Vec<String>,
+    /// The desired revision the store's last report named: the release it
+    /// verified (and may hold for its effective time or a window).
+    pub reported_revision: Option<u64>,
 }
 
 impl StoreSummary {
@@ -199,6 +202,7 @@ impl StoreSummary {
                 (None, Some(_)) => vec!["fleet/v1".to_owned()],
                 (None, None) => Vec::new(),
             },
+            reported_revision: row.reported_revision,
         }
     }
 }

@@ -194,6 +194,9 @@ pub struct StoreRow {
     /// space-separated (none: no report, or a reconciler that reads only
     /// fleet/v1).
     pub release_api: Option<String>,
+    /// The desired revision the last report named (the release the store
+    /// verified); none before a report, or when it named none.
+    pub reported_revision: Option<u64>,
     /// Node keys enrolled and not revoked.
     pub active_nodes: u64,
 }

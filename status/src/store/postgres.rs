@@ -79,14 +79,15 @@ const INGEST: &str = "WITH node AS ( \
         SELECT $1, key_id, $3, $4, $5, $6, $7, $8 FROM fresh RETURNING id \
     ), summary AS ( \
         INSERT INTO status_stores (store, tenant, last_seen, last_outcome, applied_revision, \
-        last_drift, last_overridden, reconciler_version, root_version, release_api) \
-        SELECT $1, $10, $3, $4, $6, $11, $12, $13, $14, $15 FROM fresh \
+        last_drift, last_overridden, reconciler_version, root_version, release_api, \
+        reported_revision) \
+        SELECT $1, $10, $3, $4, $6, $11, $12, $13, $14, $15, $5 FROM fresh \
         ON CONFLICT (store) DO UPDATE SET last_seen = EXCLUDED.last_seen, \
         last_outcome = EXCLUDED.last_outcome, \
         applied_revision = COALESCE(EXCLUDED.applied_revision, status_stores.applied_revision), \
         last_drift = EXCLUDED.last_drift, last_overridden = EXCLUDED.last_overridden, \
         reconciler_version = EXCLUDED.reconciler_version, root_version = EXCLUDED.root_version, \
-        release_api = EXCLUDED.release_api \
+        release_api = EXCLUDED.release_api, reported_revision = EXCLUDED.reported_revision \
     ) \
     SELECT (SELECT id FROM report) AS id, EXISTS (SELECT 1 FROM node) AS active";
 

@@ -52,6 +52,7 @@ where
             reconciler_version: r.try_get("reconciler_version")?,
             root_version: rev(r.try_get("root_version")?),
             release_api: r.try_get("release_api")?,
+            reported_revision: rev(r.try_get("reported_revision")?),
             active_nodes: count(r.try_get("active_nodes")?),
         })
     }

@@ -59,7 +59,7 @@ const STORE_NODES: &str = "SELECT key_id, public_key, store, enrolled_at, revoke
 const ONE_STORE: &str = "SELECT s.store, s.tenant, s.in_repo, s.desired_revision, \
      s.desired_commit, s.expires_at, s.release_valid, s.release_error, s.checked_at, s.last_seen, \
      s.last_outcome, s.applied_revision, s.last_drift, s.last_overridden, s.reconciler_version, \
-     s.root_version, s.release_api, (SELECT COUNT(*) FROM status_nodes n WHERE n.store = s.store AND n.revoked_at IS NULL) AS active_nodes \
+     s.root_version, s.release_api, s.reported_revision, (SELECT COUNT(*) FROM status_nodes n WHERE n.store = s.store AND n.revoked_at IS NULL) AS active_nodes \
      FROM status_stores s WHERE s.store = $1";
 
 /// [`ONE_STORE`] for every store at once: the active node counts come
@@ -69,7 +69,7 @@ const ONE_STORE: &str = "SELECT s.store, s.tenant, s.in_repo, s.desired_revision
 const ALL_STORES: &str = "SELECT s.store, s.tenant, s.in_repo, s.desired_revision, \
      s.desired_commit, s.expires_at, s.release_valid, s.release_error, s.checked_at, s.last_seen, \
      s.last_outcome, s.applied_revision, s.last_drift, s.last_overridden, s.reconciler_version, \
-     s.root_version, s.release_api, COALESCE(n.active, 0) AS active_nodes \
+     s.root_version, s.release_api, s.reported_revision, COALESCE(n.active, 0) AS active_nodes \
      FROM status_stores s LEFT JOIN (SELECT store, COUNT(*) AS active FROM status_nodes \
      WHERE revoked_at IS NULL GROUP BY store) n ON n.store = s.store ORDER BY s.store";
 

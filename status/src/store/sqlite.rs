@@ -117,13 +117,16 @@ const INSERT_REPORT: &str = "INSERT INTO status_reports (store, key_id, received
 /// $1 store, $2 tenant, $3 time received, $4 outcome, $5 applied revision
 /// (kept when none), $6 drift, $7 overridden, $8 reconciler version, $9
 /// trust root version (none: the store pins bare keys), $10 release
-/// apiVersions read (none: fleet/v1 only).
+/// apiVersions read (none: fleet/v1 only), $11 the desired revision the
+/// report named.
 const UPDATE_SUMMARY: &str = "INSERT INTO status_stores (store, tenant, last_seen, last_outcome, \
-     applied_revision, last_drift, last_overridden, reconciler_version, root_version, release_api) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     applied_revision, last_drift, last_overridden, reconciler_version, root_version, release_api, \
+     reported_revision) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
      ON CONFLICT (store) DO UPDATE SET last_seen = $3, last_outcome = $4, \
      applied_revision = COALESCE($5, status_stores.applied_revision), last_drift = $6, \
-     last_overridden = $7, reconciler_version = $8, root_version = $9, release_api = $10";
+     last_overridden = $7, reconciler_version = $8, root_version = $9, release_api = $10, \
+     reported_revision = $11";
 
 /// A batch of ingests in one transaction of the writer connection.
 impl BatchWrite for SqlitePool {
@@ -193,6 +196,7 @@ async fn ingest_in(
         .bind(&rep.reconciler_version)
         .bind(rev_db(rep.root_version))
         .bind(&rep.release_api)
+        .bind(rev_db(rep.desired_revision))
         .execute(&mut **tx)
         .await?;
     Ok(Ingested::Stored(id))
