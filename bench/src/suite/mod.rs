@@ -17,7 +17,9 @@
 //!   and PostgreSQL against the raw INSERT rate of the same database, at
 //!   100, 1,000 and 10,000 nodes;
 //! - [`push`]: push to applied with long-poll, 50 stores, against the
-//!   same daemons polling.
+//!   same daemons polling;
+//! - [`rollout`]: `fleet rollout advance` over 10,000 stores (DESIGN.md
+//!   §17) against `fleet validate` of the same repo.
 
 pub mod chart;
 pub mod converge;
@@ -27,6 +29,7 @@ pub mod measure;
 pub mod push;
 pub mod reconcile;
 pub mod report;
+pub mod rollout;
 pub mod validate;
 
 use std::path::{Path, PathBuf};
@@ -44,15 +47,17 @@ pub enum Part {
     Converge,
     Ingest,
     Push,
+    Rollout,
 }
 
 impl Part {
-    pub const ALL: [Part; 5] = [
+    pub const ALL: [Part; 6] = [
         Part::Validate,
         Part::Reconcile,
         Part::Converge,
         Part::Ingest,
         Part::Push,
+        Part::Rollout,
     ];
 
     pub fn name(self) -> &'static str {
@@ -62,6 +67,7 @@ impl Part {
             Part::Converge => "converge",
             Part::Ingest => "ingest",
             Part::Push => "push",
+            Part::Rollout => "rollout",
         }
     }
 }
@@ -241,6 +247,7 @@ pub fn run(opts: Options) -> anyhow::Result<bool> {
             Part::Converge => converge::run(&ctx),
             Part::Ingest => ingest::run(&ctx),
             Part::Push => push::run(&ctx),
+            Part::Rollout => rollout::run(&ctx),
         };
         match &r {
             Ok(res) => ctx.say(&format!(

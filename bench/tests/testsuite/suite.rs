@@ -62,7 +62,9 @@ fn the_converge_part_measures_real_parts_and_writes_its_block_where_told() {
         "{text}"
     );
     assert!(
-        text.contains("Not run (left out with `--only`): validate, reconcile, ingest, push."),
+        text.contains(
+            "Not run (left out with `--only`): validate, reconcile, ingest, push, rollout."
+        ),
         "{text}"
     );
 }

@@ -780,16 +780,8 @@ fn rollout(cmd: RolloutCommand) -> i32 {
     use ops::rollout;
     let now = chrono::Utc::now();
     let sign_opts = |key: &std::path::Path, repo: PathBuf| {
-        ops::keygen::load_secret_key(key, signing_password()).map(|key| ops::sign::SignOptions {
-            repo,
-            key,
-            expires_in: None,
-            refresh_within: None,
-            all: false,
-            urgent: false,
-            effective_at: None,
-            now,
-        })
+        ops::keygen::load_secret_key(key, signing_password())
+            .map(|key| ops::sign::SignOptions::new(repo, key, now))
     };
     let result: anyhow::Result<()> = (|| match cmd {
         RolloutCommand::Advance {

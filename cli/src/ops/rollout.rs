@@ -549,17 +549,17 @@ fn step(
     }
     let wave_stores: BTreeSet<String> = file.waves[next].stores.iter().cloned().collect();
     let mut revisions = BTreeMap::new();
-    for store in tenant
+    let stores: Vec<_> = tenant
         .stores
         .values()
         .filter(|s| wave_stores.contains(&s.dir))
-    {
-        match ctx.prepare_at(tenant, store, file.effective_at)? {
-            Some(p) => {
-                let s = ctx.write(&p, p.reason)?;
-                revisions.insert(store.dir.clone(), s.revision);
-                signed.push(s);
-            }
+        .map(|s| (tenant, s, file.effective_at))
+        .collect();
+    let prepared = ctx.prepare_many(&stores)?;
+    let mut jobs = Vec::new();
+    for ((_, store, _), p) in stores.iter().zip(&prepared) {
+        match p {
+            Some(p) => jobs.push((p, p.reason)),
             // Already at the rollout's state (carried from a superseded
             // rollout): its gate is the revision it has.
             None => {
@@ -569,6 +569,11 @@ fn step(
                 }
             }
         }
+    }
+    for s in ctx.write_many(&jobs)? {
+        let dir = s.store.rsplit('/').next().unwrap_or_default().to_owned();
+        revisions.insert(dir, s.revision);
+        signed.push(s);
     }
     let next_name = file.waves[next].name.clone();
     let wave = &mut file.waves[next];
@@ -599,8 +604,8 @@ pub fn abort_rollout(
     if !rollback {
         return Ok(format!("aborted: {reason}; later waves never move"));
     }
-    let base = ctx
-        .git
+    let git = ctx.git_repo();
+    let base = git
         .revparse_single(&file.base_commit)
         .and_then(|o| o.peel_to_tree())
         .with_context(|| {
@@ -627,7 +632,7 @@ pub fn abort_rollout(
                 crate::ops::sign::RELEASE_FILE
             )))
             .ok()
-            .and_then(|e| e.to_object(&ctx.git).ok())
+            .and_then(|e| e.to_object(&git).ok())
             .and_then(|o| o.peel_to_blob().ok())
             .and_then(|b| {
                 let text = std::str::from_utf8(b.content()).ok()?.to_owned();

@@ -6,36 +6,18 @@
 //! (Gates against a real status service: reconciler's `rollout_e2e`.)
 
 use std::path::PathBuf;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use schemas::rollout::{RolloutFile, RolloutState};
 
 use crate::common;
 
-const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
-
 fn fleet(args: &[&str]) -> Output {
-    let out = Command::new(FLEET)
-        .args(args)
-        .env_remove("FLEET_SIGNING_PASSWORD")
-        .output()
-        .expect("run fleet");
-    assert!(
-        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
-        "{out:?}"
-    );
-    out
+    common::fleet(args, None)
 }
 
 fn ok(args: &[&str]) -> String {
-    let out = fleet(args);
-    assert!(
-        out.status.success(),
-        "fleet {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    common::ok(args, None)
 }
 
 struct Repo {

@@ -3,9 +3,7 @@
 //! rotated tenant key, and what `render`, `plan` and `sign` show.
 
 use std::collections::BTreeSet;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 use age::x25519::Identity;
 use base64::Engine as _;
@@ -13,38 +11,9 @@ use schemas::model::{Sealed, Secret, SettingValue};
 
 use crate::common;
 
-const FLEET: &str = env!("CARGO_BIN_EXE_fleet");
 const TERMINAL_KEY: &str = "tk-soho-7f3a9c";
 
-fn fleet(args: &[&str], stdin: Option<&str>) -> Output {
-    let mut cmd = Command::new(FLEET);
-    cmd.args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env_remove("FLEET_SIGNING_PASSWORD");
-    let mut child = cmd.spawn().expect("run fleet");
-    let mut input = child.stdin.take().expect("stdin");
-    input
-        .write_all(stdin.unwrap_or("").as_bytes())
-        .expect("write stdin");
-    drop(input);
-    let out = child.wait_with_output().expect("wait");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    out
-}
-
-fn ok(args: &[&str], stdin: Option<&str>) -> String {
-    let out = fleet(args, stdin);
-    assert!(
-        out.status.success(),
-        "fleet {args:?}: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
+use common::{fleet, ok};
 
 /// The template with two enrolled stores (soho, brooklyn), their
 /// recipients written and the values re-encrypted for them.

@@ -631,16 +631,8 @@ async fn sign_and_commit(
     key: &minisign::SecretKey,
     message: &str,
 ) -> Result<(usize, String, Vec<String>), QuickstartError> {
-    let opts = crate::ops::sign::SignOptions {
-        repo: repo.to_path_buf(),
-        key: key.clone(),
-        expires_in: None,
-        refresh_within: None,
-        all: false,
-        urgent: false,
-        effective_at: None,
-        now: chrono::Utc::now(),
-    };
+    let opts =
+        crate::ops::sign::SignOptions::new(repo.to_path_buf(), key.clone(), chrono::Utc::now());
     let report = crate::ops::sign::sign(&opts, |_| {}).map_err(|source| QuickstartError::Step {
         what: format!("signing releases in {}", repo.display()),
         source,
@@ -1046,16 +1038,7 @@ async fn advance_rollouts(
     let (url, token) = (status_url.to_owned(), operator_token.to_owned());
     let done = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<String>> {
         let api = crate::ops::status_api::StatusApi::new(&url, &token)?;
-        let opts = crate::ops::sign::SignOptions {
-            repo,
-            key,
-            expires_in: None,
-            refresh_within: None,
-            all: false,
-            urgent: false,
-            effective_at: None,
-            now: chrono::Utc::now(),
-        };
+        let opts = crate::ops::sign::SignOptions::new(repo, key, chrono::Utc::now());
         let ctx = crate::ops::sign::SignContext::new(&opts)?;
         let advanced = crate::ops::rollout::advance(&ctx, |tenant| {
             crate::ops::rollout::store_statuses(&api, tenant)

@@ -44,3 +44,32 @@ pub fn commit_all(repo: &Path, message: &str) -> String {
         .expect("commit")
         .to_string()
 }
+
+/// The `fleet` binary with `args` and `stdin`; never a panic in its stderr.
+pub fn fleet(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fleet"));
+    cmd.args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .env_remove("FLEET_SIGNING_PASSWORD");
+    let mut child = cmd.spawn().expect("run fleet");
+    let mut input = child.stdin.take().expect("stdin");
+    std::io::Write::write_all(&mut input, stdin.unwrap_or("").as_bytes()).expect("write stdin");
+    drop(input);
+    let out = child.wait_with_output().expect("wait");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    out
+}
+
+pub fn ok(args: &[&str], stdin: Option<&str>) -> String {
+    let out = fleet(args, stdin);
+    assert!(
+        out.status.success(),
+        "fleet {args:?}: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
