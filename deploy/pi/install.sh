@@ -11,10 +11,12 @@ set -euo pipefail
 usage() {
     cat <<'EOF'
 Usage: install.sh --store TENANT/STORE --repo-url URL --trust-root FILE [options]
+       install.sh --store TENANT/STORE --source status --status-url URL --trust-root FILE [options]
 
 Required:
   --store TENANT/STORE        this store, e.g. acme/soho
-  --repo-url URL              the fleet repo
+  --repo-url URL              the fleet repo (with --source status: optional,
+                              the fallback when the relay fails)
   --trust-root FILE           the fleet's trust root to pin (trust/root/1.yaml
                               of the fleet repo, see signing.md); the store
                               follows every later version that verifies.
@@ -29,6 +31,10 @@ The package:
                               fleet-store package must already be installed
 
 Options:
+  --source git|status         where releases come from (default git): the
+                              fleet repo, or the status service's release
+                              relay (needs --status-url; the store then
+                              needs no Git access). Verified the same way
   --branch NAME               fleet repo branch (default main)
   --status-url URL            the status service (reports queue without it)
   --edge-listen ADDR          where fleet-edge listens (default: edge.env's,
@@ -72,7 +78,7 @@ EOF
 die() { echo "install.sh: error: $*" >&2; exit 1; }
 
 STORE="" REPO_URL="" PACKAGE="" TRUST_ROOT="" BRANCH="main" STATUS_URL="" EDGE_LISTEN="" KEEP_DAYS=""
-INTERVAL=60 GIT_TOKEN_FILE="" BOOTSTRAP_TOKEN_FILE="" REENROLL=0
+INTERVAL=60 GIT_TOKEN_FILE="" BOOTSTRAP_TOKEN_FILE="" REENROLL=0 SOURCE="git"
 TIMER=0 ENABLE=1 ROOT="" DRY_RUN=0
 TRUST_KEYS=()
 DEVICES=()
@@ -89,6 +95,7 @@ while [ $# -gt 0 ]; do
         --edge-listen) EDGE_LISTEN="${2:?}"; shift 2 ;;
         --keep-days) KEEP_DAYS="${2:?}"; shift 2 ;;
         --interval) INTERVAL="${2:?}"; shift 2 ;;
+        --source) SOURCE="${2:?--source needs git or status}"; shift 2 ;;
         --git-token-file) GIT_TOKEN_FILE="${2:?}"; shift 2 ;;
         --bootstrap-token-file) BOOTSTRAP_TOKEN_FILE="${2:?}"; shift 2 ;;
         --reenroll) REENROLL=1; shift ;;
@@ -107,7 +114,11 @@ done
 # Everything is checked before anything changes.
 [ -n "$STORE" ] || die "--store is required"
 [[ "$STORE" =~ ^[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9-]*$ ]] || die "--store must be tenant/store (lower-case slugs), got '$STORE'"
-[ -n "$REPO_URL" ] || die "--repo-url is required"
+case "$SOURCE" in
+    git) [ -n "$REPO_URL" ] || die "--repo-url is required (or --source status with --status-url: releases from the status service's relay)" ;;
+    status) [ -n "$STATUS_URL" ] || die "--source status needs --status-url: the status service whose relay serves the releases" ;;
+    *) die "--source must be git or status, got '$SOURCE'" ;;
+esac
 [ "${#TRUST_KEYS[@]}" -gt 0 ] || [ -n "$TRUST_ROOT" ] || [ -s "${ROOT:-}/etc/fleet/trust/root.yaml" ] \
     || die "--trust-root (or --trust-key) is required: what the store trusts"
 if [ -n "$TRUST_ROOT" ]; then
@@ -250,7 +261,8 @@ fi
 {
     echo "# Written by deploy/pi/install.sh; run it again to change it."
     echo "store = \"$STORE\""
-    echo "repo_url = \"$REPO_URL\""
+    [ -z "$REPO_URL" ] || echo "repo_url = \"$REPO_URL\""
+    [ "$SOURCE" = git ] || echo "source = \"$SOURCE\""
     echo "branch = \"$BRANCH\""
     echo "trust_dir = \"/etc/fleet/trust\""
     echo "edge_url = \"http://127.0.0.1:${listen##*:}\""

@@ -1,7 +1,8 @@
 //! One reconcile pass, and the pieces the daemon loop is built from.
 //!
-//! A pass: fetch → read this store's release from the fetched commit (no
-//! checkout) → trust gate → `GET /state` → plan → apply → record → report.
+//! A pass: fetch (the fleet repo, or the status service's release relay,
+//! DESIGN.md §13) → read this store's release from the fetched commit (no
+//! checkout) or the relay's answer → trust gate → `GET /state` → plan → apply → record → report.
 //! It returns a [`Report`] whatever happens; the caller queues it and picks
 //! the exit code or the next delay. Every pass is idempotent: killed at any
 //! point, the next one reads the edge's state again and finishes the job,
@@ -13,13 +14,15 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use schemas::StoreId;
 
-use crate::config::Config;
+use crate::config::{Config, Source};
 use crate::edge_client::{EdgeClient, EdgeError, Writer};
 use crate::planner::{self, Plan};
+use crate::relay::RelayError;
 use release::applied::{self, AppliedRecord};
 use release::root::{self, Anchor, WalkError};
 use release::source::{Credentials, Mirror, ReleaseFiles};
 use release::trust::{self, Expectations, TrustedKeys};
+use wire::relay::RelayedRelease;
 use wire::report::{Drift, Outcome, RefusalReport, Report, human_diff};
 
 /// How many times a pass re-reads and re-plans after a 412.
@@ -62,6 +65,29 @@ pub enum FetchError {
     Source(#[from] release::source::SourceError),
     #[error("the fetch task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
+    #[error(transparent)]
+    Relay(#[from] RelayError),
+    #[error("the release relay failed ({relay}), and so did Git: {git}")]
+    Both { relay: String, git: Box<FetchError> },
+    #[error("repo_url is not set, so the fleet repo cannot be fetched")]
+    NoRepo,
+}
+
+/// What a pass reads the release from: a commit of the Git mirror, or the
+/// release relay's answer (untrusted either way until the gate passes it).
+#[derive(Debug, Clone)]
+enum Snapshot {
+    Git(String),
+    Relay(Box<RelayedRelease>),
+}
+
+impl Snapshot {
+    fn commit(&self) -> &str {
+        match self {
+            Snapshot::Git(c) => c,
+            Snapshot::Relay(a) => &a.commit,
+        }
+    }
 }
 
 impl Agent {
@@ -98,7 +124,7 @@ impl Agent {
         };
         let mirror = Mirror::new(
             &config.state_dir,
-            &config.repo_url,
+            config.repo_url.as_deref().unwrap_or_default(),
             &config.branch,
             credentials,
             Duration::from_secs(config.fetch_timeout_secs),
@@ -121,7 +147,9 @@ impl Agent {
     /// no timeout that safe Rust can set for a stalled connection).
     async fn fetch(&self) -> Result<release::source::Fetched, FetchError> {
         let mirror_path = self.config.state_dir.clone();
-        let url = self.config.repo_url.clone();
+        let Some(url) = self.config.repo_url.clone() else {
+            return Err(FetchError::NoRepo);
+        };
         let branch = self.config.branch.clone();
         let credentials = match (&self.config.git_token_file, &self.config.git_ssh_key_file) {
             (Some(p), _) => crate::config::read_secret(p, "Git token")
@@ -139,10 +167,64 @@ impl Agent {
             Ok(Ok(Err(e))) => Err(FetchError::Source(e)),
             Ok(Err(e)) => Err(FetchError::Task(e)),
             Err(_) => Err(FetchError::Source(release::source::SourceError::Timeout {
-                url: self.config.repo_url.clone(),
+                url: self.config.repo_url.clone().unwrap_or_default(),
                 secs: timeout.as_secs(),
             })),
         }
+    }
+
+    /// Fetch from where the config says; with `source = "status"` and a
+    /// `repo_url`, from Git when the relay fails (said in the report).
+    async fn fetch_snapshot(&self, r: &mut Report) -> Result<Snapshot, FetchError> {
+        if self.config.source == Source::Git {
+            return Ok(Snapshot::Git(self.fetch().await?.commit));
+        }
+        let relay = match self.relay_fetch().await {
+            Ok(answer) => return Ok(Snapshot::Relay(Box::new(answer))),
+            Err(e) if self.config.repo_url.is_some() => e,
+            Err(e) => return Err(e.into()),
+        };
+        tracing::warn!(error = %relay, "The release relay failed; fetching from Git instead.");
+        match self.fetch().await {
+            Ok(fetched) => {
+                r.warnings.push(format!(
+                    "the release relay failed ({relay}); fetched from Git instead"
+                ));
+                Ok(Snapshot::Git(fetched.commit))
+            }
+            Err(git) => Err(FetchError::Both {
+                relay: relay.to_string(),
+                git: Box::new(git),
+            }),
+        }
+    }
+
+    async fn relay_fetch(&self) -> Result<RelayedRelease, RelayError> {
+        let client = crate::status_client::StatusClient::open(
+            &self.config.state_dir,
+            self.config.status_url.as_deref(),
+        )?;
+        crate::relay::fetch(
+            &client,
+            &self.config.state_dir,
+            self.config.store.as_str(),
+            self.root_version_held(),
+        )
+        .await
+    }
+
+    /// The trust root version this store holds (the relay sends that one
+    /// and newer): the persisted version or the pin, 0 for none.
+    fn root_version_held(&self) -> u64 {
+        let persisted = root::load_persisted(&self.config.state_dir)
+            .ok()
+            .flatten()
+            .map(|p| p.version());
+        let pinned = match &self.anchor {
+            Anchor::Root(pin) => Some(pin.version()),
+            Anchor::Keys(_) => None,
+        };
+        persisted.max(pinned).unwrap_or(0)
     }
 
     /// One pass. `apply = false` plans only (for `fleet-reconciler plan`).
@@ -185,7 +267,7 @@ impl Agent {
                 tracing::warn!(error = %e, "Cannot clear stale lock files in the mirror.")
             }
         }
-        let fetched = match self.fetch().await {
+        let fetched = match self.fetch_snapshot(&mut r).await {
             Ok(f) => f,
             // A release held for its effective time or a window still
             // applies on time with the Git host unreachable: it was
@@ -198,7 +280,13 @@ impl Agent {
                         p.revision,
                         short(&p.commit)
                     ));
-                    release::source::Fetched { commit: p.commit }
+                    // Held from the relay: its cached answer; else the mirror.
+                    match crate::relay::read_cache(&self.config.state_dir)
+                        .filter(|c| c.answer.commit == p.commit)
+                    {
+                        Some(c) => Snapshot::Relay(Box::new(c.answer)),
+                        None => Snapshot::Git(p.commit),
+                    }
                 }
                 None => {
                     tracing::warn!(error = %e, "Fetch failed; keeping the last applied state.");
@@ -212,7 +300,7 @@ impl Agent {
                 }
             },
         };
-        r.fetched_commit = Some(fetched.commit.clone());
+        r.fetched_commit = Some(fetched.commit().to_owned());
         let last = match applied::read(&self.config.state_dir) {
             Ok(l) => l,
             Err(e) => {
@@ -223,7 +311,7 @@ impl Agent {
         };
         r.applied_revision = last.as_ref().map(|l| l.revision);
         // Which keys sign releases now: the trust root chain, walked first.
-        let keys = match self.release_keys(&fetched.commit, now, &mut r) {
+        let keys = match self.release_keys(&fetched, now, &mut r) {
             Ok(keys) => keys,
             Err(Stop::Refused(refusal)) => return (self.refused(r, refusal, clock), None),
             Err(Stop::Failed(e)) => {
@@ -232,10 +320,11 @@ impl Agent {
                 return (r, None);
             }
         };
-        let (release, signature) = match self
-            .mirror
-            .read_release(&fetched.commit, &self.config.release_dir())
-        {
+        let files = match &fetched {
+            Snapshot::Git(commit) => self.mirror.read_release(commit, &self.config.release_dir()),
+            Snapshot::Relay(answer) => Ok(release::relay::unpack(answer).0),
+        };
+        let (release, signature) = match files {
             Ok(ReleaseFiles::Found { release, signature }) => (release, signature),
             Ok(ReleaseFiles::Missing) => {
                 // Not a refusal (DESIGN.md §3), but say plainly when a store
@@ -245,17 +334,17 @@ impl Agent {
                     None => format!(
                         "no release for {} at {} yet (not signed): nothing to apply",
                         self.config.store,
-                        short(&fetched.commit)
+                        short(fetched.commit())
                     ),
                     Some(l) => format!(
                         "no release for {} at {}, although revision {} was applied: was release.yaml deleted or the branch reset? Keeping revision {}",
                         self.config.store,
-                        short(&fetched.commit),
+                        short(fetched.commit()),
                         l.revision,
                         l.revision
                     ),
                 };
-                tracing::warn!(commit = %fetched.commit, warning = %w, "No release to apply.");
+                tracing::warn!(commit = %fetched.commit(), warning = %w, "No release to apply.");
                 r.warnings.push(w);
                 r.outcome = Outcome::NoChange;
                 r.duration_ms = clock.elapsed().as_millis() as u64;
@@ -302,7 +391,7 @@ impl Agent {
                     tracing::info!(until = ?hold.until, "Release held: {}.", hold.why);
                     let pending = crate::schedule::Pending {
                         revision: accepted.release.revision,
-                        commit: fetched.commit.clone(),
+                        commit: fetched.commit().to_owned(),
                         until: hold.until,
                     };
                     if let Err(e) = crate::schedule::write_pending(&self.config.state_dir, &pending)
@@ -456,11 +545,15 @@ impl Agent {
     /// persisted), or the bare `*.pub` keys. Sets the report's root version.
     fn release_keys(
         &self,
-        commit: &str,
+        snapshot: &Snapshot,
         now: DateTime<Utc>,
         r: &mut Report,
     ) -> Result<TrustedKeys, Stop> {
-        let offered = match self.mirror.read_root_chain(commit) {
+        let offered = match snapshot {
+            Snapshot::Git(commit) => self.mirror.read_root_chain(commit),
+            Snapshot::Relay(answer) => Ok(release::relay::unpack(answer).1),
+        };
+        let offered = match offered {
             Ok(Ok(chain)) => chain,
             Ok(Err(refusal)) => return Err(Stop::Refused(refusal)),
             Err(e) => return Err(Stop::Failed(e.to_string())),

@@ -13,6 +13,7 @@
 //! # optional:
 //! outbox_max_reports = 1000   # reports kept while the status service is unreachable
 //! long_poll = true            # ask the status service for newer revisions between passes
+//! source = "git"              # or "status": read the release from the status service's relay
 //! ```
 //!
 //! Secrets are never in this file: the edge token is read from
@@ -35,8 +36,14 @@ pub struct Config {
     /// `<tenant>/<store>`; a bad one is refused when the file is decoded,
     /// with its line and column.
     pub store: StoreId,
-    /// The fleet repo: `https://…`, `ssh://…`/`git@…`, `git://…`, or a local path.
-    pub repo_url: String,
+    /// The fleet repo: `https://…`, `ssh://…`/`git@…`, `git://…`, or a
+    /// local path. Needed with `source = "git"`; with `source = "status"`
+    /// it is the fallback when the relay fails.
+    #[serde(default)]
+    pub repo_url: Option<String>,
+    /// Where the release comes from (DESIGN.md §13).
+    #[serde(default)]
+    pub source: Source,
     #[serde(default = "default_branch")]
     pub branch: String,
     /// Directory of trusted minisign public keys (`*.pub`).
@@ -69,6 +76,17 @@ pub struct Config {
     /// and an enrolled node; on by default.
     #[serde(default = "default_true")]
     pub long_poll: bool,
+}
+
+/// Where a store reads its release from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    /// Fetch the fleet repo from `repo_url`.
+    #[default]
+    Git,
+    /// The status service's release relay (`GET /api/v1/release`).
+    Status,
 }
 
 fn default_outbox_max() -> usize {
@@ -135,8 +153,24 @@ impl Config {
             field,
             problem,
         };
-        if self.repo_url.trim().is_empty() {
-            return Err(invalid("repo_url", "is empty".into()));
+        match (&self.repo_url, self.source) {
+            (Some(url), _) if url.trim().is_empty() => {
+                return Err(invalid("repo_url", "is empty".into()));
+            }
+            (None, Source::Git) => {
+                return Err(invalid(
+                    "repo_url",
+                    "is missing: source = \"git\" (the default) fetches the fleet repo from it; set it, or read releases from the status service with source = \"status\" and status_url".into(),
+                ));
+            }
+            _ => {}
+        }
+        if self.source == Source::Status && self.status_url.is_none() {
+            return Err(invalid(
+                "status_url",
+                "is missing: source = \"status\" reads the release from the status service's relay"
+                    .into(),
+            ));
         }
         if self.branch.is_empty()
             || self.branch.contains("..")
@@ -236,6 +270,20 @@ state_dir = "/var/lib/fleet"
     }
 
     #[test]
+    fn a_store_on_the_relay_needs_no_repo_url() {
+        let text = GOOD.replace("repo_url = \"git://127.0.0.1/fleet.git\"\n", "")
+            + "source = \"status\"\nstatus_url = \"https://status.example.com\"\n";
+        let c = Config::parse(&text, Path::new("r.toml")).expect("valid");
+        assert_eq!((c.source, c.repo_url), (Source::Status, None));
+        assert_eq!(
+            Config::parse(GOOD, Path::new("r.toml"))
+                .expect("valid")
+                .source,
+            Source::Git
+        );
+    }
+
+    #[test]
     fn every_problem_names_its_field() {
         let cases = [
             // Refused while decoding: the TOML error quotes the line
@@ -257,6 +305,18 @@ state_dir = "/var/lib/fleet"
                 "state_dir",
             ),
             ("store = [".to_owned(), "r.toml"),
+            (
+                GOOD.replace("repo_url = \"git://127.0.0.1/fleet.git\"\n", ""),
+                "`repo_url` is missing",
+            ),
+            (
+                format!("{GOOD}source = \"status\"\n"),
+                "`status_url` is missing",
+            ),
+            (
+                format!("{GOOD}source = \"relay\"\n"),
+                "unknown variant `relay`",
+            ),
         ];
         for (text, needle) in cases {
             let err = Config::parse(&text, Path::new("r.toml")).expect_err("invalid");

@@ -9,6 +9,8 @@
 //!   pure planner and the edge's API.
 //! - [`outbox`], [`status_client`]: reports queued on disk and delivered,
 //!   signed, to the status service; enrollment and the long-poll.
+//! - [`relay`]: `source = "status"`, the release read from the status
+//!   service's relay and cached in the state directory.
 //! - [`config`]: `reconciler.toml`; [`diagnose`]: the support bundle of
 //!   `fleet-reconciler diagnose`.
 //!
@@ -22,5 +24,6 @@ pub mod diagnose;
 pub mod edge_client;
 pub mod outbox;
 pub mod planner;
+pub mod relay;
 pub mod schedule;
 pub mod status_client;

@@ -504,6 +504,69 @@ impl StatusClient {
         Ok((status, text))
     }
 
+    /// A signed conditional `GET path_and_query` (`If-None-Match: etag`),
+    /// reading at most `max` bytes of the answer (the release relay).
+    pub async fn get_cached(
+        &self,
+        path_and_query: &str,
+        etag: Option<&str>,
+        max: usize,
+        what: &str,
+    ) -> Result<crate::relay::Fetched, StatusError> {
+        let unreachable = |e: reqwest::Error| StatusError::Unreachable {
+            url: self.base.clone(),
+            reason: describe(&e),
+        };
+        let headers = node_auth::sign_request(
+            &self.key,
+            "GET",
+            path_and_query,
+            &[],
+            chrono::Utc::now(),
+            &nonce(),
+        );
+        let mut rb = self
+            .http
+            .get(format!("{}{path_and_query}", self.base))
+            .timeout(REQUEST_TIMEOUT);
+        for (name, value) in headers.pairs() {
+            rb = rb.header(name, value);
+        }
+        if let Some(etag) = etag.filter(|e| !e.is_empty()) {
+            rb = rb.header(reqwest::header::IF_NONE_MATCH, etag);
+        }
+        let mut resp = rb.send().await.map_err(unreachable)?;
+        let status = resp.status();
+        if status == StatusCode::NOT_MODIFIED {
+            return Ok(crate::relay::Fetched::NotModified {
+                commit: crate::relay::commit_of(resp.headers()),
+            });
+        }
+        let etag = resp
+            .headers()
+            .get(reqwest::header::ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(unreachable)? {
+            if body.len() + chunk.len() > max {
+                return Err(StatusError::BadAnswer {
+                    what: what.to_owned(),
+                    reason: format!("the answer is over {max} bytes"),
+                });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        if !status.is_success() {
+            return Err(StatusError::Refused {
+                what: what.to_owned(),
+                status: status.as_u16(),
+                message: error_message(&String::from_utf8_lossy(&body)),
+            });
+        }
+        Ok(crate::relay::Fetched::Body { body, etag })
+    }
+
     /// Send one report.
     pub async fn send_report(&self, report: &Report) -> Result<(), StatusError> {
         let body = serde_json::to_vec(report).expect("a report is plain data");

@@ -10,6 +10,8 @@
 //! - [`applied`]: the last applied release record, written atomically.
 //! - [`source`]: fetching the fleet repo outbound into a bare mirror and
 //!   reading one store's release files from a commit, with no checkout.
+//! - [`relay`]: packing a store's release files for the status service's
+//!   relay, and unpacking them at the store for the same trust gate.
 //! - [`secrets`]: encrypting secret values to stores, decrypting them at one.
 //! - [`git_tree`]: a commit's tree as a [`schemas::load::SourceTree`].
 //!
@@ -18,6 +20,7 @@
 
 pub mod applied;
 pub mod git_tree;
+pub mod relay;
 pub mod root;
 pub mod secrets;
 pub mod source;

@@ -5,6 +5,14 @@
 //! Only regular blobs are read (a symlink or submodule in place of a release
 //! file is refused), and their size is checked from the object header before
 //! they are loaded. A fetch that takes longer than its timeout is abandoned.
+//!
+//! Over the network (`https://`, `ssh://`, `git://`, `user@host:path`) the
+//! mirror is shallow: each fetch asks for depth 1, so it holds the newest
+//! commit and not the repo's history. libgit2 keeps what earlier fetches
+//! brought, so when the mirror has grown past twice its size after the last
+//! rebuild (plus [`COMPACT_SLACK_BYTES`]) it is rebuilt by a fresh depth-1
+//! fetch into `mirror.git.new`, swapped in by two renames. A local-path
+//! repo cannot be fetched shallow by libgit2 and is mirrored whole.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,6 +60,24 @@ pub struct Fetched {
     pub commit: String,
 }
 
+/// Growth beyond twice the rebuilt size that is tolerated before a rebuild.
+pub const COMPACT_SLACK_BYTES: u64 = 1024 * 1024;
+
+/// The file in the mirror that records its size after the last rebuild.
+const COMPACTED_SIZE_FILE: &str = "fleet-compacted-size";
+
+/// Whether `url` names a remote transport (which libgit2 fetches shallow).
+pub fn is_network_url(url: &str) -> bool {
+    let url = url.trim();
+    ["https://", "http://", "ssh://", "git://", "git+ssh://", "ssh+git://"]
+        .iter()
+        .any(|p| url.starts_with(p))
+        // scp-like `git@host:acme/fleet.git` (not `C:\…`, not a path).
+        || url
+            .split_once(':')
+            .is_some_and(|(host, _)| host.contains('@') && !host.contains('/'))
+}
+
 /// What the store's release directory holds at a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReleaseFiles {
@@ -93,28 +119,90 @@ impl Mirror {
         }
     }
 
+    /// The mirror as it is, for reading (never created here: a read during
+    /// a rebuild's swap must fail and be retried, not leave an empty repo
+    /// where the rebuilt one is about to go).
     fn open(&self) -> Result<Repository, SourceError> {
-        let err = |source| SourceError::Mirror {
+        Repository::open_bare(&self.path).map_err(|source| SourceError::Mirror {
             path: self.path.clone(),
             source,
-        };
-        match Repository::open_bare(&self.path) {
-            Ok(r) => Ok(r),
-            Err(_) => {
-                std::fs::create_dir_all(&self.path)
-                    .map_err(|e| err(git2::Error::from_str(&e.to_string())))?;
-                Repository::init_bare(&self.path).map_err(err)
-            }
-        }
+        })
     }
 
     fn tracking_ref(&self) -> String {
         format!("refs/remotes/origin/{}", self.branch)
     }
 
-    /// Fetch the branch; answers the commit it now points at.
+    /// Fetch the branch; answers the commit it now points at. Over the
+    /// network the fetch is shallow, and a mirror that has grown past its
+    /// bound is rebuilt (see the module docs).
     pub fn fetch(&self) -> Result<Fetched, SourceError> {
-        let repo = self.open()?;
+        let shallow = is_network_url(&self.url);
+        let fetched = self.fetch_into(&self.path, shallow)?;
+        if shallow {
+            self.compact_if_grown(&fetched)?;
+        }
+        Ok(fetched)
+    }
+
+    fn side(&self, suffix: &str) -> PathBuf {
+        let mut name = self.path.file_name().unwrap_or_default().to_os_string();
+        name.push(suffix);
+        self.path.with_file_name(name)
+    }
+
+    /// Rebuild the mirror with one fresh shallow fetch when it holds more
+    /// than twice what the last rebuild left (plus the slack).
+    fn compact_if_grown(&self, fetched: &Fetched) -> Result<(), SourceError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e: std::io::Error| SourceError::Mirror {
+                path,
+                source: git2::Error::from_str(&e.to_string()),
+            }
+        };
+        let size = dir_size(&self.path).map_err(io(&self.path))?;
+        let record = self.path.join(COMPACTED_SIZE_FILE);
+        let baseline = std::fs::read_to_string(&record)
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        let grown = match baseline {
+            Some(baseline) => size > 2 * baseline + COMPACT_SLACK_BYTES,
+            // A mirror made before fetches were shallow holds the whole
+            // history: rebuild it once.
+            None => !self.open()?.is_shallow(),
+        };
+        if !grown {
+            if baseline.is_none() {
+                std::fs::write(&record, size.to_string()).map_err(io(&record))?;
+            }
+            return Ok(());
+        }
+        let new = self.side(".new");
+        let old = self.side(".old");
+        for leftover in [&new, &old] {
+            if leftover.exists() {
+                std::fs::remove_dir_all(leftover).map_err(io(leftover))?;
+            }
+        }
+        let rebuilt = self.fetch_into(&new, true)?;
+        if rebuilt.commit != fetched.commit {
+            // The branch moved between the two fetches: the rebuilt mirror
+            // is just as good (newer), and the caller reads the commit it
+            // was given, which the old mirror holds: keep the old one this
+            // time and rebuild at the next fetch.
+            return std::fs::remove_dir_all(&new).map_err(io(&new));
+        }
+        let fresh = dir_size(&new).map_err(io(&new))?;
+        std::fs::write(new.join(COMPACTED_SIZE_FILE), fresh.to_string()).map_err(io(&new))?;
+        std::fs::rename(&self.path, &old).map_err(io(&self.path))?;
+        std::fs::rename(&new, &self.path).map_err(io(&new))?;
+        std::fs::remove_dir_all(&old).map_err(io(&old))
+    }
+
+    /// Fetch the branch into the bare repo at `path` (created if missing).
+    fn fetch_into(&self, path: &Path, shallow: bool) -> Result<Fetched, SourceError> {
+        let repo = open_or_init(path)?;
         let fetch_err = |message: String| SourceError::Fetch {
             url: self.url.clone(),
             message,
@@ -150,6 +238,9 @@ impl Mirror {
         let mut options = FetchOptions::new();
         options.remote_callbacks(callbacks);
         options.download_tags(git2::AutotagOption::None);
+        if shallow {
+            options.depth(1);
+        }
         let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking_ref());
         let result = remote.fetch(&[refspec.as_str()], Some(&mut options), None);
         if cancelled.load(Ordering::SeqCst) || Instant::now() > deadline + Duration::from_secs(1) {
@@ -352,6 +443,37 @@ impl StateLock {
             Err(std::fs::TryLockError::Error(e)) => Err(e),
         }
     }
+}
+
+/// Open the bare repo at `path`, creating it when there is none.
+fn open_or_init(path: &Path) -> Result<Repository, SourceError> {
+    let err = |source| SourceError::Mirror {
+        path: path.to_path_buf(),
+        source,
+    };
+    match Repository::open_bare(path) {
+        Ok(r) => Ok(r),
+        Err(_) => {
+            std::fs::create_dir_all(path)
+                .map_err(|e| err(git2::Error::from_str(&e.to_string())))?;
+            Repository::init_bare(path).map_err(err)
+        }
+    }
+}
+
+/// Bytes of the files under `dir`.
+fn dir_size(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        total += if kind.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            entry.metadata()?.len()
+        };
+    }
+    Ok(total)
 }
 
 enum Blob {

@@ -152,6 +152,15 @@ pub async fn serve(
         support_bundles: Some(Arc::new(opts.state_dir.join("support-bundles"))),
         clock: crate::api::Clock::system(),
         rollouts: Default::default(),
+        relay: opts.repo_url.as_ref().map(|url| {
+            Arc::new(api::Relay::new(Mirror::new(
+                &opts.state_dir,
+                url,
+                &opts.branch,
+                Credentials::None,
+                Duration::from_secs(120),
+            )))
+        }),
     };
     let fetcher = match (&opts.repo_url, keys) {
         (Some(url), Some(keys)) => Some(tokio::spawn(fetch_loop(
@@ -314,6 +323,9 @@ async fn fetch_loop(state: AppState, cfg: FetchConfig) {
                             .filter(|r| r.valid)
                             .filter_map(|r| r.expires_at)
                             .min();
+                        if let Some(relay) = &state.relay {
+                            relay.set_commit(&commit);
+                        }
                         last = Some((commit, recheck_at));
                         state.desired_changed.send_modify(|g| *g += 1);
                         None

@@ -8,6 +8,7 @@
 //! - [`digest`]: the SHA-256 hex digest of releases, keys and bodies.
 //! - `http` (feature `axum`): the one error type of both HTTP services.
 //! - [`report`]: what a reconcile pass reports to the status service.
+//! - [`relay`]: the status service's release relay answer (DESIGN.md §13).
 //! - [`node_auth`]: the signature of node requests, made by the reconciler
 //!   and checked by `fleet-status` with the same code.
 //!
@@ -19,4 +20,5 @@ pub mod edge;
 #[cfg(feature = "axum")]
 pub mod http;
 pub mod node_auth;
+pub mod relay;
 pub mod report;

@@ -275,6 +275,40 @@ fn install_sh_dry_run_changes_nothing_and_bad_flags_are_refused() {
     );
     assert!(!out.contains("Installed"), "{out}");
 
+    // A store on the status service's release relay (DESIGN.md §13): the
+    // config it would write says so, and parses; Git stays the fallback.
+    let o = s.install(&[
+        "--package",
+        &package,
+        "--trust-key",
+        &release,
+        "--source",
+        "status",
+        "--status-url",
+        "https://status.example.com",
+        "--dry-run",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let config: String = out
+        .lines()
+        .skip_while(|l| !l.contains("/etc/fleet/reconciler.toml (0640)"))
+        .skip(1)
+        .map_while(|l| l.strip_prefix("    | "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let parsed = reconciler::config::Config::parse(&config, Path::new("reconciler.toml"))
+        .unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert_eq!(
+        parsed.source,
+        reconciler::config::Source::Status,
+        "{config}"
+    );
+    assert_eq!(
+        parsed.repo_url.as_deref(),
+        Some("https://git.example.com/acme/fleet.git")
+    );
+
     let help = sh(Command::new("bash")
         .arg(deploy_dir().join("install.sh"))
         .arg("--help"));
@@ -305,6 +339,14 @@ fn install_sh_dry_run_changes_nothing_and_bad_flags_are_refused() {
         (
             vec!["--trust-key", release.as_str(), "--interval", "0"],
             "--interval",
+        ),
+        (
+            vec!["--trust-key", release.as_str(), "--source", "status"],
+            "--source status needs --status-url",
+        ),
+        (
+            vec!["--trust-key", release.as_str(), "--source", "ftp"],
+            "--source must be git or status",
         ),
         (
             vec!["--trust-key", release.as_str(), "--colour"],

@@ -30,8 +30,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::e2e::{
-    self, Edge, Fixture, Run, STORE, Snapshot, VARIATION, changed_entities, entities, fleet, git,
-    run_process, strip_entity,
+    self, Edge, Fixture, Run, STORE, VARIATION, assert_refused, changed_entities, entities, fleet,
+    git, run_process, strip_entity,
 };
 use cli::ops::sign::{release_bytes, sign_bytes};
 use serde_json::{Value, json};
@@ -67,41 +67,6 @@ fn commit_gitlink(fx: &Fixture, rel: &str, commit: &str, message: &str) {
     );
     git(&fx.work, &["commit", "-q", "-m", message]);
     fx.publish();
-}
-
-fn assert_refused(fx: &Fixture, before: &Snapshot, run: &Run, codes: &[&str]) -> String {
-    assert_eq!(run.code, Some(3), "expected exit 3 (refused)\n{run}");
-    assert_eq!(run.outcome(), "refused", "{run}");
-    let code = codes
-        .iter()
-        .find(|c| run.stdout.contains(&format!("refused [{c}]")))
-        .unwrap_or_else(|| panic!("stdout names none of the refusals {codes:?}\n{run}"));
-    assert_eq!(
-        fx.edge.state_text(),
-        before.state,
-        "a refused release changed the edge's GET /state"
-    );
-    assert_eq!(
-        fx.edge.audit(),
-        before.audit,
-        "a refused release wrote to the edge's audit log"
-    );
-    fx.edge.assert_audit_verifies();
-    assert_eq!(
-        fx.applied_text(),
-        before.applied,
-        "a refused release changed the applied record"
-    );
-    assert_eq!(
-        fx.outbox().len(),
-        before.outbox + 1,
-        "one report per pass is queued"
-    );
-    let report = fx.newest_report();
-    assert_eq!(report["outcome"], "refused", "{report:#}");
-    assert_eq!(report["refusal"]["code"], *code, "{report:#}");
-    assert_eq!(report["store"], STORE, "{report:#}");
-    (*code).to_owned()
 }
 
 /// Write soho's release.yaml (and a signature over it by the trusted key

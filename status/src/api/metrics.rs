@@ -47,6 +47,16 @@ pub(super) async fn metrics(State(state): State<AppState>) -> ApiResult<Response
             "Failed fleet repo fetches since start.",
             &m.fetch_errors,
         ),
+        (
+            "fleet_status_relay_answers_total",
+            "Release relay answers with a body (200) since start.",
+            &m.relay_answers,
+        ),
+        (
+            "fleet_status_relay_not_modified_total",
+            "Release relay answers 304 Not Modified since start.",
+            &m.relay_not_modified,
+        ),
     ] {
         counter(&mut out, name, help, value.load(Ordering::Relaxed));
     }

@@ -13,9 +13,9 @@
 //! One module per concern: `error` (the one error type), `auth` (operator
 //! tokens, and the extractors every operator route takes), `enroll`,
 //! `reports` (node request signatures and report ingest), `desired` (the
-//! nodes' long-poll), `views` (what operators read and do), `hook` (the Git
-//! hook) and `metrics` (Prometheus text). This module holds the router and
-//! the state every handler shares.
+//! nodes' long-poll), `relay` (the release relay), `views` (what operators
+//! read and do), `hook` (the Git hook) and `metrics` (Prometheus text).
+//! This module holds the router and the state every handler shares.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -33,6 +33,7 @@ mod enroll;
 mod error;
 mod hook;
 mod metrics;
+mod relay;
 mod reports;
 mod rollouts;
 mod rotate;
@@ -41,6 +42,7 @@ mod views;
 pub use auth::{OPERATOR_COOKIE, Operator, Role, SignedIn, bearer_token, operator_for_token};
 pub use error::{ApiResult, AppError};
 pub use hook::hook_signature_ok;
+pub use relay::Relay;
 pub(crate) use reports::authenticate_node;
 pub use rollouts::read as rollouts_read;
 pub use rollouts::{
@@ -84,6 +86,8 @@ pub struct AppState {
     pub clock: Clock,
     /// The rollout files of the last scanned commit (DESIGN.md §12).
     pub rollouts: Rollouts,
+    /// The release relay's mirror and commit; `None` without `--repo-url`.
+    pub relay: Option<Arc<Relay>>,
 }
 
 /// Counters for `GET /metrics`.
@@ -92,6 +96,9 @@ pub struct Metrics {
     pub reports_ingested: AtomicU64,
     pub fetches: AtomicU64,
     pub fetch_errors: AtomicU64,
+    /// Release relay answers: with a body, and 304.
+    pub relay_answers: AtomicU64,
+    pub relay_not_modified: AtomicU64,
     /// The trust root version the service walked to at its last fetch (0:
     /// none, the service pins release keys), and when it expires (unix
     /// seconds; 0: none).
@@ -110,6 +117,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/reports", post(reports::post_report))
         .route("/api/v1/nodes/rotate", post(rotate::rotate))
         .route("/api/v1/desired", get(desired::desired))
+        .route(wire::relay::PATH, get(relay::release))
         .route("/api/v1/stores", get(views::list_stores))
         .route("/api/v1/stores/{tenant}/{store}", get(views::get_store))
         .route(

@@ -1724,3 +1724,40 @@ impl Fixture {
         run
     }
 }
+
+/// Assert that `run` was refused with one of `codes` and that nothing
+/// changed since `before` but one more queued report; answers the code.
+pub fn assert_refused(fx: &Fixture, before: &Snapshot, run: &Run, codes: &[&str]) -> String {
+    assert_eq!(run.code, Some(3), "expected exit 3 (refused)\n{run}");
+    assert_eq!(run.outcome(), "refused", "{run}");
+    let code = codes
+        .iter()
+        .find(|c| run.stdout.contains(&format!("refused [{c}]")))
+        .unwrap_or_else(|| panic!("stdout names none of the refusals {codes:?}\n{run}"));
+    assert_eq!(
+        fx.edge.state_text(),
+        before.state,
+        "a refused release changed the edge's GET /state"
+    );
+    assert_eq!(
+        fx.edge.audit(),
+        before.audit,
+        "a refused release wrote to the edge's audit log"
+    );
+    fx.edge.assert_audit_verifies();
+    assert_eq!(
+        fx.applied_text(),
+        before.applied,
+        "a refused release changed the applied record"
+    );
+    assert_eq!(
+        fx.outbox().len(),
+        before.outbox + 1,
+        "one report per pass is queued"
+    );
+    let report = fx.newest_report();
+    assert_eq!(report["outcome"], "refused", "{report:#}");
+    assert_eq!(report["refusal"]["code"], *code, "{report:#}");
+    assert_eq!(report["store"], STORE, "{report:#}");
+    (*code).to_owned()
+}

@@ -1,0 +1,124 @@
+//! A store's Git mirror holds what it needs, not the repo's history
+//! (DESIGN.md §13, issue #20 item 1): 1,000 revisions, each fetched by the
+//! store's real mirror code from a real `git daemon`, each changing a
+//! 16 KiB file (incompressible, so history would show); the mirror stays
+//! within a bound set by one fresh fetch, and still reads the newest
+//! release. Without the shallow fetch and compaction it grows past 16 MB.
+
+use std::path::Path;
+use std::time::Duration;
+
+use release::source::{Credentials, Mirror, ReleaseFiles};
+
+use crate::e2e::GitDaemon;
+
+/// Bytes under `dir`.
+fn size(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let meta = entry.metadata().expect("metadata");
+        total += if meta.is_dir() {
+            size(&entry.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
+
+/// Commit `release` (and a signature beside it) on `main` of `repo`.
+fn commit(repo: &git2::Repository, release: &[u8], n: u64) {
+    let sig = git2::Signature::now("Fleet test", "test@example.com").expect("signature");
+    let blob = repo.blob(release).expect("blob");
+    let minisig = repo.blob(format!("sig {n}\n").as_bytes()).expect("blob");
+    let mut soho = repo.treebuilder(None).expect("tb");
+    soho.insert("release.yaml", blob, 0o100644).expect("insert");
+    soho.insert("release.yaml.minisig", minisig, 0o100644)
+        .expect("insert");
+    let soho = soho.write().expect("tree");
+    let mut tree = None;
+    for name in ["soho", "stores", "acme", "tenants"] {
+        let mut tb = repo.treebuilder(None).expect("tb");
+        tb.insert(name, tree.unwrap_or(soho), 0o040000)
+            .expect("insert");
+        tree = Some(tb.write().expect("tree"));
+    }
+    let tree = repo.find_tree(tree.expect("tree")).expect("find tree");
+    let parent = repo
+        .find_reference("refs/heads/main")
+        .ok()
+        .and_then(|r| r.peel_to_commit().ok());
+    let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
+    repo.commit(
+        Some("refs/heads/main"),
+        &sig,
+        &sig,
+        &format!("revision {n}"),
+        &tree,
+        &parents,
+    )
+    .expect("commit");
+}
+
+/// 16 KiB that do not compress (a xorshift stream seeded by `n`).
+fn noise(n: u64) -> Vec<u8> {
+    let mut x = n.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..16 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[test]
+fn the_git_mirror_stays_bounded_over_1000_revisions() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let srv = tmp.path().join("srv");
+    let served = git2::Repository::init_bare(srv.join("repo.git")).expect("bare repo");
+    served.set_head("refs/heads/main").expect("HEAD to main");
+    commit(&served, &noise(0), 0);
+    let daemon = GitDaemon::start(&srv, &tmp.path().join("daemon.log"));
+    let state = tmp.path().join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    let mirror = Mirror::new(
+        &state,
+        &daemon.url(),
+        "main",
+        Credentials::None,
+        Duration::from_secs(20),
+    );
+    mirror.fetch().expect("first fetch");
+    let fresh = size(&state.join("mirror.git"));
+    let mut largest = fresh;
+    for n in 1..=1000 {
+        commit(&served, &noise(n), n);
+        let fetched = mirror.fetch().unwrap_or_else(|e| panic!("fetch {n}: {e}"));
+        largest = largest.max(size(&state.join("mirror.git")));
+        if n % 250 == 0 {
+            match mirror
+                .read_release(&fetched.commit, "tenants/acme/stores/soho")
+                .expect("read")
+            {
+                ReleaseFiles::Found { release, .. } => {
+                    assert_eq!(release, noise(n), "revision {n} reads back")
+                }
+                other => panic!("revision {n}: {other:?}"),
+            }
+        }
+    }
+    let history = 1000 * 16 * 1024;
+    eprintln!(
+        "mirror: {fresh} bytes after one fetch, at most {largest} over 1,000 revisions (their history: {history} bytes)"
+    );
+    assert!(
+        largest <= 2 * fresh + 2 * 1024 * 1024,
+        "the mirror grew to {largest} bytes (fresh: {fresh}): it keeps history"
+    );
+    assert!(
+        !state.join("mirror.git.new").exists(),
+        "no rebuild left behind"
+    );
+}
