@@ -15,6 +15,8 @@
 //!   authentication is an extractor ([`api::Operator`], [`api::SignedIn`]).
 //! - [`dashboard`]: the HTML pages, askama templates (`status/templates/`)
 //!   over those views, escaped by default; no HTML is built in Rust.
+//! - [`cluster`]: replicas on one PostgreSQL: the fetch lock and the
+//!   notifications that wake the other replicas (DESIGN.md §13).
 //! - [`server`]: `serve`; [`admin`]: the admin commands; [`tokens`]:
 //!   bootstrap and operator tokens; [`support`]: uploaded support bundles.
 //!
@@ -22,6 +24,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod cluster;
 pub mod dashboard;
 pub mod desired;
 pub mod http_metrics;

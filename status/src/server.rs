@@ -162,9 +162,24 @@ pub async fn serve(
             )))
         }),
     };
+    // Replicas on one PostgreSQL (DESIGN.md §13): one fetch at a time,
+    // and another replica's fetch wakes this one's long-polls and fetch.
+    let cluster = crate::cluster::Cluster::for_url(&opts.database_url).map(Arc::new);
+    let replicas = cluster.as_ref().map(|c| {
+        let state = state.clone();
+        tokio::spawn(crate::cluster::listen(
+            opts.database_url.clone(),
+            c.id().to_owned(),
+            move || {
+                state.desired_changed.send_modify(|g| *g += 1);
+                state.fetch_now.notify_one();
+            },
+        ))
+    });
     let fetcher = match (&opts.repo_url, keys) {
         (Some(url), Some(keys)) => Some(tokio::spawn(fetch_loop(
             state.clone(),
+            cluster.clone(),
             FetchConfig {
                 url: url.clone(),
                 branch: opts.branch.clone(),
@@ -217,6 +232,9 @@ pub async fn serve(
         .map_err(ServeError::Serve);
     if let Some(f) = fetcher {
         f.abort();
+    }
+    if let Some(r) = replicas {
+        r.abort();
     }
     pruner.abort();
     if let Err(e) = db.close().await {
@@ -291,10 +309,31 @@ fn fetch_and_scan(cfg: &FetchConfig, last: &LastScan) -> Result<Fetch, desired::
 
 /// Fetch every `interval`, or at once when the hook asks; record each
 /// store's desired release and wake the long-polls.
-async fn fetch_loop(state: AppState, cfg: FetchConfig) {
+async fn fetch_loop(
+    state: AppState,
+    cluster: Option<Arc<crate::cluster::Cluster>>,
+    cfg: FetchConfig,
+) {
     let cfg = Arc::new(cfg);
     let mut last: LastScan = None;
     loop {
+        // Other replicas may be fetching: wait for the lock, and keep it
+        // until what this fetch found is recorded.
+        let mut lock = match &cluster {
+            None => None,
+            Some(c) => match c.lock_fetch().await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    state.metrics.fetch_errors.fetch_add(1, Ordering::Relaxed);
+                    warn!(error = %e, "Cannot take the fetch lock; retrying later.");
+                    tokio::select! {
+                        () = tokio::time::sleep(cfg.interval.min(Duration::from_secs(10))) => {}
+                        () = state.fetch_now.notified() => {}
+                    }
+                    continue;
+                }
+            },
+        };
         let (c, l) = (cfg.clone(), last.clone());
         let result = tokio::task::spawn_blocking(move || fetch_and_scan(&c, &l)).await;
         state.metrics.fetches.fetch_add(1, Ordering::Relaxed);
@@ -328,6 +367,11 @@ async fn fetch_loop(state: AppState, cfg: FetchConfig) {
                         }
                         last = Some((commit, recheck_at));
                         state.desired_changed.send_modify(|g| *g += 1);
+                        if let Some(lock) = lock.as_mut()
+                            && let Err(e) = lock.notify().await
+                        {
+                            warn!(error = %e, "Cannot tell the other replicas about this fetch; they see it at their next one.");
+                        }
                         None
                     }
                     Err(e) => Some(format!("recording desired revisions: {e}")),
@@ -336,6 +380,9 @@ async fn fetch_loop(state: AppState, cfg: FetchConfig) {
             Ok(Err(e)) => Some(e.to_string()),
             Err(e) => Some(format!("the fetch task died: {e}")),
         };
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
         if let Some(error) = failed {
             state.metrics.fetch_errors.fetch_add(1, Ordering::Relaxed);
             warn!(url = %cfg.url, %error, "Fetching the fleet repo failed; retrying later.");

@@ -454,12 +454,20 @@ pub struct Advanced {
 
 /// Every active rollout's gate, against the status service's view of its
 /// stores (`status(tenant)`), deciding and signing as DESIGN.md §12 says.
+/// The status service is asked one tenant at a time; the tenants are then
+/// decided and signed on every core (their stores and files are disjoint),
+/// each tenant's rollouts in order.
 pub fn advance(
     ctx: &SignContext<'_>,
     mut status: impl FnMut(&str) -> anyhow::Result<BTreeMap<String, StoreStatus>>,
 ) -> anyhow::Result<Vec<Advanced>> {
-    let mut out = Vec::new();
-    for (path, mut file) in load_all(&ctx.opts.repo)? {
+    type Job<'r> = (
+        &'r TenantSources,
+        BTreeMap<String, StoreStatus>,
+        Vec<(PathBuf, RolloutFile)>,
+    );
+    let mut jobs: Vec<Job<'_>> = Vec::new();
+    for (path, file) in load_all(&ctx.opts.repo)? {
         if file.state != RolloutState::InProgress {
             continue;
         }
@@ -470,18 +478,31 @@ pub fn advance(
                 file.tenant
             );
         };
-        let stores = status(&file.tenant)?;
-        let mut signed = Vec::new();
-        let line = step(ctx, tenant, &mut file, &stores, &mut signed)?;
-        write(&path, &file)?;
-        out.push(Advanced {
-            tenant: file.tenant.clone(),
-            id: file.id.clone(),
-            line,
-            signed,
-        });
+        match jobs.iter_mut().find(|(t, _, _)| std::ptr::eq(*t, tenant)) {
+            Some((_, _, files)) => files.push((path, file)),
+            None => {
+                let stores = status(&file.tenant)?;
+                jobs.push((tenant, stores, vec![(path, file)]));
+            }
+        }
     }
-    Ok(out)
+    let done = crate::ops::sign::in_parallel(&jobs, 1, |(tenant, stores, files)| {
+        let mut out = Vec::new();
+        for (path, file) in files {
+            let mut file = file.clone();
+            let mut signed = Vec::new();
+            let line = step(ctx, tenant, &mut file, stores, &mut signed)?;
+            write(path, &file)?;
+            out.push(Advanced {
+                tenant: file.tenant.clone(),
+                id: file.id.clone(),
+                line,
+                signed,
+            });
+        }
+        Ok(out)
+    })?;
+    Ok(done.into_iter().flatten().collect())
 }
 
 /// One rollout's decision.

@@ -411,13 +411,13 @@ impl<'a> SignContext<'a> {
         &self,
         stores: &[(&TenantSources, &StoreSource, Option<NaiveDateTime>)],
     ) -> anyhow::Result<Vec<Option<Prepared>>> {
-        in_parallel(stores, |(t, s, at)| self.prepare_at(t, s, *at))
+        in_parallel(stores, 16, |(t, s, at)| self.prepare_at(t, s, *at))
     }
 
     /// [`SignContext::write`] for many prepared releases at once, on every
     /// core, answered in the order given.
     pub fn write_many(&self, prepared: &[(&Prepared, Reason)]) -> anyhow::Result<Vec<Signed>> {
-        in_parallel(prepared, |(p, reason)| self.write(p, *reason))
+        in_parallel(prepared, 16, |(p, reason)| self.write(p, *reason))
     }
 
     /// Sign and write a prepared release.
@@ -433,14 +433,16 @@ impl<'a> SignContext<'a> {
 }
 
 /// `f` over `items` on every core (scoped threads over contiguous
-/// chunks), the answers in the order of `items`; the first error wins.
-fn in_parallel<T: Sync, R: Send>(
+/// chunks of at least `grain` items), the answers in the order of
+/// `items`; the first error wins.
+pub(crate) fn in_parallel<T: Sync, R: Send>(
     items: &[T],
+    grain: usize,
     f: impl Fn(&T) -> anyhow::Result<R> + Sync,
 ) -> anyhow::Result<Vec<R>> {
     let workers = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .min(items.len().div_ceil(16))
+        .min(items.len().div_ceil(grain.max(1)))
         .max(1);
     if workers == 1 {
         return items.iter().map(&f).collect();

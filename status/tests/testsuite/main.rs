@@ -10,6 +10,7 @@ mod browser;
 mod dashboard;
 mod deploy_cloud;
 mod ingest;
+mod replicas;
 mod store_backends;
 mod story;
 mod threats;

@@ -255,6 +255,14 @@ impl Server {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
     }
 
+    /// SIGKILL: the replica dies mid-work.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// `fleet-status <args> --database-url <this server's>`; panics unless it succeeds.
     pub fn admin(&self, args: &[&str]) -> String {
         admin(&self.db_url, args)

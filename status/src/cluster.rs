@@ -1,0 +1,162 @@
+//! Several `fleet-status` replicas on one PostgreSQL (DESIGN.md §13).
+//!
+//! - **One fetch at a time.** A replica takes a PostgreSQL advisory lock
+//!   ([`FETCH_LOCK`]) on a connection of its own before it fetches the
+//!   fleet repo, and gives it back after it recorded what it found; the
+//!   other replicas' fetch loops wait their turn. A replica killed while it
+//!   holds the lock loses its connection, and PostgreSQL gives the lock up.
+//! - **A change wakes every replica.** After a fetch that recorded desired
+//!   revisions a replica sends `NOTIFY` on [`CHANNEL`] with its own id; the
+//!   others, listening, wake the long-polls they hold (the rows are in the
+//!   database already) and fetch themselves, so that their release relay
+//!   and rollout view catch up.
+//!
+//! With SQLite there is one replica: [`Cluster::for_url`] answers `None`
+//! and none of this runs.
+
+use std::time::Duration;
+
+use sqlx::Connection as _;
+use sqlx::postgres::{PgConnection, PgListener};
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+/// The `NOTIFY` channel of recorded desired revisions.
+pub const CHANNEL: &str = "fleet_status_desired";
+
+/// The advisory lock key of a fleet repo fetch ("fleetgit").
+pub const FETCH_LOCK: i64 = 0x666c_6565_7467_6974;
+
+/// This replica's view of the others.
+#[derive(Debug)]
+pub struct Cluster {
+    url: String,
+    /// Names this replica in its notifications, so it ignores its own.
+    id: String,
+    /// The connection that holds the fetch lock and sends notifications.
+    conn: Mutex<Option<PgConnection>>,
+}
+
+/// The fetch lock, held until [`FetchLock::release`].
+pub struct FetchLock<'a> {
+    cluster: &'a Cluster,
+    conn: tokio::sync::MutexGuard<'a, Option<PgConnection>>,
+}
+
+impl std::fmt::Debug for FetchLock<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FetchLock")
+            .field("replica", &self.cluster.id)
+            .finish()
+    }
+}
+
+impl Cluster {
+    /// The cluster of a PostgreSQL database; `None` for SQLite.
+    pub fn for_url(url: &str) -> Option<Cluster> {
+        (url.starts_with("postgres://") || url.starts_with("postgresql://")).then(|| Cluster {
+            url: url.to_owned(),
+            id: crate::tokens::nonce(),
+            conn: Mutex::new(None),
+        })
+    }
+
+    /// This replica's id in notifications.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Wait for the fetch lock (other replicas may be fetching).
+    pub async fn lock_fetch(&self) -> Result<FetchLock<'_>, sqlx::Error> {
+        let mut conn = self.conn.lock().await;
+        if conn.is_none() {
+            *conn = Some(PgConnection::connect(&self.url).await?);
+        }
+        let c = conn.as_mut().expect("connected above");
+        if let Err(e) = sqlx::query("SELECT pg_advisory_lock($1)")
+            .bind(FETCH_LOCK)
+            .execute(&mut *c)
+            .await
+        {
+            // A broken connection is made again next time.
+            *conn = None;
+            return Err(e);
+        }
+        Ok(FetchLock {
+            cluster: self,
+            conn,
+        })
+    }
+}
+
+impl FetchLock<'_> {
+    /// Tell the other replicas that desired revisions were recorded.
+    pub async fn notify(&mut self) -> Result<(), sqlx::Error> {
+        let Some(c) = self.conn.as_mut() else {
+            return Ok(());
+        };
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(&self.cluster.id)
+            .execute(c)
+            .await
+            .map(|_| ())
+    }
+
+    /// Give the lock back. If that fails the connection is closed, which
+    /// gives it back too.
+    pub async fn release(mut self) {
+        let Some(c) = self.conn.as_mut() else {
+            return;
+        };
+        let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+            .bind(FETCH_LOCK)
+            .execute(&mut *c)
+            .await;
+        if let Err(e) = unlocked {
+            warn!(error = %e, "Releasing the fetch lock failed; closing its connection releases it.");
+            if let Some(c) = self.conn.take() {
+                let _ = c.close().await;
+            }
+        }
+    }
+}
+
+/// Listen for other replicas' notifications until the process ends,
+/// calling `woken` for each (reconnecting after a second when the
+/// connection is lost; a wake-up may be missed then, so `woken` is also
+/// called after each reconnection).
+pub async fn listen(url: String, id: String, woken: impl Fn() + Send + 'static) {
+    let mut first = true;
+    loop {
+        let mut listener = match PgListener::connect(&url).await {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "Cannot listen for other replicas' fetches; retrying in a second.");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(e) = listener.listen(CHANNEL).await {
+            warn!(error = %e, "Cannot listen for other replicas' fetches; retrying in a second.");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        if !first {
+            woken();
+        }
+        first = false;
+        info!(channel = CHANNEL, "Listening for other replicas' fetches.");
+        loop {
+            match listener.recv().await {
+                Ok(n) if n.payload() == id => {}
+                Ok(_) => woken(),
+                Err(e) => {
+                    warn!(error = %e, "Lost the connection that listens for other replicas; reconnecting.");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    break;
+                }
+            }
+        }
+    }
+}
