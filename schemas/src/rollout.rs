@@ -307,6 +307,11 @@ pub struct RolloutFile {
     /// SHA-256 of the tenant's sources at the start: a change to them
     /// supersedes the rollout.
     pub sources_digest: String,
+    /// SHA-256 of the bytes of the tenant's files at the start (release
+    /// files left out): when they are unchanged, so is what the stores
+    /// render, and `advance` need not render every store to know it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub files_digest: Option<String>,
     pub started_at: DateTime<Utc>,
     /// `fleet sign --effective-at`: every wave's releases take effect at
     /// this store-local time, however late the wave is signed.

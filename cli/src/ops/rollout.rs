@@ -47,6 +47,42 @@ pub fn sources_digest(tenant: &TenantSources) -> String {
     hex::encode(h.finalize())
 }
 
+/// SHA-256 over the paths and bytes of every file under
+/// `tenants/<tenant>/` but the release files: cheap (no parsing), and
+/// unchanged only if the sources are, so an unchanged one spares `advance`
+/// [`sources_digest`], which renders every store of the tenant. `None`
+/// when the files cannot be read (the exact digest decides then).
+pub fn files_digest(repo: &Path, tenant: &str) -> Option<String> {
+    fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, PathBuf)>) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            let rel = format!("{rel}/{name}");
+            if entry.file_type()?.is_dir() {
+                walk(&path, &rel, out)?;
+            } else if name != crate::ops::sign::RELEASE_FILE
+                && name != crate::ops::sign::SIGNATURE_FILE
+            {
+                out.push((rel, path));
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(&repo.join("tenants").join(tenant), tenant, &mut files).ok()?;
+    files.sort();
+    let mut h = Sha256::new();
+    for (rel, path) in files {
+        let bytes = std::fs::read(&path).ok()?;
+        h.update(rel.as_bytes());
+        h.update([0]);
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(&bytes);
+    }
+    Some(hex::encode(h.finalize()))
+}
+
 /// The directory of a tenant's rollout files.
 pub fn tenant_dir(repo: &Path, tenant: &str) -> PathBuf {
     repo.join(ROLLOUTS_DIR).join(tenant)
@@ -368,6 +404,7 @@ pub fn stage(
         source_commit: ctx.source_commit.clone(),
         base_commit: ctx.source_commit.clone(),
         sources_digest: digest,
+        files_digest: files_digest(&ctx.opts.repo, &tenant.dir),
         // To the nanosecond: two rollouts signed in one second still order.
         started_at: ctx.opts.now,
         effective_at: ctx.opts.effective_at,
@@ -562,7 +599,9 @@ fn step(
         decide(file, now, format!("completed after wave {name}"));
         return Ok(format!("wave {name}: {tally}; rollout completed"));
     };
-    if sources_digest(tenant) != file.sources_digest {
+    let files_unchanged = file.files_digest.is_some()
+        && files_digest(&ctx.opts.repo, &tenant.dir) == file.files_digest;
+    if !files_unchanged && sources_digest(tenant) != file.sources_digest {
         return Ok(format!(
             "wave {name} passed, but tenant {}'s sources changed since the rollout started: run `fleet sign`, which supersedes it",
             file.tenant
@@ -755,4 +794,29 @@ pub fn set_paused(
         lines.push(format!("{}: {verb}", r.id));
     }
     Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_files_digest_follows_sources_and_ignores_release_files() {
+        let repo = tempfile::tempdir().expect("tempdir");
+        let store = repo.path().join("tenants/acme/stores/soho");
+        std::fs::create_dir_all(&store).expect("dirs");
+        std::fs::write(repo.path().join("tenants/acme/menu.yaml"), "a").expect("menu");
+        std::fs::write(store.join("store.yaml"), "b").expect("store");
+        let first = files_digest(repo.path(), "acme").expect("digest");
+        std::fs::write(store.join("release.yaml"), "r").expect("release");
+        std::fs::write(store.join("release.yaml.minisig"), "s").expect("sig");
+        assert_eq!(files_digest(repo.path(), "acme").as_ref(), Some(&first));
+        std::fs::write(store.join("store.yaml"), "b2").expect("store");
+        assert_ne!(files_digest(repo.path(), "acme").as_ref(), Some(&first));
+        // Bytes moved between files are a change too.
+        std::fs::write(store.join("store.yaml"), "").expect("store");
+        std::fs::write(repo.path().join("tenants/acme/menu.yaml"), "ab").expect("menu");
+        assert_ne!(files_digest(repo.path(), "acme").as_ref(), Some(&first));
+        assert_eq!(files_digest(repo.path(), "nobody"), None);
+    }
 }
