@@ -74,15 +74,31 @@ pub fn write(state_dir: &Path, record: &AppliedRecord) -> Result<(), RecordError
 /// Write `bytes` to `path` via a synced temp file in the same directory and
 /// a rename, then sync the directory so the rename itself is durable.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    via_temp_file(path, bytes, true)
+}
+
+/// Replace `path` by `bytes` via a temp file and a rename, so a reader sees
+/// the old file or the new one, never half of one; not synced, for files
+/// whose durability comes from elsewhere (a Git commit that follows).
+pub fn replace(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    via_temp_file(path, bytes, false)
+}
+
+fn via_temp_file(path: &Path, bytes: &[u8], sync: bool) -> std::io::Result<()> {
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
     tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
+    if sync {
+        tmp.as_file().sync_all()?;
+    }
     tmp.persist(path).map_err(|e| e.error)?;
-    std::fs::File::open(dir)?.sync_all()
+    if sync {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

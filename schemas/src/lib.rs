@@ -21,7 +21,7 @@ pub mod diff;
 pub mod json_schema;
 pub mod load;
 pub mod model;
-mod par;
+pub mod par;
 pub mod primitives;
 pub mod registry;
 pub mod render;

@@ -2,7 +2,8 @@
 //! in input order so that output stays the same bytes as a sequential run.
 //!
 //! Used where `fleet validate` of a large repo spends its time: decoding
-//! thousands of independent store files and validating tenants. No IO here;
+//! thousands of independent store files and validating tenants; and by
+//! `fleet sign` and `fleet rollout advance` for rendering and signing. No IO here;
 //! callers hand in values and get values back.
 
 use std::num::NonZeroUsize;
@@ -12,7 +13,7 @@ use std::thread;
 /// machine has cores, each with at least `min_per_thread` items (fewer is
 /// not worth a thread). If a thread cannot be started its share runs on the
 /// calling thread; a panic in `f` is passed on to the caller.
-pub(crate) fn map_in_order<T, R, F>(items: &[T], min_per_thread: usize, f: F) -> Vec<R>
+pub fn map_in_order<T, R, F>(items: &[T], min_per_thread: usize, f: F) -> Vec<R>
 where
     T: Sync,
     R: Send,

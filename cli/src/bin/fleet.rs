@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Read as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use cli::ops::{self, exit, render::RenderError, validate::Format};
 
 /// Fleet: GitOps for point-of-sale store fleets.
@@ -160,24 +160,9 @@ enum RolloutCommand {
         repo: PathBuf,
     },
     /// Stop advancing a rollout (its signed waves stay signed).
-    Pause {
-        /// A rollout id; or --all for every active rollout.
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        id: Option<String>,
-        #[arg(long)]
-        all: bool,
-        #[arg(long, default_value = ".")]
-        repo: PathBuf,
-    },
+    Pause(Rollouts),
     /// Let a paused rollout advance again.
-    Resume {
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        id: Option<String>,
-        #[arg(long)]
-        all: bool,
-        #[arg(long, default_value = ".")]
-        repo: PathBuf,
-    },
+    Resume(Rollouts),
     /// Stop a rollout for good: later waves never move. With --key, the
     /// stores already moved get their previous state again (an urgent new
     /// revision).
@@ -776,6 +761,26 @@ fn sign(
     }
 }
 
+/// Which rollouts `pause` and `resume` act on.
+#[derive(Debug, Args)]
+struct Rollouts {
+    /// A rollout id; or --all for every active rollout.
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    id: Option<String>,
+    #[arg(long)]
+    all: bool,
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+}
+
+/// `fleet rollout pause|resume`.
+fn pause(which: &Rollouts, pause: bool, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<()> {
+    for l in ops::rollout::set_paused(&which.repo, which.id.as_deref(), pause, now)? {
+        println!("{l}");
+    }
+    Ok(())
+}
+
 fn rollout(cmd: RolloutCommand) -> i32 {
     use ops::rollout;
     let now = chrono::Utc::now();
@@ -858,18 +863,8 @@ fn rollout(cmd: RolloutCommand) -> i32 {
             }
             Ok(())
         }
-        RolloutCommand::Pause { id, repo, .. } => {
-            for l in rollout::set_paused(&repo, id.as_deref(), true, now)? {
-                println!("{l}");
-            }
-            Ok(())
-        }
-        RolloutCommand::Resume { id, repo, .. } => {
-            for l in rollout::set_paused(&repo, id.as_deref(), false, now)? {
-                println!("{l}");
-            }
-            Ok(())
-        }
+        RolloutCommand::Pause(which) => pause(&which, true, now),
+        RolloutCommand::Resume(which) => pause(&which, false, now),
         RolloutCommand::Abort {
             id,
             key,

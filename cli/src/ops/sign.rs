@@ -432,36 +432,17 @@ impl<'a> SignContext<'a> {
     }
 }
 
-/// `f` over `items` on every core (scoped threads over contiguous
-/// chunks of at least `grain` items), the answers in the order of
-/// `items`; the first error wins.
+/// `f` over `items` on every core ([`schemas::par::map_in_order`], each
+/// thread taking at least `grain` items), the answers in the order of
+/// `items`; the first error in that order wins.
 pub(crate) fn in_parallel<T: Sync, R: Send>(
     items: &[T],
     grain: usize,
     f: impl Fn(&T) -> anyhow::Result<R> + Sync,
 ) -> anyhow::Result<Vec<R>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len().div_ceil(grain.max(1)))
-        .max(1);
-    if workers == 1 {
-        return items.iter().map(&f).collect();
-    }
-    let chunk = items.len().div_ceil(workers);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| scope.spawn(|| part.iter().map(&f).collect::<anyhow::Result<Vec<R>>>()))
-            .collect();
-        let mut out = Vec::with_capacity(items.len());
-        for h in handles {
-            match h.join() {
-                Ok(part) => out.extend(part?),
-                Err(panic) => std::panic::resume_unwind(panic),
-            }
-        }
-        Ok(out)
-    })
+    schemas::par::map_in_order(items, grain, f)
+        .into_iter()
+        .collect()
 }
 
 /// A store's next release, ready to sign.
@@ -648,20 +629,11 @@ pub fn write_release(
     Ok(())
 }
 
-/// Replace `path` by `bytes` through a temp file and a rename, so a reader
-/// sees the old file or the new one, never half of one. Not synced: these
+/// Replace `path` by `bytes`, never leaving half a file. Not synced: these
 /// are files of a Git working tree, made durable by the commit that
 /// follows (syncing 20,000 files cost a 10,000-store sign most of its time).
 fn replace_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-    tmp.write_all(bytes)?;
-    tmp.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    release::applied::replace(path, bytes)
 }
 
 /// The exact bytes of `release.yaml`.
