@@ -615,7 +615,7 @@ fn step(
         .filter(|s| wave_stores.contains(&s.dir))
         .map(|s| (tenant, s, file.effective_at))
         .collect();
-    let prepared = ctx.prepare_many(&stores)?;
+    let prepared = ctx.prepare_moving_many(&stores)?;
     let mut jobs = Vec::new();
     for ((_, store, _), p) in stores.iter().zip(&prepared) {
         match p {

@@ -146,7 +146,7 @@ fn schedule(
     wanted: Option<NaiveDateTime>,
     tenant: &TenantSources,
     store: &StoreSource,
-    current: Option<&Release>,
+    current: Option<CurrentTiming>,
     reason: Reason,
     now: DateTime<Utc>,
 ) -> anyhow::Result<Schedule> {
@@ -159,10 +159,10 @@ fn schedule(
     }
     let effective_at = match (wanted, reason) {
         (Some(at), Reason::Changed | Reason::First) => Some(at),
-        _ => current.and_then(|r| r.effective_at),
+        _ => current.and_then(|c| c.effective_at),
     };
     let Some(at) = effective_at else {
-        let urgent = reason == Reason::Refresh && current.is_some_and(|r| r.urgent);
+        let urgent = reason == Reason::Refresh && current.is_some_and(|c| c.urgent);
         return Ok(Schedule {
             effective_at: None,
             effective_instant: None,
@@ -193,6 +193,53 @@ fn schedule(
         effective_instant: Some(instant),
         urgent: false,
     })
+}
+
+/// What [`schedule`] needs of the current release.
+#[derive(Debug, Clone, Copy)]
+struct CurrentTiming {
+    effective_at: Option<NaiveDateTime>,
+    urgent: bool,
+}
+
+/// The head of a release file: everything signing needs of the current
+/// release but its state, which [`read_head`] hands back as text.
+#[derive(Debug, Clone, serde::Deserialize)]
+struct Head {
+    revision: u64,
+    expires_at: DateTime<Utc>,
+    #[serde(default)]
+    tenant_key: Option<String>,
+    #[serde(default)]
+    windows: Option<schemas::rollout::Windows>,
+    #[serde(default)]
+    effective_at: Option<NaiveDateTime>,
+    #[serde(default)]
+    urgent: bool,
+}
+
+/// A current release read the cheap way: its head decoded, its state
+/// section (`state:` to the end) kept as text. `None` when the file is
+/// not a regular file, or not laid out as `fleet sign` writes it; the
+/// caller then reads it the full way.
+fn read_head(path: &Path) -> Option<(Head, String)> {
+    if !path.symlink_metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut text = std::fs::read_to_string(path).ok()?;
+    let at = text.find("\nstate:\n")? + 1;
+    let head: Head = schemas::yaml::decode(&path.display().to_string(), &text[..at]).ok()?;
+    Some((head, text.split_off(at)))
+}
+
+/// `state` as a release's state section: `state:` and the canonical YAML
+/// under it, the bytes [`release_bytes`] writes for it.
+fn state_section(state: &StoreState) -> String {
+    #[derive(serde::Serialize)]
+    struct Only<'a> {
+        state: &'a StoreState,
+    }
+    schemas::yaml::to_canonical_yaml(&Only { state }).expect("a state is plain data")
 }
 
 /// File names of a store's release.
@@ -298,6 +345,34 @@ impl<'a> SignContext<'a> {
         store: &StoreSource,
         effective_at: Option<NaiveDateTime>,
     ) -> anyhow::Result<Option<Prepared>> {
+        self.prepare_with(tenant, store, effective_at, true)
+    }
+
+    /// [`SignContext::prepare_at`] for a store a rollout wave moves: its
+    /// state was found to differ when the rollout started, so a current
+    /// release whose state section differs as text is taken as changed
+    /// without decoding it (it can only be the same state in an older
+    /// Fleet's bytes, and then the store gets a new revision of it).
+    pub fn prepare_moving(
+        &self,
+        tenant: &TenantSources,
+        store: &StoreSource,
+        effective_at: Option<NaiveDateTime>,
+    ) -> anyhow::Result<Option<Prepared>> {
+        self.prepare_with(tenant, store, effective_at, false)
+    }
+
+    /// Prepare `store`'s next release. The current release's state is
+    /// compared as text first (the same state gives the same bytes); when
+    /// the text differs and `exact`, the whole release is decoded, so that
+    /// only a real change counts as one.
+    fn prepare_with(
+        &self,
+        tenant: &TenantSources,
+        store: &StoreSource,
+        effective_at: Option<NaiveDateTime>,
+        exact: bool,
+    ) -> anyhow::Result<Option<Prepared>> {
         let store_dir = self.store_dir(tenant, store);
         let full_id = format!("{}/{}", tenant.dir, store.dir);
         let state = render_store(&tenant.base, &store.file);
@@ -319,7 +394,46 @@ impl<'a> SignContext<'a> {
             .or(tenant.base.windows.as_ref())
             .filter(|w| !w.deny.is_empty())
             .cloned();
-        let current = read_release(&store_dir.join(RELEASE_FILE));
+        let path = store_dir.join(RELEASE_FILE);
+        if let Some((head, text)) = read_head(&path) {
+            let same_state = text == state_section(&state);
+            if same_state || !exact {
+                let same = same_state && head.tenant_key == tenant_key && head.windows == windows;
+                let reason = if self.opts.all {
+                    Reason::Forced
+                } else if same && head.expires_at > self.refresh_at {
+                    return Ok(None);
+                } else if same {
+                    Reason::Refresh
+                } else {
+                    Reason::Changed
+                };
+                let timing = CurrentTiming {
+                    effective_at: head.effective_at,
+                    urgent: head.urgent,
+                };
+                let next = Next {
+                    previous: head.revision,
+                    reason,
+                    changed: !same,
+                    timing: Some(timing),
+                    current: None,
+                };
+                return self
+                    .next_release(
+                        tenant,
+                        store,
+                        store_dir,
+                        effective_at,
+                        next,
+                        state,
+                        tenant_key,
+                        windows,
+                    )
+                    .map(Some);
+            }
+        }
+        let current = read_release(&path);
         let same =
             |r: &Release| r.state == state && r.tenant_key == tenant_key && r.windows == windows;
         let changed = !matches!(&current, Some(Ok(r)) if same(r));
@@ -346,12 +460,56 @@ impl<'a> SignContext<'a> {
             }
         };
         let current = current.and_then(Result::ok);
+        let next = Next {
+            previous,
+            reason,
+            changed,
+            timing: current.as_ref().map(|r| CurrentTiming {
+                effective_at: r.effective_at,
+                urgent: r.urgent,
+            }),
+            current,
+        };
+        self.next_release(
+            tenant,
+            store,
+            store_dir,
+            effective_at,
+            next,
+            state,
+            tenant_key,
+            windows,
+        )
+        .map(Some)
+    }
+
+    /// The release that follows the current one, as `next` describes it.
+    #[allow(clippy::too_many_arguments)]
+    fn next_release(
+        &self,
+        tenant: &TenantSources,
+        store: &StoreSource,
+        store_dir: PathBuf,
+        effective_at: Option<NaiveDateTime>,
+        next: Next,
+        state: StoreState,
+        tenant_key: Option<String>,
+        windows: Option<schemas::rollout::Windows>,
+    ) -> anyhow::Result<Prepared> {
+        let full_id = format!("{}/{}", tenant.dir, store.dir);
+        let Next {
+            previous,
+            reason,
+            changed,
+            timing,
+            current,
+        } = next;
         let schedule = schedule(
             self.opts.urgent,
             effective_at,
             tenant,
             store,
-            current.as_ref(),
+            timing,
             reason,
             self.now,
         )
@@ -373,13 +531,13 @@ impl<'a> SignContext<'a> {
             },
             schedule.effective_instant,
         );
-        Ok(Some(Prepared {
+        Ok(Prepared {
             store_dir,
             release,
             reason,
             changed,
             current,
-        }))
+        })
     }
 
     /// Validity and `apiVersion` of a release about to be signed: valid
@@ -414,6 +572,15 @@ impl<'a> SignContext<'a> {
         in_parallel(stores, 16, |(t, s, at)| self.prepare_at(t, s, *at))
     }
 
+    /// [`SignContext::prepare_moving`] for many stores at once, on every
+    /// core, answered in the order given.
+    pub fn prepare_moving_many(
+        &self,
+        stores: &[(&TenantSources, &StoreSource, Option<NaiveDateTime>)],
+    ) -> anyhow::Result<Vec<Option<Prepared>>> {
+        in_parallel(stores, 16, |(t, s, at)| self.prepare_moving(t, s, *at))
+    }
+
     /// [`SignContext::write`] for many prepared releases at once, on every
     /// core, answered in the order given.
     pub fn write_many(&self, prepared: &[(&Prepared, Reason)]) -> anyhow::Result<Vec<Signed>> {
@@ -445,6 +612,15 @@ pub(crate) fn in_parallel<T: Sync, R: Send>(
         .collect()
 }
 
+/// What a store's next release follows from.
+struct Next {
+    previous: u64,
+    reason: Reason,
+    changed: bool,
+    timing: Option<CurrentTiming>,
+    current: Option<Release>,
+}
+
 /// A store's next release, ready to sign.
 #[derive(Debug, Clone)]
 pub struct Prepared {
@@ -453,7 +629,8 @@ pub struct Prepared {
     pub reason: Reason,
     /// Its state, tenant key or windows differ from the current release's.
     pub changed: bool,
-    /// The release in the repo now, when it reads.
+    /// The release in the repo now, when it was decoded (a current
+    /// release compared as text is not).
     pub current: Option<Release>,
 }
 
@@ -519,7 +696,10 @@ pub fn sign(opts: &SignOptions, mut progress: impl FnMut(&Signed)) -> anyhow::Re
 /// The current release of a held store signed again unchanged, when it
 /// expires within the refresh window.
 fn refresh_current(ctx: &SignContext<'_>, p: &Prepared) -> Option<Prepared> {
-    let current = p.current.as_ref()?;
+    let current = match &p.current {
+        Some(c) => c.clone(),
+        None => read_current(&p.store_dir)?,
+    };
     // `--all` (after a key change) re-signs held stores' releases too.
     if current.expires_at > ctx.refresh_at && !ctx.opts.all {
         return None;
@@ -532,7 +712,7 @@ fn refresh_current(ctx: &SignContext<'_>, p: &Prepared) -> Option<Prepared> {
         release: ctx.finish(release, None),
         reason: Reason::Refresh,
         changed: false,
-        current: p.current.clone(),
+        current: Some(current),
         store_dir: p.store_dir.clone(),
     })
 }
@@ -703,6 +883,27 @@ mod tests {
         );
         let back: Release = schemas::yaml::decode("release.yaml", &text).expect("decodes");
         assert_eq!(back, release());
+    }
+
+    /// The text comparison of `prepare` relies on this: a state's section
+    /// is the same bytes alone as inside its release.
+    #[test]
+    fn a_state_section_is_the_bytes_of_the_release_s_state() {
+        let template =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fleet-repo-template");
+        let (repo, _) = schemas::load::load_repo(&schemas::load::DirTree::new(&template));
+        let mut seen = 0;
+        for tenant in repo.tenants.values() {
+            for store in tenant.stores.values() {
+                let mut r = release();
+                r.state = render_store(&tenant.base, &store.file);
+                let bytes = String::from_utf8(release_bytes(&r)).expect("utf8");
+                let at = bytes.find("\nstate:\n").expect("a state section") + 1;
+                assert_eq!(bytes[at..], state_section(&r.state), "{}", store.dir);
+                seen += 1;
+            }
+        }
+        assert!(seen >= 3, "the template's stores");
     }
 
     #[test]
