@@ -395,9 +395,12 @@ impl<'a> SignContext<'a> {
             .filter(|w| !w.deny.is_empty())
             .cloned();
         let path = store_dir.join(RELEASE_FILE);
-        if let Some((head, text)) = read_head(&path) {
+        let head = read_head(&path).and_then(|(head, text)| {
             let same_state = text == state_section(&state);
-            if same_state || !exact {
+            (same_state || !exact).then_some((head, same_state))
+        });
+        let next = match head {
+            Some((head, same_state)) => {
                 let same = same_state && head.tenant_key == tenant_key && head.windows == windows;
                 let reason = if self.opts.all {
                     Reason::Forced
@@ -408,67 +411,58 @@ impl<'a> SignContext<'a> {
                 } else {
                     Reason::Changed
                 };
-                let timing = CurrentTiming {
-                    effective_at: head.effective_at,
-                    urgent: head.urgent,
-                };
-                let next = Next {
+                Next {
                     previous: head.revision,
                     reason,
                     changed: !same,
-                    timing: Some(timing),
+                    timing: Some(CurrentTiming {
+                        effective_at: head.effective_at,
+                        urgent: head.urgent,
+                    }),
                     current: None,
-                };
-                return self
-                    .next_release(
-                        tenant,
-                        store,
-                        store_dir,
-                        effective_at,
-                        next,
-                        state,
-                        tenant_key,
-                        windows,
-                    )
-                    .map(Some);
+                }
             }
-        }
-        let current = read_release(&path);
-        let same =
-            |r: &Release| r.state == state && r.tenant_key == tenant_key && r.windows == windows;
-        let changed = !matches!(&current, Some(Ok(r)) if same(r));
-        let (previous, reason) = match &current {
-            Some(Ok(r)) if self.opts.all => (r.revision, Reason::Forced),
-            Some(Ok(r)) if same(r) && r.expires_at > self.refresh_at => return Ok(None),
-            Some(Ok(r)) if same(r) => (r.revision, Reason::Refresh),
-            Some(Ok(r)) => (r.revision, Reason::Changed),
-            // Unreadable or missing: continue numbering from history.
-            Some(Err(_)) => (
-                history_revision(&self.git_repo(), &store_rel_dir(tenant, store))?,
-                Reason::Changed,
-            ),
             None => {
-                let prev = history_revision(&self.git_repo(), &store_rel_dir(tenant, store))?;
-                (
-                    prev,
-                    if prev == 0 {
-                        Reason::First
-                    } else {
-                        Reason::Changed
-                    },
-                )
+                let current = read_release(&path);
+                let same = |r: &Release| {
+                    r.state == state && r.tenant_key == tenant_key && r.windows == windows
+                };
+                let changed = !matches!(&current, Some(Ok(r)) if same(r));
+                let (previous, reason) = match &current {
+                    Some(Ok(r)) if self.opts.all => (r.revision, Reason::Forced),
+                    Some(Ok(r)) if same(r) && r.expires_at > self.refresh_at => return Ok(None),
+                    Some(Ok(r)) if same(r) => (r.revision, Reason::Refresh),
+                    Some(Ok(r)) => (r.revision, Reason::Changed),
+                    // Unreadable or missing: continue numbering from history.
+                    Some(Err(_)) => (
+                        history_revision(&self.git_repo(), &store_rel_dir(tenant, store))?,
+                        Reason::Changed,
+                    ),
+                    None => {
+                        let prev =
+                            history_revision(&self.git_repo(), &store_rel_dir(tenant, store))?;
+                        (
+                            prev,
+                            if prev == 0 {
+                                Reason::First
+                            } else {
+                                Reason::Changed
+                            },
+                        )
+                    }
+                };
+                let current = current.and_then(Result::ok);
+                Next {
+                    previous,
+                    reason,
+                    changed,
+                    timing: current.as_ref().map(|r| CurrentTiming {
+                        effective_at: r.effective_at,
+                        urgent: r.urgent,
+                    }),
+                    current,
+                }
             }
-        };
-        let current = current.and_then(Result::ok);
-        let next = Next {
-            previous,
-            reason,
-            changed,
-            timing: current.as_ref().map(|r| CurrentTiming {
-                effective_at: r.effective_at,
-                urgent: r.urgent,
-            }),
-            current,
         };
         self.next_release(
             tenant,
