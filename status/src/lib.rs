@@ -15,6 +15,8 @@
 //!   authentication is an extractor ([`api::Operator`], [`api::SignedIn`]).
 //! - [`dashboard`]: the HTML pages, askama templates (`status/templates/`)
 //!   over those views, escaped by default; no HTML is built in Rust.
+//! - [`alerts`]: conditions that need a person, as webhook events and
+//!   `/metrics` gauges (DESIGN.md §13).
 //! - [`cluster`]: replicas on one PostgreSQL: the fetch lock and the
 //!   notifications that wake the other replicas (DESIGN.md §13).
 //! - [`server`]: `serve`; [`admin`]: the admin commands; [`tokens`]:
@@ -23,6 +25,7 @@
 //! The binary (`src/main.rs`) only parses flags and calls into these.
 
 pub mod admin;
+pub mod alerts;
 pub mod api;
 pub mod cluster;
 pub mod dashboard;

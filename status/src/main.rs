@@ -85,6 +85,15 @@ struct ServeArgs {
     /// replaced by the full id (`https://git.example.com/acme/fleet/-/commit/{commit}`).
     #[arg(long)]
     commit_url_template: Option<String>,
+    /// Post an event here (JSON) when a store is refused, fails or goes
+    /// offline, a rollout aborts, or a release or the trust root expires
+    /// within 30 days, and when that ends; retried while it is down.
+    #[arg(long)]
+    alert_webhook: Option<String>,
+    /// How often alert conditions are evaluated (also for the
+    /// `fleet_status_alerts` gauges of /metrics).
+    #[arg(long, default_value_t = 30)]
+    alert_interval_secs: u64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -181,6 +190,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 stale_within_days: a.stale_within_days,
                 retain_reports_days: a.retain_reports_days,
                 commit_url_template: a.commit_url_template,
+                alert_webhook: a.alert_webhook,
+                alert_interval: Duration::from_secs(a.alert_interval_secs.max(1)),
             };
             server::serve(opts, |addr| {
                 if let Err(e) = println_flush(&format!("listening on {addr}")) {

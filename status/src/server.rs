@@ -48,6 +48,10 @@ pub struct ServeOptions {
     /// A web address with `{commit}` (`https://git.example.com/acme/fleet/-/commit/{commit}`):
     /// the dashboard links commit ids to it.
     pub commit_url_template: Option<String>,
+    /// Where alert events are posted (DESIGN.md §13); none: gauges only.
+    pub alert_webhook: Option<String>,
+    /// How often alert conditions are evaluated.
+    pub alert_interval: Duration,
 }
 
 /// Why the server could not start or stopped on an error.
@@ -82,6 +86,8 @@ pub enum ServeError {
         "--commit-url-template {0:?}: write an http:// or https:// address containing {{commit}}"
     )]
     CommitUrlTemplate(String),
+    #[error("--alert-webhook {0:?}: write an http:// or https:// address")]
+    AlertWebhook(String),
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
 }
@@ -134,6 +140,11 @@ pub async fn serve(
         Some(t) if commit_url_template_ok(t) => Some(Arc::<str>::from(t.as_str())),
         Some(t) => return Err(ServeError::CommitUrlTemplate(t.clone())),
     };
+    if let Some(url) = &opts.alert_webhook
+        && !(url.starts_with("http://") || url.starts_with("https://"))
+    {
+        return Err(ServeError::AlertWebhook(url.clone()));
+    }
     let db = store::open(&opts.database_url).await?;
     info!("Database open and migrated.");
     let (desired_changed, _) = watch::channel(0u64);
@@ -152,6 +163,7 @@ pub async fn serve(
         support_bundles: Some(Arc::new(opts.state_dir.join("support-bundles"))),
         clock: crate::api::Clock::system(),
         rollouts: Default::default(),
+        alert_counts: Default::default(),
         relay: opts.repo_url.as_ref().map(|url| {
             Arc::new(api::Relay::new(Mirror::new(
                 &opts.state_dir,
@@ -195,6 +207,12 @@ pub async fn serve(
         }
     };
     let pruner = tokio::spawn(housekeeping(db.clone(), opts.retain_reports_days));
+    let alerter = tokio::spawn(crate::alerts::run(
+        state.clone(),
+        opts.alert_webhook.clone(),
+        opts.alert_interval,
+        state.alert_counts.clone(),
+    ));
     let listener = TcpListener::bind(&opts.listen)
         .await
         .map_err(|source| ServeError::Bind {
@@ -237,6 +255,7 @@ pub async fn serve(
         r.abort();
     }
     pruner.abort();
+    alerter.abort();
     if let Err(e) = db.close().await {
         warn!(error = %e, "Closing the database failed.");
     }

@@ -82,6 +82,18 @@ pub(super) async fn metrics(State(state): State<AppState>) -> ApiResult<Response
             );
         }
     }
+    if let Ok(counts) = state.alert_counts.read()
+        && !counts.is_empty()
+    {
+        let name = "fleet_status_alerts";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Alert conditions holding now, by event (what --alert-webhook is told).\n# TYPE {name} gauge"
+        );
+        for (event, n) in counts.iter() {
+            let _ = writeln!(out, "{name}{{event=\"{event}\"}} {n}");
+        }
+    }
     out.push_str(&m.requests.render());
     Ok((
         [(

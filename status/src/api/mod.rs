@@ -88,6 +88,8 @@ pub struct AppState {
     pub rollouts: Rollouts,
     /// The release relay's mirror and commit; `None` without `--repo-url`.
     pub relay: Option<Arc<Relay>>,
+    /// Alert conditions holding now, by kind ([`crate::alerts`]).
+    pub alert_counts: crate::alerts::Counts,
 }
 
 /// Counters for `GET /metrics`.

@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 
+mod alerts;
 mod browser;
 mod dashboard;
 mod deploy_cloud;

@@ -1,0 +1,198 @@
+//! `--alert-webhook` (DESIGN.md §13, issue #20 item 5), against a real
+//! local receiver: a refused store is posted once as `firing` however many
+//! refused reports follow, the `fleet_status_alerts` gauge counts it, and
+//! when the store recovers while the receiver is down, the `resolved`
+//! event is retried until it is taken, once; reports are taken meanwhile.
+
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{FleetRepo, Server, ServerOpts, TestDb, report};
+
+/// An HTTP receiver that records the JSON bodies it accepts, and answers
+/// 503 to everything while `up` is false.
+struct Receiver {
+    port: u16,
+    up: Arc<AtomicBool>,
+    taken: Arc<Mutex<Vec<Value>>>,
+    refused: Arc<AtomicUsize>,
+}
+
+impl Receiver {
+    fn start() -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the receiver");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let (u, t, r) = (up.clone(), taken.clone(), refused.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut raw = Vec::new();
+                let mut buf = [0u8; 4096];
+                let body = loop {
+                    let Ok(n) = conn.read(&mut buf) else {
+                        break None;
+                    };
+                    if n == 0 {
+                        break None;
+                    }
+                    raw.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&raw).into_owned();
+                    let Some(end) = text.find("\r\n\r\n") else {
+                        continue;
+                    };
+                    let length: usize = text[..end]
+                        .lines()
+                        .find_map(|l| {
+                            let (k, v) = l.split_once(':')?;
+                            k.eq_ignore_ascii_case("content-length")
+                                .then(|| v.trim().parse().ok())
+                                .flatten()
+                        })
+                        .unwrap_or(0);
+                    if raw.len() >= end + 4 + length {
+                        break Some(raw[end + 4..end + 4 + length].to_vec());
+                    }
+                };
+                let status = if u.load(Ordering::SeqCst) {
+                    if let Some(v) = body.and_then(|b| serde_json::from_slice(&b).ok()) {
+                        t.lock().expect("taken").push(v);
+                    }
+                    "200 OK"
+                } else {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    "503 Service Unavailable"
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            }
+        });
+        Receiver {
+            port,
+            up,
+            taken,
+            refused,
+        }
+    }
+
+    fn events(&self, event: &str, status: &str) -> usize {
+        self.taken
+            .lock()
+            .expect("taken")
+            .iter()
+            .filter(|v| v["event"] == event && v["status"] == status && v["subject"] == "acme/soho")
+            .count()
+    }
+
+    fn wait_for(&self, event: &str, status: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.events(event, status) == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no {event} {status} within 30 s: {:?}",
+                self.taken.lock().expect("taken")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_store_is_alerted_once_and_its_recovery_is_retried_until_taken() {
+    let receiver = Receiver::start();
+    let db = TestDb::sqlite();
+    let repo = FleetRepo::new();
+    let server = Server::start(
+        &db.url,
+        ServerOpts {
+            repo: Some(repo.work()),
+            pubkey: Some(repo.pubkey()),
+            extra: vec![
+                "--alert-webhook".into(),
+                format!("http://127.0.0.1:{}/fleet-alerts", receiver.port),
+                "--alert-interval-secs".into(),
+                "1".into(),
+            ],
+        },
+    );
+    let node = server.enrolled_node("acme/soho").await;
+
+    let refused = report("acme/soho", "refused", Some(1), None);
+    let r = server.report(&node, &refused).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    receiver.wait_for("store_refused", "firing");
+    // Still refused at the next rounds: nothing new is posted.
+    let r = server.report(&node, &refused).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.events("store_refused", "firing"), 1);
+    let metrics = server
+        .client
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await;
+    let metrics = metrics.expect("metrics").text().await.expect("text");
+    assert!(
+        metrics.contains("fleet_status_alerts{event=\"store_refused\"} 1"),
+        "{metrics}"
+    );
+
+    // The receiver goes down; the store recovers; the report is taken at
+    // once and the resolved event waits for the receiver.
+    receiver.up.store(false, Ordering::SeqCst);
+    let started = Instant::now();
+    let r = server
+        .report(&node, &report("acme/soho", "converged", Some(1), Some(1)))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "ingest is not held up"
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.refused.load(Ordering::SeqCst) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the resolved event was never tried"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(receiver.events("store_refused", "resolved"), 0);
+    receiver.up.store(true, Ordering::SeqCst);
+    receiver.wait_for("store_refused", "resolved");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.events("store_refused", "resolved"), 1, "once");
+    assert_eq!(receiver.events("store_refused", "firing"), 1);
+    assert!(server.log().contains("Alert sent."), "{}", server.log());
+}
+
+#[test]
+fn a_webhook_that_is_not_a_web_address_stops_the_server() {
+    let db = TestDb::sqlite();
+    let out = std::process::Command::new(crate::common::BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &db.url,
+        ])
+        .args(["--alert-webhook", "javascript:alert(1)"])
+        .output()
+        .expect("run fleet-status");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--alert-webhook"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
