@@ -122,3 +122,93 @@ fn the_git_mirror_stays_bounded_over_1000_revisions() {
         "no rebuild left behind"
     );
 }
+
+/// `source = "status"` (DESIGN.md §13): the same 1,000 revisions of a
+/// 16 KiB `release.yaml`, each pushed to the real Git host, fetched by the
+/// real `fleet-status` on its hook and read through its release relay by
+/// the store's real relay client: the state directory holds one answer,
+/// whatever the history.
+#[test]
+fn a_store_on_the_relay_keeps_one_answer_over_1000_revisions() {
+    use crate::e2e::{Fixture, STORE, StatusService};
+    let fx = Fixture::new();
+    let status = StatusService::with_hook(&fx);
+    fx.write_config_with_status(&status, "source = \"status\"\n");
+    fx.enroll(&status);
+    let served = git2::Repository::open_bare(&fx.served).expect("the served repo");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let client = reconciler::status_client::StatusClient::open(&fx.state, Some(&status.url()))
+        .expect("the node's client");
+    // Read through the relay until it answers at `commit`.
+    let relayed = |commit: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            // 503 until the service's first fetch.
+            let answer = rt.block_on(reconciler::relay::fetch(&client, &fx.state, STORE, 0));
+            let at = match answer {
+                Ok(a) if a.commit == commit => return a,
+                Ok(a) => a.commit,
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the relay stayed at {at} (want {commit}); log:\n{}",
+                status.log()
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    let head = |repo: &git2::Repository| {
+        repo.refname_to_id("refs/heads/main")
+            .expect("main")
+            .to_string()
+    };
+    relayed(&head(&served));
+    let fresh = size(&fx.state);
+    let mut largest = fresh;
+    for n in 1..=1000u64 {
+        let parent = served
+            .find_reference("refs/heads/main")
+            .and_then(|r| r.peel_to_commit())
+            .expect("main");
+        let blob = served.blob(&noise(n)).expect("blob");
+        let mut update = git2::build::TreeUpdateBuilder::new();
+        update.upsert(
+            "tenants/acme/stores/soho/release.yaml",
+            blob,
+            git2::FileMode::Blob,
+        );
+        let tree = update
+            .create_updated(&served, &parent.tree().expect("tree"))
+            .expect("tree");
+        let tree = served.find_tree(tree).expect("tree");
+        let sig = git2::Signature::now("Fleet test", "test@example.com").expect("signature");
+        served
+            .commit(
+                Some("refs/heads/main"),
+                &sig,
+                &sig,
+                &format!("revision {n}"),
+                &tree,
+                &[&parent],
+            )
+            .expect("commit");
+        status.hook();
+        let answer = relayed(&head(&served));
+        if n % 250 == 0 {
+            assert_eq!(answer.release, Some(noise(n)), "revision {n} is relayed");
+        }
+        largest = largest.max(size(&fx.state));
+    }
+    eprintln!(
+        "relay state directory: {fresh} bytes after the first answer, at most {largest} over 1,000 revisions"
+    );
+    assert!(
+        largest <= fresh + 64 * 1024,
+        "the state directory grew to {largest} bytes (first: {fresh})"
+    );
+    assert!(!fx.state.join("mirror.git").exists(), "no Git mirror");
+}
