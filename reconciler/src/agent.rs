@@ -177,7 +177,7 @@ impl Agent {
     /// `repo_url`, from Git when the relay fails (said in the report).
     async fn fetch_snapshot(&self, r: &mut Report) -> Result<Snapshot, FetchError> {
         if self.config.source == Source::Git {
-            return Ok(Snapshot::Git(self.fetch().await?.commit));
+            return Ok(Snapshot::Git(self.fetch_git(r).await?));
         }
         let relay = match self.relay_fetch().await {
             Ok(answer) => return Ok(Snapshot::Relay(Box::new(answer))),
@@ -185,18 +185,29 @@ impl Agent {
             Err(e) => return Err(e.into()),
         };
         tracing::warn!(error = %relay, "The release relay failed; fetching from Git instead.");
-        match self.fetch().await {
-            Ok(fetched) => {
+        match self.fetch_git(r).await {
+            Ok(commit) => {
                 r.warnings.push(format!(
                     "the release relay failed ({relay}); fetched from Git instead"
                 ));
-                Ok(Snapshot::Git(fetched.commit))
+                Ok(Snapshot::Git(commit))
             }
             Err(git) => Err(FetchError::Both {
                 relay: relay.to_string(),
                 git: Box::new(git),
             }),
         }
+    }
+
+    /// [`Agent::fetch`], a mirror that could not be rebuilt said in the
+    /// log and the report; answers the fetched commit.
+    async fn fetch_git(&self, r: &mut Report) -> Result<String, FetchError> {
+        let fetched = self.fetch().await?;
+        if let Some(w) = fetched.warning {
+            tracing::warn!(warning = %w, "The mirror could not be rebuilt; using it as it is.");
+            r.warnings.push(w);
+        }
+        Ok(fetched.commit)
     }
 
     async fn relay_fetch(&self) -> Result<RelayedRelease, RelayError> {

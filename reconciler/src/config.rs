@@ -228,7 +228,7 @@ impl Config {
 
     /// Repo-relative directory of this store's release.
     pub fn release_dir(&self) -> String {
-        format!("tenants/{}/stores/{}", self.tenant(), self.store_id())
+        self.store.release_dir()
     }
 }
 

@@ -96,7 +96,7 @@ pub async fn fetch(
         .get_cached(&path, etag, MAX_ANSWER_BYTES, "the release relay")
         .await?;
     match got {
-        Fetched::NotModified { commit } => {
+        Conditional::NotModified { commit } => {
             let Some(mut c) = cached else {
                 return Err(RelayError::NothingCached {
                     url: client.url().to_owned(),
@@ -111,7 +111,7 @@ pub async fn fetch(
             }
             Ok(c.answer)
         }
-        Fetched::Body { body, etag } => {
+        Conditional::Body { body, etag } => {
             let answer: RelayedRelease =
                 serde_json::from_slice(&body).map_err(|e| StatusError::BadAnswer {
                     what: "the release relay".into(),
@@ -136,7 +136,7 @@ pub async fn fetch(
 
 /// A conditional GET's answer.
 #[derive(Debug)]
-pub enum Fetched {
+pub enum Conditional {
     /// 304: what the caller has still holds; the service's commit.
     NotModified { commit: Option<String> },
     /// 200, with its ETag.

@@ -512,7 +512,7 @@ impl StatusClient {
         etag: Option<&str>,
         max: usize,
         what: &str,
-    ) -> Result<crate::relay::Fetched, StatusError> {
+    ) -> Result<crate::relay::Conditional, StatusError> {
         let unreachable = |e: reqwest::Error| StatusError::Unreachable {
             url: self.base.clone(),
             reason: describe(&e),
@@ -538,7 +538,7 @@ impl StatusClient {
         let mut resp = rb.send().await.map_err(unreachable)?;
         let status = resp.status();
         if status == StatusCode::NOT_MODIFIED {
-            return Ok(crate::relay::Fetched::NotModified {
+            return Ok(crate::relay::Conditional::NotModified {
                 commit: crate::relay::commit_of(resp.headers()),
             });
         }
@@ -564,7 +564,7 @@ impl StatusClient {
                 message: error_message(&String::from_utf8_lossy(&body)),
             });
         }
-        Ok(crate::relay::Fetched::Body { body, etag })
+        Ok(crate::relay::Conditional::Body { body, etag })
     }
 
     /// Send one report.

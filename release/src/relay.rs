@@ -12,18 +12,17 @@ use crate::root::{MAX_ROOT_BYTES, Offered, OfferedChain, RootRefusal};
 use crate::source::{Mirror, ReleaseFiles, SourceError};
 use crate::trust::{MAX_RELEASE_BYTES, MAX_SIGNATURE_BYTES, Refusal};
 
-/// The relay's answer for `store` (whose files are in `release_dir`) at
-/// `commit` of `mirror`, with the root versions from `root_from` up (all
-/// of them for 0). `Ok(Err(_))`: the files are there but no store would
-/// accept them (a symlink, an oversized file); the service says why.
+/// The relay's answer for `store` at `commit` of `mirror`, with the root
+/// versions from `root_from` up (all of them for 0). `Ok(Err(_))`: the
+/// files are there but no store would accept them (a symlink, an oversized
+/// file); the service says why.
 pub fn pack(
     mirror: &Mirror,
     commit: &str,
-    store: &str,
-    release_dir: &str,
+    store: &schemas::StoreId,
     root_from: u64,
 ) -> Result<Result<RelayedRelease, Refusal>, SourceError> {
-    let (release, signature) = match mirror.read_release(commit, release_dir)? {
+    let (release, signature) = match mirror.read_release(commit, &store.release_dir())? {
         ReleaseFiles::Found { release, signature } => (Some(release), Some(signature)),
         ReleaseFiles::Missing => (None, None),
         ReleaseFiles::Refused(r) => return Ok(Err(r)),
@@ -46,7 +45,7 @@ pub fn pack(
         })
         .collect();
     Ok(Ok(RelayedRelease {
-        store: store.to_owned(),
+        store: store.as_str().to_owned(),
         commit: commit.to_owned(),
         release,
         signature,

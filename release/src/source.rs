@@ -58,6 +58,9 @@ pub enum SourceError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fetched {
     pub commit: String,
+    /// The fetch worked but rebuilding the grown mirror did not (it is
+    /// tried again at the next fetch): for the caller's log and report.
+    pub warning: Option<String>,
 }
 
 /// Growth beyond twice the rebuilt size that is tolerated before a rebuild.
@@ -138,9 +141,14 @@ impl Mirror {
     /// bound is rebuilt (see the module docs).
     pub fn fetch(&self) -> Result<Fetched, SourceError> {
         let shallow = is_network_url(&self.url);
-        let fetched = self.fetch_into(&self.path, shallow)?;
-        if shallow {
-            self.compact_if_grown(&fetched)?;
+        let mut fetched = self.fetch_into(&self.path, shallow)?;
+        // A mirror that cannot be rebuilt now (a full disk, say) is still a
+        // good mirror: the release is read from it, and the rebuild waits.
+        if shallow && let Err(e) = self.compact_if_grown(&fetched) {
+            fetched.warning = Some(format!(
+                "the fleet repo was fetched, but rebuilding the grown mirror {} failed ({e}); tried again at the next fetch",
+                self.path.display()
+            ));
         }
         Ok(fetched)
     }
@@ -259,6 +267,7 @@ impl Mirror {
             })?;
         Ok(Fetched {
             commit: commit.id().to_string(),
+            warning: None,
         })
     }
 
@@ -301,6 +310,7 @@ impl Mirror {
             .ok()?;
         Some(Fetched {
             commit: commit.id().to_string(),
+            warning: None,
         })
     }
 

@@ -50,6 +50,13 @@ impl StoreId {
         &self.full
     }
 
+    /// Where the store's files are in the fleet repo (DESIGN.md §1):
+    /// `tenants/acme/stores/soho`, the directory of its `store.yaml` and
+    /// its release.
+    pub fn release_dir(&self) -> String {
+        format!("tenants/{}/stores/{}", self.tenant(), self.store())
+    }
+
     /// Whether `text` is a store id.
     pub fn is_valid(text: &str) -> bool {
         text.parse::<StoreId>().is_ok()

@@ -62,13 +62,57 @@ pub struct Event {
     pub at: DateTime<Utc>,
 }
 
-/// Every condition that holds at `now`, keyed by kind and subject.
+/// Conditions keyed by kind and subject.
+pub type Conditions = BTreeMap<(&'static str, String), Condition>;
+
+/// One store as the conditions judge it: its id, its state, and when its
+/// verified release expires (none without one).
+#[derive(Debug, Clone)]
+pub struct StoreSeen {
+    pub store: String,
+    pub state: SyncState,
+    pub release_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Every condition that holds at `now` for the service behind `state`.
 pub fn evaluate(
     state: &AppState,
     rows: &[crate::store::StoreRow],
     now: DateTime<Utc>,
-) -> BTreeMap<(&'static str, String), Condition> {
-    let mut out = BTreeMap::new();
+) -> Conditions {
+    let stores: Vec<StoreSeen> = rows
+        .iter()
+        .filter(|r| r.in_repo)
+        .map(|row| StoreSeen {
+            store: row.store.clone(),
+            state: row_state(state, row, now),
+            release_expires_at: row
+                .expires_at
+                .filter(|_| row.release_valid)
+                .and_then(|t| DateTime::from_timestamp(t, 0)),
+        })
+        .collect();
+    let rollouts = state.rollouts.read().map(|r| r.clone()).unwrap_or_default();
+    let root = state
+        .metrics
+        .trust_root_expires_at
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let root = (root > 0)
+        .then(|| DateTime::from_timestamp(root, 0))
+        .flatten();
+    conditions(&stores, &rollouts, root, now)
+}
+
+/// The conditions that hold at `now`, from the stores, the rollout files
+/// of the last fetch and the trust root's expiry (none without a root).
+/// Pure: the table of DESIGN.md §13's alerts.
+pub fn conditions(
+    stores: &[StoreSeen],
+    rollouts: &[RolloutEntry],
+    root_expires_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Conditions {
+    let mut out = Conditions::new();
     let mut add = |kind: &'static str, subject: String, message: String| {
         out.insert(
             (kind, subject.clone()),
@@ -80,75 +124,55 @@ pub fn evaluate(
         );
     };
     let soon = now + chrono::Duration::days(EXPIRY_WARNING_DAYS);
-    for row in rows.iter().filter(|r| r.in_repo) {
-        let store = row.store.clone();
-        match row_state(state, row, now) {
-            SyncState::Refused => add(
+    let when = |at: DateTime<Utc>| at.format("%Y-%m-%d %H:%M UTC").to_string();
+    for s in stores {
+        let store = &s.store;
+        let (kind, what) = match s.state {
+            SyncState::Refused => (
                 "store_refused",
-                store.clone(),
-                format!("{store} refused its release; its last report says why"),
+                "refused its release; its last report says why",
             ),
-            SyncState::Failed => add(
-                "store_failed",
-                store.clone(),
-                format!("{store}'s last pass failed"),
-            ),
-            SyncState::Offline => add(
-                "store_offline",
-                store.clone(),
-                format!("{store} has not reported for three pass intervals"),
-            ),
-            _ => {}
+            SyncState::Failed => ("store_failed", "failed its last pass"),
+            SyncState::Offline => ("store_offline", "has not reported for three pass intervals"),
+            _ => ("", ""),
+        };
+        if !kind.is_empty() {
+            add(kind, store.clone(), format!("{store} {what}"));
         }
-        if let Some(at) = row
-            .expires_at
-            .filter(|_| row.release_valid)
-            .and_then(|t| DateTime::from_timestamp(t, 0))
-            .filter(|at| *at <= soon)
-        {
+        if let Some(at) = s.release_expires_at.filter(|at| *at <= soon) {
             add(
                 "release_expiring",
                 store.clone(),
                 format!(
                     "{store}'s release expires {}: run fleet sign (it re-signs releases that expire soon)",
-                    at.format("%Y-%m-%d %H:%M UTC")
+                    when(at)
                 ),
             );
         }
     }
-    if let Ok(files) = state.rollouts.read() {
-        for entry in files.iter() {
-            if let RolloutEntry::Read(f) = entry
-                && f.state == schemas::rollout::RolloutState::Aborted
-            {
-                add(
-                    "rollout_aborted",
-                    format!("{}/{}", f.tenant, f.id),
-                    format!(
-                        "rollout {} of {} aborted: {}",
-                        f.id,
-                        f.tenant,
-                        f.abort_reason.as_deref().unwrap_or("(no reason recorded)")
-                    ),
-                );
-            }
+    for entry in rollouts {
+        if let RolloutEntry::Read(f) = entry
+            && f.state == schemas::rollout::RolloutState::Aborted
+        {
+            add(
+                "rollout_aborted",
+                format!("{}/{}", f.tenant, f.id),
+                format!(
+                    "rollout {} of {} aborted: {}",
+                    f.id,
+                    f.tenant,
+                    f.abort_reason.as_deref().unwrap_or("(no reason recorded)")
+                ),
+            );
         }
     }
-    let root = state
-        .metrics
-        .trust_root_expires_at
-        .load(std::sync::atomic::Ordering::Relaxed);
-    if let Some(at) = (root > 0)
-        .then(|| DateTime::from_timestamp(root, 0))
-        .flatten()
-        .filter(|at| *at <= soon)
-    {
+    if let Some(at) = root_expires_at.filter(|at| *at <= soon) {
         add(
             "root_expiring",
             "trust/root".to_owned(),
             format!(
                 "the trust root expires {}: sign a new version (fleet root), or the fleet freezes",
-                at.format("%Y-%m-%d %H:%M UTC")
+                when(at)
             ),
         );
     }
@@ -156,36 +180,24 @@ pub fn evaluate(
 }
 
 /// The events that take `before` to `now`: `firing` for new conditions,
-/// `resolved` for ones gone, in key order.
-pub fn changes(
-    before: &BTreeMap<(&'static str, String), Condition>,
-    now: &BTreeMap<(&'static str, String), Condition>,
-    at: DateTime<Utc>,
-) -> Vec<Event> {
-    let mut out = Vec::new();
-    for (key, c) in now {
-        if !before.contains_key(key) {
-            out.push(Event {
-                event: c.kind,
-                status: "firing",
-                subject: c.subject.clone(),
-                message: c.message.clone(),
-                at,
-            });
-        }
-    }
-    for (key, c) in before {
-        if !now.contains_key(key) {
-            out.push(Event {
-                event: c.kind,
-                status: "resolved",
-                subject: c.subject.clone(),
-                message: c.message.clone(),
-                at,
-            });
-        }
-    }
-    out
+/// then `resolved` for ones gone, each in key order.
+pub fn changes(before: &Conditions, now: &Conditions, at: DateTime<Utc>) -> Vec<Event> {
+    let event = |c: &Condition, status| Event {
+        event: c.kind,
+        status,
+        subject: c.subject.clone(),
+        message: c.message.clone(),
+        at,
+    };
+    let fired = now
+        .iter()
+        .filter(|(k, _)| !before.contains_key(*k))
+        .map(|(_, c)| event(c, "firing"));
+    let resolved = before
+        .iter()
+        .filter(|(k, _)| !now.contains_key(*k))
+        .map(|(_, c)| event(c, "resolved"));
+    fired.chain(resolved).collect()
 }
 
 /// Evaluate every `interval`, keep the gauges, post changes to `webhook`.
@@ -194,7 +206,7 @@ pub async fn run(state: AppState, webhook: Option<String>, interval: Duration, c
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap_or_default();
-    let mut holding = BTreeMap::new();
+    let mut holding = Conditions::new();
     let mut queue: VecDeque<Event> = VecDeque::new();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -276,8 +288,8 @@ mod tests {
     #[test]
     fn a_condition_fires_once_and_resolves_once() {
         let at = Utc::now();
-        let none = BTreeMap::new();
-        let one: BTreeMap<_, _> = [c("store_refused", "acme/soho")].into();
+        let none = Conditions::new();
+        let one: Conditions = [c("store_refused", "acme/soho")].into();
         let fired = changes(&none, &one, at);
         assert_eq!(fired.len(), 1);
         assert_eq!(
@@ -288,11 +300,59 @@ mod tests {
             changes(&one, &one, at).is_empty(),
             "still holding: nothing new"
         );
-        let moved: BTreeMap<_, _> = [c("store_offline", "acme/soho")].into();
+        let moved: Conditions = [c("store_offline", "acme/soho")].into();
         let e = changes(&one, &moved, at);
         assert_eq!(
             e.iter().map(|e| (e.event, e.status)).collect::<Vec<_>>(),
             vec![("store_offline", "firing"), ("store_refused", "resolved")]
         );
+    }
+
+    /// Every kind of DESIGN.md §13, and what does not alert.
+    #[test]
+    fn every_kind_of_condition() {
+        let now = Utc::now();
+        let days = |d| Some(now + chrono::Duration::days(d));
+        let seen = |store: &str, state, expires| StoreSeen {
+            store: store.to_owned(),
+            state,
+            release_expires_at: expires,
+        };
+        let stores = [
+            seen("acme/a", SyncState::Refused, days(90)),
+            seen("acme/b", SyncState::Failed, days(90)),
+            seen("acme/c", SyncState::Offline, days(90)),
+            seen("acme/d", SyncState::Synced, days(29)),
+            seen("acme/e", SyncState::Synced, days(31)),
+            seen("acme/f", SyncState::OutOfSync, None),
+        ];
+        let rollout = |id: &str, state| {
+            let text = format!(
+                "apiVersion: fleet/v1\nkind: Rollout\nid: {id}\ntenant: acme\nstate: {state}\nsource_commit: abc\nbase_commit: abc\nsources_digest: d\nstarted_at: 2026-12-04T10:00:00Z\ncurrent_wave: 0\nabort_reason: 2 of 2 failed\nwaves: []\n"
+            );
+            RolloutEntry::Read(Box::new(
+                schemas::yaml::decode("rollout.yaml", &text).expect("a rollout file"),
+            ))
+        };
+        let rollouts = [rollout("r1", "aborted"), rollout("r2", "in_progress")];
+        let got = conditions(&stores, &rollouts, days(10), now);
+        let keys: Vec<(&str, &str)> = got.keys().map(|(k, s)| (*k, s.as_str())).collect();
+        assert_eq!(
+            keys,
+            vec![
+                ("release_expiring", "acme/d"),
+                ("rollout_aborted", "acme/r1"),
+                ("root_expiring", "trust/root"),
+                ("store_failed", "acme/b"),
+                ("store_offline", "acme/c"),
+                ("store_refused", "acme/a"),
+            ]
+        );
+        assert!(
+            got[&("rollout_aborted", "acme/r1".to_owned())]
+                .message
+                .contains("2 of 2 failed")
+        );
+        assert!(conditions(&stores[4..], &[], days(31), now).is_empty());
     }
 }

@@ -113,8 +113,7 @@ pub fn read_stores(
         }
     };
     for store in stores {
-        let release_dir = format!("tenants/{}/stores/{}", store.tenant(), store.store());
-        let files = mirror.read_release(commit, &release_dir)?;
+        let files = mirror.read_release(commit, &store.release_dir())?;
         let mut row = verify(store.as_str(), commit, files, &keys.0, now, checked_at);
         // A store's desired state lasts as long as the release and the
         // root it verifies under: the earlier expiry makes it stale.

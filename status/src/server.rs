@@ -304,6 +304,9 @@ fn fetch_and_scan(cfg: &FetchConfig, last: &LastScan) -> Result<Fetch, desired::
         Duration::from_secs(120),
     );
     let fetched = mirror.fetch()?;
+    if let Some(w) = &fetched.warning {
+        warn!(warning = %w, "The mirror could not be rebuilt; using it as it is.");
+    }
     let now = chrono::Utc::now();
     if let Some((commit, recheck_at)) = last
         && *commit == fetched.commit

@@ -515,7 +515,7 @@ pub fn advance(
                 file.tenant
             );
         };
-        match jobs.iter_mut().find(|(t, _, _)| std::ptr::eq(*t, tenant)) {
+        match jobs.iter_mut().find(|(t, _, _)| t.dir == tenant.dir) {
             Some((_, _, files)) => files.push((path, file)),
             None => {
                 let stores = status(&file.tenant)?;

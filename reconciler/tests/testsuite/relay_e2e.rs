@@ -253,4 +253,19 @@ fn row_27_a_rogue_relay_cannot_make_a_store_apply_what_was_not_signed_for_it() {
         let code = assert_refused(&fx, &before, &run, codes);
         assert_eq!(fx.applied_revision(), Some(2), "{what}: {code}");
     }
+
+    // Garbage instead of the wire type: a failed pass that says why, and
+    // nothing changed (no Git to fall back to in this config).
+    *rogue.answer.lock().expect("answer") = "{\"store\": \"acme/soho\", \"release\": 7".to_owned();
+    let before = fx.snapshot();
+    let run = fx.once();
+    assert_eq!(run.outcome(), "failed", "{run}");
+    let report = fx.newest_report();
+    assert!(
+        report["errors"].to_string().contains("the release relay"),
+        "{report:#}"
+    );
+    assert_eq!(fx.edge.state_text(), before.state);
+    assert_eq!(fx.edge.audit(), before.audit);
+    assert_eq!(fx.applied_text(), before.applied);
 }

@@ -72,22 +72,14 @@ pub(super) async fn release(
             "the status service has not fetched the fleet repo yet; try again shortly",
         ));
     };
-    let Some((tenant, store)) = node.store.split_once('/') else {
-        return Err(AppError::internal(anyhow::anyhow!(
-            "node {} is enrolled for {:?}, not a tenant/store id",
-            node.key_id,
-            node.store
-        )));
-    };
-    let dir = format!("tenants/{tenant}/stores/{store}");
+    let store: schemas::StoreId = node.store.parse().map_err(AppError::internal)?;
     let root = q.root.unwrap_or(0);
-    let (id, at) = (node.store.clone(), commit.clone());
-    let packed = tokio::task::spawn_blocking(move || {
-        release::relay::pack(&relay.mirror, &at, &id, &dir, root)
-    })
-    .await
-    .map_err(AppError::internal)?
-    .map_err(AppError::internal)?;
+    let at = commit.clone();
+    let packed =
+        tokio::task::spawn_blocking(move || release::relay::pack(&relay.mirror, &at, &store, root))
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)?;
     let answer = packed.map_err(|refusal| {
         AppError::client(
             StatusCode::CONFLICT,
@@ -111,10 +103,7 @@ pub(super) async fn release(
             StatusCode::NOT_MODIFIED,
             [
                 (header::ETAG, etag_header),
-                (
-                    HeaderName::from_static(COMMIT_HEADER),
-                    commit_header.clone(),
-                ),
+                (HeaderName::from_static(COMMIT_HEADER), commit_header),
             ],
         )
             .into_response());

@@ -11,6 +11,7 @@ mod browser;
 mod dashboard;
 mod deploy_cloud;
 mod ingest;
+mod relay;
 mod replicas;
 mod store_backends;
 mod story;
