@@ -505,6 +505,7 @@ fn report_body(store: &str, i: usize) -> Result<Vec<u8>> {
         root_version: None,
         release_api_versions: Vec::new(),
         waiting_until: None,
+        actions: Vec::new(),
         held_back: Vec::new(),
     };
     Ok(serde_json::to_vec(&report)?)

@@ -639,6 +639,7 @@ pub fn blank_report(store: &StoreId, started_at: DateTime<Utc>, outcome: Outcome
         root_version: None,
         held_back: Vec::new(),
         waiting_until: None,
+        actions: Vec::new(),
         release_api_versions: schemas::state::RELEASE_API_VERSIONS
             .iter()
             .map(|v| (*v).to_owned())

@@ -29,6 +29,7 @@ use crate::config::Config;
 use crate::outbox::Outbox;
 use crate::status_client::{StatusClient, StatusError};
 use release::applied::write_atomically;
+use wire::desired::ActionKind;
 use wire::report::{Outcome, Report};
 
 /// Longest wait after repeated failures.
@@ -179,13 +180,95 @@ pub async fn delivery_loop(config: Config, new_report: Arc<Notify>) {
     }
 }
 
+/// Operator actions (DESIGN.md §13) the long-poll got: the `reconcile`
+/// ones wait here for the next pass, which names them in its report.
+#[derive(Debug, Clone, Default)]
+pub struct Requested(Arc<std::sync::Mutex<Vec<u64>>>);
+
+impl Requested {
+    fn push(&self, id: u64) {
+        let mut ids = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if !ids.contains(&id) {
+            ids.push(id);
+        }
+    }
+
+    /// The ids a pass starting now answers; they are no longer waiting.
+    pub fn take(&self) -> Vec<u64> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// Action ids handled lately, so that one handed out again (the service
+/// repeats an action until it sees the answer) is not done twice.
+#[derive(Debug, Default)]
+struct Handled(std::collections::VecDeque<u64>);
+
+impl Handled {
+    const KEEP: usize = 64;
+
+    fn contains(&self, id: u64) -> bool {
+        self.0.contains(&id)
+    }
+
+    fn add(&mut self, id: u64) {
+        if self.0.len() == Self::KEEP {
+            self.0.pop_front();
+        }
+        self.0.push_back(id);
+    }
+}
+
+/// Collect a support bundle and upload it as the answer to action `id`.
+/// Runs beside the passes; a failure is logged and the service hands the
+/// action out again later.
+async fn collect_bundle(config_path: PathBuf, state_dir: PathBuf, id: u64) -> bool {
+    let now = chrono::Utc::now();
+    let opts = crate::diagnose::DiagnoseOptions {
+        config_path,
+        out: state_dir.join(format!("support-bundle-{id}.tar.gz")),
+        // systemd sets INVOCATION_ID: the journal is the unit's.
+        journal_unit: std::env::var_os("INVOCATION_ID").map(|_| "fleet-reconciler".to_owned()),
+        now,
+    };
+    let out = opts.out.clone();
+    let written = tokio::task::spawn_blocking(move || crate::diagnose::write_bundle(&opts)).await;
+    let result = match written {
+        Ok(Ok(bundle)) => crate::diagnose::upload(&bundle, Some(id))
+            .await
+            .map(|u| (u, bundle.bytes))
+            .map_err(|e| e.to_string()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(e) => Err(format!("the bundle task failed: {e}")),
+    };
+    let _ = std::fs::remove_file(&out);
+    match result {
+        Ok((u, bytes)) => {
+            tracing::info!(action = id, bundle = %u.id, bytes, "Support bundle collected and uploaded, as an operator asked.");
+            true
+        }
+        Err(error) => {
+            tracing::warn!(action = id, %error, "Could not collect or upload the support bundle an operator asked for; the status service will ask again.");
+            false
+        }
+    }
+}
+
 /// Long-poll the status service for a revision newer than the applied
-/// one; notify `wake` when one is announced. Never returns.
+/// one, or an operator action; notify `wake` when a revision is announced
+/// or a pass is asked for, and collect asked-for support bundles. Never
+/// returns.
 #[tracing::instrument(name = "long_poll", skip_all, fields(store = %config.store))]
-pub async fn long_poll_loop(config: Config, wake: Arc<Notify>) {
+pub async fn long_poll_loop(
+    config: Config,
+    config_path: PathBuf,
+    wake: Arc<Notify>,
+    requested: Requested,
+) {
     let mut announced: Option<u64> = None;
     let mut failures: u32 = 0;
     let mut quiet = false;
+    let handled = Arc::new(std::sync::Mutex::new(Handled::default()));
     loop {
         let Some(client) = client_or_log(&config, &mut quiet) else {
             tokio::time::sleep(Duration::from_secs(60)).await;
@@ -208,6 +291,48 @@ pub async fn long_poll_loop(config: Config, wake: Arc<Notify>) {
                     );
                     announced = d.desired_revision;
                     wake.notify_one();
+                }
+                for a in d.actions {
+                    if handled
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .contains(a.id)
+                    {
+                        continue;
+                    }
+                    match a.kind {
+                        ActionKind::Reconcile => {
+                            tracing::info!(
+                                action = a.id,
+                                "An operator asked for a pass; passing now."
+                            );
+                            handled.lock().unwrap_or_else(|e| e.into_inner()).add(a.id);
+                            requested.push(a.id);
+                            wake.notify_one();
+                        }
+                        ActionKind::SupportBundle => {
+                            tracing::info!(
+                                action = a.id,
+                                "An operator asked for a support bundle; collecting it."
+                            );
+                            handled.lock().unwrap_or_else(|e| e.into_inner()).add(a.id);
+                            let (path, dir, handled) = (
+                                config_path.clone(),
+                                config.state_dir.clone(),
+                                handled.clone(),
+                            );
+                            tokio::spawn(async move {
+                                if !collect_bundle(path, dir, a.id).await {
+                                    // Done again when the service repeats it.
+                                    handled
+                                        .lock()
+                                        .unwrap_or_else(|e| e.into_inner())
+                                        .0
+                                        .retain(|h| *h != a.id);
+                                }
+                            });
+                        }
+                    }
                 }
             }
             Err(e) => {
@@ -232,7 +357,12 @@ struct StatusLinks {
 }
 
 impl StatusLinks {
-    fn start(config: &Config, wake: &Arc<Notify>) -> StatusLinks {
+    fn start(
+        config: &Config,
+        config_path: &Path,
+        wake: &Arc<Notify>,
+        requested: &Requested,
+    ) -> StatusLinks {
         let new_report = Arc::new(Notify::new());
         let mut tasks = Vec::new();
         let enrolled = crate::status_client::enrollment(&config.state_dir)
@@ -245,7 +375,12 @@ impl StatusLinks {
                 new_report.clone(),
             )));
             if config.long_poll {
-                tasks.push(tokio::spawn(long_poll_loop(config.clone(), wake.clone())));
+                tasks.push(tokio::spawn(long_poll_loop(
+                    config.clone(),
+                    config_path.to_path_buf(),
+                    wake.clone(),
+                    requested.clone(),
+                )));
             }
         }
         StatusLinks { new_report, tasks }
@@ -318,7 +453,8 @@ pub async fn run(config_path: PathBuf) -> i32 {
     let mut seen = fingerprint(&config_path, &agent.config.trust_dir);
     let mut watcher = watch(&config_path, &agent.config.trust_dir);
     let wake = Arc::new(Notify::new());
-    let mut links = StatusLinks::start(&agent.config, &wake);
+    let requested = Requested::default();
+    let mut links = StatusLinks::start(&agent.config, &config_path, &wake, &requested);
     let mut failures: u32 = 0;
     let watchdog = sd_notify::watchdog_enabled();
     let mut terminate =
@@ -349,7 +485,7 @@ pub async fn run(config_path: PathBuf) -> i32 {
                     }
                     if a.config != agent.config {
                         drop(links);
-                        links = StatusLinks::start(&a.config, &wake);
+                        links = StatusLinks::start(&a.config, &config_path, &wake, &requested);
                     }
                     agent = a;
                 }
@@ -359,7 +495,9 @@ pub async fn run(config_path: PathBuf) -> i32 {
             }
             seen = fingerprint(&config_path, &agent.config.trust_dir);
         }
-        let report =
+        // The operator actions this pass answers: asked for before it started.
+        let answering = requested.take();
+        let mut report =
             match tokio::time::timeout(PASS_TIMEOUT, agent.pass(chrono::Utc::now(), true)).await {
                 Ok((report, _)) => report,
                 Err(_) => {
@@ -379,6 +517,7 @@ pub async fn run(config_path: PathBuf) -> i32 {
                     r
                 }
             };
+        report.actions = answering;
         record(
             &agent.config.state_dir,
             agent.config.outbox_max_reports,

@@ -26,7 +26,7 @@ use crate::status_client;
 use wire::node_auth;
 
 /// Where a bundle goes on the status service.
-pub const UPLOAD_PATH: &str = "/api/v1/support-bundles";
+pub const UPLOAD_PATH: &str = wire::desired::SUPPORT_BUNDLES_PATH;
 
 /// Newest outbox reports copied into the bundle.
 pub const NEWEST_REPORTS: usize = 5;
@@ -202,8 +202,10 @@ pub fn write_bundle(opts: &DiagnoseOptions) -> Result<Bundle, DiagnoseError> {
     })
 }
 
-/// Send a written bundle to the status service, signed with the node key.
-pub async fn upload(bundle: &Bundle) -> Result<Upload, DiagnoseError> {
+/// Send a written bundle to the status service, signed with the node key;
+/// with `action`, as the answer to that operator action
+/// ([`wire::desired`]).
+pub async fn upload(bundle: &Bundle, action: Option<u64>) -> Result<Upload, DiagnoseError> {
     let config = bundle
         .config
         .as_ref()
@@ -222,8 +224,12 @@ pub async fn upload(bundle: &Bundle) -> Result<Upload, DiagnoseError> {
         source,
     })?;
     let nonce = status_client::nonce();
-    let headers = node_auth::sign_request(&key, "POST", UPLOAD_PATH, &body, Utc::now(), &nonce);
-    let url = format!("{base}{UPLOAD_PATH}");
+    let path = match action {
+        Some(id) => format!("{UPLOAD_PATH}?action={id}"),
+        None => UPLOAD_PATH.to_owned(),
+    };
+    let headers = node_auth::sign_request(&key, "POST", &path, &body, Utc::now(), &nonce);
+    let url = format!("{base}{path}");
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
         .connect_timeout(Duration::from_secs(10))

@@ -418,14 +418,8 @@ pub struct Delivery {
     pub error: Option<String>,
 }
 
-/// The long-poll's answer.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-pub struct Desired {
-    pub desired_revision: Option<u64>,
-    pub commit: Option<String>,
-    /// A revision newer than the one asked `after` exists.
-    pub changed: bool,
-}
+/// The long-poll's answer: one definition, in `wire`.
+pub use wire::desired::Desired;
 
 /// A node's signed client of the status service.
 #[derive(Debug, Clone)]
@@ -669,7 +663,7 @@ impl StatusClient {
         after: Option<u64>,
         wait: Duration,
     ) -> Result<Desired, StatusError> {
-        let mut path = format!("/api/v1/desired?wait={}", wait.as_secs());
+        let mut path = format!("{}?wait={}", wire::desired::PATH, wait.as_secs());
         if let Some(a) = after {
             path.push_str(&format!("&after={a}"));
         }

@@ -11,6 +11,10 @@
 //!   database already) and fetch themselves, so that their release relay
 //!   and rollout view catch up.
 //!
+//! - **An operator action wakes its store's long-poll wherever it is
+//!   held.** The insert's trigger notifies [`ACTIONS_CHANNEL`] with the
+//!   store id; every replica wakes the long-polls it holds for that store.
+//!
 //! With SQLite there is one replica: [`Cluster::for_url`] answers `None`
 //! and none of this runs.
 
@@ -23,6 +27,11 @@ use tracing::{info, warn};
 
 /// The `NOTIFY` channel of recorded desired revisions.
 pub const CHANNEL: &str = "fleet_status_desired";
+
+/// The `NOTIFY` channel of operator actions: the trigger on
+/// `status_actions` sends the store id when an insert commits
+/// (`migrations/status/postgres/0008_operator_actions.sql`).
+pub const ACTIONS_CHANNEL: &str = "fleet_status_actions";
 
 /// The advisory lock key of a fleet repo fetch ("fleetgit").
 pub const FETCH_LOCK: i64 = 0x666c_6565_7467_6974;
@@ -122,11 +131,18 @@ impl FetchLock<'_> {
     }
 }
 
-/// Listen for other replicas' notifications until the process ends,
-/// calling `woken` for each (reconnecting after a second when the
-/// connection is lost; a wake-up may be missed then, so `woken` is also
-/// called after each reconnection).
-pub async fn listen(url: String, id: String, woken: impl Fn() + Send + 'static) {
+/// Listen for other replicas' notifications until the process ends:
+/// `woken` for each fetch that recorded revisions, `asked` with the store
+/// id for each operator action (any replica's, this one's too). The
+/// connection is made again after a second when it is lost; a
+/// notification may be missed then, so both are called after each
+/// reconnection (`asked` with `None`: any store).
+pub async fn listen(
+    url: String,
+    id: String,
+    woken: impl Fn() + Send + 'static,
+    asked: impl Fn(Option<&str>) + Send + 'static,
+) {
     let mut first = true;
     loop {
         let mut listener = match PgListener::connect(&url).await {
@@ -137,18 +153,20 @@ pub async fn listen(url: String, id: String, woken: impl Fn() + Send + 'static) 
                 continue;
             }
         };
-        if let Err(e) = listener.listen(CHANNEL).await {
+        if let Err(e) = listener.listen_all([CHANNEL, ACTIONS_CHANNEL]).await {
             warn!(error = %e, "Cannot listen for other replicas' fetches; retrying in a second.");
             tokio::time::sleep(Duration::from_secs(1)).await;
             continue;
         }
         if !first {
             woken();
+            asked(None);
         }
         first = false;
         info!(channel = CHANNEL, "Listening for other replicas' fetches.");
         loop {
             match listener.recv().await {
+                Ok(n) if n.channel() == ACTIONS_CHANNEL => asked(Some(n.payload())),
                 Ok(n) if n.payload() == id => {}
                 Ok(_) => woken(),
                 Err(e) => {

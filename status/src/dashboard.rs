@@ -66,6 +66,11 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/stores/{tenant}/{store}", get(store_page))
         .route("/stores/{tenant}/{store}/revoke", post(revoke))
+        .route("/stores/{tenant}/{store}/actions", post(ask_action))
+        .route(
+            "/stores/{tenant}/{store}/support-bundles/{id}",
+            get(bundle_download),
+        )
         .route("/tenants/{tenant}", get(tenant_page))
         .route("/tenants/{tenant}/rollouts", get(rollouts_page))
         .route(STYLESHEET_PATH, get(stylesheet))
@@ -165,6 +170,25 @@ pub fn duration(ms: &Option<u64>) -> String {
 }
 
 /// The link to a store's page; each path segment percent-encoded.
+/// The download link of support bundle `id` of `store`.
+pub fn bundle_href(store: &str, id: &str) -> String {
+    format!(
+        "{}/support-bundles/{}",
+        store_href(store),
+        listing::encode_component(id)
+    )
+}
+
+/// A size for people: `812 B`, `14.2 KiB`, `3.1 MiB`.
+pub fn bytes(n: impl Borrow<u64>) -> String {
+    let n = *n.borrow();
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        _ => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+    }
+}
+
 pub fn store_href(store: &str) -> String {
     let (t, s) = store.split_once('/').unwrap_or((store, ""));
     format!(
@@ -549,6 +573,46 @@ async fn revoke(
     Ok(Redirect::to(&store_href(&row.store)).into_response())
 }
 
+/// The form of an action button: which action.
+#[derive(Debug, Deserialize)]
+struct ActionForm {
+    kind: String,
+}
+
+/// An action button on the store page: ask, then back to the page, which
+/// shows the action and refreshes itself until the store answers.
+async fn ask_action(
+    SignedIn(op): SignedIn,
+    State(state): State<AppState>,
+    Path((tenant, store)): Path<(String, String)>,
+    form: Result<Form<ActionForm>, FormRejection>,
+) -> Result<Response, Response> {
+    let row = api::visible_store(&state, &op, &tenant, &store)
+        .await
+        .map_err(|e| error_page(&op, e))?;
+    let Ok(Form(form)) = form else {
+        return Err(error_page(
+            &op,
+            AppError::bad_request("the action form was incomplete; press the button again"),
+        ));
+    };
+    api::actions::request_for(&state, &op, &row.store, &form.kind)
+        .await
+        .map_err(|e| error_page(&op, e))?;
+    Ok(Redirect::to(&store_href(&row.store)).into_response())
+}
+
+/// A support bundle's download link on the store page.
+async fn bundle_download(
+    SignedIn(op): SignedIn,
+    State(state): State<AppState>,
+    Path((tenant, store, id)): Path<(String, String, String)>,
+) -> Result<Response, Response> {
+    crate::support::download(&state, &op, &tenant, &store, &id)
+        .await
+        .map_err(|e| error_page(&op, e))
+}
+
 /// Stores of one kind on the tenant page: failing, refused or behind.
 #[derive(Debug, Clone)]
 struct PendingGroup<'a> {
@@ -884,7 +948,29 @@ mod tests {
                 commit: Some(NASTY.to_owned()),
                 report: body,
             }],
-            support_bundles: Vec::new(),
+            support_bundles: vec![crate::support::Bundle {
+                id: NASTY.to_owned(),
+                bytes: 2048,
+                key_id: NASTY.to_owned(),
+                received_at: Timestamp::from_unix(1_800_000_000),
+                action_id: Some(7),
+            }],
+            actions: vec![api::actions::ActionView::new(
+                crate::store::ActionRow {
+                    id: 7,
+                    store: NASTY.to_owned(),
+                    kind: NASTY.to_owned(),
+                    requested_by: NASTY.to_owned(),
+                    requested_at: 1_800_000_000,
+                    delivered_at: None,
+                    done_at: Some(1_800_000_001),
+                    result: Some("failed".to_owned()),
+                    detail: Some(NASTY.to_owned()),
+                    report_id: None,
+                    bundle_id: None,
+                },
+                1_800_000_002,
+            )],
         };
         let html = StorePage {
             operator: Some(&op),

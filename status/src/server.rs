@@ -160,7 +160,7 @@ pub async fn serve(
         stale_within: chrono::Duration::days(opts.stale_within_days),
         metrics: Arc::new(Metrics::default()),
         commit_url_template,
-        support_bundles: Some(Arc::new(opts.state_dir.join("support-bundles"))),
+        actions: Default::default(),
         clock: crate::api::Clock::system(),
         rollouts: Default::default(),
         alert_counts: Default::default(),
@@ -182,9 +182,16 @@ pub async fn serve(
         tokio::spawn(crate::cluster::listen(
             opts.database_url.clone(),
             c.id().to_owned(),
-            move || {
-                state.desired_changed.send_modify(|g| *g += 1);
-                state.fetch_now.notify_one();
+            {
+                let state = state.clone();
+                move || {
+                    state.desired_changed.send_modify(|g| *g += 1);
+                    state.fetch_now.notify_one();
+                }
+            },
+            move |store: Option<&str>| match store {
+                Some(s) => state.actions.wake(s),
+                None => state.actions.wake_all(),
             },
         ))
     });

@@ -1,136 +1,189 @@
-//! Support bundles (`fleet-reconciler diagnose --upload`): `POST
-//! /api/v1/support-bundles`, a node-signed `.tar.gz`, kept as files in
-//! `<state_dir>/support-bundles/<tenant>/<store>/`, newest
-//! [`KEEP_PER_STORE`] per store, and listed in the store's JSON.
+//! Support bundles: `POST /api/v1/support-bundles` takes a node-signed
+//! `.tar.gz` (from `fleet-reconciler diagnose --upload`, or collected by the
+//! reconciler for a "collect support bundle" action, `?action=<id>`);
+//! editors download it from the store page or
+//! `GET /api/v1/stores/{tenant}/{store}/support-bundles/{id}`.
 //!
-//! The service never unpacks a bundle: it checks the size and the gzip
-//! magic and stores the bytes; operators download and read them.
-
-use std::path::{Path, PathBuf};
+//! Bundles are kept in the database (`status_support_bundles`), the
+//! newest [`KEEP_PER_STORE`] per store, so every replica serves every
+//! bundle (DESIGN.md §13). The service never unpacks a bundle: it checks
+//! the size and the gzip magic and keeps the bytes; operators download and
+//! read them. A download needs an editor: a bundle holds the store's logs
+//! and configuration (secrets redacted), more than the pages show.
 
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tracing::info;
+use tracing::{info, warn};
 
-use crate::api::{AppError, AppState, authenticate_node};
+use crate::api::{ApiResult, AppError, AppState, Operator, authenticate_node, visible_store};
+use crate::store::{ActionAnswer, BundleRow, NewBundle};
 
 /// Largest bundle accepted.
 pub const MAX_BUNDLE_BYTES: usize = 8 * 1024 * 1024;
 
 /// Bundles kept per store; older ones are deleted as new ones arrive.
-pub const KEEP_PER_STORE: usize = 20;
+pub const KEEP_PER_STORE: i64 = 20;
 
-fn dir_for(root: &Path, store: &str) -> PathBuf {
-    // A store id is `<tenant>/<store>`, both slugs (checked at enrollment).
-    root.join(store)
+/// The query of an upload: the action it answers, if any.
+#[derive(Debug, Deserialize)]
+pub struct UploadQuery {
+    action: Option<u64>,
 }
 
-/// `POST /api/v1/support-bundles`.
+/// `POST /api/v1/support-bundles[?action=<id>]`.
 pub async fn post_bundle(
     State(state): State<AppState>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
+    Query(q): Query<UploadQuery>,
     body: Bytes,
 ) -> Result<Response, AppError> {
     let node = authenticate_node(&state, &method, &uri, &headers, &body).await?;
-    if body.len() > MAX_BUNDLE_BYTES {
-        return Err(AppError::client(
+    let action = q.action.and_then(|a| i64::try_from(a).ok());
+    let refused = if body.len() > MAX_BUNDLE_BYTES {
+        Some((
             StatusCode::PAYLOAD_TOO_LARGE,
             "too_large",
-            format!("a support bundle may be {MAX_BUNDLE_BYTES} bytes at most"),
-        ));
-    }
-    if !body.starts_with(&[0x1f, 0x8b]) {
-        return Err(AppError::client(
+            format!(
+                "a support bundle may be {MAX_BUNDLE_BYTES} bytes at most; this one is {}",
+                body.len()
+            ),
+        ))
+    } else if !body.starts_with(&[0x1f, 0x8b]) {
+        Some((
             StatusCode::UNPROCESSABLE_ENTITY,
             "not_gzip",
-            "a support bundle is a .tar.gz",
-        ));
-    }
-    let Some(root) = state.support_bundles.clone() else {
-        return Err(AppError::client(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "no_bundle_dir",
-            "this service keeps no support bundles",
-        ));
+            "a support bundle is a .tar.gz".to_owned(),
+        ))
+    } else {
+        None
     };
-    let store = node.store.clone();
-    let id = format!(
-        "{}-{}.tar.gz",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
-        node.key_id
-    );
-    let dir = dir_for(&root, &store);
-    let path = dir.join(&id);
-    let bytes = body.len();
-    let tmp = dir.join(format!(".{id}.tmp"));
-    tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(&tmp, &body)?;
-        std::fs::rename(&tmp, &path)?;
-        let mut names = bundle_names(&dir)?;
-        names.sort();
-        let excess = names.len().saturating_sub(KEEP_PER_STORE);
-        for old in names.into_iter().take(excess) {
-            std::fs::remove_file(dir.join(old))?;
+    if let Some((status, code, message)) = refused {
+        // The operator who asked for it sees why on the store page.
+        if let Some(id) = action {
+            let detail = format!("the bundle was refused: {message}");
+            let answer = ActionAnswer {
+                at: state.clock.now().timestamp(),
+                result: "failed",
+                detail: &detail,
+                report_id: None,
+                bundle_id: None,
+            };
+            state.store.answer_action(&node.store, id, answer).await?;
         }
-        Ok(())
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.into()))?
-    .map_err(|e| AppError::Internal(anyhow::Error::new(e).context("storing a support bundle")))?;
-    info!(store = %store, key_id = %node.key_id, id = %id, bytes, "Support bundle received.");
+        warn!(store = %node.store, bytes = body.len(), error = %message, "Support bundle refused.");
+        return Err(AppError::client(status, code, message));
+    }
+    let now = state.clock.now();
+    // Sorts by time; the random part keeps two uploads of one
+    // millisecond apart.
+    let id = format!(
+        "{}-{}-{}.tar.gz",
+        now.format("%Y%m%dT%H%M%S%.3fZ"),
+        node.key_id,
+        &crate::tokens::nonce()[..8]
+    );
+    state
+        .store
+        .put_bundle(
+            NewBundle {
+                id: &id,
+                store: &node.store,
+                key_id: &node.key_id,
+                received_at: now.timestamp(),
+                action_id: action,
+                body: &body,
+            },
+            KEEP_PER_STORE,
+        )
+        .await?;
+    let bytes = body.len();
+    info!(store = %node.store, key_id = %node.key_id, id = %id, bytes, action, "Support bundle received.");
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"id": id, "store": store, "bytes": bytes})),
+        axum::Json(json!({"id": id, "store": node.store, "bytes": bytes})),
     )
         .into_response())
-}
-
-fn bundle_names(dir: &Path) -> std::io::Result<Vec<String>> {
-    let mut names = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        let name = e?.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".tar.gz") && !name.starts_with('.') {
-            names.push(name);
-        }
-    }
-    Ok(names)
 }
 
 /// One support bundle of a store, in the store's JSON.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Bundle {
-    /// The file name: `<time>-<key id>.tar.gz`.
+    /// `<time>-<key id>-<random>.tar.gz`.
     pub id: String,
     pub bytes: u64,
+    /// The node key that uploaded it.
+    pub key_id: String,
+    pub received_at: Option<crate::api::Timestamp>,
+    /// The operator action it answers, if any.
+    pub action_id: Option<i64>,
+}
+
+impl From<BundleRow> for Bundle {
+    fn from(r: BundleRow) -> Bundle {
+        Bundle {
+            id: r.id,
+            bytes: r.size,
+            key_id: r.key_id,
+            received_at: crate::api::Timestamp::from_unix(r.received_at),
+            action_id: r.action_id,
+        }
+    }
 }
 
 /// The store's bundles, newest first, for the store JSON.
-pub async fn list(state: &AppState, store: &str) -> Vec<Bundle> {
-    let Some(root) = state.support_bundles.clone() else {
-        return Vec::new();
+pub async fn list(state: &AppState, store: &str) -> ApiResult<Vec<Bundle>> {
+    Ok(state
+        .store
+        .bundles(store)
+        .await?
+        .into_iter()
+        .map(Bundle::from)
+        .collect())
+}
+
+/// The bytes of bundle `id` of a store visible to `op`, as a download.
+pub async fn download(
+    state: &AppState,
+    op: &Operator,
+    tenant: &str,
+    store: &str,
+    id: &str,
+) -> ApiResult<Response> {
+    let row = visible_store(state, op, tenant, store).await?;
+    op.must_edit("downloading a support bundle")?;
+    let Some(bytes) = state.store.bundle(&row.store, id).await? else {
+        return Err(AppError::not_found("no such support bundle"));
     };
-    let dir = dir_for(&root, store);
-    tokio::task::spawn_blocking(move || {
-        let mut names = bundle_names(&dir).unwrap_or_default();
-        names.sort();
-        names.reverse();
-        names
-            .into_iter()
-            .map(|n| {
-                let bytes = std::fs::metadata(dir.join(&n))
-                    .map(|m| m.len())
-                    .unwrap_or(0);
-                Bundle { id: n, bytes }
-            })
-            .collect::<Vec<_>>()
-    })
-    .await
-    .unwrap_or_default()
+    // Ids are `<time>-<key id>-<random>.tar.gz` as made above; anything else was
+    // not found, so the name below holds no quote or path.
+    let name = format!("{tenant}-{store}-{id}");
+    let disposition = HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+        .unwrap_or(HeaderValue::from_static("attachment"));
+    info!(store = %row.store, operator = %op.id(), id, "Support bundle downloaded.");
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/gzip"),
+            ),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/stores/{tenant}/{store}/support-bundles/{id}`.
+pub async fn get_bundle(
+    op: Operator,
+    State(state): State<AppState>,
+    Path((tenant, store, id)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
+    download(&state, &op, &tenant, &store, &id).await
 }

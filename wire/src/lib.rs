@@ -8,6 +8,8 @@
 //! - [`digest`]: the SHA-256 hex digest of releases, keys and bodies.
 //! - `http` (feature `axum`): the one error type of both HTTP services.
 //! - [`report`]: what a reconcile pass reports to the status service.
+//! - [`desired`]: the long-poll's answer and the operator actions it
+//!   carries (DESIGN.md §13).
 //! - [`relay`]: the status service's release relay answer (DESIGN.md §13).
 //! - [`node_auth`]: the signature of node requests, made by the reconciler
 //!   and checked by `fleet-status` with the same code.
@@ -15,6 +17,7 @@
 //! Pure: no IO, no clock (callers pass the time in).
 
 pub mod bearer;
+pub mod desired;
 pub mod digest;
 pub mod edge;
 #[cfg(feature = "axum")]

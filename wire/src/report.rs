@@ -116,6 +116,10 @@ pub struct Report {
     /// release it holds (its effective time, or when the window closes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting_until: Option<DateTime<Utc>>,
+    /// The operator actions (`reconcile`, [`crate::desired`]) this pass
+    /// answers: it started after the store got them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<u64>,
 }
 
 /// An entity the store left out of a pass because it could not decrypt

@@ -405,7 +405,7 @@ async fn diagnose(
         bundle.entries.len()
     );
     if upload {
-        match diagnose::upload(&bundle).await {
+        match diagnose::upload(&bundle, None).await {
             Ok(u) => println!("uploaded to {} as {} for {}", u.url, u.id, u.store),
             Err(e) => {
                 eprintln!("error: {e}");

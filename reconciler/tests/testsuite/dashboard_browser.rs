@@ -230,3 +230,136 @@ fn the_store_page_shows_what_a_replaced_pi_held_back_until_the_rewrap() {
         "nothing held back any more"
     );
 }
+
+/// DESIGN.md §13, issue #20 item 3: the store page's "Reconcile now" and
+/// "Collect support bundle" buttons reach a real `fleet-reconciler run`
+/// through its long-poll (the store makes only outbound calls; its pass
+/// interval is an hour, so only the button can cause the pass), and the
+/// page, refreshing itself, shows the answer: the new report, linked, and
+/// a bundle to download from the database.
+#[test]
+fn the_store_page_buttons_reach_the_store_through_its_long_poll() {
+    let fx = Fixture::new();
+    let status = StatusService::for_fixture(&fx);
+    fx.write_config_with_status(&status, "");
+    let config = std::fs::read_to_string(&fx.config).expect("config");
+    assert!(config.contains("interval_secs = 60"), "{config}");
+    std::fs::write(
+        &fx.config,
+        config.replace("interval_secs = 60", "interval_secs = 3600"),
+    )
+    .expect("config");
+    fx.enroll(&status);
+    let operator = status.operator("acme");
+    let _daemon = fx.spawn_reconciler(&["run"], "daemon");
+    status.wait_for_store(
+        &operator,
+        STORE,
+        Duration::from_secs(60),
+        "the daemon's first pass reported",
+        |v| v["applied_revision"] == 1,
+    );
+    // The long-poll may announce revision 1 once more while the first pass
+    // applies it (one more pass); after that the daemon is quiet for an hour.
+    std::thread::sleep(Duration::from_secs(3));
+    let before = status.store_view(&operator, STORE)["reports"]
+        .as_array()
+        .map_or(0, Vec::len);
+
+    let base = status.url();
+    let b = Browser::start(1280, 900);
+    b.goto(&format!("{base}/login"));
+    b.type_into(&b.find("input[name=token]"), &operator);
+    b.click(&b.find("form[action='/login'] button"));
+    b.wait_until("the overview", Duration::from_secs(10), |b| {
+        b.url() == format!("{base}/")
+    });
+    b.goto(&format!("{base}/stores/{STORE}"));
+    assert_eq!(b.find_all("ol.timeline > li").len(), before);
+    assert!(b.find_all("tr.action").is_empty(), "no action yet");
+
+    // What the status service and the daemon say, when a wait fails.
+    let wait = |what: &str, css: &str| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while b.find_all(css).is_empty() {
+            if std::time::Instant::now() > deadline {
+                let (_, daemon) = fx.spawned_output("daemon");
+                let page = b.source();
+                let section = page
+                    .find("<h2 id=\"actions\"")
+                    .map_or(page.as_str(), |at| &page[at..(at + 3000).min(page.len())]);
+                panic!(
+                    "{what}: not within 60 s; the page at {}:\n{}\n{section}\nthe store view:\n{:#}\nthe daemon's log:\n{daemon}",
+                    b.url(),
+                    &page[..page.find("</head>").unwrap_or(0)],
+                    status.store_view(&operator, STORE)["actions"]
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+
+    // Reconcile now: a second pass, an hour before its time.
+    b.click(&b.find("button#action-reconcile"));
+    wait(
+        "the action answered by a report, shown on the refreshed page",
+        "tr.action.a-done td.result a",
+    );
+    let link = b.find("tr.action.a-done td.result a");
+    let href = b.attr(&link, "href").expect("href");
+    let view = status.store_view(&operator, STORE);
+    let newest = &view["reports"][0];
+    assert_eq!(href, format!("#report-{}", newest["id"]), "{view:#}");
+    assert_eq!(newest["outcome"], "no_change", "{view:#}");
+    assert_eq!(
+        newest["report"]["actions"],
+        json!([view["actions"][0]["id"]])
+    );
+    assert_eq!(b.find_all("ol.timeline > li").len(), before + 1);
+    assert_eq!(b.find_all(&format!("li#report-{}", newest["id"])).len(), 1);
+    let shot = screenshot_dir().join("real-store-reconcile-now.png");
+    b.screenshot_full_page(&shot);
+    println!("screenshot: {}", shot.display());
+
+    // Collect support bundle: the daemon collects it and uploads it.
+    b.click(&b.find("button#action-support-bundle"));
+    wait(
+        "the bundle's download link on the refreshed page",
+        "tr.action.a-done td.result a.download",
+    );
+    let href = b
+        .attr(&b.find("tr.action.a-done td.result a.download"), "href")
+        .expect("href");
+    assert!(
+        href.starts_with(&format!("/stores/{STORE}/support-bundles/")),
+        "{href}"
+    );
+    assert_eq!(b.find_all("table.bundles tbody tr").len(), 1);
+    let shot = screenshot_dir().join("real-store-support-bundle.png");
+    b.screenshot_full_page(&shot);
+    println!("screenshot: {}", shot.display());
+
+    // The link downloads, with the dashboard's cookie, a real bundle.
+    let (code, bytes) = status.get_bytes(("Cookie", &format!("fleet_operator={operator}")), &href);
+    assert_eq!(code, 200);
+    let mut names = Vec::new();
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
+    for entry in archive.entries().expect("a tar.gz") {
+        let entry = entry.expect("an entry");
+        names.push(entry.path().expect("path").display().to_string());
+    }
+    for want in ["versions.txt", "config.toml", "state/last_pass.json"] {
+        assert!(
+            names.iter().any(|n| n.ends_with(want)),
+            "{want} in {names:?}"
+        );
+    }
+    // Nothing left behind on the Pi.
+    let leftovers: Vec<_> = std::fs::read_dir(&fx.state)
+        .expect("state dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("support-bundle"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

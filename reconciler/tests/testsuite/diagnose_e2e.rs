@@ -199,18 +199,20 @@ fn an_enrolled_node_uploads_a_bundle_and_a_revoked_or_unenrolled_one_cannot() {
     let bundles = view["support_bundles"].as_array().expect("support_bundles");
     assert_eq!(bundles.len(), 1, "{view:#}");
     let id = bundles[0]["id"].as_str().expect("id");
-    let stored = std::fs::read(
-        status
-            .dir
-            .join("state/support-bundles")
-            .join(STORE)
-            .join(id),
-    )
-    .expect("the stored bundle");
+    // Kept in the database and downloaded by an editor as sent.
+    let (code, stored) = status.get_bytes(
+        ("Authorization", &format!("Bearer {operator}")),
+        &format!("/api/v1/stores/{STORE}/support-bundles/{id}"),
+    );
+    assert_eq!(code, 200);
     assert_eq!(
         stored,
         std::fs::read(&out).expect("bundle"),
         "stored as sent"
+    );
+    assert!(
+        !status.dir.join("state/support-bundles").exists(),
+        "nothing on the replica's disk"
     );
 
     // Signed with a key the service never enrolled: refused.

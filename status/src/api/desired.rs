@@ -1,6 +1,11 @@
-//! `GET /api/v1/desired?after=<rev>&wait=<s>`: the node's long-poll. It
-//! answers as soon as a newer verified revision exists for the calling
-//! store, when `wait` runs out, or at once when the server stops.
+//! `GET /api/v1/desired?after=<rev>&wait=<s>`: the node's long-poll
+//! ([`wire::desired`]). It answers as soon as a newer verified revision
+//! exists for the calling store or an operator action waits for it, when
+//! `wait` runs out, or at once when the server stops.
+//!
+//! Actions are looked for when the poll starts and when one is asked of
+//! this store (not at every fetch), so a change to the repo that wakes
+//! every long-poll costs no extra query per store.
 
 use std::time::Duration;
 
@@ -8,7 +13,9 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
+use wire::desired::{Action, Desired};
+
+use crate::store::StoreRow;
 
 use super::{ApiResult, AppState, MAX_WAIT_SECS, authenticate_node};
 
@@ -29,24 +36,24 @@ pub(super) async fn desired(
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECS));
     let mut deadline = tokio::time::Instant::now() + wait;
     let mut changes = state.desired_changed.subscribe();
+    let mut asked = state.actions.subscribe(&node.store);
+    let mut look_for_actions = true;
     loop {
         // Subscribed before reading, so a change in between is not lost.
         changes.borrow_and_update();
+        asked.borrow_and_update();
+        if std::mem::take(&mut look_for_actions) {
+            let actions = super::actions::deliver(&state, &node.store).await?;
+            if !actions.is_empty() {
+                let row = state.store.get_store(&node.store).await?;
+                return Ok(axum::Json(answer(&node.store, row, q.after, actions)).into_response());
+            }
+        }
         let row = state.store.get_store(&node.store).await?;
-        let revision = row
-            .as_ref()
-            .filter(|r| r.release_valid)
-            .and_then(|r| r.desired_revision);
-        let newer = revision.is_some_and(|d| q.after.is_none_or(|a| d > a));
         let timed_out = tokio::time::Instant::now() >= deadline;
-        if newer || timed_out {
-            return Ok(axum::Json(json!({
-                "store": node.store,
-                "desired_revision": revision,
-                "commit": row.and_then(|r| r.desired_commit),
-                "changed": newer,
-            }))
-            .into_response());
+        let d = answer(&node.store, row, q.after, Vec::new());
+        if d.changed || timed_out {
+            return Ok(axum::Json(d).into_response());
         }
         let mut stopping = state.stopping.clone();
         if *stopping.borrow_and_update() {
@@ -54,6 +61,7 @@ pub(super) async fn desired(
             continue;
         }
         tokio::select! {
+            Ok(_) = asked.changed() => look_for_actions = true,
             changed = tokio::time::timeout_at(deadline, changes.changed()) => {
                 // The sender lives as long as the state: an error means the
                 // server is going away, so answer now.
@@ -64,5 +72,20 @@ pub(super) async fn desired(
             // Shutting down: answer now instead of holding the stop up.
             _ = stopping.changed() => deadline = tokio::time::Instant::now(),
         }
+    }
+}
+
+/// The answer for `store`, whose row is `row`, to a poll `after`.
+fn answer(store: &str, row: Option<StoreRow>, after: Option<u64>, actions: Vec<Action>) -> Desired {
+    let revision = row
+        .as_ref()
+        .filter(|r| r.release_valid)
+        .and_then(|r| r.desired_revision);
+    Desired {
+        store: store.to_owned(),
+        desired_revision: revision,
+        changed: revision.is_some_and(|d| after.is_none_or(|a| d > a)),
+        commit: row.and_then(|r| r.desired_commit),
+        actions,
     }
 }

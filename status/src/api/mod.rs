@@ -27,6 +27,7 @@ use tokio::sync::{Notify, watch};
 
 use crate::store::{NewAudit, Store};
 
+pub mod actions;
 mod auth;
 mod desired;
 mod enroll;
@@ -80,8 +81,9 @@ pub struct AppState {
     /// `--commit-url-template`: a web address with `{commit}`; commit ids
     /// are links on the dashboard when set.
     pub commit_url_template: Option<Arc<str>>,
-    /// Where uploaded support bundles are kept ([`crate::support`]).
-    pub support_bundles: Option<Arc<std::path::PathBuf>>,
+    /// Wakes a store's long-polls held here when an operator action is
+    /// asked of it ([`actions`]).
+    pub actions: Arc<actions::Wakers>,
     /// The time, for every handler and view.
     pub clock: Clock,
     /// The rollout files of the last scanned commit (DESIGN.md §12).
@@ -118,7 +120,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/enroll", post(enroll::enroll))
         .route("/api/v1/reports", post(reports::post_report))
         .route("/api/v1/nodes/rotate", post(rotate::rotate))
-        .route("/api/v1/desired", get(desired::desired))
+        .route(wire::desired::PATH, get(desired::desired))
         .route(wire::relay::PATH, get(relay::release))
         .route("/api/v1/stores", get(views::list_stores))
         .route("/api/v1/stores/{tenant}/{store}", get(views::get_store))
@@ -126,10 +128,21 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/stores/{tenant}/{store}/revoke",
             post(views::revoke_store),
         )
+        .route(
+            "/api/v1/stores/{tenant}/{store}/actions",
+            post(actions::post_action),
+        )
+        .route(
+            "/api/v1/stores/{tenant}/{store}/support-bundles/{id}",
+            get(crate::support::get_bundle),
+        )
         .route("/api/v1/tenants/{tenant}", get(views::get_tenant))
         .route("/api/v1/rollouts", get(rollouts::list_rollouts))
         .route("/api/v1/hooks/git", post(hook::git_hook))
-        .route("/api/v1/support-bundles", post(crate::support::post_bundle))
+        .route(
+            wire::desired::SUPPORT_BUNDLES_PATH,
+            post(crate::support::post_bundle),
+        )
         .merge(crate::dashboard::routes())
         // A first converge of a 5,000-item menu reports ~1 MiB of changes.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

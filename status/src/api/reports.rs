@@ -224,6 +224,10 @@ pub(super) async fn post_report(
         Ingested::NodeRevoked => return refuse_revoked(&state, &signed.key, action, &node).await,
     };
     tracing::debug!(store = %node.store, outcome = %new.outcome, id, "Report stored.");
+    if !report.actions.is_empty() {
+        super::actions::answer_reports(&state, &node.store, id, &new.outcome, &report.actions)
+            .await?;
+    }
     state
         .metrics
         .reports_ingested

@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 use tracing::info;
 
+use super::actions::ActionView;
 use super::error::no_such_store;
 use super::{ApiResult, AppError, AppState, Operator, audit};
 use crate::listing::{self, ListQuery, RawQuery};
@@ -326,6 +327,15 @@ pub struct StoreDetail {
     pub reports: Vec<ReportEntry>,
     /// Uploaded support bundles, newest first.
     pub support_bundles: Vec<Bundle>,
+    /// The newest operator actions asked of the store, newest first.
+    pub actions: Vec<ActionView>,
+}
+
+impl StoreDetail {
+    /// Whether an action is still open: the page refreshes itself then.
+    pub fn action_open(&self) -> bool {
+        self.actions.iter().any(|a| a.state.open())
+    }
 }
 
 /// What a store's state means and what to do about it.
@@ -425,7 +435,8 @@ pub async fn store_detail(
             .into_iter()
             .map(|r| ReportEntry::new(state, r))
             .collect(),
-        support_bundles: crate::support::list(state, &row.store).await,
+        support_bundles: crate::support::list(state, &row.store).await?,
+        actions: super::actions::recent(state, &row.store).await?,
     })
 }
 

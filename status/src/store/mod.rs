@@ -237,6 +237,63 @@ pub struct NewAudit<'a> {
     pub detail: &'a str,
 }
 
+/// An operator action of a store (DESIGN.md §13), as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRow {
+    pub id: i64,
+    pub store: String,
+    /// `reconcile` or `support_bundle` (`wire::desired::ActionKind`).
+    pub kind: String,
+    /// Who pressed it: `operator:<id>`.
+    pub requested_by: String,
+    pub requested_at: i64,
+    /// When a long-poll answer last handed it to the store.
+    pub delivered_at: Option<i64>,
+    /// When the store answered it.
+    pub done_at: Option<i64>,
+    /// `done` or `failed`, once answered.
+    pub result: Option<String>,
+    pub detail: Option<String>,
+    /// The report that answered a `reconcile`.
+    pub report_id: Option<i64>,
+    /// The bundle that answered a `support_bundle`.
+    pub bundle_id: Option<String>,
+}
+
+/// How a store answered an action.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionAnswer<'a> {
+    pub at: i64,
+    /// `done` or `failed`.
+    pub result: &'a str,
+    pub detail: &'a str,
+    pub report_id: Option<i64>,
+    pub bundle_id: Option<&'a str>,
+}
+
+/// A support bundle to keep.
+#[derive(Debug, Clone)]
+pub struct NewBundle<'a> {
+    /// `<time>-<key id>-<random>.tar.gz`: unique, and sorts by time.
+    pub id: &'a str,
+    pub store: &'a str,
+    pub key_id: &'a str,
+    pub received_at: i64,
+    /// The action it answers, if any.
+    pub action_id: Option<i64>,
+    pub body: &'a [u8],
+}
+
+/// A kept support bundle, without its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BundleRow {
+    pub id: String,
+    pub key_id: String,
+    pub received_at: i64,
+    pub size: u64,
+    pub action_id: Option<i64>,
+}
+
 /// Everything the status service keeps.
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Record a bootstrap token by its hash (and make the store known).
@@ -332,6 +389,59 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// newest first (the store page shows who reported and when keys were
     /// revoked).
     fn store_nodes<'a>(&'a self, store: &'a str) -> StoreFuture<'a, Vec<Node>>;
+
+    /// Record an operator action for a store; answers its id. On
+    /// PostgreSQL the insert notifies every replica when it commits.
+    fn request_action<'a>(
+        &'a self,
+        store: &'a str,
+        kind: &'a str,
+        requested_by: &'a str,
+        now: i64,
+    ) -> StoreFuture<'a, i64>;
+
+    /// Whether the store has an action to hand out: not answered,
+    /// requested at or after `expire_before`, and never delivered or
+    /// delivered before `redeliver_before`. A read, for every long-poll.
+    fn has_actions<'a>(
+        &'a self,
+        store: &'a str,
+        redeliver_before: i64,
+        expire_before: i64,
+    ) -> StoreFuture<'a, bool>;
+
+    /// The actions [`Store::has_actions`] finds, marked delivered at `now`,
+    /// oldest first.
+    fn deliver_actions<'a>(
+        &'a self,
+        store: &'a str,
+        now: i64,
+        redeliver_before: i64,
+        expire_before: i64,
+    ) -> StoreFuture<'a, Vec<ActionRow>>;
+
+    /// Record the store's answer to action `id`; false (nothing written)
+    /// when it is not an unanswered action of `store`.
+    fn answer_action<'a>(
+        &'a self,
+        store: &'a str,
+        id: i64,
+        answer: ActionAnswer<'a>,
+    ) -> StoreFuture<'a, bool>;
+
+    /// The newest `limit` actions of a store, newest first.
+    fn store_actions<'a>(&'a self, store: &'a str, limit: i64) -> StoreFuture<'a, Vec<ActionRow>>;
+
+    /// Keep a support bundle, delete the store's bundles beyond the newest
+    /// `keep`, and answer the action it was collected for, in one
+    /// transaction.
+    fn put_bundle<'a>(&'a self, bundle: NewBundle<'a>, keep: i64) -> StoreFuture<'a, ()>;
+
+    /// The support bundles of a store, newest first.
+    fn bundles<'a>(&'a self, store: &'a str) -> StoreFuture<'a, Vec<BundleRow>>;
+
+    /// The bytes of one support bundle of a store.
+    fn bundle<'a>(&'a self, store: &'a str, id: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
 }
 
 /// Open a database that `fleet-status serve` has already set up (its

@@ -7,7 +7,7 @@
 
 use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
 
-use super::{AuditEntry, Node, OperatorRow, ReportRow, StoreRow};
+use super::{ActionRow, AuditEntry, BundleRow, Node, OperatorRow, ReportRow, StoreRow};
 
 /// A revision as stored (`BIGINT`); a negative one, which no write
 /// produces, reads as none.
@@ -144,6 +144,50 @@ where
             created_at: r.try_get("created_at")?,
             expires_at: r.try_get("expires_at")?,
             revoked_at: r.try_get("revoked_at")?,
+        })
+    }
+}
+
+/// One row of `sql::ACTION_COLUMNS`.
+impl<'r, R> FromRow<'r, R> for ActionRow
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(r: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(ActionRow {
+            id: r.try_get("id")?,
+            store: r.try_get("store")?,
+            kind: r.try_get("kind")?,
+            requested_by: r.try_get("requested_by")?,
+            requested_at: r.try_get("requested_at")?,
+            delivered_at: r.try_get("delivered_at")?,
+            done_at: r.try_get("done_at")?,
+            result: r.try_get("result")?,
+            detail: r.try_get("detail")?,
+            report_id: r.try_get("report_id")?,
+            bundle_id: r.try_get("bundle_id")?,
+        })
+    }
+}
+
+/// One row of `sql::STORE_BUNDLES`.
+impl<'r, R> FromRow<'r, R> for BundleRow
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(r: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(BundleRow {
+            id: r.try_get("id")?,
+            key_id: r.try_get("key_id")?,
+            received_at: r.try_get("received_at")?,
+            size: count(r.try_get("size")?),
+            action_id: r.try_get("action_id")?,
         })
     }
 }

@@ -18,8 +18,9 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 use super::group_commit::GroupCommit;
 use super::rows::{count, rev_db};
 use super::{
-    AuditEntry, DesiredRow, Ingested, NewAudit, NewOperator, NewReport, Node, OperatorRow,
-    ReportRow, Store, StoreFuture, StoreRow, TokenProblem,
+    ActionAnswer, ActionRow, AuditEntry, BundleRow, DesiredRow, Ingested, NewAudit, NewBundle,
+    NewOperator, NewReport, Node, OperatorRow, ReportRow, Store, StoreFuture, StoreRow,
+    TokenProblem,
 };
 
 /// An operator token by its hash ($1): the columns of [`OperatorRow`].
@@ -89,6 +90,19 @@ const SET_DESIRED: &str = "INSERT INTO status_stores (store, tenant, in_repo, de
      ON CONFLICT (store) DO UPDATE SET in_repo = 1, desired_revision = $3, \
      desired_commit = $4, expires_at = $5, release_valid = $6, release_error = $7, \
      checked_at = $8";
+
+/// The columns of [`ActionRow`].
+const ACTION_COLUMNS: &str = "id, store, kind, requested_by, requested_at, delivered_at, \
+     done_at, result, detail, report_id, bundle_id";
+
+/// What an action to hand out is: $1 store, $2 delivered before this is
+/// due again, $3 requested before this has expired.
+const ACTION_DUE: &str = "store = $1 AND done_at IS NULL AND requested_at >= $3 \
+     AND (delivered_at IS NULL OR delivered_at < $2)";
+
+/// The support bundles of store $1, newest first, without their bytes.
+const STORE_BUNDLES: &str = "SELECT id, key_id, received_at, size, action_id \
+     FROM status_support_bundles WHERE store = $1 ORDER BY received_at DESC, id DESC";
 
 /// How many rows a statement wrote. Both drivers answer it, but as an
 /// inherent method of their own result type, not through a trait of sqlx;
@@ -201,6 +215,8 @@ where
     for<'r> i64: Decode<'r, DB>,
     for<'r> String: Decode<'r, DB> + Type<DB>,
     &'static str: ColumnIndex<DB::Row>,
+    for<'q> &'q [u8]: Encode<'q, DB> + Type<DB>,
+    for<'r> Vec<u8>: Decode<'r, DB> + Type<DB>,
 {
     fn create_bootstrap_token<'a>(
         &'a self,
@@ -535,6 +551,175 @@ where
                 .bind(store)
                 .fetch_all(&self.read)
                 .await?)
+        })
+    }
+
+    fn request_action<'a>(
+        &'a self,
+        store: &'a str,
+        kind: &'a str,
+        requested_by: &'a str,
+        now: i64,
+    ) -> StoreFuture<'a, i64> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "INSERT INTO status_actions (store, kind, requested_by, requested_at) \
+                 VALUES ($1, $2, $3, $4) RETURNING id",
+            )
+            .bind(store)
+            .bind(kind)
+            .bind(requested_by)
+            .bind(now)
+            .fetch_one(&self.write)
+            .await?;
+            Ok(row.try_get("id")?)
+        })
+    }
+
+    fn has_actions<'a>(
+        &'a self,
+        store: &'a str,
+        redeliver_before: i64,
+        expire_before: i64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let row = sqlx::query(&format!(
+                "SELECT id FROM status_actions WHERE {ACTION_DUE} LIMIT 1"
+            ))
+            .bind(store)
+            .bind(redeliver_before)
+            .bind(expire_before)
+            .fetch_optional(&self.read)
+            .await?;
+            Ok(row.is_some())
+        })
+    }
+
+    fn deliver_actions<'a>(
+        &'a self,
+        store: &'a str,
+        now: i64,
+        redeliver_before: i64,
+        expire_before: i64,
+    ) -> StoreFuture<'a, Vec<ActionRow>> {
+        Box::pin(async move {
+            let mut rows: Vec<ActionRow> = sqlx::query_as(&format!(
+                "UPDATE status_actions SET delivered_at = $4 WHERE {ACTION_DUE} \
+                 RETURNING {ACTION_COLUMNS}"
+            ))
+            .bind(store)
+            .bind(redeliver_before)
+            .bind(expire_before)
+            .bind(now)
+            .fetch_all(&self.write)
+            .await?;
+            rows.sort_by_key(|a| a.id);
+            Ok(rows)
+        })
+    }
+
+    fn answer_action<'a>(
+        &'a self,
+        store: &'a str,
+        id: i64,
+        a: ActionAnswer<'a>,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "UPDATE status_actions SET done_at = $3, result = $4, detail = $5, \
+                 report_id = $6, bundle_id = $7 \
+                 WHERE store = $1 AND id = $2 AND done_at IS NULL",
+            )
+            .bind(store)
+            .bind(id)
+            .bind(a.at)
+            .bind(a.result)
+            .bind(a.detail)
+            .bind(a.report_id)
+            .bind(a.bundle_id)
+            .execute(&self.write)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    fn store_actions<'a>(&'a self, store: &'a str, limit: i64) -> StoreFuture<'a, Vec<ActionRow>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as(&format!(
+                "SELECT {ACTION_COLUMNS} FROM status_actions WHERE store = $1 \
+                 ORDER BY id DESC LIMIT $2"
+            ))
+            .bind(store)
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?)
+        })
+    }
+
+    fn put_bundle<'a>(&'a self, b: NewBundle<'a>, keep: i64) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut tx = self.write.begin().await?;
+            sqlx::query(
+                "INSERT INTO status_support_bundles \
+                 (id, store, key_id, received_at, size, action_id, body) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(b.id)
+            .bind(b.store)
+            .bind(b.key_id)
+            .bind(b.received_at)
+            .bind(i64::try_from(b.body.len()).unwrap_or(i64::MAX))
+            .bind(b.action_id)
+            .bind(b.body)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "DELETE FROM status_support_bundles WHERE store = $1 AND id NOT IN \
+                 (SELECT id FROM status_support_bundles WHERE store = $1 \
+                 ORDER BY received_at DESC, id DESC LIMIT $2)",
+            )
+            .bind(b.store)
+            .bind(keep)
+            .execute(&mut *tx)
+            .await?;
+            if let Some(action) = b.action_id {
+                sqlx::query(
+                    "UPDATE status_actions SET done_at = $3, result = 'done', detail = $4, \
+                     bundle_id = $4 WHERE store = $1 AND id = $2 AND done_at IS NULL",
+                )
+                .bind(b.store)
+                .bind(action)
+                .bind(b.received_at)
+                .bind(b.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn bundles<'a>(&'a self, store: &'a str) -> StoreFuture<'a, Vec<BundleRow>> {
+        Box::pin(async move {
+            Ok(sqlx::query_as(STORE_BUNDLES)
+                .bind(store)
+                .fetch_all(&self.read)
+                .await?)
+        })
+    }
+
+    fn bundle<'a>(&'a self, store: &'a str, id: &'a str) -> StoreFuture<'a, Option<Vec<u8>>> {
+        Box::pin(async move {
+            let row =
+                sqlx::query("SELECT body FROM status_support_bundles WHERE store = $1 AND id = $2")
+                    .bind(store)
+                    .bind(id)
+                    .fetch_optional(&self.read)
+                    .await?;
+            Ok(match row {
+                Some(r) => Some(r.try_get("body")?),
+                None => None,
+            })
         })
     }
 }

@@ -6,6 +6,7 @@
 #[macro_use]
 mod common;
 
+mod actions;
 mod alerts;
 mod browser;
 mod dashboard;

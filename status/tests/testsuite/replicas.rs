@@ -3,7 +3,9 @@
 //! long-poll held by replica B (`LISTEN/NOTIFY`), and B fetches too, so its
 //! release relay serves the new release; the fetch lock lets one replica
 //! fetch at a time; and a replica killed while it takes reports loses none
-//! that it answered, while the reports it did not answer go to the other.
+//! that it answered, while the reports it did not answer go to the other;
+//! an operator action asked on one replica reaches a long-poll held by the
+//! other, and a bundle uploaded to one is served by the other.
 
 use std::time::{Duration, Instant};
 
@@ -126,6 +128,77 @@ async fn a_hook_on_one_replica_wakes_long_polls_held_by_another() {
         "{}",
         b.log()
     );
+}
+
+/// An operator action asked on replica A reaches the store's long-poll
+/// held by replica B within a second (the insert's trigger notifies every
+/// replica), and the bundle the store then uploads to B is downloaded
+/// from A: nothing of an action lives on one replica's disk.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_action_asked_on_one_replica_reaches_a_long_poll_held_by_another() {
+    let db = TestDb::postgres();
+    let a = Server::start(&db.url, ServerOpts::default());
+    let b = Server::start(&db.url, ServerOpts::default());
+    let node = b.enrolled_node("acme/soho").await;
+    let editor = a.operator(&["acme"]);
+
+    let headers = node.sign("GET", "/api/v1/desired?wait=30", b"", chrono::Utc::now());
+    let poll = {
+        let client = b.client.clone();
+        let url = format!("{}/api/v1/desired?wait=30", b.base);
+        tokio::spawn(async move {
+            let mut rb = client.get(url);
+            for (k, v) in headers.pairs() {
+                rb = rb.header(k, v);
+            }
+            let resp = rb.send().await.expect("long-poll");
+            (Instant::now(), resp.json::<Value>().await.expect("JSON"))
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!poll.is_finished(), "the long-poll waits");
+    let asked_at = Instant::now();
+    let asked = crate::common::send(
+        a.client
+            .post(format!("{}/api/v1/stores/acme/soho/actions", a.base))
+            .bearer_auth(&editor)
+            .json(&serde_json::json!({"kind": "support_bundle"})),
+    )
+    .await;
+    assert_eq!(asked.status, 202, "{:?}", asked.body);
+    let (answered, body) = poll.await.expect("the long-poll task");
+    let waited = answered.duration_since(asked_at);
+    assert_eq!(
+        body["actions"][0]["id"],
+        asked.body["id"],
+        "{body}; B's log:\n{}",
+        b.log()
+    );
+    assert!(
+        waited < Duration::from_secs(1),
+        "B's long-poll answered {waited:?} after the ask on A"
+    );
+    eprintln!("an action asked on A reached B's long-poll in {waited:?}");
+
+    let sent = vec![0x1f, 0x8b, 8, 0, 1, 2, 3];
+    let path = format!("/api/v1/support-bundles?action={}", asked.body["id"]);
+    let up = b.signed(&node, "POST", &path, &sent).await;
+    assert_eq!(up.status, 201, "{:?}", up.body);
+    let got = a
+        .client
+        .get(format!(
+            "{}/api/v1/stores/acme/soho/support-bundles/{}",
+            a.base,
+            up.body["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&editor)
+        .send()
+        .await
+        .expect("download from A");
+    assert_eq!(got.status(), 200);
+    assert_eq!(got.bytes().await.expect("bytes").to_vec(), sent);
+    let view = a.store_view(&editor, "acme/soho").await;
+    assert_eq!(view["actions"][0]["state"], "done", "{view}");
 }
 
 /// The lock both replicas' fetch loops take: while one connection holds

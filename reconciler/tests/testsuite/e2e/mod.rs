@@ -1631,6 +1631,22 @@ impl StatusService {
         r.json()
     }
 
+    /// `GET path` with a header (`Authorization: Bearer …` or the
+    /// dashboard's cookie): the status and the raw bytes.
+    pub fn get_bytes(&self, header: (&str, &str), path: &str) -> (u16, Vec<u8>) {
+        let http = client();
+        runtime().block_on(async {
+            let resp = http
+                .get(format!("{}{path}", self.url()))
+                .header(header.0, header.1)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+            let status = resp.status().as_u16();
+            (status, resp.bytes().await.unwrap_or_default().to_vec())
+        })
+    }
+
     /// `GET /metrics` (no token needed).
     pub fn metrics(&self) -> String {
         let http = client();
