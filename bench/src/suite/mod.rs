@@ -19,10 +19,14 @@
 //! - [`push`]: push to applied with long-poll, 50 stores, against the
 //!   same daemons polling;
 //! - [`rollout`]: `fleet rollout advance` over 10,000 stores (DESIGN.md
-//!   §17) against `fleet validate` of the same repo.
+//!   §17) against `fleet validate` of the same repo;
+//! - [`distribution`]: 10,000 long-polls held by one status replica (RSS,
+//!   wake after a hook), and a relay fetch against a `git fetch` of the
+//!   same change (DESIGN.md §17).
 
 pub mod chart;
 pub mod converge;
+pub mod distribution;
 pub mod fleets;
 pub mod ingest;
 pub mod measure;
@@ -48,16 +52,18 @@ pub enum Part {
     Ingest,
     Push,
     Rollout,
+    Distribution,
 }
 
 impl Part {
-    pub const ALL: [Part; 6] = [
+    pub const ALL: [Part; 7] = [
         Part::Validate,
         Part::Reconcile,
         Part::Converge,
         Part::Ingest,
         Part::Push,
         Part::Rollout,
+        Part::Distribution,
     ];
 
     pub fn name(self) -> &'static str {
@@ -68,6 +74,7 @@ impl Part {
             Part::Ingest => "ingest",
             Part::Push => "push",
             Part::Rollout => "rollout",
+            Part::Distribution => "distribution",
         }
     }
 }
@@ -248,6 +255,7 @@ pub fn run(opts: Options) -> anyhow::Result<bool> {
             Part::Ingest => ingest::run(&ctx),
             Part::Push => push::run(&ctx),
             Part::Rollout => rollout::run(&ctx),
+            Part::Distribution => distribution::run(&ctx),
         };
         match &r {
             Ok(res) => ctx.say(&format!(

@@ -177,6 +177,11 @@ pub fn render(ctx: &Ctx, info: &RunInfo, results: &[(Part, anyhow::Result<PartRe
         ),
         (Part::Ingest, "Status service: signed reports per second"),
         (Part::Push, "Push to applied with long-poll, 50 stores"),
+        (Part::Rollout, "`fleet rollout advance` over 10,000 stores"),
+        (
+            Part::Distribution,
+            "Distribution: 10,000 long-polls on one replica; relay against Git",
+        ),
     ];
     for (part, r) in results {
         let title = names

@@ -7,6 +7,7 @@
 //! this store (not at every fetch), so a change to the repo that wakes
 //! every long-poll costs no extra query per store.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::{Query, State};
@@ -33,6 +34,7 @@ pub(super) async fn desired(
     Query(q): Query<DesiredQuery>,
 ) -> ApiResult<Response> {
     let node = authenticate_node(&state, &method, &uri, &headers, &[]).await?;
+    let _held = Held::new(&state.metrics.long_polls);
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECS));
     let mut deadline = tokio::time::Instant::now() + wait;
     let mut changes = state.desired_changed.subscribe();
@@ -87,5 +89,22 @@ fn answer(store: &str, row: Option<StoreRow>, after: Option<u64>, actions: Vec<A
         changed: revision.is_some_and(|d| after.is_none_or(|a| d > a)),
         commit: row.and_then(|r| r.desired_commit),
         actions,
+    }
+}
+
+/// Counts a long-poll as held while it lives (also when the client goes
+/// away and the handler is dropped): `fleet_status_long_polls`.
+struct Held<'a>(&'a AtomicU64);
+
+impl<'a> Held<'a> {
+    fn new(n: &'a AtomicU64) -> Held<'a> {
+        n.fetch_add(1, Ordering::Relaxed);
+        Held(n)
+    }
+}
+
+impl Drop for Held<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

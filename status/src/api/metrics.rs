@@ -60,6 +60,11 @@ pub(super) async fn metrics(State(state): State<AppState>) -> ApiResult<Response
     ] {
         counter(&mut out, name, help, value.load(Ordering::Relaxed));
     }
+    let _ = writeln!(
+        out,
+        "# HELP fleet_status_long_polls Long-polls (GET /api/v1/desired) held now.\n# TYPE fleet_status_long_polls gauge\nfleet_status_long_polls {}",
+        m.long_polls.load(Ordering::Relaxed)
+    );
     let version = m.trust_root_version.load(Ordering::Relaxed);
     if version > 0 {
         // Alert on `fleet_status_trust_root_expires_at_seconds - time() < 30 * 86400`:

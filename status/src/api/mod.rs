@@ -103,6 +103,8 @@ pub struct Metrics {
     /// Release relay answers: with a body, and 304.
     pub relay_answers: AtomicU64,
     pub relay_not_modified: AtomicU64,
+    /// Long-polls held now.
+    pub long_polls: AtomicU64,
     /// The trust root version the service walked to at its last fetch (0:
     /// none, the service pins release keys), and when it expires (unix
     /// seconds; 0: none).
