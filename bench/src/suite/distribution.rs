@@ -29,6 +29,7 @@ use ed25519_dalek::SigningKey;
 
 use super::fleets::commit;
 use super::measure::{Cmd, Samples, Server};
+use super::rollout::sorted_names;
 use super::{BudgetRow, Ctx, PartResult, git, secs, thousands};
 
 /// DESIGN.md §17.
@@ -76,7 +77,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
         .arg(&served)
         .arg(&change)
         .output()?;
-    for t in names(&change.join("tenants"))? {
+    for t in sorted_names(&change.join("tenants"))? {
         std::fs::write(
             change.join("tenants").join(&t).join("windows.yaml"),
             "apiVersion: fleet/v1\nkind: Tenant\nwindows:\n  deny: [{days: [sun], from: \"03:00\", to: \"04:00\"}]\n",
@@ -330,23 +331,12 @@ fn raise_open_files(want: u64) -> anyhow::Result<u64> {
 /// `tenant/store` of every store of the repo, sorted.
 fn store_ids(repo: &Path) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
-    for t in names(&repo.join("tenants"))? {
+    for t in sorted_names(&repo.join("tenants"))? {
         let dir = repo.join("tenants").join(&t).join("stores");
         if dir.is_dir() {
-            out.extend(names(&dir)?.into_iter().map(|s| format!("{t}/{s}")));
+            out.extend(sorted_names(&dir)?.into_iter().map(|s| format!("{t}/{s}")));
         }
     }
-    Ok(out)
-}
-
-fn names(dir: &Path) -> anyhow::Result<Vec<String>> {
-    let mut out: Vec<String> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    out.sort();
     Ok(out)
 }
 

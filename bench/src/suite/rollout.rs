@@ -380,7 +380,8 @@ async fn report(
     Ok(n)
 }
 
-fn sorted_names(dir: &Path) -> anyhow::Result<Vec<String>> {
+/// The names of the directories in `dir`, sorted.
+pub(super) fn sorted_names(dir: &Path) -> anyhow::Result<Vec<String>> {
     let mut out: Vec<String> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok())

@@ -63,7 +63,7 @@ fn the_converge_part_measures_real_parts_and_writes_its_block_where_told() {
     );
     assert!(
         text.contains(
-            "Not run (left out with `--only`): validate, reconcile, ingest, push, rollout."
+            "Not run (left out with `--only`): validate, reconcile, ingest, push, rollout, distribution."
         ),
         "{text}"
     );

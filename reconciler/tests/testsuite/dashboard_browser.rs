@@ -16,6 +16,18 @@ use testkit::browser::{Browser, screenshot_dir};
 
 const TEMPLATE: &str = "https://git.example.com/acme/fleet/-/commit/{commit}";
 
+/// A browser signed in to the dashboard at `base` through its form.
+fn sign_in(base: &str, operator: &str) -> Browser {
+    let b = Browser::start(1280, 900);
+    b.goto(&format!("{base}/login"));
+    b.type_into(&b.find("input[name=token]"), operator);
+    b.click(&b.find("form[action='/login'] button"));
+    b.wait_until("the overview", Duration::from_secs(10), |b| {
+        b.url() == format!("{base}/")
+    });
+    b
+}
+
 #[test]
 fn the_dashboard_shows_real_reconciler_reports_in_a_browser() {
     let fx = Fixture::new();
@@ -160,13 +172,7 @@ fn the_store_page_shows_what_a_replaced_pi_held_back_until_the_rewrap() {
         },
     );
     let base = status.url();
-    let b = Browser::start(1280, 900);
-    b.goto(&format!("{base}/login"));
-    b.type_into(&b.find("input[name=token]"), &operator);
-    b.click(&b.find("form[action='/login'] button"));
-    b.wait_until("the overview", Duration::from_secs(10), |b| {
-        b.url() == format!("{base}/")
-    });
+    let b = sign_in(&base, &operator);
     b.goto(&format!("{base}/stores/{STORE}"));
     let section = b.find("section.held-back");
     let text = b.text(&section);
@@ -267,13 +273,7 @@ fn the_store_page_buttons_reach_the_store_through_its_long_poll() {
         .map_or(0, Vec::len);
 
     let base = status.url();
-    let b = Browser::start(1280, 900);
-    b.goto(&format!("{base}/login"));
-    b.type_into(&b.find("input[name=token]"), &operator);
-    b.click(&b.find("form[action='/login'] button"));
-    b.wait_until("the overview", Duration::from_secs(10), |b| {
-        b.url() == format!("{base}/")
-    });
+    let b = sign_in(&base, &operator);
     b.goto(&format!("{base}/stores/{STORE}"));
     assert_eq!(b.find_all("ol.timeline > li").len(), before);
     assert!(b.find_all("tr.action").is_empty(), "no action yet");

@@ -46,6 +46,26 @@ async fn relayed_revision(server: &Server, node: &crate::common::Node) -> Option
         .and_then(|r| r.trim().parse().ok())
 }
 
+/// A signed long-poll of `path` held by `server` in a task: when it
+/// answered, and what.
+fn hold(
+    server: &Server,
+    node: &crate::common::Node,
+    path: &str,
+) -> tokio::task::JoinHandle<(Instant, Value)> {
+    let headers = node.sign("GET", path, b"", chrono::Utc::now());
+    let client = server.client.clone();
+    let url = format!("{}{path}", server.base);
+    tokio::spawn(async move {
+        let mut rb = client.get(url);
+        for (k, v) in headers.pairs() {
+            rb = rb.header(k, v);
+        }
+        let resp = rb.send().await.expect("long-poll");
+        (Instant::now(), resp.json::<Value>().await.expect("JSON"))
+    })
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_hook_on_one_replica_wakes_long_polls_held_by_another() {
     let db = TestDb::postgres();
@@ -74,24 +94,7 @@ async fn a_hook_on_one_replica_wakes_long_polls_held_by_another() {
     }
 
     // A long-poll held by B, then a push that only A is told about.
-    let headers = node.sign(
-        "GET",
-        "/api/v1/desired?after=1&wait=30",
-        b"",
-        chrono::Utc::now(),
-    );
-    let poll = {
-        let client = b.client.clone();
-        let url = format!("{}/api/v1/desired?after=1&wait=30", b.base);
-        tokio::spawn(async move {
-            let mut rb = client.get(url);
-            for (k, v) in headers.pairs() {
-                rb = rb.header(k, v);
-            }
-            let resp = rb.send().await.expect("long-poll");
-            (Instant::now(), resp.json::<Value>().await.expect("JSON"))
-        })
-    };
+    let poll = hold(&b, &node, "/api/v1/desired?after=1&wait=30");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!poll.is_finished(), "the long-poll waits for a change");
     let menu = repo.work().join("tenants/acme/menu.yaml");
@@ -142,19 +145,7 @@ async fn an_action_asked_on_one_replica_reaches_a_long_poll_held_by_another() {
     let node = b.enrolled_node("acme/soho").await;
     let editor = a.operator(&["acme"]);
 
-    let headers = node.sign("GET", "/api/v1/desired?wait=30", b"", chrono::Utc::now());
-    let poll = {
-        let client = b.client.clone();
-        let url = format!("{}/api/v1/desired?wait=30", b.base);
-        tokio::spawn(async move {
-            let mut rb = client.get(url);
-            for (k, v) in headers.pairs() {
-                rb = rb.header(k, v);
-            }
-            let resp = rb.send().await.expect("long-poll");
-            (Instant::now(), resp.json::<Value>().await.expect("JSON"))
-        })
-    };
+    let poll = hold(&b, &node, "/api/v1/desired?wait=30");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!poll.is_finished(), "the long-poll waits");
     let asked_at = Instant::now();
