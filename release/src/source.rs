@@ -320,38 +320,62 @@ impl Mirror {
         commit: &str,
         release_dir: &str,
     ) -> Result<ReleaseFiles, SourceError> {
+        let mut out = self.read_releases(commit, &[release_dir])?;
+        Ok(out.pop().expect("one release asked, one answered"))
+    }
+
+    /// [`Mirror::read_release`] of each of `release_dirs` at `commit`, with
+    /// the repository opened and the commit's tree found once.
+    pub fn read_releases<S: AsRef<str>>(
+        &self,
+        commit: &str,
+        release_dirs: &[S],
+    ) -> Result<Vec<ReleaseFiles>, SourceError> {
         let repo = self.open()?;
         let read_err = |path: &str, message: String| SourceError::Read {
             path: path.to_owned(),
             commit: commit.to_owned(),
             message,
         };
-        let oid = git2::Oid::from_str(commit)
-            .map_err(|e| read_err(release_dir, e.message().to_owned()))?;
+        let first = release_dirs.first().map_or("", |d| d.as_ref());
+        let oid =
+            git2::Oid::from_str(commit).map_err(|e| read_err(first, e.message().to_owned()))?;
         let tree = repo
             .find_commit(oid)
             .and_then(|c| c.tree())
-            .map_err(|e| read_err(release_dir, e.message().to_owned()))?;
-        let release_path = format!("{release_dir}/release.yaml");
-        let signature_path = format!("{release_dir}/release.yaml.minisig");
-        let release = match read_blob(&repo, &tree, &release_path, MAX_RELEASE_BYTES)? {
-            Blob::Missing => return Ok(ReleaseFiles::Missing),
-            Blob::Refused(r) => return Ok(ReleaseFiles::Refused(r)),
-            Blob::Bytes(b) => b,
-        };
-        let signature = match read_blob(&repo, &tree, &signature_path, MAX_SIGNATURE_BYTES)? {
-            Blob::Missing => {
-                return Ok(ReleaseFiles::Refused(
-                    crate::trust::Refusal::MalformedSignature(
-                        "release.yaml has no release.yaml.minisig beside it".to_owned(),
-                    ),
-                ));
-            }
-            Blob::Refused(r) => return Ok(ReleaseFiles::Refused(r)),
-            Blob::Bytes(b) => b,
-        };
-        Ok(ReleaseFiles::Found { release, signature })
+            .map_err(|e| read_err(first, e.message().to_owned()))?;
+        release_dirs
+            .iter()
+            .map(|d| read_release_in(&repo, &tree, d.as_ref()))
+            .collect()
     }
+}
+
+/// The release files of `release_dir` in `tree`.
+fn read_release_in(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    release_dir: &str,
+) -> Result<ReleaseFiles, SourceError> {
+    let release_path = format!("{release_dir}/release.yaml");
+    let signature_path = format!("{release_dir}/release.yaml.minisig");
+    let release = match read_blob(repo, tree, &release_path, MAX_RELEASE_BYTES)? {
+        Blob::Missing => return Ok(ReleaseFiles::Missing),
+        Blob::Refused(r) => return Ok(ReleaseFiles::Refused(r)),
+        Blob::Bytes(b) => b,
+    };
+    let signature = match read_blob(repo, tree, &signature_path, MAX_SIGNATURE_BYTES)? {
+        Blob::Missing => {
+            return Ok(ReleaseFiles::Refused(
+                crate::trust::Refusal::MalformedSignature(
+                    "release.yaml has no release.yaml.minisig beside it".to_owned(),
+                ),
+            ));
+        }
+        Blob::Refused(r) => return Ok(ReleaseFiles::Refused(r)),
+        Blob::Bytes(b) => b,
+    };
+    Ok(ReleaseFiles::Found { release, signature })
 }
 
 impl Mirror {

@@ -266,38 +266,8 @@ pub fn check(
     keys: &TrustedKeys,
     expect: Expectations<'_>,
 ) -> Result<Accepted, Refusal> {
-    if release.len() > MAX_RELEASE_BYTES {
-        return Err(Refusal::TooLarge {
-            what: "release.yaml",
-            size: release.len(),
-            max: MAX_RELEASE_BYTES,
-        });
-    }
-    if signature.len() > MAX_SIGNATURE_BYTES {
-        return Err(Refusal::TooLarge {
-            what: "release.yaml.minisig",
-            size: signature.len(),
-            max: MAX_SIGNATURE_BYTES,
-        });
-    }
-    let sig_text = std::str::from_utf8(signature)
-        .map_err(|_| Refusal::MalformedSignature("not UTF-8 text".to_owned()))?;
-    let sig =
-        Signature::decode(sig_text).map_err(|e| Refusal::MalformedSignature(e.to_string()))?;
-
-    let key_id = verify_with_any(keys, release, &sig, sig_text)?;
-
-    // Only now is the trusted comment authentic.
-    let comment = sig.trusted_comment();
-    let (signed_store, signed_revision) = parse_trusted_comment(comment)
-        .ok_or_else(|| Refusal::BadTrustedComment(comment.to_owned()))?;
-    if signed_store != expect.store {
-        return Err(Refusal::WrongStore {
-            expected: expect.store.to_owned(),
-            signed_for: signed_store.to_owned(),
-        });
-    }
-
+    let (key_id, signed_revision) = signed(release, signature, keys, expect.store)?;
+    let signed_store = expect.store;
     let text = std::str::from_utf8(release)
         .map_err(|_| Refusal::Malformed("not UTF-8 text".to_owned()))?;
     // Decode once. A release that decodes is `apiVersion: fleet/v1|v2` by its
@@ -376,6 +346,161 @@ pub fn check(
         digest,
         key_id,
         already_applied,
+    })
+}
+
+/// The part of the gate that needs no decoding: sizes, the signature by a
+/// trusted key, and the signed trusted comment naming `store`. Answers the
+/// signing key's id and the signed revision.
+fn signed(
+    release: &[u8],
+    signature: &[u8],
+    keys: &TrustedKeys,
+    store: &str,
+) -> Result<(String, u64), Refusal> {
+    if release.len() > MAX_RELEASE_BYTES {
+        return Err(Refusal::TooLarge {
+            what: "release.yaml",
+            size: release.len(),
+            max: MAX_RELEASE_BYTES,
+        });
+    }
+    if signature.len() > MAX_SIGNATURE_BYTES {
+        return Err(Refusal::TooLarge {
+            what: "release.yaml.minisig",
+            size: signature.len(),
+            max: MAX_SIGNATURE_BYTES,
+        });
+    }
+    let sig_text = std::str::from_utf8(signature)
+        .map_err(|_| Refusal::MalformedSignature("not UTF-8 text".to_owned()))?;
+    let sig =
+        Signature::decode(sig_text).map_err(|e| Refusal::MalformedSignature(e.to_string()))?;
+
+    let key_id = verify_with_any(keys, release, &sig, sig_text)?;
+
+    // Only now is the trusted comment authentic.
+    let comment = sig.trusted_comment();
+    let (signed_store, signed_revision) = parse_trusted_comment(comment)
+        .ok_or_else(|| Refusal::BadTrustedComment(comment.to_owned()))?;
+    if signed_store != store {
+        return Err(Refusal::WrongStore {
+            expected: store.to_owned(),
+            signed_for: signed_store.to_owned(),
+        });
+    }
+    Ok((key_id, signed_revision))
+}
+
+/// What [`check_head`] found of a release it let through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedHead {
+    pub revision: u64,
+    pub expires_at: DateTime<Utc>,
+    /// Which trusted key signed it.
+    pub key_id: String,
+}
+
+/// The release's head: what [`check_head`] decodes.
+#[derive(Debug, serde::Deserialize)]
+struct Head {
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    kind: String,
+    store: String,
+    revision: u64,
+    expires_at: DateTime<Utc>,
+    /// Part-two fields of the head: each needs `fleet/v2`.
+    #[serde(default)]
+    tenant_key: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    windows: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    effective_at: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    urgent: bool,
+}
+
+/// The gate of [`check`] for a store that has applied nothing, without
+/// decoding the release's state: the signature by a trusted key, the
+/// signed store and revision, and from the head (the text before
+/// `state:`) the apiVersion, the store, the revision and the expiry. What
+/// the status service needs of every store at every fetch (ADR 48): the
+/// state's content is the store's to check, and it reports what it
+/// refuses. A release not laid out as `fleet sign` writes it is checked
+/// the full way.
+pub fn check_head(
+    release: &[u8],
+    signature: &[u8],
+    keys: &TrustedKeys,
+    store: &str,
+    now: DateTime<Utc>,
+) -> Result<AcceptedHead, Refusal> {
+    let (key_id, signed_revision) = signed(release, signature, keys, store)?;
+    let text = std::str::from_utf8(release)
+        .map_err(|_| Refusal::Malformed("not UTF-8 text".to_owned()))?;
+    let full = || {
+        let expect = Expectations {
+            store,
+            last: None,
+            now,
+        };
+        check(release, signature, keys, expect).map(|a| AcceptedHead {
+            revision: a.release.revision,
+            expires_at: a.release.expires_at,
+            key_id: a.key_id,
+        })
+    };
+    let Some(at) = text.find("\nstate:\n") else {
+        return full();
+    };
+    let Ok(head) = schemas::yaml::decode::<Head>("release.yaml", &text[..=at]) else {
+        return full();
+    };
+    if !schemas::state::RELEASE_API_VERSIONS.contains(&head.api_version.as_str()) {
+        return Err(Refusal::UnsupportedVersion {
+            found: head.api_version,
+        });
+    }
+    if head.kind != "StoreRelease" {
+        return full();
+    }
+    // DESIGN.md §9: a part-two field of the head under fleet/v1. (Whether
+    // the state's values need fleet/v2 is the store's to check.)
+    let part_two = head.tenant_key.is_some()
+        || head.windows.is_some()
+        || head.effective_at.is_some()
+        || head.urgent;
+    if part_two && head.api_version == "fleet/v1" {
+        return Err(Refusal::Malformed(
+            "it says apiVersion fleet/v1 but its content needs fleet/v2 (encrypted values and a \
+             tenant key are fleet/v2 only)"
+                .to_owned(),
+        ));
+    }
+    if head.store != store {
+        return Err(Refusal::CommentMismatch {
+            field: "store",
+            comment: store.to_owned(),
+            file: head.store,
+        });
+    }
+    if head.revision != signed_revision {
+        return Err(Refusal::CommentMismatch {
+            field: "revision",
+            comment: signed_revision.to_string(),
+            file: head.revision.to_string(),
+        });
+    }
+    if head.expires_at <= now {
+        return Err(Refusal::Expired {
+            expires_at: head.expires_at,
+        });
+    }
+    Ok(AcceptedHead {
+        revision: head.revision,
+        expires_at: head.expires_at,
+        key_id,
     })
 }
 

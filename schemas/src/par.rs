@@ -9,6 +9,12 @@
 use std::num::NonZeroUsize;
 use std::thread;
 
+/// The threads [`map_in_order`] spreads work over at most: the machine's
+/// cores.
+pub fn threads() -> usize {
+    thread::available_parallelism().map_or(1, NonZeroUsize::get)
+}
+
 /// `items.iter().map(f).collect()`, over up to as many threads as the
 /// machine has cores, each with at least `min_per_thread` items (fewer is
 /// not worth a thread). If a thread cannot be started its share runs on the
@@ -19,8 +25,7 @@ where
     R: Send,
     F: Fn(&T) -> R + Sync,
 {
-    let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let threads = cores.min(items.len() / min_per_thread.max(1)).max(1);
+    let threads = threads().min(items.len() / min_per_thread.max(1)).max(1);
     if threads == 1 {
         return items.iter().map(f).collect();
     }

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use git2::Repository;
 use release::root::{self, Anchor, RootRefusal, WalkError};
 use release::source::{Mirror, ReleaseFiles};
-use release::trust::{self, Expectations, Refusal, TrustedKeys};
+use release::trust::{self, Refusal, TrustedKeys};
 use schemas::load::{EntryKind, SourceTree};
 
 use crate::store::DesiredRow;
@@ -112,15 +112,33 @@ pub fn read_stores(
             });
         }
     };
-    for store in stores {
-        let files = mirror.read_release(commit, &store.release_dir())?;
-        let mut row = verify(store.as_str(), commit, files, &keys.0, now, checked_at);
-        // A store's desired state lasts as long as the release and the
-        // root it verifies under: the earlier expiry makes it stale.
-        if let (Some(release), Some(root)) = (row.expires_at, keys.1.map(|r| r.expires_at)) {
-            row.expires_at = Some(release.min(root));
+    // On every core, each thread with the mirror opened once for its share
+    // of the stores: 10,000 stores are verified in about a second (ADR 48).
+    let shares: Vec<&[schemas::StoreId]> = stores
+        .chunks(stores.len().div_ceil(schemas::par::threads()).max(1))
+        .collect();
+    let verified = schemas::par::map_in_order(&shares, 1, |share| {
+        let dirs: Vec<String> = share.iter().map(|s| s.release_dir()).collect();
+        let files = mirror.read_releases(commit, &dirs)?;
+        Ok::<_, ScanError>(
+            share
+                .iter()
+                .zip(files)
+                .map(|(store, files)| {
+                    verify(store.as_str(), commit, files, &keys.0, now, checked_at)
+                })
+                .collect::<Vec<_>>(),
+        )
+    });
+    for share in verified {
+        for mut row in share? {
+            // A store's desired state lasts as long as the release and the
+            // root it verifies under: the earlier expiry makes it stale.
+            if let (Some(release), Some(root)) = (row.expires_at, keys.1.map(|r| r.expires_at)) {
+                row.expires_at = Some(release.min(root));
+            }
+            rows.push(row);
         }
-        rows.push(row);
     }
     Ok(Scan {
         rows,
@@ -206,15 +224,10 @@ fn verify(
         }
         ReleaseFiles::Refused(r) => row.error = Some(refusal_text(&r)),
         ReleaseFiles::Found { release, signature } => {
-            let expect = Expectations {
-                store,
-                last: None,
-                now,
-            };
-            match trust::check(&release, &signature, keys, expect) {
+            match trust::check_head(&release, &signature, keys, store, now) {
                 Ok(accepted) => {
-                    row.revision = Some(accepted.release.revision);
-                    row.expires_at = Some(accepted.release.expires_at.timestamp());
+                    row.revision = Some(accepted.revision);
+                    row.expires_at = Some(accepted.expires_at.timestamp());
                     row.valid = true;
                 }
                 Err(r) => {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use ed25519_dalek::SigningKey;
 
-use super::fleets::commit;
+use super::fleets::{commit, git_daemon};
 use super::measure::{Cmd, Samples, Server};
 use super::rollout::sorted_names;
 use super::{BudgetRow, Ctx, PartResult, git, secs, thousands};
@@ -39,9 +39,14 @@ pub const RELAY_BUDGET_RATIO: f64 = 0.1;
 
 const HOOK_SECRET: &str = "bench-hook-secret";
 
+/// Stores in Git mode fetching the change, for the requests-per-change
+/// curve.
+const GIT_MODE_STORES: [usize; 3] = [1, 10, 100];
+
 pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
     let stores = if ctx.opts.quick { 1_000 } else { 10_000 };
-    let limit = raise_open_files(stores as u64 * 3)?;
+    // Each side holds a socket per long-poll, plus its own files.
+    let limit = raise_open_files(stores as u64 + 2048)?;
     ctx.say(&format!("distribution: open-files limit {limit}"));
     let (base, keys) = {
         let mut f = ctx.fleets.lock().expect("fleets");
@@ -49,19 +54,24 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
         let fleet = f.signed(ctx, &fleet)?;
         (fleet, f.keys(ctx)?)
     };
-    let port = ctx.fleets.lock().expect("fleets").daemon_port(ctx)?;
     let work = ctx.dir("distribution")?;
-    for d in ["change", "status-state", "mirror-r1.git", "fetch.git"] {
+    for d in [
+        "change",
+        "status-state",
+        "mirror-r1.git",
+        "fetch.git",
+        "served",
+    ] {
         let p = work.join(d);
         if p.exists() {
             std::fs::remove_dir_all(&p).with_context(|| format!("removing {}", p.display()))?;
         }
     }
-    // Served by the suite's git daemon (its base is the `git` scratch dir).
-    let served = ctx.dir("git")?.join("distribution.git");
-    if served.exists() {
-        std::fs::remove_dir_all(&served)?;
-    }
+    // The Git host: a `git daemon` of its own, logging every request.
+    let served = work.join("served").join("distribution.git");
+    std::fs::create_dir_all(work.join("served"))?;
+    let daemon_log = work.join("git-daemon.log");
+    let (_daemon, port) = git_daemon(&work.join("served"), &daemon_log, true)?;
     git(&work)
         .args(["clone", "-q", "--bare"])
         .arg(&base.dir)
@@ -152,9 +162,39 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
             .as_deref()
             .context("fleet-status did not say where it listens")?
     );
-    let r = ctx
-        .runtime
-        .block_on(long_polls(ctx, &base_url, &ids, &nodes, pid, &change))?;
+    let r = ctx.runtime.block_on(long_polls(
+        ctx,
+        &base_url,
+        &ids,
+        &nodes,
+        pid,
+        &change,
+        &daemon_log,
+    ))?;
+    // Git-host requests per change: the service fetched it once; now every
+    // store takes its release from the relay, then some stores in Git mode
+    // fetch it themselves.
+    let before_relay = upload_packs(&daemon_log)?;
+    ctx.say(&format!(
+        "distribution: every one of {} stores fetches the change from the relay",
+        thousands(ids.len())
+    ));
+    ctx.runtime
+        .block_on(relay_all(&base_url, &nodes, r.revision_after))?;
+    let relay_requests = upload_packs(&daemon_log)? - before_relay;
+    let mut git_mode = Vec::new();
+    for n in GIT_MODE_STORES {
+        let before = upload_packs(&daemon_log)?;
+        for _ in 0..n {
+            git_fetch(&work, &url)?;
+        }
+        git_mode.push((n, upload_packs(&daemon_log)? - before));
+    }
+    ctx.say(&format!(
+        "distribution: Git-host requests for the change: {} with {} stores on the relay (plus the service's fetch), {git_mode:?} in Git mode",
+        relay_requests,
+        thousands(ids.len())
+    ));
 
     // What one store pays for the change: the relay against `git fetch`.
     let runs = ctx.runs(
@@ -207,6 +247,23 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
             baseline: format!("first answer {}", secs(r.wake.min())),
             ratio: format!("{:.1}×", r.wake.percentile(99.0) / r.wake.min()),
             pass: r.wake.percentile(99.0) < WAKE_P99_BUDGET_SECS,
+        },
+        BudgetRow {
+            budget: format!(
+                "with the relay, Git-host requests per change do not grow with the stores ({} stores, one replica)",
+                thousands(stores)
+            ),
+            measured: format!("{} + {relay_requests}", r.hook_fetches),
+            spread: "the service's fetch + the stores'".to_owned(),
+            baseline: format!(
+                "Git mode {} for {} stores",
+                git_mode.last().map_or(0, |g| g.1),
+                git_mode.last().map_or(0, |g| g.0)
+            ),
+            ratio: "—".to_owned(),
+            pass: r.hook_fetches == 1
+                && relay_requests == 0
+                && git_mode.iter().all(|(n, got)| n == got),
         },
         BudgetRow {
             budget: format!(
@@ -288,6 +345,24 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
          the relay, the Git host served one fetch for the change whatever the number of stores \
          (one per replica); in Git mode it serves one per store.\n",
         runs.warmup, runs.runs
+    )?;
+    writeln!(
+        d,
+        "\nGit-host requests for the change, counted in the `git daemon --verbose` log \
+         (`Request upload-pack`): the service's fetch at the hook, then all {} stores taking the \
+         change from the relay, then stores in Git mode fetching it themselves (`git fetch \
+         --depth 1` each, what their mirror does):\n",
+        thousands(stores)
+    )?;
+    d.push_str("| stores fetching the change | Git mode | relay mode |\n| ---: | ---: | ---: |\n");
+    for (n, got) in &git_mode {
+        writeln!(d, "| {} | {got} | — |", thousands(*n))?;
+    }
+    writeln!(
+        d,
+        "| {} | (one per store) | {} (the service's fetch) + {relay_requests} |\n",
+        thousands(stores),
+        r.hook_fetches
     )?;
     writeln!(
         d,
@@ -389,6 +464,8 @@ fn signed_get(
 
 /// What the long-poll measurement found.
 struct Polls {
+    /// Requests the Git host answered between the hook and the last answer.
+    hook_fetches: usize,
     held: usize,
     answered: usize,
     revision_after: u64,
@@ -406,6 +483,7 @@ async fn long_polls(
     nodes: &[SigningKey],
     pid: u32,
     change: &Path,
+    daemon_log: &Path,
 ) -> anyhow::Result<Polls> {
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(120))
@@ -477,6 +555,7 @@ async fn long_polls(
 
     let body = br#"{"ref":"refs/heads/main"}"#;
     let sig = hook_signature(body);
+    let packs_before = upload_packs(daemon_log)?;
     hooked.set(Instant::now()).ok();
     let r = client
         .post(format!("{base}/api/v1/hooks/git"))
@@ -509,12 +588,14 @@ async fn long_polls(
             ids.len()
         );
     }
+    let hook_fetches = upload_packs(daemon_log)? - packs_before;
     let rss_peak_mb = rss_mb(pid, "VmHWM")?;
     ctx.say(&format!(
         "distribution: all woken; p99 {}, RSS peak {rss_peak_mb:.0} MB",
         secs(wake.percentile(99.0))
     ));
     Ok(Polls {
+        hook_fetches,
         held,
         answered,
         revision_after: after,
@@ -596,15 +677,7 @@ async fn relay_get(base: &str, key: &SigningKey, revision: u64) -> anyhow::Resul
             String::from_utf8_lossy(&bytes)
         );
     }
-    let v: serde_json::Value = serde_json::from_slice(&bytes)?;
-    use base64::Engine as _;
-    let release = base64::engine::general_purpose::STANDARD
-        .decode(v["release"].as_str().unwrap_or_default())
-        .context("the relayed release")?;
-    let want = format!("revision: {revision}\n");
-    if !String::from_utf8_lossy(&release).contains(&want) {
-        bail!("the relay did not serve revision {revision}");
-    }
+    check_revision(&serde_json::from_slice(&bytes)?, revision)?;
     Ok((took, bytes.len() as u64))
 }
 
@@ -649,4 +722,51 @@ fn pack_bytes(repo: &Path) -> anyhow::Result<u64> {
         }
     }
     Ok(n)
+}
+
+/// Requests the Git host answered so far: `upload-pack` (a fetch or a
+/// clone) lines of its `--verbose` log.
+fn upload_packs(log: &Path) -> anyhow::Result<usize> {
+    let text =
+        std::fs::read_to_string(log).with_context(|| format!("reading {}", log.display()))?;
+    Ok(text.matches("Request upload-pack").count())
+}
+
+/// Every store's signed relay GET, 32 at a time; each must serve
+/// `revision`.
+async fn relay_all(base: &str, nodes: &[SigningKey], revision: u64) -> anyhow::Result<()> {
+    let client = reqwest::Client::new();
+    let mut set = tokio::task::JoinSet::new();
+    for key in nodes {
+        if set.len() >= 32
+            && let Some(r) = set.join_next().await
+        {
+            r??;
+        }
+        let rb = signed_get(&client, base, key, "/api/v1/release?root=0");
+        set.spawn(async move {
+            let r = rb.send().await?;
+            if !r.status().is_success() {
+                bail!("the relay answered {}", r.status());
+            }
+            let v: serde_json::Value = r.json().await?;
+            check_revision(&v, revision)
+        });
+    }
+    while let Some(r) = set.join_next().await {
+        r??;
+    }
+    Ok(())
+}
+
+/// That a relay answer's release has `revision`.
+fn check_revision(answer: &serde_json::Value, revision: u64) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let release = base64::engine::general_purpose::STANDARD
+        .decode(answer["release"].as_str().unwrap_or_default())
+        .context("the relayed release")?;
+    if !String::from_utf8_lossy(&release).contains(&format!("revision: {revision}\n")) {
+        bail!("the relay did not serve revision {revision}");
+    }
+    Ok(())
 }

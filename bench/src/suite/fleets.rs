@@ -162,30 +162,43 @@ impl Fleets {
             return Ok(*port);
         }
         let base = ctx.dir("git")?;
-        let port = free_port()?;
-        let server = Server::start(
-            &Cmd::new("git")
-                .arg("daemon")
-                .arg("--reuseaddr")
-                .arg(format!("--base-path={}", base.display()))
-                .arg("--export-all")
-                .arg(format!("--port={port}"))
-                .arg("--listen=127.0.0.1")
-                .arg(&base),
-            &ctx.opts.work.join("git-daemon.log"),
-            false,
-        )?;
-        let addr = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            if Instant::now() > deadline {
-                bail!("git daemon did not listen on {addr} within 10 s (see git-daemon.log)");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let (server, port) = git_daemon(&base, &ctx.opts.work.join("git-daemon.log"), false)?;
         self.daemon = Some((server, port));
         Ok(port)
     }
+}
+
+/// A `git daemon` serving every repo under `base` on a free loopback port,
+/// once it listens; with `verbose`, it logs each request to `log`
+/// (`Request upload-pack for '/…'`: one per fetch or clone).
+pub fn git_daemon(base: &Path, log: &Path, verbose: bool) -> anyhow::Result<(Server, u16)> {
+    let port = free_port()?;
+    let mut cmd = Cmd::new("git").arg("daemon");
+    if verbose {
+        cmd = cmd.arg("--verbose");
+    }
+    let server = Server::start(
+        &cmd.arg("--reuseaddr")
+            .arg(format!("--base-path={}", base.display()))
+            .arg("--export-all")
+            .arg(format!("--port={port}"))
+            .arg("--listen=127.0.0.1")
+            .arg(base),
+        log,
+        false,
+    )?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if Instant::now() > deadline {
+            bail!(
+                "git daemon did not listen on {addr} within 10 s (see {})",
+                log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((server, port))
 }
 
 /// `fleet sign` the working tree and commit what it wrote.
