@@ -331,6 +331,18 @@ impl Mirror {
         commit: &str,
         release_dirs: &[S],
     ) -> Result<Vec<ReleaseFiles>, SourceError> {
+        self.map_releases(commit, release_dirs, |files| files)
+    }
+
+    /// `f` of the release files of each of `release_dirs` at `commit`, one
+    /// release in memory at a time, with the repository opened and the
+    /// commit's tree found once.
+    pub fn map_releases<S: AsRef<str>, R>(
+        &self,
+        commit: &str,
+        release_dirs: &[S],
+        mut f: impl FnMut(ReleaseFiles) -> R,
+    ) -> Result<Vec<R>, SourceError> {
         let repo = self.open()?;
         let read_err = |path: &str, message: String| SourceError::Read {
             path: path.to_owned(),
@@ -346,7 +358,7 @@ impl Mirror {
             .map_err(|e| read_err(first, e.message().to_owned()))?;
         release_dirs
             .iter()
-            .map(|d| read_release_in(&repo, &tree, d.as_ref()))
+            .map(|d| read_release_in(&repo, &tree, d.as_ref()).map(&mut f))
             .collect()
     }
 }

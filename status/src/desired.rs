@@ -119,16 +119,12 @@ pub fn read_stores(
         .collect();
     let verified = schemas::par::map_in_order(&shares, 1, |share| {
         let dirs: Vec<String> = share.iter().map(|s| s.release_dir()).collect();
-        let files = mirror.read_releases(commit, &dirs)?;
-        Ok::<_, ScanError>(
-            share
-                .iter()
-                .zip(files)
-                .map(|(store, files)| {
-                    verify(store.as_str(), commit, files, &keys.0, now, checked_at)
-                })
-                .collect::<Vec<_>>(),
-        )
+        // One release in memory at a time: a share is thousands of them.
+        let mut stores = share.iter();
+        mirror.map_releases(commit, &dirs, |files| {
+            let store = stores.next().expect("one store per release read");
+            verify(store.as_str(), commit, files, &keys.0, now, checked_at)
+        })
     });
     for share in verified {
         for mut row in share? {

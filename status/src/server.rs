@@ -247,7 +247,11 @@ pub async fn serve(
             },
         ),
     );
-    let result = axum::serve(listener, app)
+    // `into_make_service`: each connection gets a clone of the router (an
+    // `Arc`), where serving the `Router` itself rebuilt its route table per
+    // connection: 12 KB and ~40 allocations that a held long-poll keeps
+    // (docs/BENCHMARKS.md, distribution).
+    let result = axum::serve(listener, app.into_make_service())
         .with_graceful_shutdown(async move {
             shutdown_signal().await;
             // Long-polls answer now rather than hold the stop up.
