@@ -164,6 +164,7 @@ pub async fn serve(
         clock: crate::api::Clock::system(),
         rollouts: Default::default(),
         alert_counts: Default::default(),
+        scanned: Default::default(),
         relay: opts.repo_url.as_ref().map(|url| {
             Arc::new(api::Relay::new(Mirror::new(
                 &opts.state_dir,
@@ -398,6 +399,7 @@ async fn fetch_loop(
                         if let Some(relay) = &state.relay {
                             relay.set_commit(&commit);
                         }
+                        state.scanned.set(&commit, rows);
                         last = Some((commit, recheck_at));
                         state.desired_changed.send_modify(|g| *g += 1);
                         if let Some(lock) = lock.as_mut()

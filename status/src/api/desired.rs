@@ -51,6 +51,17 @@ pub(super) async fn desired(
                 return Ok(axum::Json(answer(&node.store, row, q.after, actions)).into_response());
             }
         }
+        // Woken by this replica's fetch: its rows say it without a query.
+        if let Some((revision, commit)) = state.scanned.newer(&node.store, q.after) {
+            return Ok(axum::Json(Desired {
+                store: node.store.clone(),
+                desired_revision: Some(revision),
+                commit: Some(commit.to_string()),
+                changed: true,
+                actions: Vec::new(),
+            })
+            .into_response());
+        }
         let row = state.store.get_store(&node.store).await?;
         let timed_out = tokio::time::Instant::now() >= deadline;
         let d = answer(&node.store, row, q.after, Vec::new());

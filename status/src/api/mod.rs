@@ -92,6 +92,50 @@ pub struct AppState {
     pub relay: Option<Arc<Relay>>,
     /// Alert conditions holding now, by kind ([`crate::alerts`]).
     pub alert_counts: crate::alerts::Counts,
+    /// What this replica's last fetch recorded, for the long-polls it
+    /// wakes: they answer from it instead of reading their row each.
+    pub scanned: Scanned,
+}
+
+/// The verified desired revision of each store at this replica's last
+/// recorded fetch, and that commit. Written after the rows are committed,
+/// so it never says more than the database; a store it does not name (or
+/// names at an older revision) is read from the database as before.
+#[derive(Debug, Clone, Default)]
+pub struct Scanned(Arc<std::sync::RwLock<Option<Arc<ScannedRows>>>>);
+
+#[derive(Debug)]
+pub struct ScannedRows {
+    pub commit: Arc<str>,
+    pub revisions: std::collections::HashMap<String, u64>,
+}
+
+impl Scanned {
+    /// Remember the rows of a fetch just recorded.
+    pub fn set(&self, commit: &str, rows: &[crate::store::DesiredRow]) {
+        let revisions = rows
+            .iter()
+            .filter(|r| r.valid)
+            .filter_map(|r| Some((r.store.clone(), r.revision?)))
+            .collect();
+        let scanned = Arc::new(ScannedRows {
+            commit: Arc::from(commit),
+            revisions,
+        });
+        if let Ok(mut s) = self.0.write() {
+            *s = Some(scanned);
+        }
+    }
+
+    /// The revision and commit of `store` at the last fetch, when it is
+    /// newer than `after`.
+    pub fn newer(&self, store: &str, after: Option<u64>) -> Option<(u64, Arc<str>)> {
+        let s = self.0.read().ok()?.clone()?;
+        let rev = *s.revisions.get(store)?;
+        after
+            .is_none_or(|a| rev > a)
+            .then(|| (rev, s.commit.clone()))
+    }
 }
 
 /// Counters for `GET /metrics`.
