@@ -252,3 +252,48 @@ async fn audit(
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Scanned;
+    use crate::store::DesiredRow;
+
+    fn row(store: &str, revision: Option<u64>, valid: bool) -> DesiredRow {
+        DesiredRow {
+            store: store.to_owned(),
+            revision,
+            commit: "c0ffee".to_owned(),
+            expires_at: None,
+            valid,
+            error: (!valid).then(|| "signature/invalid: bad".to_owned()),
+            checked_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_fetchs_rows_answer_only_newer_verified_revisions() {
+        let s = Scanned::default();
+        assert_eq!(s.newer("acme/soho", None), None, "nothing fetched yet");
+        s.set(
+            "c0ffee",
+            &[
+                row("acme/soho", Some(3), true),
+                row("acme/tribeca", Some(5), false),
+                row("acme/bare", None, false),
+            ],
+        );
+        let commit = |c: Option<(u64, std::sync::Arc<str>)>| c.map(|(r, c)| (r, c.to_string()));
+        assert_eq!(
+            commit(s.newer("acme/soho", None)),
+            Some((3, "c0ffee".into()))
+        );
+        assert_eq!(
+            commit(s.newer("acme/soho", Some(2))),
+            Some((3, "c0ffee".into()))
+        );
+        assert_eq!(s.newer("acme/soho", Some(3)), None, "not newer");
+        assert_eq!(s.newer("acme/tribeca", None), None, "does not verify");
+        assert_eq!(s.newer("acme/bare", None), None, "no release");
+        assert_eq!(s.newer("globex/x", None), None, "not in the repo");
+    }
+}
