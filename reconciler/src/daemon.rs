@@ -200,22 +200,35 @@ impl Requested {
 }
 
 /// Action ids handled lately, so that one handed out again (the service
-/// repeats an action until it sees the answer) is not done twice.
-#[derive(Debug, Default)]
-struct Handled(std::collections::VecDeque<u64>);
+/// repeats an action until it sees the answer) is not done twice. Shared
+/// by the long-poll and the bundle tasks it starts.
+#[derive(Debug, Clone, Default)]
+struct Handled(Arc<std::sync::Mutex<std::collections::VecDeque<u64>>>);
 
 impl Handled {
+    /// Ids remembered; older ones are forgotten.
     const KEEP: usize = 64;
 
-    fn contains(&self, id: u64) -> bool {
-        self.0.contains(&id)
+    fn ids(&self) -> std::sync::MutexGuard<'_, std::collections::VecDeque<u64>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn add(&mut self, id: u64) {
-        if self.0.len() == Self::KEEP {
-            self.0.pop_front();
+    /// True, and `id` remembered, the first time `id` is seen.
+    fn first_time(&self, id: u64) -> bool {
+        let mut ids = self.ids();
+        if ids.contains(&id) {
+            return false;
         }
-        self.0.push_back(id);
+        if ids.len() == Self::KEEP {
+            ids.pop_front();
+        }
+        ids.push_back(id);
+        true
+    }
+
+    /// Forget `id`, so that it is done when the service repeats it.
+    fn forget(&self, id: u64) {
+        self.ids().retain(|h| *h != id);
     }
 }
 
@@ -268,7 +281,7 @@ pub async fn long_poll_loop(
     let mut announced: Option<u64> = None;
     let mut failures: u32 = 0;
     let mut quiet = false;
-    let handled = Arc::new(std::sync::Mutex::new(Handled::default()));
+    let handled = Handled::default();
     loop {
         let Some(client) = client_or_log(&config, &mut quiet) else {
             tokio::time::sleep(Duration::from_secs(60)).await;
@@ -293,11 +306,7 @@ pub async fn long_poll_loop(
                     wake.notify_one();
                 }
                 for a in d.actions {
-                    if handled
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .contains(a.id)
-                    {
+                    if !handled.first_time(a.id) {
                         continue;
                     }
                     match a.kind {
@@ -306,7 +315,6 @@ pub async fn long_poll_loop(
                                 action = a.id,
                                 "An operator asked for a pass; passing now."
                             );
-                            handled.lock().unwrap_or_else(|e| e.into_inner()).add(a.id);
                             requested.push(a.id);
                             wake.notify_one();
                         }
@@ -315,7 +323,6 @@ pub async fn long_poll_loop(
                                 action = a.id,
                                 "An operator asked for a support bundle; collecting it."
                             );
-                            handled.lock().unwrap_or_else(|e| e.into_inner()).add(a.id);
                             let (path, dir, handled) = (
                                 config_path.clone(),
                                 config.state_dir.clone(),
@@ -323,12 +330,7 @@ pub async fn long_poll_loop(
                             );
                             tokio::spawn(async move {
                                 if !collect_bundle(path, dir, a.id).await {
-                                    // Done again when the service repeats it.
-                                    handled
-                                        .lock()
-                                        .unwrap_or_else(|e| e.into_inner())
-                                        .0
-                                        .retain(|h| *h != a.id);
+                                    handled.forget(a.id);
                                 }
                             });
                         }
@@ -598,6 +600,20 @@ pub async fn run(config_path: PathBuf) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_action_is_done_once_until_forgotten_and_only_the_newest_are_kept() {
+        let h = Handled::default();
+        assert!(h.first_time(7));
+        assert!(!h.first_time(7), "handed out again: not done twice");
+        h.forget(7);
+        assert!(h.first_time(7), "a failed bundle is done when repeated");
+        for id in 100..100 + Handled::KEEP as u64 {
+            assert!(h.first_time(id));
+        }
+        assert!(h.first_time(7), "the oldest id was forgotten");
+        assert!(!h.first_time(100 + Handled::KEEP as u64 - 1));
+    }
 
     #[test]
     fn backoff_doubles_and_caps() {

@@ -320,18 +320,8 @@ impl Mirror {
         commit: &str,
         release_dir: &str,
     ) -> Result<ReleaseFiles, SourceError> {
-        let mut out = self.read_releases(commit, &[release_dir])?;
+        let mut out = self.map_releases(commit, &[release_dir], |files| files)?;
         Ok(out.pop().expect("one release asked, one answered"))
-    }
-
-    /// [`Mirror::read_release`] of each of `release_dirs` at `commit`, with
-    /// the repository opened and the commit's tree found once.
-    pub fn read_releases<S: AsRef<str>>(
-        &self,
-        commit: &str,
-        release_dirs: &[S],
-    ) -> Result<Vec<ReleaseFiles>, SourceError> {
-        self.map_releases(commit, release_dirs, |files| files)
     }
 
     /// `f` of the release files of each of `release_dirs` at `commit`, one

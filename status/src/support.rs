@@ -12,6 +12,7 @@
 //! and configuration (secrets redacted), more than the pages show.
 
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -40,10 +41,16 @@ pub async fn post_bundle(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    Query(q): Query<UploadQuery>,
+    query: Result<Query<UploadQuery>, QueryRejection>,
     body: Bytes,
 ) -> Result<Response, AppError> {
     let node = authenticate_node(&state, &method, &uri, &headers, &body).await?;
+    let Query(q) = query.map_err(|e| {
+        AppError::bad_request(format!(
+            "support bundle query: {} (it is ?action=<the action's id>)",
+            e.body_text()
+        ))
+    })?;
     let action = q.action.and_then(|a| i64::try_from(a).ok());
     let refused = if body.len() > MAX_BUNDLE_BYTES {
         Some((

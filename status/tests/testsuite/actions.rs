@@ -185,6 +185,33 @@ async fn actions_reach_the_store(db: &TestDb) {
     );
     assert_eq!(action(&server, &editor, &mine).await["state"], "waiting");
 
+    // A query that is not an action id: a clear 400, nothing kept.
+    let r = upload(&server, &node, None, &bundle_bytes(3)).await;
+    assert_eq!(r.status, 201);
+    let kept = server.store_view(&editor, STORE).await["support_bundles"]
+        .as_array()
+        .map_or(0, Vec::len);
+    let r = server
+        .signed(
+            &node,
+            "POST",
+            "/api/v1/support-bundles?action=abc",
+            &bundle_bytes(4),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    assert_eq!(r.body["error"]["code"], "bad_request", "{:?}", r.body);
+    assert!(
+        r.body["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("action"),
+        "{:?}",
+        r.body
+    );
+    let view = server.store_view(&editor, STORE).await;
+    assert_eq!(view["support_bundles"].as_array().map_or(0, Vec::len), kept);
+
     // Refusals, each naming the problem.
     let r = ask(&server, &viewer, STORE, "reconcile").await;
     assert_eq!(r.status, 403, "{:?}", r.body);

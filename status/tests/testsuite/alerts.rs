@@ -114,14 +114,13 @@ async fn a_refused_store_is_alerted_once_and_its_recovery_is_retried_until_taken
     let server = Server::start(
         &db.url,
         ServerOpts {
-            repo: Some(repo.work()),
-            pubkey: Some(repo.pubkey()),
             extra: vec![
                 "--alert-webhook".into(),
                 format!("http://127.0.0.1:{}/fleet-alerts", receiver.port),
                 "--alert-interval-secs".into(),
                 "1".into(),
             ],
+            ..ServerOpts::fetching(&repo)
         },
     );
     let node = server.enrolled_node("acme/soho").await;

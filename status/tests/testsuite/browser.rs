@@ -111,14 +111,13 @@ async fn dashboard_in_a_real_browser() {
     let server = Server::start(
         &db.url,
         ServerOpts {
-            repo: Some(repo.work()),
-            pubkey: Some(repo.pubkey()),
             extra: vec![
                 "--fetch-interval-secs".into(),
                 "3600".into(),
                 "--commit-url-template".into(),
                 TEMPLATE.into(),
             ],
+            ..ServerOpts::fetching(&repo)
         },
     );
     let operator = server.operator(&["acme", "globex"]);

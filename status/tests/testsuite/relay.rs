@@ -29,14 +29,7 @@ async fn get(
 async fn the_relay_answers_the_store_s_own_files_with_an_etag_and_304() {
     let db = TestDb::sqlite();
     let repo = FleetRepo::new();
-    let server = Server::start(
-        &db.url,
-        ServerOpts {
-            repo: Some(repo.work()),
-            pubkey: Some(repo.pubkey()),
-            extra: Vec::new(),
-        },
-    );
+    let server = Server::start(&db.url, ServerOpts::fetching(&repo));
     let node = server.enrolled_node("acme/soho").await;
     let path = "/api/v1/release?root=0";
     let deadline = Instant::now() + Duration::from_secs(30);

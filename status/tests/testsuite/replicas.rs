@@ -17,10 +17,9 @@ fn replica(db: &TestDb, repo: &FleetRepo) -> Server {
     Server::start(
         &db.url,
         ServerOpts {
-            repo: Some(repo.work()),
-            pubkey: Some(repo.pubkey()),
             // No timer fetches during the test: only hooks and wake-ups.
             extra: vec!["--fetch-interval-secs".into(), "3600".into()],
+            ..ServerOpts::fetching(repo)
         },
     )
 }

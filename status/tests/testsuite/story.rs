@@ -21,9 +21,8 @@ async fn story(db: TestDb) {
     let server = Server::start(
         &db.url,
         ServerOpts {
-            repo: Some(repo.work()),
-            pubkey: Some(repo.pubkey()),
             extra: vec!["--fetch-interval-secs".into(), "3600".into()],
+            ..ServerOpts::fetching(&repo)
         },
     );
     let op = server.operator(&["acme"]);

@@ -185,6 +185,17 @@ pub struct ServerOpts {
     pub extra: Vec<String>,
 }
 
+impl ServerOpts {
+    /// A server that fetches `repo` and verifies with its release key.
+    pub fn fetching(repo: &FleetRepo) -> ServerOpts {
+        ServerOpts {
+            repo: Some(repo.work()),
+            pubkey: Some(repo.pubkey()),
+            extra: Vec::new(),
+        }
+    }
+}
+
 impl Server {
     pub fn start(db_url: &str, opts: ServerOpts) -> Server {
         let dir = tempfile::tempdir().unwrap();
