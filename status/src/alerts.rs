@@ -6,13 +6,17 @@
 //! a store refused, failed or offline, a store's release expiring within
 //! 30 days, a rollout aborted, the trust root expiring within 30 days. A
 //! condition that starts holding is posted once as a `firing` event, one
-//! that stops as a `resolved` event, to `--alert-webhook`. Events queue in
-//! memory in order and are retried at each round while the receiver is
-//! down (the oldest dropped past [`MAX_QUEUED`], with a log line). The task
-//! only reads the database, so a slow receiver never holds up a report.
-//! A restarted service posts the conditions that hold again, once.
+//! that stops as a `resolved` event, to `--alert-webhook`. The held
+//! conditions and the queued events are in the database (migration 0009):
+//! events are retried in order at each round while the receiver is down
+//! (the oldest dropped past [`MAX_QUEUED`], with a log line), and a
+//! restarted service or another replica posts nothing twice. Of several
+//! replicas one runs each round (an advisory lock, [`crate::cluster`]).
+//! The task never takes the report writers' path, so a slow receiver never
+//! holds up a report. An event is posted at least once: a crash between
+//! the receiver's answer and forgetting the event posts it again.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -200,14 +204,42 @@ pub fn changes(before: &Conditions, now: &Conditions, at: DateTime<Utc>) -> Vec<
     fired.chain(resolved).collect()
 }
 
-/// Evaluate every `interval`, keep the gauges, post changes to `webhook`.
-pub async fn run(state: AppState, webhook: Option<String>, interval: Duration, counts: Counts) {
+/// The conditions the database says held at the last round.
+fn held(rows: Vec<crate::store::HeldAlert>) -> Conditions {
+    rows.into_iter()
+        .filter_map(|h| {
+            // A kind this version does not know (a newer replica's) is
+            // left to the replica that knows it.
+            let kind = KINDS.iter().find(|k| **k == h.kind).copied()?;
+            Some((
+                (kind, h.subject.clone()),
+                Condition {
+                    kind,
+                    subject: h.subject,
+                    message: h.message,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// Evaluate every `interval` and keep the gauges; with a `webhook`, record
+/// the changes and post them. Where several replicas share the database
+/// (`cluster`), one of them runs each round: the held conditions and the
+/// queue are in the database, so a restart or another replica posts
+/// nothing twice.
+pub async fn run(
+    state: AppState,
+    webhook: Option<String>,
+    interval: Duration,
+    counts: Counts,
+    cluster: Option<Arc<crate::cluster::Cluster>>,
+    fetching: bool,
+) {
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
         .unwrap_or_default();
-    let mut holding = Conditions::new();
-    let mut queue: VecDeque<Event> = VecDeque::new();
     let mut tick = tokio::time::interval(interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -230,41 +262,113 @@ pub async fn run(state: AppState, webhook: Option<String>, interval: Duration, c
                 *c.entry(kind).or_insert(0) += 1;
             }
         }
-        if let Some(url) = &webhook {
-            queue.extend(changes(&holding, &current, now));
-            let over = queue.len().saturating_sub(MAX_QUEUED);
-            if over > 0 {
-                queue.drain(..over);
-                warn!(
-                    dropped = over,
-                    "The alert receiver is unreachable and too many events wait; the oldest were dropped."
-                );
-            }
-            deliver(&http, url, &mut queue).await;
+        let Some(url) = &webhook else { continue };
+        // Before this replica's first fetch it knows no rollouts and no
+        // trust root: it would resolve what still holds.
+        if fetching && !state.scanned.any() {
+            continue;
         }
-        holding = current;
+        let lock = match &cluster {
+            None => None,
+            Some(c) => match c.try_lock_alerts().await {
+                Ok(Some(lock)) => Some(lock),
+                // Another replica runs this round.
+                Ok(None) => continue,
+                Err(e) => {
+                    warn!(error = %e, "Cannot take the alert lock; trying again next round.");
+                    continue;
+                }
+            },
+        };
+        if let Err(e) = round(&state, &http, url, &current, now).await {
+            warn!(error = %e, "The alert round failed; trying again next round.");
+        }
+        if let Some(lock) = lock {
+            lock.release().await;
+        }
     }
 }
 
-/// Post queued events in order until one fails; it and the rest wait.
-async fn deliver(http: &reqwest::Client, url: &str, queue: &mut VecDeque<Event>) {
-    while let Some(event) = queue.front() {
-        match http.post(url).json(event).send().await {
-            Ok(r) if r.status().is_success() => {
-                info!(event = event.event, status = event.status, subject = %event.subject, "Alert sent.");
-                queue.pop_front();
-            }
-            Ok(r) => {
-                warn!(
-                    status = r.status().as_u16(),
-                    waiting = queue.len(),
-                    "The alert receiver refused an event; retrying next round."
-                );
-                return;
-            }
-            Err(e) => {
-                warn!(error = %e, waiting = queue.len(), "The alert receiver is unreachable; retrying next round.");
-                return;
+/// One round: record what changed since the held conditions, drop what
+/// is queued beyond [`MAX_QUEUED`], then post the queue in order.
+async fn round(
+    state: &AppState,
+    http: &reqwest::Client,
+    url: &str,
+    current: &Conditions,
+    now: DateTime<Utc>,
+) -> Result<(), crate::store::StoreError> {
+    let before = held(state.store.held_alerts().await?);
+    let events: Vec<crate::store::AlertEvent> = changes(&before, current, now)
+        .into_iter()
+        .map(|e| crate::store::AlertEvent {
+            kind: e.event.to_owned(),
+            status: e.status.to_owned(),
+            subject: e.subject,
+            message: e.message,
+            at: e.at.timestamp(),
+        })
+        .collect();
+    if !events.is_empty() {
+        state.store.queue_alerts(&events).await?;
+    }
+    let dropped = state.store.trim_alerts(MAX_QUEUED as i64).await?;
+    if dropped > 0 {
+        warn!(
+            dropped,
+            "The alert receiver is unreachable and too many events wait; the oldest were dropped."
+        );
+    }
+    deliver(state, http, url).await
+}
+
+/// What is posted for a queued event.
+#[derive(Debug, Serialize)]
+struct Posted<'a> {
+    event: &'a str,
+    status: &'a str,
+    subject: &'a str,
+    message: &'a str,
+    at: DateTime<Utc>,
+}
+
+/// Post queued events in order until one fails; it and the rest wait for
+/// the next round. An event is forgotten once the receiver took it.
+async fn deliver(
+    state: &AppState,
+    http: &reqwest::Client,
+    url: &str,
+) -> Result<(), crate::store::StoreError> {
+    loop {
+        let queued = state.store.queued_alerts(100).await?;
+        if queued.is_empty() {
+            return Ok(());
+        }
+        for q in queued {
+            let e = &q.event;
+            let posted = Posted {
+                event: &e.kind,
+                status: &e.status,
+                subject: &e.subject,
+                message: &e.message,
+                at: DateTime::from_timestamp(e.at, 0).unwrap_or_default(),
+            };
+            match http.post(url).json(&posted).send().await {
+                Ok(r) if r.status().is_success() => {
+                    info!(event = %e.kind, status = %e.status, subject = %e.subject, "Alert sent.");
+                    state.store.alert_delivered(q.id).await?;
+                }
+                Ok(r) => {
+                    warn!(
+                        status = r.status().as_u16(),
+                        "The alert receiver refused an event; retrying next round."
+                    );
+                    return Ok(());
+                }
+                Err(e) => {
+                    warn!(error = %e, "The alert receiver is unreachable; retrying next round.");
+                    return Ok(());
+                }
             }
         }
     }

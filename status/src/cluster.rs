@@ -15,6 +15,12 @@
 //!   held.** The insert's trigger notifies [`ACTIONS_CHANNEL`] with the
 //!   store id; every replica wakes the long-polls it holds for that store.
 //!
+//! - **One alert round at a time.** Each round, a replica tries the
+//!   advisory lock [`ALERT_LOCK`]; the one that gets it records the alert
+//!   conditions and posts the queued events (their state is in the
+//!   database, so which replica runs a round does not matter), the others
+//!   only update their gauges.
+//!
 //! With SQLite there is one replica: [`Cluster::for_url`] answers `None`
 //! and none of this runs.
 
@@ -36,6 +42,11 @@ pub const ACTIONS_CHANNEL: &str = "fleet_status_actions";
 /// The advisory lock key of a fleet repo fetch ("fleetgit").
 pub const FETCH_LOCK: i64 = 0x666c_6565_7467_6974;
 
+/// The advisory lock key of an alert round ("fleetalr"): one replica at a
+/// time records alert conditions and posts the queued events
+/// ([`crate::alerts`]).
+pub const ALERT_LOCK: i64 = 0x666c_6565_7461_6c72;
+
 /// This replica's view of the others.
 #[derive(Debug)]
 pub struct Cluster {
@@ -43,19 +54,24 @@ pub struct Cluster {
     /// Names this replica in its notifications, so it ignores its own.
     id: String,
     /// The connection that holds the fetch lock and sends notifications.
-    conn: Mutex<Option<PgConnection>>,
+    fetch: Mutex<Option<PgConnection>>,
+    /// The connection that holds the alert lock.
+    alerts: Mutex<Option<PgConnection>>,
 }
 
-/// The fetch lock, held until [`FetchLock::release`].
-pub struct FetchLock<'a> {
+/// An advisory lock of this replica, held until [`Lock::release`] (or
+/// until the connection that holds it is lost).
+pub struct Lock<'a> {
     cluster: &'a Cluster,
+    key: i64,
     conn: tokio::sync::MutexGuard<'a, Option<PgConnection>>,
 }
 
-impl std::fmt::Debug for FetchLock<'_> {
+impl std::fmt::Debug for Lock<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FetchLock")
+        f.debug_struct("Lock")
             .field("replica", &self.cluster.id)
+            .field("key", &self.key)
             .finish()
     }
 }
@@ -66,7 +82,8 @@ impl Cluster {
         (url.starts_with("postgres://") || url.starts_with("postgresql://")).then(|| Cluster {
             url: url.to_owned(),
             id: crate::tokens::nonce(),
-            conn: Mutex::new(None),
+            fetch: Mutex::new(None),
+            alerts: Mutex::new(None),
         })
     }
 
@@ -76,29 +93,56 @@ impl Cluster {
     }
 
     /// Wait for the fetch lock (other replicas may be fetching).
-    pub async fn lock_fetch(&self) -> Result<FetchLock<'_>, sqlx::Error> {
-        let mut conn = self.conn.lock().await;
+    pub async fn lock_fetch(&self) -> Result<Lock<'_>, sqlx::Error> {
+        let lock = self.advisory(&self.fetch, FETCH_LOCK, true).await?;
+        Ok(lock.expect("a waiting lock is always taken"))
+    }
+
+    /// The alert lock if no other replica holds it now; `None` when one
+    /// does (it runs this round).
+    pub async fn try_lock_alerts(&self) -> Result<Option<Lock<'_>>, sqlx::Error> {
+        self.advisory(&self.alerts, ALERT_LOCK, false).await
+    }
+
+    /// Take the advisory lock `key` on the connection of `slot` (made when
+    /// there is none): wait for it, or only try.
+    async fn advisory<'a>(
+        &'a self,
+        slot: &'a Mutex<Option<PgConnection>>,
+        key: i64,
+        wait: bool,
+    ) -> Result<Option<Lock<'a>>, sqlx::Error> {
+        let mut conn = slot.lock().await;
         if conn.is_none() {
             *conn = Some(PgConnection::connect(&self.url).await?);
         }
         let c = conn.as_mut().expect("connected above");
-        if let Err(e) = sqlx::query("SELECT pg_advisory_lock($1)")
-            .bind(FETCH_LOCK)
-            .execute(&mut *c)
+        let sql = if wait {
+            "SELECT true FROM pg_advisory_lock($1)"
+        } else {
+            "SELECT pg_try_advisory_lock($1)"
+        };
+        match sqlx::query_scalar::<_, bool>(sql)
+            .bind(key)
+            .fetch_one(&mut *c)
             .await
         {
-            // A broken connection is made again next time.
-            *conn = None;
-            return Err(e);
+            Ok(true) => Ok(Some(Lock {
+                cluster: self,
+                key,
+                conn,
+            })),
+            Ok(false) => Ok(None),
+            Err(e) => {
+                // A broken connection is made again next time.
+                *conn = None;
+                Err(e)
+            }
         }
-        Ok(FetchLock {
-            cluster: self,
-            conn,
-        })
     }
 }
 
-impl FetchLock<'_> {
+impl Lock<'_> {
     /// Tell the other replicas that desired revisions were recorded.
     pub async fn notify(&mut self) -> Result<(), sqlx::Error> {
         let Some(c) = self.conn.as_mut() else {
@@ -119,11 +163,11 @@ impl FetchLock<'_> {
             return;
         };
         let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-            .bind(FETCH_LOCK)
+            .bind(self.key)
             .execute(&mut *c)
             .await;
         if let Err(e) = unlocked {
-            warn!(error = %e, "Releasing the fetch lock failed; closing its connection releases it.");
+            warn!(error = %e, key = self.key, "Releasing an advisory lock failed; closing its connection releases it.");
             if let Some(c) = self.conn.take() {
                 let _ = c.close().await;
             }

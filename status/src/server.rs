@@ -220,6 +220,8 @@ pub async fn serve(
         opts.alert_webhook.clone(),
         opts.alert_interval,
         state.alert_counts.clone(),
+        cluster.clone(),
+        fetcher.is_some(),
     ));
     let listener = TcpListener::bind(&opts.listen)
         .await

@@ -111,6 +111,11 @@ pub struct ScannedRows {
 }
 
 impl Scanned {
+    /// Whether a fetch was recorded since the service started.
+    pub fn any(&self) -> bool {
+        self.0.read().map(|s| s.is_some()).unwrap_or(false)
+    }
+
     /// Remember the rows of a fetch just recorded.
     pub fn set(&self, commit: &str, rows: &[crate::store::DesiredRow]) {
         let revisions = rows

@@ -294,6 +294,34 @@ pub struct BundleRow {
     pub action_id: Option<i64>,
 }
 
+/// An alert event (DESIGN.md §13): a condition that started (`firing`)
+/// or stopped (`resolved`) holding, at unix time `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertEvent {
+    pub kind: String,
+    /// `firing` or `resolved`.
+    pub status: String,
+    pub subject: String,
+    pub message: String,
+    pub at: i64,
+}
+
+/// An alert event waiting for the receiver, by its place in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedAlert {
+    pub id: i64,
+    pub event: AlertEvent,
+}
+
+/// A condition that held at the last alert round (posted as `firing`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldAlert {
+    pub kind: String,
+    pub subject: String,
+    pub message: String,
+    pub since: i64,
+}
+
 /// Everything the status service keeps.
 pub trait Store: Send + Sync + std::fmt::Debug {
     /// Record a bootstrap token by its hash (and make the store known).
@@ -442,6 +470,25 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// The bytes of one support bundle of a store.
     fn bundle<'a>(&'a self, store: &'a str, id: &'a str) -> StoreFuture<'a, Option<Vec<u8>>>;
+
+    /// The alert conditions that held at the last round, by kind and
+    /// subject.
+    fn held_alerts(&self) -> StoreFuture<'_, Vec<HeldAlert>>;
+
+    /// Queue `events` for the receiver and apply them to the held
+    /// conditions (`firing` holds, `resolved` no longer), in one
+    /// transaction: a round is recorded whole or not at all.
+    fn queue_alerts<'a>(&'a self, events: &'a [AlertEvent]) -> StoreFuture<'a, ()>;
+
+    /// The oldest `limit` queued alert events, oldest first.
+    fn queued_alerts(&self, limit: i64) -> StoreFuture<'_, Vec<QueuedAlert>>;
+
+    /// Forget a queued alert event: the receiver took it.
+    fn alert_delivered(&self, id: i64) -> StoreFuture<'_, ()>;
+
+    /// Drop the oldest queued alert events beyond the newest `keep`;
+    /// answers how many were dropped.
+    fn trim_alerts(&self, keep: i64) -> StoreFuture<'_, u64>;
 }
 
 /// Open a database that `fleet-status serve` has already set up (its

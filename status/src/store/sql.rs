@@ -18,9 +18,9 @@ use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool,
 use super::group_commit::GroupCommit;
 use super::rows::{count, rev_db};
 use super::{
-    ActionAnswer, ActionRow, AuditEntry, BundleRow, DesiredRow, Ingested, NewAudit, NewBundle,
-    NewOperator, NewReport, Node, OperatorRow, ReportRow, Store, StoreFuture, StoreRow,
-    TokenProblem,
+    ActionAnswer, ActionRow, AlertEvent, AuditEntry, BundleRow, DesiredRow, HeldAlert, Ingested,
+    NewAudit, NewBundle, NewOperator, NewReport, Node, OperatorRow, QueuedAlert, ReportRow, Store,
+    StoreFuture, StoreRow, TokenProblem,
 };
 
 /// An operator token by its hash ($1): the columns of [`OperatorRow`].
@@ -720,6 +720,115 @@ where
                 Some(r) => Some(r.try_get("body")?),
                 None => None,
             })
+        })
+    }
+
+    fn held_alerts(&self) -> StoreFuture<'_, Vec<HeldAlert>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT kind, subject, message, since FROM status_alerts ORDER BY kind, subject",
+            )
+            .fetch_all(&self.read)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(HeldAlert {
+                        kind: r.try_get("kind")?,
+                        subject: r.try_get("subject")?,
+                        message: r.try_get("message")?,
+                        since: r.try_get("since")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn queue_alerts<'a>(&'a self, events: &'a [AlertEvent]) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut tx = self.write.begin().await?;
+            for e in events {
+                if e.status == "resolved" {
+                    sqlx::query("DELETE FROM status_alerts WHERE kind = $1 AND subject = $2")
+                        .bind(e.kind.as_str())
+                        .bind(e.subject.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                } else {
+                    sqlx::query(
+                        "INSERT INTO status_alerts (kind, subject, message, since) \
+                         VALUES ($1, $2, $3, $4) ON CONFLICT (kind, subject) DO UPDATE \
+                         SET message = $3, since = $4",
+                    )
+                    .bind(e.kind.as_str())
+                    .bind(e.subject.as_str())
+                    .bind(e.message.as_str())
+                    .bind(e.at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                sqlx::query(
+                    "INSERT INTO status_alert_events (kind, status, subject, message, at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(e.kind.as_str())
+                .bind(e.status.as_str())
+                .bind(e.subject.as_str())
+                .bind(e.message.as_str())
+                .bind(e.at)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn queued_alerts(&self, limit: i64) -> StoreFuture<'_, Vec<QueuedAlert>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT id, kind, status, subject, message, at FROM status_alert_events \
+                 ORDER BY id LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(&self.read)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(QueuedAlert {
+                        id: r.try_get("id")?,
+                        event: AlertEvent {
+                            kind: r.try_get("kind")?,
+                            status: r.try_get("status")?,
+                            subject: r.try_get("subject")?,
+                            message: r.try_get("message")?,
+                            at: r.try_get("at")?,
+                        },
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn alert_delivered(&self, id: i64) -> StoreFuture<'_, ()> {
+        Box::pin(async move {
+            sqlx::query("DELETE FROM status_alert_events WHERE id = $1")
+                .bind(id)
+                .execute(&self.write)
+                .await?;
+            Ok(())
+        })
+    }
+
+    fn trim_alerts(&self, keep: i64) -> StoreFuture<'_, u64> {
+        Box::pin(async move {
+            let done = sqlx::query(
+                "DELETE FROM status_alert_events WHERE id NOT IN \
+                 (SELECT id FROM status_alert_events ORDER BY id DESC LIMIT $1)",
+            )
+            .bind(keep)
+            .execute(&self.write)
+            .await?;
+            Ok(done.rows_affected())
         })
     }
 }

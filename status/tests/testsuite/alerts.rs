@@ -3,6 +3,9 @@
 //! refused reports follow, the `fleet_status_alerts` gauge counts it, and
 //! when the store recovers while the receiver is down, the `resolved`
 //! event is retried until it is taken, once; reports are taken meanwhile.
+//! The held conditions and the queue are in the database: a restarted
+//! service posts nothing again, and of two replicas on one PostgreSQL
+//! each event is posted once.
 
 use std::io::{Read as _, Write as _};
 use std::net::TcpListener;
@@ -111,18 +114,7 @@ async fn a_refused_store_is_alerted_once_and_its_recovery_is_retried_until_taken
     let receiver = Receiver::start();
     let db = TestDb::sqlite();
     let repo = FleetRepo::new();
-    let server = Server::start(
-        &db.url,
-        ServerOpts {
-            extra: vec![
-                "--alert-webhook".into(),
-                format!("http://127.0.0.1:{}/fleet-alerts", receiver.port),
-                "--alert-interval-secs".into(),
-                "1".into(),
-            ],
-            ..ServerOpts::fetching(&repo)
-        },
-    );
+    let server = alerting(&db, &repo, &receiver);
     let node = server.enrolled_node("acme/soho").await;
 
     let refused = report("acme/soho", "refused", Some(1), None);
@@ -172,6 +164,96 @@ async fn a_refused_store_is_alerted_once_and_its_recovery_is_retried_until_taken
     assert_eq!(receiver.events("store_refused", "resolved"), 1, "once");
     assert_eq!(receiver.events("store_refused", "firing"), 1);
     assert!(server.log().contains("Alert sent."), "{}", server.log());
+}
+
+/// A server on `db` posting alerts to `receiver` every second.
+fn alerting(db: &TestDb, repo: &FleetRepo, receiver: &Receiver) -> Server {
+    Server::start(
+        &db.url,
+        ServerOpts {
+            extra: vec![
+                "--alert-webhook".into(),
+                format!("http://127.0.0.1:{}/fleet-alerts", receiver.port),
+                "--alert-interval-secs".into(),
+                "1".into(),
+            ],
+            ..ServerOpts::fetching(repo)
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restarted_service_does_not_post_again_what_it_posted() {
+    let receiver = Receiver::start();
+    let db = TestDb::sqlite();
+    let repo = FleetRepo::new();
+    let mut first = alerting(&db, &repo, &receiver);
+    let node = first.enrolled_node("acme/soho").await;
+    let r = first
+        .report(&node, &report("acme/soho", "refused", Some(1), None))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    receiver.wait_for("store_refused", "firing");
+    first.kill();
+
+    // The condition still holds; the new process knows it was posted.
+    let second = alerting(&db, &repo, &receiver);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !second.log().contains("desired revisions recorded") {
+        assert!(Instant::now() < deadline, "no fetch: {}", second.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.events("store_refused", "firing"), 1, "not again");
+
+    let r = second
+        .report(&node, &report("acme/soho", "converged", Some(1), Some(1)))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    receiver.wait_for("store_refused", "resolved");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.events("store_refused", "resolved"), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_post_each_event_once_and_a_killed_one_leaves_nothing_unsent() {
+    let receiver = Receiver::start();
+    let db = TestDb::postgres();
+    let repo = FleetRepo::new();
+    let mut a = alerting(&db, &repo, &receiver);
+    let b = alerting(&db, &repo, &receiver);
+    let node = a.enrolled_node("acme/soho").await;
+    let r = a
+        .report(&node, &report("acme/soho", "refused", Some(1), None))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    receiver.wait_for("store_refused", "firing");
+    // Both replicas run rounds every second; the event is posted once.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    assert_eq!(receiver.events("store_refused", "firing"), 1, "once");
+
+    // A is killed; the receiver is down while the store recovers, so
+    // the resolved event waits in the database; B posts it when the
+    // receiver is back.
+    a.kill();
+    receiver.up.store(false, Ordering::SeqCst);
+    let r = b
+        .report(&node, &report("acme/soho", "converged", Some(1), Some(1)))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while receiver.refused.load(Ordering::SeqCst) == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the resolved event was never tried"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    receiver.up.store(true, Ordering::SeqCst);
+    receiver.wait_for("store_refused", "resolved");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.events("store_refused", "resolved"), 1, "once");
+    assert_eq!(receiver.events("store_refused", "firing"), 1);
 }
 
 #[test]
