@@ -165,6 +165,7 @@ pub async fn serve(
         rollouts: Default::default(),
         alert_counts: Default::default(),
         scanned: Default::default(),
+        known_keys: Default::default(),
         relay: opts.repo_url.as_ref().map(|url| {
             Arc::new(api::Relay::new(Mirror::new(
                 &opts.state_dir,

@@ -34,6 +34,8 @@ pub(super) async fn desired(
     Query(q): Query<DesiredQuery>,
 ) -> ApiResult<Response> {
     let node = authenticate_node(&state, &method, &uri, &headers, &[]).await?;
+    // A held poll keeps only what it needs: not the request's headers.
+    drop((headers, uri));
     let _held = Held::new(&state.metrics.long_polls);
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECS));
     let mut deadline = tokio::time::Instant::now() + wait;

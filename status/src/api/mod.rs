@@ -95,6 +95,9 @@ pub struct AppState {
     /// What this replica's last fetch recorded, for the long-polls it
     /// wakes: they answer from it instead of reading their row each.
     pub scanned: Scanned,
+    /// Active node keys already looked up, for reports only
+    /// ([`reports::KnownKeys`]).
+    pub known_keys: reports::KnownKeys,
 }
 
 /// The verified desired revision of each store at this replica's last

@@ -3,7 +3,9 @@
 //! is always the signing key's, never the body's; every refusal is logged
 //! and audited.
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -16,6 +18,50 @@ use wire::report::Report;
 use super::{ApiResult, AppError, AppState, audit};
 use crate::node_auth::{self, SignedHeaders};
 use crate::store::{Ingested, NewReport, Node};
+
+/// Node keys that verified a report before, by the key header's text:
+/// the node and its decoded public key, so that a report costs no key
+/// look-up and no point decompression (docs/BENCHMARKS.md, ingest).
+///
+/// Only `POST /api/v1/reports` reads it, because only there does the write
+/// check once more, in its transaction, that the key is active
+/// ([`Store::ingest_report`](crate::store::Store::ingest_report)): a key
+/// revoked after it was cached, by this replica, another one or the admin
+/// command, is refused all the same, and forgotten here. A key's public
+/// key and store never change, so nothing else can go stale. Bounded:
+/// past [`MAX_KNOWN_KEYS`] it starts again empty.
+#[derive(Debug, Clone, Default)]
+pub struct KnownKeys(Arc<RwLock<HashMap<String, Arc<KnownKey>>>>);
+
+#[derive(Debug)]
+pub struct KnownKey {
+    node: Node,
+    key: ed25519_dalek::VerifyingKey,
+}
+
+/// Most keys [`KnownKeys`] holds (about 300 bytes each).
+pub const MAX_KNOWN_KEYS: usize = 100_000;
+
+impl KnownKeys {
+    fn get(&self, key: &str) -> Option<Arc<KnownKey>> {
+        self.0.read().ok()?.get(key).cloned()
+    }
+
+    fn insert(&self, key: &str, known: KnownKey) {
+        if let Ok(mut m) = self.0.write() {
+            if m.len() >= MAX_KNOWN_KEYS {
+                m.clear();
+            }
+            m.insert(key.to_owned(), Arc::new(known));
+        }
+    }
+
+    fn forget(&self, key: &str) {
+        if let Ok(mut m) = self.0.write() {
+            m.remove(key);
+        }
+    }
+}
 
 fn header<'h>(headers: &'h HeaderMap, name: &'static str) -> ApiResult<&'h str> {
     headers
@@ -33,7 +79,7 @@ pub(crate) async fn authenticate_node(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<Node> {
-    let (node, signed) = verify_node(state, method, uri, headers, body).await?;
+    let (node, signed) = verify_node(state, method, uri, headers, body, None).await?;
     tracing::Span::current().record("store", node.store.as_str());
     if !state
         .store
@@ -55,12 +101,17 @@ pub(crate) async fn authenticate_node(
 /// and the signature and timestamp verify; the nonce is the caller's to
 /// record ([`authenticate_node`], or with the report in
 /// [`Store::ingest_report`](crate::store::Store::ingest_report)). Each refusal leaves an audit entry.
+///
+/// With `known`, a key found there is taken as it was when it last
+/// verified, revocation included: only for a caller whose write checks
+/// revocation again ([`KnownKeys`]).
 async fn verify_node(
     state: &AppState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
+    known: Option<&KnownKeys>,
 ) -> ApiResult<(Node, SignedHeaders)> {
     let signed = SignedHeaders {
         key: header(headers, node_auth::HEADER_KEY)?.to_owned(),
@@ -69,6 +120,28 @@ async fn verify_node(
         signature: header(headers, node_auth::HEADER_SIGNATURE)?.to_owned(),
     };
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+    if let Some(k) = known.and_then(|k| k.get(&signed.key)) {
+        let checked = node_auth::verify_request(
+            &k.key,
+            method.as_str(),
+            path,
+            body,
+            &signed,
+            state.clock.now(),
+        );
+        if let Err(e) = checked {
+            let action = format!("{method} {}", uri.path());
+            return refuse(
+                state,
+                &signed.key,
+                &action,
+                Some(&k.node.store),
+                e.to_string(),
+            )
+            .await;
+        }
+        return Ok((k.node.clone(), signed));
+    }
     let action = format!("{method} {}", uri.path());
     let Some(node) = state.store.find_node(&signed.key).await? else {
         return refuse(
@@ -101,6 +174,15 @@ async fn verify_node(
             e.to_string(),
         )
         .await;
+    }
+    if let Some(k) = known {
+        k.insert(
+            &signed.key,
+            KnownKey {
+                node: node.clone(),
+                key,
+            },
+        );
     }
     Ok((node, signed))
 }
@@ -178,7 +260,8 @@ pub(super) async fn post_report(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
-    let (node, signed) = verify_node(&state, &method, &uri, &headers, &body).await?;
+    let known = &state.known_keys;
+    let (node, signed) = verify_node(&state, &method, &uri, &headers, &body, Some(known)).await?;
     tracing::Span::current().record("store", node.store.as_str());
     let report: Report = serde_json::from_slice(&body)
         .map_err(|e| AppError::bad_request(format!("report body: {e}")))?;
@@ -221,7 +304,10 @@ pub(super) async fn post_report(
     let id = match state.store.ingest_report(&signed.nonce, &new).await? {
         Ingested::Stored(id) => id,
         Ingested::NonceReused => return refuse_nonce(&state, &signed.key, action, &node).await,
-        Ingested::NodeRevoked => return refuse_revoked(&state, &signed.key, action, &node).await,
+        Ingested::NodeRevoked => {
+            known.forget(&signed.key);
+            return refuse_revoked(&state, &signed.key, action, &node).await;
+        }
     };
     tracing::debug!(store = %node.store, outcome = %new.outcome, id, "Report stored.");
     if !report.actions.is_empty() {

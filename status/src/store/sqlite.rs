@@ -17,7 +17,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row as _, Sqlite, Transaction};
 
-use super::group_commit::{BatchWrite, GroupCommit, Queued};
+use super::group_commit::{BatchWrite, GroupCommit, Queued, summaries};
 use super::rows::rev_db;
 use super::sql::{RowsAffected, SqlStore, tenant_of};
 use super::{Ingested, NewReport, StoreError, StoreFuture, StoreResult};
@@ -128,7 +128,9 @@ const UPDATE_SUMMARY: &str = "INSERT INTO status_stores (store, tenant, last_see
      last_overridden = $7, reconciler_version = $8, root_version = $9, release_api = $10, \
      reported_revision = $11";
 
-/// A batch of ingests in one transaction of the writer connection.
+/// A batch of ingests in one transaction of the writer connection: the
+/// nonce and report of each, then one summary row per store
+/// (`group_commit::summaries`).
 impl BatchWrite for SqlitePool {
     fn write_batch<'a>(&'a self, batch: &'a [Queued]) -> StoreFuture<'a, Vec<Ingested>> {
         Box::pin(async move {
@@ -137,16 +139,37 @@ impl BatchWrite for SqlitePool {
             for q in batch {
                 out.push(ingest_in(&mut tx, &q.nonce, &q.report).await?);
             }
+            let stored: Vec<bool> = out
+                .iter()
+                .map(|o| matches!(o, Ingested::Stored(_)))
+                .collect();
+            for s in summaries(batch, &stored) {
+                let rep = s.last;
+                sqlx::query(UPDATE_SUMMARY)
+                    .bind(&rep.store)
+                    .bind(tenant_of(&rep.store))
+                    .bind(rep.received_at)
+                    .bind(&rep.outcome)
+                    .bind(rev_db(s.applied_revision))
+                    .bind(rep.drift as i64)
+                    .bind(rep.overridden as i64)
+                    .bind(&rep.reconciler_version)
+                    .bind(rev_db(rep.root_version))
+                    .bind(&rep.release_api)
+                    .bind(rev_db(rep.desired_revision))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             tx.commit().await?;
             Ok(out)
         })
     }
 }
 
-/// One ingest of a batch, inside its transaction. SQLite has no
-/// data-modifying CTEs, so nonce, report and summary are three statements;
-/// the first one writes, so a transaction takes the write lock at once
-/// instead of failing to upgrade a read snapshot later.
+/// The nonce and report of one ingest of a batch, inside its transaction.
+/// SQLite has no data-modifying CTEs, so they are two statements; the
+/// first one writes, so a transaction takes the write lock at once instead
+/// of failing to upgrade a read snapshot later.
 async fn ingest_in(
     tx: &mut Transaction<'_, Sqlite>,
     nonce: &str,
@@ -185,19 +208,5 @@ async fn ingest_in(
         .fetch_one(&mut **tx)
         .await?
         .try_get("id")?;
-    sqlx::query(UPDATE_SUMMARY)
-        .bind(&rep.store)
-        .bind(tenant_of(&rep.store))
-        .bind(rep.received_at)
-        .bind(&rep.outcome)
-        .bind(rev_db(rep.applied_revision))
-        .bind(rep.drift as i64)
-        .bind(rep.overridden as i64)
-        .bind(&rep.reconciler_version)
-        .bind(rev_db(rep.root_version))
-        .bind(&rep.release_api)
-        .bind(rev_db(rep.desired_revision))
-        .execute(&mut **tx)
-        .await?;
     Ok(Ingested::Stored(id))
 }

@@ -15,6 +15,7 @@ use status::store::{Ingested, NewReport, Node};
 const STORE: &str = "acme/soho";
 
 on_both!(
+    batched_summaries_equal_the_reports_applied_one_by_one,
     concurrent_copies_of_one_request_store_one_report,
     racing_ingests_of_one_nonce_store_one_report,
     a_revoked_key_stores_nothing,
@@ -202,5 +203,94 @@ async fn a_failing_report_fails_alone(db: TestDb) {
     assert_eq!(store.report_count().await.unwrap(), 23);
     assert!(store.use_nonce("key-1", "nonce-0011", 300).await.unwrap());
     assert!(!store.use_nonce("key-1", "nonce-0010", 300).await.unwrap());
+    store.close().await.unwrap();
+}
+
+/// The second model of a batch's writes: the reports a backend stored, in
+/// the order of their ids, applied one at a time to the store summaries
+/// (each report overwrites its store's summary, except that one without an
+/// applied revision keeps the one before). Generated reports over four
+/// stores, some with a nonce used twice, sent all at once so that they
+/// meet in batches; the summaries the database holds must be the model's.
+/// A store summary as the model keeps it: last outcome, last seen,
+/// applied revision, drift, the desired revision the report named.
+type Summary = (String, i64, Option<u64>, u64, Option<u64>);
+
+async fn batched_summaries_equal_the_reports_applied_one_by_one(db: TestDb) {
+    let store = db.open().await;
+    let stores = ["acme/a", "acme/b", "acme/c", "globex/d"];
+    for (i, s) in stores.iter().enumerate() {
+        let n = Node {
+            store: (*s).into(),
+            ..node(&format!("key-{i}"))
+        };
+        assert!(store.enroll_node(&n).await.unwrap());
+    }
+    // xorshift: the same reports on every run, different in each round.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    let mut model: std::collections::BTreeMap<String, Summary> = Default::default();
+    for round in 0..6 {
+        let mut tasks = Vec::new();
+        for i in 0..48u64 {
+            let s = next(4) as usize;
+            let applied = (next(3) > 0).then(|| next(50));
+            let nonce = if next(8) == 0 { 0 } else { i };
+            let rep = NewReport {
+                store: stores[s].into(),
+                key_id: format!("key-{s}"),
+                received_at: 1000 + round * 100 + i as i64,
+                outcome: ["no_change", "converged", "failed"][next(3) as usize].into(),
+                desired_revision: Some(next(60)),
+                applied_revision: applied,
+                drift: next(5) as usize,
+                ..new_report("", "{}")
+            };
+            let st = store.clone();
+            let nonce = format!("round-{round}-{nonce}");
+            tasks.push(tokio::spawn(async move {
+                let got = st.ingest_report(&nonce, &rep).await.unwrap();
+                (got, rep)
+            }));
+        }
+        let mut stored = Vec::new();
+        for t in tasks {
+            let (got, rep) = t.await.unwrap();
+            match got {
+                Ingested::Stored(id) => stored.push((id, rep)),
+                other => assert_eq!(other, Ingested::NonceReused),
+            }
+        }
+        stored.sort_by_key(|(id, _)| *id);
+        for (_, r) in stored {
+            let before = model.get(&r.store).and_then(|m| m.2);
+            model.insert(
+                r.store.clone(),
+                (
+                    r.outcome.clone(),
+                    r.received_at,
+                    r.applied_revision.or(before),
+                    r.drift as u64,
+                    r.desired_revision,
+                ),
+            );
+        }
+        for (s, want) in &model {
+            let row = store.get_store(s).await.unwrap().unwrap();
+            let got = (
+                row.last_outcome.clone().unwrap_or_default(),
+                row.last_seen.unwrap_or_default(),
+                row.applied_revision,
+                row.last_drift,
+                row.reported_revision,
+            );
+            assert_eq!(&got, want, "round {round}, store {s}");
+        }
+    }
     store.close().await.unwrap();
 }
