@@ -75,6 +75,7 @@ pub async fn post_bundle(
         if let Some(id) = action {
             let detail = format!("the bundle was refused: {message}");
             let answer = ActionAnswer {
+                kind: "support_bundle",
                 at: state.clock.now().timestamp(),
                 result: "failed",
                 detail: &detail,

@@ -263,6 +263,10 @@ pub struct ActionRow {
 /// How a store answered an action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionAnswer<'a> {
+    /// The kind of action this answer is for (`reconcile` for a report,
+    /// `support_bundle` for a bundle): an action of another kind stays
+    /// open.
+    pub kind: &'a str,
     pub at: i64,
     /// `done` or `failed`.
     pub result: &'a str,
@@ -449,7 +453,7 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> StoreFuture<'a, Vec<ActionRow>>;
 
     /// Record the store's answer to action `id`; false (nothing written)
-    /// when it is not an unanswered action of `store`.
+    /// when it is not an unanswered action of `store` of the answer's kind.
     fn answer_action<'a>(
         &'a self,
         store: &'a str,

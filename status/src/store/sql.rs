@@ -628,7 +628,7 @@ where
             let done = sqlx::query(
                 "UPDATE status_actions SET done_at = $3, result = $4, detail = $5, \
                  report_id = $6, bundle_id = $7 \
-                 WHERE store = $1 AND id = $2 AND done_at IS NULL",
+                 WHERE store = $1 AND id = $2 AND kind = $8 AND done_at IS NULL",
             )
             .bind(store)
             .bind(id)
@@ -637,6 +637,7 @@ where
             .bind(a.detail)
             .bind(a.report_id)
             .bind(a.bundle_id)
+            .bind(a.kind)
             .execute(&self.write)
             .await?;
             Ok(done.rows_affected() == 1)
@@ -685,7 +686,8 @@ where
             if let Some(action) = b.action_id {
                 sqlx::query(
                     "UPDATE status_actions SET done_at = $3, result = 'done', detail = $4, \
-                     bundle_id = $4 WHERE store = $1 AND id = $2 AND done_at IS NULL",
+                     bundle_id = $4 WHERE store = $1 AND id = $2 AND kind = 'support_bundle' \
+                     AND done_at IS NULL",
                 )
                 .bind(b.store)
                 .bind(action)

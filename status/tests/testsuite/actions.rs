@@ -184,6 +184,16 @@ async fn actions_reach_the_store(db: &TestDb) {
         201
     );
     assert_eq!(action(&server, &editor, &mine).await["state"], "waiting");
+    // An answer of the other kind leaves an action open: a report cannot
+    // close a bundle request, a bundle cannot close a reconcile.
+    let mut wrong = report(STORE, "no_change", None, None);
+    wrong["actions"] = json!([mine]);
+    assert_eq!(server.report(&node, &wrong).await.status, 201);
+    assert_eq!(action(&server, &editor, &mine).await["state"], "waiting");
+    let pass = ask(&server, &editor, STORE, "reconcile").await.body["id"].clone();
+    let up = upload(&server, &node, Some(&pass), &bundle_bytes(9)).await;
+    assert_eq!(up.status, 201, "{:?}", up.body);
+    assert_eq!(action(&server, &editor, &pass).await["state"], "waiting");
 
     // A query that is not an action id: a clear 400, nothing kept.
     let r = upload(&server, &node, None, &bundle_bytes(3)).await;
