@@ -11,8 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::middleware::Next;
+use axum::extract::{MatchedPath, Request};
 use axum::response::Response;
 
 /// Upper bounds of the buckets, in seconds. Long-polls land in the last.
@@ -86,23 +85,68 @@ fn escape(s: &str) -> String {
     s.replace('\\', "\\\\").replace('"', "\\\"")
 }
 
-/// The middleware: times every request that matched a route (unmatched
-/// paths are one series, `unmatched`).
-pub async fn track(
-    State(latencies): State<std::sync::Arc<RequestLatencies>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().as_str().to_owned();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    latencies.observe(&method, &route, started.elapsed().as_secs_f64());
-    response
+/// The layer that times every request that matched a route (unmatched
+/// paths are one series, `unmatched`); it goes on the router with
+/// `route_layer`, so that the matched route is known.
+///
+/// A tower layer rather than `axum::middleware::from_fn`: that one clones
+/// the route's whole service (with the state) into a box for every request
+/// and keeps the clone as long as the request lives, which a held long-poll
+/// does for a minute, 10,000 times over (docs/BENCHMARKS.md,
+/// distribution). This one calls the route it wraps and keeps only the
+/// route's name (shared), the method and the start time.
+#[derive(Debug, Clone)]
+pub struct Track(pub std::sync::Arc<RequestLatencies>);
+
+impl<S> tower_layer::Layer<S> for Track {
+    type Service = Tracked<S>;
+
+    fn layer(&self, inner: S) -> Tracked<S> {
+        Tracked {
+            inner,
+            latencies: self.0.clone(),
+        }
+    }
+}
+
+/// A route's service, timed ([`Track`]).
+#[derive(Debug, Clone)]
+pub struct Tracked<S> {
+    inner: S,
+    latencies: std::sync::Arc<RequestLatencies>,
+}
+
+impl<S> tower_service::Service<Request> for Tracked<S>
+where
+    S: tower_service::Service<Request, Response = Response>,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response, S::Error>> + Send + 'static>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let method = request.method().clone();
+        let latencies = self.latencies.clone();
+        let started = Instant::now();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await;
+            let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
+            latencies.observe(method.as_str(), route, started.elapsed().as_secs_f64());
+            response
+        })
+    }
 }
 
 #[cfg(test)]

@@ -309,6 +309,8 @@ enum Fetch {
     Scanned {
         commit: String,
         scan: desired::Scan,
+        /// How long the Git fetch and the scan took, for the log.
+        took: (Duration, Duration),
     },
 }
 
@@ -324,7 +326,9 @@ fn fetch_and_scan(cfg: &FetchConfig, last: &LastScan) -> Result<Fetch, desired::
         cfg.credentials.clone(),
         Duration::from_secs(120),
     );
+    let started = std::time::Instant::now();
     let fetched = mirror.fetch()?;
+    let fetch_took = started.elapsed();
     if let Some(w) = &fetched.warning {
         warn!(warning = %w, "The mirror could not be rebuilt; using it as it is.");
     }
@@ -347,6 +351,7 @@ fn fetch_and_scan(cfg: &FetchConfig, last: &LastScan) -> Result<Fetch, desired::
     Ok(Fetch::Scanned {
         commit: fetched.commit,
         scan,
+        took: (fetch_took, started.elapsed() - fetch_took),
     })
 }
 
@@ -382,7 +387,8 @@ async fn fetch_loop(
         state.metrics.fetches.fetch_add(1, Ordering::Relaxed);
         let failed = match result {
             Ok(Ok(Fetch::Unchanged)) => None,
-            Ok(Ok(Fetch::Scanned { commit, scan })) => {
+            Ok(Ok(Fetch::Scanned { commit, scan, took })) => {
+                let recording = std::time::Instant::now();
                 match state.store.set_desired(&scan.rows).await {
                     Ok(()) => {
                         if let Ok(mut r) = state.rollouts.write() {
@@ -399,7 +405,14 @@ async fn fetch_loop(
                             .metrics
                             .trust_root_expires_at
                             .store(expires, Ordering::Relaxed);
-                        info!(%commit, stores = rows.len(), "Fleet repo fetched; desired revisions recorded.");
+                        info!(
+                            %commit,
+                            stores = rows.len(),
+                            fetch_ms = took.0.as_millis() as u64,
+                            verify_ms = took.1.as_millis() as u64,
+                            record_ms = recording.elapsed().as_millis() as u64,
+                            "Fleet repo fetched; desired revisions recorded."
+                        );
                         let recheck_at = rows
                             .iter()
                             .filter(|r| r.valid)

@@ -150,7 +150,7 @@ pub fn run(ctx: &Ctx) -> anyhow::Result<PartResult> {
             .arg("--hook-secret-file")
             .arg(&secret_file)
             .args(["--fetch-interval-secs", "3600"])
-            .env("RUST_LOG", "warn"),
+            .env("RUST_LOG", "info,sqlx=warn"),
         &work.join("status.log"),
         true,
     )?;

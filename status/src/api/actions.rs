@@ -15,13 +15,13 @@
 //! its row and the time.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tracing::info;
 use wire::desired::{Action, ActionKind, EXPIRES_AFTER_SECS, REDELIVER_AFTER_SECS};
 
@@ -35,34 +35,40 @@ pub const SHOWN: i64 = 10;
 /// Report actions a store may answer at once; more are ignored.
 pub const MAX_ANSWERED: usize = 16;
 
-/// One watch per store with a long-poll waiting on this replica: asking an
-/// action for a store wakes its long-poll, and only its.
+/// One [`Notify`] per store with a long-poll waiting on this replica:
+/// asking an action for a store wakes its long-polls, and only theirs.
+///
+/// A `Notify` (about 50 bytes) rather than a `watch` channel (about 400,
+/// with its eight inner notifiers): one is kept per held long-poll's
+/// store, 10,000 of them on a busy replica (docs/BENCHMARKS.md,
+/// distribution). A poll enables its `Notified` before it looks for
+/// actions, so an ask in between still wakes it.
 #[derive(Debug, Default)]
 pub struct Wakers {
-    map: Mutex<HashMap<String, watch::Sender<u64>>>,
+    map: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 impl Wakers {
-    /// Wait on this to hear of new actions of `store`.
-    pub fn subscribe(&self, store: &str) -> watch::Receiver<u64> {
+    /// What to wait on to hear of new actions of `store`.
+    pub fn subscribe(&self, store: &str) -> Arc<Notify> {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = map.get(store) {
-            return tx.subscribe();
+        if let Some(n) = map.get(store) {
+            return n.clone();
         }
         // Forget the stores nobody waits for any more, now and then.
         if map.len() >= 1024 && map.len().is_power_of_two() {
-            map.retain(|_, tx| tx.receiver_count() > 0);
+            map.retain(|_, n| Arc::strong_count(n) > 1);
         }
-        let (tx, rx) = watch::channel(0);
-        map.insert(store.to_owned(), tx);
-        rx
+        let n = Arc::new(Notify::new());
+        map.insert(store.to_owned(), n.clone());
+        n
     }
 
     /// Wake the long-polls of `store` held here, if any.
     pub fn wake(&self, store: &str) {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(tx) = map.get(store) {
-            tx.send_modify(|n| *n += 1);
+        if let Some(n) = map.get(store) {
+            n.notify_waiters();
         }
     }
 
@@ -70,8 +76,8 @@ impl Wakers {
     /// have missed some).
     pub fn wake_all(&self) {
         let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        for tx in map.values() {
-            tx.send_modify(|n| *n += 1);
+        for n in map.values() {
+            n.notify_waiters();
         }
     }
 }
@@ -390,15 +396,23 @@ mod tests {
 
     #[test]
     fn a_wake_reaches_only_that_stores_long_polls() {
+        use std::future::Future as _;
+        use std::task::{Context, Poll, Waker};
         let w = Wakers::default();
-        let mut a = w.subscribe("acme/a");
-        let b = w.subscribe("acme/b");
+        let (a, b) = (w.subscribe("acme/a"), w.subscribe("acme/b"));
+        let mut cx = Context::from_waker(Waker::noop());
+        // Enabled before the wake, as a long-poll does before it looks.
+        let mut on_a = std::pin::pin!(a.notified());
+        let mut on_b = std::pin::pin!(b.notified());
+        on_a.as_mut().enable();
+        on_b.as_mut().enable();
         w.wake("acme/a");
-        assert!(a.has_changed().expect("open"));
-        assert!(!b.has_changed().expect("open"));
+        assert_eq!(on_a.as_mut().poll(&mut cx), Poll::Ready(()));
+        assert_eq!(on_b.as_mut().poll(&mut cx), Poll::Pending);
         w.wake_all();
-        assert!(b.has_changed().expect("open"));
-        a.borrow_and_update();
+        assert_eq!(on_b.as_mut().poll(&mut cx), Poll::Ready(()));
+        // One waker per store, shared by its polls.
+        assert!(Arc::ptr_eq(&a, &w.subscribe("acme/a")));
         // A store nobody waits for is not an error.
         w.wake("acme/none");
     }

@@ -40,12 +40,14 @@ pub(super) async fn desired(
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECS));
     let mut deadline = tokio::time::Instant::now() + wait;
     let mut changes = state.desired_changed.subscribe();
-    let mut asked = state.actions.subscribe(&node.store);
+    let asked = state.actions.subscribe(&node.store);
     let mut look_for_actions = true;
     loop {
         // Subscribed before reading, so a change in between is not lost.
         changes.borrow_and_update();
-        asked.borrow_and_update();
+        let notified = asked.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
         if std::mem::take(&mut look_for_actions) {
             let actions = super::actions::deliver(&state, &node.store).await?;
             if !actions.is_empty() {
@@ -76,7 +78,7 @@ pub(super) async fn desired(
             continue;
         }
         tokio::select! {
-            Ok(_) = asked.changed() => look_for_actions = true,
+            () = &mut notified => look_for_actions = true,
             changed = tokio::time::timeout_at(deadline, changes.changed()) => {
                 // The sender lives as long as the state: an error means the
                 // server is going away, so answer now.

@@ -200,10 +200,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::dashboard::routes())
         // A first converge of a 5,000-item menu reports ~1 MiB of changes.
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .route_layer(axum::middleware::from_fn_with_state(
-            latencies,
-            crate::http_metrics::track,
-        ))
+        .route_layer(crate::http_metrics::Track(latencies))
         .with_state(state)
 }
 
