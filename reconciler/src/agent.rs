@@ -446,6 +446,13 @@ impl Agent {
         // the report names every entity the pass touched, not only the last
         // attempt's.
         let mut earlier: Vec<schemas::diff::EntityChange> = Vec::new();
+        // A backend of another edge contract is not written to at all.
+        if let Err(e) = self.edge.contract().await {
+            tracing::error!(error = %e, "Edge backend not driven.");
+            r.errors.push(e.to_string());
+            r.duration_ms = clock.elapsed().as_millis() as u64;
+            return (r, None);
+        }
         loop {
             attempt += 1;
             let applied_state = match self.edge.state().await {

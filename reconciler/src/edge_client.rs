@@ -29,6 +29,10 @@ pub enum EdgeError {
         code: String,
         message: String,
     },
+    /// The backend implements an edge contract this reconciler does not
+    /// know (or does not say which).
+    #[error("the edge backend at {url} cannot be driven: {why}")]
+    Contract { url: String, why: String },
     #[error(transparent)]
     Format(#[from] StateFormatError),
     /// An override write for a kind that has none (a bug of the caller).
@@ -151,6 +155,24 @@ impl EdgeClient {
             message: e.to_string(),
         })?;
         Ok(AppliedState::from_state(body)?)
+    }
+
+    /// `GET /healthz`: the edge contract version the backend implements,
+    /// if this reconciler knows it (DESIGN.md §14).
+    pub async fn contract(&self) -> Result<u32, EdgeError> {
+        let (_, text) = self
+            .call::<Value>(
+                Method::GET,
+                path::HEALTHZ,
+                None,
+                &[],
+                "asking the edge backend which contract it implements",
+            )
+            .await?;
+        edge::contract_of(&text).map_err(|why| EdgeError::Contract {
+            url: self.base.clone(),
+            why,
+        })
     }
 
     /// `GET /healthz`.

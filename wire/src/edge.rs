@@ -360,10 +360,74 @@ pub struct SettingPut {
     pub value: Value,
 }
 
-/// `GET /healthz`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// The edge contract version this code implements and speaks (DESIGN.md
+/// §14): `GET /healthz` says it as `contract`, and a reconciler refuses a
+/// backend whose version it does not know.
+pub const CONTRACT: u32 = 1;
+
+/// The edge contract versions a reconciler of this code can drive.
+pub const KNOWN_CONTRACTS: [u32; 1] = [CONTRACT];
+
+/// `GET /healthz`: `{"status": "ok", "contract": 1}` (and `"ok": true`, as
+/// part one answered).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Health {
+    /// Always `"ok"` when the backend serves requests.
+    pub status: String,
+    /// The edge contract version the backend implements ([`CONTRACT`]).
+    pub contract: u32,
+    /// Part one's field, kept for its clients: always true.
     pub ok: bool,
+}
+
+impl Health {
+    /// The answer of a backend that serves requests.
+    pub fn ok() -> Health {
+        Health {
+            status: "ok".to_owned(),
+            contract: CONTRACT,
+            ok: true,
+        }
+    }
+}
+
+/// The contract version a `GET /healthz` answer states, if this code knows
+/// it; otherwise why the backend cannot be driven.
+pub fn contract_of(health: &str) -> Result<u32, String> {
+    let value: Value = serde_json::from_str(health).map_err(|e| {
+        format!(
+            "its GET /healthz answer is not JSON ({e}): {}",
+            clip(health)
+        )
+    })?;
+    match value.get("contract") {
+        None => Err(format!(
+            "it does not say which edge contract it implements (GET /healthz answered {}; \
+             a backend of contract {CONTRACT} answers {{\"status\": \"ok\", \"contract\": {CONTRACT}}})",
+            clip(health)
+        )),
+        Some(v) => match v.as_u64().and_then(|n| u32::try_from(n).ok()) {
+            Some(n) if KNOWN_CONTRACTS.contains(&n) => Ok(n),
+            Some(n) => Err(format!(
+                "it implements edge contract {n}, and this reconciler drives contract {}: \
+                 install the reconciler release that matches the backend (or a backend of \
+                 contract {CONTRACT})",
+                KNOWN_CONTRACTS.map(|k| k.to_string()).join(", ")
+            )),
+            None => Err(format!(
+                "its GET /healthz names contract {v}, which is not a version number"
+            )),
+        },
+    }
+}
+
+/// At most 200 characters of a peer's text, for a message.
+fn clip(text: &str) -> String {
+    let t = text.trim();
+    match t.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &t[..i]),
+        None => t.to_owned(),
+    }
 }
 
 /// The body of every error answer of both services:
@@ -761,5 +825,36 @@ mod tests {
                 json!({"stations": [], "devices": [], "routing": {"default": [], "version": 0}});
             t
         });
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod contract_tests {
+    use super::*;
+
+    #[test]
+    fn a_known_contract_is_taken_and_anything_else_says_why() {
+        assert_eq!(
+            contract_of(&serde_json::to_string(&Health::ok()).unwrap()),
+            Ok(1)
+        );
+        assert_eq!(contract_of(r#"{"status":"ok","contract":1}"#), Ok(1));
+        let newer = contract_of(r#"{"status":"ok","contract":2}"#).unwrap_err();
+        assert!(
+            newer.contains("contract 2") && newer.contains("drives contract 1"),
+            "{newer}"
+        );
+        let older = contract_of(r#"{"ok":true}"#).unwrap_err();
+        assert!(older.contains("does not say"), "{older}");
+        let text = contract_of(r#"{"contract":"one"}"#).unwrap_err();
+        assert!(text.contains("not a version number"), "{text}");
+        let html = contract_of("<html>proxy error</html>").unwrap_err();
+        assert!(
+            html.contains("not JSON") && html.contains("proxy error"),
+            "{html}"
+        );
+        let long = "x".repeat(1000);
+        assert!(contract_of(&long).unwrap_err().len() < 400, "clipped");
     }
 }

@@ -893,10 +893,10 @@ pub async fn verify_audit(State(app): State<App>) -> Result<Response, AppError> 
 #[utoipa::path(
     get, path = "/healthz", tag = "service",
     summary = "Liveness (no token needed)",
-    responses((status = 200, description = "The process serves requests.", body = Health))
+    responses((status = 200, description = "The process serves requests; `contract` is the edge contract version it implements (DESIGN.md §14).", body = Health))
 )]
 pub async fn healthz() -> Json<Health> {
-    Json(Health { ok: true })
+    Json(Health::ok())
 }
 
 #[utoipa::path(

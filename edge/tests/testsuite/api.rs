@@ -13,7 +13,11 @@ async fn health_openapi_and_bearer_token() {
     let s = Server::start();
     // /healthz and /openapi.json need no token.
     let r = Server::send(s.client.get(format!("{}/healthz", s.base))).await;
-    assert_eq!((r.status, r.body.clone()), (200, json!({"ok": true})));
+    // DESIGN.md §14: the contract version; part one's `ok` stays.
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (200, json!({"status": "ok", "contract": 1, "ok": true}))
+    );
     let doc = Server::send(s.client.get(format!("{}/openapi.json", s.base))).await;
     assert_eq!(doc.status, 200);
     assert!(doc.body["openapi"].as_str().unwrap().starts_with("3."));

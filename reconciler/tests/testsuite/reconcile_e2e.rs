@@ -1779,3 +1779,99 @@ fn root_is_refused_on_a_state_directory_another_user_owns() {
     chown_all(&fx.state, 0);
     fx.once().expect_code(0, "root on its own directory");
 }
+
+/// A backend that says it implements `health` on `GET /healthz`, on real
+/// HTTP: the stand-in for a POS backend of another edge contract version.
+/// It records the request line of everything else it is sent, and answers
+/// those 500.
+struct OtherContract {
+    port: u16,
+    others: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl OtherContract {
+    fn start(health: &'static str) -> OtherContract {
+        use std::io::{BufRead as _, BufReader, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let others = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = others.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+                let mut line = String::new();
+                if reader.read_line(&mut line).is_err() {
+                    continue;
+                }
+                // Skip the headers (no request here has a body that matters).
+                let mut header = String::new();
+                while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                    header.clear();
+                }
+                let (status, body) = if line.starts_with("GET /healthz ") {
+                    ("200 OK", health)
+                } else {
+                    seen.lock().expect("seen").push(line.trim().to_owned());
+                    ("500 Internal Server Error", "{}")
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        OtherContract { port, others }
+    }
+
+    fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+/// DESIGN.md §14: a backend of an edge contract this reconciler does not
+/// know is not read or written: the pass fails (exit 1), its report says
+/// which contract the backend implements and which one the reconciler
+/// drives, and the applied record stays. Pointed back at `fleet-edge`
+/// (contract 1), the next pass converges.
+#[test]
+fn a_backend_of_another_edge_contract_is_not_driven() {
+    let fx = Fixture::converged();
+    fx.set_base_price(VARIATION, 1399);
+    fx.sign(&[]);
+    let before = fx.snapshot();
+    let other = OtherContract::start(r#"{"status": "ok", "contract": 2}"#);
+    std::fs::write(
+        &fx.config,
+        fx.config_text().replace(&fx.edge.base(), &other.base()),
+    )
+    .expect("write config");
+    let run = fx.once();
+    run.expect_code(1, "a backend of contract 2");
+    assert_eq!(run.outcome(), "failed", "{run}");
+    let report = fx.newest_report();
+    let error = report["errors"][0].as_str().unwrap_or_default().to_owned();
+    assert!(
+        error.contains(&other.base())
+            && error.contains("implements edge contract 2")
+            && error.contains("drives contract 1"),
+        "{report:#}"
+    );
+    assert!(
+        other.others.lock().expect("seen").is_empty(),
+        "nothing but /healthz was asked: {:?}",
+        other.others.lock().expect("seen")
+    );
+    assert_eq!(
+        fx.applied_text(),
+        before.applied,
+        "applied record unchanged"
+    );
+
+    fx.write_config();
+    let run = fx.once();
+    run.expect_code(0, "back on fleet-edge");
+    assert_eq!(run.outcome(), "converged", "{run}");
+    assert_eq!(fx.applied_revision(), Some(2));
+}
