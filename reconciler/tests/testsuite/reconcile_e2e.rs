@@ -30,8 +30,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use crate::e2e::{
-    self, Edge, Fixture, Run, STORE, VARIATION, assert_refused, changed_entities, entities, fleet,
-    git, run_process, strip_entity,
+    self, Edge, Fixture, Run, STORE, StandIn, VARIATION, assert_refused, changed_entities,
+    entities, fleet, git, run_process, strip_entity,
 };
 use cli::ops::sign::{release_bytes, sign_bytes};
 use serde_json::{Value, json};
@@ -1780,56 +1780,6 @@ fn root_is_refused_on_a_state_directory_another_user_owns() {
     fx.once().expect_code(0, "root on its own directory");
 }
 
-/// A backend that says it implements `health` on `GET /healthz`, on real
-/// HTTP: the stand-in for a POS backend of another edge contract version.
-/// It records the request line of everything else it is sent, and answers
-/// those 500.
-struct OtherContract {
-    port: u16,
-    others: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl OtherContract {
-    fn start(health: &'static str) -> OtherContract {
-        use std::io::{BufRead as _, BufReader, Write as _};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let others = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let seen = others.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let mut reader = BufReader::new(conn.try_clone().expect("clone"));
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() {
-                    continue;
-                }
-                // Skip the headers (no request here has a body that matters).
-                let mut header = String::new();
-                while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
-                    header.clear();
-                }
-                let (status, body) = if line.starts_with("GET /healthz ") {
-                    ("200 OK", health)
-                } else {
-                    seen.lock().expect("seen").push(line.trim().to_owned());
-                    ("500 Internal Server Error", "{}")
-                };
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        OtherContract { port, others }
-    }
-
-    fn base(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-}
-
 /// DESIGN.md §14: a backend of an edge contract this reconciler does not
 /// know is not read or written: the pass fails (exit 1), its report says
 /// which contract the backend implements and which one the reconciler
@@ -1841,7 +1791,12 @@ fn a_backend_of_another_edge_contract_is_not_driven() {
     fx.set_base_price(VARIATION, 1399);
     fx.sign(&[]);
     let before = fx.snapshot();
-    let other = OtherContract::start(r#"{"status": "ok", "contract": 2}"#);
+    // A POS backend of contract 2, on real HTTP: its /healthz says so.
+    let other = StandIn::start(
+        "/healthz",
+        r#"{"status": "ok", "contract": 2}"#,
+        ("500 Internal Server Error", "{}"),
+    );
     std::fs::write(
         &fx.config,
         fx.config_text().replace(&fx.edge.base(), &other.base()),

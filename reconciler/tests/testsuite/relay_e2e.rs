@@ -8,12 +8,9 @@
 //! an altered release, an older one or another store's: each is refused as
 //! the same bytes from Git would be (rows 1, 3, 6).
 
-use std::io::{Read as _, Write as _};
-use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::e2e::{Fixture, STORE, StatusService, VARIATION, assert_refused, git};
+use crate::e2e::{Fixture, STORE, StandIn, StatusService, VARIATION, assert_refused, git};
 use wire::relay::{RelayedRelease, RelayedRoot};
 
 /// `reconciler.toml` reading releases from `status_url`'s relay; with
@@ -137,46 +134,22 @@ fn a_failing_relay_falls_back_to_git_and_the_report_says_so() {
 
 /// A relay that answers whatever the test sets, and 503 to anything else
 /// (reports stay queued in the store's outbox).
-struct RogueRelay {
-    port: u16,
-    answer: Arc<Mutex<String>>,
-}
+struct RogueRelay(StandIn);
 
 impl RogueRelay {
     fn start() -> RogueRelay {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the rogue relay");
-        let port = listener.local_addr().expect("addr").port();
-        let answer = Arc::new(Mutex::new(String::new()));
-        let shared = answer.clone();
-        std::thread::spawn(move || {
-            for conn in listener.incoming() {
-                let Ok(mut conn) = conn else { continue };
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
-                    head.push(byte[0]);
-                }
-                let head = String::from_utf8_lossy(&head).into_owned();
-                let (code, body) = if head.starts_with("GET /api/v1/release") {
-                    ("200 OK", shared.lock().expect("answer").clone())
-                } else {
-                    (
-                        "503 Service Unavailable",
-                        r#"{"error":{"code":"rogue","message":"not here"}}"#.to_owned(),
-                    )
-                };
-                let _ = write!(
-                    conn,
-                    "HTTP/1.1 {code}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-            }
-        });
-        RogueRelay { port, answer }
+        RogueRelay(StandIn::start(
+            "/api/v1/release",
+            "",
+            (
+                "503 Service Unavailable",
+                r#"{"error":{"code":"rogue","message":"not here"}}"#,
+            ),
+        ))
     }
 
     fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        self.0.base()
     }
 
     fn serve(&self, release: &[u8], signature: &[u8], commit: &str) {
@@ -187,7 +160,7 @@ impl RogueRelay {
             signature: Some(signature.to_vec()),
             root: Vec::<RelayedRoot>::new(),
         };
-        *self.answer.lock().expect("answer") = serde_json::to_string(&a).expect("JSON");
+        *self.0.answer.lock().expect("answer") = serde_json::to_string(&a).expect("JSON");
     }
 }
 
@@ -256,7 +229,8 @@ fn row_27_a_rogue_relay_cannot_make_a_store_apply_what_was_not_signed_for_it() {
 
     // Garbage instead of the wire type: a failed pass that says why, and
     // nothing changed (no Git to fall back to in this config).
-    *rogue.answer.lock().expect("answer") = "{\"store\": \"acme/soho\", \"release\": 7".to_owned();
+    *rogue.0.answer.lock().expect("answer") =
+        "{\"store\": \"acme/soho\", \"release\": 7".to_owned();
     let before = fx.snapshot();
     let run = fx.once();
     assert_eq!(run.outcome(), "failed", "{run}");

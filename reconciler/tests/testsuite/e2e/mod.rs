@@ -1777,3 +1777,62 @@ pub fn assert_refused(fx: &Fixture, before: &Snapshot, run: &Run, codes: &[&str]
     assert_eq!(report["store"], STORE, "{report:#}");
     (*code).to_owned()
 }
+
+/// A stand-in peer on real HTTP, for peers that are not ours or that must
+/// misbehave (a rogue relay, a POS backend of another edge contract): it
+/// answers `GET <route>…` with `200` and the current `answer` (JSON), and
+/// anything else with `other` (status line, body), recording that
+/// request's first line in `others`. One request per connection.
+pub struct StandIn {
+    pub port: u16,
+    pub answer: std::sync::Arc<std::sync::Mutex<String>>,
+    pub others: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl StandIn {
+    pub fn start(
+        route: &'static str,
+        answer: &str,
+        other: (&'static str, &'static str),
+    ) -> StandIn {
+        use std::io::{Read as _, Write as _};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the stand-in");
+        let port = listener.local_addr().expect("addr").port();
+        let answer = std::sync::Arc::new(std::sync::Mutex::new(answer.to_owned()));
+        let others = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (shared, seen) = (answer.clone(), others.clone());
+        let wanted = format!("GET {route}");
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(mut conn) = conn else { continue };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && conn.read(&mut byte).is_ok_and(|n| n == 1) {
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let (status, body) = if head.starts_with(&wanted) {
+                    ("200 OK", shared.lock().expect("answer").clone())
+                } else {
+                    let line = head.lines().next().unwrap_or_default().to_owned();
+                    seen.lock().expect("seen").push(line);
+                    (other.0, other.1.to_owned())
+                };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        StandIn {
+            port,
+            answer,
+            others,
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
