@@ -22,6 +22,7 @@ pub mod digest;
 pub mod edge;
 #[cfg(feature = "axum")]
 pub mod http;
+pub mod json;
 pub mod node_auth;
 pub mod relay;
 pub mod report;

@@ -37,7 +37,8 @@ fn parse_json(body: &Bytes) -> Result<Value, AppError> {
     if body.is_empty() {
         return Err(AppError::bad_request("the request needs a JSON body"));
     }
-    serde_json::from_slice(body)
+    // A key named twice in one object is refused, not resolved silently.
+    wire::json::parse_strict(body)
         .map_err(|e| AppError::bad_request(format!("the body is not valid JSON: {e}")))
 }
 

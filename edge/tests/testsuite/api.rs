@@ -190,6 +190,24 @@ async fn settings_crud_with_preconditions() {
     .await;
     assert_eq!((r.status, r.code()), (400, "bad_request"));
 
+    // A key named twice: 400 naming it, nothing written (issue #21 item 6;
+    // serde_json alone would take the last one).
+    let r = Server::send(
+        s.request(Method::PUT, "/settings/locale")
+            .header("If-None-Match", "*")
+            .header("Content-Type", "application/json")
+            .body(r#"{"value": "en-US", "value": "fr-FR"}"#),
+    )
+    .await;
+    assert_eq!((r.status, r.code()), (400, "bad_request"), "{}", r.body);
+    let message = r.body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("duplicate key \"value\""), "{}", r.body);
+    assert_eq!(
+        s.get("/settings/locale").await.status,
+        404,
+        "nothing written"
+    );
+
     // Delete needs the version.
     let r = Server::send(s.request(Method::DELETE, "/settings/tax.rounding")).await;
     assert_eq!(r.status, 428);
