@@ -139,17 +139,17 @@ impl EdgeClient {
         Ok((status, text))
     }
 
+    /// `GET path`: the body of a success answer.
+    async fn get(&self, path: &str, what: &str) -> Result<String, EdgeError> {
+        let (_, text) = self
+            .call::<Value>(Method::GET, path, None, &[], what)
+            .await?;
+        Ok(text)
+    }
+
     /// `GET /state`: everything applied, with versions.
     pub async fn state(&self) -> Result<AppliedState, EdgeError> {
-        let (_, text) = self
-            .call::<Value>(
-                Method::GET,
-                path::STATE,
-                None,
-                &[],
-                "reading the applied state",
-            )
-            .await?;
+        let text = self.get(path::STATE, "reading the applied state").await?;
         let body: StateBody = serde_json::from_str(&text).map_err(|e| StateFormatError {
             at: format!("line {} column {}", e.line(), e.column()),
             message: e.to_string(),
@@ -160,12 +160,9 @@ impl EdgeClient {
     /// `GET /healthz`: the edge contract version the backend implements,
     /// if this reconciler knows it (DESIGN.md §14).
     pub async fn contract(&self) -> Result<u32, EdgeError> {
-        let (_, text) = self
-            .call::<Value>(
-                Method::GET,
+        let text = self
+            .get(
                 path::HEALTHZ,
-                None,
-                &[],
                 "asking the edge backend which contract it implements",
             )
             .await?;
@@ -173,15 +170,6 @@ impl EdgeClient {
             url: self.base.clone(),
             why,
         })
-    }
-
-    /// `GET /healthz`.
-    pub async fn healthy(&self) -> bool {
-        self.http
-            .get(format!("{}{}", self.base, path::HEALTHZ))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success())
     }
 
     fn audit_headers(writer: &Writer) -> Vec<(&'static str, String)> {

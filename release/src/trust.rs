@@ -303,20 +303,12 @@ pub fn check(
             version_name(needed)
         )));
     }
-    if parsed.store != signed_store {
-        return Err(Refusal::CommentMismatch {
-            field: "store",
-            comment: signed_store.to_owned(),
-            file: parsed.store,
-        });
-    }
-    if parsed.revision != signed_revision {
-        return Err(Refusal::CommentMismatch {
-            field: "revision",
-            comment: signed_revision.to_string(),
-            file: parsed.revision.to_string(),
-        });
-    }
+    matches_comment(
+        &parsed.store,
+        parsed.revision,
+        signed_store,
+        signed_revision,
+    )?;
 
     let digest = digest(release);
     let mut already_applied = false;
@@ -478,20 +470,7 @@ pub fn check_head(
                 .to_owned(),
         ));
     }
-    if head.store != store {
-        return Err(Refusal::CommentMismatch {
-            field: "store",
-            comment: store.to_owned(),
-            file: head.store,
-        });
-    }
-    if head.revision != signed_revision {
-        return Err(Refusal::CommentMismatch {
-            field: "revision",
-            comment: signed_revision.to_string(),
-            file: head.revision.to_string(),
-        });
-    }
+    matches_comment(&head.store, head.revision, store, signed_revision)?;
     if head.expires_at <= now {
         return Err(Refusal::Expired {
             expires_at: head.expires_at,
@@ -502,6 +481,33 @@ pub fn check_head(
         expires_at: head.expires_at,
         key_id,
     })
+}
+
+/// The store and revision a release file names must be the ones its
+/// signed trusted comment names: a release copied to another store's
+/// directory, or with its revision edited, is refused. Both gates ([`check`]
+/// and [`check_head`]) ask this.
+fn matches_comment(
+    file_store: &str,
+    file_revision: u64,
+    signed_store: &str,
+    signed_revision: u64,
+) -> Result<(), Refusal> {
+    if file_store != signed_store {
+        return Err(Refusal::CommentMismatch {
+            field: "store",
+            comment: signed_store.to_owned(),
+            file: file_store.to_owned(),
+        });
+    }
+    if file_revision != signed_revision {
+        return Err(Refusal::CommentMismatch {
+            field: "revision",
+            comment: signed_revision.to_string(),
+            file: file_revision.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Verify against each trusted key; return the id of the one that signed.

@@ -26,6 +26,7 @@ use tracing::{info, warn};
 
 use crate::api::{AppState, RolloutEntry, row_state};
 use crate::state::SyncState;
+use crate::store::AlertEvent;
 
 /// Releases and roots expiring within this are alerted on.
 pub const EXPIRY_WARNING_DAYS: i64 = 30;
@@ -53,17 +54,6 @@ pub struct Condition {
     /// The store (`tenant/store`), the rollout (`tenant/id`) or `trust/root`.
     pub subject: String,
     pub message: String,
-}
-
-/// What is posted to the webhook.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Event {
-    pub event: &'static str,
-    /// `firing` or `resolved`.
-    pub status: &'static str,
-    pub subject: String,
-    pub message: String,
-    pub at: DateTime<Utc>,
 }
 
 /// Conditions keyed by kind and subject.
@@ -184,14 +174,14 @@ pub fn conditions(
 }
 
 /// The events that take `before` to `now`: `firing` for new conditions,
-/// then `resolved` for ones gone, each in key order.
-pub fn changes(before: &Conditions, now: &Conditions, at: DateTime<Utc>) -> Vec<Event> {
-    let event = |c: &Condition, status| Event {
-        event: c.kind,
-        status,
+/// then `resolved` for ones gone, each in key order, as they are queued.
+pub fn changes(before: &Conditions, now: &Conditions, at: DateTime<Utc>) -> Vec<AlertEvent> {
+    let event = |c: &Condition, status: &str| AlertEvent {
+        kind: c.kind.to_owned(),
+        status: status.to_owned(),
         subject: c.subject.clone(),
         message: c.message.clone(),
-        at,
+        at: at.timestamp(),
     };
     let fired = now
         .iter()
@@ -299,16 +289,7 @@ async fn round(
     now: DateTime<Utc>,
 ) -> Result<(), crate::store::StoreError> {
     let before = held(state.store.held_alerts().await?);
-    let events: Vec<crate::store::AlertEvent> = changes(&before, current, now)
-        .into_iter()
-        .map(|e| crate::store::AlertEvent {
-            kind: e.event.to_owned(),
-            status: e.status.to_owned(),
-            subject: e.subject,
-            message: e.message,
-            at: e.at.timestamp(),
-        })
-        .collect();
+    let events = changes(&before, current, now);
     if !events.is_empty() {
         state.store.queue_alerts(&events).await?;
     }
@@ -322,7 +303,7 @@ async fn round(
     deliver(state, http, url).await
 }
 
-/// What is posted for a queued event.
+/// What is posted to the webhook for a queued event.
 #[derive(Debug, Serialize)]
 struct Posted<'a> {
     event: &'a str,
@@ -397,7 +378,7 @@ mod tests {
         let fired = changes(&none, &one, at);
         assert_eq!(fired.len(), 1);
         assert_eq!(
-            (fired[0].event, fired[0].status),
+            (fired[0].kind.as_str(), fired[0].status.as_str()),
             ("store_refused", "firing")
         );
         assert!(
@@ -407,7 +388,9 @@ mod tests {
         let moved: Conditions = [c("store_offline", "acme/soho")].into();
         let e = changes(&one, &moved, at);
         assert_eq!(
-            e.iter().map(|e| (e.event, e.status)).collect::<Vec<_>>(),
+            e.iter()
+                .map(|e| (e.kind.as_str(), e.status.as_str()))
+                .collect::<Vec<_>>(),
             vec![("store_offline", "firing"), ("store_refused", "resolved")]
         );
     }

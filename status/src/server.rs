@@ -88,8 +88,6 @@ pub enum ServeError {
     CommitUrlTemplate(String),
     #[error("--alert-webhook {0:?}: write an http:// or https:// address")]
     AlertWebhook(String),
-    #[error("serving HTTP: {0}")]
-    Serve(std::io::Error),
 }
 
 /// Run the server until a shutdown signal. `on_listening` is called once
@@ -257,13 +255,12 @@ pub async fn serve(
             },
         ),
     );
-    let result = serve_http1(listener, app, async move {
+    serve_http1(listener, app, async move {
         shutdown_signal().await;
         // Long-polls answer now rather than hold the stop up.
         stop.send_replace(true);
     })
-    .await
-    .map_err(ServeError::Serve);
+    .await;
     if let Some(f) = fetcher {
         f.abort();
     }
@@ -276,7 +273,7 @@ pub async fn serve(
         warn!(error = %e, "Closing the database failed.");
     }
     info!("fleet-status stopped.");
-    result
+    Ok(())
 }
 
 /// A commit link template must be a web address (no `javascript:`) with
@@ -470,9 +467,9 @@ async fn housekeeping(db: std::sync::Arc<dyn crate::store::Store>, retain_report
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
 /// Serve `app` over HTTP/1.1 on `listener` until `shutdown` completes,
-/// then let the requests in progress finish.
+/// then let the requests in progress finish. A failed accept (out of file
+/// descriptors, say) is logged and retried, never the end of the service.
 ///
 /// hyper's HTTP/1 connection directly, rather than `axum::serve`: that one
 /// first reads a few bytes to tell HTTP/1 from HTTP/2 and hands them back
@@ -487,7 +484,7 @@ async fn serve_http1(
     listener: TcpListener,
     app: axum::Router,
     shutdown: impl std::future::Future<Output = ()>,
-) -> std::io::Result<()> {
+) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(hyper_util::rt::TokioTimer::new());
@@ -516,9 +513,9 @@ async fn serve_http1(
     }
     drop(listener);
     graceful.shutdown().await;
-    Ok(())
 }
 
+/// Resolves on SIGTERM or Ctrl-C.
 async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {

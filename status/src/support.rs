@@ -75,7 +75,7 @@ pub async fn post_bundle(
         if let Some(id) = action {
             let detail = format!("the bundle was refused: {message}");
             let answer = ActionAnswer {
-                kind: "support_bundle",
+                kind: wire::desired::ActionKind::SupportBundle,
                 at: state.clock.now().timestamp(),
                 result: "failed",
                 detail: &detail,

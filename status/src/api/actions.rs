@@ -318,7 +318,7 @@ pub async fn answer_reports(
     for id in ids.iter().take(MAX_ANSWERED) {
         let Ok(id) = i64::try_from(*id) else { continue };
         let answer = ActionAnswer {
-            kind: "reconcile",
+            kind: ActionKind::Reconcile,
             at,
             result: "done",
             detail: &detail,

@@ -263,10 +263,10 @@ pub struct ActionRow {
 /// How a store answered an action.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActionAnswer<'a> {
-    /// The kind of action this answer is for (`reconcile` for a report,
-    /// `support_bundle` for a bundle): an action of another kind stays
-    /// open.
-    pub kind: &'a str,
+    /// The kind of action this answer is for (a report answers
+    /// `reconcile`, a bundle `support_bundle`): an action of another kind
+    /// stays open.
+    pub kind: wire::desired::ActionKind,
     pub at: i64,
     /// `done` or `failed`.
     pub result: &'a str,

@@ -637,7 +637,7 @@ where
             .bind(a.detail)
             .bind(a.report_id)
             .bind(a.bundle_id)
-            .bind(a.kind)
+            .bind(a.kind.as_str())
             .execute(&self.write)
             .await?;
             Ok(done.rows_affected() == 1)
@@ -686,13 +686,14 @@ where
             if let Some(action) = b.action_id {
                 sqlx::query(
                     "UPDATE status_actions SET done_at = $3, result = 'done', detail = $4, \
-                     bundle_id = $4 WHERE store = $1 AND id = $2 AND kind = 'support_bundle' \
+                     bundle_id = $4 WHERE store = $1 AND id = $2 AND kind = $5 \
                      AND done_at IS NULL",
                 )
                 .bind(b.store)
                 .bind(action)
                 .bind(b.received_at)
                 .bind(b.id)
+                .bind(wire::desired::ActionKind::SupportBundle.as_str())
                 .execute(&mut *tx)
                 .await?;
             }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{FleetRepo, Server, ServerOpts, TestDb, report};
+use crate::common::{FleetRepo, Node, Server, ServerOpts, TestDb, report};
 
 /// An HTTP receiver that records the JSON bodies it accepts, and answers
 /// 503 to everything while `up` is false.
@@ -96,6 +96,18 @@ impl Receiver {
             .count()
     }
 
+    /// Wait until the receiver refused `n` posts in all.
+    fn wait_refused(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.refused.load(Ordering::SeqCst) < n {
+            assert!(
+                Instant::now() < deadline,
+                "no event was tried while the receiver was down"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     fn wait_for(&self, event: &str, status: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.events(event, status) == 0 {
@@ -117,13 +129,10 @@ async fn a_refused_store_is_alerted_once_and_its_recovery_is_retried_until_taken
     let server = alerting(&db, &repo, &receiver);
     let node = server.enrolled_node("acme/soho").await;
 
-    let refused = report("acme/soho", "refused", Some(1), None);
-    let r = server.report(&node, &refused).await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
+    reports(&server, &node, "refused").await;
     receiver.wait_for("store_refused", "firing");
     // Still refused at the next rounds: nothing new is posted.
-    let r = server.report(&node, &refused).await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
+    reports(&server, &node, "refused").await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(receiver.events("store_refused", "firing"), 1);
     let metrics = server
@@ -141,22 +150,13 @@ async fn a_refused_store_is_alerted_once_and_its_recovery_is_retried_until_taken
     // once and the resolved event waits for the receiver.
     receiver.up.store(false, Ordering::SeqCst);
     let started = Instant::now();
-    let r = server
-        .report(&node, &report("acme/soho", "converged", Some(1), Some(1)))
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
+    reports(&server, &node, "converged").await;
     assert!(
         started.elapsed() < Duration::from_secs(5),
         "ingest is not held up"
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while receiver.refused.load(Ordering::SeqCst) < 2 {
-        assert!(
-            Instant::now() < deadline,
-            "the resolved event was never tried"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The resolved event was tried while the receiver was down.
+    receiver.wait_refused(2);
     assert_eq!(receiver.events("store_refused", "resolved"), 0);
     receiver.up.store(true, Ordering::SeqCst);
     receiver.wait_for("store_refused", "resolved");
@@ -164,6 +164,16 @@ async fn a_refused_store_is_alerted_once_and_its_recovery_is_retried_until_taken
     assert_eq!(receiver.events("store_refused", "resolved"), 1, "once");
     assert_eq!(receiver.events("store_refused", "firing"), 1);
     assert!(server.log().contains("Alert sent."), "{}", server.log());
+}
+
+/// acme/soho's node reports `outcome` (`refused`: nothing applied; else
+/// revision 1 applied), and the service takes the report.
+async fn reports(server: &Server, node: &Node, outcome: &str) {
+    let applied = (outcome != "refused").then_some(1);
+    let r = server
+        .report(node, &report("acme/soho", outcome, Some(1), applied))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
 }
 
 /// A server on `db` posting alerts to `receiver` every second.
@@ -189,10 +199,7 @@ async fn a_restarted_service_does_not_post_again_what_it_posted() {
     let repo = FleetRepo::new();
     let mut first = alerting(&db, &repo, &receiver);
     let node = first.enrolled_node("acme/soho").await;
-    let r = first
-        .report(&node, &report("acme/soho", "refused", Some(1), None))
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
+    reports(&first, &node, "refused").await;
     receiver.wait_for("store_refused", "firing");
     first.kill();
 
@@ -206,10 +213,7 @@ async fn a_restarted_service_does_not_post_again_what_it_posted() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(receiver.events("store_refused", "firing"), 1, "not again");
 
-    let r = second
-        .report(&node, &report("acme/soho", "converged", Some(1), Some(1)))
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
+    reports(&second, &node, "converged").await;
     receiver.wait_for("store_refused", "resolved");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(receiver.events("store_refused", "resolved"), 1);
@@ -223,10 +227,7 @@ async fn two_replicas_post_each_event_once_and_a_killed_one_leaves_nothing_unsen
     let mut a = alerting(&db, &repo, &receiver);
     let b = alerting(&db, &repo, &receiver);
     let node = a.enrolled_node("acme/soho").await;
-    let r = a
-        .report(&node, &report("acme/soho", "refused", Some(1), None))
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
+    reports(&a, &node, "refused").await;
     receiver.wait_for("store_refused", "firing");
     // Both replicas run rounds every second; the event is posted once.
     tokio::time::sleep(Duration::from_secs(4)).await;
@@ -237,18 +238,9 @@ async fn two_replicas_post_each_event_once_and_a_killed_one_leaves_nothing_unsen
     // receiver is back.
     a.kill();
     receiver.up.store(false, Ordering::SeqCst);
-    let r = b
-        .report(&node, &report("acme/soho", "converged", Some(1), Some(1)))
-        .await;
-    assert_eq!(r.status, 201, "{:?}", r.body);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while receiver.refused.load(Ordering::SeqCst) == 0 {
-        assert!(
-            Instant::now() < deadline,
-            "the resolved event was never tried"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    reports(&b, &node, "converged").await;
+    // The resolved event was tried while the receiver was down.
+    receiver.wait_refused(1);
     receiver.up.store(true, Ordering::SeqCst);
     receiver.wait_for("store_refused", "resolved");
     tokio::time::sleep(Duration::from_secs(3)).await;
