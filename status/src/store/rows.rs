@@ -7,7 +7,10 @@
 
 use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
 
-use super::{ActionRow, AuditEntry, BundleRow, Node, OperatorRow, ReportRow, StoreRow};
+use super::{
+    ActionRow, AlertEvent, AuditEntry, BundleRow, HeldAlert, Node, OperatorRow, QueuedAlert,
+    ReportRow, StoreRow,
+};
 
 /// A revision as stored (`BIGINT`); a negative one, which no write
 /// produces, reads as none.
@@ -188,6 +191,46 @@ where
             received_at: r.try_get("received_at")?,
             size: count(r.try_get("size")?),
             action_id: r.try_get("action_id")?,
+        })
+    }
+}
+
+/// One row of `status_alerts`.
+impl<'r, R> FromRow<'r, R> for HeldAlert
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(r: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(HeldAlert {
+            kind: r.try_get("kind")?,
+            subject: r.try_get("subject")?,
+            message: r.try_get("message")?,
+            since: r.try_get("since")?,
+        })
+    }
+}
+
+/// One row of `status_alert_events`.
+impl<'r, R> FromRow<'r, R> for QueuedAlert
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    fn from_row(r: &'r R) -> Result<Self, sqlx::Error> {
+        Ok(QueuedAlert {
+            id: r.try_get("id")?,
+            event: AlertEvent {
+                kind: r.try_get("kind")?,
+                status: r.try_get("status")?,
+                subject: r.try_get("subject")?,
+                message: r.try_get("message")?,
+                at: r.try_get("at")?,
+            },
         })
     }
 }

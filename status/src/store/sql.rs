@@ -728,21 +728,11 @@ where
 
     fn held_alerts(&self) -> StoreFuture<'_, Vec<HeldAlert>> {
         Box::pin(async move {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as(
                 "SELECT kind, subject, message, since FROM status_alerts ORDER BY kind, subject",
             )
             .fetch_all(&self.read)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(HeldAlert {
-                        kind: r.try_get("kind")?,
-                        subject: r.try_get("subject")?,
-                        message: r.try_get("message")?,
-                        since: r.try_get("since")?,
-                    })
-                })
-                .collect()
+            .await?)
         })
     }
 
@@ -788,27 +778,13 @@ where
 
     fn queued_alerts(&self, limit: i64) -> StoreFuture<'_, Vec<QueuedAlert>> {
         Box::pin(async move {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as(
                 "SELECT id, kind, status, subject, message, at FROM status_alert_events \
                  ORDER BY id LIMIT $1",
             )
             .bind(limit)
             .fetch_all(&self.read)
-            .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(QueuedAlert {
-                        id: r.try_get("id")?,
-                        event: AlertEvent {
-                            kind: r.try_get("kind")?,
-                            status: r.try_get("status")?,
-                            subject: r.try_get("subject")?,
-                            message: r.try_get("message")?,
-                            at: r.try_get("at")?,
-                        },
-                    })
-                })
-                .collect()
+            .await?)
         })
     }
 
