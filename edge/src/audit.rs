@@ -10,11 +10,10 @@
 //! elsewhere. This module must not be used to change or remove entries.
 
 use futures_util::TryStreamExt as _;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{Row, SqliteConnection, SqlitePool};
-use utoipa::ToSchema;
+pub use wire::edge::{AuditEntry, AuditPage, VerifyReport};
 
 /// `prev_hash` of the first entry.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -49,60 +48,6 @@ impl Actor {
     pub fn is_reconciler(&self) -> bool {
         self.name == Self::RECONCILER
     }
-}
-
-/// One audit entry as stored and answered.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct AuditEntry {
-    pub seq: u64,
-    /// RFC 3339, UTC, milliseconds.
-    pub time: String,
-    /// `reconciler` or `local:<user>`.
-    pub actor: String,
-    /// Release revision, for the reconciler.
-    pub revision: Option<u64>,
-    /// Source commit, for the reconciler.
-    pub commit: Option<String>,
-    /// `settings`, `menu`, `access` or `kitchen`.
-    pub domain: String,
-    /// Entity kind: `setting`, `tax`, `category`, `modifier_group`, `item`,
-    /// `discount`, `role`, `user`, `station`, `device`, `routing`.
-    pub kind: String,
-    pub entity_id: String,
-    /// `create`, `update`, `delete` or `override`.
-    pub action: String,
-    /// The version this write gave the entity (for a delete: the version the
-    /// deletion consumed).
-    pub version: u64,
-    /// The entity as `GET` answered it before the write; null when created.
-    #[schema(value_type = Object, nullable)]
-    pub before: Option<Value>,
-    /// The entity as `GET` answers it after the write; null when deleted.
-    #[schema(value_type = Object, nullable)]
-    pub after: Option<Value>,
-    pub prev_hash: String,
-    pub hash: String,
-}
-
-/// A page of `GET /audit`.
-#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
-pub struct AuditPage {
-    pub entries: Vec<AuditEntry>,
-    /// Pass as `after` for the next page; null when this page is the last.
-    pub next_after: Option<u64>,
-}
-
-/// The answer of `GET /audit/verify`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct VerifyReport {
-    pub ok: bool,
-    /// Entries checked.
-    pub entries: u64,
-    /// The first entry found missing or altered.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub first_bad_seq: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
 }
 
 /// The newest entry's seq and hash.

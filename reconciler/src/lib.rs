@@ -13,12 +13,16 @@
 //!   service's relay and cached in the state directory.
 //! - [`config`]: `reconciler.toml`; [`diagnose`]: the support bundle of
 //!   `fleet-reconciler diagnose`.
+//! - [`conformance`]: the edge conformance kit behind `fleet conformance
+//!   edge`: what this reconciler relies on, checked against any backend
+//!   with the client and planner above.
 //!
 //! The operator's code (signing, quickstart, scaffolding) is not here: it
 //! lives in the `cli` crate, which a store never installs.
 
 pub mod agent;
 pub mod config;
+pub mod conformance;
 pub mod daemon;
 pub mod diagnose;
 pub mod edge_client;

@@ -179,6 +179,33 @@ enum RolloutCommand {
     },
 }
 
+/// `fleet conformance …`
+#[derive(Debug, Subcommand)]
+enum ConformanceCommand {
+    /// Check a POS backend against the edge contract (DESIGN.md §14):
+    /// every behaviour fleet-reconciler relies on, one line per check.
+    ///
+    /// Runs against an EMPTY backend (a fresh database): it creates,
+    /// changes and deletes entities of every kind through the reconciler's
+    /// own client, tries writes the backend must refuse, reads the audit
+    /// log, and leaves the backend empty again. A backend that holds
+    /// configuration is refused before anything is written. See
+    /// docs/edge-contract.md. Exit 0 when every check passes, 1 when one
+    /// fails, 2 usage or IO error (such as an unreadable token file).
+    Edge {
+        /// The backend's base URL, e.g. http://127.0.0.1:7070.
+        #[arg(long)]
+        url: String,
+        /// A file holding the backend's bearer token (surrounding
+        /// whitespace is trimmed).
+        #[arg(long)]
+        token_file: PathBuf,
+        /// How long one request may take.
+        #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+        timeout: std::time::Duration,
+    },
+}
+
 /// `fleet root …`
 #[derive(Debug, Subcommand)]
 enum RootCommand {
@@ -417,6 +444,10 @@ enum Command {
     /// docs/operations/signing.md for rotation and compromise runbooks.
     #[command(subcommand)]
     Root(RootCommand),
+    /// Conformance kits: `fleet conformance edge` checks that a POS
+    /// backend can be driven by fleet-reconciler.
+    #[command(subcommand)]
+    Conformance(ConformanceCommand),
     /// Run the whole system on this machine and watch a change converge.
     ///
     /// In DIR: a fleet repo made from fleet-repo-template/ (Git, signed
@@ -596,6 +627,11 @@ fn run(cli: Cli) -> i32 {
         ),
         Command::Verify { pubkey, root, repo } => verify(pubkey.as_deref(), root.as_deref(), &repo),
         Command::Root(cmd) => root(cmd),
+        Command::Conformance(ConformanceCommand::Edge {
+            url,
+            token_file,
+            timeout,
+        }) => conformance_edge(&url, &token_file, timeout),
         Command::Secret(SecretCommand::Recipients {
             status_url: Some(status_url),
             token_file: Some(token_file),
@@ -613,6 +649,38 @@ fn run(cli: Cli) -> i32 {
             ops::quickstart::guard(std::io::stdin().lock());
             exit::OK
         }
+    }
+}
+
+fn conformance_edge(url: &str, token_file: &std::path::Path, timeout: std::time::Duration) -> i32 {
+    use reconciler::conformance::{self, Verdict};
+    let token = match reconciler::config::read_secret(token_file, "edge token") {
+        Ok(t) => t,
+        Err(e) => return fail(format!("reading {}: {e}", token_file.display())),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    println!(
+        "edge conformance of {url} (contract {})",
+        wire::edge::CONTRACT
+    );
+    let outcomes = runtime.block_on(conformance::run(url, token, timeout, |o| {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{o}");
+        let _ = out.flush();
+    }));
+    let passed = outcomes
+        .iter()
+        .filter(|o| matches!(o.verdict, Verdict::Pass(_)))
+        .count();
+    println!("{passed} of {} checks passed", outcomes.len());
+    if passed == outcomes.len() {
+        exit::OK
+    } else {
+        exit::FINDINGS
     }
 }
 

@@ -8,6 +8,7 @@ mod e2e;
 mod packages;
 
 mod acceptance;
+mod conformance_e2e;
 mod dashboard_browser;
 mod deb_package;
 mod deploy_pi;
