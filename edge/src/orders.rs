@@ -1,8 +1,11 @@
 //! Local-first orders: pricing an order from the applied menu, routing its
 //! kitchen tickets, and storing both.
 //!
-//! An order is priced and stored in one write transaction, so it sees one
-//! consistent menu. Orders and tickets are kept as they were priced: later
+//! An order is priced on a reading connection, in one read transaction (one
+//! consistent menu), and stored in a write transaction that first checks
+//! that no configuration write landed in between (else it prices again), so
+//! an order's pricing never holds the write lock other registers wait on.
+//! Orders and tickets are kept as they were priced: later
 //! configuration writes never change them (and the reconciler never reads or
 //! writes them). The arithmetic is in [`crate::pricing`]; this module looks
 //! things up and routes.
@@ -18,13 +21,18 @@ use utoipa::ToSchema;
 
 use crate::db::Db;
 use crate::model::{Invalid, MemberKind, ROUTING_ID, decode};
-use crate::pricing::{self, Line, LineTax, Rounding};
+use crate::pricing::{self, Line, LineTax, Rounding, Scope};
 use crate::store::{self, now_rfc3339};
 
 /// Most lines in one order.
 pub const MAX_LINES: usize = 500;
 /// Largest quantity of one line.
 pub const MAX_QUANTITY: u64 = 10_000;
+/// Most modifiers on one line, the defaults applied included.
+pub use schemas::rules::MAX_MODIFIERS_PER_LINE;
+/// Pricings refused because a configuration write landed between the
+/// pricing and the write; the last attempt prices in the write transaction.
+const PRICE_ATTEMPTS: usize = 3;
 
 /// `POST /orders`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -44,7 +52,9 @@ pub struct OrderLineRequest {
     /// 1 to 10,000; 1 when left out.
     #[serde(default = "one")]
     pub quantity: u64,
-    /// Modifier ids from the item's modifier groups.
+    /// Modifier ids from the item's modifier groups, at most 50. A group
+    /// with `min` ≥ 1 of which the line names none gets the group's
+    /// default modifiers (charged); fewer than `min` is refused.
     #[serde(default)]
     pub modifiers: Vec<String>,
 }
@@ -187,6 +197,19 @@ impl Menu<'_> {
         Ok(self.groups.get(&group_id).cloned())
     }
 
+    async fn group(&mut self, id: &str) -> Result<Option<ModifierGroup>, OrderError> {
+        if !self.groups.contains_key(id) {
+            let Some(g) = self
+                .entity::<ModifierGroup>(EntityKind::ModifierGroup, id)
+                .await?
+            else {
+                return Ok(None);
+            };
+            self.groups.insert(id.to_owned(), g);
+        }
+        Ok(self.groups.get(id).cloned())
+    }
+
     async fn tax(&mut self, id: &str) -> Result<Option<Tax>, OrderError> {
         if !self.taxes.contains_key(id) {
             let Some(t) = self.entity::<Tax>(EntityKind::Tax, id).await? else {
@@ -220,20 +243,61 @@ pub async fn place(db: &Db, req: OrderRequest) -> Result<Order, OrderError> {
             Invalid::new("lines", format!("an order has at most {MAX_LINES} lines")).into(),
         );
     }
+    for (i, l) in req.lines.iter().enumerate() {
+        if l.modifiers.len() > MAX_MODIFIERS_PER_LINE as usize {
+            return Err(Invalid::new(
+                format!("lines[{i}].modifiers"),
+                format!(
+                    "a line has at most {MAX_MODIFIERS_PER_LINE} modifiers, got {}",
+                    l.modifiers.len()
+                ),
+            )
+            .into());
+        }
+    }
+    for _ in 1..PRICE_ATTEMPTS {
+        let mut read = db.reader.begin().await?;
+        let seen = config_version(&mut read).await?;
+        let order = price(&mut read, &req).await?;
+        read.rollback().await?;
+        let mut tx = db.writer.begin().await?;
+        if config_version(&mut tx).await? != seen {
+            // The menu changed while this order was priced: price again.
+            tx.rollback().await?;
+            continue;
+        }
+        let order = store(&mut tx, order).await?;
+        tx.commit().await?;
+        return Ok(order);
+    }
+    // Configuration keeps changing: price in the write transaction.
     let mut tx = db.writer.begin().await?;
-    let order = price_and_store(&mut tx, req).await?;
+    let order = price(&mut tx, &req).await?;
+    let order = store(&mut tx, order).await?;
     tx.commit().await?;
     Ok(order)
 }
 
-async fn price_and_store(
-    conn: &mut SqliteConnection,
-    req: OrderRequest,
-) -> Result<Order, OrderError> {
-    let rounding = match store::body(conn, EntityKind::Setting, "tax.rounding").await? {
-        Some(Value::String(s)) => Rounding::from_setting(Some(&s)),
-        _ => Rounding::default(),
-    };
+/// The configuration's version counter: every configuration write moves it.
+async fn config_version(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT value FROM meta WHERE key = 'version_counter'")
+        .fetch_one(conn)
+        .await
+}
+
+/// A setting's string value, if it is set to a string.
+async fn setting_str(conn: &mut SqliteConnection, key: &str) -> Result<Option<String>, OrderError> {
+    Ok(match store::body(conn, EntityKind::Setting, key).await? {
+        Some(Value::String(s)) => Some(s),
+        _ => None,
+    })
+}
+
+/// The order `req` priced and routed from the menu `conn` sees; its id is
+/// given when it is stored.
+async fn price(conn: &mut SqliteConnection, req: &OrderRequest) -> Result<Order, OrderError> {
+    let rounding = Rounding::from_setting(setting_str(conn, "tax.rounding").await?.as_deref());
+    let scope = Scope::from_setting(setting_str(conn, "tax.rounding_scope").await?.as_deref());
     let routing: Routing = match store::body(conn, EntityKind::Routing, ROUTING_ID).await? {
         Some(v) => decode(v).map_err(|e| OrderError::Corrupt {
             kind: "routing",
@@ -252,6 +316,7 @@ async fn price_and_store(
     let mut lines = Vec::with_capacity(req.lines.len());
     let mut priced_lines = Vec::with_capacity(req.lines.len());
     let mut tickets: BTreeMap<String, Vec<TicketLine>> = BTreeMap::new();
+    let mut tax_keys: HashMap<String, usize> = HashMap::new();
     for (i, l) in req.lines.iter().enumerate() {
         if l.quantity == 0 || l.quantity > MAX_QUANTITY {
             return Err(Invalid::new(
@@ -276,6 +341,7 @@ async fn price_and_store(
             .find(|v| v.id.as_str() == l.variation)
             .ok_or_else(unknown_variation)?;
         let mut unit_price = variation.price.0;
+        let mut modifiers = l.modifiers.clone();
         let mut per_group: BTreeMap<String, u32> = BTreeMap::new();
         for (j, m) in l.modifiers.iter().enumerate() {
             let field = format!("lines[{i}].modifiers[{j}]");
@@ -312,11 +378,52 @@ async fn price_and_store(
                 .unwrap_or(0);
             unit_price += price;
         }
+        // A required group the line names nothing of gets its defaults
+        // (charged, and on the ticket); then every group's `min` holds.
+        for group_id in &item.modifier_groups {
+            let Some(group) = menu.group(group_id.as_str()).await? else {
+                continue;
+            };
+            let mut count = per_group.get(group_id.as_str()).copied().unwrap_or(0);
+            if count == 0 && group.min > 0 {
+                for d in group.modifiers.iter().filter(|m| m.default) {
+                    modifiers.push(d.id.0.clone());
+                    unit_price += d.price.0;
+                    count += 1;
+                }
+            }
+            if count < group.min {
+                let choices: Vec<&str> = group.modifiers.iter().map(|m| m.id.as_str()).collect();
+                return Err(Invalid::new(
+                    format!("lines[{i}].modifiers"),
+                    format!(
+                        "item `{}` needs at least {} modifier(s) from group `{}` ({}), got {count}",
+                        item.id,
+                        group.min,
+                        group.id,
+                        choices.join(", ")
+                    ),
+                )
+                .into());
+            }
+        }
+        if modifiers.len() > MAX_MODIFIERS_PER_LINE as usize {
+            return Err(Invalid::new(
+                format!("lines[{i}].modifiers"),
+                format!(
+                    "a line has at most {MAX_MODIFIERS_PER_LINE} modifiers, its defaults included"
+                ),
+            )
+            .into());
+        }
         let mut taxes = Vec::with_capacity(item.taxes.len());
         for t in &item.taxes {
             // Referential integrity keeps item taxes resolvable.
             if let Some(tax) = menu.tax(t.as_str()).await? {
+                let next = tax_keys.len();
+                let key = *tax_keys.entry(t.0.clone()).or_insert(next);
                 taxes.push(LineTax {
+                    key,
                     rate: tax.rate.ten_thousandths().unwrap_or(0),
                     inclusion: tax.inclusion,
                 });
@@ -331,10 +438,10 @@ async fn price_and_store(
             tickets.entry(s.0.clone()).or_default().push(TicketLine {
                 variation: l.variation.clone(),
                 quantity: l.quantity,
-                modifiers: l.modifiers.clone(),
+                modifiers: modifiers.clone(),
             });
         }
-        lines.push((l, unit_price));
+        lines.push((l, modifiers, unit_price));
     }
 
     let mut discounts = Vec::with_capacity(req.discounts.len());
@@ -355,26 +462,19 @@ async fn price_and_store(
         });
     }
 
-    let priced = pricing::price(&priced_lines, &discounts, rounding)
+    let priced = pricing::price(&priced_lines, &discounts, rounding, scope)
         .map_err(|e| Invalid::new("lines", e.to_string()))?;
 
-    let conn = menu.conn;
-    let next: i64 = sqlx::query_scalar(
-        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'orders'), 0), \
-                COALESCE((SELECT MAX(seq) FROM orders), 0)) + 1",
-    )
-    .fetch_one(&mut *conn)
-    .await?;
-    let order = Order {
-        id: format!("o-{next}"),
+    Ok(Order {
+        id: String::new(),
         lines: lines
-            .iter()
+            .into_iter()
             .zip(&priced.line_totals)
-            .map(|((l, unit), total)| OrderLine {
+            .map(|((l, modifiers, unit), total)| OrderLine {
                 variation: l.variation.clone(),
                 quantity: l.quantity,
-                modifiers: l.modifiers.clone(),
-                unit_price: i64::try_from(*unit).unwrap_or(i64::MAX),
+                modifiers,
+                unit_price: i64::try_from(unit).unwrap_or(i64::MAX),
                 line_total: *total,
             })
             .collect(),
@@ -386,7 +486,18 @@ async fn price_and_store(
             .into_iter()
             .map(|(station, lines)| Ticket { station, lines })
             .collect(),
-    };
+    })
+}
+
+/// Store a priced order under the next id.
+async fn store(conn: &mut SqliteConnection, mut order: Order) -> Result<Order, OrderError> {
+    let next: i64 = sqlx::query_scalar(
+        "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'orders'), 0), \
+                COALESCE((SELECT MAX(seq) FROM orders), 0)) + 1",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    order.id = format!("o-{next}");
     let now = now_rfc3339();
     let body = serde_json::to_string(&order).expect("orders serialize");
     sqlx::query("INSERT INTO orders (seq, id, created_at, body) VALUES (?, ?, ?, ?)")

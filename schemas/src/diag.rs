@@ -151,6 +151,10 @@ pub const RULES: &[(Rule, &str)] = &[
     ),
     ("modifier/min-max", "a modifier group has 0 ≤ min ≤ max"),
     (
+        "modifier/max-bound",
+        "a modifier group allows at most 50 modifiers per order line (`max` ≤ 50)",
+    ),
+    (
         "modifier/min-exceeds-count",
         "a group's min is at most its number of modifiers",
     ),

@@ -52,7 +52,19 @@ pub const SETTINGS: &[SettingSpec] = &[
         store_overridable: true,
         derived: false,
         secret: false,
-        description: "How tax amounts are rounded to minor units.",
+        description: "How tax amounts are rounded to minor units: half_up (the default since \
+                      edge contract 1's order rules: commercial rounding, what US sales tax and EU VAT \
+                      practice expect) or half_even.",
+    },
+    SettingSpec {
+        key: "tax.rounding_scope",
+        ty: SettingType::Enum(&["line", "order"]),
+        store_overridable: true,
+        derived: false,
+        secret: false,
+        description: "Where each tax is rounded: on every order line (line, the default) or once on \
+                      the order's exact sum (order), so the same items cost the same however they \
+                      were entered.",
     },
     SettingSpec {
         key: "receipt.header",

@@ -34,6 +34,11 @@ use crate::yaml::YamlPath;
 /// Most variations an item may have (POS-MODEL.md rule 6).
 pub const MAX_VARIATIONS: usize = 250;
 
+/// Most modifiers one order line may carry, and so the largest `max` of a
+/// modifier group (POS-MODEL.md rule 5): pricing and the kitchen ticket
+/// stay bounded, whatever a group allows.
+pub const MAX_MODIFIERS_PER_LINE: u32 = 50;
+
 /// Longest name of an entity, in characters.
 pub const MAX_NAME_CHARS: usize = 500;
 
@@ -297,9 +302,9 @@ pub fn category(c: &Category) -> Vec<Violation> {
     found.0
 }
 
-/// POS-MODEL.md rule 5: at least one modifier, `0 ≤ min ≤ max`, `min` at
-/// most the number of modifiers, at most `max` defaults; and each modifier
-/// listed once.
+/// POS-MODEL.md rule 5: at least one modifier, `0 ≤ min ≤ max`, `max` at
+/// most [`MAX_MODIFIERS_PER_LINE`], `min` at most the number of modifiers,
+/// at most `max` defaults; and each modifier listed once.
 pub fn modifier_group(g: &ModifierGroup) -> Vec<Violation> {
     let mut found = Found::default();
     found.slug(at("id"), &g.id, "modifier group");
@@ -318,6 +323,16 @@ pub fn modifier_group(g: &ModifierGroup) -> Vec<Violation> {
             format!(
                 "modifier group `{}` has min {} above max {}",
                 g.id, g.min, g.max
+            ),
+        );
+    }
+    if g.max > MAX_MODIFIERS_PER_LINE {
+        found.push(
+            "modifier/max-bound",
+            at("max"),
+            format!(
+                "modifier group `{}` allows {} modifiers per line; at most {MAX_MODIFIERS_PER_LINE}",
+                g.id, g.max
             ),
         );
     }
@@ -757,6 +772,11 @@ mod tests {
                     "modifiers",
                 ),
                 (|g| g.min = 2, "modifier/min-max", "min"),
+                (
+                    |g| g.max = MAX_MODIFIERS_PER_LINE + 1,
+                    "modifier/max-bound",
+                    "max",
+                ),
                 (
                     |g| {
                         g.min = 3;

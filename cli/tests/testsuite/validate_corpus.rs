@@ -255,6 +255,7 @@ corpus_tests!(
     percent_discount_without_rate,
     modifier_group_empty,
     modifier_min_above_max,
+    modifier_max_above_bound,
     modifier_min_above_count,
     modifier_too_many_defaults,
     item_without_variations,
@@ -321,6 +322,7 @@ fn corpus_covers_every_rule_group() {
         &[
             "modifier/empty-group",
             "modifier/min-max",
+            "modifier/max-bound",
             "modifier/min-exceeds-count",
             "modifier/too-many-defaults",
         ],

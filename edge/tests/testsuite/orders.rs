@@ -605,3 +605,146 @@ async fn orders_refuse_what_the_menu_does_not_have() {
     );
     assert_eq!(s.audit().await.len(), before);
 }
+
+/// DESIGN.md §14's order rules over HTTP (issue #21 item 6): a required
+/// group's defaults are applied and charged, a required group left short
+/// is refused, an optional group's defaults are not forced, modifiers per
+/// line and a group's `max` are bounded, `tax.rounding` defaults to
+/// `half_up`, and `tax.rounding_scope: order` rounds each tax once.
+#[tokio::test]
+async fn order_rules_min_defaults_bounds_and_rounding_scope() {
+    let s = Server::start();
+    seed_example(&s).await;
+    s.must_create(
+        "/menu/modifier-groups/doneness",
+        json!({"id": "doneness", "name": "Doneness", "min": 1, "max": 1, "modifiers": [
+            {"id": "rare", "name": "Rare"},
+            {"id": "medium", "name": "Medium", "price": 50, "default": true}]}),
+    )
+    .await;
+    s.must_create(
+        "/menu/modifier-groups/sauce",
+        json!({"id": "sauce", "name": "Sauce", "min": 1, "max": 2, "modifiers": [
+            {"id": "ketchup", "name": "Ketchup"}, {"id": "mayo", "name": "Mayo"}]}),
+    )
+    .await;
+    s.must_create(
+        "/menu/modifier-groups/extras",
+        json!({"id": "extras", "name": "Extras", "min": 0, "max": 50, "modifiers": [
+            {"id": "pickles", "name": "Pickles", "price": 25, "default": true},
+            {"id": "onion", "name": "Onion", "price": 0}]}),
+    )
+    .await;
+    let steak = |groups: Value| {
+        json!({"id": "steak", "name": "Steak", "category": "burgers",
+            "modifier_groups": groups, "stations": ["grill"],
+            "variations": [{"id": "steak-8oz", "name": "8 oz", "price": 2000}]})
+    };
+    let created = s
+        .must_create("/menu/items/steak", steak(json!(["doneness", "extras"])))
+        .await;
+
+    // The required doneness, not named: its priced default is applied,
+    // charged and sent to the kitchen; the optional extras' default is not.
+    let r = s
+        .post("/orders", json!({"lines": [{"variation": "steak-8oz"}]}))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["lines"][0]["modifiers"], json!(["medium"]));
+    assert_eq!(r.body["lines"][0]["unit_price"], json!(2050));
+    assert_eq!(
+        r.body["tickets"][0]["lines"][0]["modifiers"],
+        json!(["medium"])
+    );
+    // Named: the choice replaces the default.
+    let r = s
+        .post(
+            "/orders",
+            json!({"lines": [{"variation": "steak-8oz", "modifiers": ["rare", "onion"]}]}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(r.body["lines"][0]["modifiers"], json!(["rare", "onion"]));
+    assert_eq!(r.body["lines"][0]["unit_price"], json!(2000));
+
+    // A required group without defaults, not named: refused, naming it.
+    let r = s
+        .update(
+            "/menu/items/steak",
+            created["version"].as_u64().unwrap(),
+            steak(json!(["doneness", "sauce", "extras"])),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let tickets_before = s.get("/tickets").await.body["tickets"].clone();
+    let r = s
+        .post("/orders", json!({"lines": [{"variation": "steak-8oz"}]}))
+        .await;
+    assert_eq!((r.status, r.code()), (422, "invalid"), "{:?}", r.body);
+    assert_eq!(r.field(), "lines[0].modifiers");
+    assert!(
+        r.message().contains("group `sauce`") && r.message().contains("ketchup, mayo"),
+        "{}",
+        r.message()
+    );
+    assert_eq!(s.get("/tickets").await.body["tickets"], tickets_before);
+
+    // At most 50 modifiers on a line; a group's max at most 50.
+    let many: Vec<&str> = std::iter::repeat_n("onion", 51).collect();
+    let r = s
+        .post(
+            "/orders",
+            json!({"lines": [{"variation": "steak-8oz", "modifiers": many}]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status, r.field()),
+        (422, "lines[0].modifiers"),
+        "{:?}",
+        r.body
+    );
+    let r = s
+        .create(
+            "/menu/modifier-groups/endless",
+            json!({"id": "endless", "name": "Endless", "min": 0, "max": 4_000_000_000u64,
+                "modifiers": [{"id": "more", "name": "More"}]}),
+        )
+        .await;
+    assert_eq!((r.status, r.field()), (422, "max"), "{:?}", r.body);
+
+    // Rounding: half_up by default; `order` scope rounds each tax once.
+    // 2 sodas at 1.99 with 7.25 %: one line 28.855 → 29; two lines
+    // 14.4275 → 14 + 14 = 28 per line, 29 on the order.
+    let two_sodas = |split: bool| {
+        if split {
+            json!({"lines": [{"variation": "soda-small"}, {"variation": "soda-small"}]})
+        } else {
+            json!({"lines": [{"variation": "soda-small", "quantity": 2}]})
+        }
+    };
+    let tax = |r: &crate::common::Resp| r.body["tax_total"].as_i64().unwrap();
+    assert_eq!(tax(&s.post("/orders", two_sodas(false)).await), 29);
+    assert_eq!(tax(&s.post("/orders", two_sodas(true)).await), 28);
+    let r = s
+        .create("/settings/tax.rounding_scope", json!({"value": "order"}))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    assert_eq!(tax(&s.post("/orders", two_sodas(false)).await), 29);
+    assert_eq!(tax(&s.post("/orders", two_sodas(true)).await), 29);
+    // An exact half (10 at 5 %: 0.5) goes up without a setting.
+    s.must_create(
+        "/menu/taxes/five",
+        json!({"id": "five", "name": "Five", "rate": "5", "inclusion": "exclusive"}),
+    )
+    .await;
+    s.must_create(
+        "/menu/items/mint",
+        json!({"id": "mint", "name": "Mint", "category": "drinks", "taxes": ["five"],
+            "variations": [{"id": "mint-10", "name": "One", "price": 10}]}),
+    )
+    .await;
+    let r = s
+        .post("/orders", json!({"lines": [{"variation": "mint-10"}]}))
+        .await;
+    assert_eq!((r.status, tax(&r)), (201, 1), "{:?}", r.body);
+}

@@ -823,6 +823,17 @@ pub fn cases() -> Vec<Case> {
             ),
         ),
         case(
+            "modifier_max_above_bound",
+            "modifier/max-bound",
+            MENU,
+            Line("max: 51"),
+            edit(
+                MENU,
+                "      min: 0\n      max: 2",
+                "      min: 0\n      max: 51",
+            ),
+        ),
+        case(
             "modifier_min_above_count",
             "modifier/min-exceeds-count",
             MENU,
