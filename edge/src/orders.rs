@@ -38,6 +38,8 @@ const PRICE_ATTEMPTS: usize = 3;
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OrderRequest {
+    /// 1 to 500 lines.
+    #[schema(min_items = 1, max_items = 500)]
     pub lines: Vec<OrderLineRequest>,
     /// Order discount ids, applied in this order.
     #[serde(default)]
@@ -51,11 +53,13 @@ pub struct OrderLineRequest {
     pub variation: String,
     /// 1 to 10,000; 1 when left out.
     #[serde(default = "one")]
+    #[schema(minimum = 1, maximum = 10_000)]
     pub quantity: u64,
     /// Modifier ids from the item's modifier groups, at most 50. A group
     /// with `min` ≥ 1 of which the line names none gets the group's
     /// default modifiers (charged); fewer than `min` is refused.
     #[serde(default)]
+    #[schema(max_items = 50)]
     pub modifiers: Vec<String>,
 }
 

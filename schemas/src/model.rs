@@ -544,6 +544,7 @@ pub enum Inclusion {
 #[serde(deny_unknown_fields)]
 pub struct Tax {
     pub id: Id,
+    #[schemars(extend("minLength" = 1, "maxLength" = 500, "pattern" = "\\S"))]
     pub name: String,
     pub rate: Rate,
     pub inclusion: Inclusion,
@@ -553,6 +554,7 @@ pub struct Tax {
 #[serde(deny_unknown_fields)]
 pub struct Category {
     pub id: Id,
+    #[schemars(extend("minLength" = 1, "maxLength" = 500, "pattern" = "\\S"))]
     pub name: String,
     #[serde(default)]
     pub sort: i32,
@@ -562,10 +564,13 @@ pub struct Category {
 #[serde(deny_unknown_fields)]
 pub struct ModifierGroup {
     pub id: Id,
+    #[schemars(extend("minLength" = 1, "maxLength" = 500, "pattern" = "\\S"))]
     pub name: String,
     #[serde(default)]
     pub min: u32,
+    #[schemars(range(max = 50))]
     pub max: u32,
+    #[schemars(length(min = 1))]
     pub modifiers: Vec<Modifier>,
 }
 
@@ -573,6 +578,7 @@ pub struct ModifierGroup {
 #[serde(deny_unknown_fields)]
 pub struct Modifier {
     pub id: Id,
+    #[schemars(extend("minLength" = 1, "maxLength" = 500, "pattern" = "\\S"))]
     pub name: String,
     #[serde(default)]
     pub price: Money,
@@ -584,17 +590,22 @@ pub struct Modifier {
 #[serde(deny_unknown_fields)]
 pub struct Item {
     pub id: Id,
+    #[schemars(extend("minLength" = 1, "maxLength" = 500, "pattern" = "\\S"))]
     pub name: String,
     pub category: Id,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("uniqueItems" = true))]
     pub taxes: Vec<Id>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("uniqueItems" = true))]
     pub modifier_groups: Vec<Id>,
     /// Kitchen stations for this item; beats the category route.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("uniqueItems" = true))]
     pub stations: Vec<Id>,
+    #[schemars(length(min = 1, max = 250))]
     pub variations: Vec<Variation>,
 }
 
@@ -602,6 +613,7 @@ pub struct Item {
 #[serde(deny_unknown_fields)]
 pub struct Variation {
     pub id: Id,
+    #[schemars(extend("minLength" = 1, "maxLength" = 500, "pattern" = "\\S"))]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sku: Option<String>,
@@ -621,6 +633,7 @@ pub enum DiscountKind {
 #[serde(deny_unknown_fields)]
 pub struct Discount {
     pub id: Id,
+    #[schemars(extend("minLength" = 1, "maxLength" = 500, "pattern" = "\\S"))]
     pub name: String,
     pub kind: DiscountKind,
     /// For `kind: percent`.
@@ -649,6 +662,7 @@ pub struct Access {
 #[serde(deny_unknown_fields)]
 pub struct Role {
     pub id: Id,
+    #[schemars(extend("minLength" = 1, "maxLength" = 500, "pattern" = "\\S"))]
     pub name: String,
     #[serde(default)]
     pub level: u32,
@@ -662,6 +676,7 @@ pub struct Role {
 #[serde(deny_unknown_fields)]
 pub struct User {
     pub id: Id,
+    #[schemars(extend("minLength" = 1, "maxLength" = 500, "pattern" = "\\S"))]
     pub name: String,
     pub role: Id,
     /// Tenant users only: the store ids this user works at, or `"*"`.
@@ -721,6 +736,7 @@ pub enum StationKind {
 #[serde(deny_unknown_fields)]
 pub struct Station {
     pub id: Id,
+    #[schemars(extend("minLength" = 1, "maxLength" = 500, "pattern" = "\\S"))]
     pub name: String,
     pub kind: StationKind,
 }

@@ -286,8 +286,8 @@ impl JsonSchema for Rate {
     fn json_schema(_: &mut SchemaGenerator) -> Schema {
         json_schema!({
             "type": "string",
-            "pattern": "^\\d{1,3}(\\.\\d{1,4})?$",
-            "description": "A percentage as a quoted decimal string, e.g. \"8.875\"."
+            "pattern": "^(0?\\d{1,2}(\\.\\d{1,4})?|100(\\.0{1,4})?)$",
+            "description": "A percentage from 0 to 100 as a quoted decimal string, e.g. \"8.875\"."
         })
     }
 }

@@ -57,6 +57,16 @@ fn header_str<'h>(headers: &'h HeaderMap, name: &str) -> Result<Option<&'h str>,
 pub fn precondition(headers: &HeaderMap) -> Result<Precondition, AppError> {
     let if_match = header_str(headers, h::IF_MATCH)?;
     let if_none_match = header_str(headers, h::IF_NONE_MATCH)?;
+    if if_match.is_some() && if_none_match.is_some() {
+        // RFC 9110 evaluates both: "exists at this version" and "does not
+        // exist" never hold together, so the precondition fails.
+        return Err(AppError::client(
+            StatusCode::PRECONDITION_FAILED,
+            "version_mismatch",
+            "If-Match and If-None-Match: * cannot both hold: send one",
+        )
+        .with_field("If-None-Match"));
+    }
     Precondition::from_headers(if_match, if_none_match)
         .map_err(|e| AppError::bad_request(e.message).with_field(e.field))
 }

@@ -7,6 +7,7 @@
 //! (schemars) and merged into the document's components, so the API and the
 //! fleet repo share one definition of every entity.
 
+pub mod contract;
 pub mod error;
 pub mod handlers;
 
@@ -263,6 +264,8 @@ fn api() -> OpenApiRouter<App> {
         .routes(routes!(h::get_tickets))
         .routes(routes!(h::get_audit))
         .routes(routes!(h::verify_audit))
+        // Inside the token check: a request is authenticated first.
+        .layer(middleware::from_fn(contract::check))
         .layer(middleware::from_fn(require_token));
     let public = OpenApiRouter::new()
         .routes(routes!(h::healthz))
@@ -311,6 +314,7 @@ pub fn openapi_document() -> Value {
             );
         }
     }
+    contract::state_constraints(&mut doc);
     doc
 }
 
@@ -450,6 +454,7 @@ async fn method_not_allowed() -> Response {
 pub fn router(db: Db, token: BearerToken) -> Router {
     let (router, _) = api().split_for_parts();
     let openapi: Arc<str> = Arc::from(openapi_document().to_string());
+    contract::prepare();
     router
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -8,4 +8,5 @@ mod common;
 mod api;
 mod backup;
 mod devices;
+mod openapi_fuzz;
 mod orders;
