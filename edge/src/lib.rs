@@ -25,4 +25,5 @@ pub mod model;
 pub mod orders;
 pub mod pricing;
 pub mod server;
+pub mod staff;
 pub mod store;

@@ -139,6 +139,13 @@ pub enum OrderError {
         id: String,
         message: String,
     },
+    /// The staff member's role lacks a permission this order needs.
+    #[error("{what} needs the permission {permission}, which {user}'s role does not grant")]
+    Forbidden {
+        user: String,
+        permission: String,
+        what: String,
+    },
 }
 
 /// Looks menu entities up once per order.
@@ -237,8 +244,13 @@ pub fn stations_for<'a>(item: &'a Item, routing: &'a Routing) -> &'a [schemas::I
     }
 }
 
-/// Price, route and store an order.
-pub async fn place(db: &Db, req: OrderRequest) -> Result<Order, OrderError> {
+/// Price, route and store an order, taken by `staff` when a staff session
+/// took it (then a discount that `requires` a permission needs it).
+pub async fn place(
+    db: &Db,
+    req: OrderRequest,
+    staff: Option<&crate::staff::Staff>,
+) -> Result<Order, OrderError> {
     if req.lines.is_empty() {
         return Err(Invalid::new("lines", "an order needs at least one line").into());
     }
@@ -262,7 +274,7 @@ pub async fn place(db: &Db, req: OrderRequest) -> Result<Order, OrderError> {
     for _ in 1..PRICE_ATTEMPTS {
         let mut read = db.reader.begin().await?;
         let seen = config_version(&mut read).await?;
-        let order = price(&mut read, &req).await?;
+        let order = price(&mut read, &req, staff).await?;
         read.rollback().await?;
         let mut tx = db.writer.begin().await?;
         if config_version(&mut tx).await? != seen {
@@ -276,7 +288,7 @@ pub async fn place(db: &Db, req: OrderRequest) -> Result<Order, OrderError> {
     }
     // Configuration keeps changing: price in the write transaction.
     let mut tx = db.writer.begin().await?;
-    let order = price(&mut tx, &req).await?;
+    let order = price(&mut tx, &req, staff).await?;
     let order = store(&mut tx, order).await?;
     tx.commit().await?;
     Ok(order)
@@ -299,7 +311,11 @@ async fn setting_str(conn: &mut SqliteConnection, key: &str) -> Result<Option<St
 
 /// The order `req` priced and routed from the menu `conn` sees; its id is
 /// given when it is stored.
-async fn price(conn: &mut SqliteConnection, req: &OrderRequest) -> Result<Order, OrderError> {
+async fn price(
+    conn: &mut SqliteConnection,
+    req: &OrderRequest,
+    staff: Option<&crate::staff::Staff>,
+) -> Result<Order, OrderError> {
     let rounding = Rounding::from_setting(setting_str(conn, "tax.rounding").await?.as_deref());
     let scope = Scope::from_setting(setting_str(conn, "tax.rounding_scope").await?.as_deref());
     let routing: Routing = match store::body(conn, EntityKind::Routing, ROUTING_ID).await? {
@@ -458,6 +474,15 @@ async fn price(conn: &mut SqliteConnection, req: &OrderRequest) -> Result<Order,
             .entity(EntityKind::Discount, d)
             .await?
             .ok_or_else(|| Invalid::new(field, format!("`{d}` is no discount on the menu")))?;
+        if let (Some(staff), Some(needed)) = (staff, &discount.requires)
+            && !staff.may(needed)
+        {
+            return Err(OrderError::Forbidden {
+                user: staff.user.clone(),
+                permission: needed.clone(),
+                what: format!("discount `{d}`"),
+            });
+        }
         discounts.push(match discount.kind {
             DiscountKind::Percent => pricing::Discount::Percent(
                 discount.rate.and_then(|r| r.ten_thousandths()).unwrap_or(0),
@@ -525,13 +550,127 @@ async fn store(conn: &mut SqliteConnection, mut order: Order) -> Result<Order, O
     Ok(order)
 }
 
-/// A stored order.
+/// A stored order, with its void when it was voided.
 pub async fn get(pool: &SqlitePool, id: &str) -> Result<Option<Value>, sqlx::Error> {
     let body: Option<String> = sqlx::query_scalar("SELECT body FROM orders WHERE id = ?")
         .bind(id)
         .fetch_optional(pool)
         .await?;
-    Ok(body.map(|b| serde_json::from_str(&b).unwrap_or(Value::String(b))))
+    let Some(body) = body else {
+        return Ok(None);
+    };
+    let mut order = serde_json::from_str(&body).unwrap_or(Value::String(body));
+    if let (Some(void), Some(o)) = (void_of(pool, id).await?, order.as_object_mut()) {
+        o.insert(
+            "void".to_owned(),
+            serde_json::to_value(void).expect("a void serializes"),
+        );
+    }
+    Ok(Some(order))
+}
+
+/// `POST /orders/{id}/void`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VoidRequest {
+    /// A staff member with `order.void` who approves at the register, when
+    /// the session's own role lacks it.
+    #[serde(default)]
+    pub approver: Option<crate::staff::Login>,
+    /// Why, for the audit log: at most 200 characters.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub reason: Option<String>,
+}
+
+/// A void, as `POST /orders/{id}/void` answers it and `GET /orders/{id}`
+/// shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Void {
+    pub order: String,
+    /// RFC 3339, UTC.
+    pub voided_at: String,
+    /// `local:<user>`, or `local:admin` for the admin token without a session.
+    pub voided_by: String,
+    /// The approver's `local:<user>`, when one approved.
+    pub approved_by: Option<String>,
+    /// The credential the void came through (`device:<name>` or `local:admin`).
+    pub device: String,
+    pub reason: Option<String>,
+}
+
+/// Why a void was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum VoidError {
+    #[error("order `{0}` does not exist")]
+    NotFound(String),
+    #[error("order `{0}` was voided already")]
+    AlreadyVoided(String),
+    #[error("database: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+async fn void_of(pool: &SqlitePool, id: &str) -> Result<Option<Void>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT voided_at, voided_by, approved_by, device, reason FROM order_voids WHERE order_id = ?",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.map(|r| {
+        Ok(Void {
+            order: id.to_owned(),
+            voided_at: r.try_get("voided_at")?,
+            voided_by: r.try_get("voided_by")?,
+            approved_by: r.try_get("approved_by")?,
+            device: r.try_get("device")?,
+            reason: r.try_get("reason")?,
+        })
+    })
+    .transpose()
+}
+
+/// Void order `void.order`, recording it in the audit chain in the same
+/// transaction.
+pub async fn void(db: &Db, void: Void) -> Result<Void, VoidError> {
+    let mut tx = db.writer.begin().await?;
+    let exists: Option<i64> = sqlx::query_scalar("SELECT seq FROM orders WHERE id = ?")
+        .bind(&void.order)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if exists.is_none() {
+        return Err(VoidError::NotFound(void.order));
+    }
+    let done = sqlx::query(
+        "INSERT INTO order_voids (order_id, voided_at, voided_by, approved_by, device, reason) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (order_id) DO NOTHING",
+    )
+    .bind(&void.order)
+    .bind(&void.voided_at)
+    .bind(&void.voided_by)
+    .bind(&void.approved_by)
+    .bind(&void.device)
+    .bind(&void.reason)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(VoidError::AlreadyVoided(void.order));
+    }
+    let actor = crate::audit::Actor {
+        name: void.voided_by.clone(),
+        revision: None,
+        commit: None,
+    };
+    crate::staff::record(
+        &mut tx,
+        &actor,
+        "void",
+        &void.order,
+        &serde_json::json!({"device": void.device, "approved_by": void.approved_by, "reason": void.reason}),
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(void)
 }
 
 /// Tickets, oldest first, for one station or all, after `after`.

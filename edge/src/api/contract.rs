@@ -337,6 +337,8 @@ fn header_schema(name: &str) -> Option<Value> {
             "description": "`local:<user>`: a person's write at the store (admin token only)."}),
         "X-Fleet-Revision" => json!({"type": "integer", "minimum": 0, "maximum": u64::MAX,
             "description": "The release revision the reconciler applies; sent with X-Fleet-Commit (admin token only)."}),
+        "X-Fleet-Session" => json!({"type": "string", "pattern": "^fss_[0-9a-f]{64}$",
+            "description": "A staff session from POST /sessions, sent with the bearer token that made it."}),
         "X-Fleet-Commit" => json!({"type": "string", "minLength": 1, "maxLength": 200,
             "description": "The source commit of that release; sent with X-Fleet-Revision (admin token only)."}),
         _ => return None,

@@ -22,6 +22,7 @@ use super::error::{AppError, ErrorBody};
 use crate::audit::{self, Actor, AuditPage, VerifyReport};
 use crate::model::{self, Invalid, MENU_KINDS, ROUTING_ID, kind_name, parse_kind};
 use crate::orders::{self, Order, OrderRequest, TicketList};
+use crate::staff;
 use crate::store::{self, Action, Op, Precondition, Written};
 use wire::edge::{
     BatchOp, BatchOpKind, BatchRequest, BatchResponse, Health, OverrideRequest, SettingPut,
@@ -744,32 +745,273 @@ pub async fn post_batch(
 #[utoipa::path(
     post, path = "/orders", tag = "orders",
     summary = "Price, route and store an order",
-    description = "Priced from the applied menu in integer minor units (docs/decisions/0010-order-pricing.md): unit_price = variation + modifiers; discounts in the order given; taxes per line, rounded per `tax.rounding`; total = subtotal − discount_total + exclusive taxes. Tickets go to the item's stations, else its category's route, else the default route.",
+    description = "Priced from the applied menu in integer minor units (docs/decisions/0010-order-pricing.md): unit_price = variation + modifiers (a required modifier group named nothing of gets its defaults); discounts in the order given; taxes rounded per `tax.rounding` (half_up by default), per line or once on the order (`tax.rounding_scope`); total = subtotal − discount_total + exclusive taxes. Tickets go to the item's stations, else its category's route, else the default route. A device takes orders only with a staff session (`X-Fleet-Session`) whose role grants `order.create`; a discount that `requires` a permission needs it. The admin token may take orders without a session.",
     request_body = OrderRequest,
+    params(
+        ("X-Fleet-Session" = Option<String>, Header, description = "A staff session from POST /sessions, made with the same bearer token."),
+    ),
     responses(
         (status = 201, description = "The priced order.", body = Order),
         (status = 400, description = "Malformed JSON.", body = ErrorBody),
-        (status = 401, description = "Missing or wrong bearer token.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token; a device without a staff session (`session_required`); an unknown or expired session (`bad_session`).", body = ErrorBody),
+        (status = 403, description = "The session's role lacks `order.create`, or a discount's required permission (`permission_denied`); audited.", body = ErrorBody),
         (status = 422, description = "Unknown variation, modifier or discount, or a bad quantity; `field` names it.", body = ErrorBody),
+        (status = 429, description = "The session's user is locked out after wrong PINs.", body = ErrorBody),
     ),
     security(("bearer" = []))
 )]
 pub async fn post_order(
     State(app): State<App>,
     credential: Option<axum::Extension<super::Credential>>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, AppError> {
     let req: OrderRequest = model::decode(parse_json(&body)?)?;
-    let order = orders::place(&app.db, req).await?;
-    let by = credential
-        .and_then(|c| c.0.device_actor())
-        .unwrap_or_else(|| "admin".to_owned());
+    let credential = credential.map(|c| c.0).unwrap_or(super::Credential::Admin);
+    let staff = staff_of(&app, &headers, &credential).await?;
+    match (&staff, &credential) {
+        (None, super::Credential::Device(_)) => {
+            return Err(AppError::client(
+                StatusCode::UNAUTHORIZED,
+                "session_required",
+                "a device takes orders only with a staff session: POST /sessions with the user and PIN, then send X-Fleet-Session",
+            )
+            .with_field("X-Fleet-Session"));
+        }
+        (Some(s), _) if !s.may("order.create") => {
+            return Err(refuse(&app, s, "order.create", "taking an order").await);
+        }
+        _ => {}
+    }
+    let order = match orders::place(&app.db, req, staff.as_ref()).await {
+        Ok(o) => o,
+        Err(orders::OrderError::Forbidden {
+            permission, what, ..
+        }) => {
+            let s = staff
+                .as_ref()
+                .expect("only a staff member is refused a permission");
+            return Err(refuse(&app, s, &permission, &what).await);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let by = staff
+        .as_ref()
+        .map(|s| format!("local:{} on {}", s.user, s.device))
+        .unwrap_or_else(|| device_of(&credential));
     info!(order = %order.id, total = order.total, by = %by, "Order placed.");
     let location =
         HeaderValue::from_str(&format!("/orders/{}", order.id)).map_err(AppError::internal)?;
     let mut r = (StatusCode::CREATED, Json(order)).into_response();
     r.headers_mut().insert(header::LOCATION, location);
     Ok(r)
+}
+
+/// The credential as a device name for sessions and the audit log.
+fn device_of(credential: &super::Credential) -> String {
+    credential
+        .device_actor()
+        .unwrap_or_else(|| "local:admin".to_owned())
+}
+
+/// The staff member of the request's `X-Fleet-Session`, if it has one.
+async fn staff_of(
+    app: &App,
+    headers: &HeaderMap,
+    credential: &super::Credential,
+) -> Result<Option<staff::Staff>, AppError> {
+    let Some(token) = header_str(headers, staff::SESSION_HEADER)? else {
+        return Ok(None);
+    };
+    staff::session(&app.db, token, &device_of(credential))
+        .await
+        .map(Some)
+        .map_err(staff_error)
+}
+
+/// The answer of a staff refusal.
+fn staff_error(e: staff::StaffError) -> AppError {
+    use staff::StaffError as E;
+    match e {
+        E::WrongPin => AppError::client(StatusCode::UNAUTHORIZED, "wrong_pin", e.to_string()),
+        E::LockedOut { .. } => {
+            AppError::client(StatusCode::TOO_MANY_REQUESTS, "locked_out", e.to_string())
+        }
+        E::BadSession => AppError::client(StatusCode::UNAUTHORIZED, "bad_session", e.to_string())
+            .with_field("X-Fleet-Session"),
+        other => AppError::internal(other),
+    }
+}
+
+/// A staff error as a response, with `Retry-After` on a lockout.
+fn staff_response(e: staff::StaffError) -> Response {
+    let retry = match &e {
+        staff::StaffError::LockedOut { retry_after, .. } => Some(*retry_after),
+        _ => None,
+    };
+    let mut r = staff_error(e).into_response();
+    if let Some(secs) = retry
+        && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+    {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Refuse `what` to `staff` for lacking `permission`: 403, audited.
+async fn refuse(app: &App, staff: &staff::Staff, permission: &str, what: &str) -> AppError {
+    let detail =
+        serde_json::json!({"device": staff.device, "permission": permission, "what": what});
+    if let Err(e) =
+        staff::audit_event(&app.db, &staff.actor(), "refused", &staff.user, detail).await
+    {
+        return AppError::internal(e);
+    }
+    tracing::warn!(user = %staff.user, device = %staff.device, permission, what, "Refused: the role lacks the permission.");
+    AppError::client(
+        StatusCode::FORBIDDEN,
+        "permission_denied",
+        format!(
+            "{what} needs the permission {permission}, which {}'s role `{}` does not grant",
+            staff.user, staff.role
+        ),
+    )
+}
+
+#[utoipa::path(
+    post, path = "/sessions", tag = "staff",
+    summary = "Log a staff member in with their PIN",
+    description = "Checks the user's PIN against their `pin_hash` and answers a session for `X-Fleet-Session`, bound to this bearer token, valid 12 hours and across restarts. After 5 wrong PINs within 15 minutes the next attempt locks the user out for 15 minutes (429, `Retry-After`); logins, wrong PINs and lockouts are audited with the device.",
+    request_body = staff::Login,
+    responses(
+        (status = 201, description = "The session, the user's role and every permission it grants.", body = staff::SessionAnswer),
+        (status = 400, description = "Malformed JSON.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token, or a wrong user or PIN (`wrong_pin`: the same answer for an unknown user).", body = ErrorBody),
+        (status = 422, description = "The body breaks its schema.", body = ErrorBody),
+        (status = 429, description = "Locked out after too many wrong PINs (`locked_out`); see Retry-After.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn post_session(
+    State(app): State<App>,
+    credential: Option<axum::Extension<super::Credential>>,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let login: staff::Login = model::decode(parse_json(&body)?)?;
+    let device = device_of(&credential.map(|c| c.0).unwrap_or(super::Credential::Admin));
+    let s = match staff::check_pin(&app.db, &login.user, &login.pin, &device, "login").await {
+        Ok(s) => s,
+        Err(e) => return Ok(staff_response(e)),
+    };
+    let answer = staff::open_session(&app.db, &s)
+        .await
+        .map_err(staff_error)?;
+    info!(user = %s.user, device = %device, "Staff member logged in.");
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
+}
+
+#[utoipa::path(
+    post, path = "/orders/{id}/void", tag = "orders",
+    summary = "Void an order",
+    description = "Needs a staff session whose role grants `order.void`, or `approver` (a user and PIN) whose role does: a manager approving at the register. The admin token may void without a session. Audited with the staff member, the approver and the device.",
+    params(
+        ("id" = String, Path, description = "The order id."),
+        ("X-Fleet-Session" = Option<String>, Header, description = "A staff session from POST /sessions, made with the same bearer token."),
+    ),
+    request_body = orders::VoidRequest,
+    responses(
+        (status = 200, description = "The void.", body = orders::Void),
+        (status = 400, description = "Malformed JSON.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token; a device without a session; a bad session; a wrong approver PIN.", body = ErrorBody),
+        (status = 403, description = "Neither the session's role nor the approver's grants `order.void`; audited.", body = ErrorBody),
+        (status = 404, description = "No such order.", body = ErrorBody),
+        (status = 409, description = "The order was voided already.", body = ErrorBody),
+        (status = 422, description = "The body breaks its schema.", body = ErrorBody),
+        (status = 429, description = "The session's user or the approver is locked out.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn post_void(
+    State(app): State<App>,
+    Path(id): Path<String>,
+    credential: Option<axum::Extension<super::Credential>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let req: orders::VoidRequest = if body.is_empty() {
+        orders::VoidRequest::default()
+    } else {
+        model::decode(parse_json(&body)?)?
+    };
+    let credential = credential.map(|c| c.0).unwrap_or(super::Credential::Admin);
+    let device = device_of(&credential);
+    let staff = match staff_of(&app, &headers, &credential).await {
+        Ok(s) => s,
+        Err(e) => return Err(e),
+    };
+    let voided_by = match (&staff, &credential) {
+        (None, super::Credential::Device(_)) => {
+            return Err(AppError::client(
+                StatusCode::UNAUTHORIZED,
+                "session_required",
+                "a device voids orders only with a staff session: POST /sessions, then send X-Fleet-Session",
+            )
+            .with_field("X-Fleet-Session"));
+        }
+        (None, _) => "local:admin".to_owned(),
+        (Some(s), _) => format!("local:{}", s.user),
+    };
+    let mut approved_by = None;
+    if let Some(s) = staff.as_ref().filter(|s| !s.may("order.void")) {
+        let Some(approver) = &req.approver else {
+            return Err(refuse(
+                &app,
+                s,
+                "order.void",
+                &format!("voiding order `{id}` without an approver"),
+            )
+            .await);
+        };
+        let a = match staff::check_pin(&app.db, &approver.user, &approver.pin, &device, "approve")
+            .await
+        {
+            Ok(a) => a,
+            Err(e) => return Ok(staff_response(e)),
+        };
+        if !a.may("order.void") {
+            return Err(refuse(
+                &app,
+                &a,
+                "order.void",
+                &format!("approving the void of order `{id}`"),
+            )
+            .await);
+        }
+        approved_by = Some(format!("local:{}", a.user));
+    }
+    let void = orders::Void {
+        order: id.clone(),
+        voided_at: store::now_rfc3339(),
+        voided_by,
+        approved_by,
+        device,
+        reason: req.reason,
+    };
+    match orders::void(&app.db, void).await {
+        Ok(v) => {
+            info!(order = %v.order, by = %v.voided_by, approved_by = ?v.approved_by, device = %v.device, "Order voided.");
+            Ok(Json(v).into_response())
+        }
+        Err(orders::VoidError::NotFound(id)) => {
+            Err(AppError::not_found(format!("order `{id}` does not exist")))
+        }
+        Err(e @ orders::VoidError::AlreadyVoided(_)) => Err(AppError::client(
+            StatusCode::CONFLICT,
+            "already_voided",
+            e.to_string(),
+        )),
+        Err(orders::VoidError::Db(e)) => Err(AppError::internal(e)),
+    }
 }
 
 #[utoipa::path(

@@ -139,7 +139,12 @@ fn credentials_per_operation(doc: &mut Value) {
 /// What a device token may do: read, and place orders.
 fn device_may(method: &axum::http::Method, path: &str) -> bool {
     use axum::http::Method;
-    method == Method::GET || method == Method::HEAD || (method == Method::POST && path == "/orders")
+    method == Method::GET
+        || method == Method::HEAD
+        || (method == Method::POST
+            && (path == "/orders"
+                || path == "/sessions"
+                || (path.starts_with("/orders/") && path.ends_with("/void"))))
 }
 
 async fn require_token(mut req: Request, next: Next) -> Response {
@@ -215,7 +220,7 @@ fn unauthorized() -> Response {
     tags(
         (name = "state", description = "The applied configuration in one call."),
         (name = "settings"), (name = "menu"), (name = "access"), (name = "kitchen"),
-        (name = "orders"), (name = "audit"), (name = "service")
+        (name = "orders"), (name = "staff", description = "Staff sessions: a user and PIN at a register."), (name = "audit"), (name = "service")
     ),
     components(schemas(wire::edge::SettingEntry))
 )]
@@ -260,6 +265,8 @@ fn api() -> OpenApiRouter<App> {
         ))
         .routes(routes!(h::get_routing, h::put_routing))
         .routes(routes!(h::post_order))
+        .routes(routes!(h::post_session))
+        .routes(routes!(h::post_void))
         .routes(routes!(h::get_order))
         .routes(routes!(h::get_tickets))
         .routes(routes!(h::get_audit))

@@ -44,11 +44,28 @@ async fn row23_a_device_token_reads_and_orders_but_never_writes_or_claims_an_ide
             .bearer_auth(token)
     };
 
-    // Reads configuration, places orders.
+    // Reads configuration; places orders with a staff session only.
+    crate::common::seed_staff(&s).await;
     let r = Server::send(as_device(Method::GET, "/state")).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
+    let soda = json!({"lines": [{"variation": "soda-small"}]});
+    let r = Server::send(as_device(Method::POST, "/orders").json(&soda)).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (401, "session_required"),
+        "{:?}",
+        r.body
+    );
     let r = Server::send(
-        as_device(Method::POST, "/orders").json(&json!({"lines": [{"variation": "soda-small"}]})),
+        as_device(Method::POST, "/sessions").json(&json!({"user": "sam", "pin": "1234"})),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let session = r.body["session"].as_str().unwrap().to_owned();
+    let r = Server::send(
+        as_device(Method::POST, "/orders")
+            .header("X-Fleet-Session", &session)
+            .json(&soda),
     )
     .await;
     assert_eq!(r.status, 201, "{:?}", r.body);

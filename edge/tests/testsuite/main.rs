@@ -10,3 +10,4 @@ mod backup;
 mod devices;
 mod openapi_fuzz;
 mod orders;
+mod staff;

@@ -21,6 +21,7 @@ mod relay_e2e;
 mod rollout_e2e;
 mod schedule_e2e;
 mod secrets_e2e;
+mod staff_e2e;
 mod status_e2e;
 mod troubleshooting_rows;
 mod trust_root_e2e;

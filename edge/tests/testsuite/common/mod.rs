@@ -292,3 +292,48 @@ pub async fn seed_example(s: &Server) {
         .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
 }
+
+/// An argon2id PHC hash of `pin`, as `fleet hash-pin` makes one.
+pub fn pin_hash(pin: &str) -> String {
+    use argon2::PasswordHasher as _;
+    let salt = argon2::password_hash::SaltString::encode_b64(b"fleet-test-salt!").unwrap();
+    argon2::Argon2::default()
+        .hash_password(pin.as_bytes(), &salt)
+        .unwrap()
+        .to_string()
+}
+
+/// Staff: role `cashier` (order.create, discount.apply) and `manager`
+/// (inherits cashier; order.void, discount.restricted); users `sam`
+/// (cashier, PIN 1234) and `jane` (manager, PIN 9876). Answers the roles'
+/// versions.
+pub async fn seed_staff(s: &Server) -> (u64, u64) {
+    let cashier = s
+        .must_create(
+            "/roles/cashier",
+            json!({"id": "cashier", "name": "Cashier", "level": 10,
+                "permissions": ["order.create", "discount.apply"]}),
+        )
+        .await;
+    let manager = s
+        .must_create(
+            "/roles/manager",
+            json!({"id": "manager", "name": "Manager", "level": 50, "inherits": ["cashier"],
+                "permissions": ["order.void", "discount.restricted"]}),
+        )
+        .await;
+    s.must_create(
+        "/users/sam",
+        json!({"id": "sam", "name": "Sam Lee", "role": "cashier", "pin_hash": pin_hash("1234")}),
+    )
+    .await;
+    s.must_create(
+        "/users/jane",
+        json!({"id": "jane", "name": "Jane Doe", "role": "manager", "pin_hash": pin_hash("9876")}),
+    )
+    .await;
+    (
+        cashier["version"].as_u64().unwrap(),
+        manager["version"].as_u64().unwrap(),
+    )
+}
