@@ -507,6 +507,7 @@ fn report_body(store: &str, i: usize) -> Result<Vec<u8>> {
         waiting_until: None,
         actions: Vec::new(),
         held_back: Vec::new(),
+        unavailable: Vec::new(),
     };
     Ok(serde_json::to_vec(&report)?)
 }

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod availability;
 pub mod backup;
 pub mod db;
 pub mod devices;

@@ -360,6 +360,17 @@ async fn price(
             .iter()
             .find(|v| v.id.as_str() == l.variation)
             .ok_or_else(unknown_variation)?;
+        if let Some(until) = crate::availability::unavailable_until(menu.conn, &l.variation).await?
+        {
+            return Err(Invalid::new(
+                format!("lines[{i}].variation"),
+                format!(
+                    "`{}` is marked unavailable at this store until {until} (PUT /menu/availability/{} with {{\"available\": true}} sells it again)",
+                    l.variation, l.variation
+                ),
+            )
+            .into());
+        }
         let mut unit_price = variation.price.0;
         let mut modifiers = l.modifiers.clone();
         let mut per_group: BTreeMap<String, u32> = BTreeMap::new();

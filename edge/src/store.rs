@@ -186,6 +186,11 @@ pub async fn state(pool: &SqlitePool, domain: Option<Domain>) -> Result<StateBod
         version: to_u64(counter),
         ..StateBody::default()
     };
+    if domain.is_none() {
+        out.store_owned = Some(wire::edge::StoreOwned {
+            unavailable: crate::availability::list(&mut tx).await?,
+        });
+    }
     for d in domains {
         // A domain asked for is present even when empty.
         match d {

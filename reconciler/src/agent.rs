@@ -468,6 +468,7 @@ impl Agent {
             release::secrets::keep_applied(&mut desired, &applied_state.state, &opened.held_back);
             let plan = planner::plan(&desired, &applied_state, &planner::Policy::default());
             r.overridden = plan.overridden.clone();
+            r.unavailable = applied_state.store_owned.unavailable.clone();
             if !apply {
                 r.outcome = if plan.is_empty() {
                     Outcome::NoChange
@@ -647,6 +648,7 @@ pub fn blank_report(store: &StoreId, started_at: DateTime<Utc>, outcome: Outcome
         held_back: Vec::new(),
         waiting_until: None,
         actions: Vec::new(),
+        unavailable: Vec::new(),
         release_api_versions: schemas::state::RELEASE_API_VERSIONS
             .iter()
             .map(|v| (*v).to_owned())

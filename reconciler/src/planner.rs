@@ -27,6 +27,8 @@ pub struct AppliedState {
     pub versions: BTreeMap<(EntityKind, String), u64>,
     /// Users and roles under a local emergency override.
     pub overridden: BTreeSet<(EntityKind, String)>,
+    /// What the store owns (DESIGN.md §14): reported, never planned.
+    pub store_owned: wire::edge::StoreOwned,
 }
 
 /// Why an edge `GET /state` answer could not be read.
@@ -52,7 +54,10 @@ impl AppliedState {
         let menu = body.menu.ok_or_else(|| missing("menu"))?;
         let access = body.access.ok_or_else(|| missing("access"))?;
         let kitchen = body.kitchen.ok_or_else(|| missing("kitchen"))?;
-        let mut out = AppliedState::default();
+        let mut out = AppliedState {
+            store_owned: body.store_owned.clone().unwrap_or_default(),
+            ..AppliedState::default()
+        };
         for (key, entry) in &settings {
             let value =
                 serde_json::from_value(entry.value.clone()).map_err(|e| StateFormatError {

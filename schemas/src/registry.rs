@@ -24,6 +24,8 @@ pub enum SettingType {
     RateList,
     /// A BCP 47 language tag such as `en-US`.
     Locale,
+    /// A local time of day, `HH:MM` (00:00–23:59).
+    TimeOfDay,
     /// Any scalar (`custom.*`).
     AnyScalar,
 }
@@ -137,6 +139,15 @@ pub const SETTINGS: &[SettingSpec] = &[
         derived: false,
         secret: true,
         description: "The key the payment terminal pairs with: a secret, written encrypted with `fleet secret set`.",
+    },
+    SettingSpec {
+        key: "store.day_end",
+        ty: SettingType::TimeOfDay,
+        store_overridable: true,
+        derived: false,
+        secret: false,
+        description: "When the store's business day ends, local time (HH:MM; 04:00 when unset): \
+                      items marked unavailable at the store (86) are available again.",
     },
     SettingSpec {
         key: "store.name",
@@ -270,6 +281,8 @@ pub enum SettingTypeError {
     NotRateList { got: String },
     #[error("must be a BCP 47 language tag such as en-US, got {got:?}")]
     NotLocale { got: String },
+    #[error("must be a local time HH:MM such as 04:00, got {got:?}")]
+    NotTimeOfDay { got: String },
     #[error("is not a secret setting, so it takes its value in plaintext, not encrypted")]
     NotSecret,
     #[error("custom settings take a scalar, not a list")]
@@ -333,6 +346,13 @@ pub fn check_setting(ty: SettingType, value: &SettingValue) -> Result<(), Settin
                 Err(SettingTypeError::NotLocale { got: s.clone() })
             }
         }
+        (SettingType::TimeOfDay, SettingValue::Str(s)) => {
+            if time_of_day(s).is_some() {
+                Ok(())
+            } else {
+                Err(SettingTypeError::NotTimeOfDay { got: s.clone() })
+            }
+        }
         (SettingType::AnyScalar, SettingValue::List(_)) => Err(SettingTypeError::ListForScalar),
         (SettingType::AnyScalar, _) => Ok(()),
         (ty, v) => Err(SettingTypeError::WrongType {
@@ -346,10 +366,23 @@ fn describe(ty: SettingType) -> &'static str {
     match ty {
         SettingType::Bool => "a boolean",
         SettingType::Int { .. } => "an integer",
-        SettingType::Text { .. } | SettingType::Enum(_) | SettingType::Locale => "a string",
+        SettingType::Text { .. }
+        | SettingType::Enum(_)
+        | SettingType::Locale
+        | SettingType::TimeOfDay => "a string",
         SettingType::RateList => "a list of rate strings",
         SettingType::AnyScalar => "a scalar",
     }
+}
+
+/// `HH:MM` (two digits each, 00:00–23:59) as hours and minutes.
+pub fn time_of_day(s: &str) -> Option<(u32, u32)> {
+    let (h, m) = s.split_once(':')?;
+    if h.len() != 2 || m.len() != 2 || !h.bytes().chain(m.bytes()).all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let (h, m) = (h.parse().ok()?, m.parse().ok()?);
+    (h < 24 && m < 60).then_some((h, m))
 }
 
 /// The common shape of a BCP 47 tag: a 2–3 letter language, then subtags of
@@ -407,5 +440,22 @@ mod tests {
             lookup_setting("receipt.footer_text"),
             SettingLookup::Known(_)
         ));
+    }
+
+    #[test]
+    fn times_of_day() {
+        assert_eq!(time_of_day("04:00"), Some((4, 0)));
+        assert_eq!(time_of_day("23:59"), Some((23, 59)));
+        for bad in [
+            "4:00", "24:00", "12:60", "12:5", "ab:cd", "", "12:00:00", "+1:00",
+        ] {
+            assert_eq!(time_of_day(bad), None, "{bad}");
+        }
+        let day_end = match lookup_setting("store.day_end") {
+            SettingLookup::Known(s) => s.ty,
+            _ => panic!("store.day_end is not registered"),
+        };
+        assert!(check_setting(day_end, &SettingValue::Str("25:00".into())).is_err());
+        assert!(check_setting(day_end, &SettingValue::Str("03:30".into())).is_ok());
     }
 }

@@ -922,6 +922,8 @@ mod tests {
                        "diff": format!("-{NASTY}\n+{NASTY}\n")}],
             "overridden": [{"kind": "user", "id": NASTY, "change": "added", "value": {}}],
             "held_back": [{"kind": NASTY, "id": NASTY, "reason": NASTY}],
+            "unavailable": [{"variation": NASTY, "set_by": NASTY, "device": NASTY,
+                             "set_at": NASTY, "until": NASTY}],
         });
         let detail = StoreDetail {
             summary: summary(&store),
@@ -985,6 +987,10 @@ mod tests {
             "{html}"
         );
         assert!(html.contains("class=\"badge o-unknown\""), "{html}");
+        assert!(
+            html.contains("id=\"unavailable\""),
+            "the store-owned availability: {html}"
+        );
         assert!(
             html.contains("id=\"held-back\""),
             "the held-back section: {html}"

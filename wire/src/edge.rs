@@ -556,6 +556,42 @@ pub struct StateBody {
     pub access: Option<AccessSection>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kitchen: Option<KitchenSection>,
+    /// State the store owns (DESIGN.md §14): set there by staff, never
+    /// planned or reverted by the reconciler, reported to the status
+    /// service. In the full answer only (not with `?domain=`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_owned: Option<StoreOwned>,
+}
+
+/// What the store owns and the reconciler never writes.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct StoreOwned {
+    /// Variations marked unavailable (86'd) until the store's day ends.
+    #[serde(default)]
+    pub unavailable: Vec<Unavailable>,
+}
+
+/// A variation a staff member marked unavailable at the store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Unavailable {
+    pub variation: String,
+    /// `local:<user>`, or `local:admin` for the admin token without a session.
+    pub set_by: String,
+    /// The credential it came through (`device:<name>` or `local:admin`).
+    pub device: String,
+    /// RFC 3339, UTC.
+    pub set_at: String,
+    /// When the store's business day ends (`store.day_end`) and the
+    /// variation is available again; RFC 3339, UTC.
+    pub until: String,
+}
+
+/// The body of `PUT /menu/availability/{variation}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AvailabilityPut {
+    /// `false` to mark it unavailable until the day ends, `true` to sell it again.
+    pub available: bool,
 }
 
 /// The menu domain of `/state`.

@@ -120,6 +120,10 @@ pub struct Report {
     /// answers: it started after the store got them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub actions: Vec<u64>,
+    /// What the store's staff marked unavailable (86) there, as the edge
+    /// said at this pass: store-owned, never reverted (DESIGN.md §14).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unavailable: Vec<crate::edge::Unavailable>,
 }
 
 /// An entity the store left out of a pass because it could not decrypt

@@ -879,6 +879,69 @@ async fn refuse(app: &App, staff: &staff::Staff, permission: &str, what: &str) -
 }
 
 #[utoipa::path(
+    put, path = "/menu/availability/{variation}", tag = "menu",
+    summary = "Mark a variation unavailable (86) at this store, or available again",
+    description = "Store-owned state (DESIGN.md §14): needs a staff session whose role grants `menu.sold_out` (the admin token may act without one). Unavailable lasts until the store's business day ends (`store.day_end`, local time in `store.timezone`, 04:00 when unset). Orders for it are refused (422); `/state` lists it under `store_owned`; the reconciler never reverts it. Audited with the staff member and the device.",
+    params(
+        ("variation" = String, Path, description = "A variation id on the menu."),
+        ("X-Fleet-Session" = Option<String>, Header, description = "A staff session from POST /sessions, made with the same bearer token."),
+    ),
+    request_body = wire::edge::AvailabilityPut,
+    responses(
+        (status = 200, description = "Marked unavailable: until when, by whom; or `null` when available again.", body = Option<wire::edge::Unavailable>),
+        (status = 400, description = "Malformed JSON.", body = ErrorBody),
+        (status = 401, description = "Missing or wrong bearer token; a device without a staff session; a bad session.", body = ErrorBody),
+        (status = 403, description = "The session's role lacks `menu.sold_out`; audited.", body = ErrorBody),
+        (status = 404, description = "No such variation on the menu.", body = ErrorBody),
+        (status = 422, description = "The body breaks its schema.", body = ErrorBody),
+        (status = 429, description = "The session's user is locked out.", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn put_availability(
+    State(app): State<App>,
+    Path(variation): Path<String>,
+    credential: Option<axum::Extension<super::Credential>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, AppError> {
+    let req: wire::edge::AvailabilityPut = model::decode(parse_json(&body)?)?;
+    let credential = credential.map(|c| c.0).unwrap_or(super::Credential::Admin);
+    let device = device_of(&credential);
+    let actor = match staff_of(&app, &headers, &credential).await? {
+        None if matches!(credential, super::Credential::Device(_)) => {
+            return Err(AppError::client(
+                StatusCode::UNAUTHORIZED,
+                "session_required",
+                "a device marks items unavailable only with a staff session: POST /sessions, then send X-Fleet-Session",
+            )
+            .with_field("X-Fleet-Session"));
+        }
+        None => Actor::local_admin(),
+        Some(s) if !s.may("menu.sold_out") => {
+            return Err(refuse(
+                &app,
+                &s,
+                "menu.sold_out",
+                &format!("marking `{variation}` unavailable"),
+            )
+            .await);
+        }
+        Some(s) => s.actor(),
+    };
+    match crate::availability::set(&app.db, &variation, req.available, &actor, &device).await {
+        Ok(entry) => {
+            info!(variation = %variation, available = req.available, by = %actor.name, device = %device, "Availability set at the store.");
+            Ok(Json(entry).into_response())
+        }
+        Err(crate::availability::AvailabilityError::NotFound(v)) => Err(AppError::not_found(
+            format!("`{v}` is no variation on the menu"),
+        )),
+        Err(crate::availability::AvailabilityError::Db(e)) => Err(AppError::internal(e)),
+    }
+}
+
+#[utoipa::path(
     post, path = "/sessions", tag = "staff",
     summary = "Log a staff member in with their PIN",
     description = "Checks the user's PIN against their `pin_hash` and answers a session for `X-Fleet-Session`, bound to this bearer token, valid 12 hours and across restarts. After 5 wrong PINs within 15 minutes the next attempt locks the user out for 15 minutes (429, `Retry-After`); logins, wrong PINs and lockouts are audited with the device.",

@@ -136,11 +136,13 @@ fn credentials_per_operation(doc: &mut Value) {
     }
 }
 
-/// What a device token may do: read, and place orders.
+/// What a device token may do: read; and, with a staff session, log in,
+/// place and void orders, and mark items unavailable.
 fn device_may(method: &axum::http::Method, path: &str) -> bool {
     use axum::http::Method;
     method == Method::GET
         || method == Method::HEAD
+        || (method == Method::PUT && path.starts_with("/menu/availability/"))
         || (method == Method::POST
             && (path == "/orders"
                 || path == "/sessions"
@@ -266,6 +268,7 @@ fn api() -> OpenApiRouter<App> {
         .routes(routes!(h::get_routing, h::put_routing))
         .routes(routes!(h::post_order))
         .routes(routes!(h::post_session))
+        .routes(routes!(h::put_availability))
         .routes(routes!(h::post_void))
         .routes(routes!(h::get_order))
         .routes(routes!(h::get_tickets))

@@ -297,3 +297,128 @@ async fn a_void_needs_order_void_or_an_approver_and_names_both() {
         r.body
     );
 }
+
+/// Availability (86, DESIGN.md §14): staff with `menu.sold_out` mark a
+/// variation unavailable until the business day ends; orders for it are
+/// refused; `/state` shows it as store-owned; selling it again is one PUT.
+#[tokio::test]
+async fn staff_with_the_permission_mark_an_item_unavailable_until_the_day_ends() {
+    let s = Server::start();
+    seed_example(&s).await;
+    let (cashier_v, _) = seed_staff(&s).await;
+    s.must_create(
+        "/settings/store.timezone",
+        json!({"value": "America/New_York"}),
+    )
+    .await;
+    s.must_create("/settings/store.day_end", json!({"value": "03:30"}))
+        .await;
+    let session = |user: &'static str, pin: &'static str| {
+        let s = &s;
+        async move {
+            login(s, user, pin).await.body["session"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    let sam = session("sam", "1234").await;
+    let put = |session: String, variation: &'static str, available: bool| {
+        let s = &s;
+        async move {
+            Server::send(
+                s.request(Method::PUT, &format!("/menu/availability/{variation}"))
+                    .header("X-Fleet-Session", session)
+                    .json(&json!({"available": available})),
+            )
+            .await
+        }
+    };
+    // A cashier without menu.sold_out may not.
+    let r = put(sam.clone(), "soda-small", false).await;
+    assert_eq!(
+        (r.status, r.code()),
+        (403, "permission_denied"),
+        "{:?}",
+        r.body
+    );
+    // Granted in the role: the same session may.
+    let r = s
+        .update(
+            "/roles/cashier",
+            cashier_v,
+            json!({"id": "cashier", "name": "Cashier", "level": 10,
+                "permissions": ["order.create", "discount.apply", "menu.sold_out"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = put(sam.clone(), "soda-small", false).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(r.body["set_by"], "local:sam");
+    let until: chrono::DateTime<chrono::Utc> = r.body["until"].as_str().unwrap().parse().unwrap();
+    let local = until.with_timezone(&chrono_tz::America::New_York);
+    assert_eq!(local.format("%H:%M").to_string(), "03:30", "{until}");
+    assert!(
+        until > chrono::Utc::now() && until - chrono::Utc::now() <= chrono::Duration::hours(25)
+    );
+    let r = put(sam.clone(), "no-such-variation", false).await;
+    assert_eq!(r.status, 404, "{:?}", r.body);
+
+    // Orders for it are refused; others go through.
+    let r = order_as(&s, &sam, json!({"lines": [{"variation": "soda-small"}]})).await;
+    assert_eq!(
+        (r.status, r.field()),
+        (422, "lines[0].variation"),
+        "{:?}",
+        r.body
+    );
+    assert!(r.message().contains("unavailable"), "{}", r.message());
+    let r = order_as(
+        &s,
+        &sam,
+        json!({"lines": [{"variation": "classic-single"}]}),
+    )
+    .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+
+    // Store-owned in /state (not with ?domain=).
+    let state = s.get("/state").await.body;
+    assert_eq!(
+        state["store_owned"]["unavailable"][0]["variation"], "soda-small",
+        "{state}"
+    );
+    assert_eq!(
+        state["store_owned"]["unavailable"][0]["device"],
+        "local:admin"
+    );
+    assert!(
+        s.get("/state?domain=menu")
+            .await
+            .body
+            .get("store_owned")
+            .is_none()
+    );
+
+    // Available again.
+    let r = put(sam.clone(), "soda-small", true).await;
+    assert_eq!(
+        (r.status, r.body.clone()),
+        (200, Value::Null),
+        "{:?}",
+        r.body
+    );
+    assert_eq!(
+        s.get("/state").await.body["store_owned"]["unavailable"],
+        json!([])
+    );
+    let r = order_as(&s, &sam, json!({"lines": [{"variation": "soda-small"}]})).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+    let events = staff_events(&s).await;
+    let set: Vec<_> = events
+        .iter()
+        .filter(|(k, ..)| k == "availability")
+        .collect();
+    assert_eq!(set.len(), 2, "{events:?}");
+    assert_eq!(set[0].3["available"], false);
+    assert_eq!(set[1].3["available"], true);
+}

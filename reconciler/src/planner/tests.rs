@@ -31,6 +31,7 @@ fn applied(state: &StoreState, version: u64) -> AppliedState {
         state: state.clone(),
         versions,
         overridden: Default::default(),
+        store_owned: Default::default(),
     }
 }
 

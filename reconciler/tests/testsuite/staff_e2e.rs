@@ -65,3 +65,56 @@ fn a_role_changed_in_git_takes_effect_on_the_next_order_after_the_reconciler_app
     assert!(role_write < refusal, "the refusal follows the role change");
     fx.edge.assert_audit_verifies();
 }
+
+/// Availability is store-owned (DESIGN.md §14, issue #21 item 4): an item
+/// a shift lead marked unavailable at the edge stays so through a
+/// reconcile pass that converges a change, and the pass reports it.
+#[test]
+fn an_item_marked_unavailable_at_the_store_is_never_reverted_and_is_reported() {
+    let fx = Fixture::converged();
+    // priya-shah: a shift lead at soho, whose role grants menu.sold_out.
+    let r = fx.edge.call(
+        Method::POST,
+        "/sessions",
+        &[],
+        Some(&json!({"user": "priya-shah", "pin": "303030"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let session = r.json()["session"].as_str().expect("a session").to_owned();
+    let r = fx.edge.call(
+        Method::PUT,
+        "/menu/availability/fries-regular",
+        &[("X-Fleet-Session", session)],
+        Some(&json!({"available": false})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    // A change from head office, converged.
+    fx.set_base_price(crate::e2e::VARIATION, 1399);
+    fx.sign(&[]);
+    let run = fx.once();
+    run.expect_code(0, "converging the price change");
+    assert_eq!(run.outcome(), "converged", "{run}");
+
+    let state = fx.edge.get("/state");
+    assert_eq!(
+        state["store_owned"]["unavailable"][0]["variation"], "fries-regular",
+        "the pass left the store's 86 alone: {state}"
+    );
+    let report = fx.newest_report();
+    assert_eq!(
+        report["unavailable"][0]["variation"], "fries-regular",
+        "{report}"
+    );
+    assert_eq!(
+        report["unavailable"][0]["set_by"], "local:priya-shah",
+        "{report}"
+    );
+    let r = fx.edge.call(
+        Method::POST,
+        "/orders",
+        &[],
+        Some(&json!({"lines": [{"variation": "fries-regular"}]})),
+    );
+    assert_eq!(r.status, 422, "{}", r.text);
+}

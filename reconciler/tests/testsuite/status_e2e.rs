@@ -740,3 +740,52 @@ fn sign_warns_before_a_fleet_v2_release_reaches_an_older_reconciler() {
     run.expect_code(2, "--status-url needs --token-file");
     assert!(run.stderr.contains("--token-file"), "{run}");
 }
+
+/// Availability set at the store (DESIGN.md §14, issue #21 item 4) reaches
+/// head office: the pass reports it and the store page shows it.
+#[test]
+fn an_item_marked_unavailable_at_the_store_is_shown_on_the_store_page() {
+    let (fx, status, operator) = enrolled("");
+    let run = fx.once();
+    run.expect_code(0, "first pass");
+    let r = fx.edge.call(
+        reqwest::Method::POST,
+        "/sessions",
+        &[],
+        Some(&serde_json::json!({"user": "priya-shah", "pin": "303030"})),
+    );
+    assert_eq!(r.status, 201, "{}", r.text);
+    let session = r.json()["session"].as_str().expect("a session").to_owned();
+    let r = fx.edge.call(
+        reqwest::Method::PUT,
+        "/menu/availability/fries-regular",
+        &[("X-Fleet-Session", session)],
+        Some(&serde_json::json!({"available": false})),
+    );
+    assert_eq!(r.status, 200, "{}", r.text);
+    let run = fx.once();
+    run.expect_code(0, "second pass");
+    assert_eq!(
+        run.outcome(),
+        "no_change",
+        "the 86 is not a change to revert: {run}"
+    );
+    let view = status.wait_for_store(
+        &operator,
+        STORE,
+        Duration::from_secs(20),
+        "the second report arrived",
+        |v| timeline(v).len() == 2,
+    );
+    let newest = &timeline(&view)[1]["report"];
+    assert_eq!(
+        newest["unavailable"][0]["variation"], "fries-regular",
+        "{view:#}"
+    );
+    let page = status.page(&operator, &format!("/stores/{STORE}"));
+    assert!(page.contains("id=\"unavailable\""), "{page}");
+    assert!(
+        page.contains("<b>fries-regular</b> by local:priya-shah"),
+        "{page}"
+    );
+}

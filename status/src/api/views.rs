@@ -518,6 +518,19 @@ pub struct ReportDetails {
     /// With `scheduled` or `waiting_window`: when the store applies the
     /// release it holds (RFC 3339, as the node sent it).
     pub waiting_until: Option<String>,
+    /// What the store's staff marked unavailable (86) there: store-owned,
+    /// never reverted (DESIGN.md §14).
+    pub unavailable: Vec<UnavailableLine>,
+}
+
+/// A variation the store marked unavailable, as its report says.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct UnavailableLine {
+    pub variation: String,
+    pub set_by: String,
+    pub device: String,
+    pub until: String,
 }
 
 /// One entity a store held back, as its report says.
@@ -676,6 +689,7 @@ impl ReportDetails {
                     overridden: or_default(field("overridden")),
                     held_back: or_default(field("held_back")),
                     waiting_until: or_default(field("waiting_until")),
+                    unavailable: or_default(field("unavailable")),
                 }
             }
             _ => ReportDetails::default(),
