@@ -22,6 +22,7 @@ pub mod availability;
 pub mod backup;
 pub mod db;
 pub mod devices;
+pub mod local_page;
 pub mod model;
 pub mod orders;
 pub mod pricing;

@@ -397,6 +397,15 @@ pub async fn open_session(db: &Db, staff: &Staff) -> Result<SessionAnswer, Staff
     })
 }
 
+/// End the session of `token` (signing out).
+pub async fn close_session(db: &Db, token: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM staff_sessions WHERE token_hash = ?")
+        .bind(crate::devices::hash(token))
+        .execute(&db.writer)
+        .await?;
+    Ok(())
+}
+
 /// The staff member behind `token`, presented by `device`, with the
 /// permissions their role has now.
 pub async fn session(db: &Db, token: &str, device: &str) -> Result<Staff, StaffError> {

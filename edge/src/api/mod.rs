@@ -466,6 +466,7 @@ pub fn router(db: Db, token: BearerToken) -> Router {
     let openapi: Arc<str> = Arc::from(openapi_document().to_string());
     contract::prepare();
     router
+        .merge(crate::local_page::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))

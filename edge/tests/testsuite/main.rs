@@ -8,6 +8,7 @@ mod common;
 mod api;
 mod backup;
 mod devices;
+mod local_page;
 mod openapi_fuzz;
 mod orders;
 mod staff;
