@@ -67,6 +67,9 @@ pub struct FleetPlan {
     /// Stores per tenant at the head (for "x of y stores" summaries).
     pub stores_per_tenant: BTreeMap<String, usize>,
     pub unchanged: usize,
+    /// Notes on the head as a whole, such as a default that changed under
+    /// a tenant that relied on it.
+    pub notes: Vec<String>,
     /// Findings in the base revision (it is rendered as well as it can be).
     pub base_findings: usize,
 }
@@ -191,14 +194,41 @@ pub fn compare(
         .iter()
         .map(|(t, ts)| (t.clone(), ts.stores.len()))
         .collect();
+    let notes = default_notes(&head_states);
     FleetPlan {
         base: base_name,
         head: head_name,
         stores,
         stores_per_tenant,
         unchanged,
+        notes,
         base_findings,
     }
+}
+
+/// Tenants whose stores leave `tax.rounding` unset: since edge contract 1's
+/// order rules the edge rounds exact halves up (`half_up`) where part one
+/// rounded them to even (DESIGN.md §14), so a tenant that relied on the old
+/// default sees it here before it signs.
+fn default_notes(head: &BTreeMap<String, StoreState>) -> Vec<String> {
+    let mut tenants: BTreeMap<&str, usize> = BTreeMap::new();
+    for (id, state) in head {
+        if !state.settings.contains_key("tax.rounding") {
+            let tenant = id.split('/').next().unwrap_or(id);
+            *tenants.entry(tenant).or_default() += 1;
+        }
+    }
+    tenants
+        .into_iter()
+        .map(|(t, n)| {
+            format!(
+                "tenant `{t}` does not set tax.rounding ({n} store(s)): their orders round exact halves up \
+                 (half_up, the default since the edge's order rules; it was half_even). Set \
+                 `tax.rounding: half_even` in tenants/{t}/tenant.yaml to keep the old rounding, or \
+                 `half_up` to make it explicit"
+            )
+        })
+        .collect()
 }
 
 fn render_all(repo: &FleetRepo) -> BTreeMap<String, StoreState> {

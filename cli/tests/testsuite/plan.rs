@@ -287,3 +287,32 @@ fn snapshots_of_the_three_formats() {
         insta::assert_snapshot!(format!("plan_{format}"), redact(out));
     }
 }
+
+/// DESIGN.md §14: `tax.rounding` now defaults to `half_up` at the store; a
+/// tenant that relied on the old `half_even` default by leaving it unset
+/// sees a note in `fleet plan` (text, markdown and JSON) before it signs.
+#[test]
+fn a_tenant_without_tax_rounding_is_told_the_default_is_half_up() {
+    let r = Repo::new(None);
+    let (_, out, _) = r.plan("HEAD", None, "text");
+    assert!(!out.contains("tax.rounding"), "the template sets it: {out}");
+    r.edit(
+        "tenants/acme/tenant.yaml",
+        "  tax.rounding: half_even            # half_even | half_up\n",
+        "",
+    );
+    let (code, out, _) = r.plan("HEAD", None, "text");
+    assert_eq!(code, 1, "every store's setting goes: {out}");
+    assert!(
+        out.contains("note: tenant `acme` does not set tax.rounding (3 store(s))")
+            && out.contains("half_up"),
+        "{out}"
+    );
+    let (_, md, _) = r.plan("HEAD", None, "markdown");
+    assert!(
+        md.contains("> **Note:** tenant `acme` does not set tax.rounding"),
+        "{md}"
+    );
+    let plan = r.plan_json("HEAD", None);
+    assert_eq!(plan["notes"].as_array().map(Vec::len), Some(1), "{plan:#}");
+}

@@ -74,6 +74,9 @@ pub fn text(plan: &FleetPlan) -> String {
         short(&plan.base),
         short(&plan.head)
     );
+    for n in &plan.notes {
+        let _ = writeln!(out, "note: {n}");
+    }
     if !plan.has_changes() {
         let _ = writeln!(out, "No store changes ({} unchanged).", plan.unchanged);
         return out;
@@ -135,6 +138,9 @@ pub fn markdown(plan: &FleetPlan) -> String {
         short(&plan.base),
         short(&plan.head)
     );
+    for n in &plan.notes {
+        let _ = writeln!(out, "> **Note:** {n}\n");
+    }
     if !plan.has_changes() {
         let _ = writeln!(
             out,
