@@ -34,6 +34,13 @@ enum Command {
         /// File holding the bearer token (surrounding whitespace trimmed).
         #[arg(long)]
         token_file: PathBuf,
+        /// Serve HTTPS: the PEM certificate chain (with --tls-key). On a
+        /// shared store LAN, plain HTTP shows PINs and tokens to anyone on it.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Take a consistent copy of the database, also while it is served.
     Backup {
@@ -135,11 +142,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             listen,
             database,
             token_file,
+            tls_cert,
+            tls_key,
         } => {
             let opts = ServeOptions {
                 listen,
                 database: database.clone(),
                 token_file,
+                tls: tls_cert.zip(tls_key),
             };
             serve(opts, |addr| {
                 let mut out = std::io::stdout().lock();

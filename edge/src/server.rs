@@ -17,6 +17,8 @@ pub struct ServeOptions {
     pub listen: String,
     pub database: PathBuf,
     pub token_file: PathBuf,
+    /// Serve HTTPS with this PEM certificate chain and private key.
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// Why the server could not start or stopped on an error.
@@ -36,8 +38,8 @@ pub enum ServeError {
         addr: String,
         source: std::io::Error,
     },
-    #[error("serving HTTP: {0}")]
-    Serve(std::io::Error),
+    #[error("TLS: {0}")]
+    Tls(String),
 }
 
 /// Run the server until a shutdown signal. `on_listening` is called once
@@ -54,6 +56,11 @@ pub async fn serve(
     let token = BearerToken::from_file_content(&content).ok_or_else(|| ServeError::EmptyToken {
         path: opts.token_file.clone(),
     })?;
+    // A bad certificate stops the start, before the database is touched.
+    let tls = match &opts.tls {
+        None => None,
+        Some((cert, key)) => Some(wire::serve::tls_config(cert, key).map_err(ServeError::Tls)?),
+    };
     // Held until the server stops: `restore` refuses while it is.
     let _lock = DbLock::acquire(&opts.database)?;
     let db = Db::open(&opts.database).await?;
@@ -69,42 +76,11 @@ pub async fn serve(
         source,
     })?;
     on_listening(addr);
-    info!(%addr, "fleet-edge listening on {addr}.");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    info!(%addr, scheme, "fleet-edge listening on {addr} ({scheme}).");
     let app = api::router(db.clone(), token);
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(ServeError::Serve);
+    wire::serve::serve_http1(listener, app, tls, wire::serve::shutdown_signal()).await;
     db.close().await;
     info!("fleet-edge stopped.");
-    result
-}
-
-/// Resolves on SIGTERM (systemd stop) or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::warn!(error = %e, "Cannot listen for Ctrl-C.");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "Cannot listen for SIGTERM.");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    info!("Shutdown requested: finishing requests in flight.");
+    Ok(())
 }

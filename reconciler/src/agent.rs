@@ -102,9 +102,10 @@ impl Agent {
             &config.edge_url,
             &config.edge_token_file,
             Duration::from_secs(60),
+            config.edge_ca_file.as_deref(),
         )
         .map_err(|source| SetupError::Secret {
-            what: "the edge token file",
+            what: "the edge token file (or edge_ca_file)",
             path: config.edge_token_file.clone(),
             source,
         })?;

@@ -51,6 +51,11 @@ pub struct Config {
     /// The edge backend, e.g. `http://127.0.0.1:7070`.
     pub edge_url: String,
     pub edge_token_file: PathBuf,
+    /// With an `https://` `edge_url`: a PEM file of the certificate (or its
+    /// CA) that `fleet-edge --tls-cert` serves, trusted besides the
+    /// system's roots.
+    #[serde(default)]
+    pub edge_ca_file: Option<PathBuf>,
     /// The status service; reports queue in the outbox without it.
     #[serde(default)]
     pub status_url: Option<String>,

@@ -67,26 +67,58 @@ pub struct EdgeClient {
 impl EdgeClient {
     /// A client for `base_url` with the bearer token from `token_file`.
     pub fn new(base_url: &str, token: String, timeout: Duration) -> EdgeClient {
-        let http = reqwest::Client::builder()
+        EdgeClient::with_ca(base_url, token, timeout, None)
+            .expect("a client without an extra CA builds")
+    }
+
+    /// A client that also trusts the PEM certificates in `ca` (the edge's
+    /// own certificate or its CA, for `fleet-edge --tls-cert`).
+    pub fn with_ca(
+        base_url: &str,
+        token: String,
+        timeout: Duration,
+        ca: Option<&[u8]>,
+    ) -> Result<EdgeClient, String> {
+        let mut builder = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(Duration::from_secs(5));
+        if let Some(pem) = ca {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| format!("the edge CA file is not PEM: {e}"))?;
+            if certs.is_empty() {
+                return Err("the edge CA file holds no certificate".to_owned());
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let http = builder
             .build()
-            .expect("a client with timeouts builds");
-        EdgeClient {
+            .map_err(|e| format!("cannot build the edge client: {e}"))?;
+        Ok(EdgeClient {
             base: base_url.trim_end_matches('/').to_owned(),
             token,
             http,
-        }
+        })
     }
 
-    /// Read the token file and build a client.
+    /// Read the token file (and the CA file, if any) and build a client.
     pub fn from_token_file(
         base_url: &str,
         token_file: &Path,
         timeout: Duration,
+        ca_file: Option<&Path>,
     ) -> std::io::Result<EdgeClient> {
         let token = crate::config::read_secret(token_file, "edge token")?;
-        Ok(EdgeClient::new(base_url, token, timeout))
+        let ca = ca_file
+            .map(|p| {
+                std::fs::read(p).map_err(|e| {
+                    std::io::Error::new(e.kind(), format!("edge_ca_file {}: {e}", p.display()))
+                })
+            })
+            .transpose()?;
+        EdgeClient::with_ca(base_url, token, timeout, ca.as_deref())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 
     /// One request; the answer's body as text when it is a success. Callers

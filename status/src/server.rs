@@ -255,8 +255,8 @@ pub async fn serve(
             },
         ),
     );
-    serve_http1(listener, app, async move {
-        shutdown_signal().await;
+    wire::serve::serve_http1(listener, app, None, async move {
+        wire::serve::shutdown_signal().await;
         // Long-polls answer now rather than hold the stop up.
         stop.send_replace(true);
     })
@@ -465,83 +465,6 @@ async fn housekeeping(db: std::sync::Arc<dyn crate::store::Store>, retain_report
             }
         }
     }
-}
-
-/// Serve `app` over HTTP/1.1 on `listener` until `shutdown` completes,
-/// then let the requests in progress finish. A failed accept (out of file
-/// descriptors, say) is logged and retried, never the end of the service.
-///
-/// hyper's HTTP/1 connection directly, rather than `axum::serve`: that one
-/// first reads a few bytes to tell HTTP/1 from HTTP/2 and hands them back
-/// through a rewinding reader, and the request head then arrives in two
-/// reads, which makes the connection's read buffer grow from 8 to 16 KiB.
-/// A held long-poll keeps that buffer for a minute, 10,000 times over on a
-/// busy replica (heaptrack; docs/BENCHMARKS.md, distribution). The
-/// service's clients (reconcilers, browsers, load balancers, Prometheus)
-/// all speak HTTP/1.1. Each connection shares the router (an `Arc`); the
-/// route table is never rebuilt per connection.
-async fn serve_http1(
-    listener: TcpListener,
-    app: axum::Router,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(hyper_util::rt::TokioTimer::new());
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(c) => c,
-                Err(e) => {
-                    // Out of file descriptors, say: wait rather than spin.
-                    warn!(error = %e, "Cannot accept a connection; retrying in a moment.");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let service = hyper_util::service::TowerToHyperService::new(app.clone());
-        let conn = http.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-        let conn = graceful.watch(conn);
-        tokio::spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::debug!(error = %e, "Connection ended with an error.");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            warn!(error = %e, "Cannot listen for Ctrl-C.");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                warn!(error = %e, "Cannot listen for SIGTERM.");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    info!("Shutdown requested: finishing requests in flight.");
 }
 
 #[cfg(test)]

@@ -26,3 +26,5 @@ pub mod json;
 pub mod node_auth;
 pub mod relay;
 pub mod report;
+#[cfg(feature = "axum")]
+pub mod serve;

@@ -203,6 +203,10 @@ enum ConformanceCommand {
         /// How long one request may take.
         #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
         timeout: std::time::Duration,
+        /// With an https:// URL: PEM certificates to trust besides the
+        /// system's (the backend's own certificate or its CA).
+        #[arg(long)]
+        ca_file: Option<PathBuf>,
     },
 }
 
@@ -631,7 +635,8 @@ fn run(cli: Cli) -> i32 {
             url,
             token_file,
             timeout,
-        }) => conformance_edge(&url, &token_file, timeout),
+            ca_file,
+        }) => conformance_edge(&url, &token_file, timeout, ca_file.as_deref()),
         Command::Secret(SecretCommand::Recipients {
             status_url: Some(status_url),
             token_file: Some(token_file),
@@ -652,11 +657,20 @@ fn run(cli: Cli) -> i32 {
     }
 }
 
-fn conformance_edge(url: &str, token_file: &std::path::Path, timeout: std::time::Duration) -> i32 {
+fn conformance_edge(
+    url: &str,
+    token_file: &std::path::Path,
+    timeout: std::time::Duration,
+    ca_file: Option<&std::path::Path>,
+) -> i32 {
     use reconciler::conformance::{self, Verdict};
     let token = match reconciler::config::read_secret(token_file, "edge token") {
         Ok(t) => t,
         Err(e) => return fail(format!("reading {}: {e}", token_file.display())),
+    };
+    let ca = match ca_file.map(std::fs::read).transpose() {
+        Ok(c) => c,
+        Err(e) => return fail(format!("reading the CA file: {e}")),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -666,12 +680,16 @@ fn conformance_edge(url: &str, token_file: &std::path::Path, timeout: std::time:
         "edge conformance of {url} (contract {})",
         wire::edge::CONTRACT
     );
-    let outcomes = runtime.block_on(conformance::run(url, token, timeout, |o| {
+    let run = conformance::run(url, token, timeout, ca.as_deref(), |o| {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{o}");
         let _ = out.flush();
-    }));
+    });
+    let outcomes = match runtime.block_on(run) {
+        Ok(o) => o,
+        Err(e) => return fail(e),
+    };
     let passed = outcomes
         .iter()
         .filter(|o| matches!(o.verdict, Verdict::Pass(_)))

@@ -12,3 +12,4 @@ mod local_page;
 mod openapi_fuzz;
 mod orders;
 mod staff;
+mod tls;

@@ -175,15 +175,18 @@ fn writer(revision: u64) -> Writer {
 
 /// Run every check against the backend at `base_url`, calling `each` with
 /// each outcome as it is known. Returns all of them.
+/// `ca` is PEM certificates to trust besides the system's (an HTTPS
+/// backend's own certificate or CA).
 pub async fn run(
     base_url: &str,
     token: String,
     timeout: Duration,
+    ca: Option<&[u8]>,
     mut each: impl FnMut(&Outcome),
-) -> Vec<Outcome> {
+) -> Result<Vec<Outcome>, String> {
     let kit = Kit {
-        client: EdgeClient::new(base_url, token.clone(), timeout),
-        raw: Raw::new(base_url, token, timeout),
+        client: EdgeClient::with_ca(base_url, token.clone(), timeout, ca)?,
+        raw: Raw::new(base_url, token, timeout, ca)?,
         desired: kit_state(),
         audit_from: 0,
         create_ops: Vec::new(),
@@ -212,7 +215,7 @@ pub async fn run(
         each(&outcome);
         out.push(outcome);
     }
-    out
+    Ok(out)
 }
 
 /// Why a check failed, and whether the checks after it can still run.
@@ -905,16 +908,25 @@ impl Answer {
 }
 
 impl Raw {
-    fn new(base: &str, token: String, timeout: Duration) -> Raw {
-        Raw {
+    fn new(base: &str, token: String, timeout: Duration, ca: Option<&[u8]>) -> Result<Raw, String> {
+        let mut builder = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5));
+        for c in ca
+            .map(reqwest::Certificate::from_pem_bundle)
+            .transpose()
+            .map_err(|e| format!("the CA file is not PEM: {e}"))?
+            .unwrap_or_default()
+        {
+            builder = builder.add_root_certificate(c);
+        }
+        Ok(Raw {
             base: base.trim_end_matches('/').to_owned(),
             token,
-            http: reqwest::Client::builder()
-                .timeout(timeout)
-                .connect_timeout(Duration::from_secs(5))
+            http: builder
                 .build()
-                .expect("a client with timeouts builds"),
-        }
+                .map_err(|e| format!("cannot build the HTTP client: {e}"))?,
+        })
     }
 
     async fn send(

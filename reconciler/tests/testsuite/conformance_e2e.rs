@@ -153,3 +153,52 @@ fn a_backend_holding_configuration_is_refused_before_anything_is_written() {
     );
     assert_eq!(edge.audit().len(), audit_before, "the kit wrote");
 }
+
+/// Optional TLS (DESIGN.md §14): the kit, the reconciler's own client,
+/// drives a `fleet-edge` serving HTTPS with a self-signed certificate
+/// given as `--ca-file`; without it, the first check fails on the
+/// certificate and nothing is written.
+#[test]
+fn the_kit_passes_over_tls_with_the_edges_certificate() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let issued = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("a cert");
+    let (cert, key, token) = (
+        tmp.path().join("edge.crt"),
+        tmp.path().join("edge.key"),
+        tmp.path().join("token"),
+    );
+    std::fs::write(&cert, issued.cert.pem()).expect("cert");
+    std::fs::write(&key, issued.key_pair.serialize_pem()).expect("key");
+    std::fs::write(&token, "tls-token-0123456789\n").expect("token");
+    let mut child = crate::e2e::Guarded::new(
+        Command::new(crate::e2e::edge_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--database"])
+            .arg(tmp.path().join("edge.db"))
+            .arg("--token-file")
+            .arg(&token)
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn fleet-edge"),
+    );
+    let addr = testkit::listening_addr(child.child(), std::time::Duration::from_secs(60))
+        .expect("listening");
+    let port = addr.rsplit(':').next().expect("a port");
+    let url = format!("https://localhost:{port}");
+    let run = run_process(
+        Command::new(fleet_bin())
+            .args(["conformance", "edge", "--url", &url, "--token-file"])
+            .arg(&token)
+            .arg("--ca-file")
+            .arg(&cert),
+        PROCESS_TIMEOUT,
+    );
+    run.expect_code(0, "the kit over TLS");
+    let run = kit(&url, &token);
+    run.expect_code(1, "without the certificate");
+    assert!(line(&run.stdout, "contract").starts_with("FAIL"), "{run}");
+}
