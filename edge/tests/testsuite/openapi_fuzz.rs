@@ -16,7 +16,9 @@
 //! - an error answer that is not the error body `{"error": {"code",
 //!   "message"}}` in JSON;
 //! - an invalid request answered with anything but 400 or 422;
-//! - a valid request answered 400 (the document said it is well formed).
+//! - a valid request answered 400 (the document said it is well formed);
+//! - an answer whose JSON body does not match the schema the document
+//!   gives for its status.
 //!
 //! The test fails listing every disagreement. `FLEET_FUZZ_ROUNDS` sets
 //! the rounds over all operations (default 12, about 1,500 requests);
@@ -329,6 +331,7 @@ async fn a_schema_driven_fuzzer_finds_no_disagreement_with_openapi() {
     let mut sent = 0usize;
     let mut invalid_sent = 0usize;
     let mut arrays_for_objects = 0usize;
+    let mut answers_checked = 0usize;
     let paths = doc.doc["paths"].as_object().unwrap().clone();
     for _ in 0..rounds {
         for (route, ops) in &paths {
@@ -487,6 +490,26 @@ async fn a_schema_driven_fuzzer_finds_no_disagreement_with_openapi() {
                             .collect::<String>(),
                         invalid.clone().unwrap_or_else(|| "valid".to_owned())
                     );
+                    // The answer's body matches the schema documented
+                    // for its status.
+                    let answer_schema = op
+                        .pointer(&format!(
+                            "/responses/{}/content/application~1json/schema",
+                            r.status
+                        ))
+                        .cloned();
+                    if let Some(schema) = answer_schema
+                        && !r.body.is_null()
+                        && {
+                            answers_checked += 1;
+                            !doc.validator(&schema).is_valid(&r.body)
+                        }
+                    {
+                        disagreements.push(format!(
+                            "answer {} does not match its documented schema: {what} → {}",
+                            r.status, r.body
+                        ));
+                    }
                     if !documented.contains(&r.status) || r.status >= 500 {
                         disagreements
                             .push(format!("undocumented {}: {what} → {}", r.status, r.body));
