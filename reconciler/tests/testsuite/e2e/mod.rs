@@ -732,7 +732,8 @@ impl Edge {
     }
 }
 
-/// The POS fields of a `GET /state` answer: the top-level `version` gone,
+/// The POS fields of a `GET /state` answer: the top-level `version` and the
+/// store-owned section gone (state the store owns is not configuration),
 /// settings as `key: value`, and `version`/`local_override` dropped from
 /// every entity, so that it compares with `fleet render`.
 pub fn pos_state(edge: &Value) -> Value {
@@ -742,7 +743,7 @@ pub fn pos_state(edge: &Value) -> Value {
     };
     for (domain, content) in domains {
         match domain.as_str() {
-            "version" => {}
+            "version" | "store_owned" => {}
             "settings" => {
                 let settings = content
                     .as_object()
