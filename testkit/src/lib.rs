@@ -143,3 +143,45 @@ pub fn hostile_releases(store: &str, revision: u64) -> Vec<(&'static str, String
     }
     vec![("deep nesting", deep), ("alias bomb", bomb)]
 }
+
+/// Test generators' randomness: xorshift64*, seeded, so a seed is a
+/// case (a failure prints its seed and reruns exactly).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
+    }
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// 0..n
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+    /// lo..=hi
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below(hi - lo + 1)
+    }
+    /// True one time in `n`.
+    pub fn one_in(&mut self, n: usize) -> bool {
+        self.below(n) == 0
+    }
+    pub fn pick<'a, T>(&mut self, from: &'a [T]) -> &'a T {
+        &from[self.below(from.len())]
+    }
+    /// A subset of `from` in a random order, of `lo..=hi` members.
+    pub fn some<T: Clone>(&mut self, from: &[T], lo: usize, hi: usize) -> Vec<T> {
+        let mut pool = from.to_vec();
+        let n = self.range(lo.min(pool.len()), hi.min(pool.len()));
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(pool.remove(self.below(pool.len())));
+        }
+        out
+    }
+}

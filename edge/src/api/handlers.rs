@@ -771,12 +771,7 @@ pub async fn post_order(
     let staff = staff_of(&app, &headers, &credential).await?;
     match (&staff, &credential) {
         (None, super::Credential::Device(_)) => {
-            return Err(AppError::client(
-                StatusCode::UNAUTHORIZED,
-                "session_required",
-                "a device takes orders only with a staff session: POST /sessions with the user and PIN, then send X-Fleet-Session",
-            )
-            .with_field("X-Fleet-Session"));
+            return Err(session_required("takes orders"));
         }
         (Some(s), _) if !s.may("order.create") => {
             return Err(refuse(&app, s, "order.create", "taking an order").await);
@@ -805,6 +800,18 @@ pub async fn post_order(
     let mut r = (StatusCode::CREATED, Json(order)).into_response();
     r.headers_mut().insert(header::LOCATION, location);
     Ok(r)
+}
+
+/// 401 for a device that `does` something only a staff session may.
+fn session_required(does: &str) -> AppError {
+    AppError::client(
+        StatusCode::UNAUTHORIZED,
+        "session_required",
+        format!(
+            "a device {does} only with a staff session: POST /sessions with the user and PIN, then send X-Fleet-Session"
+        ),
+    )
+    .with_field("X-Fleet-Session")
 }
 
 /// The credential as a device name for sessions and the audit log.
@@ -910,12 +917,7 @@ pub async fn put_availability(
     let device = device_of(&credential);
     let actor = match staff_of(&app, &headers, &credential).await? {
         None if matches!(credential, super::Credential::Device(_)) => {
-            return Err(AppError::client(
-                StatusCode::UNAUTHORIZED,
-                "session_required",
-                "a device marks items unavailable only with a staff session: POST /sessions, then send X-Fleet-Session",
-            )
-            .with_field("X-Fleet-Session"));
+            return Err(session_required("marks items unavailable"));
         }
         None => Actor::local_admin(),
         Some(s) if !s.may("menu.sold_out") => {
@@ -1014,12 +1016,7 @@ pub async fn post_void(
     };
     let voided_by = match (&staff, &credential) {
         (None, super::Credential::Device(_)) => {
-            return Err(AppError::client(
-                StatusCode::UNAUTHORIZED,
-                "session_required",
-                "a device voids orders only with a staff session: POST /sessions, then send X-Fleet-Session",
-            )
-            .with_field("X-Fleet-Session"));
+            return Err(session_required("voids orders"));
         }
         (None, _) => "local:admin".to_owned(),
         (Some(s), _) => format!("local:{}", s.user),

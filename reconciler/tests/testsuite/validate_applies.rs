@@ -29,6 +29,7 @@ use schemas::diag::Severity;
 use schemas::load::DirTree;
 use schemas::validate::check_repo;
 use serde_json::{Map, Value, json};
+use testkit::Rng;
 
 use crate::e2e::{
     Edge, PROCESS_TIMEOUT, fleet, git, pos_state, reconciler_cmd, reconciler_config, run_process,
@@ -36,46 +37,6 @@ use crate::e2e::{
 
 /// A valid argon2id PHC string (the users' PIN hash; its PIN is unknown).
 const PIN_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ykQaenBiKzjUjBGOoLcAAg$CMW46GBK3yBqkL9n328iQaFTm1EphCPCM8vzxYlN3EE";
-
-/// The generator's randomness: xorshift64*, seeded, so a seed is a repo.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1)
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// 0..n
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    /// lo..=hi
-    fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + self.below(hi - lo + 1)
-    }
-    /// True one time in `n`.
-    fn one_in(&mut self, n: usize) -> bool {
-        self.below(n) == 0
-    }
-    fn pick<'a, T>(&mut self, from: &'a [T]) -> &'a T {
-        &from[self.below(from.len())]
-    }
-    /// A subset of `from` in a random order, of `lo..=hi` members.
-    fn some<T: Clone>(&mut self, from: &[T], lo: usize, hi: usize) -> Vec<T> {
-        let mut pool = from.to_vec();
-        let n = self.range(lo.min(pool.len()), hi.min(pool.len()));
-        let mut out = Vec::new();
-        for _ in 0..n {
-            out.push(pool.remove(self.below(pool.len())));
-        }
-        out
-    }
-}
 
 /// Name pieces: ASCII, accented Latin, CJK, emoji, right-to-left, and
 /// characters YAML and HTML care about.
