@@ -294,11 +294,17 @@ pub async fn place(
     Ok(order)
 }
 
-/// The configuration's version counter: every configuration write moves it.
-async fn config_version(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT value FROM meta WHERE key = 'version_counter'")
-        .fetch_one(conn)
-        .await
+/// What an order's pricing depends on, as one value that moves when it
+/// does: the configuration's version counter (every configuration write
+/// moves it) and the store-owned availability (a variation marked
+/// unavailable or available again adds or removes a row).
+async fn config_version(conn: &mut SqliteConnection) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT (SELECT value FROM meta WHERE key = 'version_counter') || ':' || \
+                (SELECT COALESCE(MAX(rowid), 0) || '-' || COUNT(*) FROM unavailable)",
+    )
+    .fetch_one(conn)
+    .await
 }
 
 /// A setting's string value, if it is set to a string.
