@@ -152,3 +152,64 @@ async fn a_manager_signs_in_and_sees_what_was_applied_overridden_and_set_locally
     let (_, body) = page_with(&s, &pair).await;
     assert!(body.contains("Your session ended"), "{body}");
 }
+
+/// The same page in a real browser (headless Chromium through
+/// ChromeDriver): sign in with the form, read the sections, sign out.
+#[tokio::test]
+async fn the_store_page_in_a_real_browser() {
+    let s = Server::start();
+    seed_example(&s).await;
+    seed_staff(&s).await;
+    let manager = s.get("/roles/manager").await;
+    let r = s
+        .update(
+            "/roles/manager",
+            manager.version(),
+            json!({"id": "manager", "name": "Manager", "level": 50, "inherits": ["cashier"],
+                "permissions": ["order.void", "reports.view"]}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let r = Server::send(
+        s.request(Method::PUT, "/menu/availability/soda-small")
+            .json(&json!({"available": false})),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let base = s.base.clone();
+    // WebDriver calls block: off the async runtime.
+    tokio::task::spawn_blocking(move || {
+        let b = testkit::browser::Browser::start(1100, 900);
+        b.goto(&format!("{base}/local"));
+        let user = b.find("#user");
+        b.type_into(&user, "jane");
+        let pin = b.find("#pin");
+        b.type_into(&pin, "9876");
+        b.click(&b.find("#sign-in button"));
+        b.wait_until(
+            "the signed-in page",
+            std::time::Duration::from_secs(20),
+            |b| !b.find_all("#audit").is_empty(),
+        );
+        let applied = b.text(&b.find("#applied"));
+        assert!(
+            applied.contains("Nothing applied by the reconciler yet"),
+            "{applied}"
+        );
+        let owned = b.text(&b.find("#store-owned"));
+        assert!(owned.contains("soda-small"), "{owned}");
+        let audit = b.text(&b.find("#audit"));
+        assert!(audit.contains("The hash chain of all"), "{audit}");
+        assert!(audit.contains("staff · login"), "{audit}");
+        assert!(audit.contains("access · role · update"), "{audit}");
+        b.screenshot(&testkit::browser::screenshot_dir().join("edge-local-page.png"));
+        b.click(&b.find("header form button"));
+        b.wait_until(
+            "the sign-in form again",
+            std::time::Duration::from_secs(20),
+            |b| !b.find_all("#sign-in").is_empty(),
+        );
+    })
+    .await
+    .unwrap();
+}
