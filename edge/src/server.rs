@@ -39,7 +39,7 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error("TLS: {0}")]
-    Tls(String),
+    Tls(#[from] wire::serve::TlsError),
 }
 
 /// Run the server until a shutdown signal. `on_listening` is called once
@@ -59,7 +59,7 @@ pub async fn serve(
     // A bad certificate stops the start, before the database is touched.
     let tls = match &opts.tls {
         None => None,
-        Some((cert, key)) => Some(wire::serve::tls_config(cert, key).map_err(ServeError::Tls)?),
+        Some((cert, key)) => Some(wire::serve::tls_config(cert, key)?),
     };
     // Held until the server stops: `restore` refuses while it is.
     let _lock = DbLock::acquire(&opts.database)?;

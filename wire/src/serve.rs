@@ -12,34 +12,52 @@
 //! Prometheus) all speak HTTP/1.1. Each connection shares the router (an
 //! `Arc`); the route table is never rebuilt per connection.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tracing::{info, warn};
 
+/// Why a TLS identity could not be made from its files.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("reading the certificate {path}: {message}")]
+    Certificate { path: PathBuf, message: String },
+    #[error("the certificate {path} holds no CERTIFICATE block")]
+    NoCertificate { path: PathBuf },
+    #[error("reading the private key {path}: {message}")]
+    Key { path: PathBuf, message: String },
+    #[error("the certificate and key do not make a TLS identity: {0}")]
+    Identity(String),
+}
+
 /// A TLS server configuration from a PEM certificate chain and its PEM
 /// private key (PKCS#8, PKCS#1 or SEC1).
-pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+pub fn tls_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let cert_err = |e: &dyn std::fmt::Display| TlsError::Certificate {
+        path: cert.to_path_buf(),
+        message: e.to_string(),
+    };
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| format!("reading the certificate {}: {e}", cert.display()))?
+        .map_err(|e| cert_err(&e))?
         .collect::<Result<_, _>>()
-        .map_err(|e| format!("the certificate {} is not PEM: {e}", cert.display()))?;
+        .map_err(|e| cert_err(&e))?;
     if certs.is_empty() {
-        return Err(format!(
-            "the certificate {} holds no CERTIFICATE block",
-            cert.display()
-        ));
+        return Err(TlsError::NoCertificate {
+            path: cert.to_path_buf(),
+        });
     }
-    let key = PrivateKeyDer::from_pem_file(key)
-        .map_err(|e| format!("reading the private key {}: {e}", key.display()))?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Key {
+        path: key.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let config = rustls::ServerConfig::builder()
         .with_no_client_auth()
         .with_single_cert(certs, key)
-        .map_err(|e| format!("the certificate and key do not make a TLS identity: {e}"))?;
+        .map_err(|e| TlsError::Identity(e.to_string()))?;
     Ok(Arc::new(config))
 }
 
