@@ -301,6 +301,38 @@ impl From<StoredEntry> for AuditEntry {
     }
 }
 
+/// The newest write of the reconciler: what the store last applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReconcilerWrite {
+    pub revision: u64,
+    pub commit: String,
+    /// RFC 3339, UTC.
+    pub time: String,
+}
+
+/// The reconciler's newest entry, if it ever wrote.
+pub async fn last_reconciler_write(
+    conn: &mut SqliteConnection,
+) -> Result<Option<ReconcilerWrite>, sqlx::Error> {
+    let row = sqlx::query(
+        "SELECT revision, source_commit, time FROM audit_log WHERE actor = ? \
+         ORDER BY seq DESC LIMIT 1",
+    )
+    .bind(Actor::RECONCILER)
+    .fetch_optional(conn)
+    .await?;
+    row.map(|r| {
+        Ok(ReconcilerWrite {
+            revision: r.try_get::<Option<i64>, _>("revision")?.map_or(0, to_u64),
+            commit: r
+                .try_get::<Option<String>, _>("source_commit")?
+                .unwrap_or_default(),
+            time: r.try_get("time")?,
+        })
+    })
+    .transpose()
+}
+
 /// Entries with `seq > after`, oldest first, at most `limit` (capped at
 /// [`MAX_PAGE`]).
 pub async fn page(pool: &SqlitePool, after: u64, limit: u32) -> Result<AuditPage, sqlx::Error> {

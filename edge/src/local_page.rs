@@ -18,7 +18,6 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use schemas::diff::EntityKind;
 use serde::Deserialize;
-use sqlx::Row;
 use wire::edge::{AuditEntry, Unavailable};
 
 use crate::api::App;
@@ -40,20 +39,12 @@ pub fn routes() -> Router<App> {
         .route("/local/logout", post(logout))
 }
 
-/// What the reconciler applied last.
-#[derive(Debug)]
-pub struct Applied {
-    pub revision: u64,
-    pub commit: String,
-    pub time: String,
-}
-
 /// The signed-in view.
 #[derive(Debug)]
 pub struct View {
     pub user: String,
     pub role: String,
-    pub applied: Option<Applied>,
+    pub applied: Option<crate::audit::ReconcilerWrite>,
     /// (kind, id) of users and roles under a local override.
     pub overrides: Vec<(&'static str, String)>,
     pub unavailable: Vec<Unavailable>,
@@ -157,34 +148,12 @@ async fn page(State(app): State<App>, headers: HeaderMap) -> Response {
 
 async fn view(app: &App, s: staff::Staff) -> Result<View, sqlx::Error> {
     let mut conn = app.db.reader.acquire().await?;
-    let applied = sqlx::query(
-        "SELECT revision, source_commit, time FROM audit_log WHERE actor = 'reconciler' \
-         ORDER BY seq DESC LIMIT 1",
-    )
-    .fetch_optional(&mut *conn)
-    .await?
-    .map(|r| -> Result<Applied, sqlx::Error> {
-        Ok(Applied {
-            revision: u64::try_from(r.try_get::<Option<i64>, _>("revision")?.unwrap_or(0))
-                .unwrap_or(0),
-            commit: r
-                .try_get::<Option<String>, _>("source_commit")?
-                .unwrap_or_default(),
-            time: r.try_get("time")?,
-        })
-    })
-    .transpose()?;
-    let overrides = sqlx::query(
-        "SELECT kind, id FROM entities WHERE local_override = 1 AND kind IN ('user', 'role') ORDER BY kind, id",
-    )
-    .fetch_all(&mut *conn)
-    .await?
-    .iter()
-    .map(|r| -> Result<(&'static str, String), sqlx::Error> {
-        let kind: String = r.try_get("kind")?;
-        Ok((if kind == "user" { "user" } else { "role" }, r.try_get("id")?))
-    })
-    .collect::<Result<Vec<_>, _>>()?;
+    let applied = crate::audit::last_reconciler_write(&mut conn).await?;
+    let overrides = crate::store::overridden(&mut conn)
+        .await?
+        .into_iter()
+        .map(|(kind, id)| (crate::model::kind_name(kind), id))
+        .collect();
     let unavailable = crate::availability::list(&mut conn).await?;
     drop(conn);
     let head = {

@@ -101,6 +101,84 @@ impl Staff {
     }
 }
 
+/// The permissions the edge checks (POS-MODEL.md's names).
+pub const ORDER_CREATE: &str = "order.create";
+pub const ORDER_VOID: &str = "order.void";
+pub const MENU_SOLD_OUT: &str = "menu.sold_out";
+
+/// Why a staff-only action was refused, before anything was written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denied {
+    /// A device acted without a staff session.
+    SessionRequired,
+    /// The staff member's role lacks `permission`; `as_approver` when the
+    /// staff member was asked to approve another's action.
+    Lacks {
+        staff: Staff,
+        permission: &'static str,
+        as_approver: bool,
+    },
+}
+
+/// Who may do an action that needs `permission` (DESIGN.md §14): a device
+/// only through a staff session whose role grants it; the admin token also
+/// without a session (`Ok(None)`). Pure: the caller found the session.
+pub fn authorize(
+    by_device: bool,
+    staff: Option<Staff>,
+    permission: &'static str,
+) -> Result<Option<Staff>, Denied> {
+    match staff {
+        None if by_device => Err(Denied::SessionRequired),
+        None => Ok(None),
+        Some(s) if !s.may(permission) => Err(Denied::Lacks {
+            staff: s,
+            permission,
+            as_approver: false,
+        }),
+        Some(s) => Ok(Some(s)),
+    }
+}
+
+/// Why a void was not authorized.
+#[derive(Debug, thiserror::Error)]
+pub enum VoidDenied {
+    #[error("{0:?}")]
+    Denied(Denied),
+    /// The approver's PIN check failed (wrong, locked out).
+    #[error(transparent)]
+    Approver(#[from] StaffError),
+}
+
+/// Who voids and who approved (DESIGN.md §14): [`authorize`] for
+/// `order.void`; when the session's role lacks it, an `approver` whose
+/// PIN (checked and counted like a login, through `device`) and role do.
+pub async fn authorize_void(
+    db: &Db,
+    by_device: bool,
+    staff: Option<Staff>,
+    approver: Option<&Login>,
+    device: &str,
+) -> Result<(Option<Staff>, Option<Staff>), VoidDenied> {
+    match authorize(by_device, staff, ORDER_VOID) {
+        Ok(s) => Ok((s, None)),
+        Err(Denied::Lacks { staff, .. }) if approver.is_some() => {
+            let login = approver.expect("checked just above");
+            let a = check_pin(db, &login.user, &login.pin, device, "approve").await?;
+            match authorize(false, Some(a), ORDER_VOID) {
+                Ok(a) => Ok((Some(staff), a)),
+                Err(Denied::Lacks { staff: a, .. }) => Err(VoidDenied::Denied(Denied::Lacks {
+                    staff: a,
+                    permission: ORDER_VOID,
+                    as_approver: true,
+                })),
+                Err(e) => Err(VoidDenied::Denied(e)),
+            }
+        }
+        Err(e) => Err(VoidDenied::Denied(e)),
+    }
+}
+
 /// Why a login or a session was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum StaffError {
@@ -444,6 +522,41 @@ pub async fn session(db: &Db, token: &str, device: &str) -> Result<Staff, StaffE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn cashier() -> Staff {
+        Staff {
+            user: "sam".to_owned(),
+            role: "cashier".to_owned(),
+            permissions: [ORDER_CREATE.to_owned()].into(),
+            device: "device:register-1".to_owned(),
+        }
+    }
+
+    #[test]
+    fn who_may_act() {
+        // A device needs a session; the admin token does not.
+        assert_eq!(
+            authorize(true, None, ORDER_CREATE),
+            Err(Denied::SessionRequired)
+        );
+        assert_eq!(authorize(false, None, ORDER_CREATE), Ok(None));
+        // A session acts only with the permission (admin.all grants all).
+        assert_eq!(
+            authorize(true, Some(cashier()), ORDER_CREATE),
+            Ok(Some(cashier()))
+        );
+        assert_eq!(
+            authorize(false, Some(cashier()), ORDER_VOID),
+            Err(Denied::Lacks {
+                staff: cashier(),
+                permission: ORDER_VOID,
+                as_approver: false
+            })
+        );
+        let mut admin = cashier();
+        admin.permissions = [schemas::registry::ADMIN_ALL.to_owned()].into();
+        assert!(authorize(true, Some(admin), MENU_SOLD_OUT).is_ok());
+    }
 
     #[test]
     fn the_dummy_hash_is_a_real_argon2id_hash_that_no_pin_matches() {

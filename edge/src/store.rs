@@ -158,6 +158,26 @@ pub async fn get(
     })
 }
 
+/// The users and roles under a local override, by kind then id.
+pub async fn overridden(
+    conn: &mut SqliteConnection,
+) -> Result<Vec<(EntityKind, String)>, sqlx::Error> {
+    let rows =
+        sqlx::query("SELECT kind, id FROM entities WHERE local_override = 1 ORDER BY kind, id")
+            .fetch_all(conn)
+            .await?;
+    rows.iter()
+        .filter_map(|r| {
+            let kind: String = match r.try_get("kind") {
+                Ok(k) => k,
+                Err(e) => return Some(Err(e)),
+            };
+            let kind = model::parse_kind(&kind)?;
+            Some(r.try_get("id").map(|id| (kind, id)))
+        })
+        .collect()
+}
+
 /// Which sections `/state` answers.
 pub fn domain_kinds(domain: Domain) -> &'static [EntityKind] {
     match domain {

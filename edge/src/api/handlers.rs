@@ -769,15 +769,12 @@ pub async fn post_order(
     let req: OrderRequest = model::decode(parse_json(&body)?)?;
     let credential = credential.map(|c| c.0).unwrap_or(super::Credential::Admin);
     let staff = staff_of(&app, &headers, &credential).await?;
-    match (&staff, &credential) {
-        (None, super::Credential::Device(_)) => {
-            return Err(session_required("takes orders"));
-        }
-        (Some(s), _) if !s.may("order.create") => {
-            return Err(refuse(&app, s, "order.create", "taking an order").await);
-        }
-        _ => {}
-    }
+    let staff = staff::authorize(is_device(&credential), staff, staff::ORDER_CREATE)
+        .map_err(|d| (d, "takes orders", "taking an order".to_owned()));
+    let staff = match staff {
+        Ok(s) => s,
+        Err((d, does, what)) => return Err(denied(&app, d, does, &what).await),
+    };
     let order = match orders::place(&app.db, req, staff.as_ref()).await {
         Ok(o) => o,
         Err(orders::OrderError::Forbidden {
@@ -800,6 +797,22 @@ pub async fn post_order(
     let mut r = (StatusCode::CREATED, Json(order)).into_response();
     r.headers_mut().insert(header::LOCATION, location);
     Ok(r)
+}
+
+fn is_device(credential: &super::Credential) -> bool {
+    matches!(credential, super::Credential::Device(_))
+}
+
+/// The answer of a refused staff-only action: 401 for a device without a
+/// session (it `does` the action), 403 (audited) for a role without the
+/// permission (`what` for the audit log).
+async fn denied(app: &App, d: staff::Denied, does: &str, what: &str) -> AppError {
+    match d {
+        staff::Denied::SessionRequired => session_required(does),
+        staff::Denied::Lacks {
+            staff, permission, ..
+        } => refuse(app, &staff, permission, what).await,
+    }
 }
 
 /// 401 for a device that `does` something only a staff session may.
@@ -915,21 +928,13 @@ pub async fn put_availability(
     let req: wire::edge::AvailabilityPut = model::decode(parse_json(&body)?)?;
     let credential = credential.map(|c| c.0).unwrap_or(super::Credential::Admin);
     let device = device_of(&credential);
-    let actor = match staff_of(&app, &headers, &credential).await? {
-        None if matches!(credential, super::Credential::Device(_)) => {
-            return Err(session_required("marks items unavailable"));
+    let staff = staff_of(&app, &headers, &credential).await?;
+    let actor = match staff::authorize(is_device(&credential), staff, staff::MENU_SOLD_OUT) {
+        Ok(s) => s.map_or_else(Actor::local_admin, |s| s.actor()),
+        Err(d) => {
+            let what = format!("marking `{variation}` unavailable");
+            return Err(denied(&app, d, "marks items unavailable", &what).await);
         }
-        None => Actor::local_admin(),
-        Some(s) if !s.may("menu.sold_out") => {
-            return Err(refuse(
-                &app,
-                &s,
-                "menu.sold_out",
-                &format!("marking `{variation}` unavailable"),
-            )
-            .await);
-        }
-        Some(s) => s.actor(),
     };
     match crate::availability::set(&app.db, &variation, req.available, &actor, &device).await {
         Ok(entry) => {
@@ -1010,45 +1015,30 @@ pub async fn post_void(
     };
     let credential = credential.map(|c| c.0).unwrap_or(super::Credential::Admin);
     let device = device_of(&credential);
-    let staff = match staff_of(&app, &headers, &credential).await {
-        Ok(s) => s,
-        Err(e) => return Err(e),
-    };
-    let voided_by = match (&staff, &credential) {
-        (None, super::Credential::Device(_)) => {
-            return Err(session_required("voids orders"));
+    let staff = staff_of(&app, &headers, &credential).await?;
+    let (by, approver) = match staff::authorize_void(
+        &app.db,
+        is_device(&credential),
+        staff,
+        req.approver.as_ref(),
+        &device,
+    )
+    .await
+    {
+        Ok(decided) => decided,
+        Err(staff::VoidDenied::Approver(e)) => return Ok(staff_response(e)),
+        Err(staff::VoidDenied::Denied(d)) => {
+            let what = match &d {
+                staff::Denied::Lacks {
+                    as_approver: true, ..
+                } => format!("approving the void of order `{id}`"),
+                _ => format!("voiding order `{id}` without an approver"),
+            };
+            return Err(denied(&app, d, "voids orders", &what).await);
         }
-        (None, _) => "local:admin".to_owned(),
-        (Some(s), _) => format!("local:{}", s.user),
     };
-    let mut approved_by = None;
-    if let Some(s) = staff.as_ref().filter(|s| !s.may("order.void")) {
-        let Some(approver) = &req.approver else {
-            return Err(refuse(
-                &app,
-                s,
-                "order.void",
-                &format!("voiding order `{id}` without an approver"),
-            )
-            .await);
-        };
-        let a = match staff::check_pin(&app.db, &approver.user, &approver.pin, &device, "approve")
-            .await
-        {
-            Ok(a) => a,
-            Err(e) => return Ok(staff_response(e)),
-        };
-        if !a.may("order.void") {
-            return Err(refuse(
-                &app,
-                &a,
-                "order.void",
-                &format!("approving the void of order `{id}`"),
-            )
-            .await);
-        }
-        approved_by = Some(format!("local:{}", a.user));
-    }
+    let voided_by = by.map_or_else(|| "local:admin".to_owned(), |s| format!("local:{}", s.user));
+    let approved_by = approver.map(|a| format!("local:{}", a.user));
     let void = orders::Void {
         order: id.clone(),
         voided_at: store::now_rfc3339(),

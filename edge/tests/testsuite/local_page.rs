@@ -39,13 +39,12 @@ async fn page_with(s: &Server, cookie: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-#[tokio::test]
-async fn a_manager_signs_in_and_sees_what_was_applied_overridden_and_set_locally() {
+/// The example menu, staff, and `reports.view` for jane's manager role
+/// (the page's permission).
+async fn store_with_a_manager() -> Server {
     let s = Server::start();
     seed_example(&s).await;
     seed_staff(&s).await;
-    // jane's role gets reports.view; a reconciler write, a local override
-    // and an 86 give the page something to show.
     let manager = s.get("/roles/manager").await;
     let r = s
         .update(
@@ -56,6 +55,14 @@ async fn a_manager_signs_in_and_sees_what_was_applied_overridden_and_set_locally
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
+    s
+}
+
+#[tokio::test]
+async fn a_manager_signs_in_and_sees_what_was_applied_overridden_and_set_locally() {
+    let s = store_with_a_manager().await;
+    // A reconciler write, a local override and an 86 give the page
+    // something to show.
     s.must_create("/settings/store.name", json!({"value": NASTY}))
         .await;
     let r = Server::send(
@@ -157,19 +164,7 @@ async fn a_manager_signs_in_and_sees_what_was_applied_overridden_and_set_locally
 /// ChromeDriver): sign in with the form, read the sections, sign out.
 #[tokio::test]
 async fn the_store_page_in_a_real_browser() {
-    let s = Server::start();
-    seed_example(&s).await;
-    seed_staff(&s).await;
-    let manager = s.get("/roles/manager").await;
-    let r = s
-        .update(
-            "/roles/manager",
-            manager.version(),
-            json!({"id": "manager", "name": "Manager", "level": 50, "inherits": ["cashier"],
-                "permissions": ["order.void", "reports.view"]}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
+    let s = store_with_a_manager().await;
     let r = Server::send(
         s.request(Method::PUT, "/menu/availability/soda-small")
             .json(&json!({"available": false})),
