@@ -346,11 +346,88 @@ impl Mirror {
             .find_commit(oid)
             .and_then(|c| c.tree())
             .map_err(|e| read_err(first, e.message().to_owned()))?;
+        let mut dirs = LargeDirs::default();
         release_dirs
             .iter()
-            .map(|d| read_release_in(&repo, &tree, d.as_ref()).map(&mut f))
+            .map(|d| {
+                let d = d.as_ref();
+                match read_release_plain(&repo, &tree, &mut dirs, d) {
+                    Some(files) => Ok(files),
+                    None => read_release_in(&repo, &tree, d),
+                }
+                .map(&mut f)
+            })
             .collect()
     }
+}
+
+/// Entries from which a directory's tree is kept by [`LargeDirs`].
+/// libgit2 caches a parsed tree only when its object is under 4 KiB (about
+/// 100 entries).
+const LARGE_DIR_ENTRIES: usize = 64;
+
+/// The large directory trees met on the way to each release, kept for the
+/// next one. A `stores/` directory of 500 stores is an 18 KiB tree that
+/// libgit2 does not cache: without this, every release read inflates and
+/// parses it again, twice (ADR 48). Few directories are this large, so
+/// what is kept stays small.
+#[derive(Default)]
+struct LargeDirs<'r> {
+    kept: std::collections::HashMap<String, git2::Tree<'r>>,
+}
+
+impl<'r> LargeDirs<'r> {
+    /// The tree at `dir` under `root` when every step of it is a plain
+    /// directory; `None` for anything else (missing, a file, a submodule),
+    /// which the caller reads the careful way.
+    fn tree(
+        &mut self,
+        repo: &'r Repository,
+        root: &git2::Tree<'r>,
+        dir: &str,
+    ) -> Option<git2::Tree<'r>> {
+        let mut tree = root.clone();
+        let mut end = 0;
+        for (i, part) in dir.split('/').enumerate() {
+            end += part.len() + usize::from(i > 0);
+            let prefix = &dir[..end];
+            if let Some(kept) = self.kept.get(prefix) {
+                tree = kept.clone();
+                continue;
+            }
+            let id = {
+                let entry = tree.get_name(part)?;
+                if entry.kind() != Some(ObjectType::Tree) || entry.filemode() != MODE_TREE {
+                    return None;
+                }
+                entry.id()
+            };
+            tree = repo.find_tree(id).ok()?;
+            if tree.len() >= LARGE_DIR_ENTRIES {
+                self.kept.insert(prefix.to_owned(), tree.clone());
+            }
+        }
+        Some(tree)
+    }
+}
+
+/// The release files of `release_dir` when both are plain regular files in
+/// plain directories, read through `dirs`; `None` for every other case,
+/// which [`read_release_in`] answers with its exact refusal.
+fn read_release_plain<'r>(
+    repo: &'r Repository,
+    root: &git2::Tree<'r>,
+    dirs: &mut LargeDirs<'r>,
+    release_dir: &str,
+) -> Option<ReleaseFiles> {
+    let dir = dirs.tree(repo, root, release_dir)?;
+    let plain = |name: &str, max: usize| match read_blob(repo, &dir, name, max) {
+        Ok(Blob::Bytes(b)) => Some(b),
+        _ => None,
+    };
+    let release = plain("release.yaml", MAX_RELEASE_BYTES)?;
+    let signature = plain("release.yaml.minisig", MAX_SIGNATURE_BYTES)?;
+    Some(ReleaseFiles::Found { release, signature })
 }
 
 /// The release files of `release_dir` in `tree`.
@@ -519,6 +596,7 @@ enum Blob {
 }
 
 const MODE_BLOB: i32 = 0o100644;
+const MODE_TREE: i32 = 0o040000;
 const MODE_BLOB_EXECUTABLE: i32 = 0o100755;
 
 /// Whether some directory on `path` is a symlink or a submodule: libgit2

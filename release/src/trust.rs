@@ -27,6 +27,10 @@ pub const MAX_SIGNATURE_BYTES: usize = 4096;
 #[derive(Debug, Clone)]
 pub struct TrustedKey {
     pub key: PublicKey,
+    /// The same key for [`batch`] verification; `None` when it is not a
+    /// valid curve point (then every release it signs is checked the
+    /// ordinary way, and refused).
+    ed25519: Option<ed25519_dalek::VerifyingKey>,
     /// Minisign key id, upper-case hex as `minisign` prints it.
     pub key_id: String,
     /// The file it was read from, for messages.
@@ -86,8 +90,14 @@ impl TrustedKeys {
             (PublicKey::from_base64(trimmed)?, trimmed)
         };
         let key_id = key_id_of_blob(b64, 2).ok_or(KeyParseError::NoKeyId)?;
+        let ed25519 = base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .ok()
+            .and_then(|bytes| <[u8; 32]>::try_from(bytes.get(10..42)?).ok())
+            .and_then(|raw| ed25519_dalek::VerifyingKey::from_bytes(&raw).ok());
         Ok(TrustedKey {
             key,
+            ed25519,
             key_id,
             source: source.to_owned(),
         })
@@ -429,6 +439,28 @@ pub fn check_head(
     now: DateTime<Utc>,
 ) -> Result<AcceptedHead, Refusal> {
     let (key_id, signed_revision) = signed(release, signature, keys, store)?;
+    head_when_signed(
+        release,
+        signature,
+        keys,
+        store,
+        now,
+        key_id,
+        signed_revision,
+    )
+}
+
+/// The rest of [`check_head`] once the signature by `key_id` and its
+/// trusted comment naming `store` and `signed_revision` held.
+fn head_when_signed(
+    release: &[u8],
+    signature: &[u8],
+    keys: &TrustedKeys,
+    store: &str,
+    now: DateTime<Utc>,
+    key_id: String,
+    signed_revision: u64,
+) -> Result<AcceptedHead, Refusal> {
     let text = std::str::from_utf8(release)
         .map_err(|_| Refusal::Malformed("not UTF-8 text".to_owned()))?;
     let full = || {
@@ -549,6 +581,8 @@ fn version_name(v: schemas::state::ReleaseApiVersion) -> &'static str {
         schemas::state::ReleaseApiVersion::V2 => "fleet/v2",
     }
 }
+
+pub mod batch;
 
 #[cfg(test)]
 mod tests;

@@ -380,6 +380,16 @@ async fn fetch_loop(
         let failed = match result {
             Ok(Ok(Fetch::Unchanged)) => None,
             Ok(Ok(Fetch::Scanned { commit, scan, took })) => {
+                // Wake first (ADR 48): a woken poll answers from the scan's
+                // own rows and fetches from the relay, neither of which
+                // waits for the database. Should recording fail, the next
+                // fetch scans and records again; until then the dashboard
+                // shows the revisions before.
+                if let Some(relay) = &state.relay {
+                    relay.set_commit(&commit);
+                }
+                state.scanned.set(&commit, &scan.rows);
+                state.desired_changed.send_modify(|g| *g += 1);
                 let recording = std::time::Instant::now();
                 match state.store.set_desired(&scan.rows).await {
                     Ok(()) => {
@@ -410,12 +420,7 @@ async fn fetch_loop(
                             .filter(|r| r.valid)
                             .filter_map(|r| r.expires_at)
                             .min();
-                        if let Some(relay) = &state.relay {
-                            relay.set_commit(&commit);
-                        }
-                        state.scanned.set(&commit, rows);
                         last = Some((commit, recheck_at));
-                        state.desired_changed.send_modify(|g| *g += 1);
                         if let Some(lock) = lock.as_mut()
                             && let Err(e) = lock.notify().await
                         {

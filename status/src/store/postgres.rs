@@ -77,7 +77,8 @@ impl RowsAffected for PgQueryResult {
 /// $12 drift, $13 overridden, $14 reconciler version, $15 root version,
 /// $16 release apiVersions):
 ///
-/// - a nonce is inserted only for an active key and only if new;
+/// - a nonce is inserted only for an active key and only if new (the
+///   nonce table compares with `COLLATE "C"`, migration 0010);
 /// - the reports whose nonce was inserted are stored, in position order;
 /// - each of their stores' summary is written once, from its last report
 ///   of the batch, with the last applied revision any of them named (none:
@@ -102,7 +103,8 @@ const INGEST_BATCH: &str = "WITH input AS ( \
         SELECT i.key_id, i.nonce, i.received_at FROM input i JOIN active a ON a.key_id = i.key_id \
         ON CONFLICT (key_id, nonce) DO NOTHING RETURNING key_id, nonce \
     ), stored AS ( \
-        SELECT i.* FROM input i JOIN fresh f ON f.key_id = i.key_id AND f.nonce = i.nonce \
+        SELECT i.* FROM input i JOIN fresh f \
+        ON f.key_id = i.key_id COLLATE \"C\" AND f.nonce = i.nonce COLLATE \"C\" \
     ), reports AS ( \
         INSERT INTO status_reports (store, key_id, received_at, outcome, desired_revision, \
         applied_revision, source_commit, body) \

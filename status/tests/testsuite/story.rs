@@ -156,8 +156,17 @@ async fn story(db: TestDb) {
         waited < Duration::from_secs(30),
         "woken by the fetch, not the timeout"
     );
-    let v = server.store_view(&op, STORE).await;
-    assert_eq!(v["desired_revision"], 2);
+    // The polls are woken before the fetch is recorded (ADR 54): the
+    // store page shows revision 2 a moment later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let v = loop {
+        let v = server.store_view(&op, STORE).await;
+        if v["desired_revision"] == 2 || std::time::Instant::now() > deadline {
+            break v;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(v["desired_revision"], 2, "recorded after the wake: {v}");
     assert_eq!(state(&v), "out_of_sync", "applied 1, desired 2");
 
     let r = server
