@@ -275,14 +275,9 @@ fn verify_share(
     Ok(rows)
 }
 
-/// The row of `store` whose release the gate answered `answer`.
-fn row_of(
-    store: &str,
-    commit: &str,
-    checked_at: i64,
-    answer: Result<trust::AcceptedHead, Refusal>,
-) -> DesiredRow {
-    let mut row = DesiredRow {
+/// A row of `store` with no verified release (yet).
+fn unverified(store: &str, commit: &str, checked_at: i64) -> DesiredRow {
+    DesiredRow {
         store: store.to_owned(),
         revision: None,
         commit: commit.to_owned(),
@@ -290,7 +285,17 @@ fn row_of(
         valid: false,
         error: None,
         checked_at,
-    };
+    }
+}
+
+/// The row of `store` whose release the gate answered `answer`.
+fn row_of(
+    store: &str,
+    commit: &str,
+    checked_at: i64,
+    answer: Result<trust::AcceptedHead, Refusal>,
+) -> DesiredRow {
+    let mut row = unverified(store, commit, checked_at);
     match answer {
         Ok(accepted) => {
             row.revision = Some(accepted.revision);
@@ -315,15 +320,7 @@ fn verify(
     now: DateTime<Utc>,
     checked_at: i64,
 ) -> DesiredRow {
-    let mut row = DesiredRow {
-        store: store.to_owned(),
-        revision: None,
-        commit: commit.to_owned(),
-        expires_at: None,
-        valid: false,
-        error: None,
-        checked_at,
-    };
+    let mut row = unverified(store, commit, checked_at);
     match files {
         ReleaseFiles::Missing => {
             row.error = Some("not released yet: no release.yaml".to_owned());
