@@ -719,4 +719,131 @@ mod tests {
             Blob::Missing
         ));
     }
+
+    /// Releases read through the kept large directories
+    /// ([`LargeDirs`]) are each store's own files, and every odd case
+    /// answers what the careful read answers: two tenants of 100 stores
+    /// (directories above [`LARGE_DIR_ENTRIES`]), among them a symlinked
+    /// store, a release file that is a symlink or executable, a missing
+    /// signature, a missing release and one too large.
+    #[test]
+    fn releases_read_through_large_directories_are_each_stores_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = Repository::init_bare(dir.path().join("mirror.git")).expect("repo");
+        let mut tenants = repo.treebuilder(None).expect("tb");
+        let mut dirs = Vec::new();
+        for tenant in ["acme", "zeta"] {
+            let mut stores = repo.treebuilder(None).expect("tb");
+            for i in 0..100 {
+                let name = format!("s{i:03}");
+                let release = repo
+                    .blob(format!("{tenant}/{name} release").as_bytes())
+                    .expect("blob");
+                let signature = repo
+                    .blob(format!("{tenant}/{name} signature").as_bytes())
+                    .expect("blob");
+                let mut store = repo.treebuilder(None).expect("tb");
+                match i {
+                    7 => {
+                        store
+                            .insert("release.yaml", release, 0o120000)
+                            .expect("link");
+                        store
+                            .insert("release.yaml.minisig", signature, MODE_BLOB)
+                            .expect("sig");
+                    }
+                    8 => {
+                        store
+                            .insert("release.yaml", release, MODE_BLOB)
+                            .expect("release");
+                    }
+                    9 => {
+                        store
+                            .insert("store.yaml", release, MODE_BLOB)
+                            .expect("other");
+                    }
+                    10 => {
+                        let big = repo.blob(&vec![b'x'; MAX_RELEASE_BYTES + 1]).expect("blob");
+                        store
+                            .insert("release.yaml", big, MODE_BLOB)
+                            .expect("release");
+                        store
+                            .insert("release.yaml.minisig", signature, MODE_BLOB)
+                            .expect("sig");
+                    }
+                    11 => {
+                        store
+                            .insert("release.yaml", release, MODE_BLOB_EXECUTABLE)
+                            .expect("x");
+                        store
+                            .insert("release.yaml.minisig", signature, MODE_BLOB)
+                            .expect("sig");
+                    }
+                    _ => {
+                        store
+                            .insert("release.yaml", release, MODE_BLOB)
+                            .expect("release");
+                        store
+                            .insert("release.yaml.minisig", signature, MODE_BLOB)
+                            .expect("sig");
+                    }
+                }
+                let store = store.write().expect("write");
+                if i == 12 {
+                    stores
+                        .insert(&name, release, 0o120000)
+                        .expect("symlinked store");
+                } else {
+                    stores.insert(&name, store, 0o040000).expect("store");
+                }
+                dirs.push(format!("tenants/{tenant}/stores/{name}"));
+            }
+            dirs.push(format!("tenants/{tenant}/stores/never-made"));
+            let stores = stores.write().expect("write");
+            let mut t = repo.treebuilder(None).expect("tb");
+            t.insert("stores", stores, 0o040000).expect("dir");
+            tenants
+                .insert(tenant, t.write().expect("write"), 0o040000)
+                .expect("tenant");
+        }
+        let mut root = repo.treebuilder(None).expect("tb");
+        root.insert("tenants", tenants.write().expect("write"), 0o040000)
+            .expect("dir");
+        let tree = repo.find_tree(root.write().expect("write")).expect("tree");
+        let sig = git2::Signature::now("t", "t@example.com").expect("signature");
+        let commit = repo
+            .commit(None, &sig, &sig, "releases", &tree, &[])
+            .expect("commit")
+            .to_string();
+        let mirror = Mirror::new(
+            dir.path(),
+            "unused",
+            "main",
+            Credentials::None,
+            Duration::from_secs(1),
+        );
+        // Each store once, then in another order (kept trees met first
+        // from another tenant).
+        let mut order = dirs.clone();
+        order.reverse();
+        for dirs in [dirs, order] {
+            let read = mirror.map_releases(&commit, &dirs, |f| f).expect("read");
+            assert_eq!(read.len(), dirs.len());
+            let mut found = 0;
+            for (d, files) in dirs.iter().zip(read) {
+                let careful = read_release_in(&repo, &tree, d).expect("careful read");
+                assert_eq!(files, careful, "{d}");
+                if let ReleaseFiles::Found { release, signature } = &files {
+                    let (tenant, store) = d
+                        .strip_prefix("tenants/")
+                        .and_then(|r| r.split_once("/stores/"))
+                        .expect("a store dir");
+                    assert_eq!(release, format!("{tenant}/{store} release").as_bytes());
+                    assert_eq!(signature, format!("{tenant}/{store} signature").as_bytes());
+                    found += 1;
+                }
+            }
+            assert_eq!(found, 2 * (100 - 5), "every plain release read");
+        }
+    }
 }

@@ -89,11 +89,17 @@ impl TrustedKeys {
         } else {
             (PublicKey::from_base64(trimmed)?, trimmed)
         };
-        let key_id = key_id_of_blob(b64, 2).ok_or(KeyParseError::NoKeyId)?;
-        let ed25519 = base64::engine::general_purpose::STANDARD
+        // The blob: algorithm (2 bytes), key id (8), Ed25519 key (32).
+        let blob = base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
-            .ok()
-            .and_then(|bytes| <[u8; 32]>::try_from(bytes.get(10..42)?).ok())
+            .map_err(|_| KeyParseError::NoKeyId)?;
+        let key_id = blob
+            .get(2..10)
+            .map(key_id_hex)
+            .ok_or(KeyParseError::NoKeyId)?;
+        let ed25519 = blob
+            .get(10..42)
+            .and_then(|raw| <[u8; 32]>::try_from(raw).ok())
             .and_then(|raw| ed25519_dalek::VerifyingKey::from_bytes(&raw).ok());
         Ok(TrustedKey {
             key,
@@ -162,8 +168,13 @@ fn key_id_of_blob(b64: &str, offset: usize) -> Option<String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(b64.trim())
         .ok()?;
-    let id = bytes.get(offset..offset + 8)?;
-    Some(id.iter().rev().map(|b| format!("{b:02X}")).collect())
+    Some(key_id_hex(bytes.get(offset..offset + 8)?))
+}
+
+/// A key id's 8 bytes as `minisign` prints them: the little-endian key
+/// number in upper-case hex.
+fn key_id_hex(id: &[u8]) -> String {
+    id.iter().rev().map(|b| format!("{b:02X}")).collect()
 }
 
 /// What a release is checked against besides its signature.

@@ -190,7 +190,6 @@ fn trusted_keys(
     })
 }
 
-/// What one store's release files amount to.
 /// Releases whose signatures are verified as one Ed25519 batch (ADR 54).
 const SIGNATURE_BATCH: usize = 256;
 
@@ -312,6 +311,7 @@ fn row_of(
     row
 }
 
+/// What one store's release files amount to, checked on their own.
 fn verify(
     store: &str,
     commit: &str,

@@ -380,7 +380,7 @@ async fn fetch_loop(
         let failed = match result {
             Ok(Ok(Fetch::Unchanged)) => None,
             Ok(Ok(Fetch::Scanned { commit, scan, took })) => {
-                // Wake first (ADR 48): a woken poll answers from the scan's
+                // Wake first (ADR 54): a woken poll answers from the scan's
                 // own rows and fetches from the relay, neither of which
                 // waits for the database. Should recording fail, the next
                 // fetch scans and records again; until then the dashboard

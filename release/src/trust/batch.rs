@@ -32,7 +32,7 @@ use schemas::state::parse_trusted_comment;
 
 use super::{
     AcceptedHead, MAX_RELEASE_BYTES, MAX_SIGNATURE_BYTES, Refusal, TrustedKeys, check_head,
-    head_when_signed,
+    head_when_signed, key_id_hex,
 };
 
 /// One Ed25519 signature to verify.
@@ -108,11 +108,7 @@ fn defer(
     if first.len() != 74 || &first[..2] != b"ED" {
         return None;
     }
-    let key_id: String = first[2..10]
-        .iter()
-        .rev()
-        .map(|b| format!("{b:02X}"))
-        .collect();
+    let key_id = key_id_hex(&first[2..10]);
     let key = keys.iter().find(|k| k.key_id == key_id)?.ed25519?;
     let file_signature: [u8; 64] = first[10..74].try_into().ok()?;
     let global_signature: [u8; 64] = global.as_slice().try_into().ok()?;

@@ -110,6 +110,63 @@ async fn races_on_postgres() {
     races(TestDb::postgres()).await;
 }
 
+/// A fetch's desired rows are written 500 to a statement (ADR 54): every
+/// row of 1,201 (three statements, the last a short one) reads back as
+/// written, and a later fetch that finds fewer stores marks the others as
+/// gone from the repo and rewrites the rest.
+async fn desired_rows_are_written_in_chunks(db: TestDb) {
+    let store = db.open().await;
+    let row = |i: usize, fetch: i64| status::store::DesiredRow {
+        store: format!("t{}/s{i:04}", i % 7),
+        revision: (!i.is_multiple_of(5)).then_some(i as u64 + fetch as u64),
+        commit: format!("{fetch:02}{i:038}"),
+        expires_at: (!i.is_multiple_of(3)).then_some(1_000_000 + i as i64),
+        valid: !i.is_multiple_of(4),
+        error: i
+            .is_multiple_of(4)
+            .then(|| format!("bad_signature: store {i}")),
+        checked_at: 500 + fetch,
+    };
+    let first: Vec<_> = (0..1201).map(|i| row(i, 1)).collect();
+    store.set_desired(&first).await.unwrap();
+    let listed = store.list_stores().await.unwrap();
+    assert_eq!(listed.len(), 1201);
+    let by_store: std::collections::HashMap<_, _> =
+        listed.iter().map(|r| (r.store.clone(), r)).collect();
+    for d in &first {
+        let r = by_store[&d.store];
+        assert_eq!(r.tenant, d.store.split('/').next().unwrap(), "{}", d.store);
+        assert!(r.in_repo, "{}", d.store);
+        assert_eq!(r.desired_revision, d.revision, "{}", d.store);
+        assert_eq!(r.desired_commit.as_deref(), Some(d.commit.as_str()));
+        assert_eq!(r.expires_at, d.expires_at, "{}", d.store);
+        assert_eq!(r.release_valid, d.valid, "{}", d.store);
+        assert_eq!(r.release_error, d.error, "{}", d.store);
+        assert_eq!(r.checked_at, Some(d.checked_at));
+    }
+    let second: Vec<_> = (0..10).map(|i| row(i, 2)).collect();
+    store.set_desired(&second).await.unwrap();
+    let listed = store.list_stores().await.unwrap();
+    assert_eq!(listed.iter().filter(|r| r.in_repo).count(), 10);
+    for d in &second {
+        let r = listed.iter().find(|r| r.store == d.store).unwrap();
+        assert!(r.in_repo);
+        assert_eq!(r.desired_revision, d.revision);
+        assert_eq!(r.desired_commit.as_deref(), Some(d.commit.as_str()));
+    }
+    store.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn desired_rows_are_written_in_chunks_on_sqlite() {
+    desired_rows_are_written_in_chunks(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn desired_rows_are_written_in_chunks_on_postgres() {
+    desired_rows_are_written_in_chunks(TestDb::postgres()).await;
+}
+
 /// The admin commands with the service's database not set up (issue #16:
 /// a `token create` run without `--database-url` made a new empty
 /// `status.db` and printed a token the service would never accept).
