@@ -39,6 +39,8 @@ pub enum SetupError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Edge(#[from] crate::edge_client::EdgeClientError),
     #[error("creating the state directory {path}: {source}")]
     StateDir {
         path: PathBuf,
@@ -103,12 +105,7 @@ impl Agent {
             &config.edge_token_file,
             Duration::from_secs(60),
             config.edge_ca_file.as_deref(),
-        )
-        .map_err(|source| SetupError::Secret {
-            what: "the edge token file (or edge_ca_file)",
-            path: config.edge_token_file.clone(),
-            source,
-        })?;
+        )?;
         let credentials = if let Some(path) = &config.git_token_file {
             let token = crate::config::read_secret(path, "Git token").map_err(|source| {
                 SetupError::Secret {

@@ -64,61 +64,134 @@ pub struct EdgeClient {
     http: reqwest::Client,
 }
 
+/// Why an edge client could not be built (setup: exit 2).
+#[derive(Debug, thiserror::Error)]
+pub enum EdgeClientError {
+    #[error("reading the edge token file {path}: {source}")]
+    Token {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("reading the edge CA file {path}: {source}")]
+    CaRead {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the edge CA file {path} is not PEM: {message}")]
+    CaNotPem {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    #[error("the edge CA file {path} holds no certificate")]
+    CaEmpty { path: std::path::PathBuf },
+    #[error("cannot build the edge client: {0}")]
+    Build(#[source] reqwest::Error),
+}
+
+/// Which credential a request carries. The reconciler always sends its
+/// token; the conformance kit also asks without one and with a wrong one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bearer {
+    Token,
+    None,
+    Wrong,
+}
+
 impl EdgeClient {
-    /// A client for `base_url` with the bearer token from `token_file`.
+    /// A client for `base_url` with the bearer token `token`, trusting the
+    /// system's certificates.
     pub fn new(base_url: &str, token: String, timeout: Duration) -> EdgeClient {
-        EdgeClient::with_ca(base_url, token, timeout, None)
+        EdgeClient::build(base_url, token, timeout, Vec::new())
             .expect("a client without an extra CA builds")
     }
 
-    /// A client that also trusts the PEM certificates in `ca` (the edge's
-    /// own certificate or its CA, for `fleet-edge --tls-cert`).
-    pub fn with_ca(
+    fn build(
         base_url: &str,
         token: String,
         timeout: Duration,
-        ca: Option<&[u8]>,
-    ) -> Result<EdgeClient, String> {
+        roots: Vec<reqwest::Certificate>,
+    ) -> Result<EdgeClient, EdgeClientError> {
         let mut builder = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(Duration::from_secs(5));
-        if let Some(pem) = ca {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|e| format!("the edge CA file is not PEM: {e}"))?;
-            if certs.is_empty() {
-                return Err("the edge CA file holds no certificate".to_owned());
-            }
-            for c in certs {
-                builder = builder.add_root_certificate(c);
-            }
+        for c in roots {
+            builder = builder.add_root_certificate(c);
         }
-        let http = builder
-            .build()
-            .map_err(|e| format!("cannot build the edge client: {e}"))?;
         Ok(EdgeClient {
             base: base_url.trim_end_matches('/').to_owned(),
             token,
-            http,
+            http: builder.build().map_err(EdgeClientError::Build)?,
         })
     }
 
-    /// Read the token file (and the CA file, if any) and build a client.
+    /// Read the token file, and the CA file if any (PEM certificates to
+    /// trust besides the system's: the edge's own certificate or its CA,
+    /// for `fleet-edge --tls-cert`), and build a client.
     pub fn from_token_file(
         base_url: &str,
         token_file: &Path,
         timeout: Duration,
         ca_file: Option<&Path>,
-    ) -> std::io::Result<EdgeClient> {
-        let token = crate::config::read_secret(token_file, "edge token")?;
-        let ca = ca_file
-            .map(|p| {
-                std::fs::read(p).map_err(|e| {
-                    std::io::Error::new(e.kind(), format!("edge_ca_file {}: {e}", p.display()))
-                })
-            })
-            .transpose()?;
-        EdgeClient::with_ca(base_url, token, timeout, ca.as_deref())
-            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    ) -> Result<EdgeClient, EdgeClientError> {
+        let token = crate::config::read_secret(token_file, "edge token").map_err(|source| {
+            EdgeClientError::Token {
+                path: token_file.to_path_buf(),
+                source,
+            }
+        })?;
+        let mut roots = Vec::new();
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path).map_err(|source| EdgeClientError::CaRead {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            roots = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                EdgeClientError::CaNotPem {
+                    path: path.to_path_buf(),
+                    message: e.to_string(),
+                }
+            })?;
+            if roots.is_empty() {
+                return Err(EdgeClientError::CaEmpty {
+                    path: path.to_path_buf(),
+                });
+            }
+        }
+        EdgeClient::build(base_url, token, timeout, roots)
+    }
+
+    /// The base URL requests go to.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// One request as it is sent, with the credential `bearer` and `json`
+    /// as its body: the status and the body as text, whatever the status.
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        json: Option<Vec<u8>>,
+        bearer: Bearer,
+    ) -> Result<(StatusCode, String), reqwest::Error> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        match bearer {
+            Bearer::Token => req = req.bearer_auth(&self.token),
+            Bearer::Wrong => req = req.bearer_auth(format!("not-{}", self.token)),
+            Bearer::None => {}
+        }
+        for (k, v) in headers {
+            req = req.header(*k, v);
+        }
+        if let Some(b) = json {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(b);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        Ok((status, resp.text().await?))
     }
 
     /// One request; the answer's body as text when it is a success. Callers
@@ -132,23 +205,15 @@ impl EdgeClient {
         headers: &[(&str, String)],
         what: &str,
     ) -> Result<(StatusCode, String), EdgeError> {
-        let url = format!("{}{path}", self.base);
-        let mut req = self.http.request(method, &url).bearer_auth(&self.token);
-        for (k, v) in headers {
-            req = req.header(*k, v);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| EdgeError::Unreachable {
-            url: self.base.clone(),
-            message: e.to_string(),
-        })?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| EdgeError::Unreachable {
-            url: self.base.clone(),
-            message: e.to_string(),
-        })?;
+        // Our own request types: nothing in them can fail to serialize.
+        let body = body.map(|b| serde_json::to_vec(b).expect("a request body serializes"));
+        let (status, text) = self
+            .send(method, path, headers, body, Bearer::Token)
+            .await
+            .map_err(|e| EdgeError::Unreachable {
+                url: self.base.clone(),
+                message: e.to_string(),
+            })?;
         if status == StatusCode::PRECONDITION_FAILED {
             return Err(EdgeError::Conflict {
                 what: what.to_owned(),

@@ -664,13 +664,11 @@ fn conformance_edge(
     ca_file: Option<&std::path::Path>,
 ) -> i32 {
     use reconciler::conformance::{self, Verdict};
-    let token = match reconciler::config::read_secret(token_file, "edge token") {
-        Ok(t) => t,
-        Err(e) => return fail(format!("reading {}: {e}", token_file.display())),
-    };
-    let ca = match ca_file.map(std::fs::read).transpose() {
+    let client = match reconciler::edge_client::EdgeClient::from_token_file(
+        url, token_file, timeout, ca_file,
+    ) {
         Ok(c) => c,
-        Err(e) => return fail(format!("reading the CA file: {e}")),
+        Err(e) => return fail(e.to_string()),
     };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -680,16 +678,13 @@ fn conformance_edge(
         "edge conformance of {url} (contract {})",
         wire::edge::CONTRACT
     );
-    let run = conformance::run(url, token, timeout, ca.as_deref(), |o| {
+    let run = conformance::run(client, |o| {
         use std::io::Write as _;
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{o}");
         let _ = out.flush();
     });
-    let outcomes = match runtime.block_on(run) {
-        Ok(o) => o,
-        Err(e) => return fail(e),
-    };
+    let outcomes = runtime.block_on(run);
     let passed = outcomes
         .iter()
         .filter(|o| matches!(o.verdict, Verdict::Pass(_)))

@@ -14,7 +14,6 @@
 //! run when it fails, and the checks after it are reported as skipped.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use reqwest::Method;
 use schemas::StoreState;
@@ -22,7 +21,7 @@ use schemas::diff::EntityKind;
 use serde_json::{Value, json};
 use wire::edge::{self, AuditEntry, AuditPage, ErrorBody, VerifyReport, header, path};
 
-use crate::edge_client::{EdgeClient, EdgeError, Writer};
+use crate::edge_client::{Bearer, EdgeClient, EdgeError, Writer};
 use crate::planner::{self, Action, AppliedState, Op, Policy, Precondition};
 
 /// Every check, in the order the kit runs them: name and what it shows.
@@ -173,20 +172,14 @@ fn writer(revision: u64) -> Writer {
     }
 }
 
-/// Run every check against the backend at `base_url`, calling `each` with
-/// each outcome as it is known. Returns all of them.
-/// `ca` is PEM certificates to trust besides the system's (an HTTPS
-/// backend's own certificate or CA).
-pub async fn run(
-    base_url: &str,
-    token: String,
-    timeout: Duration,
-    ca: Option<&[u8]>,
-    mut each: impl FnMut(&Outcome),
-) -> Result<Vec<Outcome>, String> {
+/// Run every check against the backend `client` talks to, calling `each`
+/// with each outcome as it is known. Returns all of them.
+pub async fn run(client: EdgeClient, mut each: impl FnMut(&Outcome)) -> Vec<Outcome> {
     let kit = Kit {
-        client: EdgeClient::with_ca(base_url, token.clone(), timeout, ca)?,
-        raw: Raw::new(base_url, token, timeout, ca)?,
+        raw: Raw {
+            client: client.clone(),
+        },
+        client,
         desired: kit_state(),
         audit_from: 0,
         create_ops: Vec::new(),
@@ -215,7 +208,7 @@ pub async fn run(
         each(&outcome);
         out.push(outcome);
     }
-    Ok(out)
+    out
 }
 
 /// Why a check failed, and whether the checks after it can still run.
@@ -290,8 +283,8 @@ impl Kit {
 
     async fn auth(&mut self) -> CheckResult {
         for (auth, what) in [
-            (Auth::None, "without a bearer token"),
-            (Auth::Wrong, "with a wrong bearer token"),
+            (Bearer::None, "without a bearer token"),
+            (Bearer::Wrong, "with a wrong bearer token"),
         ] {
             let r = self
                 .raw
@@ -555,7 +548,15 @@ impl Kit {
         self.refused(
             &ops,
             what,
-            |e| matches!(e, EdgeError::Refused { .. }),
+            |e| {
+                matches!(
+                    e,
+                    EdgeError::Refused {
+                        status: 409 | 422,
+                        ..
+                    }
+                )
+            },
             "a 409 or 422 refusal",
         )
         .await?;
@@ -653,7 +654,7 @@ impl Kit {
         let p = edge::entity_path(EntityKind::Item, "kit-missing");
         let r = self
             .raw
-            .send(Method::GET, &p, &[], None, Auth::Token)
+            .send(Method::GET, &p, &[], None, Bearer::Token)
             .await?;
         if r.status != 404 {
             return Err(format!("GET {p} answered {}, not 404", r.status).into());
@@ -680,7 +681,7 @@ impl Kit {
                             (header::ACTOR, LOCAL_ACTOR.to_owned()),
                         ],
                         Some(&json!({"local_override": on})),
-                        Auth::Token,
+                        Bearer::Token,
                     )
                     .await?;
                 if r.status != 200 {
@@ -804,7 +805,7 @@ impl Kit {
         }
         let r = self
             .raw
-            .send(Method::GET, path::AUDIT_VERIFY, &[], None, Auth::Token)
+            .send(Method::GET, path::AUDIT_VERIFY, &[], None, Bearer::Token)
             .await?;
         let report: VerifyReport = serde_json::from_str(&r.body).map_err(|e| {
             format!(
@@ -872,20 +873,10 @@ fn clip(text: &str) -> String {
     }
 }
 
-/// Which credential a raw request carries.
-#[derive(Debug, Clone, Copy)]
-enum Auth {
-    None,
-    Wrong,
-    Token,
-}
-
 /// Requests the reconciler's client never makes: without the token, as a
 /// local person, and reads of the audit log.
 struct Raw {
-    base: String,
-    token: String,
-    http: reqwest::Client,
+    client: EdgeClient,
 }
 
 struct Answer {
@@ -908,67 +899,35 @@ impl Answer {
 }
 
 impl Raw {
-    fn new(base: &str, token: String, timeout: Duration, ca: Option<&[u8]>) -> Result<Raw, String> {
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5));
-        for c in ca
-            .map(reqwest::Certificate::from_pem_bundle)
-            .transpose()
-            .map_err(|e| format!("the CA file is not PEM: {e}"))?
-            .unwrap_or_default()
-        {
-            builder = builder.add_root_certificate(c);
-        }
-        Ok(Raw {
-            base: base.trim_end_matches('/').to_owned(),
-            token,
-            http: builder
-                .build()
-                .map_err(|e| format!("cannot build the HTTP client: {e}"))?,
-        })
-    }
-
     async fn send(
         &self,
         method: Method,
         path: &str,
         headers: &[(&str, String)],
         body: Option<&Value>,
-        auth: Auth,
+        auth: Bearer,
     ) -> Result<Answer, String> {
-        let mut req = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base));
-        match auth {
-            Auth::None => {}
-            Auth::Wrong => req = req.bearer_auth(format!("not-{}", self.token)),
-            Auth::Token => req = req.bearer_auth(&self.token),
-        }
-        for (k, v) in headers {
-            req = req.header(*k, v);
-        }
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| {
-            format!(
-                "{method} {path}: cannot reach the backend at {}: {e}",
-                self.base
-            )
-        })?;
-        let status = resp.status().as_u16();
-        let body = resp
-            .text()
+        let json = body.map(|b| serde_json::to_vec(b).expect("a JSON value serializes"));
+        let (status, body) = self
+            .client
+            .send(method.clone(), path, headers, json, auth)
             .await
-            .map_err(|e| format!("{method} {path}: reading the answer: {e}"))?;
-        Ok(Answer { status, body })
+            .map_err(|e| {
+                format!(
+                    "{method} {path}: cannot reach the backend at {}: {e}",
+                    self.client.base()
+                )
+            })?;
+        Ok(Answer {
+            status: status.as_u16(),
+            body,
+        })
     }
 
     /// One page of `GET /audit?after=`.
     async fn audit_page(&self, after: u64) -> Result<AuditPage, String> {
         let p = format!("{}?after={after}", path::AUDIT);
-        let r = self.send(Method::GET, &p, &[], None, Auth::Token).await?;
+        let r = self.send(Method::GET, &p, &[], None, Bearer::Token).await?;
         if r.status != 200 {
             return Err(format!("GET {p} answered {}: {}", r.status, clip(&r.body)));
         }

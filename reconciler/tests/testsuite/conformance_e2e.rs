@@ -201,4 +201,55 @@ fn the_kit_passes_over_tls_with_the_edges_certificate() {
     let run = kit(&url, &token);
     run.expect_code(1, "without the certificate");
     assert!(line(&run.stdout, "contract").starts_with("FAIL"), "{run}");
+
+    // The reconciler's own setup reads `edge_ca_file` from its config:
+    // with it, its client talks to the HTTPS edge; a file that is not a
+    // certificate stops setup with an error naming that file.
+    let trust = tmp.path().join("trust");
+    run_process(
+        Command::new(fleet_bin())
+            .arg("keygen")
+            .arg("--out")
+            .arg(&trust),
+        PROCESS_TIMEOUT,
+    )
+    .expect_code(0, "keygen");
+    let config = |ca: &std::path::Path| {
+        let text = format!(
+            "store = \"acme/soho\"\nrepo_url = \"file:///nowhere\"\nbranch = \"main\"\n\
+             trust_dir = \"{}\"\nedge_url = \"{url}\"\nedge_token_file = \"{}\"\n\
+             edge_ca_file = \"{}\"\nstate_dir = \"{}\"\n",
+            trust.display(),
+            token.display(),
+            ca.display(),
+            tmp.path().join("state").display(),
+        );
+        reconciler::config::Config::parse(&text, &tmp.path().join("reconciler.toml"))
+            .expect("a valid config")
+    };
+    let agent = reconciler::agent::Agent::new(config(&cert)).expect("setup with the edge's CA");
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    assert_eq!(
+        runtime
+            .block_on(agent.edge.contract())
+            .expect("the agent's client trusts the edge's certificate"),
+        wire::edge::CONTRACT
+    );
+    let not_pem = tmp.path().join("not-a-cert.pem");
+    std::fs::write(
+        &not_pem,
+        "-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n",
+    )
+    .expect("write");
+    let empty = tmp.path().join("empty.pem");
+    std::fs::write(&empty, "").expect("write");
+    for bad in [&not_pem, &empty, &tmp.path().join("missing.pem")] {
+        let err = reconciler::agent::Agent::new(config(bad))
+            .expect_err("a CA file that is not a certificate");
+        let text = err.to_string();
+        assert!(
+            text.contains("edge CA file") && text.contains(&bad.display().to_string()),
+            "{text}"
+        );
+    }
 }
