@@ -91,14 +91,24 @@ impl Staff {
         self.permissions.contains(wanted) || self.permissions.contains(schemas::registry::ADMIN_ALL)
     }
 
-    /// The audit actor: `local:<user>`.
+    /// The audit actor: `staff:<user>@<credential's name>` ([`actor_name`]).
     pub fn actor(&self) -> Actor {
         Actor {
-            name: format!("local:{}", self.user),
+            name: actor_name(&self.user, &self.device),
             revision: None,
             commit: None,
         }
     }
+}
+
+/// The audit actor of `user` acting through the credential `device`
+/// (`device:<name>`, `local:admin`, or the store page's `local:web`):
+/// `staff:<user>@<name>` (DESIGN.md §10). It comes from the credential
+/// and the checked PIN, never from a header: `X-Fleet-Actor` names only
+/// `local:` actors.
+pub fn actor_name(user: &str, device: &str) -> String {
+    let name = device.split_once(':').map_or(device, |(_, name)| name);
+    format!("staff:{user}@{name}")
 }
 
 /// The permissions the edge checks (POS-MODEL.md's names).
@@ -337,7 +347,7 @@ pub async fn check_pin(
 ) -> Result<Staff, StaffError> {
     let now = now_secs();
     let actor = Actor {
-        name: format!("local:{user_id}"),
+        name: actor_name(user_id, device),
         revision: None,
         commit: None,
     };

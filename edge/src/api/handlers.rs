@@ -789,7 +789,7 @@ pub async fn post_order(
     };
     let by = staff
         .as_ref()
-        .map(|s| format!("local:{} on {}", s.user, s.device))
+        .map(|s| s.actor().name)
         .unwrap_or_else(|| device_of(&credential));
     info!(order = %order.id, total = order.total, by = %by, "Order placed.");
     let location =
@@ -1037,8 +1037,8 @@ pub async fn post_void(
             return Err(denied(&app, d, "voids orders", &what).await);
         }
     };
-    let voided_by = by.map_or_else(|| "local:admin".to_owned(), |s| format!("local:{}", s.user));
-    let approved_by = approver.map(|a| format!("local:{}", a.user));
+    let voided_by = by.map_or_else(|| device.clone(), |s| s.actor().name);
+    let approved_by = approver.map(|a| a.actor().name);
     let void = orders::Void {
         order: id.clone(),
         voided_at: store::now_rfc3339(),

@@ -1021,6 +1021,14 @@ async fn local_override_and_actors_are_recorded() {
     )
     .await;
     assert_eq!((r.status, r.field()), (400, "X-Fleet-Actor"));
+    // Nor as a staff member, whose actor only a checked PIN makes.
+    let r = Server::send(
+        s.request(Method::POST, "/users/sam/override")
+            .header("X-Fleet-Actor", "staff:jane@register-1")
+            .json(&json!({"local_override": true})),
+    )
+    .await;
+    assert_eq!((r.status, r.field()), (400, "X-Fleet-Actor"));
     let r = Server::send(
         s.request(Method::POST, "/users/sam/override")
             .header("X-Fleet-Revision", "19")

@@ -81,7 +81,7 @@ async fn a_login_answers_the_role_with_inherited_permissions_and_survives_a_rest
     assert!(
         events.iter().any(|(k, u, a, d)| k == "login"
             && u == "jane"
-            && a == "local:jane"
+            && a == "staff:jane@admin"
             && d["device"] == "local:admin"),
         "{events:?}"
     );
@@ -200,9 +200,9 @@ async fn permissions_are_read_at_every_order_and_refusals_are_audited() {
         .collect();
     assert_eq!(refused.len(), 2, "{refused:?}");
     assert!(
-        refused
-            .iter()
-            .all(|(_, u, a, d)| u == "sam" && a == "local:sam" && d["device"] == "local:admin")
+        refused.iter().all(|(_, u, a, d)| u == "sam"
+            && a == "staff:sam@admin"
+            && d["device"] == "local:admin")
     );
     assert_eq!(refused[0].3["permission"], "discount.restricted");
     assert_eq!(refused[1].3["permission"], "order.create");
@@ -248,12 +248,12 @@ async fn a_void_needs_order_void_or_an_approver_and_names_both() {
     let r =
         void(json!({"approver": {"user": "jane", "pin": "9876"}, "reason": "wrong table"})).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(r.body["voided_by"], "local:sam");
-    assert_eq!(r.body["approved_by"], "local:jane");
+    assert_eq!(r.body["voided_by"], "staff:sam@admin");
+    assert_eq!(r.body["approved_by"], "staff:jane@admin");
     assert_eq!(r.body["device"], "local:admin");
     let got = s.get(&format!("/orders/{id}")).await;
     assert_eq!(
-        got.body["void"]["approved_by"], "local:jane",
+        got.body["void"]["approved_by"], "staff:jane@admin",
         "{:?}",
         got.body
     );
@@ -268,8 +268,8 @@ async fn a_void_needs_order_void_or_an_approver_and_names_both() {
     let voids: Vec<_> = events.iter().filter(|(k, ..)| k == "void").collect();
     assert_eq!(voids.len(), 1, "{events:?}");
     assert_eq!(voids[0].1, id);
-    assert_eq!(voids[0].2, "local:sam");
-    assert_eq!(voids[0].3["approved_by"], "local:jane");
+    assert_eq!(voids[0].2, "staff:sam@admin");
+    assert_eq!(voids[0].3["approved_by"], "staff:jane@admin");
     assert!(
         events
             .iter()
@@ -354,7 +354,7 @@ async fn staff_with_the_permission_mark_an_item_unavailable_until_the_day_ends()
     assert_eq!(r.status, 200, "{:?}", r.body);
     let r = put(sam.clone(), "soda-small", false).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    assert_eq!(r.body["set_by"], "local:sam");
+    assert_eq!(r.body["set_by"], "staff:sam@admin");
     let until: chrono::DateTime<chrono::Utc> = r.body["until"].as_str().unwrap().parse().unwrap();
     let local = until.with_timezone(&chrono_tz::America::New_York);
     assert_eq!(local.format("%H:%M").to_string(), "03:30", "{until}");

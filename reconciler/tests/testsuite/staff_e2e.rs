@@ -107,7 +107,7 @@ fn an_item_marked_unavailable_at_the_store_is_never_reverted_and_is_reported() {
         "{report}"
     );
     assert_eq!(
-        report["unavailable"][0]["set_by"], "local:priya-shah",
+        report["unavailable"][0]["set_by"], "staff:priya-shah@admin",
         "{report}"
     );
     let r = fx.edge.call(

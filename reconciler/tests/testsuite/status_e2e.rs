@@ -785,7 +785,7 @@ fn an_item_marked_unavailable_at_the_store_is_shown_on_the_store_page() {
     let page = status.page(&operator, &format!("/stores/{STORE}"));
     assert!(page.contains("id=\"unavailable\""), "{page}");
     assert!(
-        page.contains("<b>fries-regular</b> by local:priya-shah"),
+        page.contains("<b>fries-regular</b> by staff:priya-shah@admin"),
         "{page}"
     );
 }
