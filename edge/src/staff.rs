@@ -261,7 +261,24 @@ async fn permissions(
 const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ZHVtbXlzYWx0ZHVtbXk$3Kg6m6cGSYvl2o2H0Wm0mJ4o9bVwaX8Fz9vQZ2k3n0s";
 
 /// Whether `pin` matches `hash` (argon2, on a blocking thread).
+/// PIN checks computed at once. Each Argon2 check takes about 19 MiB, and
+/// the store page's login needs no token: more requests wait their turn
+/// instead of running a small box out of memory.
+static PIN_CHECKS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// Whether `user` and `pin` have the shape `POST /sessions` requires (a
+/// slug; 4 to 12 digits). Anything else is a wrong PIN with no hash
+/// computed, whichever way it came (the API's schema, or the store page's
+/// form).
+pub fn well_formed(user: &str, pin: &str) -> bool {
+    schemas::primitives::is_slug(user)
+        && (4..=12).contains(&pin.len())
+        && pin.bytes().all(|b| b.is_ascii_digit())
+}
+
 async fn pin_matches(hash: Option<String>, pin: String) -> bool {
+    // The semaphore is never closed.
+    let _turn = PIN_CHECKS.acquire().await.ok();
     tokio::task::spawn_blocking(move || {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| DUMMY_HASH.to_owned());
@@ -345,6 +362,9 @@ pub async fn check_pin(
     device: &str,
     purpose: &str,
 ) -> Result<Staff, StaffError> {
+    if !well_formed(user_id, pin) {
+        return Err(StaffError::WrongPin);
+    }
     let now = now_secs();
     let actor = Actor {
         name: actor_name(user_id, device),
@@ -429,6 +449,14 @@ pub async fn check_pin(
         }
         return Err(StaffError::WrongPin);
     };
+    // Wrong PINs checked at the same time may have locked the user out
+    // since the check above: a right PIN then counts for nothing.
+    if let Some(left) = locked_for(&mut tx, user_id, now).await? {
+        return Err(StaffError::LockedOut {
+            user: user_id.to_owned(),
+            retry_after: left,
+        });
+    }
     sqlx::query("DELETE FROM pin_attempts WHERE user_id = ?")
         .bind(user_id)
         .execute(&mut *tx)
