@@ -10,6 +10,14 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use status::{admin, server};
 
+/// jemalloc rather than glibc's allocator: a replica holding 10,000
+/// long-polls keeps a third less resident, mostly because the pages of a
+/// connection's buffers that are never written are never touched (ADR 55,
+/// docs/BENCHMARKS.md).
+#[cfg(all(feature = "jemalloc", not(target_env = "msvc")))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Head office view of the fleet: desired vs applied revisions per store.
 #[derive(Debug, Parser)]
 #[command(name = "fleet-status", version)]
@@ -169,11 +177,46 @@ fn println_flush(line: &str) -> anyhow::Result<()> {
     out.flush().context("writing to stdout")
 }
 
+/// Every store holds a long-poll open, one file descriptor each: raise the
+/// soft open-files limit to the hard one, as a service holding thousands
+/// of connections must (systemd's soft default is 1024, its hard 524288).
+#[cfg(unix)]
+fn raise_open_files_limit() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok(limits) => limits,
+        Err(e) => {
+            tracing::warn!(error = %e, "Cannot read the open-files limit; leaving it as it is.");
+            return;
+        }
+    };
+    if soft >= hard {
+        return;
+    }
+    match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+        Ok(()) => tracing::info!(
+            from = soft,
+            to = hard,
+            "Open-files limit raised to the hard limit."
+        ),
+        Err(e) => tracing::warn!(
+            soft,
+            hard,
+            error = %e,
+            "Cannot raise the open-files limit: at most about {soft} stores can hold a long-poll."
+        ),
+    }
+}
+
+#[cfg(not(unix))]
+fn raise_open_files_limit() {}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let db = cli.database_url;
     match cli.command {
         Command::Serve(a) => {
             let a = *a;
+            raise_open_files_limit();
             let opts = server::ServeOptions {
                 listen: a.listen,
                 database_url: db,

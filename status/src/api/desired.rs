@@ -33,8 +33,11 @@ pub(super) async fn desired(
     headers: HeaderMap,
     Query(q): Query<DesiredQuery>,
 ) -> ApiResult<Response> {
-    let node = authenticate_node(&state, &method, &uri, &headers, &[]).await?;
-    // A held poll keeps only what it needs: not the request's headers.
+    // A held poll keeps only what it needs: not the request's headers, and
+    // not the room of the database's futures in its own state (each await
+    // of the database is boxed, freed when it is done: a held poll's state
+    // is then a few hundred bytes, not 3 KB; docs/BENCHMARKS.md).
+    let node = Box::pin(authenticate_node(&state, &method, &uri, &headers, &[])).await?;
     drop((headers, uri));
     let _held = Held::new(&state.metrics.long_polls);
     let wait = Duration::from_secs(q.wait.unwrap_or(0).min(MAX_WAIT_SECS));
@@ -49,9 +52,9 @@ pub(super) async fn desired(
         tokio::pin!(notified);
         notified.as_mut().enable();
         if std::mem::take(&mut look_for_actions) {
-            let actions = super::actions::deliver(&state, &node.store).await?;
+            let actions = Box::pin(super::actions::deliver(&state, &node.store)).await?;
             if !actions.is_empty() {
-                let row = state.store.get_store(&node.store).await?;
+                let row = Box::pin(state.store.get_store(&node.store)).await?;
                 return Ok(axum::Json(answer(&node.store, row, q.after, actions)).into_response());
             }
         }
@@ -66,7 +69,7 @@ pub(super) async fn desired(
             })
             .into_response());
         }
-        let row = state.store.get_store(&node.store).await?;
+        let row = Box::pin(state.store.get_store(&node.store)).await?;
         let timed_out = tokio::time::Instant::now() >= deadline;
         let d = answer(&node.store, row, q.after, Vec::new());
         if d.changed || timed_out {

@@ -272,3 +272,55 @@ fn the_systemd_unit_starts_fleet_status_with_its_env_and_flags_on_postgres() {
     healthz(&base);
     drop(service);
 }
+
+/// Every store holds a long-poll, one file descriptor each: the unit sets a
+/// hard open-files limit well above a large fleet, and `fleet-status
+/// serve` raises its soft limit (systemd's default is 1024) to the hard one
+/// at start, so it does not refuse the 1,025th store.
+#[test]
+fn serve_raises_its_open_files_limit_to_the_hard_one() {
+    let unit = std::fs::read_to_string(cloud_dir().join("fleet-status.service")).unwrap();
+    let in_unit: u64 = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("LimitNOFILE="))
+        .expect("LimitNOFILE= in fleet-status.service")
+        .trim()
+        .parse()
+        .expect("a number");
+    assert!(in_unit >= 20_000, "LimitNOFILE={in_unit}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("status.db").display()
+    );
+    let log = dir.path().join("server.log");
+    let child = Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -Sn 256 && exec "$0" serve --listen 127.0.0.1:0 --database-url "$1""#)
+        .arg(common::BIN)
+        .arg(&db)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(std::fs::File::create(&log).unwrap()))
+        .spawn()
+        .unwrap();
+    let mut service = Service(child);
+    let addr = testkit::listening_addr(&mut service.0, Duration::from_secs(60));
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", service.0.id())).unwrap();
+    drop(service);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(addr.is_ok(), "{addr:?}\n{text}");
+    // "Max open files            1048576              1048576              files"
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let n: Vec<&str> = line.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(n.len(), 2, "{line}");
+    let (soft, hard) = (n[0], n[1]);
+    assert_eq!(soft, hard, "{line}\n{text}");
+    assert_ne!(soft, "256", "{line}");
+    assert!(text.contains("Open-files limit raised"), "{text}");
+}
