@@ -742,51 +742,25 @@ mod tests {
                 let signature = repo
                     .blob(format!("{tenant}/{name} signature").as_bytes())
                     .expect("blob");
-                let mut store = repo.treebuilder(None).expect("tb");
-                match i {
-                    7 => {
-                        store
-                            .insert("release.yaml", release, 0o120000)
-                            .expect("link");
-                        store
-                            .insert("release.yaml.minisig", signature, MODE_BLOB)
-                            .expect("sig");
-                    }
-                    8 => {
-                        store
-                            .insert("release.yaml", release, MODE_BLOB)
-                            .expect("release");
-                    }
-                    9 => {
-                        store
-                            .insert("store.yaml", release, MODE_BLOB)
-                            .expect("other");
-                    }
+                // (file name, its blob, its mode) of the release, and
+                // whether the signature is beside it.
+                let (file, blob, mode, signed) = match i {
+                    7 => ("release.yaml", release, 0o120000, true),
+                    8 => ("release.yaml", release, MODE_BLOB, false),
+                    9 => ("store.yaml", release, MODE_BLOB, false),
                     10 => {
                         let big = repo.blob(&vec![b'x'; MAX_RELEASE_BYTES + 1]).expect("blob");
-                        store
-                            .insert("release.yaml", big, MODE_BLOB)
-                            .expect("release");
-                        store
-                            .insert("release.yaml.minisig", signature, MODE_BLOB)
-                            .expect("sig");
+                        ("release.yaml", big, MODE_BLOB, true)
                     }
-                    11 => {
-                        store
-                            .insert("release.yaml", release, MODE_BLOB_EXECUTABLE)
-                            .expect("x");
-                        store
-                            .insert("release.yaml.minisig", signature, MODE_BLOB)
-                            .expect("sig");
-                    }
-                    _ => {
-                        store
-                            .insert("release.yaml", release, MODE_BLOB)
-                            .expect("release");
-                        store
-                            .insert("release.yaml.minisig", signature, MODE_BLOB)
-                            .expect("sig");
-                    }
+                    11 => ("release.yaml", release, MODE_BLOB_EXECUTABLE, true),
+                    _ => ("release.yaml", release, MODE_BLOB, true),
+                };
+                let mut store = repo.treebuilder(None).expect("tb");
+                store.insert(file, blob, mode).expect("release");
+                if signed {
+                    store
+                        .insert("release.yaml.minisig", signature, MODE_BLOB)
+                        .expect("sig");
                 }
                 let store = store.write().expect("write");
                 if i == 12 {
