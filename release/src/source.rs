@@ -220,17 +220,82 @@ impl Mirror {
             .map_err(|e| fetch_err(e.message().to_owned()))?;
         let cancelled = Arc::new(AtomicBool::new(false));
         let deadline = Instant::now() + self.timeout;
-        let mut callbacks = RemoteCallbacks::new();
-        {
-            let cancelled = cancelled.clone();
-            callbacks.transfer_progress(move |_| {
-                if Instant::now() > deadline {
-                    cancelled.store(true, Ordering::SeqCst);
-                    return false;
-                }
-                true
+        let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking_ref());
+        let branch = format!("refs/heads/{}", self.branch);
+        // One connection: its ref advertisement says whether the branch
+        // moved, and only then does the same connection negotiate a pack.
+        // A shallow fetch of an unchanged branch would otherwise still
+        // have the Git host walk the commit's whole tree (ADR 56).
+        let outcome = (|| -> Result<Option<git2::Oid>, git2::Error> {
+            let mut connection = remote.connect_auth(
+                git2::Direction::Fetch,
+                Some(self.callbacks(deadline, &cancelled)),
+                None,
+            )?;
+            let advertised = connection
+                .list()?
+                .iter()
+                .find(|head| head.name() == branch)
+                .map(|head| head.oid());
+            if let Some(tip) = advertised
+                && repo.refname_to_id(&self.tracking_ref()).ok() == Some(tip)
+                && repo.find_commit(tip).is_ok()
+            {
+                return Ok(Some(tip));
+            }
+            let mut options = FetchOptions::new();
+            options.remote_callbacks(self.callbacks(deadline, &cancelled));
+            options.download_tags(git2::AutotagOption::None);
+            if shallow {
+                options.depth(1);
+            }
+            connection
+                .remote()
+                .fetch(&[refspec.as_str()], Some(&mut options), None)?;
+            Ok(None)
+        })();
+        if cancelled.load(Ordering::SeqCst) || Instant::now() > deadline + Duration::from_secs(1) {
+            return Err(SourceError::Timeout {
+                url: self.url.clone(),
+                secs: self.timeout.as_secs(),
             });
         }
+        if let Some(unchanged) = outcome.map_err(|e| fetch_err(e.message().to_owned()))? {
+            return Ok(Fetched {
+                commit: unchanged.to_string(),
+                warning: None,
+            });
+        }
+        let commit = repo
+            .find_reference(&self.tracking_ref())
+            .and_then(|r| r.peel_to_commit())
+            .map_err(|_| SourceError::NoBranch {
+                url: self.url.clone(),
+                branch: self.branch.clone(),
+            })?;
+        Ok(Fetched {
+            commit: commit.id().to_string(),
+            warning: None,
+        })
+    }
+
+    /// The callbacks of one fetch: it gives up (setting `cancelled`) once
+    /// `deadline` has passed, and answers the host's credential request
+    /// from the configured token or deploy key.
+    fn callbacks(
+        &self,
+        deadline: Instant,
+        cancelled: &Arc<AtomicBool>,
+    ) -> RemoteCallbacks<'static> {
+        let mut callbacks = RemoteCallbacks::new();
+        let cancelled = cancelled.clone();
+        callbacks.transfer_progress(move |_| {
+            if Instant::now() > deadline {
+                cancelled.store(true, Ordering::SeqCst);
+                return false;
+            }
+            true
+        });
         let credentials = self.credentials.clone();
         callbacks.credentials(move |_url, username, allowed| match &credentials {
             Credentials::Token(token) if allowed.is_user_pass_plaintext() => {
@@ -243,32 +308,7 @@ impl Mirror {
                 "the repository needs credentials: set git_token_file or git_ssh_key_file",
             )),
         });
-        let mut options = FetchOptions::new();
-        options.remote_callbacks(callbacks);
-        options.download_tags(git2::AutotagOption::None);
-        if shallow {
-            options.depth(1);
-        }
-        let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking_ref());
-        let result = remote.fetch(&[refspec.as_str()], Some(&mut options), None);
-        if cancelled.load(Ordering::SeqCst) || Instant::now() > deadline + Duration::from_secs(1) {
-            return Err(SourceError::Timeout {
-                url: self.url.clone(),
-                secs: self.timeout.as_secs(),
-            });
-        }
-        result.map_err(|e| fetch_err(e.message().to_owned()))?;
-        let commit = repo
-            .find_reference(&self.tracking_ref())
-            .and_then(|r| r.peel_to_commit())
-            .map_err(|_| SourceError::NoBranch {
-                url: self.url.clone(),
-                branch: self.branch.clone(),
-            })?;
-        Ok(Fetched {
-            commit: commit.id().to_string(),
-            warning: None,
-        })
+        callbacks
     }
 
     /// Remove lock files that a killed fetch left in the mirror. Call only

@@ -123,6 +123,52 @@ fn the_git_mirror_stays_bounded_over_1000_revisions() {
     );
 }
 
+/// A fetch whose branch has not moved ends at the ref advertisement: the
+/// same connection negotiates a pack only when the tip differs (ADR 56).
+/// libgit2 writes `FETCH_HEAD` for every fetch that negotiates, so it
+/// stays away while the branch stands still and comes back when it moves.
+#[test]
+fn an_unchanged_branch_is_not_fetched_again() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let srv = tmp.path().join("srv");
+    let served = git2::Repository::init_bare(srv.join("repo.git")).expect("bare repo");
+    served.set_head("refs/heads/main").expect("HEAD to main");
+    commit(&served, &noise(0), 0);
+    let daemon = GitDaemon::start(&srv, &tmp.path().join("daemon.log"));
+    let state = tmp.path().join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    let mirror = Mirror::new(
+        &state,
+        &daemon.url(),
+        "main",
+        Credentials::None,
+        Duration::from_secs(20),
+    );
+    let first = mirror.fetch().expect("first fetch");
+    let fetch_head = state.join("mirror.git/FETCH_HEAD");
+    assert!(fetch_head.exists(), "the first fetch negotiates a pack");
+    std::fs::remove_file(&fetch_head).expect("remove FETCH_HEAD");
+    for _ in 0..3 {
+        let again = mirror.fetch().expect("fetch of the unchanged branch");
+        assert_eq!(again.commit, first.commit);
+        assert!(
+            !fetch_head.exists(),
+            "an unchanged branch was negotiated again"
+        );
+    }
+    commit(&served, &noise(1), 1);
+    let moved = mirror.fetch().expect("fetch of the moved branch");
+    assert_ne!(moved.commit, first.commit);
+    assert!(fetch_head.exists(), "the moved branch is fetched");
+    match mirror
+        .read_release(&moved.commit, "tenants/acme/stores/soho")
+        .expect("read")
+    {
+        ReleaseFiles::Found { release, .. } => assert_eq!(release, noise(1)),
+        other => panic!("the moved branch's release: {other:?}"),
+    }
+}
+
 /// `source = "status"` (DESIGN.md §13): the same 1,000 revisions of a
 /// 16 KiB `release.yaml`, each pushed to the real Git host, fetched by the
 /// real `fleet-status` on its hook and read through its release relay by

@@ -110,9 +110,9 @@ async fn races_on_postgres() {
     races(TestDb::postgres()).await;
 }
 
-/// A fetch's desired rows are written 500 to a statement (ADR 54): every
-/// row of 1,201 (three statements, the last a short one) reads back as
-/// written, and a later fetch that finds fewer stores marks the others as
+/// A fetch's desired rows are written many to a statement (ADR 54; 500 on
+/// PostgreSQL, 50 on SQLite, ADR 56): every row of 1,201 (three or 25
+/// statements, the last a short one) reads back as written, and a later fetch that finds fewer stores marks the others as
 /// gone from the repo and rewrites the rest.
 async fn desired_rows_are_written_in_chunks(db: TestDb) {
     let store = db.open().await;
