@@ -73,32 +73,61 @@ fn noise(n: u64) -> Vec<u8> {
         .collect()
 }
 
+/// A bare repo whose `main` holds revision 0, served by a real
+/// `git daemon`, and a store's mirror of it (not fetched yet).
+struct Served {
+    repo: git2::Repository,
+    state: std::path::PathBuf,
+    mirror: Mirror,
+    // Dropped after the fields above: the daemon stops, then the
+    // directory goes.
+    _daemon: GitDaemon,
+    _tmp: tempfile::TempDir,
+}
+
+impl Served {
+    fn start() -> Served {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let srv = tmp.path().join("srv");
+        let served = git2::Repository::init_bare(srv.join("repo.git")).expect("bare repo");
+        served.set_head("refs/heads/main").expect("HEAD to main");
+        commit(&served, &noise(0), 0);
+        let daemon = GitDaemon::start(&srv, &tmp.path().join("daemon.log"));
+        let state = tmp.path().join("state");
+        std::fs::create_dir_all(&state).expect("state dir");
+        let mirror = Mirror::new(
+            &state,
+            &daemon.url(),
+            "main",
+            Credentials::None,
+            Duration::from_secs(20),
+        );
+        Served {
+            repo: served,
+            state,
+            mirror,
+            _daemon: daemon,
+            _tmp: tmp,
+        }
+    }
+}
+
 #[test]
 fn the_git_mirror_stays_bounded_over_1000_revisions() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let srv = tmp.path().join("srv");
-    let served = git2::Repository::init_bare(srv.join("repo.git")).expect("bare repo");
-    served.set_head("refs/heads/main").expect("HEAD to main");
-    commit(&served, &noise(0), 0);
-    let daemon = GitDaemon::start(&srv, &tmp.path().join("daemon.log"));
-    let state = tmp.path().join("state");
-    std::fs::create_dir_all(&state).expect("state dir");
-    let mirror = Mirror::new(
-        &state,
-        &daemon.url(),
-        "main",
-        Credentials::None,
-        Duration::from_secs(20),
-    );
-    mirror.fetch().expect("first fetch");
-    let fresh = size(&state.join("mirror.git"));
+    let srv = Served::start();
+    srv.mirror.fetch().expect("first fetch");
+    let fresh = size(&srv.state.join("mirror.git"));
     let mut largest = fresh;
     for n in 1..=1000 {
-        commit(&served, &noise(n), n);
-        let fetched = mirror.fetch().unwrap_or_else(|e| panic!("fetch {n}: {e}"));
-        largest = largest.max(size(&state.join("mirror.git")));
+        commit(&srv.repo, &noise(n), n);
+        let fetched = srv
+            .mirror
+            .fetch()
+            .unwrap_or_else(|e| panic!("fetch {n}: {e}"));
+        largest = largest.max(size(&srv.state.join("mirror.git")));
         if n % 250 == 0 {
-            match mirror
+            match srv
+                .mirror
                 .read_release(&fetched.commit, "tenants/acme/stores/soho")
                 .expect("read")
             {
@@ -118,7 +147,7 @@ fn the_git_mirror_stays_bounded_over_1000_revisions() {
         "the mirror grew to {largest} bytes (fresh: {fresh}): it keeps history"
     );
     assert!(
-        !state.join("mirror.git.new").exists(),
+        !srv.state.join("mirror.git.new").exists(),
         "no rebuild left behind"
     );
 }
@@ -129,38 +158,25 @@ fn the_git_mirror_stays_bounded_over_1000_revisions() {
 /// stays away while the branch stands still and comes back when it moves.
 #[test]
 fn an_unchanged_branch_is_not_fetched_again() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let srv = tmp.path().join("srv");
-    let served = git2::Repository::init_bare(srv.join("repo.git")).expect("bare repo");
-    served.set_head("refs/heads/main").expect("HEAD to main");
-    commit(&served, &noise(0), 0);
-    let daemon = GitDaemon::start(&srv, &tmp.path().join("daemon.log"));
-    let state = tmp.path().join("state");
-    std::fs::create_dir_all(&state).expect("state dir");
-    let mirror = Mirror::new(
-        &state,
-        &daemon.url(),
-        "main",
-        Credentials::None,
-        Duration::from_secs(20),
-    );
-    let first = mirror.fetch().expect("first fetch");
-    let fetch_head = state.join("mirror.git/FETCH_HEAD");
+    let srv = Served::start();
+    let first = srv.mirror.fetch().expect("first fetch");
+    let fetch_head = srv.state.join("mirror.git/FETCH_HEAD");
     assert!(fetch_head.exists(), "the first fetch negotiates a pack");
     std::fs::remove_file(&fetch_head).expect("remove FETCH_HEAD");
     for _ in 0..3 {
-        let again = mirror.fetch().expect("fetch of the unchanged branch");
+        let again = srv.mirror.fetch().expect("fetch of the unchanged branch");
         assert_eq!(again.commit, first.commit);
         assert!(
             !fetch_head.exists(),
             "an unchanged branch was negotiated again"
         );
     }
-    commit(&served, &noise(1), 1);
-    let moved = mirror.fetch().expect("fetch of the moved branch");
+    commit(&srv.repo, &noise(1), 1);
+    let moved = srv.mirror.fetch().expect("fetch of the moved branch");
     assert_ne!(moved.commit, first.commit);
     assert!(fetch_head.exists(), "the moved branch is fetched");
-    match mirror
+    match srv
+        .mirror
         .read_release(&moved.commit, "tenants/acme/stores/soho")
         .expect("read")
     {
