@@ -202,7 +202,7 @@ impl Agent {
     async fn fetch_git(&self, r: &mut Report) -> Result<String, FetchError> {
         let fetched = self.fetch().await?;
         if let Some(w) = fetched.warning {
-            tracing::warn!(warning = %w, "The mirror could not be rebuilt; using it as it is.");
+            tracing::warn!(warning = %w, "The Git mirror needed a rebuild; see the warning.");
             r.warnings.push(w);
         }
         Ok(fetched.commit)

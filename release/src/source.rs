@@ -12,7 +12,10 @@
 //! brought, so when the mirror has grown past twice its size after the last
 //! rebuild (plus [`COMPACT_SLACK_BYTES`]) it is rebuilt by a fresh depth-1
 //! fetch into `mirror.git.new`, swapped in by two renames. A local-path
-//! repo cannot be fetched shallow by libgit2 and is mirrored whole.
+//! repo cannot be fetched shallow by libgit2 and is mirrored whole. A
+//! mirror whose branch names a commit it no longer holds is rebuilt the
+//! same way when its fetch fails, instead of failing every fetch. A fetch
+//! whose branch has not moved ends at the ref advertisement (ADR 56).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -141,7 +144,22 @@ impl Mirror {
     /// bound is rebuilt (see the module docs).
     pub fn fetch(&self) -> Result<Fetched, SourceError> {
         let shallow = is_network_url(&self.url);
-        let mut fetched = self.fetch_into(&self.path, shallow)?;
+        let mut fetched = match self.fetch_into(&self.path, shallow) {
+            // A mirror whose branch names a commit it no longer holds
+            // (its packs deleted by hand, say) fails every fetch the same
+            // way: fetch it afresh beside it and swap it in.
+            Err(e @ SourceError::Fetch { .. }) if self.lost_its_tip() => {
+                let repaired = self.rebuild(shallow, None)?.ok_or(e)?;
+                Fetched {
+                    warning: Some(format!(
+                        "the mirror {} had lost the objects of its last fetch; it was fetched afresh",
+                        self.path.display()
+                    )),
+                    ..repaired
+                }
+            }
+            other => other?,
+        };
         // A mirror that cannot be rebuilt now (a full disk, say) is still a
         // good mirror: the release is read from it, and the rebuild waits.
         if shallow && let Err(e) = self.compact_if_grown(&fetched) {
@@ -186,6 +204,27 @@ impl Mirror {
             }
             return Ok(());
         }
+        // The branch may move between the two fetches: then the caller
+        // reads the commit it was given, which the old mirror holds, so
+        // the old one stays this time and is rebuilt at the next fetch.
+        self.rebuild(true, Some(&fetched.commit)).map(|_| ())
+    }
+
+    /// Fetch the branch afresh into `mirror.git.new` and swap it in for
+    /// the mirror; with `only_at`, only when the fresh fetch found that
+    /// commit (else the fresh one is dropped and `None` answered).
+    fn rebuild(
+        &self,
+        shallow: bool,
+        only_at: Option<&str>,
+    ) -> Result<Option<Fetched>, SourceError> {
+        let io = |path: &Path| {
+            let path = path.to_path_buf();
+            move |e: std::io::Error| SourceError::Mirror {
+                path,
+                source: git2::Error::from_str(&e.to_string()),
+            }
+        };
         let new = self.side(".new");
         let old = self.side(".old");
         for leftover in [&new, &old] {
@@ -193,19 +232,27 @@ impl Mirror {
                 std::fs::remove_dir_all(leftover).map_err(io(leftover))?;
             }
         }
-        let rebuilt = self.fetch_into(&new, true)?;
-        if rebuilt.commit != fetched.commit {
-            // The branch moved between the two fetches: the rebuilt mirror
-            // is just as good (newer), and the caller reads the commit it
-            // was given, which the old mirror holds: keep the old one this
-            // time and rebuild at the next fetch.
-            return std::fs::remove_dir_all(&new).map_err(io(&new));
+        let rebuilt = self.fetch_into(&new, shallow)?;
+        if only_at.is_some_and(|c| c != rebuilt.commit) {
+            std::fs::remove_dir_all(&new).map_err(io(&new))?;
+            return Ok(None);
         }
-        let fresh = dir_size(&new).map_err(io(&new))?;
-        std::fs::write(new.join(COMPACTED_SIZE_FILE), fresh.to_string()).map_err(io(&new))?;
+        if shallow {
+            let fresh = dir_size(&new).map_err(io(&new))?;
+            std::fs::write(new.join(COMPACTED_SIZE_FILE), fresh.to_string()).map_err(io(&new))?;
+        }
         std::fs::rename(&self.path, &old).map_err(io(&self.path))?;
         std::fs::rename(&new, &self.path).map_err(io(&new))?;
-        std::fs::remove_dir_all(&old).map_err(io(&old))
+        std::fs::remove_dir_all(&old).map_err(io(&old))?;
+        Ok(Some(rebuilt))
+    }
+
+    /// Whether the mirror's tracking ref names a commit the mirror does
+    /// not hold.
+    fn lost_its_tip(&self) -> bool {
+        let Ok(repo) = self.open() else { return false };
+        repo.refname_to_id(&self.tracking_ref())
+            .is_ok_and(|tip| repo.find_commit(tip).is_err())
     }
 
     /// Fetch the branch into the bare repo at `path` (created if missing).

@@ -322,7 +322,7 @@ fn fetch_and_scan(cfg: &FetchConfig, last: &LastScan) -> Result<Fetch, desired::
     let fetched = mirror.fetch()?;
     let fetch_took = started.elapsed();
     if let Some(w) = &fetched.warning {
-        warn!(warning = %w, "The mirror could not be rebuilt; using it as it is.");
+        warn!(warning = %w, "The Git mirror needed a rebuild; see the warning.");
     }
     let now = chrono::Utc::now();
     if let Some((commit, recheck_at)) = last

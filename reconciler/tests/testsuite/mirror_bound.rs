@@ -156,6 +156,7 @@ fn the_git_mirror_stays_bounded_over_1000_revisions() {
 /// same connection negotiates a pack only when the tip differs (ADR 56).
 /// libgit2 writes `FETCH_HEAD` for every fetch that negotiates, so it
 /// stays away while the branch stands still and comes back when it moves.
+/// A mirror that names a tip it no longer holds is rebuilt, not trusted.
 #[test]
 fn an_unchanged_branch_is_not_fetched_again() {
     let srv = Served::start();
@@ -183,6 +184,27 @@ fn an_unchanged_branch_is_not_fetched_again() {
         ReleaseFiles::Found { release, .. } => assert_eq!(release, noise(1)),
         other => panic!("the moved branch's release: {other:?}"),
     }
+    // A mirror that lost its objects but not its ref (packs deleted by
+    // hand) is fetched afresh and swapped in, with a warning for the log.
+    for pack in std::fs::read_dir(srv.state.join("mirror.git/objects/pack")).expect("packs") {
+        std::fs::remove_file(pack.expect("entry").path()).expect("remove pack");
+    }
+    let repaired = srv.mirror.fetch().expect("fetch into the emptied mirror");
+    assert_eq!(repaired.commit, moved.commit);
+    let warning = repaired.warning.expect("the repair is reported");
+    assert!(warning.contains("fetched afresh"), "{warning}");
+    match srv
+        .mirror
+        .read_release(&repaired.commit, "tenants/acme/stores/soho")
+        .expect("read after the repair")
+    {
+        ReleaseFiles::Found { release, .. } => assert_eq!(release, noise(1)),
+        other => panic!("the repaired mirror's release: {other:?}"),
+    }
+    assert!(!srv.state.join("mirror.git.new").exists());
+    assert!(!srv.state.join("mirror.git.old").exists());
+    let again = srv.mirror.fetch().expect("fetch after the repair");
+    assert_eq!((again.commit, again.warning), (moved.commit, None));
 }
 
 /// `source = "status"` (DESIGN.md §13): the same 1,000 revisions of a
