@@ -110,6 +110,18 @@ impl Served {
             _tmp: tmp,
         }
     }
+
+    /// The store's `release.yaml` as the mirror reads it at `commit`.
+    fn release_at(&self, commit: &str) -> Vec<u8> {
+        match self
+            .mirror
+            .read_release(commit, "tenants/acme/stores/soho")
+            .unwrap_or_else(|e| panic!("read at {commit}: {e}"))
+        {
+            ReleaseFiles::Found { release, .. } => release,
+            other => panic!("the release at {commit}: {other:?}"),
+        }
+    }
 }
 
 #[test]
@@ -126,16 +138,11 @@ fn the_git_mirror_stays_bounded_over_1000_revisions() {
             .unwrap_or_else(|e| panic!("fetch {n}: {e}"));
         largest = largest.max(size(&srv.state.join("mirror.git")));
         if n % 250 == 0 {
-            match srv
-                .mirror
-                .read_release(&fetched.commit, "tenants/acme/stores/soho")
-                .expect("read")
-            {
-                ReleaseFiles::Found { release, .. } => {
-                    assert_eq!(release, noise(n), "revision {n} reads back")
-                }
-                other => panic!("revision {n}: {other:?}"),
-            }
+            assert_eq!(
+                srv.release_at(&fetched.commit),
+                noise(n),
+                "revision {n} reads back"
+            );
         }
     }
     let history = 1000 * 16 * 1024;
@@ -176,14 +183,7 @@ fn an_unchanged_branch_is_not_fetched_again() {
     let moved = srv.mirror.fetch().expect("fetch of the moved branch");
     assert_ne!(moved.commit, first.commit);
     assert!(fetch_head.exists(), "the moved branch is fetched");
-    match srv
-        .mirror
-        .read_release(&moved.commit, "tenants/acme/stores/soho")
-        .expect("read")
-    {
-        ReleaseFiles::Found { release, .. } => assert_eq!(release, noise(1)),
-        other => panic!("the moved branch's release: {other:?}"),
-    }
+    assert_eq!(srv.release_at(&moved.commit), noise(1));
     // A mirror that lost its objects but not its ref (packs deleted by
     // hand) is fetched afresh and swapped in, with a warning for the log.
     for pack in std::fs::read_dir(srv.state.join("mirror.git/objects/pack")).expect("packs") {
@@ -193,14 +193,7 @@ fn an_unchanged_branch_is_not_fetched_again() {
     assert_eq!(repaired.commit, moved.commit);
     let warning = repaired.warning.expect("the repair is reported");
     assert!(warning.contains("fetched afresh"), "{warning}");
-    match srv
-        .mirror
-        .read_release(&repaired.commit, "tenants/acme/stores/soho")
-        .expect("read after the repair")
-    {
-        ReleaseFiles::Found { release, .. } => assert_eq!(release, noise(1)),
-        other => panic!("the repaired mirror's release: {other:?}"),
-    }
+    assert_eq!(srv.release_at(&repaired.commit), noise(1));
     assert!(!srv.state.join("mirror.git.new").exists());
     assert!(!srv.state.join("mirror.git.old").exists());
     let again = srv.mirror.fetch().expect("fetch after the repair");
