@@ -84,6 +84,15 @@ pub fn is_network_url(url: &str) -> bool {
             .is_some_and(|(host, _)| host.contains('@') && !host.contains('/'))
 }
 
+/// A filesystem error on `path` of the mirror, for `map_err`.
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SourceError {
+    let path = path.to_path_buf();
+    move |e| SourceError::Mirror {
+        path,
+        source: git2::Error::from_str(&e.to_string()),
+    }
+}
+
 /// What the store's release directory holds at a commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReleaseFiles {
@@ -180,13 +189,6 @@ impl Mirror {
     /// Rebuild the mirror with one fresh shallow fetch when it holds more
     /// than twice what the last rebuild left (plus the slack).
     fn compact_if_grown(&self, fetched: &Fetched) -> Result<(), SourceError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |e: std::io::Error| SourceError::Mirror {
-                path,
-                source: git2::Error::from_str(&e.to_string()),
-            }
-        };
         let size = dir_size(&self.path).map_err(io(&self.path))?;
         let record = self.path.join(COMPACTED_SIZE_FILE);
         let baseline = std::fs::read_to_string(&record)
@@ -218,13 +220,6 @@ impl Mirror {
         shallow: bool,
         only_at: Option<&str>,
     ) -> Result<Option<Fetched>, SourceError> {
-        let io = |path: &Path| {
-            let path = path.to_path_buf();
-            move |e: std::io::Error| SourceError::Mirror {
-                path,
-                source: git2::Error::from_str(&e.to_string()),
-            }
-        };
         let new = self.side(".new");
         let old = self.side(".old");
         for leftover in [&new, &old] {
@@ -267,40 +262,7 @@ impl Mirror {
             .map_err(|e| fetch_err(e.message().to_owned()))?;
         let cancelled = Arc::new(AtomicBool::new(false));
         let deadline = Instant::now() + self.timeout;
-        let refspec = format!("+refs/heads/{}:{}", self.branch, self.tracking_ref());
-        let branch = format!("refs/heads/{}", self.branch);
-        // One connection: its ref advertisement says whether the branch
-        // moved, and only then does the same connection negotiate a pack.
-        // A shallow fetch of an unchanged branch would otherwise still
-        // have the Git host walk the commit's whole tree (ADR 56).
-        let outcome = (|| -> Result<Option<git2::Oid>, git2::Error> {
-            let mut connection = remote.connect_auth(
-                git2::Direction::Fetch,
-                Some(self.callbacks(deadline, &cancelled)),
-                None,
-            )?;
-            let advertised = connection
-                .list()?
-                .iter()
-                .find(|head| head.name() == branch)
-                .map(|head| head.oid());
-            if let Some(tip) = advertised
-                && repo.refname_to_id(&self.tracking_ref()).ok() == Some(tip)
-                && repo.find_commit(tip).is_ok()
-            {
-                return Ok(Some(tip));
-            }
-            let mut options = FetchOptions::new();
-            options.remote_callbacks(self.callbacks(deadline, &cancelled));
-            options.download_tags(git2::AutotagOption::None);
-            if shallow {
-                options.depth(1);
-            }
-            connection
-                .remote()
-                .fetch(&[refspec.as_str()], Some(&mut options), None)?;
-            Ok(None)
-        })();
+        let outcome = self.negotiate(&repo, &mut remote, shallow, deadline, &cancelled);
         if cancelled.load(Ordering::SeqCst) || Instant::now() > deadline + Duration::from_secs(1) {
             return Err(SourceError::Timeout {
                 url: self.url.clone(),
@@ -324,6 +286,50 @@ impl Mirror {
             commit: commit.id().to_string(),
             warning: None,
         })
+    }
+
+    /// Connect to the host and read its ref advertisement: `Some(tip)`
+    /// when the branch is where the mirror already has it (nothing is
+    /// asked for), else the branch fetched on the same connection and
+    /// `None`. A shallow fetch of an unchanged branch would otherwise still
+    /// have the host walk the commit's whole tree (ADR 56), and a second
+    /// connection would be a second request to it.
+    fn negotiate(
+        &self,
+        repo: &Repository,
+        remote: &mut git2::Remote<'_>,
+        shallow: bool,
+        deadline: Instant,
+        cancelled: &Arc<AtomicBool>,
+    ) -> Result<Option<git2::Oid>, git2::Error> {
+        let branch = format!("refs/heads/{}", self.branch);
+        let mut connection = remote.connect_auth(
+            git2::Direction::Fetch,
+            Some(self.callbacks(deadline, cancelled)),
+            None,
+        )?;
+        let advertised = connection
+            .list()?
+            .iter()
+            .find(|head| head.name() == branch)
+            .map(|head| head.oid());
+        if let Some(tip) = advertised
+            && repo.refname_to_id(&self.tracking_ref()).ok() == Some(tip)
+            && repo.find_commit(tip).is_ok()
+        {
+            return Ok(Some(tip));
+        }
+        let mut options = FetchOptions::new();
+        options.remote_callbacks(self.callbacks(deadline, cancelled));
+        options.download_tags(git2::AutotagOption::None);
+        if shallow {
+            options.depth(1);
+        }
+        let refspec = format!("+{branch}:{}", self.tracking_ref());
+        connection
+            .remote()
+            .fetch(&[refspec.as_str()], Some(&mut options), None)?;
+        Ok(None)
     }
 
     /// The callbacks of one fetch: it gives up (setting `cancelled`) once

@@ -82,20 +82,10 @@ const STORE_REPORTS: &str = "SELECT id, received_at, key_id, outcome, \
 const AUDIT_ENTRIES: &str =
     "SELECT id, at, actor, action, store, result, detail FROM status_audit ORDER BY id";
 
-/// $1 store, $2 tenant, $3 revision, $4 commit, $5 expiry, $6 valid (0/1),
-/// $7 error, $8 time checked.
-/// Rows of one `set_desired` statement: 8 parameters each, well under
-/// SQLite's 32,766 and PostgreSQL's 65,535 parameters a statement. SQLite
-/// looks each `$n` up in a list as long as the statement's parameters
-/// (when preparing, and again when sqlx binds each one), so its cost a row
-/// grows with the statement: there 50 rows a statement (400 parameters)
-/// record 10,000 stores several times faster than 500 (ADR 56).
-fn set_desired_rows<DB: Database>() -> usize {
-    if DB::NAME == "SQLite" { 50 } else { 500 }
-}
-
 /// The upsert of `rows` desired rows, each bound as store, tenant,
-/// revision, commit, expiry, valid, error, checked at.
+/// revision, commit, expiry, valid (0/1), error, checked at: 8 parameters
+/// a row, so a backend's rows a statement (`desired_rows`) stay well under
+/// SQLite's 32,766 and PostgreSQL's 65,535 parameters a statement.
 fn set_desired_sql(rows: usize) -> String {
     let values: Vec<String> = (0..rows)
         .map(|i| {
@@ -159,14 +149,24 @@ pub struct SqlStore<DB: Database> {
     write: Pool<DB>,
     read: Pool<DB>,
     batches: GroupCommit,
+    /// Rows of one `set_desired` statement: the backend's own ([`SqlStore::new`]).
+    desired_rows: usize,
 }
 
 impl<DB: Database> SqlStore<DB> {
-    pub(super) fn new(write: Pool<DB>, read: Pool<DB>, batches: GroupCommit) -> SqlStore<DB> {
+    /// The store on these pools, writing desired rows `desired_rows` to
+    /// a statement.
+    pub(super) fn new(
+        write: Pool<DB>,
+        read: Pool<DB>,
+        batches: GroupCommit,
+        desired_rows: usize,
+    ) -> SqlStore<DB> {
         SqlStore {
             write,
             read,
             batches,
+            desired_rows: desired_rows.max(1),
         }
     }
 }
@@ -513,7 +513,7 @@ where
                 .await?;
             // Many rows a statement: 10,000 stores are 20 (PostgreSQL) or
             // 200 (SQLite) round trips to the database, not 10,000.
-            for chunk in rows.chunks(set_desired_rows::<DB>()) {
+            for chunk in rows.chunks(self.desired_rows) {
                 let sql = set_desired_sql(chunk.len());
                 let mut q = sqlx::query::<DB>(&sql);
                 for d in chunk {
