@@ -154,7 +154,7 @@ async fn fill(db: Arc<dyn Store>, stores: usize, reports: usize) -> anyhow::Resu
                     };
                     // The production write path: a fresh nonce, an enrolled node.
                     let stored = db
-                        .ingest_report(&status::tokens::nonce(), &report)
+                        .ingest_report(&status::tokens::nonce(), &report, None)
                         .await?;
                     anyhow::ensure!(
                         matches!(stored, Ingested::Stored(_)),

@@ -369,7 +369,7 @@ async fn report(
             body: "{}".into(),
         };
         match store
-            .ingest_report(&status::tokens::nonce(), &report)
+            .ingest_report(&status::tokens::nonce(), &report, None)
             .await?
         {
             Ingested::Stored(_) => n += 1,

@@ -16,7 +16,7 @@ use tracing::warn;
 use wire::report::Report;
 
 use super::{ApiResult, AppError, AppState, audit};
-use crate::node_auth::{self, SignedHeaders};
+use crate::node_auth::{self, PendingSignature, SignedHeaders};
 use crate::store::{Ingested, NewReport, Node};
 
 /// Node keys that verified a report before, by the key header's text:
@@ -79,7 +79,7 @@ pub(crate) async fn authenticate_node(
     headers: &HeaderMap,
     body: &[u8],
 ) -> ApiResult<Node> {
-    let (node, signed) = verify_node(state, method, uri, headers, body, None).await?;
+    let (node, signed, _) = verify_node(state, method, uri, headers, body, None).await?;
     tracing::Span::current().record("store", node.store.as_str());
     if !state
         .store
@@ -103,8 +103,11 @@ pub(crate) async fn authenticate_node(
 /// [`Store::ingest_report`](crate::store::Store::ingest_report)). Each refusal leaves an audit entry.
 ///
 /// With `known`, a key found there is taken as it was when it last
-/// verified, revocation included: only for a caller whose write checks
-/// revocation again ([`KnownKeys`]).
+/// verified, revocation included, and its request's Ed25519 signature is
+/// answered still to verify, every other check passed: only for a caller
+/// whose write checks revocation again and verifies that signature before
+/// it writes anything ([`KnownKeys`], ADR 58). Otherwise the answer's
+/// signature is `None`: it was verified here.
 async fn verify_node(
     state: &AppState,
     method: &Method,
@@ -112,7 +115,7 @@ async fn verify_node(
     headers: &HeaderMap,
     body: &[u8],
     known: Option<&KnownKeys>,
-) -> ApiResult<(Node, SignedHeaders)> {
+) -> ApiResult<(Node, SignedHeaders, Option<PendingSignature>)> {
     let signed = SignedHeaders {
         key: header(headers, node_auth::HEADER_KEY)?.to_owned(),
         timestamp: header(headers, node_auth::HEADER_TIMESTAMP)?.to_owned(),
@@ -121,7 +124,7 @@ async fn verify_node(
     };
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     if let Some(k) = known.and_then(|k| k.get(&signed.key)) {
-        let checked = node_auth::verify_request(
+        let checked = node_auth::check_request(
             &k.key,
             method.as_str(),
             path,
@@ -129,18 +132,20 @@ async fn verify_node(
             &signed,
             state.clock.now(),
         );
-        if let Err(e) = checked {
-            let action = format!("{method} {}", uri.path());
-            return refuse(
-                state,
-                &signed.key,
-                &action,
-                Some(&k.node.store),
-                e.to_string(),
-            )
-            .await;
-        }
-        return Ok((k.node.clone(), signed));
+        return match checked {
+            Ok(pending) => Ok((k.node.clone(), signed, Some(pending))),
+            Err(e) => {
+                let action = format!("{method} {}", uri.path());
+                refuse(
+                    state,
+                    &signed.key,
+                    &action,
+                    Some(&k.node.store),
+                    e.to_string(),
+                )
+                .await
+            }
+        };
     }
     let action = format!("{method} {}", uri.path());
     let Some(node) = state.store.find_node(&signed.key).await? else {
@@ -184,7 +189,7 @@ async fn verify_node(
             },
         );
     }
-    Ok((node, signed))
+    Ok((node, signed, None))
 }
 
 async fn refuse_revoked<T>(state: &AppState, key: &str, action: &str, node: &Node) -> ApiResult<T> {
@@ -252,7 +257,10 @@ fn release_api(versions: &[String]) -> Option<String> {
 /// `POST /api/v1/reports`. The signature is checked first; the nonce is
 /// recorded together with the report, in one transaction
 /// ([`Store::ingest_report`](crate::store::Store::ingest_report)), which also checks once more, as it writes,
-/// that the key is not revoked.
+/// that the key is not revoked. A known key's signature is verified by
+/// that write, with the others of its batch (ADR 58), unless the body is
+/// refused: then it is verified first, so that a request with a bad
+/// signature is refused as such, whatever its body.
 pub(super) async fn post_report(
     State(state): State<AppState>,
     method: Method,
@@ -261,10 +269,22 @@ pub(super) async fn post_report(
     body: Bytes,
 ) -> ApiResult<Response> {
     let known = &state.known_keys;
-    let (node, signed) = verify_node(&state, &method, &uri, &headers, &body, Some(known)).await?;
+    let (node, signed, pending) =
+        verify_node(&state, &method, &uri, &headers, &body, Some(known)).await?;
     tracing::Span::current().record("store", node.store.as_str());
-    let report: Report = serde_json::from_slice(&body)
-        .map_err(|e| AppError::bad_request(format!("report body: {e}")))?;
+    let action = "POST /api/v1/reports";
+    let parsed = serde_json::from_slice::<Report>(&body)
+        .map_err(|e| AppError::bad_request(format!("report body: {e}")));
+    let report = match parsed {
+        Ok(report) if report.store == node.store => report,
+        refused => {
+            // The body is refused; first, whether the request is the node's.
+            if let Some(Err(e)) = pending.as_ref().map(PendingSignature::verify) {
+                return refuse(&state, &signed.key, action, Some(&node.store), e.to_string()).await;
+            }
+            refused?
+        }
+    };
     if report.store != node.store {
         // THREATS.md row 13: the key decides the store; a body naming
         // another store is refused, not silently re-labelled.
@@ -276,7 +296,7 @@ pub(super) async fn post_report(
         audit(
             &state,
             &format!("node-key:{}", node.key_id),
-            "POST /api/v1/reports",
+            action,
             Some(&node.store),
             "refused",
             &why,
@@ -300,9 +320,12 @@ pub(super) async fn post_report(
         // Valid UTF-8: it just parsed as JSON.
         body: String::from_utf8_lossy(&body).into_owned(),
     };
-    let action = "POST /api/v1/reports";
-    let id = match state.store.ingest_report(&signed.nonce, &new).await? {
+    let id = match state.store.ingest_report(&signed.nonce, &new, pending).await? {
         Ingested::Stored(id) => id,
+        Ingested::BadSignature => {
+            let why = node_auth::NodeAuthError::BadSignature.to_string();
+            return refuse(&state, &signed.key, action, Some(&node.store), why).await;
+        }
         Ingested::NonceReused => return refuse_nonce(&state, &signed.key, action, &node).await,
         Ingested::NodeRevoked => {
             known.forget(&signed.key);

@@ -25,6 +25,8 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use crate::node_auth::PendingSignature;
+
 mod group_commit;
 mod postgres;
 mod rows;
@@ -167,6 +169,9 @@ pub enum Ingested {
     /// The key is revoked (or unknown) at the moment of writing: nothing
     /// was written.
     NodeRevoked,
+    /// The request's signature, left to the write to verify, does not
+    /// hold: nothing was written.
+    BadSignature,
 }
 
 /// One row of the fleet overview.
@@ -391,10 +396,17 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// used `nonce` before ([`Ingested::NonceReused`]) or is not an active
     /// key when the transaction writes ([`Ingested::NodeRevoked`]), so a
     /// revocation committed after the caller looked the node up still wins.
+    ///
+    /// With `signature`, the request's Ed25519 signature is still to be
+    /// verified: the reports that wait for the same transaction have
+    /// theirs verified together, as one batch, and one whose signature does
+    /// not hold is answered [`Ingested::BadSignature`] with nothing written
+    /// (ADR 58).
     fn ingest_report<'a>(
         &'a self,
         nonce: &'a str,
         report: &'a NewReport,
+        signature: Option<PendingSignature>,
     ) -> StoreFuture<'a, Ingested>;
 
     /// Record what the repo offers each store at a fetched commit; stores

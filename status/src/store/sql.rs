@@ -19,8 +19,8 @@ use super::group_commit::GroupCommit;
 use super::rows::{count, rev_db};
 use super::{
     ActionAnswer, ActionRow, AlertEvent, AuditEntry, BundleRow, DesiredRow, HeldAlert, Ingested,
-    NewAudit, NewBundle, NewOperator, NewReport, Node, OperatorRow, QueuedAlert, ReportRow, Store,
-    StoreFuture, StoreRow, TokenProblem,
+    NewAudit, NewBundle, NewOperator, NewReport, Node, OperatorRow, PendingSignature, QueuedAlert,
+    ReportRow, Store, StoreFuture, StoreRow, TokenProblem,
 };
 
 /// An operator token by its hash ($1): the columns of [`OperatorRow`].
@@ -501,8 +501,9 @@ where
         &'a self,
         nonce: &'a str,
         rep: &'a NewReport,
+        signature: Option<PendingSignature>,
     ) -> StoreFuture<'a, Ingested> {
-        Box::pin(self.batches.ingest(nonce, rep))
+        Box::pin(self.batches.ingest(nonce, rep, signature))
     }
 
     fn set_desired<'a>(&'a self, rows: &'a [DesiredRow]) -> StoreFuture<'a, ()> {

@@ -123,7 +123,7 @@ async fn racing_ingests_of_one_nonce_store_one_report(db: TestDb) {
     for _ in 0..16 {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
-            s.ingest_report("nonce-0001", &new_report("key-1", "{}"))
+            s.ingest_report("nonce-0001", &new_report("key-1", "{}"), None)
                 .await
                 .unwrap()
         }));
@@ -146,7 +146,7 @@ async fn racing_ingests_of_one_nonce_store_one_report(db: TestDb) {
     );
     assert!(matches!(
         store
-            .ingest_report("nonce-0002", &new_report("key-1", "{}"))
+            .ingest_report("nonce-0002", &new_report("key-1", "{}"), None)
             .await
             .unwrap(),
         Ingested::Stored(_)
@@ -164,7 +164,7 @@ async fn a_revoked_key_stores_nothing(db: TestDb) {
     assert_eq!(store.revoke_store_nodes(STORE, 150).await.unwrap(), 1);
     assert_eq!(
         store
-            .ingest_report("nonce-0001", &new_report("key-1", "{}"))
+            .ingest_report("nonce-0001", &new_report("key-1", "{}"), None)
             .await
             .unwrap(),
         Ingested::NodeRevoked
@@ -187,7 +187,7 @@ async fn a_failing_report_fails_alone(db: TestDb) {
         let s = store.clone();
         tasks.push(tokio::spawn(async move {
             let body = if i == 11 { "{\"x\": \"\u{0}\"}" } else { "{}" };
-            s.ingest_report(&format!("nonce-{i:04}"), &new_report("key-1", body))
+            s.ingest_report(&format!("nonce-{i:04}"), &new_report("key-1", body), None)
                 .await
         }));
     }
@@ -254,7 +254,7 @@ async fn batched_summaries_equal_the_reports_applied_one_by_one(db: TestDb) {
             let st = store.clone();
             let nonce = format!("round-{round}-{nonce}");
             tasks.push(tokio::spawn(async move {
-                let got = st.ingest_report(&nonce, &rep).await.unwrap();
+                let got = st.ingest_report(&nonce, &rep, None).await.unwrap();
                 (got, rep)
             }));
         }

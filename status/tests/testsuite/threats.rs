@@ -19,6 +19,7 @@ on_both!(
     row12_bootstrap_token_reused_expired_or_for_another_store,
     row13_node_reports_as_another_store,
     row14_replayed_or_skewed_requests,
+    row14_forged_reports_sent_with_good_ones_are_refused_alone,
     row15_revoked_node_keeps_reporting,
     row16_operator_of_another_tenant,
     row28_operator_tokens_expire_are_revoked_and_keep_to_their_stores,
@@ -210,6 +211,89 @@ async fn row14_replayed_or_skewed_requests(db: TestDb) {
         1,
         "only the first was stored"
     );
+}
+
+/// Row 14, with a known key: its reports' signatures are verified by the
+/// write, as one batch (ADR 58). Forged reports sent at the same time as
+/// good ones are refused, each with its own audit entry, and write nothing
+/// (their nonces stay unused); every good one is stored.
+async fn row14_forged_reports_sent_with_good_ones_are_refused_alone(db: TestDb) {
+    let server = start(&db);
+    let node = server.enrolled_node(STORE).await;
+    // The first report makes the key known (verified at once).
+    let r = server
+        .report(&node, &report(STORE, "converged", Some(1), Some(1)))
+        .await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
+
+    let path = "/api/v1/reports";
+    let mut sends = tokio::task::JoinSet::new();
+    let mut forged_nonces = Vec::new();
+    for i in 0..24u64 {
+        let forged = i % 3 == 1;
+        let body = serde_json::to_vec(&report(STORE, "converged", Some(i + 2), Some(i + 2))).unwrap();
+        let mut headers = node.sign("POST", path, &body, Utc::now());
+        let sent = if forged {
+            // The node's signature of another body of the same store.
+            let other = report(STORE, "failed", Some(i + 2), Some(1));
+            let other = serde_json::to_vec(&other).unwrap();
+            let h = node.sign("POST", path, &other, Utc::now());
+            headers.signature = h.signature;
+            forged_nonces.push((headers.nonce.clone(), body.clone()));
+            other
+        } else {
+            body
+        };
+        let client = server.client.clone();
+        let url = format!("{}{path}", server.base);
+        sends.spawn(async move {
+            let mut rb = client
+                .post(url)
+                .header("content-type", "application/json")
+                .body(sent);
+            for (k, v) in headers.pairs() {
+                rb = rb.header(k, v);
+            }
+            let r = rb.send().await.unwrap();
+            let status = r.status().as_u16();
+            let body: serde_json::Value = r.json().await.unwrap();
+            (forged, status, body)
+        });
+    }
+    let (mut stored, mut refused) = (0, 0);
+    while let Some(done) = sends.join_next().await {
+        let (forged, status, body) = done.unwrap();
+        if forged {
+            assert_eq!(status, 401, "{body:?}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("does not verify")),
+                "{body:?}"
+            );
+            refused += 1;
+        } else {
+            assert_eq!(status, 201, "{body:?}");
+            stored += 1;
+        }
+    }
+    assert_eq!((stored, refused), (16, 8));
+    let reasons: Vec<String> = refusals(&db, "POST /api/v1/reports")
+        .await
+        .into_iter()
+        .map(|e| e.detail)
+        .collect();
+    assert_eq!(reasons.len(), 8, "{reasons:?}");
+    assert!(reasons.iter().all(|r| r.contains("does not verify")), "{reasons:?}");
+    let op = server.operator(&["acme"]);
+    let v = server.store_view(&op, STORE).await;
+    assert_eq!(v["reports"].as_array().unwrap().len(), 17, "the first and 16 good ones");
+    // Nothing of a forged request was written, its nonce included: the
+    // node's own request with that nonce is still taken.
+    let (nonce, body) = forged_nonces.swap_remove(0);
+    let headers = status::node_auth::sign_request(&node.key, "POST", path, &body, Utc::now(), &nonce);
+    let r = server.send_signed("POST", path, &body, &headers).await;
+    assert_eq!(r.status, 201, "{:?}", r.body);
 }
 
 /// Row 15: a revoked node gets 401 on its next request.

@@ -113,7 +113,7 @@ pub async fn ingest(
     report: &status::store::NewReport,
 ) -> i64 {
     let nonce = status::tokens::nonce();
-    match store.ingest_report(&nonce, report).await.unwrap() {
+    match store.ingest_report(&nonce, report, None).await.unwrap() {
         status::store::Ingested::Stored(id) => id,
         other => panic!(
             "report of {} by key {} not stored: {other:?}",
