@@ -280,7 +280,14 @@ pub(super) async fn post_report(
         refused => {
             // The body is refused; first, whether the request is the node's.
             if let Some(Err(e)) = pending.as_ref().map(PendingSignature::verify) {
-                return refuse(&state, &signed.key, action, Some(&node.store), e.to_string()).await;
+                return refuse(
+                    &state,
+                    &signed.key,
+                    action,
+                    Some(&node.store),
+                    e.to_string(),
+                )
+                .await;
             }
             refused?
         }
@@ -320,7 +327,11 @@ pub(super) async fn post_report(
         // Valid UTF-8: it just parsed as JSON.
         body: String::from_utf8_lossy(&body).into_owned(),
     };
-    let id = match state.store.ingest_report(&signed.nonce, &new, pending).await? {
+    let id = match state
+        .store
+        .ingest_report(&signed.nonce, &new, pending)
+        .await?
+    {
         Ingested::Stored(id) => id,
         Ingested::BadSignature => {
             let why = node_auth::NodeAuthError::BadSignature.to_string();

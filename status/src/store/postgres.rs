@@ -1,8 +1,8 @@
 //! The PostgreSQL backend: how it connects and migrates, and its report
 //! ingest. Everything else is the shared [`SqlStore`].
 //!
-//! One pool serves reads and writes; the group-commit writer ([`WRITERS`])
-//! takes a connection of it while it writes a batch, as one statement
+//! One pool serves reads and writes; the group-commit writer takes a
+//! connection of it while it writes a batch, as one statement
 //! ([`INGEST_BATCH`], ADR 24 and 50).
 
 use std::time::Duration;
@@ -17,13 +17,6 @@ use super::{Ingested, NewReport, StoreError, StoreFuture, StoreResult};
 
 /// The PostgreSQL backend.
 pub type PgStore = SqlStore<Postgres>;
-
-/// Group-commit writers, each with a connection of the pool while it
-/// writes. One, as on SQLite: with a batch written as one statement, one
-/// writer makes the largest batches and cost the least CPU per report
-/// (measured with 1, 2 and 4: 9,949, ~9,100 and 6,308 reports/s, PostgreSQL
-/// CPU 55, 75 and 132 µs per report; docs/BENCHMARKS.md, ingest).
-const WRITERS: usize = 1;
 
 /// That the database of `url` exists and holds the service's tables.
 pub(super) async fn check_set_up(url: &str) -> StoreResult<()> {
@@ -62,7 +55,7 @@ pub(super) async fn open(url: &str) -> StoreResult<PgStore> {
     sqlx::migrate!("../migrations/status/postgres")
         .run(&pool)
         .await?;
-    let batches = GroupCommit::start(pool.clone(), WRITERS);
+    let batches = GroupCommit::start(pool.clone());
     Ok(SqlStore::new(pool.clone(), pool, batches, DESIRED_ROWS))
 }
 

@@ -231,7 +231,8 @@ async fn row14_forged_reports_sent_with_good_ones_are_refused_alone(db: TestDb) 
     let mut forged_nonces = Vec::new();
     for i in 0..24u64 {
         let forged = i % 3 == 1;
-        let body = serde_json::to_vec(&report(STORE, "converged", Some(i + 2), Some(i + 2))).unwrap();
+        let body =
+            serde_json::to_vec(&report(STORE, "converged", Some(i + 2), Some(i + 2))).unwrap();
         let mut headers = node.sign("POST", path, &body, Utc::now());
         let sent = if forged {
             // The node's signature of another body of the same store.
@@ -284,14 +285,22 @@ async fn row14_forged_reports_sent_with_good_ones_are_refused_alone(db: TestDb) 
         .map(|e| e.detail)
         .collect();
     assert_eq!(reasons.len(), 8, "{reasons:?}");
-    assert!(reasons.iter().all(|r| r.contains("does not verify")), "{reasons:?}");
+    assert!(
+        reasons.iter().all(|r| r.contains("does not verify")),
+        "{reasons:?}"
+    );
     let op = server.operator(&["acme"]);
     let v = server.store_view(&op, STORE).await;
-    assert_eq!(v["reports"].as_array().unwrap().len(), 17, "the first and 16 good ones");
+    assert_eq!(
+        v["reports"].as_array().unwrap().len(),
+        17,
+        "the first and 16 good ones"
+    );
     // Nothing of a forged request was written, its nonce included: the
     // node's own request with that nonce is still taken.
     let (nonce, body) = forged_nonces.swap_remove(0);
-    let headers = status::node_auth::sign_request(&node.key, "POST", path, &body, Utc::now(), &nonce);
+    let headers =
+        status::node_auth::sign_request(&node.key, "POST", path, &body, Utc::now(), &nonce);
     let r = server.send_signed("POST", path, &body, &headers).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
 }
