@@ -41,6 +41,10 @@ pub(super) async fn check_set_up(url: &str) -> StoreResult<()> {
     }
 }
 
+/// Batches the group commit writes at once, each on its own connection
+/// (ADR 58).
+const WRITES_IN_FLIGHT: usize = 2;
+
 /// Desired rows a `set_desired` statement (4,000 parameters): 10,000
 /// stores are 20 round trips (ADR 54).
 const DESIRED_ROWS: usize = 500;
@@ -55,7 +59,7 @@ pub(super) async fn open(url: &str) -> StoreResult<PgStore> {
     sqlx::migrate!("../migrations/status/postgres")
         .run(&pool)
         .await?;
-    let batches = GroupCommit::start(pool.clone());
+    let batches = GroupCommit::start(pool.clone(), WRITES_IN_FLIGHT);
     Ok(SqlStore::new(pool.clone(), pool, batches, DESIRED_ROWS))
 }
 

@@ -93,7 +93,7 @@ pub(super) async fn open(url: &str) -> StoreResult<SqliteStore> {
         .connect_with(options)
         .await
         .map_err(StoreError::Connect)?;
-    let batches = GroupCommit::start(write.clone());
+    let batches = GroupCommit::start(write.clone(), 1);
     Ok(SqlStore::new(write, read, batches, DESIRED_ROWS))
 }
 
