@@ -275,23 +275,15 @@ pub(super) async fn post_report(
     let action = "POST /api/v1/reports";
     let parsed = serde_json::from_slice::<Report>(&body)
         .map_err(|e| AppError::bad_request(format!("report body: {e}")));
-    let report = match parsed {
-        Ok(report) if report.store == node.store => report,
-        refused => {
-            // The body is refused; first, whether the request is the node's.
-            if let Some(Err(e)) = pending.as_ref().map(PendingSignature::verify) {
-                return refuse(
-                    &state,
-                    &signed.key,
-                    action,
-                    Some(&node.store),
-                    e.to_string(),
-                )
-                .await;
-            }
-            refused?
-        }
-    };
+    // A body about to be refused: first, whether the request is the node's,
+    // so that a forged request is refused as such whatever its body.
+    if !matches!(&parsed, Ok(r) if r.store == node.store)
+        && let Some(Err(e)) = pending.as_ref().map(PendingSignature::verify)
+    {
+        let why = e.to_string();
+        return refuse(&state, &signed.key, action, Some(&node.store), why).await;
+    }
+    let report = parsed?;
     if report.store != node.store {
         // THREATS.md row 13: the key decides the store; a body naming
         // another store is refused, not silently re-labelled.

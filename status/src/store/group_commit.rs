@@ -1,10 +1,12 @@
 //! Group commit of [`Store::ingest_report`](super::Store::ingest_report),
 //! shared by both backends: each caller queues its report and awaits its
-//! own answer; writer tasks each take whatever has queued and commit it in
-//! one transaction (ADR 24). What a batch's transaction runs is the
-//! backend's ([`BatchWrite`]); this module knows no SQL. Before it writes,
-//! a writer verifies the request signatures its callers left to it, all
-//! of the batch's as one Ed25519 batch (ADR 58).
+//! own answer; one writer takes whatever has queued and commits it in one
+//! transaction (ADR 24). What a batch's transaction runs is the backend's
+//! ([`BatchWrite`]); this module knows no SQL. Before it writes, the
+//! writer verifies the request signatures its callers left to it, what
+//! arrived together as one Ed25519 batch (ADR 58).
+
+use std::collections::HashMap;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -93,7 +95,8 @@ pub(super) fn summaries<'a>(batch: &'a [Queued], stored: &[bool]) -> Vec<Summary
 /// and the verification is not on the path from one write to the next
 /// (ADR 58). With `in_flight` above one (PostgreSQL), a second batch is
 /// written before the first is committed once it holds
-/// [`SECOND_WRITE_MIN`] reports: the database's round trip and WAL flush
+/// [`SECOND_WRITE_MIN`] reports, none of a store the first holds
+/// ([`start_write`]): the database's round trip and WAL flush
 /// then overlap instead of setting the rate, and batches stay large
 /// enough that a report costs the database little (two writers that each
 /// took what had queued made batches of a few reports, and cost 85 µs of
@@ -136,6 +139,26 @@ impl GroupCommit {
     }
 }
 
+/// Whether the writer starts a write of `ready` now, with `writing`
+/// batches in flight holding the stores counted in `busy`. An idle writer
+/// writes whatever is ready, however little. Another write runs beside
+/// only within `in_flight`, with at least [`SECOND_WRITE_MIN`] reports,
+/// and with no report of a store a write in flight holds: two batches of
+/// one store could commit in either order, and its summary must end with
+/// its last report.
+fn start_write(
+    ready: &[Queued],
+    writing: usize,
+    busy: &HashMap<String, usize>,
+    in_flight: usize,
+) -> bool {
+    !ready.is_empty()
+        && (writing == 0
+            || (writing < in_flight
+                && ready.len() >= SECOND_WRITE_MIN
+                && ready.iter().all(|q| !busy.contains_key(&q.report.store))))
+}
+
 /// The writer: take what has queued, verify its signatures, write it and
 /// answer each caller (a task per write); meanwhile receive and verify the
 /// next batch; until every sender is gone and nothing is left.
@@ -143,18 +166,27 @@ async fn run_writer(pool: impl BatchWrite, mut rx: mpsc::Receiver<Queued>, in_fl
     // Verified, waiting for a write.
     let mut ready: Vec<Queued> = Vec::new();
     let mut writes = tokio::task::JoinSet::new();
+    // The stores of each write in flight, and how many of those writes
+    // hold each store.
+    let mut stores_of: HashMap<tokio::task::Id, Vec<String>> = HashMap::new();
+    let mut busy: HashMap<String, usize> = HashMap::new();
     let mut open = true;
     loop {
         take_queued(None, &mut rx, &mut ready, &mut open);
-        while !ready.is_empty()
-            && (writes.is_empty() || (writes.len() < in_flight && ready.len() >= SECOND_WRITE_MIN))
-        {
+        while start_write(&ready, writes.len(), &busy, in_flight) {
             let batch = std::mem::take(&mut ready);
+            let stores: Vec<String> = batch.iter().map(|q| q.report.store.clone()).collect();
+            for store in &stores {
+                *busy.entry(store.clone()).or_default() += 1;
+            }
             let pool = pool.clone();
-            writes.spawn(async move {
-                let written = pool.write_batch(&batch).await;
-                answer(&pool, batch, written).await;
-            });
+            let id = writes
+                .spawn(async move {
+                    let written = pool.write_batch(&batch).await;
+                    answer(&pool, batch, written).await;
+                })
+                .id();
+            stores_of.insert(id, stores);
             take_queued(None, &mut rx, &mut ready, &mut open);
         }
         if !open && ready.is_empty() && writes.is_empty() {
@@ -162,11 +194,27 @@ async fn run_writer(pool: impl BatchWrite, mut rx: mpsc::Receiver<Queued>, in_fl
         }
         tokio::select! {
             biased;
-            Some(_) = writes.join_next(), if !writes.is_empty() => {}
+            Some(done) = writes.join_next_with_id(), if !writes.is_empty() => {
+                let id = match done {
+                    Ok((id, ())) => id,
+                    Err(e) => e.id(),
+                };
+                for store in stores_of.remove(&id).unwrap_or_default() {
+                    if let Some(n) = busy.get_mut(&store) {
+                        *n -= 1;
+                        if *n == 0 {
+                            busy.remove(&store);
+                        }
+                    }
+                }
+            }
             q = rx.recv(), if open && ready.len() < MAX_BATCH => match q {
                 Some(q) => take_queued(Some(q), &mut rx, &mut ready, &mut open),
                 None => open = false,
             },
+            // Not reached: with no write in flight, whatever is ready was
+            // just written, and with nothing ready either the loop ended
+            // above or receiving is enabled.
             else => {}
         }
     }
@@ -395,5 +443,43 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_second_write_starts_only_with_room_enough_reports_and_other_stores() {
+        let batch = |stores: &[&str]| -> Vec<Queued> {
+            stores
+                .iter()
+                .enumerate()
+                .map(|(i, s)| queued(s, "k", &i.to_string(), None))
+                .collect()
+        };
+        let none = HashMap::new();
+        let eight: Vec<String> = (0..8).map(|i| format!("acme/s{i}")).collect();
+        let eight: Vec<&str> = eight.iter().map(String::as_str).collect();
+        assert!(!start_write(&[], 0, &none, 2), "nothing to write");
+        assert!(
+            start_write(&batch(&["acme/a"]), 0, &none, 2),
+            "an idle writer writes one"
+        );
+        assert!(
+            !start_write(&batch(&eight[..7]), 1, &none, 2),
+            "too few beside a write"
+        );
+        assert!(start_write(&batch(&eight), 1, &none, 2));
+        assert!(
+            !start_write(&batch(&eight), 1, &none, 1),
+            "SQLite: one at a time"
+        );
+        assert!(!start_write(&batch(&eight), 2, &none, 2), "no room");
+        let busy = HashMap::from([("acme/s3".to_owned(), 1)]);
+        assert!(
+            !start_write(&batch(&eight), 1, &busy, 2),
+            "a store being written waits"
+        );
+        assert!(
+            start_write(&batch(&eight), 0, &busy, 2),
+            "…unless nothing is in flight"
+        );
     }
 }

@@ -2,8 +2,8 @@
 //! ingest. Everything else is the shared [`SqlStore`].
 //!
 //! One pool serves reads and writes; the group-commit writer takes a
-//! connection of it while it writes a batch, as one statement
-//! ([`INGEST_BATCH`], ADR 24 and 50).
+//! connection of it for each batch it writes (up to [`WRITES_IN_FLIGHT`]
+//! at once), as one statement ([`INGEST_BATCH`], ADR 24, 50 and 58).
 
 use std::time::Duration;
 
